@@ -1,0 +1,45 @@
+"""The `rcai` console script. Command groups register themselves on `app` when imported."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+import typer
+
+from ..errors import RcaiError
+
+app = typer.Typer(
+    name="rcai",
+    help="Hardware-aware NAS for diffusion super-resolution: profile ops on a target, search a "
+    "latency-aware subnet, export it and measure the whole T-step sampling loop.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Each module adds its commands to `app` at import (see e.g. rcai/cli/space.py).
+COMMAND_MODULES = ["space", "train", "sample", "profile", "tables", "search", "predictor", "deploy", "pipeline"]
+
+for _name in COMMAND_MODULES:
+    try:
+        importlib.import_module(f"{__package__}.{_name}")
+    except ModuleNotFoundError as e:  # a command group not built yet
+        if e.name != f"{__package__}.{_name}":
+            raise
+
+
+def main() -> None:
+    """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    try:
+        rv = app(standalone_mode=False)
+    except click.ClickException as e:  # usage errors: click's own message, exit 2
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except RcaiError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)
