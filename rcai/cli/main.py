@@ -4,7 +4,6 @@ from __future__ import annotations
 import importlib
 import sys
 
-import click
 import typer
 
 from ..errors import RcaiError
@@ -18,6 +17,13 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """rcai: profile -> search -> export -> bench. Run `rcai COMMAND --help` for each step."""
+
+
 # Each module adds its commands to `app` at import (see e.g. rcai/cli/space.py).
 COMMAND_MODULES = ["space", "train", "sample", "profile", "tables", "search", "predictor", "deploy", "pipeline"]
 
@@ -30,16 +36,10 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    """Entry point: bad input is one line on stderr and exit code 2, never a traceback.
+    (Usage errors are handled by typer itself, also with exit code 2.)"""
     try:
-        rv = app(standalone_mode=False)
-    except click.ClickException as e:  # usage errors: click's own message, exit 2
-        e.show()
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
+        app()
     except RcaiError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
-    sys.exit(rv if isinstance(rv, int) else 0)

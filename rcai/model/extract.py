@@ -1,0 +1,25 @@
+"""Subnet extraction: argmax of every mixed op -> a plain UNet with only the chosen ops, weights inherited."""
+from __future__ import annotations
+
+from ..space.space import Arch, SearchSpace
+from ..space.subnet import SubnetSpec
+from .mixed import MixedOp
+from .unet import UNet
+
+
+def argmax_arch(supernet: UNet, space: SearchSpace | None = None) -> Arch:
+    """The argmax choice of every active slot (a nested slot counts only if its parent chose it)."""
+    by_path = {m.path: m for m in supernet.modules() if isinstance(m, MixedOp)}
+    space = space or SearchSpace(supernet.preset)
+    return space.pick(lambda slot: by_path[slot.path].argmax())
+
+
+def extract_subnet(supernet: UNet, arch: Arch | None = None) -> tuple[UNet, SubnetSpec]:
+    """Build the subnet (`arch`, default argmax) and copy its weights from the supernet."""
+    space = SearchSpace(supernet.preset)
+    choices = space.validate(arch) if arch is not None else argmax_arch(supernet, space)
+    spec = SubnetSpec(supernet.preset, choices)
+    subnet = UNet(supernet.preset, spec.choices).to(next(supernet.parameters()).device)
+    source = supernet.state_dict()
+    subnet.load_state_dict({k: source[k] for k in subnet.state_dict()})
+    return subnet, spec

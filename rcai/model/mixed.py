@@ -1,0 +1,123 @@
+"""Multi-Operation (mixed) blocks: a weighted sum of candidate ops, weights = f(alpha).
+
+`MixedOp` is a slot of the supernet; `FixedOp` is the same slot in a subnet, holding only the chosen
+op under the same parameter path (`<slot>.ops.<name>.*`), so a subnet's state_dict is a subset of
+the supernet's and extraction is a plain copy of tensors.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import RcaiError
+
+WeightFn = Callable[[torch.Tensor, float], torch.Tensor]
+_SOFTMAX: dict[str, WeightFn] = {}
+
+
+def register_softmax(name: str):
+    def deco(fn: WeightFn) -> WeightFn:
+        _SOFTMAX[name] = fn
+        return fn
+
+    return deco
+
+
+@register_softmax("simple")
+def simple_softmax(alpha: torch.Tensor, tau: float) -> torch.Tensor:
+    return torch.softmax(alpha, dim=-1)
+
+
+@register_softmax("temperature")
+def temperature_softmax(alpha: torch.Tensor, tau: float) -> torch.Tensor:
+    return torch.softmax(alpha / tau, dim=-1)
+
+
+@register_softmax("gumbel")
+def gumbel_softmax(alpha: torch.Tensor, tau: float) -> torch.Tensor:
+    return F.gumbel_softmax(alpha, tau=tau, hard=False, dim=-1)
+
+
+def get_softmax(name: str) -> WeightFn:
+    if name not in _SOFTMAX:
+        raise RcaiError(f"unknown softmax {name!r}; known: {', '.join(sorted(_SOFTMAX))}")
+    return _SOFTMAX[name]
+
+
+def list_softmax() -> list[str]:
+    return sorted(_SOFTMAX)
+
+
+@dataclass(frozen=True)
+class TanhTemperature:
+    """The report's eq. 8 temperature decay, over `width` steps from `max` down to `min`.
+
+    Eq. 8 as printed, (1 - tanh(3(x - w/2)/(w/2))) * (max - min)/2 - min, ends near -0.03 for
+    max=20, min=0.08: negative temperatures are meaningless and Fig. 4.5 plots a curve from max down
+    to min. We implement the plotted curve, i.e. `+ min` instead of `- min`:
+    tau(0) = 19.95, tau(w/2) = 10.04, tau(w) = 0.129 for the report's values.
+    """
+
+    max: float = 20.0
+    min: float = 0.08
+    width: int = 100
+
+    def __call__(self, step: int) -> float:
+        half = self.width / 2
+        return (1 - math.tanh(3 * (step - half) / half)) * (self.max - self.min) / 2 + self.min
+
+
+class Slot(nn.Module):
+    """Common part of MixedOp and FixedOp: a named choice among candidate ops."""
+
+    def __init__(self, path: str, ops: dict[str, nn.Module]):
+        super().__init__()
+        self.path = path
+        self.ops = nn.ModuleDict(ops)
+
+    @property
+    def choices(self) -> list[str]:
+        return list(self.ops.keys())
+
+
+class MixedOp(Slot):
+    """Supernet slot: sum_i f(alpha)_i * op_i(x). The weights of the last forward are kept in
+    `last_weights` so the expected cost uses the very weights the data saw (Gumbel noise included)."""
+
+    def __init__(self, path: str, ops: dict[str, nn.Module], softmax: str = "simple"):
+        super().__init__(path, ops)
+        self.alpha = nn.Parameter(torch.zeros(len(ops)))
+        self.softmax = softmax
+        self.tau = 1.0
+        self.last_weights: torch.Tensor | None = None
+
+    def weights(self) -> torch.Tensor:
+        return get_softmax(self.softmax)(self.alpha, self.tau)
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        w = self.weights()
+        self.last_weights = w
+        out = None
+        for wi, op in zip(w, self.ops.values()):
+            y = wi * op(*args)
+            out = y if out is None else out + y
+        return out
+
+    def argmax(self) -> str:
+        return self.choices[int(torch.argmax(self.alpha.detach()))]
+
+
+class FixedOp(Slot):
+    """Subnet slot: exactly one op, no architecture parameter."""
+
+    def __init__(self, path: str, name: str, op: nn.Module):
+        super().__init__(path, {name: op})
+        self.choice = name
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return self.ops[self.choice](*args)

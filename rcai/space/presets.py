@@ -1,0 +1,140 @@
+"""Presets: frozen, JSON-round-tripping descriptions of a searchable SR3 UNet.
+
+A preset is data, not code: its ops are names from the op registry (rcai/model/ops).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import RcaiError
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    base_channels: int
+    channel_mults: tuple[int, ...]
+    res_blocks: int  # ResNet blocks per UNet level
+    attn_from_depth: int  # levels >= this depth get the attention/multi-op slot (0-based)
+    lr_size: int
+    hr_size: int
+    gnconv_ops: tuple[str, ...]  # candidates of every GN-conv slot; the first is the base model's
+    resnet_ops: tuple[str, ...]  # candidates of the ResNet multi-op slot; "gnconv" nests a GN-conv slot
+    search_decoder: bool = False  # decoder blocks searchable too (else fixed to the base choice)
+    groups: int = 32  # GroupNorm groups (clamped to a divisor of the channel count)
+    dropout: float = 0.0
+    emb_mult: int = 4  # noise-embedding width = emb_mult * base_channels
+    # Diffusion schedule (report: T=2000, betas linspace(1e-6, 0.01)).
+    T: int = 2000
+    beta_start: float = 1e-6
+    beta_end: float = 0.01
+    description: str = ""
+
+    @property
+    def levels(self) -> int:
+        return len(self.channel_mults)
+
+    @property
+    def emb_dim(self) -> int:
+        return self.emb_mult * self.base_channels
+
+    def channels(self, depth: int) -> int:
+        return self.base_channels * self.channel_mults[depth]
+
+    def resolution(self, depth: int) -> int:
+        return self.hr_size // 2**depth
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Preset":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise RcaiError(f"preset: unknown fields {sorted(unknown)}")
+        tuples = {f.name for f in dataclasses.fields(cls) if "tuple" in str(f.type)}
+        return cls(**{k: tuple(v) if k in tuples else v for k, v in d.items()})
+
+    @property
+    def hash(self) -> str:
+        """Short content hash: two presets with the same hash build the same network."""
+        payload = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(payload).hexdigest()[:12]
+
+
+_PRESETS: dict[str, Callable[[], Preset]] = {}
+
+
+def register_preset(fn: Callable[[], Preset]) -> Callable[[], Preset]:
+    _PRESETS[fn().name] = fn
+    return fn
+
+
+def get_preset(name: str) -> Preset:
+    if name not in _PRESETS:
+        raise RcaiError(f"unknown preset {name!r}; known: {', '.join(sorted(_PRESETS))}")
+    return _PRESETS[name]()
+
+
+def list_presets() -> list[str]:
+    return sorted(_PRESETS)
+
+
+@register_preset
+def rcai_report() -> Preset:
+    """The RCAI report's network (Table 4.1, Fig. 4.3): 944,784 subnets.
+
+    Per encoder level one ResNet block = GN-conv slot (3) x GN-conv slot (3) = 9 choices; from depth 3
+    on the block also has the ResNet multi-op {attention, gnconv}, and "gnconv" nests a 3-way GN-conv
+    slot, so that slot has 1 + 3 = 4 choices and the block 36. Levels 0,1,2 give 9 each, levels 3,4
+    give 36 each: 9*9*9*36*36 = 944,784. The report does not name its 3 GN-conv ops; we take
+    conv3x3 (the base SR3 op), conv5x5 and conv1x1. Decoder blocks are fixed to the base ops, as the
+    report's count covers the five encoder blocks only.
+    """
+    return Preset(
+        name="rcai-report",
+        base_channels=64,
+        channel_mults=(1, 2, 4, 8, 16),
+        res_blocks=1,
+        attn_from_depth=3,
+        lr_size=64,
+        hr_size=128,
+        gnconv_ops=("conv3x3", "conv5x5", "conv1x1"),
+        resnet_ops=("attention", "gnconv"),
+        search_decoder=False,
+        groups=32,
+        dropout=0.1,
+        T=2000,
+        beta_start=1e-6,
+        beta_end=0.01,
+        description="RCAI report (SR3 64->128, 64 ch, mults 1,2,4,8,16)",
+    )
+
+
+@register_preset
+def tiny() -> Preset:
+    """Small enough for 2 CPU cores, with cheap choices (skip, depthwise-separable, narrow) so a
+    latency-aware search has something to trade. Encoder and decoder are both searchable."""
+    return Preset(
+        name="tiny",
+        base_channels=16,
+        channel_mults=(1, 2, 4),
+        res_blocks=1,
+        attn_from_depth=2,
+        lr_size=32,
+        hr_size=64,
+        gnconv_ops=("conv3x3", "conv5x5", "dwsep3x3", "narrow3x3", "skip"),
+        resnet_ops=("attention", "gnconv"),
+        search_decoder=True,
+        groups=8,
+        dropout=0.0,
+        T=1000,
+        beta_start=1e-6,
+        beta_end=0.02,
+        description="tiny CPU preset (32->64, 16 ch, mults 1,2,4)",
+    )
