@@ -1,0 +1,64 @@
+"""SR3 training objective (report Algorithm 1 with eq. 7): continuous noise level γ, L1 on ε."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..errors import RcaiError
+from .schedule import NoiseSchedule
+
+TorchDenoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def sample_timesteps(schedule: NoiseSchedule, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """t ~ U{1..T}, int64 [B] on the CPU."""
+    return torch.randint(1, schedule.T + 1, (batch,), generator=generator)
+
+
+def sample_gamma(
+    schedule: NoiseSchedule, t: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """γ ~ U(ᾱ_t, ᾱ_{t-1}) per element of t (int tensor in 1..T); float64 [B] on the CPU.
+    Kept in float64 because 1-γ is ~1e-6 near t = 1 and must not round to 0."""
+    t = t.to("cpu", torch.int64)
+    if t.numel() and (int(t.min()) < 1 or int(t.max()) > schedule.T):
+        raise RcaiError(f"sample_gamma: timesteps must lie in 1..{schedule.T}")
+    table = torch.from_numpy(schedule.alpha_bar_table)
+    lo, hi = table[t], table[t - 1]  # ᾱ_t < ᾱ_{t-1}
+    u = torch.rand(t.shape, generator=generator, dtype=torch.float64)
+    return lo + (hi - lo) * u
+
+
+def q_sample(hr: torch.Tensor, gamma: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """y = √γ·hr + √(1-γ)·ε with γ per batch element (float64 [B])."""
+    shape = (-1,) + (1,) * (hr.dim() - 1)
+    a = gamma.sqrt().to(hr.device, hr.dtype).view(shape)
+    b = (1.0 - gamma).sqrt().to(hr.device, hr.dtype).view(shape)
+    return a * hr + b * eps
+
+
+def diffusion_loss(
+    denoiser: TorchDenoiser,
+    schedule: NoiseSchedule,
+    lr_up: torch.Tensor,
+    hr: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Mean L1 between ε and denoiser(cat[lr_up, y_t], √γ) for one batch (report eq. 7).
+
+    lr_up, hr: [B,3,H,W] in [-1,1]. The denoiser is fed noise_level = √γ as float32 [B,1].
+    Random draws (t, γ, ε) come from `generator` on the CPU, so a seed reproduces a step on any device.
+    """
+    if lr_up.shape != hr.shape or hr.dim() != 4:
+        raise RcaiError(f"diffusion_loss: lr_up {tuple(lr_up.shape)} and hr {tuple(hr.shape)} must both be [B,C,H,W]")
+    b = hr.shape[0]
+    t = sample_timesteps(schedule, b, generator)
+    gamma = sample_gamma(schedule, t, generator)
+    eps = torch.randn(hr.shape, generator=generator, dtype=hr.dtype).to(hr.device)
+    y_t = q_sample(hr, gamma, eps)
+    noise_level = gamma.sqrt().to(hr.device, torch.float32).view(b, 1)
+    pred = denoiser(torch.cat([lr_up, y_t], dim=1), noise_level)
+    if pred.shape != eps.shape:
+        raise RcaiError(f"diffusion_loss: denoiser returned {tuple(pred.shape)}, expected {tuple(eps.shape)}")
+    return torch.nn.functional.l1_loss(pred, eps)
