@@ -1,0 +1,99 @@
+"""The cost-model seam: "what does this architecture cost on that target".
+
+Search and bench depend on `CostModel`, never on a concrete one. Per-op models (the cost table, the
+analytic counters) also give the differentiable expected cost of a supernet (rcai/cost/expected.py);
+whole-network models (the GNN predictor) only estimate subnets.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Mapping
+
+from ..model.ops import OpSpec
+from ..space.presets import Preset
+from ..space.space import SearchSpace
+from .counters import op_counts
+from .table import CostTable
+
+
+@dataclass(frozen=True)
+class Cost:
+    latency_ms: float  # one denoising step (one network evaluation)
+    flops: float
+    params: float
+    memory_bytes: float  # peak activation memory of the largest op (weights excluded)
+    steps: int = 1  # sampling steps of the loop the latency is for
+
+    @property
+    def loop_ms(self) -> float:
+        """The whole sampling loop: the denoiser runs once per step."""
+        return self.latency_ms * self.steps
+
+    def to_dict(self) -> dict[str, float]:
+        return {**asdict(self), "loop_ms": self.loop_ms}
+
+
+class CostModel(ABC):
+    name: str = "cost"
+
+    def __init__(self, preset: Preset):
+        self.preset = preset
+        self.space = SearchSpace(preset)
+
+    @abstractmethod
+    def estimate(self, arch: Mapping[str, str], steps: int = 1) -> Cost:
+        """Deterministic cost of the subnet `arch`."""
+
+
+class OpCostModel(CostModel):
+    """A cost model that is a sum over ops: also defines the per-op metrics the supernet's
+    expected cost propagates. Latency is `overhead + sum(op latency)`."""
+
+    metrics = ("latency_ms", "flops", "params")
+
+    @abstractmethod
+    def op_metric(self, spec: OpSpec, metric: str) -> float: ...
+
+    @property
+    def overhead_ms(self) -> float:
+        return 0.0
+
+    def estimate(self, arch: Mapping[str, str], steps: int = 1) -> Cost:
+        specs = self.space.arch_specs(arch)
+        total = {m: sum(self.op_metric(s, m) for s in specs) for m in self.metrics}
+        return Cost(
+            latency_ms=self.overhead_ms + total["latency_ms"],
+            flops=total["flops"],
+            params=total["params"],
+            memory_bytes=max(op_counts(s)["peak_act_bytes"] for s in specs),
+            steps=steps,
+        )
+
+
+class CounterCostModel(OpCostModel):
+    """FLOPs and params from the analytic counters; no latency (0)."""
+
+    name = "counters"
+
+    def op_metric(self, spec: OpSpec, metric: str) -> float:
+        return 0.0 if metric == "latency_ms" else op_counts(spec)[metric]
+
+
+class TableCostModel(OpCostModel):
+    """Latency, FLOPs and params looked up in a measured cost table."""
+
+    name = "table"
+
+    def __init__(self, preset: Preset, table: CostTable, force: bool = False):
+        super().__init__(preset)
+        table.check_compatible(preset, force=force)
+        table.require(self.space.all_specs())
+        self.table = table
+
+    @property
+    def overhead_ms(self) -> float:
+        return self.table.overhead_ms
+
+    def op_metric(self, spec: OpSpec, metric: str) -> float:
+        return self.table.value(spec, metric)

@@ -1,0 +1,135 @@
+"""Cost table: one CSV row per op key (latency statistics, FLOPs, params, bytes, memory) plus a
+`*.meta.json` sidecar saying where and how it was measured. Rows are appended one at a time with
+fsync, so a killed profiling run keeps every row it finished; a trailing partial line is ignored."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..errors import RcaiError
+from ..io import append_line, atomic_write_json, atomic_write_text, read_json
+from ..model.ops import OpSpec
+
+SPEC_COLUMNS = ["key", "op", "c_in", "c_out", "h", "w", "groups", "emb"]
+STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "cv", "count"]
+COUNT_COLUMNS = ["flops", "flops_torch", "flops_mismatch", "params", "bytes", "peak_act_bytes"]
+COLUMNS = SPEC_COLUMNS + STAT_COLUMNS + COUNT_COLUMNS
+NUMERIC = [c for c in COLUMNS if c not in ("key", "op")]
+# Settings that must match between a table and the search that uses it (else --force).
+MATCHED_META = ("preset_hash", "batch", "precision")
+
+
+def meta_path(table: str | Path) -> Path:
+    table = Path(table)
+    return table.with_name(table.name.removesuffix(".csv") + ".meta.json")
+
+
+@dataclass
+class CostTable:
+    path: Path
+    meta: dict[str, Any]
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    # -- writing ----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, meta: dict[str, Any]) -> "CostTable":
+        """Start a new table, or reopen one to resume (its metadata must describe the same run)."""
+        path = Path(path)
+        if path.exists() and meta_path(path).exists():
+            table = cls.load(path)
+            for k in ("preset_hash", "batch", "precision", "backend", "device", "threads"):
+                if table.meta.get(k) != meta.get(k):
+                    raise RcaiError(f"{path}: exists with {k}={table.meta.get(k)!r}, this run has {meta.get(k)!r}; use another --out")
+            return table
+        atomic_write_json(meta_path(path), meta)
+        atomic_write_text(path, ",".join(COLUMNS) + "\n")
+        return cls(path, dict(meta))
+
+    def append(self, row: dict[str, Any]) -> None:
+        buf = io.StringIO()
+        csv.writer(buf).writerow([_fmt(row[c]) for c in COLUMNS])
+        append_line(self.path, buf.getvalue())
+        self.rows[row["key"]] = row
+
+    def update_meta(self, **kw: Any) -> None:
+        self.meta.update(kw)
+        atomic_write_json(meta_path(self.path), self.meta)
+
+    # -- reading ----------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path) -> "CostTable":
+        path = Path(path)
+        if not path.exists():
+            raise RcaiError(f"{path}: cost table not found")
+        if not meta_path(path).exists():
+            raise RcaiError(f"{path}: metadata sidecar {meta_path(path).name} not found")
+        meta = read_json(meta_path(path))
+        text = path.read_text(encoding="utf-8")
+        complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]  # drop a partial last line
+        reader = csv.reader(io.StringIO(complete))
+        header = next(reader, None)
+        if header != COLUMNS:
+            missing = [c for c in COLUMNS if c not in (header or [])]
+            raise RcaiError(f"{path}: wrong columns (missing {', '.join(missing) or 'none'}; expected {len(COLUMNS)} columns)")
+        rows: dict[str, dict[str, Any]] = {}
+        for lineno, values in enumerate(reader, start=2):
+            if len(values) != len(COLUMNS):
+                raise RcaiError(f"{path}:{lineno}: expected {len(COLUMNS)} fields, got {len(values)} (truncated row?)")
+            row = dict(zip(COLUMNS, values))
+            for c in NUMERIC:
+                try:
+                    row[c] = float(row[c])
+                except ValueError:
+                    raise RcaiError(f"{path}:{lineno}: column {c} is not a number ({row[c]!r})") from None
+                if math.isnan(row[c]) or row[c] < 0:
+                    raise RcaiError(f"{path}:{lineno}: column {c} is {row[c]} for {row['key']}")
+            rows[row["key"]] = row
+        return cls(path, meta, rows)
+
+    def check_compatible(self, preset, batch: int | None = None, precision: str | None = None, force: bool = False) -> None:
+        """Refuse a table measured for another preset, batch or precision unless forced."""
+        want = {"preset_hash": preset.hash, "batch": batch, "precision": precision}
+        for k, v in want.items():
+            if v is not None and self.meta.get(k) != v and not force:
+                raise RcaiError(
+                    f"{self.path}: table has {k}={self.meta.get(k)!r} ({self.meta.get('preset')}), expected {v!r} "
+                    f"({preset.name}); pass --force to use it anyway"
+                )
+
+    def missing(self, specs: Iterable[OpSpec]) -> list[str]:
+        return sorted({s.key for s in specs} - set(self.rows))
+
+    def require(self, specs: Iterable[OpSpec]) -> None:
+        missing = self.missing(specs)
+        if missing:
+            shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+            raise RcaiError(f"{self.path}: {len(missing)} ops missing from the table: {shown}")
+
+    @property
+    def overhead_ms(self) -> float:
+        """Per-call overhead of the backend (an empty model's latency), counted once per network."""
+        return float(self.meta.get("overhead_ms", 0.0))
+
+    def latency(self, spec: OpSpec) -> float:
+        """The op's own latency: its median minus the per-call overhead that every isolated
+        measurement pays but a whole network pays only once."""
+        return max(self.rows[spec.key]["median_ms"] - self.overhead_ms, 0.0)
+
+    def value(self, spec: OpSpec, metric: str) -> float:
+        if metric == "latency_ms":
+            return self.latency(spec)
+        return float(self.rows[spec.key][metric])
+
+
+def spec_columns(spec: OpSpec) -> dict[str, Any]:
+    return {"key": spec.key, "op": spec.op, "c_in": spec.c_in, "c_out": spec.c_out, "h": spec.h, "w": spec.w, "groups": spec.groups, "emb": spec.emb}
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
