@@ -1,0 +1,194 @@
+"""The target (backend) interface: prepare a model, run it, time it, say what it ran on.
+
+    target = get_target("onnxruntime", threads=2)
+    prepared = target.prepare("op.onnx", {"x": ((1, 64, 32, 32), "float32")})
+    outputs = prepared.run({"x": array})             # list of numpy arrays
+    stats = prepared.measure(MeasureConfig())        # TimingStats (ms)
+    prepared.info()                                  # TargetInfo: device, versions, precision...
+
+A `Prepared` splits one call into `stage(feeds)` (outside the timed region: bind buffers, copy to
+the device) and `execute(staged)` (the timed part); `measure` cycles through a pool of staged
+random inputs with the generic loop in `measure.py`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import RcaiError
+from .inputs import Specs, check_feeds, make_input_pool
+
+# A timer runs fn(arg) once and returns the elapsed milliseconds.
+Timer = Callable[[Callable[[Any], object], Any], float]
+
+
+def _from_dict(cls: type, d: Mapping[str, Any], where: str) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise RcaiError(f"{where}: unknown {cls.__name__} field(s) {sorted(unknown)}")
+    try:
+        return cls(**d)
+    except TypeError as e:
+        raise RcaiError(f"{where}: {e}") from None
+
+
+@dataclass
+class TimingStats:
+    """Latency statistics in milliseconds over `count` timed calls; cv = std / mean (ddof=0)."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    mean_ms: float
+    cv: float
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "timing stats") -> "TimingStats":
+        return _from_dict(cls, d, where)
+
+
+@dataclass
+class TargetInfo:
+    """What a measurement ran on. device: 'cpu' | 'cuda:0' | ...; device_model: CPU model string
+    or GPU name; precision: 'fp32' | 'fp16' | ...; threads: None where it does not apply."""
+
+    device: str
+    device_model: str
+    backend: str
+    backend_version: str
+    precision: str
+    threads: int | None
+    host: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "target info") -> "TargetInfo":
+        return _from_dict(cls, d, where)
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """How long to measure. `warmup` untimed calls, then timed calls in chunks of `chunk` until
+    the median of all samples moves by < `rel_tol` (relative) from one chunk to the next and at
+    least `min_repeats` samples exist; `max_repeats` samples or `max_seconds` of timed calls stop
+    it early (the time cap wins over `min_repeats`, so a very slow model may get fewer samples:
+    `count` says how many). Inputs cycle through `input_pool` random input sets."""
+
+    warmup: int = 5
+    min_repeats: int = 10
+    max_repeats: int = 200
+    rel_tol: float = 0.02
+    chunk: int = 10
+    input_pool: int = 4
+    max_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        bad = []
+        if self.warmup < 0:
+            bad.append("warmup < 0")
+        if not 1 <= self.min_repeats <= self.max_repeats:
+            bad.append("need 1 <= min_repeats <= max_repeats")
+        if self.chunk < 1 or self.input_pool < 1:
+            bad.append("chunk and input_pool must be >= 1")
+        if self.rel_tol < 0 or self.max_seconds <= 0:
+            bad.append("rel_tol must be >= 0 and max_seconds > 0")
+        if bad:
+            raise RcaiError(f"measure config: {'; '.join(bad)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "measure config") -> "MeasureConfig":
+        return _from_dict(cls, d, where)
+
+
+def onnx_path(model: Any) -> Path:
+    """`model` as an existing ONNX file path, or RcaiError."""
+    if not isinstance(model, (str, Path)):
+        raise RcaiError(f"expected a path to an ONNX file, got {type(model).__name__}")
+    path = Path(model)
+    if not path.is_file():
+        raise RcaiError(f"{path}: file not found")
+    return path
+
+
+class Prepared(ABC):
+    """A model ready to run on a target with fixed input shapes (`input_specs`)."""
+
+    def __init__(self, target: "Target", input_specs: Specs):
+        self.target = target
+        self.input_specs = input_specs
+
+    @abstractmethod
+    def info(self) -> TargetInfo:
+        """What this model runs on, with the model's precision."""
+
+    def stage(self, feeds: Mapping[str, np.ndarray]) -> Any:
+        """Everything that must happen before the timed call (bind buffers, copy to device)."""
+        return check_feeds(self.input_specs, feeds, self.target.name)
+
+    @abstractmethod
+    def execute(self, staged: Any) -> object:
+        """The timed part: one inference on staged inputs (results may stay on the device)."""
+
+    @abstractmethod
+    def outputs(self, result: object) -> list[np.ndarray]:
+        """Numpy copies of the outputs of the `execute` call that returned `result`."""
+
+    def timer(self) -> Timer:
+        """How one call is timed; CUDA targets override with events or synchronisation."""
+        from .measure import perf_counter_timer
+
+        return perf_counter_timer
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """One inference: dict of numpy inputs -> list of numpy outputs (in the model's order)."""
+        return self.outputs(self.execute(self.stage(feeds)))
+
+    def measure(self, cfg: MeasureConfig = MeasureConfig(), seed: int = 0) -> TimingStats:
+        """Latency statistics over a pool of `cfg.input_pool` random input sets (see MeasureConfig)."""
+        from .measure import measure_loop
+
+        pool = make_input_pool(self.input_specs, cfg.input_pool, seed)
+        staged = [self.stage(feeds) for feeds in pool]
+        return measure_loop(self.execute, staged, cfg, timer=self.timer())
+
+
+class Target(ABC):
+    """A backend. Subclasses are registered with `@register_target(name)`; their keyword
+    settings (threads, fp16, host...) are their __init__ arguments."""
+
+    name: ClassVar[str] = "?"
+
+    @abstractmethod
+    def info(self) -> TargetInfo:
+        """Device, backend and version, threads and host. Precision is the target's own setting
+        where it has one, else that of the model prepared last ('fp32' before any)."""
+
+    @abstractmethod
+    def prepare(self, model: Any, input_specs: Mapping[str, Any] | None = None) -> Prepared:
+        """Load/build `model` (an ONNX path; an nn.Module for the torch target) for fixed
+        input shapes {name: (shape, dtype)}. ONNX targets read them from the file if omitted."""
+
+    def measure_many(
+        self, items: Sequence[tuple[Any, Mapping[str, Any] | None]], cfg: MeasureConfig = MeasureConfig(), seed: int = 0
+    ) -> list[TimingStats]:
+        """Measure several (model, input_specs) pairs; remote targets do it in one round trip."""
+        return [self.prepare(model, specs).measure(cfg, seed) for model, specs in items]
+
+    def settings(self) -> dict[str, Any]:
+        """The settings this target was created with (JSON-able), to re-create it elsewhere."""
+        return dict(getattr(self, "_settings", {}))

@@ -1,0 +1,79 @@
+"""Target registry (`@register_target`, `get_target`, `list_targets`) and the CLI's --device map."""
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any, Callable
+
+from ..errors import RcaiError
+from .base import Target
+
+_TARGETS: dict[str, type[Target]] = {}
+
+
+def register_target(name: str) -> Callable[[type[Target]], type[Target]]:
+    """Class decorator: make a Target subclass available as get_target(name)."""
+
+    def deco(cls: type[Target]) -> type[Target]:
+        if name in _TARGETS and _TARGETS[name] is not cls:
+            raise ValueError(f"target {name!r} registered twice")
+        cls.name = name
+        _TARGETS[name] = cls
+        return cls
+
+    return deco
+
+
+def list_targets() -> list[str]:
+    return sorted(_TARGETS)
+
+
+def target_class(name: str) -> type[Target]:
+    try:
+        return _TARGETS[name]
+    except KeyError:
+        raise RcaiError(f"unknown target {name!r}; known: {', '.join(list_targets())}") from None
+
+
+def get_target(name: str, **settings: Any) -> Target:
+    """An instance of the target registered as `name`, configured with its keyword settings."""
+    cls = target_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(settings) - set(params) - {"self"})
+        if unknown:
+            known = sorted(set(params) - {"self"})
+            raise RcaiError(f"target {name!r}: unknown setting(s) {unknown}; known: {known}")
+    return cls(**settings)
+
+
+def _jetson(settings: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """TensorRT on a Jetson over ssh. Settings the remote target does not take (fp16, ...)
+    go to the TensorRT target on the Jetson."""
+    from .remote import RemoteTarget
+
+    host = settings.pop("host", None) or os.environ.get("RCAI_JETSON_HOST")
+    if not host:
+        raise RcaiError("--device jetson: no host; set RCAI_JETSON_HOST=[user@]host or pass host=...")
+    own = set(inspect.signature(RemoteTarget.__init__).parameters) - {"self"}
+    remote = {k: settings.pop(k) for k in list(settings) if k in own}
+    inner = {**remote.pop("target_settings", {}), **settings}
+    return "remote", {"target": "tensorrt", "transport": "ssh", "host": host, **remote, "target_settings": inner}
+
+
+# --device value -> (target name, settings) given the user's settings.
+DEVICES: dict[str, Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]] = {
+    "cpu": lambda s: ("onnxruntime", s),
+    "gpu": lambda s: ("tensorrt", s),
+    "jetson": _jetson,
+}
+
+
+def resolve_device(device: str, **settings: Any) -> Target:
+    """The target behind the CLI's `--device cpu|gpu|jetson` (see DEVICES)."""
+    try:
+        rule = DEVICES[device]
+    except KeyError:
+        raise RcaiError(f"unknown device {device!r}; known: {', '.join(sorted(DEVICES))}") from None
+    name, resolved = rule(dict(settings))
+    return get_target(name, **resolved)
