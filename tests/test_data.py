@@ -96,7 +96,7 @@ def test_eval_crops_fixed(folder):
     items = [a[i]["hr"] for i in range(4)]
     assert all(torch.equal(x, a[i]["hr"]) and torch.equal(x, b[i]["hr"]) for i, x in enumerate(items))
     assert not torch.equal(items[0], items[3])  # a grid, not four copies
-    assert a._fixed[0][0] == (0, 0) and a._fixed[0][3] == (40 - 16, 48 - 16)
+    assert a.fixed_offsets[0][0] == (0, 0) and a.fixed_offsets[0][3] == (40 - 16, 48 - 16)
 
 
 def test_lr_folder_div2k_names(tmp_path):

@@ -75,7 +75,7 @@ class ImageFolderSR(Dataset):
             raise RcaiError(f"{self.hr_dir}: split {split!r} is empty with fractions {tuple(fractions)}")
         self.pairs = [self._load(p) for p in self.files]
         self.generator = torch.Generator().manual_seed(int(seed))
-        self._fixed = None if self.random else [self._grid_offsets(p) for p in self.pairs]
+        self.fixed_offsets = None if self.random else [self._grid_offsets(p) for p in self.pairs]
 
     # -- loading --------------------------------------------------------------------------------
     def _load(self, hr_path: Path) -> _Pair:
@@ -136,7 +136,7 @@ class ImageFolderSR(Dataset):
             top = int(torch.randint(0, lh - c + 1, (), generator=self.generator))
             left = int(torch.randint(0, lw - c + 1, (), generator=self.generator))
         else:
-            top, left = self._fixed[i][j]
+            top, left = self.fixed_offsets[i][j]
         lr_up, hr = self.crop(i, top, left)
         if self.augment:
             if bool(torch.rand((), generator=self.generator) < 0.5):

@@ -8,7 +8,7 @@ import torch
 from ..errors import RcaiError
 from .schedule import NoiseSchedule
 
-TorchDenoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+TorchDenoiserFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def sample_timesteps(schedule: NoiseSchedule, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -39,7 +39,7 @@ def q_sample(hr: torch.Tensor, gamma: torch.Tensor, eps: torch.Tensor) -> torch.
 
 
 def diffusion_loss(
-    denoiser: TorchDenoiser,
+    denoiser: TorchDenoiserFn,
     schedule: NoiseSchedule,
     lr_up: torch.Tensor,
     hr: torch.Tensor,

@@ -39,7 +39,7 @@ class DDPMSampler(Sampler):
         self._check_eps(eps, x)
         self.prev_timestep(t)  # validates t
         s = self.schedule
-        x0, eps_used = self.predict_x0(eps, t, x)
+        x0, _ = self.predict_x0(eps, t, x)
         if self.clip_x0:
             mean = float(s.posterior_coef_x0[t - 1]) * x0 + float(s.posterior_coef_xt[t - 1]) * x
         else:
