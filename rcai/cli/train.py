@@ -1,0 +1,39 @@
+"""`rcai train`: train a base model or a subnet."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from ..train.evaluate import EvalConfig
+from ..train.trainer import TrainConfig, train as run_train
+from .common import JsonOpt, PresetOpt, console, print_json
+from .main import app
+
+
+@app.command()
+def train(
+    out: str = typer.Option(..., "--out", "-o", help="Run folder, e.g. runs/base."),
+    preset: str = PresetOpt,
+    subnet: Optional[str] = typer.Option(None, help="subnet.json to train (default: the base model)."),
+    init: Optional[str] = typer.Option(None, help="Start from these weights (a state_dict .pt, e.g. a searched subnet.pt)."),
+    steps: int = typer.Option(200, help="Optimizer steps."),
+    batch: int = typer.Option(4, help="Batch size."),
+    lr: float = typer.Option(2e-4, help="Adam learning rate."),
+    seed: int = typer.Option(0),
+    data: Optional[str] = typer.Option(None, help="DIV2K-style HR folder (default: built-in scikit-image photos)."),
+    eval_steps: int = typer.Option(20, help="DDIM steps of the PSNR/SSIM evaluation."),
+    eval_images: int = typer.Option(4, help="Test crops evaluated."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
+    json: bool = JsonOpt,
+) -> None:
+    """Train a base model or a subnet: checkpoints atomically, logs the loss to log.jsonl, and
+    evaluates PSNR/SSIM on the test split (writes model.pt, metrics.json, samples.png)."""
+    cfg = TrainConfig(preset=preset, subnet=subnet, init=init, steps=steps, batch_size=batch, lr=lr, seed=seed, data_dir=data,
+                      eval=EvalConfig(steps=eval_steps, max_images=eval_images))
+    metrics = run_train(cfg, out, resume=resume, progress=not json)
+    if json:
+        print_json(metrics)
+    else:
+        console.print(f"{out}: PSNR {metrics['psnr']:.2f} dB (bicubic {metrics['bicubic_psnr']:.2f}), SSIM {metrics['ssim']:.3f} "
+                      f"(bicubic {metrics['bicubic_ssim']:.3f}) on {metrics['images']} test crops")

@@ -1,0 +1,99 @@
+"""A run folder: resolved config, JSONL log, atomic checkpoints. Everything needed to reproduce or
+resume a run lives in it."""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import RcaiError
+from ..io import append_line, atomic_torch_save, atomic_write_json, read_json
+
+
+@dataclass
+class RunDir:
+    path: Path
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.file("checkpoint.pt")
+
+    def start(self, config: dict[str, Any], resume: bool) -> None:
+        """A new run refuses to overwrite an existing one; --resume requires the same config."""
+        cfg_path = self.file("config.json")
+        if resume:
+            if not cfg_path.exists():
+                raise RcaiError(f"{self.path}: nothing to resume (no config.json)")
+            old = read_json(cfg_path)
+            if _comparable(old) != _comparable(config):
+                diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+                raise RcaiError(f"{self.path}: --resume with a different config ({', '.join(diff)})")
+            return
+        if cfg_path.exists():
+            raise RcaiError(f"{self.path}: run folder exists; use --resume or another --out")
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(cfg_path, config)
+
+    def log(self, record: dict[str, Any]) -> None:
+        append_line(self.file("log.jsonl"), json.dumps(record, default=float))
+
+    def read_log(self) -> list[dict[str, Any]]:
+        p = self.file("log.jsonl")
+        if not p.exists():
+            return []
+        out = []
+        for line in p.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a kill
+                pass
+        return out
+
+    def truncate_log(self, step: int) -> None:
+        """On resume, drop log lines written after the checkpoint (they will be redone)."""
+        kept = [r for r in self.read_log() if r.get("step", 0) <= step]
+        from ..io import atomic_write_text
+
+        atomic_write_text(self.file("log.jsonl"), "".join(json.dumps(r, default=float) + "\n" for r in kept))
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        state = {**state, "rng": rng_state()}
+        atomic_torch_save(state, self.checkpoint)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        if not self.checkpoint.exists():
+            return None
+        state = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
+        set_rng_state(state["rng"])
+        return state
+
+
+def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in cfg.items() if k not in ("resume",)}
+
+
+def rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -1,0 +1,150 @@
+"""`rcai train`: the report's model training engine for a base model or a subnet (Algorithm 1 with
+gamma ~ U(abar_t, abar_{t-1}), L1), with atomic checkpoints, --resume and a PSNR/SSIM evaluation."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..diffusion import diffusion_loss
+from ..io import atomic_torch_save, atomic_write_json
+from ..model.unet import UNet
+from ..space.presets import Preset, get_preset
+from ..space.space import SearchSpace
+from ..space.subnet import SubnetSpec
+from .batches import BatchStream
+from .evaluate import EvalConfig, evaluate
+from .rundir import RunDir, seed_everything
+from .setup import schedule_of, splits_of
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str = "tiny"
+    subnet: str | None = None  # subnet.json; None = the base model (first choice of every slot)
+    init: str | None = None  # weights (state_dict .pt) to start from, e.g. a searched subnet.pt
+    steps: int = 200
+    batch_size: int = 4
+    lr: float = 2e-4  # report: 3e-6 at its scale (64 ch, batch 8, thousands of epochs)
+    seed: int = 0
+    data_dir: str | None = None
+    ckpt_every: int = 50
+    log_every: int = 10
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_model(cfg: TrainConfig) -> tuple[UNet, SubnetSpec]:
+    preset = get_preset(cfg.preset)
+    if cfg.subnet:
+        spec = SubnetSpec.load(cfg.subnet, expect_preset=preset)
+    else:
+        spec = SubnetSpec(preset, SearchSpace(preset).base_arch())
+    model = spec.build()
+    if cfg.init:
+        model.load_state_dict(torch.load(cfg.init, map_location="cpu", weights_only=True))
+    return model, spec
+
+
+def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    run = RunDir(Path(out))
+    run.start(cfg.to_dict(), resume)
+    seed_everything(cfg.seed)
+    model, spec = build_model(cfg)
+    spec.save(run.file("subnet.json"))
+    preset: Preset = spec.preset
+    schedule = schedule_of(preset)
+    splits = splits_of(preset, cfg.data_dir, cfg.seed, cfg.batch_size)
+    stream = BatchStream(splits.train, cfg.batch_size, cfg.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    step = 0
+    state = run.load_checkpoint() if resume else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        stream.load_state_dict(state["stream"])
+        step = state["step"]
+        run.truncate_log(step)
+
+    def checkpoint() -> None:
+        run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "stream": stream.state_dict(), "step": step})
+
+    model.train()
+    with _bar(progress, cfg.steps, step) as advance:
+        while step < cfg.steps:
+            t0 = time.perf_counter()
+            lr_up, hr = stream.next()
+            loss = diffusion_loss(model, schedule, lr_up, hr)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                run.log({"step": step, "loss": loss.item(), "step_s": time.perf_counter() - t0})
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                checkpoint()
+            advance(loss.item())
+    atomic_torch_save(model.state_dict(), run.file("model.pt"))
+    metrics = evaluate(model, splits.test, schedule, cfg.eval)
+    save_samples(run.file("samples.png"), metrics.pop("_arrays"))
+    metrics.update(train_steps=step, params=sum(p.numel() for p in model.parameters()), subnet_hash=spec.hash)
+    atomic_write_json(run.file("metrics.json"), metrics)
+    return metrics
+
+
+def save_samples(path: Path, arrays: dict[str, Any], max_images: int = 4) -> None:
+    """Rows: bicubic, model output, ground truth (the report's Fig. 5.6 layout)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .evaluate import to_uint8
+
+    n = min(max_images, len(arrays["sr"]))
+    fig, axes = plt.subplots(3, n, figsize=(2.2 * n, 6.6), squeeze=False)
+    for j in range(n):
+        for i, (k, title) in enumerate((("lr_up", "bicubic"), ("sr", "rcai"), ("hr", "ground truth"))):
+            axes[i][j].imshow(to_uint8(arrays[k][j]))
+            axes[i][j].set_axis_off()
+            if j == 0:
+                axes[i][j].set_title(title, loc="left", fontsize=9)
+    fig.tight_layout()
+    from ..io import atomic_write_bytes
+    import io as _io
+
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+class _bar:
+    """A rich progress bar with ETA and the current loss (no-op when progress=False)."""
+
+    def __init__(self, enabled: bool, total: int, done: int, label: str = "training"):
+        self.enabled, self.total, self.done, self.label = enabled, total, done, label
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda loss=None: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.p = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"), TimeRemainingColumn(), transient=True)
+        self.p.start()
+        task = self.p.add_task(self.label, total=self.total, completed=self.done, loss="")
+
+        def advance(loss=None):
+            self.p.update(task, advance=1, loss=f"loss {loss:.4f}" if loss is not None else "")
+
+        return advance
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.p.stop()
+        return False
