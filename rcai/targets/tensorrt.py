@@ -55,6 +55,7 @@ class TensorRTTarget(Target):
         default_cache = os.environ.get("RCAI_TRT_CACHE", str(Path.home() / ".cache" / "rcai" / "tensorrt"))
         self.cache_dir = Path(cache_dir or default_cache)
         self.logger = self.trt.Logger(self.trt.Logger.WARNING)
+        self.runtime = self.trt.Runtime(self.logger)  # kept alive as long as engines made from it
         self._settings = {"fp16": self.fp16, "workspace_mb": self.workspace_mb, "max_batch": max_batch,
                           "cache_dir": cache_dir, "device": int(device)}
 
@@ -119,7 +120,7 @@ class TensorRTTarget(Target):
         else:
             blob = self.build(path, specs)
             atomic_write_bytes(cached, blob)
-        engine = self.trt.Runtime(self.logger).deserialize_cuda_engine(blob)
+        engine = self.runtime.deserialize_cuda_engine(blob)
         if engine is None:
             raise RcaiError(f"{cached}: TensorRT cannot deserialize the engine (delete it to rebuild)")
         return TrtPrepared(self, specs, engine)
