@@ -13,7 +13,7 @@ from torch import nn
 from rcai.errors import RcaiError
 from rcai.targets import (
     MeasureConfig, Prepared, TargetInfo, TimingStats, get_target, interleaved_rounds, list_targets,
-    measure_loop, resolve_device, specs_from_onnx,
+    measure_call_overhead, measure_loop, prepare_identity, resolve_device, specs_from_onnx,
 )
 from rcai.targets.measure import repeatability
 from rcai.targets.onnxruntime import OnnxRuntimeTarget
@@ -249,3 +249,15 @@ def test_interleaved_rounds_returns_every_candidate(prepared):
     for r in res.values():
         assert len(r["per_round_medians"]) == 3 and r["median_ms"] > 0 and r["repeatability"] >= 0
     assert res["self_timed"]["median_ms"] == 0.5 and res["self_timed"]["repeatability"] == 0.0
+
+
+# --- call overhead -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["onnxruntime", "torch"])
+def test_identity_model_measures_the_call_overhead(name, tmp_path):
+    target = get_target(name, threads=1)
+    p = prepare_identity(target, tmp_path, {"x": ((1, 4), "float32")})
+    x = np.arange(1, 5, dtype=np.float32).reshape(1, 4)
+    assert np.array_equal(p.run({"x": x})[0], x)
+    s = measure_call_overhead(target, FAST)
+    assert s.count >= FAST.min_repeats and 0 < s.median_ms < 1.0  # microseconds, not milliseconds

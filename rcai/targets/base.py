@@ -172,6 +172,7 @@ class Target(ABC):
     settings (threads, fp16, host...) are their __init__ arguments."""
 
     name: ClassVar[str] = "?"
+    takes_onnx: ClassVar[bool] = True  # False: prepare() takes an nn.Module (the torch target)
 
     @abstractmethod
     def info(self) -> TargetInfo:

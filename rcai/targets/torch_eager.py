@@ -23,6 +23,8 @@ class TorchTarget(Target):
     """threads: torch.set_num_threads while running (restored afterwards; default: torch's own).
     device: 'cpu' or 'cuda[:i]'. prepare() takes an nn.Module and puts it in eval mode."""
 
+    takes_onnx = False
+
     def __init__(self, threads: int | None = None, device: str = "cpu"):
         import torch
 
