@@ -1,0 +1,53 @@
+"""`rcai profile`: per-op cost table and whole-subnet latency dataset on a target."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..cost.archs import ArchDatasetConfig, profile_archs
+from ..cost.profile import ProfileConfig, default_table_path, profile_ops
+from ..targets import MeasureConfig
+from .common import JsonOpt, PresetOpt, console, print_json
+from .main import app
+
+# Isolated ops are fast (tens of microseconds): afford many repeats for a stable median.
+OP_MEASURE = MeasureConfig(warmup=10, min_repeats=50, max_repeats=2000, chunk=25, rel_tol=0.01, max_seconds=3.0)
+NET_MEASURE = MeasureConfig(warmup=5, min_repeats=20, max_repeats=300, chunk=10, rel_tol=0.02, max_seconds=3.0)
+
+
+@app.command()
+def profile(
+    device: str = typer.Option("cpu", "--device", "-d", help="Target: cpu (ONNX Runtime), gpu (TensorRT, unverified), jetson (TensorRT over ssh, unverified)."),
+    preset: str = PresetOpt,
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Table CSV (default latency_tables/<device>-<preset>.csv)."),
+    threads: Optional[int] = typer.Option(None, help="Backend threads (default: all cores)."),
+    batch: int = typer.Option(1, help="Batch size of every measurement."),
+    archs: int = typer.Option(0, help="Also measure N random whole subnets end to end (the predictor's dataset)."),
+    archs_out: Optional[str] = typer.Option(None, help="Dataset folder (default: <table without .csv>-archs/)."),
+    rounds: int = typer.Option(2, help="Interleaved measurement rounds per subnet (--archs)."),
+    seed: int = typer.Option(0, help="Seed of the random subnets (--archs)."),
+    skip_ops: bool = typer.Option(False, help="Only the --archs dataset, no op table."),
+    json: bool = JsonOpt,
+) -> None:
+    """Measure every distinct op of the preset's supernet on the target into a cost table
+    (median/p10/p90/CV/count, FLOPs by DeepSpeed cross-checked by torch, params, bytes, peak activation
+    memory). Resumable: run the same command again after a kill and it continues where it stopped."""
+    table_path = Path(out) if out else default_table_path(device, preset)
+    result: dict = {}
+    if not skip_ops:
+        cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=OP_MEASURE)
+        table = profile_ops(cfg, table_path, progress=not json)
+        result["table"] = {"path": str(table.path), "ops": len(table.rows), "overhead_ms": table.overhead_ms}
+        if not json:
+            console.print(f"{table.path}: {len(table.rows)} ops, per-call overhead {table.overhead_ms * 1000:.1f} us")
+    if archs:
+        folder = Path(archs_out) if archs_out else table_path.with_name(table_path.name.removesuffix(".csv") + "-archs")
+        cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=NET_MEASURE)
+        dataset = profile_archs(cfg, ArchDatasetConfig(archs=archs, rounds=rounds, seed=seed), folder, progress=not json)
+        result["dataset"] = str(dataset)
+        if not json:
+            console.print(f"{dataset}: {archs} subnets, {rounds} rounds each")
+    if json:
+        print_json(result)

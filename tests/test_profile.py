@@ -1,0 +1,120 @@
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from rcai.cost.archs import ArchDatasetConfig, profile_archs
+from rcai.cost.check import check_table
+from rcai.cost.profile import ProfileConfig, profile_ops
+from rcai.cost.table import CostTable
+from rcai.model.mixed import MixedOp
+from rcai.model.unet import UNet
+from rcai.space.presets import get_preset, list_presets
+from rcai.space.space import SearchSpace
+from rcai.targets import MeasureConfig
+
+FAST = MeasureConfig(warmup=1, min_repeats=3, max_repeats=5, chunk=3, max_seconds=0.5)
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_op_enumeration_covers_every_op_of_the_supernet(name):
+    preset = get_preset(name)
+    with torch.device("meta"):
+        net = UNet(preset)
+    in_net = {m.spec.key for m in net.modules() if hasattr(m, "spec")}
+    listed = {s.key for s in SearchSpace(preset).all_specs()}
+    assert in_net == listed
+    # and every candidate of every mixed op is there
+    for m in net.modules():
+        if isinstance(m, MixedOp):
+            for op in m.ops.values():
+                if hasattr(op, "spec"):
+                    assert op.spec.key in listed
+
+
+def test_profile_table_is_real_and_complete(tmp_path, micro, monkeypatch):
+    monkeypatch.setattr("rcai.cost.profile.get_preset", lambda n: micro)
+    table = profile_ops(ProfileConfig(preset="micro", threads=1, measure=FAST), tmp_path / "t.csv", progress=False)
+    loaded = CostTable.load(tmp_path / "t.csv")
+    assert set(loaded.rows) == {s.key for s in SearchSpace(micro).all_specs()}
+    assert loaded.meta["backend"] == "onnxruntime" and loaded.meta["preset_hash"] == micro.hash
+    assert loaded.overhead_ms > 0
+    conv = next(r for k, r in loaded.rows.items() if k.startswith("conv3x3"))
+    assert conv["median_ms"] > 0 and conv["p10_ms"] <= conv["median_ms"] <= conv["p90_ms"]
+    assert conv["flops"] >= conv["flops_torch"] > 0 and conv["flops_mismatch"] == 0
+    assert table.rows.keys() == loaded.rows.keys()
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import dataclasses, sys
+    import rcai.cost.profile as P
+    from rcai.space.presets import get_preset
+    from rcai.targets import MeasureConfig
+    micro = dataclasses.replace(get_preset("tiny"), name="micro", base_channels=8, channel_mults=(1, 2),
+                                attn_from_depth=1, lr_size=16, hr_size=32, groups=4, T=100)
+    P.get_preset = lambda n: micro
+    slow = MeasureConfig(warmup=1, min_repeats=2000, max_repeats=2000, chunk=500, max_seconds=60)
+    P.profile_ops(P.ProfileConfig(preset="micro", threads=1, measure=slow), sys.argv[1], progress=False)
+    """
+)
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.reader(f))[1:]
+
+
+def test_profile_resumes_after_kill_without_losing_rows(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT)
+    out = tmp_path / "t.csv"
+    proc = subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.exists() or len(_rows(out)) < 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _rows(out)
+    assert 3 <= len(before) < len(SearchSpace(_micro()).all_specs())
+    subprocess.run([sys.executable, str(script), str(out)], check=True, capture_output=True, timeout=300)
+    after = CostTable.load(out)
+    keys = [r[0] for r in _rows(out)]
+    assert len(keys) == len(set(keys))  # nothing measured twice
+    assert set(keys) == {s.key for s in SearchSpace(_micro()).all_specs()}
+    for row in before:
+        if len(row) == len(_rows(out)[0]):  # complete rows written before the kill are kept as they were
+            assert [str(x) for x in row] in [[str(x) for x in r] for r in _rows(out)]
+
+
+def _micro():
+    import dataclasses
+
+    return dataclasses.replace(get_preset("tiny"), name="micro", base_channels=8, channel_mults=(1, 2), attn_from_depth=1, lr_size=16, hr_size=32, groups=4, T=100)
+
+
+def test_arch_dataset_and_table_check(tmp_path, micro, monkeypatch):
+    monkeypatch.setattr("rcai.cost.profile.get_preset", lambda n: micro)
+    monkeypatch.setattr("rcai.cost.archs.get_preset", lambda n: micro)
+    cfg = ProfileConfig(preset="micro", threads=1, measure=FAST)
+    table = profile_ops(cfg, tmp_path / "t.csv", progress=False)
+    dataset = profile_archs(cfg, ArchDatasetConfig(archs=4, rounds=2), tmp_path / "archs", progress=False)
+    with open(dataset) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and all(float(r["latency_ms"]) > 0 for r in rows)
+    assert all((tmp_path / "archs" / r["model"]).exists() and (tmp_path / "archs" / r["subnet"]).exists() for r in rows)
+    assert all(len(r["round_ms"].split("|")) == 2 for r in rows)
+    res = check_table(table, dataset)
+    assert res["table_sum"]["n"] == 4 and "repeatability" in res
+    # the first subnet is the base model
+    import json
+
+    from rcai.space.space import SearchSpace as S
+
+    assert json.loads((tmp_path / "archs" / rows[0]["subnet"]).read_text())["choices"] == S(micro).base_arch()
