@@ -1,0 +1,109 @@
+"""`rcai export` and `rcai bench`: ship the subnet as ONNX, measure its whole sampling loop."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from ..errors import RcaiError
+from .common import JsonOpt, console, human, print_json
+from .main import app
+
+
+@app.command()
+def export(
+    out: str = typer.Argument(..., help="Output ONNX file (e.g. runs/NAME/subnet.onnx); the sidecar goes to OUT.json."),
+    run: Optional[str] = typer.Option(None, "--run", help="Run folder with subnet.json and model.pt / subnet.pt."),
+    subnet: Optional[str] = typer.Option(None, "--subnet", help="subnet.json (instead of --run)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="state_dict .pt for --subnet (omitted: random init, warned)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Write an fp16 model (fp32 inputs/outputs)."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare ONNX Runtime with torch (fp32 max abs diff <= 1e-4)."),
+    seed: int = typer.Option(0, help="Seed of the random init when there are no weights."),
+    json: bool = JsonOpt,
+) -> None:
+    """Export the subnet's denoiser (inputs x [B,6,H,W], noise_level [B,1]; output eps; dynamic
+    batch; opset 17), check it with onnx.checker, verify it against torch and write the sidecar."""
+    from ..deploy import export_subnet_onnx, load_state, run_files
+    from ..space.subnet import SubnetSpec
+
+    if (run is None) == (subnet is None):
+        raise RcaiError("export: give exactly one of --run DIR or --subnet subnet.json")
+    if run is not None:
+        if weights is not None:
+            raise RcaiError("export: --weights goes with --subnet, not --run (the run has its weights)")
+        spec_path, weights_path = run_files(run)
+    else:
+        spec_path, weights_path = Path(subnet), Path(weights) if weights else None
+    spec = SubnetSpec.load(spec_path)
+    state = load_state(weights_path) if weights_path else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the report carries the random-init warning
+        rep = export_subnet_onnx(spec, state, out, fp16=fp16, verify=verify, weights_path=weights_path, seed=seed)
+    if json:
+        print_json(rep.to_dict())
+        return
+    for w in rep.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    diff = "not verified" if rep.max_abs_diff is None else f"{rep.max_abs_diff:.2e}"
+    console.print(f"wrote {rep.onnx_path} ({rep.precision}, opset {rep.opset}, {human(rep.params)} params, {rep.onnx_bytes / 1e6:.2f} MB) + {Path(rep.sidecar_path).name}")
+    console.print(f"onnx.checker ok; ONNX Runtime vs torch max abs diff (fp32, batch {rep.verify_batch}): {diff}")
+    if rep.precision == "fp16":
+        console.print(f"fp16 ({rep.fp16_converter}) max abs diff vs torch fp32: {rep.fp16_max_abs_diff:.2e}")
+
+
+@app.command()
+def bench(
+    model: str = typer.Argument(..., help="Deployed ONNX file (with its sidecar MODEL.json)."),
+    device: str = typer.Option("cpu", "--device", help="Target: cpu | gpu | jetson."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Denoiser calls (default: T for ddpm, 50 for ddim)."),
+    sampler: str = typer.Option("ddpm", "--sampler", help="ddpm | ddim."),
+    batch: int = typer.Option(1, "--batch"),
+    image: Optional[str] = typer.Option(None, "--image", help="LR image of the preset's LR size, or 'random' (default: a built-in photo crop)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (ONNX Runtime and torch)."),
+    engine: str = typer.Option("onnx", "--engine", help="onnx (the deployed model) | torch (eager loop, for comparison)."),
+    loops: int = typer.Option(3, "--loops", help="Timed whole loops."),
+    seed: int = typer.Option(0, "--seed"),
+    table: Optional[str] = typer.Option(None, "--table", help="Cost table CSV: its estimate is shown beside the measurement."),
+    predictor: Optional[str] = typer.Option(None, "--predictor", help="Latency predictor file: its estimate too."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Only without a sidecar: the preset whose schedule to use."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Torch weights for the PSNR reference (default: from the sidecar)."),
+    check: bool = typer.Option(True, "--psnr/--no-psnr", help="Run the other engine once and report the PSNR between the images."),
+    json: bool = JsonOpt,
+) -> None:
+    """Run the full sampling loop of MODEL on the target and report per-step latency percentiles,
+    whole-loop latency, images/s, peak memory, the table/predictor estimates and the PSNR of the
+    ONNX loop's image vs the torch sampler's from the same noise."""
+    from ..deploy import BenchConfig, bench_loop
+
+    cfg = BenchConfig(
+        device=device, threads=threads, engine=engine, sampler=sampler, steps=steps, batch=batch, image=image, seed=seed,
+        loops=loops, preset=preset, weights=weights, table=table, predictor=predictor, psnr=check,
+    )
+    res = bench_loop(model, cfg, progress=None if json else (lambda m: console.print(f"[dim]{m}[/]")))
+    if json:
+        print_json(res.to_dict())
+        return
+    _print(res)
+
+
+def _print(res) -> None:
+    from rich.console import Console
+
+    out = Console()
+    out.print(f"[bold]{res.model}[/] on {res.engine_label} — {res.sampler}, {res.steps} steps, batch {res.batch}, image: {res.image}")
+    t = Table("measure", "value")
+    t.add_row("per step p10 / p50 / p90", f"{res.step_p10_ms:.2f} / {res.step_p50_ms:.2f} / {res.step_p90_ms:.2f} ms ({res.step_count} calls)")
+    t.add_row("whole loop (median)", f"{res.loop_ms:.0f} ms over {len(res.loop_runs_ms)} loops ({', '.join(f'{x:.0f}' for x in res.loop_runs_ms)})")
+    t.add_row("images/s", f"{res.images_per_s:.3f}")
+    t.add_row("peak memory", f"{res.peak_mem_bytes / 2**20:.1f} MiB ({res.mem_method})")
+    for name, e in res.estimates.items():
+        t.add_row(f"{name} estimate", f"{e.loop_ms:.0f} ms loop ({e.loop_error_pct:+.1f}%), {e.step_ms:.2f} ms/step ({e.step_error_pct:+.1f}%)" + (f" [{e.note}]" if e.note else ""))
+    if res.psnr_db is not None:
+        ok = "" if res.psnr_ok is None else (" ok" if res.psnr_ok else " [red]BELOW 50 dB[/]")
+        t.add_row("PSNR vs reference", f"{res.psnr_db:.1f} dB vs {res.psnr_reference}{ok}")
+    out.print(t)
+    for n in res.notes:
+        out.print(f"[yellow]note:[/] {n}")

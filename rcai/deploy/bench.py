@@ -1,0 +1,176 @@
+"""`rcai bench`: the whole sampling loop of a deployed denoiser on a target, timed per step and per
+loop, with peak memory, the cost table's / predictor's estimates beside the measurement and the
+PSNR against the other engine's image from the same noise (ONNX loop vs torch sampler)."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..diffusion import list_samplers, sample
+from ..errors import RcaiError
+from ..metrics import psnr
+from ..space.presets import get_preset
+from ..targets.measure import summarize
+from .engines import Engine, build_engine, torch_threads
+from .estimates import Estimate, predictor_estimate, table_estimate
+from .images import lr_input
+from .memory import PeakRss
+from .runtime import default_steps, read_deployment
+from .sidecar import sidecar_path
+
+PSNR_MIN_FP32 = 50.0  # dB, ONNX loop vs torch loop at fp32
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    device: str = "cpu"
+    threads: int | None = None
+    engine: str = "onnx"  # onnx | torch
+    sampler: str = "ddpm"
+    steps: int | None = None  # None: T for ddpm, 50 for ddim (required without a sidecar)
+    batch: int = 1
+    image: str | None = None  # LR image path, "random", or None (built-in photo crop)
+    seed: int = 0
+    eta: float = 0.0
+    clip_x0: bool = True
+    loops: int = 3  # timed whole loops
+    warmup: int = 5  # untimed denoiser calls before them
+    preset: str | None = None  # only when the sidecar is missing
+    weights: str | None = None  # torch weights for the reference (default: what the sidecar names)
+    table: str | None = None
+    predictor: str | None = None
+    psnr: bool = True  # also run the other engine once and compare images
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "BenchConfig":
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise RcaiError(f"bench config: unknown fields {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class BenchResult:
+    model: str
+    engine: str
+    engine_label: str
+    target: dict[str, Any]
+    precision: str
+    sampler: str
+    steps: int
+    batch: int
+    seed: int
+    image: str
+    has_sidecar: bool
+    subnet_hash: str | None
+    step_p10_ms: float
+    step_p50_ms: float
+    step_p90_ms: float
+    step_mean_ms: float
+    step_count: int
+    loop_ms: float  # median over the timed loops (denoiser + sampler updates + noise draws)
+    loop_runs_ms: list[float]
+    images_per_s: float
+    peak_mem_bytes: int  # increase of the process's peak RSS while loading + running the loop
+    peak_rss_bytes: int
+    mem_method: str
+    estimates: dict[str, Estimate] = field(default_factory=dict)
+    psnr_db: float | None = None  # this engine's image vs the reference engine's, same noise
+    psnr_reference: str = ""
+    psnr_ok: bool | None = None  # fp32 only: psnr_db >= 50
+    notes: list[str] = field(default_factory=list)
+    output: np.ndarray | None = field(default=None, repr=False)  # the last loop's image [B,3,H,W]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "output"}
+        d["estimates"] = {k: e.to_dict() for k, e in self.estimates.items()}
+        return d
+
+
+def _run_loop(engine: Engine, lr_up: np.ndarray, schedule, cfg: BenchConfig, steps: int, on_step: Callable | None = None):
+    return sample(engine.denoiser, lr_up, schedule, sampler=cfg.sampler, steps=steps, seed=cfg.seed, eta=cfg.eta, clip_x0=cfg.clip_x0, step_callback=on_step)
+
+
+def _check_config(cfg: BenchConfig) -> None:
+    if cfg.sampler not in list_samplers():
+        raise RcaiError(f"--sampler: unknown {cfg.sampler!r}; known: {', '.join(list_samplers())}")
+    if cfg.batch < 1 or cfg.loops < 1 or cfg.warmup < 0:
+        raise RcaiError("need --batch >= 1, --loops >= 1 and --warmup >= 0")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise RcaiError("--threads must be >= 1")
+
+
+def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress: Callable[[str], None] | None = None) -> BenchResult:
+    """Measure the whole sampling loop of the deployed model `onnx_path` as `cfg` says."""
+    _check_config(cfg)
+    say = progress or (lambda msg: None)
+    onnx_path = Path(onnx_path)
+    if cfg.preset and cfg.steps is None and not sidecar_path(onnx_path).is_file():
+        raise RcaiError(f"{onnx_path}: without a sidecar --steps is required (with --preset)")
+    side, has_sidecar = read_deployment(onnx_path, get_preset(cfg.preset) if cfg.preset else None)
+    schedule = side.noise_schedule()
+    steps = default_steps(cfg.sampler, schedule.T) if cfg.steps is None else cfg.steps
+    preset = side.preset
+    lr_up, image_desc = lr_input(cfg.image, preset.lr_size, preset.hr_size, cfg.batch, cfg.seed)
+    notes: list[str] = []
+
+    step_ms: list[float] = []
+    loop_ms: list[float] = []
+    with torch_threads(cfg.threads), PeakRss() as mem:
+        say(f"preparing {cfg.engine}")
+        engine = build_engine(cfg.engine, onnx_path, side, cfg.batch, cfg.device, cfg.threads, cfg.weights)
+        x6 = np.concatenate([lr_up, np.random.default_rng(cfg.seed).standard_normal(lr_up.shape, dtype=np.float32)], 1)
+        level = np.full((cfg.batch, 1), 0.5, np.float32)
+        for _ in range(cfg.warmup):
+            engine.denoiser(x6, level)
+        for k in range(cfg.loops):
+            say(f"loop {k + 1}/{cfg.loops} ({steps} steps)")
+            t0 = time.perf_counter()
+            result = _run_loop(engine, lr_up, schedule, cfg, steps, lambda i, t, s: step_ms.append(s * 1e3))
+            loop_ms.append((time.perf_counter() - t0) * 1e3)
+    stats = summarize(step_ms)
+    loop_median = float(np.median(loop_ms))
+    image = result.image
+
+    res = BenchResult(
+        model=str(onnx_path), engine=cfg.engine, engine_label=engine.label, target=engine.info,
+        precision=side.precision if cfg.engine == "onnx" else "fp32", sampler=cfg.sampler, steps=steps, batch=cfg.batch,
+        seed=cfg.seed, image=image_desc, has_sidecar=has_sidecar, subnet_hash=side.subnet_hash if side.choices else None,
+        step_p10_ms=stats.p10_ms, step_p50_ms=stats.median_ms, step_p90_ms=stats.p90_ms, step_mean_ms=stats.mean_ms,
+        step_count=stats.count, loop_ms=loop_median, loop_runs_ms=loop_ms, images_per_s=cfg.batch / (loop_median / 1e3),
+        peak_mem_bytes=mem.delta_bytes, peak_rss_bytes=mem.peak_bytes, mem_method=mem.method, notes=notes, output=image,
+    )
+    if cfg.psnr:
+        _compare(res, cfg, onnx_path, side, lr_up, schedule, steps, say)
+    if cfg.table:
+        res.estimates["table"] = table_estimate(cfg.table, side, steps, cfg.batch).compare(loop_median, stats.median_ms)
+    if cfg.predictor:
+        res.estimates["predictor"] = predictor_estimate(cfg.predictor, side, onnx_path, steps, cfg.batch).compare(loop_median, stats.median_ms)
+    return res
+
+
+def _compare(res: BenchResult, cfg: BenchConfig, onnx_path: Path, side, lr_up, schedule, steps: int, say) -> None:
+    """PSNR of this engine's image vs the other engine's (torch for onnx, onnx for torch)."""
+    other = "torch" if cfg.engine == "onnx" else "onnx"
+    try:
+        ref = build_engine(other, onnx_path, side, cfg.batch, "cpu", cfg.threads, cfg.weights)
+    except RcaiError as e:
+        res.notes.append(f"no PSNR check: {e}")
+        return
+    say(f"reference loop ({ref.label})")
+    with torch_threads(cfg.threads):
+        ref_image = _run_loop(ref, lr_up, schedule, cfg, steps).image
+    res.psnr_db = psnr(res.output, ref_image)
+    res.psnr_reference = ref.label
+    if side.precision == "fp32":
+        res.psnr_ok = bool(res.psnr_db >= PSNR_MIN_FP32)
+        if not res.psnr_ok:
+            res.notes.append(f"PSNR vs {other} is {res.psnr_db:.1f} dB < {PSNR_MIN_FP32:.0f} dB")

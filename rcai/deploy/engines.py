@@ -1,0 +1,83 @@
+"""What runs the denoiser inside the bench loop, by name: the deployed ONNX model on a target
+("onnx") or the torch eager subnet it was exported from ("torch"). Both are driven by the same
+numpy sampling loop, so only the denoiser differs."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from ..diffusion import TorchDenoiser
+from ..errors import RcaiError
+from ..targets import resolve_device
+from .runtime import DeployedModel
+from .sidecar import DeploySidecar
+from .weights import reference_model
+
+
+@dataclass
+class Engine:
+    name: str
+    denoiser: Callable[..., Any]
+    info: dict[str, Any]  # device, backend and version, precision, threads
+    label: str  # human-readable, e.g. "onnxruntime 1.20 (fp32, 2 threads)"
+
+
+# builder(onnx_path, sidecar, batch, device, threads, weights) -> Engine
+EngineBuilder = Callable[[Path, DeploySidecar, int, str, "int | None", "str | Path | None"], Engine]
+_ENGINES: dict[str, EngineBuilder] = {}
+
+
+def register_engine(name: str) -> Callable[[EngineBuilder], EngineBuilder]:
+    def deco(fn: EngineBuilder) -> EngineBuilder:
+        _ENGINES[name] = fn
+        return fn
+
+    return deco
+
+
+def list_engines() -> list[str]:
+    return sorted(_ENGINES)
+
+
+def build_engine(name: str, onnx_path: Path, side: DeploySidecar, batch: int, device: str = "cpu", threads: int | None = None, weights: str | Path | None = None) -> Engine:
+    if name not in _ENGINES:
+        raise RcaiError(f"unknown engine {name!r}; known: {', '.join(list_engines())}")
+    return _ENGINES[name](onnx_path, side, batch, device, threads, weights)
+
+
+@register_engine("onnx")
+def _onnx(onnx_path: Path, side: DeploySidecar, batch: int, device: str, threads: int | None, weights: Any) -> Engine:
+    settings = {"threads": threads} if threads else {}
+    dm = DeployedModel.load(onnx_path, target=resolve_device(device, **settings), batch=batch, preset=side.preset)
+    info = dm.prepared.info().to_dict()
+    label = f"{info['backend']} {info['backend_version']} ({info['precision']}, {info['threads']} threads)"
+    return Engine("onnx", dm.denoiser, info, label)
+
+
+@register_engine("torch")
+def _torch(onnx_path: Path, side: DeploySidecar, batch: int, device: str, threads: int | None, weights: str | Path | None) -> Engine:
+    if device != "cpu":
+        raise RcaiError(f"--engine torch: only --device cpu is supported here, got {device!r}")
+    if not side.choices:
+        raise RcaiError(f"{onnx_path}: --engine torch needs the sidecar (subnet choices and weights)")
+    model, note = reference_model(side, onnx_path, weights)
+    if model is None:
+        raise RcaiError(f"{onnx_path}: --engine torch: {note}")
+    info = {"device": "cpu", "backend": "torch", "backend_version": torch.__version__, "precision": "fp32", "threads": threads or torch.get_num_threads()}
+    return Engine("torch", TorchDenoiser(model), info, f"torch {torch.__version__} eager ({note})")
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run torch with `threads` intra-op threads inside the block (None: unchanged)."""
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

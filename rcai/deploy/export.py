@@ -1,0 +1,147 @@
+"""`rcai export`: the subnet's denoiser as ONNX (dynamic batch, opset 17) plus its sidecar,
+checked with onnx.checker and verified against torch in ONNX Runtime."""
+from __future__ import annotations
+
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import onnx
+import torch
+
+from ..diffusion import ScheduleConfig
+from ..errors import RcaiError
+from ..io import atomic_write_bytes
+from ..onnx_export import DENOISER_INPUTS, DENOISER_OUTPUTS, OPSET, denoiser_inputs, export_onnx
+from ..space.subnet import SubnetSpec
+from .fp16 import to_fp16
+from .sidecar import DeploySidecar, denoiser_specs, sidecar_path
+from .weights import build_model, weights_ref
+
+FP32_TOLERANCE = 1e-4  # max |ONNX Runtime - torch| on random inputs
+VERIFY_BATCH = 2  # also proves the batch dimension is dynamic (exported with batch 1)
+
+
+@dataclass
+class ExportReport:
+    onnx_path: str
+    sidecar_path: str
+    subnet_hash: str
+    precision: str
+    opset: int
+    params: int
+    onnx_bytes: int
+    max_abs_diff: float | None  # fp32 ONNX Runtime vs torch (None: not verified)
+    fp16_max_abs_diff: float | None = None  # fp16 model vs torch fp32
+    fp16_converter: str | None = None
+    verify_batch: int = VERIFY_BATCH
+    weights: str = "random"
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ort_vs_torch(model_bytes: bytes, module: torch.nn.Module, preset, batch: int = VERIFY_BATCH, seed: int = 0) -> float:
+    """Max |ONNX Runtime(model) - torch(module)| on random inputs (x ~ N(0,1), noise_level ~ U(0,1))."""
+    import onnxruntime as ort
+
+    x, level = denoiser_inputs(preset, batch=batch, seed=seed)
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+    got = sess.run([DENOISER_OUTPUTS[0]], {"x": x.numpy(), "noise_level": level.numpy()})[0]
+    with torch.inference_mode():
+        want = module(x, level).numpy()
+    if got.shape != want.shape:
+        raise RcaiError(f"export: ONNX output shape {got.shape} != torch {want.shape}")
+    return float(np.max(np.abs(got.astype(np.float64) - want)))
+
+
+def _check(model: onnx.ModelProto, what: str) -> None:
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise RcaiError(f"export: {what} fails onnx.checker ({str(e).splitlines()[0]})") from None
+
+
+def export_subnet_onnx(
+    spec: SubnetSpec,
+    state_dict: Mapping[str, torch.Tensor] | None,
+    out_path: str | Path,
+    fp16: bool = False,
+    verify: bool = True,
+    weights_path: str | Path | None = None,
+    seed: int = 0,
+) -> ExportReport:
+    """Export the denoiser of `spec` with `state_dict` (None: random init from `seed`, with a warning)
+    to `out_path` and write `<out_path>.json` beside it.
+
+    Inputs `x` [B,6,H,W] and `noise_level` [B,1], output `eps` [B,3,H,W], B dynamic, opset 17.
+    verify: compare ONNX Runtime with torch on a random batch of 2; fp32 must agree within 1e-4
+    (else RcaiError). With fp16 the written model is the fp16 one (fp32 I/O); its difference is
+    reported separately. `weights_path` is recorded in the sidecar (relative to the ONNX file)."""
+    t0 = time.perf_counter()
+    out_path = Path(out_path)
+    if out_path.suffix != ".onnx":
+        raise RcaiError(f"{out_path}: the output file must end in .onnx")
+    warns = []
+    if state_dict is None:
+        warns.append(f"no weights given: exporting a random init (seed {seed})")
+        warnings.warn(warns[-1], stacklevel=2)
+    module = build_model(spec, state_dict, seed=seed, source=str(weights_path or "state_dict"))
+    preset = spec.preset
+    with tempfile.TemporaryDirectory(prefix="rcai-export-") as tmp:
+        fp32_path = export_onnx(
+            module, denoiser_inputs(preset, batch=1), DENOISER_INPUTS, Path(tmp) / "fp32.onnx", DENOISER_OUTPUTS, dynamic_batch=True
+        )
+        model = onnx.load(str(fp32_path))
+    _check(model, "the fp32 model")
+    data = model.SerializeToString()
+    diff = ort_vs_torch(data, module, preset) if verify else None
+    if diff is not None and not diff <= FP32_TOLERANCE:
+        raise RcaiError(f"export: ONNX Runtime differs from torch by {diff:.3g} (> {FP32_TOLERANCE:g}) on random inputs")
+    diff16 = converter = None
+    precision = "fp32"
+    if fp16:
+        model, converter = to_fp16(model)
+        _check(model, "the fp16 model")
+        data = model.SerializeToString()
+        precision = "fp16"
+        diff16 = ort_vs_torch(data, module, preset) if verify else None
+        if diff16 is not None and not np.isfinite(diff16):
+            raise RcaiError("export: the fp16 model produces non-finite outputs")
+    inputs, outputs = denoiser_specs(preset)
+    side = DeploySidecar(
+        preset=preset,
+        choices=dict(spec.choices),
+        schedule=ScheduleConfig(T=preset.T, beta_start=preset.beta_start, beta_end=preset.beta_end),
+        inputs=inputs,
+        outputs=outputs,
+        precision=precision,
+        opset=OPSET,
+        weights=weights_ref(module, weights_path, out_path, seed),
+        export_check={"max_abs_diff": diff, "fp16_max_abs_diff": diff16, "fp16_converter": converter, "verify_batch": VERIFY_BATCH},
+    )
+    atomic_write_bytes(out_path, data)
+    side_path = side.save(sidecar_path(out_path))
+    return ExportReport(
+        onnx_path=str(out_path),
+        sidecar_path=str(side_path),
+        subnet_hash=spec.hash,
+        precision=precision,
+        opset=OPSET,
+        params=sum(p.numel() for p in module.parameters()),
+        onnx_bytes=len(data),
+        max_abs_diff=diff,
+        fp16_max_abs_diff=diff16,
+        fp16_converter=converter,
+        weights=str(weights_path) if weights_path else f"random (seed {seed})",
+        seconds=time.perf_counter() - t0,
+        warnings=warns,
+    )
