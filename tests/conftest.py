@@ -16,9 +16,7 @@ def tiny():
 
 @pytest.fixture(scope="session")
 def micro():
-    """An even smaller preset for quick real runs (8 channels, 16->32)."""
-    import dataclasses
-
+    """The smallest registered preset, for quick real runs (8 channels, 16->32)."""
     from rcai.space.presets import get_preset
 
-    return dataclasses.replace(get_preset("tiny"), name="micro", base_channels=8, channel_mults=(1, 2), attn_from_depth=1, lr_size=16, hr_size=32, groups=4, T=100)
+    return get_preset("micro")

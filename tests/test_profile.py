@@ -38,8 +38,7 @@ def test_op_enumeration_covers_every_op_of_the_supernet(name):
                     assert op.spec.key in listed
 
 
-def test_profile_table_is_real_and_complete(tmp_path, micro, monkeypatch):
-    monkeypatch.setattr("rcai.cost.profile.get_preset", lambda n: micro)
+def test_profile_table_is_real_and_complete(tmp_path, micro):
     table = profile_ops(ProfileConfig(preset="micro", threads=1, measure=FAST), tmp_path / "t.csv", progress=False)
     loaded = CostTable.load(tmp_path / "t.csv")
     assert set(loaded.rows) == {s.key for s in SearchSpace(micro).all_specs()}
@@ -53,13 +52,9 @@ def test_profile_table_is_real_and_complete(tmp_path, micro, monkeypatch):
 
 SCRIPT = textwrap.dedent(
     """
-    import dataclasses, sys
+    import sys
     import rcai.cost.profile as P
-    from rcai.space.presets import get_preset
     from rcai.targets import MeasureConfig
-    micro = dataclasses.replace(get_preset("tiny"), name="micro", base_channels=8, channel_mults=(1, 2),
-                                attn_from_depth=1, lr_size=16, hr_size=32, groups=4, T=100)
-    P.get_preset = lambda n: micro
     slow = MeasureConfig(warmup=1, min_repeats=2000, max_repeats=2000, chunk=500, max_seconds=60)
     P.profile_ops(P.ProfileConfig(preset="micro", threads=1, measure=slow), sys.argv[1], progress=False)
     """
@@ -94,14 +89,10 @@ def test_profile_resumes_after_kill_without_losing_rows(tmp_path):
 
 
 def _micro():
-    import dataclasses
-
-    return dataclasses.replace(get_preset("tiny"), name="micro", base_channels=8, channel_mults=(1, 2), attn_from_depth=1, lr_size=16, hr_size=32, groups=4, T=100)
+    return get_preset("micro")
 
 
-def test_arch_dataset_and_table_check(tmp_path, micro, monkeypatch):
-    monkeypatch.setattr("rcai.cost.profile.get_preset", lambda n: micro)
-    monkeypatch.setattr("rcai.cost.archs.get_preset", lambda n: micro)
+def test_arch_dataset_and_table_check(tmp_path, micro):
     cfg = ProfileConfig(preset="micro", threads=1, measure=FAST)
     table = profile_ops(cfg, tmp_path / "t.csv", progress=False)
     dataset = profile_archs(cfg, ArchDatasetConfig(archs=4, rounds=2), tmp_path / "archs", progress=False)

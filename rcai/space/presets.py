@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ..errors import RcaiError
@@ -138,3 +138,10 @@ def tiny() -> Preset:
         beta_end=0.02,
         description="tiny CPU preset (32->64, 16 ch, mults 1,2,4)",
     )
+
+
+@register_preset
+def micro() -> Preset:
+    """Smallest useful preset (8 channels, 16->32, two levels): tests and smoke runs in seconds."""
+    return replace(tiny(), name="micro", base_channels=8, channel_mults=(1, 2), attn_from_depth=1, lr_size=16, hr_size=32, groups=4, T=100,
+                   description="micro test preset (16->32, 8 ch, mults 1,2)")

@@ -1,0 +1,87 @@
+"""`rcai search`: latency-aware bilevel search, subnet under a budget, fine-tune, evaluate."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from ..model.mixed import list_softmax
+from ..search.config import SearchConfig
+from ..search.run import run_search
+from ..train.evaluate import EvalConfig
+from .common import JsonOpt, PresetOpt, console, print_json
+from .main import app
+
+
+@app.command()
+def search(
+    cost_table: str = typer.Option(..., "--cost-table", help="Cost table CSV of the target (rcai profile)."),
+    out: str = typer.Option(..., "--out", "-o", help="Run folder, e.g. runs/search."),
+    preset: str = PresetOpt,
+    softmax: str = typer.Option("simple", help=f"Mixed-op weights: {', '.join(list_softmax())}."),
+    latency_budget_ms: Optional[float] = typer.Option(None, help="Budget for the whole sampling loop (ms)."),
+    steps_per_sample: int = typer.Option(50, help="Sampling steps of the deployed loop; latency counts all of them."),
+    penalty: str = typer.Option("auto", help="expected | budget | mul-log (auto: budget if a budget is set)."),
+    lambda_latency: float = typer.Option(1.0, help="Weight of the latency term (on latency / base latency)."),
+    lambda_flops: float = typer.Option(0.0, help="Weight of the FLOPs term (on FLOPs / base FLOPs)."),
+    steps: int = typer.Option(300, help="Bilevel search steps."),
+    warmup: int = typer.Option(50, help="Weight-only steps before alpha moves."),
+    finetune_steps: int = typer.Option(200, help="Fine-tuning steps of the extracted subnet."),
+    lr_weights: float = typer.Option(2e-4),
+    lr_alpha: float = typer.Option(3e-3),
+    batch: int = typer.Option(4),
+    seed: int = typer.Option(0),
+    data: Optional[str] = typer.Option(None, help="DIV2K-style HR folder (default: built-in photos)."),
+    predictor: Optional[str] = typer.Option(None, help="GNN predictor: ranks candidates and checks the budget."),
+    eval_steps: int = typer.Option(20, help="DDIM steps of the PSNR/SSIM evaluation."),
+    eval_images: int = typer.Option(4),
+    force: bool = typer.Option(False, "--force", help="Use a table measured for another preset/batch/precision."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed search from its last checkpoint."),
+    json: bool = JsonOpt,
+) -> None:
+    """Train the supernet's weights and architecture parameters alternately with the target's
+    latency in the architecture loss, extract the best subnet under the budget, fine-tune it and
+    evaluate PSNR/SSIM. Multi-process: `torchrun --nproc_per_node N -m rcai search ...`."""
+    cfg = SearchConfig(
+        preset=preset, cost_table=cost_table, predictor=predictor, softmax=softmax, penalty=penalty,
+        latency_budget_ms=latency_budget_ms, steps_per_sample=steps_per_sample, lambda_latency=lambda_latency,
+        lambda_flops=lambda_flops, steps=steps, warmup_steps=warmup, lr_weights=lr_weights, lr_alpha=lr_alpha,
+        batch_size=batch, finetune_steps=finetune_steps, seed=seed, data_dir=data, force=force,
+        eval=EvalConfig(steps=eval_steps, max_images=eval_images),
+    )
+    with distributed():
+        metrics = run_search(cfg, out, resume=resume, progress=not json)
+    if not metrics:
+        return  # not rank 0
+    if json:
+        print_json(metrics)
+        return
+    s, t, b = metrics["search"], metrics["table"], metrics["base_table"]
+    for note in s["notes"]:
+        console.print(note)
+    console.print(f"{out}: subnet {s['subnet_hash']} ({s['selection']}): loop {t['loop_ms']:.1f} ms vs base {b['loop_ms']:.1f} ms "
+                  f"({b['loop_ms'] / t['loop_ms']:.2f}x), FLOPs {t['flops'] / 1e6:.1f}M vs {b['flops'] / 1e6:.1f}M, "
+                  f"PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}")
+
+
+class distributed:
+    """Join the process group when launched by torchrun (gloo on CPU, NCCL on GPU)."""
+
+    def __enter__(self):
+        import os
+
+        import torch
+        import torch.distributed as dist
+
+        self.owned = False
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            self.owned = True
+        return self
+
+    def __exit__(self, *exc):
+        import torch.distributed as dist
+
+        if self.owned:
+            dist.destroy_process_group()
+        return False

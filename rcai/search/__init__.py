@@ -1,0 +1,1 @@
+"""Hardware-aware search: the report's bilevel DARTS search with the target's cost in the loss."""

@@ -1,0 +1,50 @@
+"""Typed search configuration, saved as config.json in every search run folder."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..train.evaluate import EvalConfig
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    preset: str = "tiny"
+    cost_table: str = "latency_tables/cpu-tiny.csv"
+    predictor: str | None = None  # GNN predictor: ranks candidates and checks the budget
+    softmax: str = "simple"  # simple | temperature | gumbel
+    penalty: str = "auto"  # auto: "budget" with a budget, else "expected" (the report's form)
+    latency_budget_ms: float | None = None  # whole sampling loop (per-step cost x steps_per_sample)
+    steps_per_sample: int = 50  # sampling steps the deployed loop runs (DDIM); latency counts all of them
+    lambda_latency: float = 1.0  # on E[loop latency] / base loop latency (dimensionless)
+    lambda_flops: float = 0.0  # on E[FLOPs] / base FLOPs
+    data_weight: float = 1.0  # weight of the val L1 in the architecture loss (0: cost alone, an ablation)
+    steps: int = 300  # bilevel iterations (one weight step + one alpha step each)
+    warmup_steps: int = 50  # weight-only steps before alpha starts moving (DARTS warm-up)
+    lr_weights: float = 2e-4  # report: 3e-6 at its scale
+    lr_alpha: float = 3e-3  # report: 3e-5 at its scale
+    tau_max: float = 20.0  # eq. 8
+    tau_min: float = 0.08
+    batch_size: int = 4
+    finetune_steps: int = 200
+    seed: int = 0
+    data_dir: str | None = None
+    ckpt_every: int = 50
+    log_every: int = 5
+    force: bool = False  # use a table measured for another preset/batch/precision
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SearchConfig":
+        d = dict(d)
+        d["eval"] = EvalConfig(**d.get("eval", {}))
+        return cls(**d)
+
+    @property
+    def penalty_name(self) -> str:
+        if self.penalty != "auto":
+            return self.penalty
+        return "budget" if self.latency_budget_ms else "expected"

@@ -1,0 +1,150 @@
+"""The report's bilevel search, step-alternating (first-order DARTS): a model engine trains the
+network weights on the train split, an architecture engine trains only alpha on the validation
+split with loss = L1 + latency penalty (+ FLOPs term). The temperature follows eq. 8 per step.
+
+Data-parallel with torch.distributed (gloo on CPU, NCCL on GPU): gradients of both engines are
+averaged across ranks by all-reduce, so every rank applies the same update and alpha stays
+identical; rank 0 broadcasts the initial state and, every `sync_every` steps, re-broadcasts alpha
+as a guard against floating-point divergence (the known pitfall of ranks drifting apart).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from ..cost.expected import expected_cost
+from ..cost.model import OpCostModel
+from ..diffusion import NoiseSchedule, diffusion_loss
+from ..model.extract import argmax_arch
+from ..model.mixed import TanhTemperature
+from ..model.unet import UNet
+from ..space.space import SearchSpace
+from ..train.batches import BatchStream
+from .config import SearchConfig
+from .penalty import get_penalty
+
+
+def world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _average_grads(params: list[torch.nn.Parameter]) -> None:
+    rank, size = world()
+    if size == 1:
+        return
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad /= size
+
+
+def broadcast_(tensors: list[torch.Tensor]) -> None:
+    if world()[1] > 1:
+        for t in tensors:
+            dist.broadcast(t, src=0)
+
+
+def _requires_grad(params: list[torch.nn.Parameter], flag: bool) -> None:
+    for p in params:
+        p.requires_grad_(flag)
+
+
+@dataclass
+class Bilevel:
+    """State of one search: the supernet, both optimizers, both data streams."""
+
+    cfg: SearchConfig
+    supernet: UNet
+    cost: OpCostModel
+    schedule: NoiseSchedule
+    train_stream: BatchStream
+    val_stream: BatchStream
+    base_loop_ms: float
+    base_flops: float
+
+    def __post_init__(self) -> None:
+        self.space = SearchSpace(self.supernet.preset)
+        self.weights = self.supernet.weight_parameters()
+        self.alphas = self.supernet.arch_parameters()
+        self.opt_w = torch.optim.Adam(self.weights, lr=self.cfg.lr_weights)
+        self.opt_a = torch.optim.Adam(self.alphas, lr=self.cfg.lr_alpha)
+        self.temperature = TanhTemperature(self.cfg.tau_max, self.cfg.tau_min, width=self.cfg.steps)
+        self.penalty = get_penalty(self.cfg.penalty_name)
+        self.supernet.set_softmax(self.cfg.softmax)
+        broadcast_(list(self.supernet.state_dict().values()))
+
+    # -- the two engines ---------------------------------------------------------------------
+    def weight_step(self) -> float:
+        _requires_grad(self.alphas, False)
+        _requires_grad(self.weights, True)
+        loss = diffusion_loss(self.supernet, self.schedule, *self.train_stream.next())
+        self.opt_w.zero_grad(set_to_none=True)
+        loss.backward()
+        _average_grads(self.weights)
+        self.opt_w.step()
+        return loss.item()
+
+    def expected_loop_cost(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """E[latency of the whole loop] (ms) and E[FLOPs per step], from the last forward's weights."""
+        e = expected_cost(self.supernet, self.cost.op_metric, ("latency_ms", "flops"))
+        loop = (self.cost.overhead_ms + e["latency_ms"]) * self.cfg.steps_per_sample
+        return loop.float(), e["flops"].float()
+
+    def arch_step(self) -> dict[str, float]:
+        _requires_grad(self.weights, False)
+        _requires_grad(self.alphas, True)
+        data_loss = diffusion_loss(self.supernet, self.schedule, *self.val_stream.next())
+        lat, flops = self.expected_loop_cost()
+        loss = self.penalty(self.cfg.data_weight * data_loss, lat, self.base_loop_ms, self.cfg.latency_budget_ms, self.cfg.lambda_latency)
+        if self.cfg.lambda_flops:
+            loss = loss + self.cfg.lambda_flops * flops / self.base_flops
+        self.opt_a.zero_grad(set_to_none=True)
+        loss.backward()
+        _average_grads(self.alphas)
+        self.opt_a.step()
+        _requires_grad(self.weights, True)
+        return {"loss_data": data_loss.item(), "loss_arch": loss.item(), "expected_loop_ms": lat.item(), "expected_flops": flops.item()}
+
+    def step(self, step: int, sync_every: int = 25) -> dict[str, Any]:
+        tau = self.temperature(step)
+        self.supernet.set_temperature(tau)
+        rec: dict[str, Any] = {"step": step + 1, "tau": tau, "loss_weights": self.weight_step()}
+        if step >= self.cfg.warmup_steps:
+            rec.update(self.arch_step())
+        if (step + 1) % sync_every == 0:
+            broadcast_([a.data for a in self.alphas])
+        return rec
+
+    # -- what the logs show ------------------------------------------------------------------
+    def argmax_costs(self) -> dict[str, Any]:
+        """The current argmax subnet's table latency (whole loop) and FLOPs (report Fig. 5.4)."""
+        arch = argmax_arch(self.supernet, self.space)
+        c = self.cost.estimate(arch, self.cfg.steps_per_sample)
+        return {"subnet_loop_ms": c.loop_ms, "subnet_flops": c.flops, "alpha_entropy": self.alpha_entropy()}
+
+    def alpha_entropy(self) -> float:
+        """Mean entropy (nats) of softmax(alpha) over slots: log(k) at start, -> 0 as choices firm up."""
+        ents = [float(-(torch.softmax(a.detach(), 0) * torch.log_softmax(a.detach(), 0)).sum()) for a in self.alphas]
+        return sum(ents) / max(len(ents), 1)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "supernet": self.supernet.state_dict(),
+            "opt_w": self.opt_w.state_dict(),
+            "opt_a": self.opt_a.state_dict(),
+            "train_stream": self.train_stream.state_dict(),
+            "val_stream": self.val_stream.state_dict(),
+        }
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        self.supernet.load_state_dict(s["supernet"])
+        self.opt_w.load_state_dict(s["opt_w"])
+        self.opt_a.load_state_dict(s["opt_a"])
+        self.train_stream.load_state_dict(s["train_stream"])
+        self.val_stream.load_state_dict(s["val_stream"])

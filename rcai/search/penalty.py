@@ -1,0 +1,57 @@
+"""Latency penalties of the architecture loss, by name.
+
+Every penalty sees the data loss, E[loop latency] (ms, differentiable in alpha), the base model's
+loop latency (for scale) and the budget. Default: "budget" when a budget is given, else "expected".
+- expected  (report / AutoGAN-Distiller): loss + lambda * E[lat] / lat_base
+- budget    (ProxylessNAS `add#linear` restricted to the excess): loss + lambda * relu(E[lat] - B) / B;
+            only latency above the budget is penalised, so below it the data loss alone decides.
+- mul-log   (ProxylessNAS `mul#log`): loss * (log E[lat] / log B) ** beta, beta = lambda * 0.6
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from ..errors import RcaiError
+
+Penalty = Callable[[torch.Tensor, torch.Tensor, float, float | None, float], torch.Tensor]
+_PENALTIES: dict[str, Penalty] = {}
+
+
+def register_penalty(name: str):
+    def deco(fn: Penalty) -> Penalty:
+        _PENALTIES[name] = fn
+        return fn
+
+    return deco
+
+
+def get_penalty(name: str) -> Penalty:
+    if name not in _PENALTIES:
+        raise RcaiError(f"unknown penalty {name!r}; known: {', '.join(sorted(_PENALTIES))}")
+    return _PENALTIES[name]
+
+
+def _need_budget(budget: float | None, name: str) -> float:
+    if not budget:
+        raise RcaiError(f"penalty {name!r} needs --latency-budget-ms")
+    return budget
+
+
+@register_penalty("expected")
+def expected(loss, lat, base, budget, lam):
+    return loss + lam * lat / base
+
+
+@register_penalty("budget")
+def budget_linear(loss, lat, base, budget, lam):
+    b = _need_budget(budget, "budget")
+    return loss + lam * torch.relu(lat - b) / b
+
+
+@register_penalty("mul-log")
+def mul_log(loss, lat, base, budget, lam):
+    b = _need_budget(budget, "mul-log")
+    return loss * (torch.log(lat) / math.log(b)) ** (0.6 * lam)

@@ -1,0 +1,184 @@
+"""`rcai search`: bilevel search -> choose subnet under the budget -> fine-tune -> evaluate.
+
+Run folder: config.json, log.jsonl (+ log.csv), checkpoint.pt, supernet.pt, subnet.json,
+subnet.pt, metrics.json, plots/. `--resume` continues from the last checkpoint of either phase.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..cost.model import CostModel, OpCostModel, TableCostModel
+from ..cost.table import CostTable
+from ..diffusion import diffusion_loss
+from ..io import atomic_torch_save, atomic_write_json, atomic_write_text
+from ..model.extract import extract_subnet
+from ..model.unet import UNet
+from ..space.presets import get_preset
+from ..space.subnet import SubnetSpec
+from ..train.batches import BatchStream
+from ..train.evaluate import evaluate
+from ..train.rundir import RunDir, seed_everything
+from ..train.setup import schedule_of, splits_of
+from ..train.trainer import _bar, save_samples
+from .config import SearchConfig
+from .darts import Bilevel, world
+from .plots import plot_search
+from .result import SearchResult
+from .select import alpha_logprobs, arch_from, fit_budget, sample_candidates, score
+
+
+def load_cost_models(cfg: SearchConfig) -> tuple[OpCostModel, CostModel | None]:
+    preset = get_preset(cfg.preset)
+    table = TableCostModel(preset, CostTable.load(cfg.cost_table), force=cfg.force)
+    predictor = None
+    if cfg.predictor:
+        from ..cost.predictor_model import PredictorCostModel
+
+        predictor = PredictorCostModel(preset, cfg.predictor)
+    return table, predictor
+
+
+def build_bilevel(cfg: SearchConfig, table: OpCostModel) -> Bilevel:
+    rank, _ = world()
+    preset = get_preset(cfg.preset)
+    seed_everything(cfg.seed)  # identical init on every rank (and broadcast from rank 0 anyway)
+    supernet = UNet(preset, softmax=cfg.softmax)
+    splits = splits_of(preset, cfg.data_dir, cfg.seed, cfg.batch_size)
+    val = splits.val
+    val.random = val.augment = True  # the architecture engine sees random crops of the val images
+    base = table.estimate(table.space.base_arch(), cfg.steps_per_sample)
+    torch.manual_seed(cfg.seed + 1000 * rank)  # ranks differ in data and Gumbel noise only
+    return Bilevel(
+        cfg, supernet, table, schedule_of(preset),
+        BatchStream(splits.train, cfg.batch_size, cfg.seed + 1000 * rank),
+        BatchStream(val, cfg.batch_size, cfg.seed + 1 + 1000 * rank),
+        base_loop_ms=base.loop_ms, base_flops=base.flops,
+    )
+
+
+def choose_subnet(engine: Bilevel, predictor: CostModel | None) -> SearchResult:
+    """Argmax subnet; if it breaks the budget (by the predictor when given, else the table), the
+    most alpha-preferred subnet meeting it."""
+    cfg, space, S = engine.cfg, engine.space, engine.cfg.steps_per_sample
+    logp = alpha_logprobs(engine.supernet)
+    argmax = arch_from(space, logp)
+    judge = predictor or engine.cost
+    notes = []
+    if not cfg.latency_budget_ms:
+        return SearchResult(SubnetSpec(space.preset, argmax), judge.estimate(argmax, S), "argmax")
+    budget = cfg.latency_budget_ms
+    est = judge.estimate(argmax, S)
+    if est.loop_ms <= budget:
+        return SearchResult(SubnetSpec(space.preset, argmax), est, "argmax", notes=[f"argmax subnet meets the budget ({est.loop_ms:.1f} <= {budget:.1f} ms, {judge.name})"])
+    table_lat = lambda a: engine.cost.estimate(a, S).loop_ms  # noqa: E731
+    arch, path = fit_budget(space, logp, table_lat, budget)
+    notes.append(f"argmax subnet breaks the budget ({est.loop_ms:.1f} > {budget:.1f} ms by {judge.name}); "
+                 f"chose the most alpha-preferred subnet meeting it ({len(path) - 1} slot changes)")
+    if predictor is not None:  # rank greedy path + samples from alpha by the predictor
+        pool = [arch] + [arch_from(space, logp, {p["slot"]: p["choice"]}) for p in path[1:]] + sample_candidates(space, logp, 24, cfg.seed)
+        ests = predictor.estimate_many(pool, S)
+        ok = [(score(a, logp), a, e) for a, e in zip(pool, ests) if e.loop_ms <= budget]
+        if ok:
+            _, arch, _ = max(ok, key=lambda t: t[0])
+            notes.append(f"predictor ranked {len(pool)} candidates, {len(ok)} meet the budget")
+        else:
+            notes.append("predictor: no candidate meets the budget; kept the table's choice")
+    return SearchResult(SubnetSpec(space.preset, arch), judge.estimate(arch, S), "budget", history=path, notes=notes)
+
+
+def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    rank, _ = world()
+    run = RunDir(Path(out))
+    if rank == 0:
+        run.start(cfg.to_dict(), resume)
+    table, predictor = load_cost_models(cfg)
+    engine = build_bilevel(cfg, table)
+    state = run.load_checkpoint() if resume else None
+    step, phase = 0, "search"
+    if state is not None:
+        phase, step = state["phase"], state["step"]
+        engine.load_state_dict(state["engine"])
+        if rank == 0:
+            run.truncate_log(step if phase == "search" else cfg.steps + step)
+
+    def checkpoint(extra: dict[str, Any]) -> None:
+        if rank == 0:
+            run.save_checkpoint({"engine": engine.state_dict(), **extra})
+
+    if phase == "search":
+        with _bar(progress and rank == 0, cfg.steps, step, "searching") as advance:
+            while step < cfg.steps:
+                t0 = time.perf_counter()
+                rec = engine.step(step)
+                step += 1
+                if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
+                    rec.update(engine.argmax_costs(), step_s=time.perf_counter() - t0)
+                    run.log(rec)
+                if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                    checkpoint({"phase": "search", "step": step})
+                advance(rec.get("loss_arch", rec["loss_weights"]))
+        phase, step = "finetune", 0
+        checkpoint({"phase": phase, "step": 0})
+    if rank != 0:
+        return {}
+    atomic_torch_save(engine.supernet.state_dict(), run.file("supernet.pt"))
+    result = choose_subnet(engine, predictor)
+    result.subnet.save(run.file("subnet.json"))
+    subnet, _ = extract_subnet(engine.supernet, result.subnet.choices)
+    ft_state = state.get("finetune") if state and state.get("phase") == "finetune" else None
+    finetune(subnet, engine, cfg, run, ft_state, progress, checkpoint)
+    atomic_torch_save(subnet.state_dict(), run.file("subnet.pt"))
+    preset = engine.supernet.preset
+    metrics = evaluate(subnet, splits_of(preset, cfg.data_dir, cfg.seed, cfg.batch_size).test, engine.schedule, cfg.eval)
+    save_samples(run.file("samples.png"), metrics.pop("_arrays"))
+    base = table.estimate(table.space.base_arch(), cfg.steps_per_sample)
+    metrics.update(
+        search=result.to_dict(),
+        table=table.estimate(result.subnet.choices, cfg.steps_per_sample).to_dict(),
+        base_table=base.to_dict(),
+        params=sum(p.numel() for p in subnet.parameters()),
+        choices=result.subnet.choices,
+    )
+    atomic_write_json(run.file("metrics.json"), metrics)
+    records = run.read_log()
+    write_csv_log(records, run.file("log.csv"))
+    plot_search(records, run.file("plots"))
+    return metrics
+
+
+def finetune(subnet: UNet, engine: Bilevel, cfg: SearchConfig, run: RunDir, state, progress: bool, checkpoint: Callable) -> None:
+    """The report's last phase: train the extracted subnet's weights (inherited) on the train split."""
+    opt = torch.optim.Adam(subnet.parameters(), lr=cfg.lr_weights)
+    step = 0
+    if state:
+        subnet.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = state["step"]
+    subnet.train()
+    with _bar(progress, cfg.finetune_steps, step, "fine-tuning") as advance:
+        while step < cfg.finetune_steps:
+            loss = diffusion_loss(subnet, engine.schedule, *engine.train_stream.next())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if step % cfg.log_every == 0 or step == cfg.finetune_steps:
+                run.log({"step": cfg.steps + step, "loss_finetune": loss.item()})
+            if step % cfg.ckpt_every == 0 or step == cfg.finetune_steps:
+                checkpoint({"phase": "finetune", "step": step, "finetune": {"model": subnet.state_dict(), "optimizer": opt.state_dict(), "step": step}})
+            advance(loss.item())
+
+
+def write_csv_log(records: list[dict[str, Any]], path: Path) -> None:
+    keys = sorted({k for r in records for k in r}, key=lambda k: (k != "step", k))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(records)
+    atomic_write_text(path, buf.getvalue())
