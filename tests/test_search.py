@@ -1,0 +1,148 @@
+import json
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from rcai.cost.profile import ProfileConfig, profile_ops
+from rcai.errors import RcaiError
+from rcai.search.config import SearchConfig
+from rcai.search.darts import Bilevel
+from rcai.search.run import build_bilevel, choose_subnet, load_cost_models, run_search
+from rcai.search.select import alpha_logprobs, fit_budget
+from rcai.targets import MeasureConfig
+from rcai.train.evaluate import EvalConfig
+
+FAST = MeasureConfig(warmup=1, min_repeats=3, max_repeats=5, chunk=3, max_seconds=0.5)
+
+
+@pytest.fixture(scope="module")
+def micro_table(tmp_path_factory):
+    path = tmp_path_factory.mktemp("table") / "cpu-micro.csv"
+    profile_ops(ProfileConfig(preset="micro", threads=1, measure=FAST), path, progress=False)
+    return str(path)
+
+
+def _cfg(table, **kw):
+    base = dict(preset="micro", cost_table=table, steps=6, warmup_steps=0, batch_size=2, finetune_steps=2, steps_per_sample=10,
+                ckpt_every=3, log_every=1, eval=EvalConfig(steps=2, max_images=1))
+    return SearchConfig(**{**base, **kw})
+
+
+def _engine(cfg) -> Bilevel:
+    table, _ = load_cost_models(cfg)
+    return build_bilevel(cfg, table)
+
+
+def _snapshot(params):
+    return [p.detach().clone() for p in params]
+
+
+def _changed(before, params):
+    return [not torch.equal(b, p.detach()) for b, p in zip(before, params)]
+
+
+def test_weight_step_moves_only_weights_and_arch_step_only_alpha(micro_table):
+    eng = _engine(_cfg(micro_table))
+    w0, a0 = _snapshot(eng.weights), _snapshot(eng.alphas)
+    eng.weight_step()
+    assert any(_changed(w0, eng.weights)) and not any(_changed(a0, eng.alphas))
+    w1, a1 = _snapshot(eng.weights), _snapshot(eng.alphas)
+    eng.arch_step()
+    assert not any(_changed(w1, eng.weights)) and all(_changed(a1, eng.alphas))
+
+
+def test_cost_term_alone_moves_alpha_toward_cheaper_ops(micro_table):
+    eng = _engine(_cfg(micro_table, data_weight=0.0, lr_alpha=0.05, lambda_latency=1.0))
+    before = eng.expected_loop_cost()[0].item()
+    for _ in range(30):
+        eng.arch_step()
+    with torch.no_grad():
+        eng.supernet(torch.zeros(1, 6, 32, 32), torch.ones(1, 1))  # refresh last weights
+    after = eng.expected_loop_cost()[0].item()
+    assert after < 0.8 * before
+    # the cheapest GN-conv candidate ("skip") gained probability in every GN-conv slot
+    for m in eng.supernet.mixed_ops():
+        if "skip" in m.choices:
+            p = torch.softmax(m.alpha.detach(), 0)
+            assert p[m.choices.index("skip")] > p[m.choices.index("conv5x5")]
+
+
+def test_budget_enforced_by_greedy_selection(micro_table):
+    eng = _engine(_cfg(micro_table))
+    with torch.no_grad():  # make the argmax the most expensive subnet: conv5x5 / attention everywhere
+        for m in eng.supernet.mixed_ops():
+            m.alpha.zero_()
+            m.alpha[m.choices.index("conv5x5" if "conv5x5" in m.choices else "attention")] = 3.0
+    S = eng.cfg.steps_per_sample
+    argmax_ms = eng.cost.estimate(eng.space.pick(lambda s: "conv5x5" if "conv5x5" in s.choices else "attention"), S).loop_ms
+    budget = 0.8 * argmax_ms
+    eng.cfg = _cfg(micro_table, latency_budget_ms=budget)
+    res = choose_subnet(eng, None)
+    assert res.selection == "budget" and res.estimate.loop_ms <= budget
+    assert any("breaks the budget" in n for n in res.notes)
+    with pytest.raises(RcaiError, match="no subnet meets the latency budget"):
+        fit_budget(eng.space, alpha_logprobs(eng.supernet), lambda a: eng.cost.estimate(a, S).loop_ms, 1e-6)
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(micro_table, tmp_path):
+    cfg = _cfg(micro_table)
+    full = run_search(cfg, tmp_path / "full", progress=False)
+    # interrupted: same run, but stop after the first checkpoint (step 3) by shortening, then resume
+    part = _cfg(micro_table)
+    from rcai.search import run as run_mod
+
+    class Stop(Exception):
+        pass
+
+    orig = run_mod.RunDir.save_checkpoint
+
+    def stop_after_first(self, state):
+        orig(self, state)
+        if state.get("phase") == "search" and state.get("step") == 3:
+            raise Stop
+
+    run_mod.RunDir.save_checkpoint = stop_after_first
+    try:
+        with pytest.raises(Stop):
+            run_search(part, tmp_path / "resumed", progress=False)
+    finally:
+        run_mod.RunDir.save_checkpoint = orig
+    resumed = run_search(part, tmp_path / "resumed", resume=True, progress=False)
+    assert resumed["choices"] == full["choices"]
+    a = torch.load(tmp_path / "full" / "supernet.pt")
+    b = torch.load(tmp_path / "resumed" / "supernet.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    logs = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logs] == sorted({r["step"] for r in logs})  # no duplicate steps
+    for name in ("config.json", "subnet.json", "subnet.pt", "metrics.json", "plots/search.png", "log.csv"):
+        assert (tmp_path / "resumed" / name).exists()
+
+
+def _ddp_worker(rank, world, port, table, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        eng = _engine(_cfg(table, softmax="gumbel", steps=8))
+        for step in range(8):
+            eng.step(step, sync_every=1000)  # no re-broadcast: identity must come from averaged grads
+        torch.save([a.detach() for a in eng.alphas], os.path.join(out_dir, f"alpha{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_ddp_keeps_alpha_identical(micro_table, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, micro_table, str(tmp_path)), nprocs=2, join=True)
+    a0, a1 = torch.load(tmp_path / "alpha0.pt"), torch.load(tmp_path / "alpha1.pt")
+    assert any(not torch.equal(x, torch.zeros_like(x)) for x in a0)  # alpha did move
+    for x, y in zip(a0, a1):
+        assert torch.equal(x, y)
