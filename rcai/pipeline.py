@@ -1,0 +1,140 @@
+"""`rcai pipeline` (what `make demo` runs): profile -> search -> export -> bench on the built-in data.
+
+  1. cost table: reuse latency_tables/<device>-<preset>.csv when it matches the preset, else profile
+  2. base model: trained with the same weight-update budget as the search (the reference)
+  3. search: bilevel search under a budget (base table latency / speedup), fine-tune, evaluate
+  4. export both to ONNX; time both whole sampling loops on the target in interleaved rounds;
+     bench the subnet against the table (and predictor) estimates and the torch loop's image
+  5. runs/NAME/report.md with plots
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .cost.model import TableCostModel
+from .cost.profile import ProfileConfig, default_table_path, profile_ops
+from .cost.table import CostTable
+from .deploy import BenchConfig, bench_loop, export_subnet_onnx
+from .deploy.compare import compare_loops
+from .errors import RcaiError
+from .io import atomic_write_json, atomic_write_text, read_json
+from .search.config import SearchConfig
+from .search.run import run_search
+from .space.presets import get_preset
+from .space.subnet import SubnetSpec
+from .targets import MeasureConfig
+from .train.evaluate import EvalConfig
+from .train.trainer import TrainConfig, train
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    preset: str = "tiny"
+    device: str = "cpu"
+    threads: int = 1
+    speedup: float = 1.6  # latency budget = base table latency / speedup
+    steps_per_sample: int = 50  # DDIM steps of the deployed loop
+    search_steps: int = 240
+    warmup_steps: int = 40
+    finetune_steps: int = 160
+    lr: float = 1e-3
+    softmax: str = "simple"
+    seed: int = 0
+    rounds: int = 5  # interleaved timing rounds, base vs subnet
+    eval_images: int = 8
+    predictor: str | None = None  # default: predictors/<device>-<preset>.pt if present
+
+
+def find_table(cfg: PipelineConfig, out: Path, say: Callable[[str], None]) -> Path:
+    preset = get_preset(cfg.preset)
+    shipped = default_table_path(cfg.device, cfg.preset)
+    if shipped.exists():
+        try:
+            TableCostModel(preset, CostTable.load(shipped))
+            say(f"reusing cost table {shipped}")
+            return shipped
+        except RcaiError as e:
+            say(f"not reusing {shipped}: {e}")
+    path = out / f"{cfg.device}-{cfg.preset}.csv"
+    say(f"profiling {cfg.preset} on {cfg.device} -> {path}")
+    profile_ops(ProfileConfig(preset=cfg.preset, device=cfg.device, threads=cfg.threads,
+                              measure=MeasureConfig(warmup=10, min_repeats=50, max_repeats=2000, chunk=25, rel_tol=0.01, max_seconds=3.0)), path)
+    return path
+
+
+def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "pipeline.json", asdict(cfg))
+    table_path = find_table(cfg, out, say)
+    preset = get_preset(cfg.preset)
+    table = TableCostModel(preset, CostTable.load(table_path))
+    S = cfg.steps_per_sample
+    base_est = table.estimate(table.space.base_arch(), S)
+    budget = base_est.loop_ms / cfg.speedup
+    ev = EvalConfig(steps=20, max_images=cfg.eval_images, seed=cfg.seed)
+    predictor = cfg.predictor or (str(p) if (p := Path("predictors") / f"{cfg.device}-{cfg.preset}.pt").exists() else None)
+
+    say(f"training the base model ({cfg.search_steps + cfg.finetune_steps} steps)")
+    base_dir = out / "base"
+    if not (base_dir / "metrics.json").exists():
+        train(TrainConfig(preset=cfg.preset, steps=cfg.search_steps + cfg.finetune_steps, lr=cfg.lr, seed=cfg.seed, eval=ev),
+              base_dir, resume=(base_dir / "config.json").exists(), progress=progress)
+    say(f"searching under a budget of {budget:.1f} ms for {S} DDIM steps (base: {base_est.loop_ms:.1f} ms by the table)")
+    search_dir = out / "search"
+    if not (search_dir / "metrics.json").exists():
+        scfg = SearchConfig(preset=cfg.preset, cost_table=str(table_path), predictor=predictor, softmax=cfg.softmax,
+                            latency_budget_ms=budget, steps_per_sample=S, steps=cfg.search_steps, warmup_steps=cfg.warmup_steps,
+                            finetune_steps=cfg.finetune_steps, lr_weights=cfg.lr, seed=cfg.seed, eval=ev)
+        run_search(scfg, search_dir, resume=(search_dir / "config.json").exists(), progress=progress)
+
+    say("exporting both denoisers to ONNX")
+    onnx = {"base": base_dir / "model.onnx", "subnet": search_dir / "subnet.onnx"}
+    weights = {"base": base_dir / "model.pt", "subnet": search_dir / "subnet.pt"}
+    dirs = {"base": base_dir, "subnet": search_dir}
+    exports = {}
+    for k in onnx:
+        spec = SubnetSpec.load(dirs[k] / "subnet.json")
+        exports[k] = export_subnet_onnx(spec, torch.load(weights[k], weights_only=True), onnx[k], weights_path=weights[k]).to_dict()
+
+    say(f"timing both whole loops on {cfg.device} ({cfg.rounds} interleaved rounds)")
+    bcfg = BenchConfig(device=cfg.device, threads=cfg.threads, sampler="ddim", steps=S, psnr=False)
+    timing = compare_loops({k: (onnx[k], "onnx") for k in onnx}, bcfg, rounds=cfg.rounds)
+    say("benching the subnet: estimates vs measurement, ONNX vs torch image")
+    bench = bench_loop(onnx["subnet"], BenchConfig(device=cfg.device, threads=cfg.threads, sampler="ddim", steps=S,
+                                                   table=str(table_path), predictor=predictor)).to_dict()
+    bench_base = bench_loop(onnx["base"], BenchConfig(device=cfg.device, threads=cfg.threads, sampler="ddim", steps=S,
+                                                      table=str(table_path), predictor=predictor, psnr=False)).to_dict()
+    summary = {
+        "budget_ms": budget,
+        "table": str(table_path),
+        "predictor": predictor,
+        "base": _row(base_dir, table, S, timing["base"], bench_base),
+        "subnet": _row(search_dir, table, S, timing["subnet"], bench),
+        "exports": exports,
+        "search": read_json(search_dir / "metrics.json")["search"],
+    }
+    summary["speedup_measured"] = summary["base"]["measured_loop_ms"] / summary["subnet"]["measured_loop_ms"]
+    summary["psnr_delta"] = summary["subnet"]["psnr"] - summary["base"]["psnr"]
+    atomic_write_json(out / "summary.json", summary)
+    from .report import write_report
+
+    write_report(out, summary, cfg)
+    return summary
+
+
+def _row(run: Path, table: TableCostModel, S: int, timing: dict[str, Any], bench: dict[str, Any]) -> dict[str, Any]:
+    m = read_json(run / "metrics.json")
+    spec = SubnetSpec.load(run / "subnet.json")
+    est = table.estimate(spec.choices, S)
+    return {
+        "run": str(run), "subnet": spec.hash, "params": m["params"], "flops_per_step": est.flops,
+        "table_loop_ms": est.loop_ms, "measured_loop_ms": timing["median_ms"], "repeatability": timing["repeatability"],
+        "psnr": m["psnr"], "ssim": m["ssim"], "bicubic_psnr": m["bicubic_psnr"], "bicubic_ssim": m["bicubic_ssim"],
+        "estimates": bench.get("estimates", {}), "bench_psnr_onnx_vs_torch": bench.get("psnr_db"),
+        "step_p50_ms": bench["step_p50_ms"], "images_per_s": bench["images_per_s"], "bench_loop_ms": bench["loop_ms"],
+    }
