@@ -252,3 +252,22 @@ def test_cli_error_is_one_line_exit_2(tmp_path):
     done = _cli("bench", str(bad))
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "not an ONNX model" in done.stderr
+
+
+def test_estimate_errors_over_subnets(micro, micro_table, tmp_path):
+    from rcai.deploy.accuracy import estimate_errors, study_subnets
+
+    subnets = study_subnets(micro, n_random=1, seed=0)
+    assert list(subnets) == ["base", "min-flops", "max-flops", "random-0"]
+    picked = {k: subnets[k] for k in ("min-flops", "max-flops")}
+    cfg = BenchConfig(**{**FAST, "steps": 3}, table=str(micro_table), psnr=False)
+    rows, summary = estimate_errors(picked, cfg, tmp_path, rounds=1)
+    assert [r["subnet"] for r in rows] == ["min-flops", "max-flops"]
+    assert rows[0]["flops"] < rows[1]["flops"]
+    for r in rows:
+        assert r["measured_loop_ms"] > 0 and r["steps"] == 3
+        assert r["table_error_pct"] == pytest.approx(100 * (r["table_loop_ms"] - r["measured_loop_ms"]) / r["measured_loop_ms"])
+    assert summary["table"]["max_abs_error_pct"] == pytest.approx(max(abs(r["table_error_pct"]) for r in rows))
+    assert "predictor" not in summary
+    with pytest.raises(RcaiError, match="table and/or a predictor"):
+        estimate_errors(picked, BenchConfig(**FAST), tmp_path)

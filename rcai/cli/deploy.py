@@ -96,7 +96,7 @@ def _print(res) -> None:
     out.print(f"[bold]{res.model}[/] on {res.engine_label} — {res.sampler}, {res.steps} steps, batch {res.batch}, image: {res.image}")
     t = Table("measure", "value")
     t.add_row("per step p10 / p50 / p90", f"{res.step_p10_ms:.2f} / {res.step_p50_ms:.2f} / {res.step_p90_ms:.2f} ms ({res.step_count} calls)")
-    t.add_row("whole loop (median)", f"{res.loop_ms:.0f} ms over {len(res.loop_runs_ms)} loops ({', '.join(f'{x:.0f}' for x in res.loop_runs_ms)})")
+    t.add_row("whole loop (median)", f"{res.loop_ms:.0f} ms, median of {len(res.loop_runs_ms)} loop(s) ({', '.join(f'{x:.0f}' for x in res.loop_runs_ms)})")
     t.add_row("images/s", f"{res.images_per_s:.3f}")
     t.add_row("peak memory", f"{res.peak_mem_bytes / 2**20:.1f} MiB ({res.mem_method})")
     for name, e in res.estimates.items():

@@ -124,6 +124,8 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
 
     step_ms: list[float] = []
     loop_ms: list[float] = []
+    import onnxruntime  # noqa: F401  loaded before the memory window: library pages are not the model's memory
+
     with torch_threads(cfg.threads), PeakRss() as mem:
         say(f"preparing {cfg.engine}")
         engine = build_engine(cfg.engine, onnx_path, side, cfg.batch, cfg.device, cfg.threads, cfg.weights)
