@@ -1,0 +1,42 @@
+import json
+import subprocess
+import sys
+
+from rcai.pipeline import PipelineConfig, run_pipeline
+
+
+def test_pipeline_end_to_end_on_micro(tmp_path):
+    cfg = PipelineConfig(preset="micro", search_steps=4, warmup_steps=1, finetune_steps=2, steps_per_sample=4, rounds=1, eval_images=2)
+    summary = run_pipeline(cfg, tmp_path / "run", say=lambda m: None, progress=False)
+    for name in ("report.md", "summary.json", "latency_psnr.png", "base/model.onnx", "search/subnet.onnx", "search/plots/search.png",
+                 "base/samples.png", "search/samples.png", "cpu-micro.csv"):
+        assert (tmp_path / "run" / name).exists(), name
+    assert summary["subnet"]["table_loop_ms"] <= summary["budget_ms"]
+    assert summary["base"]["measured_loop_ms"] > 0 and summary["subnet"]["measured_loop_ms"] > 0
+    assert summary["subnet"]["bench_psnr_onnx_vs_torch"] >= 50
+    assert "table" in summary["subnet"]["estimates"]
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "Measured speed-up" in report and "search/plots/search.png" in report
+    # resumable: a second run reuses the finished stages
+    again = run_pipeline(cfg, tmp_path / "run", say=lambda m: None, progress=False)
+    assert again["subnet"]["subnet"] == summary["subnet"]["subnet"]
+
+
+def test_cli_help_lists_every_command():
+    out = subprocess.run([sys.executable, "-m", "rcai", "--help"], capture_output=True, text=True, check=True).stdout
+    for cmd in ("space", "train", "sample", "profile", "tables", "search", "export", "bench", "pipeline", "predictor", "predict"):
+        assert cmd in out, cmd
+
+
+def test_cli_bad_input_is_one_line_exit_2(tmp_path):
+    for args in (["space", "--preset", "nope"], ["tables", "show", str(tmp_path / "none.csv")],
+                 ["search", "--cost-table", str(tmp_path / "none.csv"), "--out", str(tmp_path / "s")]):
+        p = subprocess.run([sys.executable, "-m", "rcai", *args], capture_output=True, text=True)
+        assert p.returncode == 2, (args, p.stderr)
+        assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("error:"), p.stderr
+        assert "Traceback" not in p.stderr
+
+
+def test_space_json_reports_the_report_count():
+    out = subprocess.run([sys.executable, "-m", "rcai", "space", "--preset", "rcai-report", "--json"], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out)["subnets"] == 944_784
