@@ -19,9 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, git_rev, machine, write  # noqa: E402
 
-from rcai.cli.profile import OP_MEASURE  # noqa: E402
 from rcai.cost.check import check_table  # noqa: E402
-from rcai.cost.profile import ProfileConfig, profile_ops  # noqa: E402
+from rcai.cost.profile import OP_MEASURE, ProfileConfig, profile_ops  # noqa: E402
 from rcai.cost.table import CostTable  # noqa: E402
 
 

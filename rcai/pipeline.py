@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 
 from .cost.model import TableCostModel
-from .cost.profile import ProfileConfig, default_table_path, profile_ops
+from .cost.profile import OP_MEASURE, ProfileConfig, default_table_path, profile_ops
 from .cost.table import CostTable
 from .deploy import BenchConfig, bench_loop, export_subnet_onnx
 from .deploy.compare import compare_loops
@@ -26,7 +26,6 @@ from .search.config import SearchConfig
 from .search.run import run_search
 from .space.presets import get_preset
 from .space.subnet import SubnetSpec
-from .targets import MeasureConfig
 from .train.evaluate import EvalConfig
 from .train.trainer import TrainConfig, train
 
@@ -61,8 +60,7 @@ def find_table(cfg: PipelineConfig, out: Path, say: Callable[[str], None]) -> Pa
             say(f"not reusing {shipped}: {e}")
     path = out / f"{cfg.device}-{cfg.preset}.csv"
     say(f"profiling {cfg.preset} on {cfg.device} -> {path}")
-    profile_ops(ProfileConfig(preset=cfg.preset, device=cfg.device, threads=cfg.threads,
-                              measure=MeasureConfig(warmup=10, min_repeats=50, max_repeats=2000, chunk=25, rel_tol=0.01, max_seconds=3.0)), path)
+    profile_ops(ProfileConfig(preset=cfg.preset, device=cfg.device, threads=cfg.threads, measure=OP_MEASURE), path)
     return path
 
 

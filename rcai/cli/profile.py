@@ -6,15 +6,9 @@ from typing import Optional
 
 import typer
 
-from ..cost.archs import ArchDatasetConfig, profile_archs
-from ..cost.profile import ProfileConfig, default_table_path, profile_ops
-from ..targets import MeasureConfig
 from .common import JsonOpt, PresetOpt, console, print_json
 from .main import app
 
-# Isolated ops are fast (tens of microseconds): afford many repeats for a stable median.
-OP_MEASURE = MeasureConfig(warmup=10, min_repeats=50, max_repeats=2000, chunk=25, rel_tol=0.01, max_seconds=3.0)
-NET_MEASURE = MeasureConfig(warmup=5, min_repeats=20, max_repeats=300, chunk=10, rel_tol=0.02, max_seconds=3.0)
 
 
 @app.command()
@@ -34,6 +28,8 @@ def profile(
     """Measure every distinct op of the preset's supernet on the target into a cost table
     (median/p10/p90/CV/count, FLOPs by DeepSpeed cross-checked by torch, params, bytes, peak activation
     memory). Resumable: run the same command again after a kill and it continues where it stopped."""
+    from ..cost.archs import ArchDatasetConfig, profile_archs
+    from ..cost.profile import NET_MEASURE, OP_MEASURE, ProfileConfig, default_table_path, profile_ops
     table_path = Path(out) if out else default_table_path(device, preset)
     result: dict = {}
     if not skip_ops:

@@ -3,18 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
 import typer
 
-from ..data import load_rgb
-from ..data.files import resize_bicubic
-from ..diffusion import TorchDenoiser, list_samplers, sample as run_sample
 from ..errors import RcaiError
-from ..io import atomic_write_bytes
-from ..space.subnet import SubnetSpec
-from ..train.evaluate import to_uint8
-from ..train.setup import schedule_of
 from .common import console
 from .main import app
 
@@ -24,7 +15,7 @@ def sample(
     run: str = typer.Option(..., "--run", help="Run folder of `rcai train` (or `rcai search`)."),
     image: str = typer.Option(..., "--image", help="Low-resolution input image (PNG/JPEG)."),
     out: str = typer.Option(..., "--out", "-o", help="Where to write the super-resolved PNG."),
-    sampler: str = typer.Option("ddim", help=f"Sampler: {', '.join(list_samplers())}."),
+    sampler: str = typer.Option("ddim", help="Sampler: ddpm | ddim."),
     steps: int = typer.Option(50, help="Sampling steps (ddpm always uses all T)."),
     seed: int = typer.Option(0),
 ) -> None:
@@ -40,9 +31,6 @@ def sample(
     lr_up = resize_bicubic(lr, (w, h)).astype(np.float32).transpose(2, 0, 1)[None] / 127.5 - 1
     steps_arg = None if sampler == "ddpm" else steps
     result = run_sample(TorchDenoiser(model.eval()), lr_up, schedule_of(preset), sampler=sampler, steps=steps_arg, seed=seed, clip_x0=True, progress=True)
-    from PIL import Image
-    import io
-
     buf = io.BytesIO()
     Image.fromarray(to_uint8(result.image[0])).save(buf, format="PNG")
     atomic_write_bytes(out, buf.getvalue())
@@ -51,6 +39,10 @@ def sample(
 
 def load_run_model(run: Path):
     """The trained model of a run folder: subnet.json + model.pt (train) or subnet.pt (search)."""
+    import torch
+
+    from ..space.subnet import SubnetSpec
+
     spec_path = run / "subnet.json"
     weights = next((run / n for n in ("model.pt", "subnet.pt") if (run / n).exists()), None)
     if not spec_path.exists() or weights is None:

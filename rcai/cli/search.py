@@ -5,10 +5,7 @@ from typing import Optional
 
 import typer
 
-from ..model.mixed import list_softmax
-from ..search.config import SearchConfig
-from ..search.run import run_search
-from ..train.evaluate import EvalConfig
+
 from .common import JsonOpt, PresetOpt, console, print_json
 from .main import app
 
@@ -18,7 +15,7 @@ def search(
     cost_table: str = typer.Option(..., "--cost-table", help="Cost table CSV of the target (rcai profile)."),
     out: str = typer.Option(..., "--out", "-o", help="Run folder, e.g. runs/search."),
     preset: str = PresetOpt,
-    softmax: str = typer.Option("simple", help=f"Mixed-op weights: {', '.join(list_softmax())}."),
+    softmax: str = typer.Option("simple", help="Mixed-op weights: simple | temperature | gumbel."),
     latency_budget_ms: Optional[float] = typer.Option(None, help="Budget for the whole sampling loop (ms)."),
     steps_per_sample: int = typer.Option(50, help="Sampling steps of the deployed loop; latency counts all of them."),
     penalty: str = typer.Option("auto", help="expected | budget | mul-log (auto: budget if a budget is set)."),
@@ -42,6 +39,9 @@ def search(
     """Train the supernet's weights and architecture parameters alternately with the target's
     latency in the architecture loss, extract the best subnet under the budget, fine-tune it and
     evaluate PSNR/SSIM. Multi-process: `torchrun --nproc_per_node N -m rcai search ...`."""
+    from ..search.config import SearchConfig
+    from ..search.run import run_search
+    from ..train.evaluate import EvalConfig
     cfg = SearchConfig(
         preset=preset, cost_table=cost_table, predictor=predictor, softmax=softmax, penalty=penalty,
         latency_budget_ms=latency_budget_ms, steps_per_sample=steps_per_sample, lambda_latency=lambda_latency,

@@ -5,7 +5,6 @@ import typer
 from rich.table import Table
 
 from ..space.presets import get_preset, list_presets
-from ..space.summary import space_summary
 from .common import JsonOpt, PresetOpt, human, print_json
 from .main import app
 
@@ -14,6 +13,7 @@ from .main import app
 def space(preset: str = PresetOpt, json: bool = JsonOpt) -> None:
     """Print blocks, choices per slot, total subnet count, params and FLOPs of the supernet and of
     the base/largest/smallest subnet. Presets: rcai-report (the report's 944,784 subnets), tiny."""
+    from ..space.summary import space_summary
     s = space_summary(get_preset(preset))
     if json:
         print_json(s)

@@ -7,10 +7,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..cost.check import check_table
-from ..cost.table import CostTable
-from ..space.presets import get_preset
-from ..space.space import SearchSpace
 from .common import JsonOpt, human, print_json
 from .main import app
 
@@ -25,6 +21,10 @@ def show(
     json: bool = JsonOpt,
 ) -> None:
     """Summary: where it was measured, every op with its median latency, spread and FLOPs."""
+    from ..cost.check import check_table
+    from ..cost.table import CostTable
+    from ..space.presets import get_preset
+    from ..space.space import SearchSpace
     t = CostTable.load(table)
     missing = SearchSpace(get_preset(preset)).all_specs() if preset else []
     missing_keys = t.missing(missing) if preset else []
@@ -54,6 +54,10 @@ def check(
 ) -> None:
     """Table sum vs measured whole subnets: Acc+-10%, Spearman, MAPE, bias (and the measurement's
     own round-to-round repeatability, the ceiling of any estimate)."""
+    from ..cost.check import check_table
+    from ..cost.table import CostTable
+    from ..space.presets import get_preset
+    from ..space.space import SearchSpace
     res = check_table(CostTable.load(table), data, force=force)
     res.pop("_arrays")
     if json:

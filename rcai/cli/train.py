@@ -5,8 +5,6 @@ from typing import Optional
 
 import typer
 
-from ..train.evaluate import EvalConfig
-from ..train.trainer import TrainConfig, train as run_train
 from .common import JsonOpt, PresetOpt, console, print_json
 from .main import app
 
@@ -29,6 +27,8 @@ def train(
 ) -> None:
     """Train a base model or a subnet: checkpoints atomically, logs the loss to log.jsonl, and
     evaluates PSNR/SSIM on the test split (writes model.pt, metrics.json, samples.png)."""
+    from ..train.evaluate import EvalConfig
+    from ..train.trainer import TrainConfig, train as run_train
     cfg = TrainConfig(preset=preset, subnet=subnet, init=init, steps=steps, batch_size=batch, lr=lr, seed=seed, data_dir=data,
                       eval=EvalConfig(steps=eval_steps, max_images=eval_images))
     metrics = run_train(cfg, out, resume=resume, progress=not json)

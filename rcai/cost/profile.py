@@ -27,6 +27,10 @@ from .counters import op_counts
 from .table import CostTable, spec_columns
 
 FLOPS_TOLERANCE = 0.01  # DeepSpeed vs torch disagreement flagged above 1%
+# Isolated ops are fast (tens of microseconds): afford many repeats for a stable median.
+OP_MEASURE = MeasureConfig(warmup=10, min_repeats=50, max_repeats=2000, chunk=25, rel_tol=0.01, max_seconds=3.0)
+# Whole subnets (a few ms): fewer repeats per round, several interleaved rounds.
+NET_MEASURE = MeasureConfig(warmup=5, min_repeats=20, max_repeats=300, chunk=10, rel_tol=0.02, max_seconds=3.0)
 
 
 @dataclass(frozen=True)
