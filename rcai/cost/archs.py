@@ -28,7 +28,8 @@ from ..space.presets import get_preset
 from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
 from ..targets import MeasureConfig, Target
-from .profile import ProfileConfig, progress_bar, table_meta
+from ..progress import progress_bar
+from .profile import ProfileConfig, table_meta
 
 RAW_COLUMNS = ["model", "round", "median_ms", "p10_ms", "p90_ms", "cv", "count"]
 
@@ -86,7 +87,7 @@ def profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: str | Path,
     with tempfile.TemporaryDirectory(prefix="rcai-archs-") as tmp:
         total = len(archs) * (acfg.rounds + 1)
         finished = sum((out / "models" / f"{n}.onnx").exists() for n in names) + len(done)
-        with progress_bar(progress, "subnets", total, finished) as advance:
+        with progress_bar(progress, "subnets", total, finished, transient=False) as advance:
             for name, arch in zip(names, archs):  # export pass
                 if not (out / "models" / f"{name}.onnx").exists():
                     export_subnet(SubnetSpec(preset, arch), out, name, pcfg.batch, Path(tmp))

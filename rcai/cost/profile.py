@@ -20,6 +20,7 @@ from .. import __version__
 from ..model.ops import OpSpec, build_op
 from ..model.ops.registry import example_inputs
 from ..onnx_export import export_onnx
+from ..progress import progress_bar
 from ..space.presets import Preset, get_preset
 from ..space.space import SearchSpace
 from ..targets import MeasureConfig, Target, resolve_device
@@ -127,30 +128,8 @@ def profile_ops(cfg: ProfileConfig, out: str | Path, progress: bool = True) -> C
         if "overhead_ms" not in table.meta:
             table.update_meta(overhead_ms=measure_overhead(target, cfg.measure, workdir))
         todo = [s for s in specs if s.key not in table.rows]
-        with progress_bar(progress, "profiling ops", len(specs), len(specs) - len(todo)) as advance:
+        with progress_bar(progress, "profiling ops", len(specs), len(specs) - len(todo), transient=False) as advance:
             for spec in todo:
                 table.append(profile_op(spec, target, cfg.batch, cfg.measure, workdir))
                 advance(spec.key)
     return table
-
-
-class progress_bar:
-    """Rich progress bar with ETA, or nothing when disabled. `advance(label)` after each item."""
-
-    def __init__(self, enabled: bool, label: str, total: int, done: int = 0):
-        self.enabled, self.label, self.total, self.done = enabled, label, total, done
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda label="": None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.p = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[item]}"), transient=False)
-        self.p.start()
-        task = self.p.add_task(self.label, total=self.total, completed=self.done, item="")
-        return lambda label="": self.p.update(task, advance=1, item=label)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.p.stop()
-        return False

@@ -25,7 +25,8 @@ from ..train.batches import BatchStream
 from ..train.evaluate import evaluate
 from ..train.rundir import RunDir, seed_everything
 from ..train.setup import schedule_of, splits_of
-from ..train.trainer import _bar, save_samples
+from ..progress import progress_bar
+from ..train.trainer import save_samples
 from .config import SearchConfig
 from .darts import Bilevel, world
 from .plots import plot_search
@@ -112,7 +113,7 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False, progres
             run.save_checkpoint({"engine": engine.state_dict(), **extra})
 
     if phase == "search":
-        with _bar(progress and rank == 0, cfg.steps, step, "searching") as advance:
+        with progress_bar(progress and rank == 0, "searching", cfg.steps, step) as advance:
             while step < cfg.steps:
                 t0 = time.perf_counter()
                 rec = engine.step(step)
@@ -122,7 +123,7 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False, progres
                     run.log(rec)
                 if step % cfg.ckpt_every == 0 or step == cfg.steps:
                     checkpoint({"phase": "search", "step": step})
-                advance(rec.get("loss_arch", rec["loss_weights"]))
+                advance(f"loss {rec.get('loss_arch', rec['loss_weights']):.4f}")
         phase, step = "finetune", 0
         checkpoint({"phase": phase, "step": 0})
     if rank != 0:
@@ -161,7 +162,7 @@ def finetune(subnet: UNet, engine: Bilevel, cfg: SearchConfig, run: RunDir, stat
         opt.load_state_dict(state["optimizer"])
         step = state["step"]
     subnet.train()
-    with _bar(progress, cfg.finetune_steps, step, "fine-tuning") as advance:
+    with progress_bar(progress, "fine-tuning", cfg.finetune_steps, step) as advance:
         while step < cfg.finetune_steps:
             loss = diffusion_loss(subnet, engine.schedule, *engine.train_stream.next())
             opt.zero_grad(set_to_none=True)
@@ -172,7 +173,7 @@ def finetune(subnet: UNet, engine: Bilevel, cfg: SearchConfig, run: RunDir, stat
                 run.log({"step": cfg.steps + step, "loss_finetune": loss.item()})
             if step % cfg.ckpt_every == 0 or step == cfg.finetune_steps:
                 checkpoint({"phase": "finetune", "step": step, "finetune": {"model": subnet.state_dict(), "optimizer": opt.state_dict(), "step": step}})
-            advance(loss.item())
+            advance(f"loss {loss.item():.4f}")
 
 
 def write_csv_log(records: list[dict[str, Any]], path: Path) -> None:

@@ -12,6 +12,7 @@ import torch
 from ..diffusion import diffusion_loss
 from ..io import atomic_torch_save, atomic_write_json
 from ..model.unet import UNet
+from ..progress import progress_bar
 from ..space.presets import Preset, get_preset
 from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
@@ -75,7 +76,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "stream": stream.state_dict(), "step": step})
 
     model.train()
-    with _bar(progress, cfg.steps, step) as advance:
+    with progress_bar(progress, "training", cfg.steps, step) as advance:
         while step < cfg.steps:
             t0 = time.perf_counter()
             lr_up, hr = stream.next()
@@ -88,7 +89,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
                 run.log({"step": step, "loss": loss.item(), "step_s": time.perf_counter() - t0})
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 checkpoint()
-            advance(loss.item())
+            advance(f"loss {loss.item():.4f}")
     atomic_torch_save(model.state_dict(), run.file("model.pt"))
     metrics = evaluate(model, splits.test, schedule, cfg.eval)
     save_samples(run.file("samples.png"), metrics.pop("_arrays"))
@@ -122,29 +123,3 @@ def save_samples(path: Path, arrays: dict[str, Any], max_images: int = 4) -> Non
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
-
-
-class _bar:
-    """A rich progress bar with ETA and the current loss (no-op when progress=False)."""
-
-    def __init__(self, enabled: bool, total: int, done: int, label: str = "training"):
-        self.enabled, self.total, self.done, self.label = enabled, total, done, label
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda loss=None: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.p = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"), TimeRemainingColumn(), transient=True)
-        self.p.start()
-        task = self.p.add_task(self.label, total=self.total, completed=self.done, loss="")
-
-        def advance(loss=None):
-            self.p.update(task, advance=1, loss=f"loss {loss:.4f}" if loss is not None else "")
-
-        return advance
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.p.stop()
-        return False
