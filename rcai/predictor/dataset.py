@@ -1,0 +1,157 @@
+"""Latency datasets: a CSV with columns `model` (ONNX path relative to the CSV), `latency_ms` and an
+optional `device`. Rows are validated (errors name the CSV line); encoded graphs are cached next to
+the CSV, keyed by the ONNX file's hash and FEATURE_VERSION, so re-training does not re-encode."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_geometric.data import Data
+
+from ..errors import RcaiError
+from ..io import atomic_torch_save
+from . import ops
+from .graph import FEATURE_VERSION, encode_onnx
+
+REQUIRED = ("model", "latency_ms")
+
+
+@dataclass
+class LatencyDataset:
+    """Unique models x devices. `latency_ms[i, d]` is NaN where model i was not measured on d."""
+
+    csv: Path
+    models: list[Path]
+    graphs: list[Data]
+    devices: list[str]  # [""] when the CSV has no device column
+    latency_ms: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def subset(self, rows: list[int] | None = None, devices: list[str] | None = None) -> "LatencyDataset":
+        """Some models and/or devices (models without any measurement left are dropped)."""
+        rows = list(range(len(self))) if rows is None else list(rows)
+        cols = [self.devices.index(d) for d in devices] if devices is not None else list(range(len(self.devices)))
+        lat = self.latency_ms[np.ix_(rows, cols)]
+        keep = [k for k in range(len(rows)) if np.isfinite(lat[k]).any()]
+        return LatencyDataset(self.csv, [self.models[rows[k]] for k in keep], [self.graphs[rows[k]] for k in keep],
+                              [self.devices[c] for c in cols], lat[keep])
+
+    def summary(self) -> dict:
+        return {"csv": str(self.csv), "models": len(self.models), "devices": self.devices,
+                "measurements": int(np.isfinite(self.latency_ms).sum())}
+
+
+def _rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    if not path.is_file():
+        raise RcaiError(f"{path}: file not found")
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        cols = [c.strip() for c in reader.fieldnames or []]
+        missing = [c for c in REQUIRED if c not in cols]
+        if missing:
+            raise RcaiError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(cols) or 'none'})")
+        reader.fieldnames = cols
+        rows = [(reader.line_num, {k: (v or "").strip() for k, v in r.items() if k}) for r in reader]
+    if not rows:
+        raise RcaiError(f"{path}: no data rows")
+    return rows
+
+
+def _latency(where: str, text: str) -> float:
+    if not text:
+        raise RcaiError(f"{where}: latency_ms is missing")
+    try:
+        v = float(text)
+    except ValueError:
+        raise RcaiError(f"{where}: latency_ms {text!r} is not a number") from None
+    if not math.isfinite(v) or v <= 0:
+        raise RcaiError(f"{where}: latency_ms must be a positive finite number of ms, got {text}")
+    return v
+
+
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cache_path(csv_path: Path) -> Path:
+    return csv_path.with_name(f".{csv_path.name}.graphs-v{FEATURE_VERSION}.pt")
+
+
+def _pack(d: Data) -> dict[str, torch.Tensor]:
+    """Compact form: op index instead of the one-hot block (rebuilt exactly by _unpack)."""
+    return {"op": d.x[:, : ops.N_OPS].argmax(1).to(torch.int16), "num": d.x[:, ops.N_OPS :].clone(),
+            "edge_index": d.edge_index, "g": d.g}
+
+
+def _unpack(e: dict[str, torch.Tensor]) -> Data:
+    onehot = torch.nn.functional.one_hot(e["op"].long(), ops.N_OPS).float()
+    x = torch.cat([onehot, e["num"]], 1)
+    return Data(x=x, edge_index=e["edge_index"], g=e["g"], num_nodes=x.shape[0])
+
+
+def _load_cache(path: Path) -> dict:
+    try:
+        blob = torch.load(path, weights_only=True)
+        return blob["entries"] if blob.get("feature_version") == FEATURE_VERSION else {}
+    except Exception:  # absent, stale or damaged: re-encode
+        return {}
+
+
+def encode_files(files: list[tuple[str, Path]], cache_file: Path | None, progress: bool = False) -> list[Data]:
+    """Encode (where, path) pairs, reusing and updating `cache_file`. Errors are prefixed by `where`."""
+    cache = _load_cache(cache_file) if cache_file else {}
+    keys, new = [], 0
+    from .progress import track
+
+    for where, path in track(files, "encoding ONNX graphs", progress):
+        key = _file_hash(path)
+        if key not in cache:
+            try:
+                cache[key] = _pack(encode_onnx(path))
+            except RcaiError as e:
+                raise RcaiError(f"{where}: {e}") from None
+            new += 1
+        keys.append(key)
+    if cache_file and new:
+        try:
+            atomic_torch_save({"feature_version": FEATURE_VERSION, "entries": {k: cache[k] for k in set(keys)}}, cache_file)
+        except OSError:  # read-only dataset folder: works, just without a cache
+            pass
+    return [_unpack(cache[k]) for k in keys]
+
+
+def load_dataset(csv_path: str | Path, progress: bool = False, use_cache: bool = True) -> LatencyDataset:
+    csv_path = Path(csv_path)
+    rows = _rows(csv_path)
+    models: dict[Path, tuple[str, int]] = {}
+    values: dict[tuple[Path, str], list[float]] = {}
+    for line, r in rows:
+        where = f"{csv_path} line {line}"
+        if not r.get("model"):
+            raise RcaiError(f"{where}: model is empty")
+        path = (csv_path.parent / r["model"]).resolve()
+        where = f"{where} ({r['model']})"
+        if not path.is_file():
+            raise RcaiError(f"{where}: model file not found")
+        ms = _latency(where, r.get("latency_ms", ""))
+        models.setdefault(path, (where, len(models)))
+        values.setdefault((path, r.get("device", "")), []).append(ms)
+    devices = sorted({d for _, d in values})
+    paths = list(models)
+    lat = np.full((len(paths), len(devices)), np.nan)
+    row_of, col_of = {p: i for i, p in enumerate(paths)}, {d: j for j, d in enumerate(devices)}
+    for (p, d), v in values.items():  # repeated measurements: geometric mean
+        lat[row_of[p], col_of[d]] = float(np.exp(np.mean(np.log(v))))
+    graphs = encode_files([(models[p][0], p) for p in paths], cache_path(csv_path) if use_cache else None, progress)
+    return LatencyDataset(csv_path, paths, graphs, devices, lat)

@@ -1,0 +1,109 @@
+"""LatencyPredictor: a trained GNN plus its metadata; predicts whole-network latency in ms for ONNX
+models given as files, in-memory ModelProtos (e.g. from a search loop) or already encoded graphs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+import onnx
+import torch
+from torch_geometric.data import Data
+
+from ..errors import RcaiError
+from . import io
+from .batch import collate
+from .graph import encode_onnx
+from .model import LatencyGNN
+
+ModelLike = Union[str, os.PathLike, onnx.ModelProto, Data]
+
+
+class LatencyPredictor:
+    def __init__(self, model: LatencyGNN, meta: dict):
+        self.model = model.eval()
+        self.meta = meta
+
+    @property
+    def targets(self) -> list[str]:
+        """Device names, one per output head."""
+        return list(self.meta["targets"])
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "LatencyPredictor":
+        return cls(*io.load_model(path))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return io.save_model(path, self.model, self.meta)
+
+    def head(self, target: str | None) -> int:
+        if target is None:
+            if len(self.targets) != 1:
+                raise RcaiError(f"predictor has several targets ({', '.join(self.targets)}): choose one")
+            return 0
+        if target not in self.targets:
+            raise RcaiError(f"predictor has no target {target!r} (has: {', '.join(self.targets)})")
+        return self.targets.index(target)
+
+    @staticmethod
+    def encode(models: Sequence[ModelLike]) -> list[Data]:
+        return [m if isinstance(m, Data) else encode_onnx(m) for m in models]
+
+    def predict_log(self, models: Sequence[ModelLike], batch_size: int = 64) -> np.ndarray:
+        """log(ms) for every head: [len(models), len(targets)]. Batches of ~64 graphs keep the
+        activations in cache, which is faster on CPU than one huge batch."""
+        graphs = self.encode(models)
+        out = []
+        with torch.inference_mode():
+            for s in range(0, len(graphs), batch_size):
+                out.append(self.model.log_ms(collate(graphs[s : s + batch_size])))
+        if not out:
+            return np.zeros((0, len(self.targets)))
+        return torch.cat(out).numpy().astype(np.float64)
+
+    def predict(self, models: Sequence[ModelLike], target: str | None = None, batch_size: int = 64) -> np.ndarray:
+        """Latency in ms of each model on `target` (may be omitted for a one-target predictor)."""
+        k = self.head(target)
+        return np.exp(self.predict_log(models, batch_size)[:, k])
+
+    def describe(self) -> dict:
+        m = self.meta
+        return {"targets": self.targets, "feature_version": m.get("feature_version"),
+                "train_data": m.get("train_data"), "init": m.get("init")}
+
+
+def train_predictor(data, init: "LatencyPredictor | str | os.PathLike | None" = None, cfg=None, model_cfg=None,
+                    progress: bool = False) -> LatencyPredictor:
+    """Train on a latency dataset (LatencyDataset or CSV path); with `init`, adapt that predictor
+    to the dataset's device(s) instead of starting from scratch."""
+    import datetime
+
+    from .. import __version__
+    from .dataset import load_dataset
+    from .finetune import adapt
+    from .graph import FEATURE_VERSION
+    from .model import ModelConfig
+    from .train import TrainConfig, train_new
+
+    ds = load_dataset(data, progress=progress) if isinstance(data, (str, os.PathLike)) else data
+    cfg = cfg or TrainConfig()
+    base = LatencyPredictor.load(init) if isinstance(init, (str, os.PathLike)) else init
+    if base is None:
+        model, info = train_new(ds, cfg, model_cfg or ModelConfig(), progress)
+    else:
+        model, info = adapt(base.model, ds, cfg, progress)
+    targets = [d or Path(ds.csv).stem for d in ds.devices]
+    lat = ds.latency_ms[np.isfinite(ds.latency_ms)]
+    meta = {
+        "targets": targets,
+        "feature_version": FEATURE_VERSION,
+        "rcai_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "train_data": {**ds.summary(), "latency_ms_min": float(lat.min()), "latency_ms_max": float(lat.max())},
+        "train_config": cfg.to_json(),
+        "model_config": model.cfg.to_json(),
+        "training": info,
+        "init": None if base is None else {"targets": base.targets, "train_data": base.meta.get("train_data")},
+    }
+    return LatencyPredictor(model, meta)

@@ -1,0 +1,26 @@
+"""Optional rich progress bars (off in tests and libraries by default)."""
+from __future__ import annotations
+
+from typing import Iterator, Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+def track(items: Sequence[T], description: str, enabled: bool) -> Iterator[T]:
+    if not enabled:
+        yield from items
+        return
+    from rich.progress import track as rich_track
+
+    yield from rich_track(items, description=description, transient=True)
+
+
+def bar(enabled: bool):
+    """A rich Progress (context manager) with a `status` field, or None when disabled."""
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("{task.fields[status]}"), transient=True)
+
