@@ -1,10 +1,12 @@
 """Few-shot adaptation of a trained predictor to a new device (`init=`).
 
-1. The new head starts as a combination of the base heads: the base model's standardised outputs
+1. Samples far from the base model's guess (beyond OUTLIER_CUT robust deviations) are treated as
+   glitched measurements and left out.
+2. The new head starts as a combination of the base heads: the base model's standardised outputs
    for the new samples are regressed (ridge, strength chosen by leave-one-out) onto the new device's
    standardised log-latency, shrunk towards the plain average of the heads. With one head (a
    single-device base) this is an affine recalibration in log space.
-2. Then every weight is fine-tuned: a fixed, short schedule when there are too few samples for a
+3. Then every weight is fine-tuned: a fixed, short schedule when there are too few samples for a
    validation split, else the usual early-stopped training.
 """
 from __future__ import annotations
@@ -12,12 +14,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .batch import collate
 from .dataset import LatencyDataset
 from .model import LatencyGNN
-from .batch import collate
-from .train import TrainConfig, fit, fit_target_stats, log_targets, seed_everything, split
+from .train import TrainConfig, fit, fit_target_stats, log_targets, robust_stats, seed_everything, split
 
 RIDGE_ALPHAS = np.logspace(-3, 3, 13)
+OUTLIER_CUT = 4.0  # robust standard deviations of the residuals from the base's guess...
+OUTLIER_FLOOR = 1.5  # ...but never closer than this many standardised units
+
+
+def inliers(f: np.ndarray, z: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Samples consistent with the base model (average head + offset); drops glitched measurements,
+    which a 10-sample regression cannot absorb."""
+    r = z - f @ prior
+    centre, scale = robust_stats(torch.from_numpy(r), fallback_std=0.0)
+    return np.abs(r - centre) <= max(OUTLIER_CUT * scale, OUTLIER_FLOOR)
 
 
 def ridge_loo(f: np.ndarray, z: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, float]:
@@ -51,10 +63,15 @@ def adapt(base: LatencyGNN, ds: LatencyDataset, cfg: TrainConfig, progress: bool
     fit_target_stats(model, logy, fallback_std=float(base.y_std.mean()))
     z = (logy - model.y_mean) / model.y_std
     w_base, b_base = base.head.weight.detach().double().numpy(), base.head.bias.detach().double().numpy()
-    mix = []
+    mix, dropped = [], 0
     for d in range(len(ds.devices)):
-        rows = np.isfinite(z[:, d].numpy())
-        w, c = ridge_loo(f[rows], z[rows, d].double().numpy(), np.full(k, 1.0 / k))
+        prior = np.full(k, 1.0 / k)
+        rows = np.flatnonzero(np.isfinite(z[:, d].numpy()))
+        zd = z[rows, d].double().numpy()
+        keep = inliers(f[rows], zd, prior)
+        z[rows[~keep], d] = float("nan")  # not fitted, not fine-tuned on
+        w, c = ridge_loo(f[rows[keep]], zd[keep], prior)
+        dropped += int((~keep).sum())
         with torch.no_grad():
             model.head.weight[d] = torch.from_numpy(w @ w_base).float()
             model.head.bias[d] = float(w @ b_base + c)
@@ -62,4 +79,4 @@ def adapt(base: LatencyGNN, ds: LatencyDataset, cfg: TrainConfig, progress: bool
     tr, va = split(len(ds), cfg)
     epochs = cfg.epochs if va else cfg.finetune_epochs
     info = fit(model, ds, z, tr, va, cfg, epochs, cfg.lr if va else cfg.finetune_lr, gen, progress) if epochs else {}
-    return model, {"train": len(tr), "val": len(va), "head_mix": mix, **info}
+    return model, {"train": len(tr), "val": len(va), "head_mix": mix, "outliers_dropped": dropped, **info}
