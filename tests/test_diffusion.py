@@ -255,3 +255,30 @@ def test_same_seed_same_result_with_torch_and_onnxruntime(tmp_path, lr_up):
         a = sample(TorchDenoiser(net), lr_up, SMALL, sampler=name, seed=9, eta=0.3, clip_output=False)
         b = sample(ort_denoiser, lr_up, SMALL, sampler=name, seed=9, eta=0.3, clip_output=False, progress=True)
         np.testing.assert_allclose(a.image, b.image, atol=1e-4)
+
+
+def test_residual_sampling_adds_the_conditioning_back():
+    from rcai.diffusion import NoiseSchedule, ScheduleConfig, sample
+
+    schedule = NoiseSchedule(ScheduleConfig(T=20, beta_start=1e-4, beta_end=0.2))
+    lr_up = np.random.default_rng(0).uniform(-0.5, 0.5, (1, 3, 8, 8)).astype(np.float32)
+    half = lambda x6, level: 0.5 * x6[:, 3:]  # noqa: E731  any deterministic denoiser
+    plain = sample(half, lr_up, schedule, "ddim", steps=5, seed=1, clip_output=False)
+    res = sample(half, lr_up, schedule, "ddim", steps=5, seed=1, clip_output=False, residual=True)
+    np.testing.assert_allclose(res.image, lr_up + plain.image, rtol=0, atol=1e-6)
+
+
+def test_residual_loss_targets_hr_minus_lr_up():
+    from rcai.diffusion import NoiseSchedule, ScheduleConfig, diffusion_loss
+
+    schedule = NoiseSchedule(ScheduleConfig(T=50))
+    hr = torch.rand(2, 3, 8, 8) * 2 - 1
+    seen = {}
+
+    def spy(x6, level):
+        seen.setdefault("y", []).append(x6[:, 3:].clone())
+        return torch.zeros(2, 3, 8, 8)
+
+    diffusion_loss(spy, schedule, hr, hr, generator=torch.Generator().manual_seed(0), residual=True)
+    diffusion_loss(spy, schedule, torch.zeros_like(hr), torch.zeros_like(hr), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(seen["y"][0], seen["y"][1])  # lr_up == hr: the residual chain starts from 0

@@ -30,7 +30,8 @@ def sample(
         raise RcaiError(f"{image}: size {lr.shape[1]}x{lr.shape[0]} times {scale} must be divisible by {2 ** (preset.levels - 1)}")
     lr_up = resize_bicubic(lr, (w, h)).astype(np.float32).transpose(2, 0, 1)[None] / 127.5 - 1
     steps_arg = None if sampler == "ddpm" else steps
-    result = run_sample(TorchDenoiser(model.eval()), lr_up, schedule_of(preset), sampler=sampler, steps=steps_arg, seed=seed, clip_x0=True, progress=True)
+    result = run_sample(TorchDenoiser(model.eval()), lr_up, schedule_of(preset), sampler=sampler, steps=steps_arg, seed=seed, clip_x0=True, progress=True,
+                        residual=preset.residual)
     buf = io.BytesIO()
     Image.fromarray(to_uint8(result.image[0])).save(buf, format="PNG")
     atomic_write_bytes(out, buf.getvalue())

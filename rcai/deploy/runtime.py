@@ -138,4 +138,5 @@ class DeployedModel:
             raise RcaiError(f"lr_up has shape {tuple(lr_up.shape)}, this model was prepared for {self.lr_shape()}")
         schedule = self.schedule
         steps = default_steps(sampler, schedule.T) if steps is None else steps
-        return sample(self.denoiser, lr_up, schedule, sampler=sampler, steps=steps, seed=seed, eta=eta, clip_x0=clip_x0, step_callback=step_callback, progress=progress)
+        return sample(self.denoiser, lr_up, schedule, sampler=sampler, steps=steps, seed=seed, eta=eta, clip_x0=clip_x0, step_callback=step_callback, progress=progress,
+                      residual=self.sidecar.preset.residual)

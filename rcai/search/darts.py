@@ -83,7 +83,7 @@ class Bilevel:
     def weight_step(self) -> float:
         _requires_grad(self.alphas, False)
         _requires_grad(self.weights, True)
-        loss = diffusion_loss(self.supernet, self.schedule, *self.train_stream.next())
+        loss = diffusion_loss(self.supernet, self.schedule, *self.train_stream.next(), residual=self.supernet.preset.residual)
         self.opt_w.zero_grad(set_to_none=True)
         loss.backward()
         _average_grads(self.weights)
@@ -99,7 +99,7 @@ class Bilevel:
     def arch_step(self) -> dict[str, float]:
         _requires_grad(self.weights, False)
         _requires_grad(self.alphas, True)
-        data_loss = diffusion_loss(self.supernet, self.schedule, *self.val_stream.next())
+        data_loss = diffusion_loss(self.supernet, self.schedule, *self.val_stream.next(), residual=self.supernet.preset.residual)
         lat, flops = self.expected_loop_cost()
         loss = self.penalty(self.cfg.data_weight * data_loss, lat, self.base_loop_ms, self.cfg.latency_budget_ms, self.cfg.lambda_latency)
         if self.cfg.lambda_flops:

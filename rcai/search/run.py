@@ -164,7 +164,7 @@ def finetune(subnet: UNet, engine: Bilevel, cfg: SearchConfig, run: RunDir, stat
     subnet.train()
     with progress_bar(progress, "fine-tuning", cfg.finetune_steps, step) as advance:
         while step < cfg.finetune_steps:
-            loss = diffusion_loss(subnet, engine.schedule, *engine.train_stream.next())
+            loss = diffusion_loss(subnet, engine.schedule, *engine.train_stream.next(), residual=subnet.preset.residual)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

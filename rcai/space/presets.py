@@ -27,6 +27,9 @@ class Preset:
     search_decoder: bool = False  # decoder blocks searchable too (else fixed to the base choice)
     groups: int = 32  # GroupNorm groups (clamped to a divisor of the channel count)
     dropout: float = 0.0
+    # The chain models hr - bicubic(lr) (SRDiff-style residual) instead of hr (SR3). Not in the
+    # report; a small model trained for minutes learns the residual much faster (see README).
+    residual: bool = False
     emb_mult: int = 4  # noise-embedding width = emb_mult * base_channels
     # Diffusion schedule (report: T=2000, betas linspace(1e-6, 0.01)).
     T: int = 2000
@@ -133,6 +136,7 @@ def tiny() -> Preset:
         search_decoder=True,
         groups=8,
         dropout=0.0,
+        residual=True,
         T=1000,
         beta_start=1e-6,
         beta_end=0.02,

@@ -80,7 +80,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         while step < cfg.steps:
             t0 = time.perf_counter()
             lr_up, hr = stream.next()
-            loss = diffusion_loss(model, schedule, lr_up, hr)
+            loss = diffusion_loss(model, schedule, lr_up, hr, residual=preset.residual)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
