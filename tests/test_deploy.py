@@ -142,17 +142,11 @@ def test_onnx_loop_equals_torch_loop(exported, micro, sampler, steps):
 @pytest.fixture(scope="module")
 def micro_table(micro, tmp_path_factory):
     from rcai.cost.profile import ProfileConfig, profile_ops
-    from rcai.space import presets
     from rcai.targets import MeasureConfig
 
-    mp = pytest.MonkeyPatch()
-    mp.setitem(presets._PRESETS, "micro", lambda: micro)  # profile_ops looks presets up by name
-    try:
-        path = tmp_path_factory.mktemp("tab") / "cpu-micro.csv"
-        cfg = MeasureConfig(warmup=1, min_repeats=3, max_repeats=3, chunk=3, max_seconds=0.5)
-        profile_ops(ProfileConfig(preset="micro", threads=1, measure=cfg), path, progress=False)
-    finally:
-        mp.undo()
+    path = tmp_path_factory.mktemp("tab") / "cpu-micro.csv"
+    cfg = MeasureConfig(warmup=1, min_repeats=3, max_repeats=3, chunk=3, max_seconds=0.5)
+    profile_ops(ProfileConfig(preset=micro.name, threads=1, measure=cfg), path, progress=False)
     return path
 
 

@@ -12,6 +12,7 @@ import torch
 
 from ..diffusion import TorchDenoiser
 from ..errors import RcaiError
+from ..registry import Registry
 from ..targets import resolve_device
 from .runtime import DeployedModel
 from .sidecar import DeploySidecar
@@ -28,25 +29,13 @@ class Engine:
 
 # builder(onnx_path, sidecar, batch, device, threads, weights) -> Engine
 EngineBuilder = Callable[[Path, DeploySidecar, int, str, "int | None", "str | Path | None"], Engine]
-_ENGINES: dict[str, EngineBuilder] = {}
-
-
-def register_engine(name: str) -> Callable[[EngineBuilder], EngineBuilder]:
-    def deco(fn: EngineBuilder) -> EngineBuilder:
-        _ENGINES[name] = fn
-        return fn
-
-    return deco
-
-
-def list_engines() -> list[str]:
-    return sorted(_ENGINES)
+ENGINES: Registry[EngineBuilder] = Registry("engine")
+register_engine = ENGINES.register
+list_engines = ENGINES.names
 
 
 def build_engine(name: str, onnx_path: Path, side: DeploySidecar, batch: int, device: str = "cpu", threads: int | None = None, weights: str | Path | None = None) -> Engine:
-    if name not in _ENGINES:
-        raise RcaiError(f"unknown engine {name!r}; known: {', '.join(list_engines())}")
-    return _ENGINES[name](onnx_path, side, batch, device, threads, weights)
+    return ENGINES.get(name)(onnx_path, side, batch, device, threads, weights)
 
 
 @register_engine("onnx")

@@ -14,18 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import RcaiError
+from ..registry import Registry
 
 WeightFn = Callable[[torch.Tensor, float], torch.Tensor]
-_SOFTMAX: dict[str, WeightFn] = {}
-
-
-def register_softmax(name: str):
-    def deco(fn: WeightFn) -> WeightFn:
-        _SOFTMAX[name] = fn
-        return fn
-
-    return deco
+SOFTMAX: Registry[WeightFn] = Registry("softmax")
+register_softmax = SOFTMAX.register
+get_softmax = SOFTMAX.get
+list_softmax = SOFTMAX.names
 
 
 @register_softmax("simple")
@@ -41,16 +36,6 @@ def temperature_softmax(alpha: torch.Tensor, tau: float) -> torch.Tensor:
 @register_softmax("gumbel")
 def gumbel_softmax(alpha: torch.Tensor, tau: float) -> torch.Tensor:
     return F.gumbel_softmax(alpha, tau=tau, hard=False, dim=-1)
-
-
-def get_softmax(name: str) -> WeightFn:
-    if name not in _SOFTMAX:
-        raise RcaiError(f"unknown softmax {name!r}; known: {', '.join(sorted(_SOFTMAX))}")
-    return _SOFTMAX[name]
-
-
-def list_softmax() -> list[str]:
-    return sorted(_SOFTMAX)
 
 
 @dataclass(frozen=True)

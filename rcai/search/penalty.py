@@ -15,23 +15,12 @@ from typing import Callable
 import torch
 
 from ..errors import RcaiError
+from ..registry import Registry
 
 Penalty = Callable[[torch.Tensor, torch.Tensor, float, float | None, float], torch.Tensor]
-_PENALTIES: dict[str, Penalty] = {}
-
-
-def register_penalty(name: str):
-    def deco(fn: Penalty) -> Penalty:
-        _PENALTIES[name] = fn
-        return fn
-
-    return deco
-
-
-def get_penalty(name: str) -> Penalty:
-    if name not in _PENALTIES:
-        raise RcaiError(f"unknown penalty {name!r}; known: {', '.join(sorted(_PENALTIES))}")
-    return _PENALTIES[name]
+PENALTIES: Registry[Penalty] = Registry("penalty")
+register_penalty = PENALTIES.register
+get_penalty = PENALTIES.get
 
 
 def _need_budget(budget: float | None, name: str) -> float:

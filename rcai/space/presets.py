@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ..errors import RcaiError
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -70,22 +71,19 @@ class Preset:
         return hashlib.sha256(payload).hexdigest()[:12]
 
 
-_PRESETS: dict[str, Callable[[], Preset]] = {}
+PRESETS: Registry[Callable[[], Preset]] = Registry("preset")
 
 
 def register_preset(fn: Callable[[], Preset]) -> Callable[[], Preset]:
-    _PRESETS[fn().name] = fn
-    return fn
+    """Register a preset factory under the name of the preset it builds."""
+    return PRESETS.register(fn().name)(fn)
 
 
 def get_preset(name: str) -> Preset:
-    if name not in _PRESETS:
-        raise RcaiError(f"unknown preset {name!r}; known: {', '.join(sorted(_PRESETS))}")
-    return _PRESETS[name]()
+    return PRESETS.get(name)()
 
 
-def list_presets() -> list[str]:
-    return sorted(_PRESETS)
+list_presets = PRESETS.names
 
 
 @register_preset

@@ -6,33 +6,17 @@ import os
 from typing import Any, Callable
 
 from ..errors import RcaiError
+from ..registry import Registry
 from .base import Target
 
-_TARGETS: dict[str, type[Target]] = {}
+TARGETS: Registry[type[Target]] = Registry("target")
+list_targets = TARGETS.names
+target_class = TARGETS.get
 
 
 def register_target(name: str) -> Callable[[type[Target]], type[Target]]:
     """Class decorator: make a Target subclass available as get_target(name)."""
-
-    def deco(cls: type[Target]) -> type[Target]:
-        if name in _TARGETS and _TARGETS[name] is not cls:
-            raise ValueError(f"target {name!r} registered twice")
-        cls.name = name
-        _TARGETS[name] = cls
-        return cls
-
-    return deco
-
-
-def list_targets() -> list[str]:
-    return sorted(_TARGETS)
-
-
-def target_class(name: str) -> type[Target]:
-    try:
-        return _TARGETS[name]
-    except KeyError:
-        raise RcaiError(f"unknown target {name!r}; known: {', '.join(list_targets())}") from None
+    return TARGETS.register(name, on_register=lambda n, cls: setattr(cls, "name", n))
 
 
 def get_target(name: str, **settings: Any) -> Target:

@@ -12,6 +12,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from ...errors import RcaiError
+from ...registry import Registry
 from ..schedule import NoiseSchedule
 
 
@@ -90,29 +91,13 @@ class Sampler(ABC):
             raise RcaiError(f"{self.name}: denoiser output {eps.shape} does not match sample {x.shape}")
 
 
-_REGISTRY: dict[str, type[Sampler]] = {}
+SAMPLERS: Registry[type[Sampler]] = Registry("sampler")
+list_samplers = SAMPLERS.names
+sampler_class = SAMPLERS.get
 
 
 def register_sampler(name: str) -> Callable[[type[Sampler]], type[Sampler]]:
-    def deco(cls: type[Sampler]) -> type[Sampler]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"sampler {name!r} registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
-
-def list_samplers() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def sampler_class(name: str) -> type[Sampler]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise RcaiError(f"unknown sampler {name!r} (known: {', '.join(list_samplers())})") from None
+    return SAMPLERS.register(name, on_register=lambda n, cls: setattr(cls, "name", n))
 
 
 def get_sampler(name: str, schedule: NoiseSchedule, steps: int | None = None, **kwargs: Any) -> Sampler:

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ...errors import RcaiError
+from ...registry import Registry
 
 
 @dataclass(frozen=True)
@@ -49,27 +49,22 @@ class OpDef:
     doc: str = ""
 
 
-_OPS: dict[str, OpDef] = {}
+OPS: Registry[OpDef] = Registry("op")
+get_op = OPS.get
 
 
 def register_op(name: str, *, candidate: bool = False, inputs=_image_input):
     """Decorator: `@register_op("conv3x3", candidate=True) def build(spec, dropout) -> nn.Module`."""
 
     def deco(fn: Callable[[OpSpec, float], nn.Module]):
-        _OPS[name] = OpDef(name, fn, inputs, candidate, (fn.__doc__ or "").strip())
+        OPS.add(name, OpDef(name, fn, inputs, candidate, (fn.__doc__ or "").strip()))
         return fn
 
     return deco
 
 
-def get_op(name: str) -> OpDef:
-    if name not in _OPS:
-        raise RcaiError(f"unknown op {name!r}; known: {', '.join(sorted(_OPS))}")
-    return _OPS[name]
-
-
 def list_ops(candidates_only: bool = False) -> list[str]:
-    return sorted(n for n, d in _OPS.items() if d.candidate or not candidates_only)
+    return [n for n, d in OPS.items() if d.candidate or not candidates_only]
 
 
 def build_op(spec: OpSpec, dropout: float = 0.0) -> nn.Module:
