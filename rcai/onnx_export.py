@@ -25,6 +25,18 @@ def export_onnx(
 ) -> Path:
     """Export `module` (in eval mode) with the TorchScript exporter at opset 17, written atomically.
     `export_params=False` writes the graph alone (weights become inputs): enough for the predictor."""
+    return atomic_write_bytes(path, onnx_bytes(module, inputs, input_names, output_names, dynamic_batch, export_params))
+
+
+def onnx_bytes(
+    module: torch.nn.Module,
+    inputs: Sequence[torch.Tensor],
+    input_names: Sequence[str],
+    output_names: Sequence[str] = ("y",),
+    dynamic_batch: bool = False,
+    export_params: bool = True,
+) -> bytes:
+    """The serialized ONNX model of `module` (see export_onnx)."""
     module = module.eval()
     dynamic_axes = {n: {0: "batch"} for n in (*input_names, *output_names)} if dynamic_batch else None
     buf = io.BytesIO()
@@ -42,7 +54,7 @@ def export_onnx(
             do_constant_folding=True,
             dynamo=False,
         )
-    return atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
 
 
 def denoiser_inputs(preset, batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from ..model.ops import OpSpec
 from ..space.presets import Preset
@@ -44,6 +44,10 @@ class CostModel(ABC):
     @abstractmethod
     def estimate(self, arch: Mapping[str, str], steps: int = 1) -> Cost:
         """Deterministic cost of the subnet `arch`."""
+
+    def estimate_many(self, archs: Sequence[Mapping[str, str]], steps: int = 1) -> list[Cost]:
+        """Several subnets at once (models that batch, like the predictor, override this)."""
+        return [self.estimate(a, steps) for a in archs]
 
 
 class OpCostModel(CostModel):
