@@ -14,7 +14,7 @@ from rcai.space.space import SearchSpace
 
 
 def _meta(preset, **kw):
-    return {"preset": preset.name, "preset_hash": preset.hash, "batch": 1, "precision": "fp32", "backend": "test",
+    return {"preset": preset.name, "preset_hash": preset.hash, "arch_hash": preset.arch_hash, "batch": 1, "precision": "fp32", "backend": "test",
             "device": "cpu", "threads": 1, "overhead_ms": 0.01, **kw}
 
 
@@ -119,3 +119,15 @@ def test_expected_cost_of_one_hot_supernet_equals_subnet_lookup(tmp_path, micro)
     assert expected_cost(sub, model.op_metric, ["flops"])["flops"].item() == pytest.approx(cost.flops)
     assert cost.flops == pytest.approx(CounterCostModel(micro).estimate(arch).flops)
     assert model.estimate(arch, steps=50).loop_ms == pytest.approx(50 * cost.latency_ms)
+
+
+def test_table_serves_presets_with_the_same_network_only(tmp_path, micro):
+    import dataclasses
+
+    table = write_table(tmp_path / "t.csv", micro)
+    recipe = dataclasses.replace(micro, T=500, residual=0.0, dropout=0.2)  # same network, other recipe
+    assert recipe.hash != micro.hash and recipe.arch_hash == micro.arch_hash
+    TableCostModel(recipe, table)
+    wider = dataclasses.replace(micro, base_channels=16)
+    with pytest.raises(RcaiError, match="arch_hash"):
+        TableCostModel(wider, table)

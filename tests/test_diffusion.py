@@ -264,8 +264,8 @@ def test_residual_sampling_adds_the_conditioning_back():
     lr_up = np.random.default_rng(0).uniform(-0.5, 0.5, (1, 3, 8, 8)).astype(np.float32)
     half = lambda x6, level: 0.5 * x6[:, 3:]  # noqa: E731  any deterministic denoiser
     plain = sample(half, lr_up, schedule, "ddim", steps=5, seed=1, clip_output=False)
-    res = sample(half, lr_up, schedule, "ddim", steps=5, seed=1, clip_output=False, residual=True)
-    np.testing.assert_allclose(res.image, lr_up + plain.image, rtol=0, atol=1e-6)
+    res = sample(half, lr_up, schedule, "ddim", steps=5, seed=1, clip_output=False, residual=4.0)
+    np.testing.assert_allclose(res.image, lr_up + plain.image / 4.0, rtol=0, atol=1e-6)
 
 
 def test_residual_loss_targets_hr_minus_lr_up():
@@ -279,6 +279,6 @@ def test_residual_loss_targets_hr_minus_lr_up():
         seen.setdefault("y", []).append(x6[:, 3:].clone())
         return torch.zeros(2, 3, 8, 8)
 
-    diffusion_loss(spy, schedule, hr, hr, generator=torch.Generator().manual_seed(0), residual=True)
+    diffusion_loss(spy, schedule, hr, hr, generator=torch.Generator().manual_seed(0), residual=4.0)
     diffusion_loss(spy, schedule, torch.zeros_like(hr), torch.zeros_like(hr), generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(seen["y"][0], seen["y"][1])  # lr_up == hr: the residual chain starts from 0

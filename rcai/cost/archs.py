@@ -72,7 +72,7 @@ def profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: str | Path,
     meta_file = out / "meta.json"
     if meta_file.exists():
         old = read_json(meta_file)
-        for k in ("preset_hash", "archs", "rounds", "seed", "batch", "backend", "threads"):
+        for k in ("arch_hash", "archs", "rounds", "seed", "batch", "backend", "threads"):
             if old.get(k) != meta.get(k):
                 raise RcaiError(f"{out}: exists with {k}={old.get(k)!r}, this run has {meta.get(k)!r}; use another folder")
     else:

@@ -63,6 +63,7 @@ def table_meta(cfg: ProfileConfig, preset: Preset, target: Target) -> dict[str, 
         "rcai_version": __version__,
         "preset": preset.name,
         "preset_hash": preset.hash,
+        "arch_hash": preset.arch_hash,
         "measure": cfg.measure.to_dict(),
         "target_settings": target.settings(),
     }

@@ -19,8 +19,6 @@ STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "cv", "count"]
 COUNT_COLUMNS = ["flops", "flops_torch", "flops_mismatch", "params", "bytes", "peak_act_bytes"]
 COLUMNS = SPEC_COLUMNS + STAT_COLUMNS + COUNT_COLUMNS
 NUMERIC = [c for c in COLUMNS if c not in ("key", "op")]
-# Settings that must match between a table and the search that uses it (else --force).
-MATCHED_META = ("preset_hash", "batch", "precision")
 
 
 def meta_path(table: str | Path) -> Path:
@@ -41,7 +39,7 @@ class CostTable:
         path = Path(path)
         if path.exists() and meta_path(path).exists():
             table = cls.load(path)
-            for k in ("preset_hash", "batch", "precision", "backend", "device", "threads"):
+            for k in ("arch_hash", "batch", "precision", "backend", "device", "threads"):
                 if table.meta.get(k) != meta.get(k):
                     raise RcaiError(f"{path}: exists with {k}={table.meta.get(k)!r}, this run has {meta.get(k)!r}; use another --out")
             return table
@@ -92,7 +90,7 @@ class CostTable:
 
     def check_compatible(self, preset, batch: int | None = None, precision: str | None = None, force: bool = False) -> None:
         """Refuse a table measured for another preset, batch or precision unless forced."""
-        want = {"preset_hash": preset.hash, "batch": batch, "precision": precision}
+        want = {"arch_hash": preset.arch_hash, "batch": batch, "precision": precision}
         for k, v in want.items():
             if v is not None and self.meta.get(k) != v and not force:
                 raise RcaiError(

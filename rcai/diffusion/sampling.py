@@ -49,7 +49,7 @@ def sample(
     clip_x0: bool = False,
     clip_output: bool = True,
     step_callback: StepCallback | None = None,
-    residual: bool = False,
+    residual: float = 0.0,
     **sampler_kwargs: Any,
 ) -> SampleResult:
     """Super-resolve `lr_up` ([B,3,H,W] in [-1,1], the bicubic-upsampled LR image).
@@ -60,8 +60,10 @@ def sample(
     resets its timesteps). Noise comes from np.random.default_rng(seed): y_T first, then one draw per
     stochastic step, so the same seed gives the same noise whatever runs the denoiser.
     return_at: timesteps t whose ỹ_t to keep (T is the initial noise, 0 the final output).
-    residual: the chain models the residual hr - lr_up (SRDiff-style, the model was trained with
-    diffusion_loss(residual=True)); the returned image is lr_up + ỹ_0. Intermediates stay residuals.
+    residual: if > 0, the chain models residual * (hr - lr_up) (SRDiff-style, the model was trained
+    with diffusion_loss(residual=...)); the returned image is lr_up + ỹ_0 / residual. Intermediates
+    stay in the chain's (scaled residual) space; clip_x0 clips the scaled residual to [-1, 1], i.e.
+    the residual to [-1/residual, 1/residual].
     """
     lr_up = np.ascontiguousarray(lr_up, dtype=np.float32)
     if lr_up.ndim != 4 or lr_up.shape[1] != 3:
@@ -108,7 +110,7 @@ def sample(
         if bar:
             bar.stop()
     if residual:
-        x = lr_up + x
+        x = lr_up + x / residual
     image = np.clip(x, -1.0, 1.0) if clip_output else x
     return SampleResult(image=image, intermediates=intermediates, timesteps=np.asarray(ts, np.int64))
 

@@ -44,12 +44,13 @@ def diffusion_loss(
     lr_up: torch.Tensor,
     hr: torch.Tensor,
     generator: torch.Generator | None = None,
-    residual: bool = False,
+    residual: float = 0.0,
 ) -> torch.Tensor:
     """Mean L1 between ε and denoiser(cat[lr_up, y_t], √γ) for one batch (report eq. 7).
 
     lr_up, hr: [B,3,H,W] in [-1,1]. The denoiser is fed noise_level = √γ as float32 [B,1].
-    residual: the chain models y_0 = hr - lr_up instead of hr (SRDiff-style; see `sample`).
+    residual: if > 0, the chain models y_0 = residual * (hr - lr_up) instead of hr (SRDiff-style
+    residual, scaled towards unit variance; see `sample`).
     Random draws (t, γ, ε) come from `generator` on the CPU, so a seed reproduces a step on any device.
     """
     if lr_up.shape != hr.shape or hr.dim() != 4:
@@ -58,7 +59,7 @@ def diffusion_loss(
     t = sample_timesteps(schedule, b, generator)
     gamma = sample_gamma(schedule, t, generator)
     eps = torch.randn(hr.shape, generator=generator, dtype=hr.dtype).to(hr.device)
-    y_t = q_sample(hr - lr_up if residual else hr, gamma, eps)
+    y_t = q_sample(residual * (hr - lr_up) if residual else hr, gamma, eps)
     noise_level = gamma.sqrt().to(hr.device, torch.float32).view(b, 1)
     pred = denoiser(torch.cat([lr_up, y_t], dim=1), noise_level)
     if pred.shape != eps.shape:
