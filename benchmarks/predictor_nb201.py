@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import sys
 import time
@@ -198,12 +199,12 @@ def write_report(args, ds, devices, test, results, base, timing, shots) -> None:
     df.to_csv(args.out / "predictor_nb201.csv", index=False, float_format="%.4f")
     k1, k2 = shots[0], shots[-1]
     lines = [
-        "# GNN latency predictor on NAS-Bench-201 (13 real devices)", "",
+        f"# GNN latency predictor on NAS-Bench-201 ({len(df)} real devices)", "",
         f"`python benchmarks/predictor_nb201.py --train {args.train} --test {args.test} --seed {args.seed} "
         f"--draws {args.draws} --jobs {args.jobs}`; library default settings for every device. "
         f"{args.train} train / {len(test)} test architectures, the same for all devices. Spearman (rho) and "
         f"Acc±10 % on the test architectures. Few-shot: base trained on the 12 other devices, adapted with "
-        f"`init` to {k1} / {k2} architectures of the device (mean of {args.draws} draws; 'min' = worst draw).", "",
+        f"`init` to {k1} / {k2} architectures of the device (mean of {args.draws} random draws; 'min' = worst draw).", "",
         "| device | FLOPs rho | one-hot ridge rho | one-hot GBDT rho | **GNN rho** | GNN Acc±10% | GNN MAPE "
         f"| **{k1}-shot rho** (min) | {k1}-shot Acc±10% | {k2}-shot rho | {k2}-shot Acc±10% | note |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -230,7 +231,7 @@ def write_report(args, ds, devices, test, results, base, timing, shots) -> None:
         f"- {k1} architectures of the device (few-shot): mean rho {goal(mean[f'few{k1}_spearman'], 0.93)}.",
         "- References (../shared/data/README.md, averaged over six devices of this collection): BRP-NAS GCN with "
         "900 archs 0.789, FLOPs 0.787, HELP 10-shot 0.932, GBDT on one-hot ~0.97. Computed here on this split "
-        f"and all 13 devices: FLOPs {mean.flops_spearman:.3f}, one-hot ridge {mean.onehot_ridge_spearman:.3f}, "
+        f"and {len(df)} devices: FLOPs {mean.flops_spearman:.3f}, one-hot ridge {mean.onehot_ridge_spearman:.3f}, "
         f"one-hot GBDT {mean.onehot_gbdt_spearman:.3f}. The GNN sees only the ONNX graph (no cell encoding), "
         "so it applies to models outside NAS-Bench-201.",
         "- Phones that report whole milliseconds (samsung_a50, samsung_s7, essential_ph_1) have only a few dozen "
@@ -306,7 +307,7 @@ def main() -> None:
             print(f"{r['device']:15s} {r['kind']:8s} {r['seconds']:.0f}s", flush=True)
     t_train = time.time() - t0 - t_build - t_encode
 
-    flops = np.array([float(np.expm1(g.g[0, 0])) for g in ds.graphs])
+    flops = np.array([math.expm1(g.g[0, 0].item()) for g in ds.graphs])
     archs = list(table.set_index("nb201_index").arch_str.loc[[int(p.stem) for p in ds.models]])
     base = {d: baselines(archs, flops, ds.latency_ms[:, ds.devices.index(d)], train, test) for d in devices}
     timing = {"build_s": t_build, "encode_s": t_encode, "train_s": t_train, "total_s": time.time() - t0,

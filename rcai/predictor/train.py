@@ -3,6 +3,7 @@ early stopping on a validation split. `init=` fine-tunes a trained predictor on 
 (see finetune.py). One set of settings for every device: no per-device tuning."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -102,7 +103,7 @@ def fit(model: LatencyGNN, ds: LatencyDataset, z: torch.Tensor, train_idx: list[
     best, best_state, since, ep = math.inf, None, 0, 0
     pb = bar(progress)
     task = pb.add_task("training", total=epochs, status="") if pb else None
-    with pb if pb else _Null():
+    with pb if pb else contextlib.nullcontext():
         for ep in range(1, epochs + 1):
             model.train()
             order = torch.randperm(len(train_idx), generator=gen).tolist()
@@ -133,14 +134,6 @@ def fit(model: LatencyGNN, ds: LatencyDataset, z: torch.Tensor, train_idx: list[
         model.load_state_dict(best_state)
     model.eval()
     return {"epochs_run": ep, "best_val_loss": None if best_state is None else best}
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 def log_targets(ds: LatencyDataset) -> torch.Tensor:
