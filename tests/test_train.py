@@ -1,0 +1,70 @@
+import pytest
+import torch
+
+from rcai.diffusion import diffusion_loss
+from rcai.errors import RcaiError
+from rcai.model.unet import UNet
+from rcai.space.space import SearchSpace
+from rcai.train import rundir as rundir_mod
+from rcai.train.evaluate import EvalConfig
+from rcai.train.setup import schedule_of
+from rcai.train.trainer import TrainConfig, train
+
+
+def test_a_few_steps_lower_the_loss_on_the_tiny_preset(tiny):
+    torch.manual_seed(0)
+    model = UNet(tiny, SearchSpace(tiny).base_arch())
+    schedule = schedule_of(tiny)
+    from rcai.train.setup import splits_of
+
+    items = [splits_of(tiny, None).train[i] for i in range(4)]  # real crops of the built-in photos
+    lr_up, hr = torch.stack([it["lr_up"] for it in items]), torch.stack([it["hr"] for it in items])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def loss_at(seed):
+        return diffusion_loss(model, schedule, lr_up, hr, generator=torch.Generator().manual_seed(seed), residual=tiny.residual)
+
+    with torch.no_grad():
+        before = sum(loss_at(s).item() for s in range(4))
+    for step in range(40):
+        loss = loss_at(100 + step)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        after = sum(loss_at(s).item() for s in range(4))
+    assert after < 0.8 * before
+
+
+def _cfg(**kw):
+    return TrainConfig(**{**dict(preset="micro", steps=6, batch_size=2, ckpt_every=3, log_every=1, eval=EvalConfig(steps=2, max_images=1)), **kw})
+
+
+def test_train_resume_after_kill_equals_uninterrupted(tmp_path, monkeypatch):
+    full = train(_cfg(), tmp_path / "full", progress=False)
+
+    class Killed(Exception):
+        pass
+
+    orig = rundir_mod.RunDir.save_checkpoint
+
+    def die_after_first(self, state):
+        orig(self, state)
+        if state["step"] == 3:
+            raise Killed
+
+    monkeypatch.setattr(rundir_mod.RunDir, "save_checkpoint", die_after_first)
+    with pytest.raises(Killed):
+        train(_cfg(), tmp_path / "resumed", progress=False)
+    monkeypatch.setattr(rundir_mod.RunDir, "save_checkpoint", orig)
+    with pytest.raises(RcaiError, match="--resume"):
+        train(_cfg(), tmp_path / "resumed", progress=False)
+    with pytest.raises(RcaiError, match="different config"):
+        train(_cfg(lr=0.5), tmp_path / "resumed", resume=True, progress=False)
+    resumed = train(_cfg(), tmp_path / "resumed", resume=True, progress=False)
+    a, b = torch.load(tmp_path / "full" / "model.pt"), torch.load(tmp_path / "resumed" / "model.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert resumed["psnr"] == pytest.approx(full["psnr"])
+    for name in ("config.json", "subnet.json", "metrics.json", "samples.png", "log.jsonl"):
+        assert (tmp_path / "resumed" / name).exists()
