@@ -2,7 +2,6 @@
 measurement: loop estimate = per-step estimate x steps; error % = (estimate - measured) / measured."""
 from __future__ import annotations
 
-import importlib
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,9 +11,6 @@ import onnx
 
 from ..errors import RcaiError
 from .sidecar import DeploySidecar
-
-PREDICTOR_MODULES = ("rcai.predictor", "rcai.predictor.predictor", "rcai.predictor.predict")
-
 
 @dataclass
 class Estimate:
@@ -65,18 +61,12 @@ def table_estimate(table_path: str | Path, side: DeploySidecar, steps: int, batc
 
 
 def load_predictor(path: str | Path) -> Any:
-    """`LatencyPredictor.load(path)` from rcai.predictor, or a one-line RcaiError if not available."""
+    """`LatencyPredictor.load(path)`, with a one-line RcaiError for a missing file."""
     if not Path(path).is_file():
         raise RcaiError(f"{path}: predictor file not found")
-    for name in PREDICTOR_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ImportError:
-            continue
-        cls = getattr(mod, "LatencyPredictor", None)
-        if cls is not None:
-            return cls.load(path)
-    raise RcaiError(f"--predictor: no LatencyPredictor in {', '.join(PREDICTOR_MODULES)} (the predictor module is not installed or not built yet)")
+    from ..predictor import LatencyPredictor
+
+    return LatencyPredictor.load(path)
 
 
 def predictor_graph(side: DeploySidecar, onnx_path: str | Path, batch: int, workdir: Path) -> tuple[onnx.ModelProto | Path, str]:
