@@ -1,7 +1,7 @@
 """Few-shot adaptation of a trained predictor to a new device (`init=`).
 
-1. Samples far from the base model's guess (beyond OUTLIER_CUT robust deviations) are treated as
-   glitched measurements and left out.
+1. Samples far from the base model's guess (beyond OUTLIER_CUT robust deviations and a factor
+   OUTLIER_FACTOR) are treated as glitched measurements and left out.
 2. The new head starts as a combination of the base heads: the base model's standardised outputs
    for the new samples are regressed (ridge, strength chosen by leave-one-out) onto the new device's
    standardised log-latency, shrunk towards the plain average of the heads. With one head (a
@@ -21,15 +21,16 @@ from .train import TrainConfig, fit, fit_target_stats, log_targets, robust_stats
 
 RIDGE_ALPHAS = np.logspace(-3, 3, 13)
 OUTLIER_CUT = 4.0  # robust standard deviations of the residuals from the base's guess...
-OUTLIER_FLOOR = 1.5  # ...but never closer than this many standardised units
+OUTLIER_FACTOR = 2.0  # ...and at least this factor away in latency
 
 
-def inliers(f: np.ndarray, z: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """Samples consistent with the base model (average head + offset); drops glitched measurements,
-    which a 10-sample regression cannot absorb."""
+def inliers(f: np.ndarray, z: np.ndarray, prior: np.ndarray, y_std: float) -> np.ndarray:
+    """Samples consistent with the base model (average head + offset; z = standardised log-latency,
+    y_std = its scale in log(ms)). Drops glitched measurements, which a 10-sample regression cannot
+    absorb: off by more than OUTLIER_CUT robust deviations and by more than OUTLIER_FACTOR."""
     r = z - f @ prior
     centre, scale = robust_stats(torch.from_numpy(r), fallback_std=0.0)
-    return np.abs(r - centre) <= max(OUTLIER_CUT * scale, OUTLIER_FLOOR)
+    return np.abs(r - centre) <= max(OUTLIER_CUT * scale, np.log(OUTLIER_FACTOR) / y_std)
 
 
 def ridge_loo(f: np.ndarray, z: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, float]:
@@ -68,7 +69,7 @@ def adapt(base: LatencyGNN, ds: LatencyDataset, cfg: TrainConfig, progress: bool
         prior = np.full(k, 1.0 / k)
         rows = np.flatnonzero(np.isfinite(z[:, d].numpy()))
         zd = z[rows, d].double().numpy()
-        keep = inliers(f[rows], zd, prior)
+        keep = inliers(f[rows], zd, prior, float(model.y_std[d]))
         z[rows[~keep], d] = float("nan")  # not fitted, not fine-tuned on
         w, c = ridge_loo(f[rows[keep]], zd[keep], prior)
         dropped += int((~keep).sum())

@@ -2,6 +2,7 @@
 models given as files, in-memory ModelProtos (e.g. from a search loop) or already encoded graphs."""
 from __future__ import annotations
 
+import datetime
 import os
 from pathlib import Path
 from typing import Sequence, Union
@@ -11,11 +12,15 @@ import onnx
 import torch
 from torch_geometric.data import Data
 
+from .. import __version__
 from ..errors import RcaiError
 from . import io
 from .batch import collate
-from .graph import encode_onnx
-from .model import LatencyGNN
+from .dataset import LatencyDataset, load_dataset
+from .finetune import adapt
+from .graph import FEATURE_VERSION, encode_onnx
+from .model import LatencyGNN, ModelConfig
+from .train import TrainConfig, train_new
 
 ModelLike = Union[str, os.PathLike, onnx.ModelProto, Data]
 
@@ -73,19 +78,11 @@ class LatencyPredictor:
                 "train_data": m.get("train_data"), "init": m.get("init")}
 
 
-def train_predictor(data, init: "LatencyPredictor | str | os.PathLike | None" = None, cfg=None, model_cfg=None,
+def train_predictor(data: LatencyDataset | str | os.PathLike, init: LatencyPredictor | str | os.PathLike | None = None,
+                    cfg: TrainConfig | None = None, model_cfg: ModelConfig | None = None,
                     progress: bool = False) -> LatencyPredictor:
-    """Train on a latency dataset (LatencyDataset or CSV path); with `init`, adapt that predictor
-    to the dataset's device(s) instead of starting from scratch."""
-    import datetime
-
-    from .. import __version__
-    from .dataset import load_dataset
-    from .finetune import adapt
-    from .graph import FEATURE_VERSION
-    from .model import ModelConfig
-    from .train import TrainConfig, train_new
-
+    """Train on a latency dataset (LatencyDataset or CSV path): one output per device in it. With
+    `init` (a predictor or its file), adapt that predictor to the dataset's device(s) instead."""
     ds = load_dataset(data, progress=progress) if isinstance(data, (str, os.PathLike)) else data
     cfg = cfg or TrainConfig()
     base = LatencyPredictor.load(init) if isinstance(init, (str, os.PathLike)) else init
@@ -93,10 +90,9 @@ def train_predictor(data, init: "LatencyPredictor | str | os.PathLike | None" = 
         model, info = train_new(ds, cfg, model_cfg or ModelConfig(), progress)
     else:
         model, info = adapt(base.model, ds, cfg, progress)
-    targets = [d or Path(ds.csv).stem for d in ds.devices]
     lat = ds.latency_ms[np.isfinite(ds.latency_ms)]
     meta = {
-        "targets": targets,
+        "targets": [d or Path(ds.csv).stem for d in ds.devices],
         "feature_version": FEATURE_VERSION,
         "rcai_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -1,9 +1,15 @@
-"""Optional rich progress bars (off in tests and libraries by default)."""
+"""Optional rich progress bars, on stderr (stdout stays clean for results); off by default."""
 from __future__ import annotations
 
 from typing import Iterator, Sequence, TypeVar
 
 T = TypeVar("T")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def track(items: Sequence[T], description: str, enabled: bool) -> Iterator[T]:
@@ -12,7 +18,7 @@ def track(items: Sequence[T], description: str, enabled: bool) -> Iterator[T]:
         return
     from rich.progress import track as rich_track
 
-    yield from rich_track(items, description=description, transient=True)
+    yield from rich_track(items, description=description, transient=True, console=_console())
 
 
 def bar(enabled: bool):
@@ -21,6 +27,5 @@ def bar(enabled: bool):
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TextColumn("{task.fields[status]}"), transient=True)
-
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.fields[status]}"), transient=True, console=_console())
