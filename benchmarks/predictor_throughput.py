@@ -135,7 +135,7 @@ def main() -> None:
             batch = [graphs[n]] * args.graphs
             for threads in (1, 2):
                 torch.set_num_threads(threads)
-                pred.predict(batch[:64])  # warm
+                pred.predict(batch[:64])  # warm up
                 row[f"pred_per_s_{threads}t"] = args.graphs / timed(lambda: pred.predict(batch))
             torch.set_num_threads(1)
             row["end_to_end_per_s_1t"] = 64 / timed(lambda: pred.predict([protos[n]] * 64))
@@ -157,7 +157,8 @@ def write_markdown(df: pd.DataFrame, load0, load1, args) -> None:
         f"Load average (other jobs on the machine) at start {load0[0]:.1f}, at end {load1[0]:.1f}.",
         "",
         "Medians over interleaved rounds; `spread` = (max - min) / median across rounds. "
-        "Predictions: pre-encoded graphs, batches of 64 (default ModelConfig: hidden 32, 3 layers). "
+        "Predictions: pre-encoded graphs, `LatencyPredictor.predict` (batches of <= 6000 nodes; default "
+        "ModelConfig: hidden 32, 3 layers). "
         "End-to-end: encode an in-memory ModelProto + predict, 1 thread.",
         "",
         "| graph | nodes | edges | encode file (ms) | encode proto (ms) | pred/s 1 thread | pred/s 2 threads | end-to-end/s | spread pred/s 1t |",

@@ -202,6 +202,14 @@ def test_train_save_load_identical_and_learns(trained, tmp_path):
     assert r["spearman"] > 0.9, r  # structured synthetic latencies are learnable
 
 
+def test_batching_does_not_change_predictions(trained, tmp_path):
+    _, pred = trained
+    ds = load_dataset(make_dataset(tmp_path / "b", 12, seed=6))
+    one_by_one = np.array([pred.predict([g])[0] for g in ds.graphs])
+    assert np.allclose(pred.predict(ds.graphs, max_nodes=20), one_by_one, rtol=1e-5)
+    assert np.allclose(pred.predict(ds.graphs), one_by_one, rtol=1e-5)
+
+
 def test_training_is_deterministic(trained):
     csv_path, pred = trained
     again = train_predictor(csv_path, cfg=FAST)

@@ -18,7 +18,9 @@ class GraphBatch:
     num: torch.Tensor  # [N, len(NUMERIC_FEATURES)] numeric block of Data.x
     fwd: torch.Tensor  # CSR [N, N]: fwd[i, j] = 1 if node j feeds node i (aggregate producers)
     bwd: torch.Tensor  # CSR [N, N]: bwd[j, i] = 1 for the same edges (aggregate consumers)
-    batch: torch.Tensor  # [N], graph id of each node, non-decreasing
+    pool: torch.Tensor  # CSR [B, N]: pool[b, i] = 1 if node i is in graph b (sum pooling)
+    spread: torch.Tensor  # CSR [N, B]: its transpose (copy a per-graph vector to the graph's nodes)
+    sizes: torch.Tensor  # [B, 1] node count of each graph (at least 1), float
     g: torch.Tensor  # [B, GLOBAL_DIM]
 
     @property
@@ -26,13 +28,18 @@ class GraphBatch:
         return self.g.shape[0]
 
 
-def _csr(rows: torch.Tensor, cols: torch.Tensor, n: int) -> torch.Tensor:
+def _csr(rows: torch.Tensor, cols: torch.Tensor, n_rows: int, n_cols: int) -> torch.Tensor:
     """CSR matrix of ones; `rows` must be sorted (non-decreasing)."""
-    crow = torch.zeros(n + 1, dtype=torch.long)
-    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
+    crow = torch.zeros(n_rows + 1, dtype=torch.long)
+    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n_rows), 0)
     with warnings.catch_warnings():  # "CSR support is in beta": the ops used here are tested
         warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(crow, cols, torch.ones(len(cols)), (n, n), check_invariants=False)
+        return torch.sparse_csr_tensor(crow, cols, torch.ones(len(cols)), (n_rows, n_cols), check_invariants=False)
+
+
+def _op_index(d: Data) -> torch.Tensor:
+    op = getattr(d, "op", None)
+    return op if op is not None else d.x[:, :N_OPS].argmax(1)
 
 
 def collate(graphs: list[Data]) -> GraphBatch:
@@ -43,12 +50,15 @@ def collate(graphs: list[Data]) -> GraphBatch:
     ei = torch.cat([d.edge_index for d in graphs], 1) + torch.repeat_interleave(offsets, n_edges)
     src, dst = ei[0], ei[1]  # each graph's edges are sorted by dst, so the union is too
     order = torch.argsort(src, stable=True)
-    x = torch.cat([d.x for d in graphs])
+    b = len(graphs)
+    batch = torch.repeat_interleave(torch.arange(b), n_nodes)
     return GraphBatch(
-        op=x[:, :N_OPS].argmax(1),
-        num=x[:, N_OPS:],
-        fwd=_csr(dst, src, n),
-        bwd=_csr(src[order], dst[order], n),
-        batch=torch.repeat_interleave(torch.arange(len(graphs)), n_nodes),
+        op=torch.cat([_op_index(d) for d in graphs]),
+        num=torch.cat([d.x[:, N_OPS:] for d in graphs]),
+        fwd=_csr(dst, src, n, n),
+        bwd=_csr(src[order], dst[order], n, n),
+        pool=_csr(batch, torch.arange(n), b, n),
+        spread=_csr(torch.arange(n), batch, n, b),
+        sizes=n_nodes.clamp(min=1).float().unsqueeze(1),
         g=torch.cat([d.g for d in graphs]),
     )

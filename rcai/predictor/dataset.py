@@ -97,7 +97,7 @@ def _pack(d: Data) -> dict[str, torch.Tensor]:
 def _unpack(e: dict[str, torch.Tensor]) -> Data:
     onehot = torch.nn.functional.one_hot(e["op"].long(), ops.N_OPS).float()
     x = torch.cat([onehot, e["num"]], 1)
-    return Data(x=x, edge_index=e["edge_index"], g=e["g"], num_nodes=x.shape[0])
+    return Data(x=x, edge_index=e["edge_index"], g=e["g"], op=e["op"].long(), num_nodes=x.shape[0])
 
 
 def _load_cache(path: Path) -> dict:

@@ -153,7 +153,8 @@ def _channels(t: _Tensor | None) -> int:
     return s[-1] if len(s) == 3 else (s[1] if len(s) >= 2 else s[0])
 
 
-def _node_features(node: onnx.NodeProto, gr: _Graph, n_data: int) -> tuple[list[float], float, float, float, int]:
+def _node_features(node: onnx.NodeProto, gr: _Graph, n_data: int) -> tuple[list, float, float, float, int]:
+    """Raw numeric features (NUMERIC_FEATURES order) and the node's FLOPs, params, bytes, outputs."""
     t = gr.tensors
     ins = [t.get(i) if i else None for i in node.input]
     outs = [t.get(o) for o in node.output]
@@ -183,7 +184,7 @@ def _node_features(node: onnx.NodeProto, gr: _Graph, n_data: int) -> tuple[list[
         n_in / max(1, batch_in * c_in), n_out / max(1, batch * c_out), batch,
         flops, params, nbytes, n_out, n_data, float(group > 1 and group == c_in),
     ]
-    return [math.log1p(max(0.0, float(v))) for v in num], flops, params, nbytes, n_out
+    return num, flops, params, nbytes, n_out
 
 
 def _toposort(g: onnx.GraphProto) -> list[onnx.NodeProto]:
@@ -208,7 +209,8 @@ def _toposort(g: onnx.GraphProto) -> list[onnx.NodeProto]:
 
 def encode_onnx(model: str | os.PathLike | onnx.ModelProto) -> Data:
     """Encode an ONNX model (file or ModelProto) as a graph: x [N, NODE_DIM] (op one-hot + log1p
-    numerics), edge_index [2, E] (producer -> consumer, sorted by consumer), g [1, GLOBAL_DIM]."""
+    numerics), edge_index [2, E] (producer -> consumer, sorted by consumer), g [1, GLOBAL_DIM],
+    op [N] (index of the one-hot 1: the same information, kept for fast batching)."""
     m = load_model(model)
     try:
         m = shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
@@ -230,19 +232,23 @@ def encode_onnx(model: str | os.PathLike | onnx.ModelProto) -> Data:
             nodes.append(n)
     index = {o: k for k, n in enumerate(nodes) for o in n.output if o}
     edges: set[tuple[int, int]] = set()
-    feats, tot = [], np.zeros(4)
+    feats, op_idx, tot = [], [], np.zeros(4)
     for k, n in enumerate(nodes):
         data_in = [i for i in n.input if i and i not in gr.const]
         f, fl, pa, by, no = _node_features(n, gr, len(data_in))
-        feats.append([0.0] * ops.N_OPS + f)
-        feats[-1][ops.OP_INDEX.get(n.op_type, ops.N_OPS - 1)] = 1.0
+        op_idx.append(ops.OP_INDEX.get(n.op_type, ops.N_OPS - 1))
+        feats.append(f)
         tot += (fl, pa, by, no)
         for i in data_in:
             if i in index:
                 edges.add((index[i], k))
-    x = torch.tensor(feats, dtype=torch.float32).reshape(len(nodes), NODE_DIM)
+    num = np.log1p(np.maximum(0.0, np.asarray(feats, dtype=np.float64).reshape(len(nodes), -1)))
+    x = np.zeros((len(nodes), NODE_DIM), dtype=np.float32)
+    x[np.arange(len(nodes)), op_idx] = 1.0
+    x[:, ops.N_OPS :] = num
+    x = torch.from_numpy(x)
     # Sorted by consumer, then producer: batches build their sparse adjacency without sorting.
     ei = torch.tensor(sorted(edges, key=lambda e: (e[1], e[0])), dtype=torch.long).reshape(-1, 2).t().contiguous()
     glob = [math.log1p(v) for v in (*tot, len(nodes), len(edges))]
     return Data(x=x, edge_index=ei, g=torch.tensor([glob], dtype=torch.float32),
-                num_nodes=len(nodes))
+                op=torch.tensor(op_idx, dtype=torch.long), num_nodes=len(nodes))

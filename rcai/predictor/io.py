@@ -6,10 +6,10 @@ import json
 import os
 from pathlib import Path
 
-import torch
+
 
 from ..errors import RcaiError
-from ..io import atomic_torch_save
+from ..io import atomic_torch_save, load_torch
 from .graph import FEATURE_VERSION
 from .model import LatencyGNN, ModelConfig
 
@@ -30,13 +30,7 @@ def save_model(path: str | os.PathLike, model: LatencyGNN, meta: dict) -> Path:
 
 
 def load_model(path: str | os.PathLike) -> tuple[LatencyGNN, dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise RcaiError(f"{path}: file not found")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise RcaiError(f"{path}: not a readable predictor file ({type(e).__name__})") from None
+    blob = load_torch(path, "predictor file")
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise RcaiError(f"{path}: not an rcai latency predictor")
     if blob.get("format_version") != FORMAT_VERSION:

