@@ -10,8 +10,6 @@ estimate = per-step estimate x steps; error % = (estimate - measured) / measured
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
 import platform
@@ -23,7 +21,7 @@ import onnxruntime as ort
 
 from rcai.deploy import BenchConfig
 from rcai.deploy.accuracy import estimate_errors, study_subnets
-from rcai.io import atomic_write_text
+from rcai.io import atomic_write_csv, atomic_write_text
 from rcai.space.presets import get_preset
 from rcai.targets.sysinfo import cpu_model
 
@@ -75,11 +73,7 @@ def main() -> None:
         rows, summary = estimate_errors(subnets, cfg, tmp, rounds=args.rounds)
     text = report(rows, summary, args, (load0, os.getloadavg()[0]))
     atomic_write_text(args.out.with_suffix(".md"), text)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(args.out.with_suffix(".csv"), buf.getvalue())
+    atomic_write_csv(args.out.with_suffix(".csv"), rows)
     atomic_write_text(args.out.with_suffix(".json"), json.dumps(summary, indent=2, default=str) + "\n")
     print(text)
 

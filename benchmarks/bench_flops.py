@@ -12,8 +12,6 @@ interleaved rounds.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import platform
 import tempfile
@@ -31,7 +29,7 @@ from rcai.cost.model import CounterCostModel
 from rcai.deploy import BenchConfig, DeploySidecar, build_engine, export_subnet_onnx
 from rcai.deploy.compare import PER_ROUND, loop_fn
 from rcai.deploy.engines import torch_threads
-from rcai.io import atomic_write_text
+from rcai.io import atomic_write_csv, atomic_write_text
 from rcai.space.presets import get_preset
 from rcai.space.space import SearchSpace
 from rcai.space.subnet import SubnetSpec
@@ -154,11 +152,7 @@ def main() -> None:
     rows, load0, load1 = run(args)
     text = report(rows, (load0, load1), args)
     atomic_write_text(args.out.with_suffix(".md"), text)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(args.out.with_suffix(".csv"), buf.getvalue())
+    atomic_write_csv(args.out.with_suffix(".csv"), rows)
     print(text)
 
 

@@ -11,7 +11,6 @@ which is the loop's floor.
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import os
 import platform
@@ -27,7 +26,7 @@ import torch
 from rcai.deploy import BenchConfig, DeploySidecar, export_subnet_onnx
 from rcai.deploy.compare import PER_ROUND, compare_loops
 from rcai.deploy.engines import Engine
-from rcai.io import atomic_write_bytes, atomic_write_text
+from rcai.io import atomic_write_bytes, atomic_write_csv, atomic_write_text
 from rcai.space.presets import get_preset
 from rcai.space.space import SearchSpace
 from rcai.space.subnet import SubnetSpec
@@ -175,11 +174,7 @@ def main() -> None:
     rows = run(args)
     text = report(rows, args)
     atomic_write_text(args.out.with_suffix(".md"), text)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(args.out.with_suffix(".csv"), buf.getvalue())
+    atomic_write_csv(args.out.with_suffix(".csv"), rows)
     plot(rows, args.out.with_suffix(".png"))
     print(text)
 

@@ -14,6 +14,7 @@ import argparse
 import io
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -141,6 +142,7 @@ def main() -> None:
             row["end_to_end_per_s_1t"] = 64 / timed(lambda: pred.predict([protos[n]] * 64))
             rows.append(row)
             print({k: round(v, 1) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
+    shutil.rmtree(tmp)
     df = pd.DataFrame(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
     df.to_csv(RESULTS / "predictor_throughput.csv", index=False)

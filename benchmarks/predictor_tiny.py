@@ -23,19 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, git_rev, machine, write  # noqa: E402
 
 from rcai.cost.model import TableCostModel  # noqa: E402
+from rcai.io import atomic_write_csv  # noqa: E402
 from rcai.cost.table import CostTable  # noqa: E402
 from rcai.predictor import LatencyPredictor, evaluate, train_predictor  # noqa: E402
 from rcai.predictor.train import TrainConfig  # noqa: E402
 from rcai.space.subnet import SubnetSpec  # noqa: E402
-
-
-def write_split(rows: list[dict], path: Path) -> Path:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    path.write_text(buf.getvalue())
-    return path
 
 
 def main() -> None:
@@ -56,9 +48,9 @@ def main() -> None:
     test_idx = order[args.train - 1 : args.train - 1 + args.test]
     if len(test_idx) < args.test:
         raise SystemExit(f"{data}: {len(rows)} rows, need {args.train + args.test}")
-    train_csv = write_split([rows[i] for i in train_idx], data.with_name("train.csv"))
+    train_csv = atomic_write_csv(data.with_name("train.csv"), [rows[i] for i in train_idx])
     test_rows = [rows[i] for i in test_idx]
-    test_csv = write_split(test_rows, data.with_name("test.csv"))
+    atomic_write_csv(data.with_name("test.csv"), test_rows)
 
     t0 = time.perf_counter()
     pred = train_predictor(str(train_csv), cfg=TrainConfig(seed=args.seed), progress=True)

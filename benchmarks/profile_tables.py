@@ -9,7 +9,6 @@ the shipped table against the shipped subnet dataset (rcai profile --archs) and 
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
 import tempfile

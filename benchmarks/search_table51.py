@@ -11,8 +11,6 @@ Usage: python benchmarks/search_table51.py [--seeds 0 1 2] [--steps 300] [--fine
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import statistics
 import sys
 from pathlib import Path
@@ -20,7 +18,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import git_rev, machine, write  # noqa: E402
+from common import RESULTS, git_rev, machine, write  # noqa: E402
+
+from rcai.io import atomic_write_csv  # noqa: E402
 
 from rcai.cost.model import TableCostModel  # noqa: E402
 from rcai.cost.table import CostTable  # noqa: E402
@@ -98,11 +98,7 @@ def main() -> None:
         base = next(b for b in rows if b["seed"] == r["seed"] and b["model"] == "base")
         r["speedup_measured"] = base["measured_loop_ms"] / r["measured_loop_ms"]
         r["psnr_delta"] = r["psnr"] - base["psnr"]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    write("search_table51.csv", buf.getvalue())
+    atomic_write_csv(RESULTS / "search_table51.csv", rows)
     sup = space_summary(preset)["supernet"]
     md = [
         "# Table 5.1 on the tiny preset (CPU, ONNX Runtime)",

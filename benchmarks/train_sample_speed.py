@@ -7,8 +7,6 @@ Usage: python benchmarks/train_sample_speed.py [--rounds 7] [--threads 2]
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import random
 import sys
 from pathlib import Path
@@ -16,7 +14,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import git_rev, machine, write  # noqa: E402
+from common import RESULTS, git_rev, machine, write  # noqa: E402
+
+from rcai.io import atomic_write_csv  # noqa: E402
 
 from rcai.cost.counters import op_flops  # noqa: E402
 from rcai.diffusion import diffusion_loss  # noqa: E402
@@ -76,11 +76,7 @@ def main() -> None:
         for r in rows:
             if r["kind"] == kind:
                 r["speedup_vs_supernet"] = ref / r["median_ms"]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    write("train_sample_speed.csv", buf.getvalue())
+    atomic_write_csv(RESULTS / "train_sample_speed.csv", rows)
     md = [
         "# Training-step and sampling-step time, tiny preset (torch eager, CPU)",
         "",

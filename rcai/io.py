@@ -56,6 +56,34 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return _atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
+def atomic_write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], fieldnames: list[str] | None = None) -> Path:
+    """Rows of dicts as CSV (columns: `fieldnames`, else the first row's keys), written atomically."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fieldnames or list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    return atomic_write_text(path, buf.getvalue())
+
+
+def load_torch(path: str | os.PathLike, what: str = "torch file") -> Any:
+    """torch.load with weights_only=True (no arbitrary pickle); a missing or unreadable file is a
+    one-line RcaiError naming it."""
+    import torch
+
+    from .errors import RcaiError
+
+    path = Path(path)
+    if not path.is_file():
+        raise RcaiError(f"{path}: file not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise RcaiError(f"{path}: not a readable {what} ({type(e).__name__})") from None
+
+
 def append_line(path: str | os.PathLike, line: str) -> None:
     """Append one full line and fsync it: a kill can lose at most the line being written,
     never a line already returned from here. Readers must ignore a trailing partial line."""

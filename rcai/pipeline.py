@@ -21,7 +21,7 @@ from .cost.table import CostTable
 from .deploy import BenchConfig, bench_loop, export_subnet_onnx
 from .deploy.compare import compare_loops
 from .errors import RcaiError
-from .io import atomic_write_json, atomic_write_text, read_json
+from .io import atomic_write_json, read_json
 from .search.config import SearchConfig
 from .search.run import run_search
 from .space.presets import get_preset

@@ -79,10 +79,10 @@ def test_profile_resumes_after_kill_without_losing_rows(tmp_path):
     before = _rows(out)
     assert 3 <= len(before) < len(SearchSpace(_micro()).all_specs())
     subprocess.run([sys.executable, str(script), str(out)], check=True, capture_output=True, timeout=300)
-    after = CostTable.load(out)
+    after = CostTable.load(out)  # the resumed table is valid as a whole
     keys = [r[0] for r in _rows(out)]
     assert len(keys) == len(set(keys))  # nothing measured twice
-    assert set(keys) == {s.key for s in SearchSpace(_micro()).all_specs()}
+    assert set(keys) == set(after.rows) == {s.key for s in SearchSpace(_micro()).all_specs()}
     for row in before:
         if len(row) == len(_rows(out)[0]):  # complete rows written before the kill are kept as they were
             assert [str(x) for x in row] in [[str(x) for x in r] for r in _rows(out)]

@@ -29,6 +29,7 @@ def pipeline(
     latency budget -> export both to ONNX -> measure both whole sampling loops on the target ->
     report.md with plots. Resumable: run it again after a kill."""
     from ..pipeline import PipelineConfig, run_pipeline
+
     cfg = PipelineConfig(preset=preset, device=device, threads=threads, speedup=speedup, steps_per_sample=steps_per_sample,
                          search_steps=search_steps, finetune_steps=finetune_steps, warmup_steps=warmup_steps, rounds=rounds,
                          predictor=predictor, seed=seed)

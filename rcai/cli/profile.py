@@ -30,6 +30,7 @@ def profile(
     memory). Resumable: run the same command again after a kill and it continues where it stopped."""
     from ..cost.archs import ArchDatasetConfig, profile_archs
     from ..cost.profile import NET_MEASURE, OP_MEASURE, ProfileConfig, default_table_path, profile_ops
+
     table_path = Path(out) if out else default_table_path(device, preset)
     result: dict = {}
     if not skip_ops:

@@ -21,6 +21,18 @@ def sample(
 ) -> None:
     """Super-resolve IMAGE by the preset's scale with the run's model (bicubic upsample, then the
     diffusion loop conditioned on it). Any image size that the UNet can halve at every level works."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ..data import load_rgb
+    from ..data.files import resize_bicubic
+    from ..diffusion import TorchDenoiser, sample as run_sample
+    from ..io import atomic_write_bytes
+    from ..train.evaluate import to_uint8
+    from ..train.setup import schedule_of
+
     model, spec = load_run_model(Path(run))
     preset = spec.preset
     lr = load_rgb(image)
@@ -40,8 +52,7 @@ def sample(
 
 def load_run_model(run: Path):
     """The trained model of a run folder: subnet.json + model.pt (train) or subnet.pt (search)."""
-    import torch
-
+    from ..io import load_torch
     from ..space.subnet import SubnetSpec
 
     spec_path = run / "subnet.json"
@@ -50,5 +61,5 @@ def load_run_model(run: Path):
         raise RcaiError(f"{run}: not a finished run (needs subnet.json and model.pt or subnet.pt)")
     spec = SubnetSpec.load(spec_path)
     model = spec.build()
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.load_state_dict(load_torch(weights, "weights file"))
     return model, spec

@@ -42,6 +42,7 @@ def search(
     from ..search.config import SearchConfig
     from ..search.run import run_search
     from ..train.evaluate import EvalConfig
+
     cfg = SearchConfig(
         preset=preset, cost_table=cost_table, predictor=predictor, softmax=softmax, penalty=penalty,
         latency_budget_ms=latency_budget_ms, steps_per_sample=steps_per_sample, lambda_latency=lambda_latency,

@@ -1,7 +1,6 @@
 """`rcai space`: describe a preset's search space."""
 from __future__ import annotations
 
-import typer
 from rich.table import Table
 
 from ..space.presets import get_preset, list_presets
@@ -14,6 +13,7 @@ def space(preset: str = PresetOpt, json: bool = JsonOpt) -> None:
     """Print blocks, choices per slot, total subnet count, params and FLOPs of the supernet and of
     the base/largest/smallest subnet. Presets: rcai-report (the report's 944,784 subnets), tiny."""
     from ..space.summary import space_summary
+
     s = space_summary(get_preset(preset))
     if json:
         print_json(s)

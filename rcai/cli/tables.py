@@ -21,10 +21,10 @@ def show(
     json: bool = JsonOpt,
 ) -> None:
     """Summary: where it was measured, every op with its median latency, spread and FLOPs."""
-    from ..cost.check import check_table
     from ..cost.table import CostTable
     from ..space.presets import get_preset
     from ..space.space import SearchSpace
+
     t = CostTable.load(table)
     missing = SearchSpace(get_preset(preset)).all_specs() if preset else []
     missing_keys = t.missing(missing) if preset else []
@@ -56,8 +56,7 @@ def check(
     own round-to-round repeatability, the ceiling of any estimate)."""
     from ..cost.check import check_table
     from ..cost.table import CostTable
-    from ..space.presets import get_preset
-    from ..space.space import SearchSpace
+
     res = check_table(CostTable.load(table), data, force=force)
     res.pop("_arrays")
     if json:

@@ -29,6 +29,7 @@ def train(
     evaluates PSNR/SSIM on the test split (writes model.pt, metrics.json, samples.png)."""
     from ..train.evaluate import EvalConfig
     from ..train.trainer import TrainConfig, train as run_train
+
     cfg = TrainConfig(preset=preset, subnet=subnet, init=init, steps=steps, batch_size=batch, lr=lr, seed=seed, data_dir=data,
                       eval=EvalConfig(steps=eval_steps, max_images=eval_images))
     metrics = run_train(cfg, out, resume=resume, progress=not json)

@@ -27,7 +27,6 @@ from ..onnx_export import DENOISER_INPUTS, DENOISER_OUTPUTS, denoiser_inputs, ex
 from ..space.presets import get_preset
 from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
-from ..targets import MeasureConfig, Target
 from ..progress import progress_bar
 from .profile import ProfileConfig, table_meta
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import socket
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 

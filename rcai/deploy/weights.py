@@ -10,6 +10,7 @@ from typing import Mapping
 import torch
 
 from ..errors import RcaiError
+from ..io import load_torch
 from ..space.subnet import SubnetSpec
 from .sidecar import DeploySidecar, WeightsRef
 
@@ -37,13 +38,7 @@ def run_files(run: str | Path) -> tuple[Path, Path]:
 
 
 def load_state(path: str | Path) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise RcaiError(f"{path}: file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise RcaiError(f"{path}: not a torch state_dict ({type(e).__name__})") from None
+    state = load_torch(path, "torch state_dict")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise RcaiError(f"{path}: expected a state_dict (name -> tensor)")
     return state

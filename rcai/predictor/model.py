@@ -5,7 +5,8 @@ features (log FLOPs, params, bytes, node count...) as a skip connection.
 
 It predicts standardised log-latency, one output ('head') per target device; the normalisation
 statistics of inputs and targets are buffers, so a state_dict alone reproduces predictions.
-Aggregation is a CSR sparse x dense product: deterministic on CPU, and fast.
+Aggregation, pooling and the virtual-node broadcast are CSR sparse x dense products (batch.py):
+deterministic on CPU, and fast. Batches and graphs come from torch_geometric `Data` (graph.py).
 """
 from __future__ import annotations
 

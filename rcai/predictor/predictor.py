@@ -20,7 +20,7 @@ from .dataset import LatencyDataset, load_dataset
 from .finetune import adapt
 from .graph import FEATURE_VERSION, encode_onnx
 from .model import LatencyGNN, ModelConfig
-from .train import TrainConfig, train_new
+from .train import TrainConfig, deterministic, train_new
 
 ModelLike = Union[str, os.PathLike, onnx.ModelProto, Data]
 
@@ -97,10 +97,11 @@ def train_predictor(data: LatencyDataset | str | os.PathLike, init: LatencyPredi
     ds = load_dataset(data, progress=progress) if isinstance(data, (str, os.PathLike)) else data
     cfg = cfg or TrainConfig()
     base = LatencyPredictor.load(init) if isinstance(init, (str, os.PathLike)) else init
-    if base is None:
-        model, info = train_new(ds, cfg, model_cfg or ModelConfig(), progress)
-    else:
-        model, info = adapt(base.model, ds, cfg, progress)
+    with deterministic():
+        if base is None:
+            model, info = train_new(ds, cfg, model_cfg or ModelConfig(), progress)
+        else:
+            model, info = adapt(base.model, ds, cfg, progress)
     lat = ds.latency_ms[np.isfinite(ds.latency_ms)]
     meta = {
         "targets": [d or Path(ds.csv).stem for d in ds.devices],

@@ -9,7 +9,6 @@ as a guard against floating-point divergence (the known pitfall of ranks driftin
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 

@@ -5,8 +5,6 @@ subnet.pt, metrics.json, plots/. `--resume` continues from the last checkpoint o
 """
 from __future__ import annotations
 
-import csv
-import io
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -16,7 +14,7 @@ import torch
 from ..cost.model import CostModel, OpCostModel, TableCostModel
 from ..cost.table import CostTable
 from ..diffusion import diffusion_loss
-from ..io import atomic_torch_save, atomic_write_json, atomic_write_text
+from ..io import atomic_torch_save, atomic_write_csv, atomic_write_json
 from ..model.extract import extract_subnet
 from ..model.unet import UNet
 from ..space.presets import get_preset
@@ -178,8 +176,4 @@ def finetune(subnet: UNet, engine: Bilevel, cfg: SearchConfig, run: RunDir, stat
 
 def write_csv_log(records: list[dict[str, Any]], path: Path) -> None:
     keys = sorted({k for r in records for k in r}, key=lambda k: (k != "step", k))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys)
-    w.writeheader()
-    w.writerows(records)
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_csv(path, records, keys)

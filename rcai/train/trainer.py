@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ..diffusion import diffusion_loss
-from ..io import atomic_torch_save, atomic_write_json
+from ..io import atomic_torch_save, atomic_write_json, load_torch
 from ..model.unet import UNet
 from ..progress import progress_bar
 from ..space.presets import Preset, get_preset
@@ -48,7 +48,7 @@ def build_model(cfg: TrainConfig) -> tuple[UNet, SubnetSpec]:
         spec = SubnetSpec(preset, SearchSpace(preset).base_arch())
     model = spec.build()
     if cfg.init:
-        model.load_state_dict(torch.load(cfg.init, map_location="cpu", weights_only=True))
+        model.load_state_dict(load_torch(cfg.init, "weights file"))
     return model, spec
 
 

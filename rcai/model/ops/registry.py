@@ -1,7 +1,7 @@
 """OpSpec (what an op instance is, with a readable OFA-style key) and the op registry."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
