@@ -34,7 +34,7 @@ from .train.trainer import TrainConfig, train
 class PipelineConfig:
     preset: str = "tiny"
     device: str = "cpu"
-    threads: int = 1
+    threads: int = 1  # target threads for profiling and timing, and torch threads for training
     speedup: float = 1.6  # latency budget = base table latency / speedup
     steps_per_sample: int = 50  # DDIM steps of the deployed loop
     search_steps: int = 240
@@ -68,6 +68,9 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "pipeline.json", asdict(cfg))
+    # torch trains with the same thread count as the target runs: on a shared 2-core machine a
+    # 2-thread torch stalls whenever another process holds a core (benchmarks/results/targets_overhead.md)
+    torch.set_num_threads(cfg.threads)
     table_path = find_table(cfg, out, say)
     preset = get_preset(cfg.preset)
     table = TableCostModel(preset, CostTable.load(table_path))

@@ -14,7 +14,7 @@ def pipeline(
     out: str = typer.Option("runs/demo", "--out", "-o", help="Run folder (report.md, summary.json, base/, search/)."),
     preset: str = PresetOpt,
     device: str = typer.Option("cpu", "--device", "-d"),
-    threads: int = typer.Option(1, help="Backend threads for profiling and timing."),
+    threads: int = typer.Option(1, help="Threads of the target (profiling, timing) and of torch (training)."),
     speedup: float = typer.Option(1.6, help="Latency budget = base table latency / speedup."),
     search_steps: int = typer.Option(240),
     finetune_steps: int = typer.Option(160),
