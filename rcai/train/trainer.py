@@ -107,11 +107,15 @@ def save_samples(path: Path, arrays: dict[str, Any], max_images: int = 4) -> Non
 
     from .evaluate import to_uint8
 
-    n = min(max_images, len(arrays["sr"]))
+    import numpy as np
+
+    total = len(arrays["sr"])
+    n = min(max_images, total)
+    picks = np.linspace(0, total - 1, n).round().astype(int)  # spread over the test images, not one image's crops
     fig, axes = plt.subplots(3, n, figsize=(2.2 * n, 6.6), squeeze=False)
-    for j in range(n):
+    for j, pick in enumerate(picks):
         for i, (k, title) in enumerate((("lr_up", "bicubic"), ("sr", "rcai"), ("hr", "ground truth"))):
-            axes[i][j].imshow(to_uint8(arrays[k][j]))
+            axes[i][j].imshow(to_uint8(arrays[k][pick]))
             axes[i][j].set_axis_off()
             if j == 0:
                 axes[i][j].set_title(title, loc="left", fontsize=9)
