@@ -51,7 +51,7 @@ class LatencyDataset:
 def _rows(path: Path) -> list[tuple[int, dict[str, str]]]:
     if not path.is_file():
         raise RcaiError(f"{path}: file not found")
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheet exports
         reader = csv.DictReader(f)
         cols = [c.strip() for c in reader.fieldnames or []]
         missing = [c for c in REQUIRED if c not in cols]
