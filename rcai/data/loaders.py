@@ -1,20 +1,21 @@
 """One typed config -> train/val/test datasets and DataLoaders (None as data_dir: the built-in set)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader
 
+from ..config import JsonConfig
 from ..errors import RcaiError
 from .builtin import builtin_dataset_dir
 from .images import ImageFolderSR
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(JsonConfig):
     """data_dir: folder of HR images, or a folder holding an `HR` subfolder; None = built-in photos."""
 
     data_dir: str | None = None
@@ -38,13 +39,6 @@ class DataConfig:
         d["fractions"] = list(self.fractions)
         return d
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "DataConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise RcaiError(f"data: unknown keys {sorted(unknown)} (known: {sorted(known)})")
-        return cls(**{k: d[k] for k in known if k in d})
 
 
 class Splits(NamedTuple):

@@ -1,16 +1,17 @@
 """Fixed linear β schedule of SR3 / the report (Table 4.1: torch.linspace(1e-6, 0.01, 2000))."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
+from ..config import JsonConfig
 from ..errors import RcaiError
 
 
 @dataclass(frozen=True)
-class ScheduleConfig:
+class ScheduleConfig(JsonConfig):
     """T diffusion steps with β_t linear from beta_start (t=1) to beta_end (t=T)."""
 
     T: int = 2000
@@ -25,16 +26,6 @@ class ScheduleConfig:
                 f"schedule: need 0 < beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}"
             )
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ScheduleConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise RcaiError(f"schedule: unknown keys {sorted(unknown)} (known: {sorted(known)})")
-        return cls(**{k: d[k] for k in known if k in d})
 
 
 class NoiseSchedule:

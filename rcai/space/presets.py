@@ -4,18 +4,17 @@ A preset is data, not code: its ops are names from the op registry (rcai/model/o
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-from ..errors import RcaiError
+from ..config import JsonConfig
 from ..registry import Registry
 
 
 @dataclass(frozen=True)
-class Preset:
+class Preset(JsonConfig):
     name: str
     base_channels: int
     channel_mults: tuple[int, ...]
@@ -53,18 +52,6 @@ class Preset:
 
     def resolution(self, depth: int) -> int:
         return self.hr_size // 2**depth
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Preset":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise RcaiError(f"preset: unknown fields {sorted(unknown)}")
-        tuples = {f.name for f in dataclasses.fields(cls) if "tuple" in str(f.type)}
-        return cls(**{k: tuple(v) if k in tuples else v for k, v in d.items()})
 
     @property
     def hash(self) -> str:

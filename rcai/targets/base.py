@@ -12,7 +12,6 @@ random inputs with the generic loop in `measure.py`.
 """
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
+from ..config import JsonConfig
 from ..errors import RcaiError
 from .inputs import Specs, check_feeds, make_input_pool
 
@@ -27,19 +27,8 @@ from .inputs import Specs, check_feeds, make_input_pool
 Timer = Callable[[Callable[[Any], object], Any], float]
 
 
-def _from_dict(cls: type, d: Mapping[str, Any], where: str) -> Any:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - names
-    if unknown:
-        raise RcaiError(f"{where}: unknown {cls.__name__} field(s) {sorted(unknown)}")
-    try:
-        return cls(**d)
-    except TypeError as e:
-        raise RcaiError(f"{where}: {e}") from None
-
-
 @dataclass
-class TimingStats:
+class TimingStats(JsonConfig):
     """Latency statistics in milliseconds over `count` timed calls; cv = std / mean (ddof=0)."""
 
     median_ms: float
@@ -49,16 +38,10 @@ class TimingStats:
     cv: float
     count: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "timing stats") -> "TimingStats":
-        return _from_dict(cls, d, where)
 
 
 @dataclass
-class TargetInfo:
+class TargetInfo(JsonConfig):
     """What a measurement ran on. device: 'cpu' | 'cuda:0' | ...; device_model: CPU model string
     or GPU name; precision: 'fp32' | 'fp16' | ...; threads: None where it does not apply."""
 
@@ -70,16 +53,10 @@ class TargetInfo:
     threads: int | None
     host: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "target info") -> "TargetInfo":
-        return _from_dict(cls, d, where)
 
 
 @dataclass(frozen=True)
-class MeasureConfig:
+class MeasureConfig(JsonConfig):
     """How long to measure. `warmup` untimed calls, then timed calls in chunks of `chunk` until
     the median of all samples moves by < `rel_tol` (relative) from one chunk to the next and at
     least `min_repeats` samples exist; `max_repeats` samples or `max_seconds` of timed calls stop
@@ -107,12 +84,6 @@ class MeasureConfig:
         if bad:
             raise RcaiError(f"measure config: {'; '.join(bad)}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "measure config") -> "MeasureConfig":
-        return _from_dict(cls, d, where)
 
 
 def onnx_path(model: Any) -> Path:
