@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from ..diffusion import list_samplers, sample
+from ..config import JsonConfig
 from ..errors import RcaiError
 from ..metrics import psnr
 from ..space.presets import get_preset
@@ -27,7 +28,7 @@ PSNR_MIN_FP32 = 50.0  # dB, ONNX loop vs torch loop at fp32
 
 
 @dataclass(frozen=True)
-class BenchConfig:
+class BenchConfig(JsonConfig):
     device: str = "cpu"
     threads: int | None = None
     engine: str = "onnx"  # onnx | torch
@@ -45,16 +46,6 @@ class BenchConfig:
     table: str | None = None
     predictor: str | None = None
     psnr: bool = True  # also run the other engine once and compare images
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "BenchConfig":
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise RcaiError(f"bench config: unknown fields {sorted(unknown)}")
-        return cls(**d)
 
 
 @dataclass

@@ -1,14 +1,15 @@
 """Typed search configuration, saved as config.json in every search run folder."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import JsonConfig
 from ..train.evaluate import EvalConfig
 
 
 @dataclass(frozen=True)
-class SearchConfig:
+class SearchConfig(JsonConfig):
     preset: str = "tiny"
     cost_table: str = "latency_tables/cpu-tiny.csv"
     predictor: str | None = None  # GNN predictor: ranks candidates and checks the budget
@@ -34,14 +35,9 @@ class SearchConfig:
     force: bool = False  # use a table measured for another preset/batch/precision
     eval: EvalConfig = field(default_factory=EvalConfig)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SearchConfig":
-        d = dict(d)
-        d["eval"] = EvalConfig(**d.get("eval", {}))
-        return cls(**d)
+    def from_dict(cls, d: dict[str, Any], where: str | None = None) -> "SearchConfig":
+        return super().from_dict({**d, "eval": EvalConfig.from_dict(d.get("eval", {}), "eval")}, where)
 
     @property
     def penalty_name(self) -> str:

@@ -7,12 +7,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config import JsonConfig
 from ..diffusion import NoiseSchedule, TorchDenoiser, sample
 from ..metrics import psnr, ssim
 
 
 @dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(JsonConfig):
     sampler: str = "ddim"
     steps: int = 20
     max_images: int = 4

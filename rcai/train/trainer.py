@@ -3,12 +3,13 @@ gamma ~ U(abar_t, abar_{t-1}), L1), with atomic checkpoints, --resume and a PSNR
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..config import JsonConfig
 from ..diffusion import diffusion_loss
 from ..io import atomic_torch_save, atomic_write_json, load_torch
 from ..model.unet import UNet
@@ -23,7 +24,7 @@ from .setup import schedule_of, splits_of
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JsonConfig):
     preset: str = "tiny"
     subnet: str | None = None  # subnet.json; None = the base model (first choice of every slot)
     init: str | None = None  # weights (state_dict .pt) to start from, e.g. a searched subnet.pt
@@ -35,9 +36,6 @@ class TrainConfig:
     ckpt_every: int = 50
     log_every: int = 10
     eval: EvalConfig = field(default_factory=EvalConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def build_model(cfg: TrainConfig) -> tuple[UNet, SubnetSpec]:
