@@ -34,3 +34,25 @@ def write(name: str, text: str) -> Path:
     path = RESULTS / name
     path.write_text(text)
     return path
+
+
+def scatter_vs_measured(measured, series: dict, path: Path, xlabel: str = "measured ms per denoising step") -> Path:
+    """Estimated vs measured latency, one colour per estimate, with the y = x line and a ±10% band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    for name, est in series.items():
+        ax.scatter(measured, est, s=7, alpha=0.7, label=name)
+    lo, hi = float(min(measured)), float(max(measured))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="gray", alpha=0.15, label="±10%")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("estimated ms")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

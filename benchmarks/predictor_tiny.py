@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, git_rev, machine, write  # noqa: E402
+from common import RESULTS, git_rev, machine, scatter_vs_measured, write  # noqa: E402
 
 from rcai.cost.model import TableCostModel  # noqa: E402
 from rcai.io import atomic_write_csv  # noqa: E402
@@ -101,27 +101,8 @@ def main() -> None:
     for r, g, t, fl in zip(test_rows, gnn, table_est, flops_est):
         w.writerow([r["model"], r["latency_ms"], f"{g:.5g}", f"{t:.5g}", f"{fl:.5g}"])
     write("predictor_tiny.csv", buf.getvalue())
-    _plot(true, {"GNN": gnn, "table sum": table_est, "FLOPs fit": flops_est}, RESULTS / "predictor_tiny.png")
+    scatter_vs_measured(true, {"GNN": gnn, "table sum": table_est, "FLOPs fit": flops_est}, RESULTS / "predictor_tiny.png")
     print("\n".join(lines))
-
-
-def _plot(true, series, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.8, 4.4))
-    for name, est in series.items():
-        ax.scatter(true, est, s=7, alpha=0.7, label=name)
-    lo, hi = float(true.min()), float(true.max())
-    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="gray", alpha=0.15, label="±10%")
-    ax.set_xlabel("measured ms per denoising step")
-    ax.set_ylabel("estimated ms")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, git_rev, machine, write  # noqa: E402
+from common import RESULTS, git_rev, machine, scatter_vs_measured, write  # noqa: E402
 
 from rcai.cost.check import check_table  # noqa: E402
 from rcai.cost.profile import OP_MEASURE, ProfileConfig, profile_ops  # noqa: E402
@@ -70,29 +70,9 @@ def main() -> None:
                 r = res[k]
                 md.append(f"| {labels[k]} | {r['n']} | {r['acc_10']:.1%} | {r['acc_5']:.1%} | {r['spearman']:.3f} | {r['mape']:.1%} | {r['bias']:+.1%} |")
         md += ["", "![table sum vs measured](table_vs_measured.png)"]
-        _plot(arrays, RESULTS / "table_vs_measured.png")
+        scatter_vs_measured(arrays["measured"], {"table sum (overhead once)": arrays["table_sum"], "raw sum": arrays["raw_sum"]}, RESULTS / "table_vs_measured.png")
     print("\n".join(md))
     write("profile_tables.md", "\n".join(md) + "\n")
-
-
-def _plot(arrays, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    m = arrays["measured"]
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
-    ax.scatter(m, arrays["table_sum"], s=8, label="table sum (overhead once)")
-    ax.scatter(m, arrays["raw_sum"], s=8, alpha=0.5, label="raw sum")
-    lo, hi = min(m), max(m)
-    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="gray", alpha=0.15, label="±10%")
-    ax.set_xlabel("measured latency per step (ms)")
-    ax.set_ylabel("estimated (ms)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
 
 
 if __name__ == "__main__":
