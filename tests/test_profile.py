@@ -109,3 +109,24 @@ def test_arch_dataset_and_table_check(tmp_path, micro):
     from rcai.space.space import SearchSpace as S
 
     assert json.loads((tmp_path / "archs" / rows[0]["subnet"]).read_text())["choices"] == S(micro).base_arch()
+
+
+def test_skewed_sampling_reaches_the_extremes(micro):
+    from collections import Counter
+
+    from rcai.cost.archs import sample_archs
+    from rcai.errors import RcaiError
+
+    space = SearchSpace(micro)
+
+    def dominance(archs):  # mean share of the most common op in a subnet
+        return sum(Counter(a.values()).most_common(1)[0][1] / len(a) for a in archs) / len(archs)
+
+    uniform, skewed = sample_archs(space, 60, 0, "uniform"), sample_archs(space, 60, 0, "skewed")
+    for archs in (uniform, skewed):
+        assert archs[0] == space.base_arch() and len({tuple(sorted(a.items())) for a in archs}) == 60
+        for a in archs:
+            space.validate(a)
+    assert dominance(skewed[1:]) > dominance(uniform[1:]) + 0.15
+    with pytest.raises(RcaiError, match="unknown sampling"):
+        sample_archs(space, 5, 0, "sobol")

@@ -22,6 +22,7 @@ def profile(
     archs_out: Optional[str] = typer.Option(None, help="Dataset folder (default: <table without .csv>-archs/)."),
     rounds: int = typer.Option(2, help="Interleaved measurement rounds per subnet (--archs)."),
     seed: int = typer.Option(0, help="Seed of the random subnets (--archs)."),
+    sampling: str = typer.Option("uniform", help="How --archs draws subnets: uniform | skewed (ops biased per subnet: reaches the extremes)."),
     skip_ops: bool = typer.Option(False, help="Only the --archs dataset, no op table."),
     json: bool = JsonOpt,
 ) -> None:
@@ -42,7 +43,7 @@ def profile(
     if archs:
         folder = Path(archs_out) if archs_out else table_path.with_name(table_path.name.removesuffix(".csv") + "-archs")
         cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=NET_MEASURE)
-        dataset = profile_archs(cfg, ArchDatasetConfig(archs=archs, rounds=rounds, seed=seed), folder, progress=not json)
+        dataset = profile_archs(cfg, ArchDatasetConfig(archs=archs, rounds=rounds, seed=seed, sampling=sampling), folder, progress=not json)
         result["dataset"] = str(dataset)
         if not json:
             console.print(f"{dataset}: {archs} subnets, {rounds} rounds each")

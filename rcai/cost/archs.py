@@ -38,15 +38,31 @@ class ArchDatasetConfig:
     archs: int
     rounds: int = 2
     seed: int = 0
+    sampling: str = "uniform"  # uniform | skewed (see SAMPLINGS)
 
 
-def sample_archs(space: SearchSpace, n: int, seed: int) -> list[dict[str, str]]:
+def _skewed_arch(space: SearchSpace, rng: random.Random) -> dict[str, str]:
+    """One subnet from a random preference over op names (Gamma(0.3) weights): most picks fall on one
+    or two ops, so nets near the extremes (all skip, all 5x5...) appear, which uniform sampling of
+    9 billion subnets practically never draws."""
+    names = sorted({n for s in space.all_slots() for n in s.choices})
+    pref = {n: rng.gammavariate(0.3, 1.0) + 1e-9 for n in names}
+    return space.pick(lambda s: rng.choices(list(s.choices), weights=[pref[n] for n in s.choices])[0])
+
+
+SAMPLINGS = {"uniform": lambda space, rng: space.random_arch(rng), "skewed": _skewed_arch}
+
+
+def sample_archs(space: SearchSpace, n: int, seed: int, sampling: str = "uniform") -> list[dict[str, str]]:
     """n distinct random subnets (the base model first: it is the reference of every comparison)."""
+    if sampling not in SAMPLINGS:
+        raise RcaiError(f"unknown sampling {sampling!r}; known: {', '.join(SAMPLINGS)}")
+    draw = SAMPLINGS[sampling]
     rng = random.Random(seed)
     archs, seen = [space.base_arch()], set()
     seen.add(tuple(sorted(archs[0].items())))
     while len(archs) < min(n, space.size):
-        a = space.random_arch(rng)
+        a = draw(space, rng)
         key = tuple(sorted(a.items()))
         if key not in seen:
             seen.add(key)
@@ -67,19 +83,19 @@ def profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: str | Path,
     space = SearchSpace(preset)
     target = pcfg.target()
     out = Path(out)
-    meta = {**table_meta(pcfg, preset, target), "archs": acfg.archs, "rounds": acfg.rounds, "seed": acfg.seed}
+    meta = {**table_meta(pcfg, preset, target), "archs": acfg.archs, "rounds": acfg.rounds, "seed": acfg.seed, "sampling": acfg.sampling}
     meta_file = out / "meta.json"
     if meta_file.exists():
         old = read_json(meta_file)
-        for k in ("arch_hash", "archs", "rounds", "seed", "batch", "backend", "threads"):
-            if old.get(k) != meta.get(k):
+        for k in ("arch_hash", "archs", "rounds", "seed", "sampling", "batch", "backend", "threads"):
+            if old.get(k, "uniform" if k == "sampling" else None) != meta.get(k):
                 raise RcaiError(f"{out}: exists with {k}={old.get(k)!r}, this run has {meta.get(k)!r}; use another folder")
     else:
         atomic_write_json(meta_file, meta)
     raw_path = out / "measurements.csv"
     if not raw_path.exists():
         atomic_write_text(raw_path, ",".join(RAW_COLUMNS) + "\n")
-    archs = sample_archs(space, acfg.archs, acfg.seed)
+    archs = sample_archs(space, acfg.archs, acfg.seed, acfg.sampling)
     names = [f"{i:04d}" for i in range(len(archs))]
     done = {(r["model"], int(r["round"])) for r in _read_raw(raw_path)}
 
@@ -87,9 +103,11 @@ def profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: str | Path,
         total = len(archs) * (acfg.rounds + 1)
         finished = sum((out / "models" / f"{n}.onnx").exists() for n in names) + len(done)
         with progress_bar(progress, "subnets", total, finished, transient=False) as advance:
-            for name, arch in zip(names, archs):  # export pass
+            for name, arch in zip(names, archs):  # export pass (a stored subnet.json wins: the dataset's truth)
                 if not (out / "models" / f"{name}.onnx").exists():
-                    export_subnet(SubnetSpec(preset, arch), out, name, pcfg.batch, Path(tmp))
+                    stored = out / "subnets" / f"{name}.json"
+                    spec = SubnetSpec.load(stored) if stored.exists() else SubnetSpec(preset, arch)
+                    export_subnet(spec, out, name, pcfg.batch, Path(tmp))
                     advance(name)
             for r in range(acfg.rounds):  # measurement passes, interleaved over all subnets
                 for name in names:
