@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import RcaiError
+from ..progress import progress_bar
 from .denoiser import Denoiser
 from .samplers import Sampler, get_sampler, sampler_class
 from .schedule import NoiseSchedule
@@ -86,9 +87,7 @@ def sample(
     if schedule.T in wanted and ts[0] == schedule.T:
         intermediates[schedule.T] = x.copy()
 
-    bar = _progress(len(ts)) if progress else None
-    try:
-        task = bar.add_task("sampling", total=len(ts)) if bar else None
+    with progress_bar(progress, "sampling", len(ts)) as advance:
         for i, t in enumerate(ts):
             x6 = np.concatenate([lr_up, x], axis=1)
             level = np.full((b, 1), smp.noise_level(t), dtype=np.float32)
@@ -104,26 +103,8 @@ def sample(
             t_prev = smp.prev_timestep(t)
             if t_prev in wanted:
                 intermediates[t_prev] = x.copy()
-            if bar:
-                bar.advance(task)
-    finally:
-        if bar:
-            bar.stop()
+            advance()
     if residual:
         x = lr_up + x / residual
     image = np.clip(x, -1.0, 1.0) if clip_output else x
     return SampleResult(image=image, intermediates=intermediates, timesteps=np.asarray(ts, np.int64))
-
-
-def _progress(total: int):  # rich is imported lazily: sampling in a server loop needs no console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-    )
-    bar.start()
-    return bar
