@@ -26,7 +26,7 @@ def show(
     from ..space.space import SearchSpace
 
     t = CostTable.load(table)
-    missing = SearchSpace(get_preset(preset)).all_specs() if preset else []
+    missing = SearchSpace.of(get_preset(preset)).all_specs() if preset else []
     missing_keys = t.missing(missing) if preset else []
     if json:
         print_json({"meta": t.meta, "rows": list(t.rows.values()), "missing": missing_keys})

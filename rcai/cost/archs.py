@@ -80,7 +80,7 @@ def _read_raw(path: Path) -> list[dict[str, Any]]:
 
 def profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: str | Path, progress: bool = True) -> Path:
     preset = get_preset(pcfg.preset)
-    space = SearchSpace(preset)
+    space = SearchSpace.of(preset)
     target = pcfg.target()
     out = Path(out)
     meta = {**table_meta(pcfg, preset, target), "archs": acfg.archs, "rounds": acfg.rounds, "seed": acfg.seed, "sampling": acfg.sampling}

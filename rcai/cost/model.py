@@ -39,7 +39,7 @@ class CostModel(ABC):
 
     def __init__(self, preset: Preset):
         self.preset = preset
-        self.space = SearchSpace(preset)
+        self.space = SearchSpace.of(preset)
 
     @abstractmethod
     def estimate(self, arch: Mapping[str, str], steps: int = 1) -> Cost:

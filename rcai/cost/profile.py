@@ -122,7 +122,7 @@ def profile_op(spec: OpSpec, target: Target, batch: int, measure: MeasureConfig,
 def profile_ops(cfg: ProfileConfig, out: str | Path, progress: bool = True) -> CostTable:
     preset = get_preset(cfg.preset)
     target = cfg.target()
-    specs = SearchSpace(preset).all_specs()
+    specs = SearchSpace.of(preset).all_specs()
     table = CostTable.create(out, table_meta(cfg, preset, target))
     with tempfile.TemporaryDirectory(prefix="rcai-profile-") as tmp:
         workdir = Path(tmp)

@@ -27,7 +27,7 @@ from .sidecar import DeploySidecar
 
 def study_subnets(preset: Preset, n_random: int = 4, seed: int = 0) -> dict[str, SubnetSpec]:
     """base, the smallest and the largest subnet by FLOPs, and `n_random` random ones."""
-    space = SearchSpace(preset)
+    space = SearchSpace.of(preset)
     flops = CounterCostModel(preset)
     cost = lambda spec: flops.op_metric(spec, "flops")  # noqa: E731
     archs = {"base": space.base_arch(), "min-flops": space.extreme_arch(cost, largest=False)[0], "max-flops": space.extreme_arch(cost, largest=True)[0]}

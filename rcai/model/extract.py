@@ -10,13 +10,13 @@ from .unet import UNet
 def argmax_arch(supernet: UNet, space: SearchSpace | None = None) -> Arch:
     """The argmax choice of every active slot (a nested slot counts only if its parent chose it)."""
     by_path = {m.path: m for m in supernet.modules() if isinstance(m, MixedOp)}
-    space = space or SearchSpace(supernet.preset)
+    space = space or SearchSpace.of(supernet.preset)
     return space.pick(lambda slot: by_path[slot.path].argmax())
 
 
 def extract_subnet(supernet: UNet, arch: Arch | None = None) -> tuple[UNet, SubnetSpec]:
     """Build the subnet (`arch`, default argmax) and copy its weights from the supernet."""
-    space = SearchSpace(supernet.preset)
+    space = SearchSpace.of(supernet.preset)
     choices = space.validate(arch) if arch is not None else argmax_arch(supernet, space)
     spec = SubnetSpec(supernet.preset, choices)
     subnet = UNet(supernet.preset, spec.choices).to(next(supernet.parameters()).device)

@@ -68,7 +68,7 @@ class Bilevel:
     base_flops: float
 
     def __post_init__(self) -> None:
-        self.space = SearchSpace(self.supernet.preset)
+        self.space = SearchSpace.of(self.supernet.preset)
         self.weights = self.supernet.weight_parameters()
         self.alphas = self.supernet.arch_parameters()
         self.opt_w = torch.optim.Adam(self.weights, lr=self.cfg.lr_weights)

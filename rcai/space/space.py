@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Callable, Iterable, Mapping
 
 import torch
@@ -64,6 +64,11 @@ class SearchSpace:
             root = _walk(UNet(preset))
         self.fixed_specs = root.specs  # ops outside searchable slots (stem, down, ..., fixed decoder)
         self.slots = root.slots
+
+    @classmethod
+    def of(cls, preset: Preset) -> "SearchSpace":
+        """The space of `preset`, built once per preset (reading it off a supernet is not free)."""
+        return _space_of(preset)
 
     # -- counting ---------------------------------------------------------------------------
     @property
@@ -146,6 +151,11 @@ class SearchSpace:
                 for sp in c.specs:
                     seen.setdefault(sp.key, sp)
         return list(seen.values())
+
+
+@lru_cache(maxsize=16)
+def _space_of(preset: Preset) -> SearchSpace:
+    return SearchSpace(preset)
 
 
 def _lookup(arch: Mapping[str, str], s: SlotInfo, source: str) -> str:

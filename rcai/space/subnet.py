@@ -52,7 +52,7 @@ class SubnetSpec:
             raise RcaiError(
                 f"{source}: subnet is for preset {preset.name!r} ({preset.hash}), not {expect_preset.name!r} ({expect_preset.hash})"
             )
-        choices = SearchSpace(preset).validate(d["choices"], source)
+        choices = SearchSpace.of(preset).validate(d["choices"], source)
         return cls(preset, choices)
 
     @classmethod

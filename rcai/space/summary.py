@@ -9,7 +9,7 @@ from .space import SearchSpace
 
 
 def space_summary(preset: Preset) -> dict[str, Any]:
-    space = SearchSpace(preset)
+    space = SearchSpace.of(preset)
     every_op = list(space.fixed_specs) + [sp for s in space.all_slots() for c in s.choices.values() for sp in c.specs]
     out: dict[str, Any] = {
         "preset": preset.name,

@@ -43,7 +43,7 @@ def build_model(cfg: TrainConfig) -> tuple[UNet, SubnetSpec]:
     if cfg.subnet:
         spec = SubnetSpec.load(cfg.subnet, expect_preset=preset)
     else:
-        spec = SubnetSpec(preset, SearchSpace(preset).base_arch())
+        spec = SubnetSpec(preset, SearchSpace.of(preset).base_arch())
     model = spec.build()
     if cfg.init:
         model.load_state_dict(load_torch(cfg.init, "weights file"))
