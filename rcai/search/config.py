@@ -13,11 +13,12 @@ class SearchConfig(JsonConfig):
     preset: str = "tiny"
     cost_table: str = "latency_tables/cpu-tiny.csv"
     predictor: str | None = None  # GNN predictor: ranks candidates and checks the budget
-    softmax: str = "simple"  # simple | temperature | gumbel
+    softmax: str = "simple"  # simple | temperature | gumbel | gdas (single path)
     penalty: str = "auto"  # auto: "budget" with a budget, else "expected" (the report's form)
     latency_budget_ms: float | None = None  # whole sampling loop (per-step cost x steps_per_sample)
     steps_per_sample: int = 50  # sampling steps the deployed loop runs (DDIM); latency counts all of them
-    lambda_latency: float = 1.0  # on E[loop latency] / base loop latency (dimensionless)
+    lambda_latency: float = 1.0  # on E[loop latency] / base loop latency, or / budget (dimensionless)
+    mu_rate: float = 0.5  # budget penalty: its multiplier grows by exp(mu_rate * relative excess) per alpha step
     lambda_flops: float = 0.0  # on E[FLOPs] / base FLOPs
     data_weight: float = 1.0  # weight of the val L1 in the architecture loss (0: cost alone, an ablation)
     steps: int = 300  # bilevel iterations (one weight step + one alpha step each)
