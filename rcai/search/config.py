@@ -21,13 +21,13 @@ class SearchConfig(JsonConfig):
     mu_rate: float = 0.5  # budget penalty: its multiplier grows by exp(mu_rate * relative excess) per alpha step
     lambda_flops: float = 0.0  # on E[FLOPs] / base FLOPs
     data_weight: float = 1.0  # weight of the val L1 in the architecture loss (0: cost alone, an ablation)
-    steps: int = 300  # bilevel iterations (one weight step + one alpha step each)
-    warmup_steps: int = 50  # weight-only steps before alpha starts moving (DARTS warm-up)
-    lr_weights: float = 1e-3  # report: 3e-6 at its scale (minutes of CPU here, days of DGX there)
+    steps: int = 300  # bilevel iterations (one weight step, then, after the warm-up, one alpha step each)
+    warmup_steps: int = 150  # weight-only steps before alpha moves: the weights learn which ops matter first
+    lr_weights: float = 2e-3  # report: 3e-6 at its scale (minutes of CPU here, days of DGX there)
     lr_alpha: float = 3e-3  # report: 3e-5 at its scale
     tau_max: float = 20.0  # eq. 8
     tau_min: float = 0.08
-    batch_size: int = 4
+    batch_size: int = 8
     finetune_steps: int = 200
     seed: int = 0
     data_dir: str | None = None

@@ -29,9 +29,9 @@ class TrainConfig(JsonConfig):
     preset: str = "tiny"
     subnet: str | None = None  # subnet.json; None = the base model (first choice of every slot)
     init: str | None = None  # weights (state_dict .pt) to start from, e.g. a searched subnet.pt
-    steps: int = 200
-    batch_size: int = 4
-    lr: float = 1e-3  # report: 3e-6 at its scale (64 ch, batch 8, thousands of epochs)
+    steps: int = 400
+    batch_size: int = 8
+    lr: float = 2e-3  # report: 3e-6 at its scale (64 ch, batch 8, thousands of epochs)
     seed: int = 0
     data_dir: str | None = None
     ckpt_every: int = 50
