@@ -12,7 +12,7 @@ from .main import app
 def space(preset: str = PresetOpt, json: bool = JsonOpt) -> None:
     """Print blocks, choices per slot, total subnet count, params and FLOPs of the supernet and of
     the base/largest/smallest subnet. Presets: rcai-report (the report's 944,784 subnets), tiny."""
-    from ..space.summary import space_summary
+    from ..cost.summary import space_summary
 
     s = space_summary(get_preset(preset))
     if json:

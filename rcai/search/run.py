@@ -15,7 +15,7 @@ from ..cost.model import CostModel, OpCostModel, TableCostModel
 from ..cost.table import CostTable
 from ..diffusion import diffusion_loss
 from ..io import atomic_torch_save, atomic_write_csv, atomic_write_json
-from ..model.extract import extract_subnet
+from ..space.extract import extract_subnet
 from ..model.unet import UNet
 from ..space.presets import get_preset
 from ..space.subnet import SubnetSpec
