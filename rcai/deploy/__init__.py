@@ -2,7 +2,7 @@
 loop from the sidecar alone, and benchmark the whole loop on a target."""
 from .bench import PSNR_MIN_FP32, BenchConfig, BenchResult, bench_loop
 from .engines import build_engine, list_engines, register_engine
-from .estimates import Estimate, predictor_estimate, table_estimate
+from .estimates import estimate_vs_measured, load_estimators
 from .compare import compare_loops
 from .export import FP32_TOLERANCE, ExportReport, export_subnet_onnx
 from .images import lr_input
@@ -13,7 +13,7 @@ from .weights import build_model, load_state, reference_model, run_files
 __all__ = [
     "BenchConfig", "BenchResult", "bench_loop", "PSNR_MIN_FP32",
     "build_engine", "list_engines", "register_engine", "compare_loops",
-    "Estimate", "table_estimate", "predictor_estimate",
+    "estimate_vs_measured", "load_estimators",
     "ExportReport", "export_subnet_onnx", "FP32_TOLERANCE",
     "lr_input",
     "BoundOrtDenoiser", "DeployedModel", "default_steps", "read_deployment",
