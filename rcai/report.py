@@ -46,6 +46,18 @@ def _bar_plots(summary: dict[str, Any], path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _machine_lines(summary: dict[str, Any]) -> list[str]:
+    """Where the table was measured, and how loaded the machine was around the timings."""
+    m, load = summary.get("table_meta") or {}, summary.get("load_avg") or {}
+    fmt = lambda key: "/".join(f"{x:.2f}" for x in load.get(key) or []) or "n/a"  # noqa: E731
+    return [
+        f"Table profiled on host `{m.get('host')}` ({m.get('device_model')}, {m.get('backend')} {m.get('backend_version')}, "
+        f"{m.get('threads')} thread(s), {m.get('date')}); this run on host `{summary.get('host')}`. Load average (1/5/15 min, {summary.get('cpu_count')} CPUs): "
+        f"{fmt('start')} at the start, {fmt('before_timing')} before timing, {fmt('end')} at the end.",
+        "",
+    ]
+
+
 def write_report(out: Path, summary: dict[str, Any], cfg) -> Path:
     _bar_plots(summary, out / "latency_psnr.png")
     b, s = summary["base"], summary["subnet"]
@@ -55,6 +67,7 @@ def write_report(out: Path, summary: dict[str, Any], cfg) -> Path:
         f"Cost table `{summary['table']}`; predictor `{summary['predictor'] or 'none'}`. Budget {summary['budget_ms']:.1f} ms for the whole "
         f"DDIM loop of {cfg.steps_per_sample} steps (base table latency / {cfg.speedup}).",
         "",
+        *_machine_lines(summary),
         "| model | params | MFLOPs/step | table loop ms | measured loop ms | repeatability | PSNR dB | SSIM |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
