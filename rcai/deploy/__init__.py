@@ -6,7 +6,7 @@ from .estimates import estimate_vs_measured, load_estimators
 from .compare import compare_loops
 from .export import FP32_TOLERANCE, ExportReport, export_subnet_onnx
 from .images import lr_input
-from .runtime import BoundOrtDenoiser, DeployedModel, default_steps, read_deployment
+from .runtime import DeployedModel, PreparedDenoiser, default_steps, read_deployment
 from .sidecar import DeploySidecar, TensorSpec, WeightsRef, sidecar_path
 from .weights import build_model, load_state, reference_model, run_files
 
@@ -16,7 +16,7 @@ __all__ = [
     "estimate_vs_measured", "load_estimators",
     "ExportReport", "export_subnet_onnx", "FP32_TOLERANCE",
     "lr_input",
-    "BoundOrtDenoiser", "DeployedModel", "default_steps", "read_deployment",
+    "DeployedModel", "PreparedDenoiser", "default_steps", "read_deployment",
     "DeploySidecar", "TensorSpec", "WeightsRef", "sidecar_path",
     "build_model", "load_state", "reference_model", "run_files",
 ]

@@ -73,6 +73,12 @@ class Prepared(ABC):
         """One inference: dict of numpy inputs -> list of numpy outputs (in the model's order)."""
         return self.outputs(self.execute(self.stage(feeds)))
 
+    def runner(self, copy_outputs: bool = True) -> Callable[[Mapping[str, np.ndarray]], list[np.ndarray]]:
+        """`run` for many calls in a row (a sampling loop). Targets may bind their buffers once
+        (ONNX Runtime's IO binding); with copy_outputs=False the returned arrays may be the bound
+        buffers themselves, overwritten by the next call."""
+        return self.run
+
     def measure(self, cfg: MeasureConfig = MeasureConfig(), seed: int = 0) -> TimingStats:
         """Latency statistics over a pool of `cfg.input_pool` random input sets (see MeasureConfig)."""
         pool = make_input_pool(self.input_specs, cfg.input_pool, seed)
@@ -88,9 +94,9 @@ class Target(ABC):
     takes_onnx: ClassVar[bool] = True  # False: prepare() takes an nn.Module (the torch target)
 
     @abstractmethod
-    def info(self) -> TargetInfo:
-        """Device, backend and version, threads and host. Precision is the target's own setting
-        where it has one, else that of the model prepared last ('fp32' before any)."""
+    def info(self, precision: str | None = None) -> TargetInfo:
+        """Device, backend and version, threads and host. Precision: `precision` if given (a
+        prepared model's), else the target's own setting where it has one, else 'fp32'."""
 
     @abstractmethod
     def prepare(self, model: Any, input_specs: Mapping[str, Any] | None = None) -> Prepared:

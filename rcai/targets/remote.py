@@ -72,12 +72,12 @@ class RemoteTarget(Target):
         self._info = TargetInfo.from_dict(reply["target_info"], where)
         return reply
 
-    def info(self) -> TargetInfo:
+    def info(self, precision: str | None = None) -> TargetInfo:
         """The inner target's info, as the host reports it (one round trip the first time)."""
         if self._info is None:
             self.call("info", [])
         assert self._info is not None
-        return self._info
+        return self._info if precision is None else TargetInfo.from_dict({**self._info.to_dict(), "precision": precision})
 
     def upload(self, path: Path) -> str:
         """Copy an ONNX file to the host once (named by content hash); returns its remote name."""
