@@ -41,7 +41,7 @@ def build_engine(name: str, onnx_path: Path, side: DeploySidecar, batch: int, de
 @register_engine("onnx")
 def _onnx(onnx_path: Path, side: DeploySidecar, batch: int, device: str, threads: int | None, weights: Any) -> Engine:
     settings = {"threads": threads} if threads else {}
-    dm = DeployedModel.load(onnx_path, target=resolve_device(device, **settings), batch=batch, preset=side.preset)
+    dm = DeployedModel.load(onnx_path, target=resolve_device(device, **settings), batch=batch, deployment=(side, True))
     info = dm.prepared.info().to_dict()
     label = f"{info['backend']} {info['backend_version']} ({info['precision']}, {info['threads']} threads)"
     return Engine("onnx", dm.denoiser, info, label)
