@@ -136,3 +136,12 @@ def test_the_cli_starts_without_torch():
     code = "import sys, rcai.cli.main; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_flops_profiler_keeps_stdout_clean():
+    """DeepSpeed's logger prints on stdout when imported; `rcai profile --json` must stay parseable."""
+    code = ("import torch\nfrom rcai.cost.profile import deepspeed_counts\n"
+            "print(deepspeed_counts(torch.nn.Linear(4, 4), (torch.ones(1, 4),))[0])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "32.0"
