@@ -22,7 +22,7 @@ def pipeline(
     warmup_steps: int = typer.Option(D["warmup_steps"], "--warmup-steps", help="Weight-only steps before alpha moves."),
     sample_steps: int = typer.Option(D["steps_per_sample"], "--sample-steps", help="DDIM steps of the deployed loop."),
     rounds: int = typer.Option(D["rounds"], help="Interleaved timing rounds."),
-    predictor: Optional[str] = typer.Option(D["predictor"], help="GNN predictor (default: predictors/<device>-<preset>.pt if present)."),
+    predictor: Optional[str] = typer.Option(D["predictor"], help="GNN predictor file, e.g. trained on this machine's `rcai profile --archs` data (default: none)."),
     cost_table: Optional[str] = CostTableOpt(D["cost_table"], help="Cost table CSV: reused if it exists (warned if measured elsewhere), "
                                              "else profiled into it (default: profile into the run folder)."),
     seed: int = typer.Option(D["seed"]),
