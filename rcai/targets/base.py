@@ -14,13 +14,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
 from ..config import JsonConfig
-from ..errors import RcaiError
 from .inputs import Specs, check_feeds, make_input_pool, onnx_path  # noqa: F401  (onnx_path: re-exported)
 from .measure import measure_loop, perf_counter_timer
 from .timing import MeasureConfig, Timer, TimingStats  # noqa: F401  (re-exported)
