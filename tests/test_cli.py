@@ -3,7 +3,6 @@ against the concepts below: one option name per concept, one concept per name, `
 command, one long name per short flag. Plus `rcai --version` and shell completion."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -109,11 +108,6 @@ def test_version():
 def test_shell_completion(words, cword, expected):
     done = _rcai(env={"_RCAI_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword})
     assert done.returncode == 0 and expected in done.stdout.split()
-
-
-def test_json_goes_alone_to_stdout():
-    done = _rcai("space", "--preset", "micro", "--json")
-    assert done.returncode == 0 and json.loads(done.stdout)["preset"] == "micro"
 
 
 def test_cli_defaults_are_the_config_dataclasses_defaults():
