@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .common import JsonOpt, PresetOpt, console, print_json
+from .common import JsonOpt, PresetOpt, out as stdout, print_json
 from .main import app
 
 
@@ -39,13 +39,13 @@ def profile(
         table = profile_ops(cfg, table_path, progress=not json)
         result["table"] = {"path": str(table.path), "ops": len(table.rows), "overhead_ms": table.overhead_ms}
         if not json:
-            console.print(f"{table.path}: {len(table.rows)} ops, per-call overhead {table.overhead_ms * 1000:.1f} us")
+            stdout.print(f"{table.path}: {len(table.rows)} ops, per-call overhead {table.overhead_ms * 1000:.1f} us")
     if archs:
         folder = Path(archs_out) if archs_out else table_path.with_name(table_path.name.removesuffix(".csv") + "-archs")
         cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=NET_MEASURE)
         dataset = profile_archs(cfg, ArchDatasetConfig(archs=archs, rounds=rounds, seed=seed, sampling=sampling), folder, progress=not json)
         result["dataset"] = str(dataset)
         if not json:
-            console.print(f"{dataset}: {archs} subnets, {rounds} rounds each")
+            stdout.print(f"{dataset}: {archs} subnets, {rounds} rounds each")
     if json:
         print_json(result)

@@ -83,10 +83,13 @@ def measure_overhead(target: Target, cfg: MeasureConfig, workdir: Path) -> float
 
 def deepspeed_counts(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[float, float]:
     """(flops, macs) from DeepSpeed's flops profiler."""
+    import contextlib
     import logging
+    import sys
 
     logging.getLogger("DeepSpeed").setLevel(logging.ERROR)
-    from deepspeed.profiling.flops_profiler import get_model_profile
+    with contextlib.redirect_stdout(sys.stderr):  # its logger, made at import, would print on stdout (breaking --json)
+        from deepspeed.profiling.flops_profiler import get_model_profile
 
     with torch.no_grad():
         flops, macs, _ = get_model_profile(module, args=list(inputs), print_profile=False, detailed=False, as_string=False)

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from ..cost.expected import expected_cost
 from ..cost.model import OpCostModel
 from ..diffusion import NoiseSchedule, diffusion_loss
-from ..model.extract import argmax_arch
+from ..space.extract import argmax_arch
 from ..model.mixed import TanhTemperature
 from ..model.unet import UNet
 from ..space.space import SearchSpace

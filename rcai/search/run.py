@@ -11,11 +11,12 @@ from typing import Any, Callable
 
 import torch
 
-from ..cost.model import CostModel, OpCostModel, TableCostModel
-from ..cost.table import CostTable
+from ..cost.load import load_cost_model
+from ..cost.model import CostModel, OpCostModel
 from ..diffusion import diffusion_loss
+from ..errors import RcaiError
 from ..io import atomic_torch_save, atomic_write_csv, atomic_write_json
-from ..model.extract import extract_subnet
+from ..space.extract import extract_subnet
 from ..model.unet import UNet
 from ..space.presets import get_preset
 from ..space.subnet import SubnetSpec
@@ -35,12 +36,10 @@ from .select import alpha_logprobs, arch_from, best_under_budget
 
 def load_cost_models(cfg: SearchConfig) -> tuple[OpCostModel, CostModel | None]:
     preset = get_preset(cfg.preset)
-    table = TableCostModel(preset, CostTable.load(cfg.cost_table), force=cfg.force)
-    predictor = None
-    if cfg.predictor:
-        from ..cost.predictor_model import PredictorCostModel
-
-        predictor = PredictorCostModel(preset, cfg.predictor)
+    table = load_cost_model(cfg.cost_table, preset, force=cfg.force)
+    if not isinstance(table, OpCostModel):
+        raise RcaiError(f"{cfg.cost_table}: the search needs a per-op cost model (a cost table), got a {table.name}")
+    predictor = load_cost_model(cfg.predictor, preset) if cfg.predictor else None
     return table, predictor
 
 
