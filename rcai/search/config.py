@@ -18,7 +18,7 @@ class SearchConfig(JsonConfig):
     latency_budget_ms: float | None = None  # whole sampling loop (per-step cost x steps_per_sample)
     steps_per_sample: int = 50  # sampling steps the deployed loop runs (DDIM); latency counts all of them
     lambda_latency: float = 1.0  # on E[loop latency] / base loop latency, or / budget (dimensionless)
-    mu_rate: float = 0.5  # budget penalty: its multiplier grows by exp(mu_rate * relative excess) per alpha step
+    mu_rate: float = 0.05  # budget penalty: its multiplier mu += mu_rate * (E[loop] - budget) / budget per alpha step
     lambda_flops: float = 0.0  # on E[FLOPs] / base FLOPs
     data_weight: float = 1.0  # weight of the val L1 in the architecture loss (0: cost alone, an ablation)
     steps: int = 300  # bilevel iterations (one weight step, then, after the warm-up, one alpha step each)
