@@ -81,13 +81,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return _atomic(path, write)
 
 
+def _nonfinite(obj: Any, where: str = "") -> list[str]:
+    if isinstance(obj, float):
+        return [] if obj == obj and abs(obj) != float("inf") else [where or "value"]
+    if isinstance(obj, dict):
+        return [p for k, v in obj.items() for p in _nonfinite(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(obj, (list, tuple)):
+        return [p for i, v in enumerate(obj) for p in _nonfinite(v, f"{where}[{i}]")]
+    return []
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Strict JSON: a NaN or infinity is a bug at its source, never written as `NaN`/`Infinity`."""
-    try:
-        text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False)
-    except ValueError as e:
-        raise ValueError(f"{path}: refusing to write non-finite numbers into JSON ({e})") from None
-    return atomic_write_text(path, text + "\n")
+    """Strict JSON: NaN and infinity are not JSON; a file that would hold them is not written (the
+    error names the fields: a diverged run or a bad input upstream)."""
+    from .errors import RcaiError
+
+    bad = _nonfinite(obj)
+    if bad:
+        raise RcaiError(f"{path}: not written: {', '.join(bad[:5])} not a finite number (a diverged run or bad input upstream)")
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:

@@ -387,6 +387,6 @@ def test_predictor_on_too_few_rows_warns(made, capsys):
 
 
 def test_json_files_never_hold_nan_or_infinity(tmp_path):
-    with pytest.raises(ValueError, match="non-finite"):
-        atomic_write_json(tmp_path / "m.json", {"loop_ms": math.inf})
+    with pytest.raises(RcaiError, match=r"m.json: not written: search.loop_ms, psnr not a finite number"):
+        atomic_write_json(tmp_path / "m.json", {"search": {"loop_ms": math.inf}, "psnr": math.nan, "ok": 1.0})
     assert not (tmp_path / "m.json").exists()
