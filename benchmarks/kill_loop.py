@@ -90,8 +90,7 @@ class Scenario:
     def __init__(self, work: Path, rng: random.Random):
         self.work, self.rng = work, rng
         self.ref, self.out = work / f"{self.name}-ref", work / f"{self.name}-killed"
-        self.seen: set[str] = set()  # complete rows seen after kills
-        self.kills, self.torn_repaired, self.events = 0, 0, []
+        self.events: list[str] = []
 
     def args(self, out: Path, resume: bool) -> list[str]: ...
 
@@ -143,9 +142,17 @@ class Scenario:
     def progress_rows(self, out: Path) -> list[str]:
         return lines(self.rows_file(out))[1 if self.header else 0:]
 
-    def run(self, kills: int) -> dict:
-        self.reference()
-        for i in range(kills):
+    def dup_keys(self, out: Path) -> list[str]:
+        return [self.row_key(r) for r in self.progress_rows(out)]
+
+    def one_round(self, kills_left: int) -> dict:
+        """A fresh output, killed up to `kills_left` times (each time after new work was written),
+        then resumed to completion and compared with the reference."""
+        shutil.rmtree(self.out, ignore_errors=True)
+        for f in self.out.parent.glob(self.out.name + ".*"):  # its lock file, left by a kill
+            f.unlink()
+        seen, kills, torn = set(), 0, 0
+        while kills < kills_left:
             since = time.time_ns()
             p = start(self.args(self.out, self.started(self.out)))
             t0 = time.perf_counter()
@@ -154,20 +161,31 @@ class Scenario:
             left = max(0.05, 1 - len(self.progress_rows(self.out)) / max(self.ref_rows, 1))
             time.sleep(self.rng.uniform(0.0, 0.9 * left * self.work_s))  # a random moment of the work left
             if p.poll() is not None:  # finished before the kill: nothing left to interrupt
-                self.events.append(f"attempt {i + 1} finished before its kill")
+                self.events.append("finished before the next kill")
                 break
             err = kill(p)
-            self.kills += 1
-            self.torn_repaired += err.count("dropped an incomplete last line")
-            self.seen |= {self.identity(r) for r in self.progress_rows(self.out)}
+            kills += 1
+            torn += err.count("dropped an incomplete last line")
+            seen |= {self.identity(r) for r in self.progress_rows(self.out)}
             self.events.append(self.state(self.out))
         _, err = finish(self.args(self.out, self.started(self.out)))
-        self.torn_repaired += err.count("dropped an incomplete last line")
-        final = self.progress_rows(self.out)
-        keys = [self.row_key(r) for r in final]
-        return {"scenario": self.name, "kills": self.kills, "rows_seen_before_kills": len(self.seen),
-                "rows_lost": len(self.seen - {self.identity(r) for r in final}), "rows_duplicated": len(keys) - len(set(keys)),
-                "torn_lines_repaired": self.torn_repaired, "ref_s": round(self.ref_s, 1), "work_s": round(self.work_s, 1), **self.compare()}
+        torn += err.count("dropped an incomplete last line")
+        keys = self.dup_keys(self.out)
+        return {"kills": kills, "rows_seen_before_kills": len(seen),
+                "rows_lost": len(seen - {self.identity(r) for r in self.progress_rows(self.out)}),
+                "rows_duplicated": len(keys) - len(set(keys)), "torn_lines_repaired": torn, **self.compare()}
+
+    def run(self, kills: int, max_rounds: int = 4) -> dict:
+        """Rounds of `one_round` until `kills` kills (a short run may finish before its kills are spent)."""
+        self.reference()
+        rounds = []
+        while sum(r["kills"] for r in rounds) < kills and len(rounds) < max_rounds:
+            self.events.append(f"round {len(rounds) + 1}:")
+            rounds.append(self.one_round(kills - sum(r["kills"] for r in rounds)))
+        total = {k: sum(r[k] for r in rounds) for k in ("kills", "rows_seen_before_kills", "rows_lost", "rows_duplicated", "torn_lines_repaired")}
+        return {"scenario": self.name, **total, "rounds": len(rounds), "identical": all(r["identical"] for r in rounds),
+                "ref_s": round(self.ref_s, 1), "work_s": round(self.work_s, 1), "what": rounds[-1]["what"],
+                "timing": "; ".join(r["timing"] for r in rounds if r["timing"])}
 
     header = False
 
@@ -275,13 +293,9 @@ class Search(Scenario):
         rows = super().progress_rows(out)
         return [r for r in rows if (json.loads(r)["step"] > SEARCH_STEPS) == (self.phase == "finetune")]
 
-    def run(self, kills):
-        out = super().run(kills)
-        out["rows_duplicated"] = len(self.steps_all(self.out)) - len(set(self.steps_all(self.out)))  # whole log, both phases
-        return out
+    def dup_keys(self, out):  # the whole log, both phases
+        return [str(x) for x in self._steps(out)]
 
-    def steps_all(self, out):
-        return self._steps(out)
 
     def state(self, out):
         steps = self._steps(out)
@@ -315,7 +329,7 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     total = time.perf_counter() - t0
     load_end = os.getloadavg()[0]
-    cols = ["scenario", "kills", "rows_seen_before_kills", "rows_lost", "rows_duplicated", "torn_lines_repaired", "identical", "ref_s"]
+    cols = ["scenario", "kills", "rounds", "rows_seen_before_kills", "rows_lost", "rows_duplicated", "torn_lines_repaired", "identical", "ref_s", "work_s"]
     with open(Path(__file__).resolve().parent / "results" / "reliability.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols + ["what", "timing", "events"])
         w.writeheader()
@@ -325,20 +339,22 @@ def main() -> None:
         "# Kill loop: SIGKILL at random moments, resume, compare (issue 11)",
         "",
         f"`benchmarks/kill_loop.py --kills {args.kills} --seed {args.seed}` at {git_rev()}; {who}, load avg {load_end:.2f} at the end; "
-        f"{total / 60:.1f} min in all. Micro preset, one thread, real `rcai` processes killed with SIGKILL (process group) "
-        "at a random moment inside the run (after its folder exists; for the fine-tune scenario, after the search phase has "
-        "logged its last step), then the same command (`--resume` for train/search) run again; the last run goes to completion.",
+        f"{total / 60:.1f} min in all. Micro preset, one thread. Real `rcai` processes killed with SIGKILL (their process group) "
+        "once each has written new work (a table row, a measurement row, a log line; for the fine-tune scenario a fine-tune "
+        "log line), at a uniformly random moment of the work the uninterrupted run still had left; then the same command "
+        "(`--resume` for train/search) again, and so on; the last run goes to completion and is compared with the "
+        "uninterrupted reference. A scenario whose run finishes before its kills are spent starts a new round from scratch.",
         "",
         f"**{kills} kills survived**: every resumed run finished; "
         f"rows lost {sum(r['rows_lost'] for r in results)}, rows duplicated {sum(r['rows_duplicated'] for r in results)}, "
         f"resumed = uninterrupted in {sum(bool(r['identical']) for r in results)} of {len(results)} scenarios.",
         "",
-        "| scenario | kills | complete rows seen at kills | rows lost | rows duplicated | torn lines repaired | resumed = uninterrupted | compared | ref run s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| scenario | kills | rounds | complete rows seen at kills | rows lost | rows duplicated | torn lines repaired | resumed = uninterrupted | compared | ref run s (work s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        md.append(f"| {r['scenario']} | {r['kills']} | {r['rows_seen_before_kills']} | {r['rows_lost']} | {r['rows_duplicated']} | "
-                  f"{r['torn_lines_repaired']} | {'yes' if r['identical'] else '**no**'} | {r['what']} | {r['ref_s']} |")
+        md.append(f"| {r['scenario']} | {r['kills']} | {r['rounds']} | {r['rows_seen_before_kills']} | {r['rows_lost']} | {r['rows_duplicated']} | "
+                  f"{r['torn_lines_repaired']} | {'yes' if r['identical'] else '**no**'} | {r['what']} | {r['ref_s']} ({r['work_s']}) |")
     md += ["", "Rows: table rows (op keys), `measurements.csv` rows (subnet, round), `log.jsonl` steps. A row is lost when it was "
            "complete on disk after a kill and is missing at the end; duplicated when its key appears twice in the final file.",
            "", "Measured tables cannot be bit-identical to another run (they are new measurements); beside them, the killed run's "

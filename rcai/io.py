@@ -158,10 +158,12 @@ def repair_torn_line(path: Path) -> int:
                 break
             tail = min(size, tail * 2)
         keep = size - tail + nl + 1 if nl >= 0 else 0
+        f.seek(keep)
+        dropped = f.read(200).decode("utf-8", "replace")
         f.truncate(keep)
         f.flush()
         os.fsync(f.fileno())
-    print(f"warning: {path}: dropped an incomplete last line ({size - keep} bytes, cut by a kill?)", file=sys.stderr)
+    print(f"warning: {path}: dropped an incomplete last line ({size - keep} bytes, cut by a kill?): {dropped!r}", file=sys.stderr)
     return size - keep
 
 

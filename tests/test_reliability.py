@@ -169,6 +169,9 @@ def test_cli_out_onto_a_device_node_is_refused(tmp_path, monkeypatch, capsys, ma
     code, _, err = run_cli(monkeypatch, capsys, "predictor", "train", "--data", str(made / "archs" / "dataset.csv"), "--out", str(dev), "--epochs", "1")
     _one_line_error(code, err)
     assert "is a device" in err and os.path.exists(dev) and not dev.is_file()
+    code, _, err = run_cli(monkeypatch, capsys, "profile", "--preset", "micro", "--out", str(dev))
+    _one_line_error(code, err)
+    assert "is a device" in err and not dev.is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["null"]
 
 
 # -- 4. resume is bit-identical in every phase of search -----------------------------------------
@@ -390,3 +393,10 @@ def test_json_files_never_hold_nan_or_infinity(tmp_path):
     with pytest.raises(RcaiError, match=r"m.json: not written: search.loop_ms, psnr not a finite number"):
         atomic_write_json(tmp_path / "m.json", {"search": {"loop_ms": math.inf}, "psnr": math.nan, "ok": 1.0})
     assert not (tmp_path / "m.json").exists()
+
+
+def test_any_os_error_on_a_user_path_is_one_line(made, tmp_path, monkeypatch, capsys):
+    (tmp_path / "data").mkdir()  # a folder where a CSV is expected: not wrapped by rcai itself
+    code, _, err = run_cli(monkeypatch, capsys, "tables", "check", str(made / "t.csv"), "--data", str(tmp_path / "data"))
+    _one_line_error(code, err)
+    assert err.strip() == f"error: {tmp_path / 'data'}: Is a directory"

@@ -44,6 +44,6 @@ def main() -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     except OSError as e:  # a user path rcai did not wrap itself: still one line naming it
-        where = e.filename if e.filename is not None else "error"
-        print(f"error: {where}: {e.strerror or e}", file=sys.stderr)
+        where = f"{e.filename}: " if e.filename is not None else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         sys.exit(RcaiError.exit_code)

@@ -18,6 +18,7 @@ import torch
 
 from .. import __version__
 from ..errors import RcaiError
+from ..io import refuse_special
 from ..lock import exclusive
 from ..model.ops import OpSpec, build_op
 from ..model.ops.registry import example_inputs
@@ -128,6 +129,7 @@ def profile_op(spec: OpSpec, target: Target, batch: int, measure: MeasureConfig,
 
 
 def profile_ops(cfg: ProfileConfig, out: str | Path, progress: bool = True) -> CostTable:
+    refuse_special(Path(out))  # before its lock file: never a /dev/full.lock
     with exclusive(out):  # one writer per table
         return _profile_ops(cfg, out, progress)
 
