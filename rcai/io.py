@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io as _io
 import json
+import math
 import os
 import stat
 import sys
@@ -81,24 +82,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return _atomic(path, write)
 
 
-def _nonfinite(obj: Any, where: str = "") -> list[str]:
-    if isinstance(obj, float):
-        return [] if obj == obj and abs(obj) != float("inf") else [where or "value"]
+def _finite(obj: Any, where: str, bad: list[str]) -> Any:
+    """`obj` with every NaN/infinite float replaced by None (its field recorded in `bad`)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        bad.append(where or "value")
+        return None
     if isinstance(obj, dict):
-        return [p for k, v in obj.items() for p in _nonfinite(v, f"{where}.{k}" if where else str(k))]
+        return {k: _finite(v, f"{where}.{k}" if where else str(k), bad) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [p for i, v in enumerate(obj) for p in _nonfinite(v, f"{where}[{i}]")]
-    return []
+        return [_finite(v, f"{where}[{i}]", bad) for i, v in enumerate(obj)]
+    return obj
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Strict JSON: NaN and infinity are not JSON; a file that would hold them is not written (the
-    error names the fields: a diverged run or a bad input upstream)."""
-    from .errors import RcaiError
-
-    bad = _nonfinite(obj)
+    """Strict JSON: NaN and infinity are not JSON (other readers reject `NaN`/`Infinity`). A
+    non-finite number is written as null and named in a warning; its source should not make one."""
+    bad: list[str] = []
+    obj = _finite(obj, "", bad)
     if bad:
-        raise RcaiError(f"{path}: not written: {', '.join(bad[:5])} not a finite number (a diverged run or bad input upstream)")
+        print(f"warning: {path}: {', '.join(bad[:5])} not a finite number, written as null", file=sys.stderr)
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
