@@ -99,10 +99,10 @@ class Scenario:
     def row_key(self, line: str) -> str: ...
 
     def ready(self, out: Path, since_ns: int) -> bool:
-        """This process has written to the rows file (it is doing the work, not importing torch)."""
+        """This process has written a row (it is doing the work, not importing torch or writing a header)."""
         f = self.rows_file(out)
         try:
-            return f.stat().st_mtime_ns >= since_ns and self.in_phase(out)
+            return f.stat().st_mtime_ns >= since_ns and len(self.progress_rows(out)) > 0 and self.in_phase(out)
         except FileNotFoundError:
             return False
 
@@ -190,7 +190,7 @@ class Scenario:
     header = False
 
     def state(self, out: Path) -> str:
-        return f"{len(lines(self.rows_file(out)))} lines"
+        return f"{len(self.progress_rows(out))} rows"
 
 
 class ProfileOps(Scenario):

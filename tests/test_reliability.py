@@ -371,7 +371,7 @@ def test_train_refuses_no_steps(steps):
 def test_infeasible_budget_is_refused_before_training(made, tmp_path):
     with pytest.raises(RcaiError, match="below the cheapest subnet's loop"):
         run_search(_scfg(made / "t.csv", latency_budget_ms=1e-3), tmp_path / "run", progress=False)
-    assert not (tmp_path / "run" / "checkpoint.pt").exists() and not (tmp_path / "run" / "log.jsonl").exists()
+    assert not (tmp_path / "run").exists()  # nothing trained, no folder left to block the corrected command
 
 
 @pytest.mark.parametrize("args", [["--archs", "-5"], ["--archs", "2", "--rounds", "0"], ["--threads", "0"]])

@@ -5,6 +5,7 @@ subnet.pt, metrics.json, plots/. `--resume` continues from the last checkpoint o
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -105,19 +106,17 @@ def choose_subnet(engine: Bilevel, predictor: CostModel | None) -> SearchResult:
 
 
 def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    import contextlib
-
     with exclusive(out) if world()[0] == 0 else contextlib.nullcontext():  # one writer per run folder
         return _run_search(cfg, out, resume, progress)
 
 
 def _run_search(cfg: SearchConfig, out: str | Path, resume: bool, progress: bool) -> dict[str, Any]:
     rank, _ = world()
+    table, predictor = load_cost_models(cfg)
+    check_budget_feasible(table, cfg)  # before the run folder exists: a corrected command can start afresh
     run = RunDir(Path(out))
     if rank == 0:
         run.start(cfg.to_dict(), resume)
-    table, predictor = load_cost_models(cfg)
-    check_budget_feasible(table, cfg)
     engine = build_bilevel(cfg, table)
     state = run.load_checkpoint() if resume else None
     step, phase = 0, "search"
