@@ -34,7 +34,7 @@ from common import git_rev, machine, write  # noqa: E402
 
 PY = [sys.executable, "-m", "rcai"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-TRAIN = ["train", "--preset", "micro", "--steps", "120", "--batch", "2", "--eval-steps", "2", "--eval-images", "1", "--json"]
+TRAIN = ["train", "--preset", "micro", "--steps", "300", "--batch", "2", "--eval-steps", "2", "--eval-images", "1", "--json"]
 SEARCH_STEPS, FT_STEPS = 100, 100
 SEARCH = ["search", "--preset", "micro", "--steps", str(SEARCH_STEPS), "--warmup", "10", "--finetune-steps", str(FT_STEPS), "--batch", "2",
           "--steps-per-sample", "10", "--eval-steps", "2", "--eval-images", "1", "--json"]
@@ -79,6 +79,18 @@ def same_weights(a: Path, b: Path) -> bool:
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def checkpoint_state(out: Path) -> str:
+    """Where a killed train/search run stood: its last log step and its last checkpoint."""
+    import torch
+
+    steps = [json.loads(x)["step"] for x in lines(out / "log.jsonl")]
+    ck = "none"
+    if (out / "checkpoint.pt").exists():
+        st = torch.load(out / "checkpoint.pt", weights_only=True)
+        ck = f"{st.get('phase', 'train')} step {st['step']}"
+    return f"log step {steps[-1] if steps else None}, checkpoint {ck}"
 
 
 class Scenario:
@@ -159,7 +171,7 @@ class Scenario:
             while not self.ready(self.out, since) and p.poll() is None and time.perf_counter() - t0 < 300:
                 time.sleep(0.02)
             left = max(0.05, 1 - len(self.progress_rows(self.out)) / max(self.ref_rows, 1))
-            time.sleep(self.rng.uniform(0.0, 0.9 * left * self.work_s))  # a random moment of the work left
+            time.sleep(self.rng.uniform(0.0, 0.5 * left * self.work_s))  # a random moment in the first half of the work left
             if p.poll() is not None:  # finished before the kill: nothing left to interrupt
                 self.events.append("finished before the next kill")
                 break
@@ -258,7 +270,7 @@ class Train(Scenario):
         return str(json.loads(line)["step"])
 
     def state(self, out):
-        return f"log steps {[json.loads(x)['step'] for x in lines(out / 'log.jsonl')]}"
+        return checkpoint_state(out)
 
     def compare(self):
         same = same_weights(self.ref / "model.pt", self.out / "model.pt") and log_rows(self.ref) == log_rows(self.out)
@@ -298,8 +310,7 @@ class Search(Scenario):
 
 
     def state(self, out):
-        steps = self._steps(out)
-        return f"last log step {steps[-1] if steps else None}"
+        return checkpoint_state(out)
 
     def compare(self):
         same = all(same_weights(self.ref / n, self.out / n) for n in ("supernet.pt", "subnet.pt"))
@@ -341,7 +352,7 @@ def main() -> None:
         f"`benchmarks/kill_loop.py --kills {args.kills} --seed {args.seed}` at {git_rev()}; {who}, load avg {load_end:.2f} at the end; "
         f"{total / 60:.1f} min in all. Micro preset, one thread. Real `rcai` processes killed with SIGKILL (their process group) "
         "once each has written new work (a table row, a measurement row, a log line; for the fine-tune scenario a fine-tune "
-        "log line), at a uniformly random moment of the work the uninterrupted run still had left; then the same command "
+        "log line), at a uniformly random moment of the first half of the work the uninterrupted run still had left; then the same command "
         "(`--resume` for train/search) again, and so on; the last run goes to completion and is compared with the "
         "uninterrupted reference. A scenario whose run finishes before its kills are spent starts a new round from scratch.",
         "",

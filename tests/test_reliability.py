@@ -253,7 +253,7 @@ def test_a_second_writer_is_refused_naming_the_holder(made, tmp_path, monkeypatc
         for h in holders:
             assert h.stdout.readline().strip() == "held"
         pid = holders[0].pid
-        with pytest.raises(RcaiError, match=rf"t.csv: in use by pid {pid} on .*rcai.lock|t.csv: in use by pid {pid} on "):
+        with pytest.raises(RcaiError, match=rf"t.csv: in use by pid {pid} on .+ \(-c .+\); wait for it"):
             profile_ops(PCFG, table, progress=False)
         with pytest.raises(RcaiError, match=f"in use by pid {holders[1].pid}"):
             train(_tcfg(), run, progress=False)
