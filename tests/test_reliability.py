@@ -175,10 +175,17 @@ def test_cli_out_onto_a_device_node_is_refused(tmp_path, monkeypatch, capsys, ma
 
 
 # -- 4. resume is bit-identical in every phase of search -----------------------------------------
+@pytest.fixture(scope="module")
+def full_search(made, tmp_path_factory):
+    """The uninterrupted search both phases are compared with."""
+    out = tmp_path_factory.mktemp("search") / "full"
+    run_search(_scfg(made / "t.csv"), out, progress=False)
+    return out
+
+
 @pytest.mark.parametrize("phase", ["search", "finetune"])
-def test_search_resume_is_bit_identical_in_each_phase(made, tmp_path, phase, monkeypatch):
+def test_search_resume_is_bit_identical_in_each_phase(made, full_search, tmp_path, phase, monkeypatch):
     table = made / "t.csv"
-    run_search(_scfg(table), tmp_path / "full", progress=False)
 
     class Killed(Exception):
         pass
@@ -196,11 +203,11 @@ def test_search_resume_is_bit_identical_in_each_phase(made, tmp_path, phase, mon
     monkeypatch.setattr(RunDir, "save_checkpoint", orig)
     run_search(_scfg(table), tmp_path / "resumed", resume=True, progress=False)
     for name in ("supernet.pt", "subnet.pt"):
-        a, b = torch.load(tmp_path / "full" / name), torch.load(tmp_path / "resumed" / name)
+        a, b = torch.load(full_search / name), torch.load(tmp_path / "resumed" / name)
         for k in a:
             assert torch.equal(a[k], b[k]), (name, k)
     strip = lambda run: [{k: v for k, v in json.loads(line).items() if k != "step_s"} for line in (run / "log.jsonl").read_text().splitlines()]  # noqa: E731
-    assert strip(tmp_path / "full") == strip(tmp_path / "resumed")
+    assert strip(full_search) == strip(tmp_path / "resumed")
 
 
 # -- 5. --archs resume checks every artefact of an entry -----------------------------------------
