@@ -52,3 +52,7 @@ def main() -> None:
     except RcaiError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
+    except OSError as e:  # a user path rcai did not wrap itself: still one line naming it
+        where = f"{e.filename}: " if e.filename is not None else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        sys.exit(RcaiError.exit_code)

@@ -27,9 +27,11 @@ def train_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Train a predictor (one output per device in the CSV) and save it."""
+    from ..io import refuse_special
     from ..predictor.predictor import train_predictor
     from ..predictor.train import TrainConfig
 
+    refuse_special(out)  # before training, not after
     cfg = TrainConfig(seed=seed)
     if epochs is not None:
         if epochs < 0:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import JsonConfig
+from ..errors import RcaiError
 from ..train.evaluate import EvalConfig
 
 
@@ -35,6 +36,16 @@ class SearchConfig(JsonConfig):
     log_every: int = 5
     force: bool = False  # use a table measured for another preset/batch/precision
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        for name, least in (("steps", 1), ("finetune_steps", 0), ("warmup_steps", 0), ("steps_per_sample", 1),
+                            ("batch_size", 1), ("ckpt_every", 1), ("log_every", 1)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < least:
+                raise RcaiError(f"{name} must be a whole number >= {least}, got {v!r}")
+        b = self.latency_budget_ms
+        if b is not None and not (isinstance(b, (int, float)) and 0 < b < float("inf")):
+            raise RcaiError(f"latency budget must be a positive finite number of ms (or none), got {b!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str | None = None) -> "SearchConfig":
