@@ -34,10 +34,10 @@ from common import git_rev, machine, write  # noqa: E402
 
 PY = [sys.executable, "-m", "rcai"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-TRAIN = ["train", "--preset", "micro", "--steps", "300", "--batch", "2", "--eval-steps", "2", "--eval-images", "1", "--json"]
+TRAIN = ["train", "--preset", "micro", "--steps", "300", "--batch-size", "2", "--eval-steps", "2", "--eval-images", "1", "--json"]
 SEARCH_STEPS, FT_STEPS = 100, 100
-SEARCH = ["search", "--preset", "micro", "--steps", str(SEARCH_STEPS), "--warmup", "10", "--finetune-steps", str(FT_STEPS), "--batch", "2",
-          "--steps-per-sample", "10", "--eval-steps", "2", "--eval-images", "1", "--json"]
+SEARCH = ["search", "--preset", "micro", "--search-steps", str(SEARCH_STEPS), "--warmup-steps", "10", "--finetune-steps", str(FT_STEPS), "--batch-size", "2",
+          "--sample-steps", "10", "--eval-steps", "2", "--eval-images", "1", "--json"]
 
 
 def start(args: list[str]) -> subprocess.Popen:

@@ -44,7 +44,7 @@ class PipelineConfig:
     warmup_steps: int = 40
     finetune_steps: int = 160
     lr: float = 1e-3
-    softmax: str = "simple"
+    softmax: str = "gdas"
     seed: int = 0
     rounds: int = 5  # interleaved timing rounds, base vs subnet
     eval_images: int = 8

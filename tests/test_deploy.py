@@ -132,7 +132,7 @@ def test_onnx_loop_equals_torch_loop(exported, micro, sampler, steps):
     dm = DeployedModel.load(out, threads=1, batch=2)
     lr_up, _ = lr_input("random", micro.lr_size, micro.hr_size, batch=2, seed=3)
     a = dm.sample(lr_up, sampler, steps, seed=7)
-    b = sample(TorchDenoiser(model), lr_up, schedule_of(micro), sampler=sampler, steps=steps, seed=7, clip_x0=True, residual=micro.residual)
+    b = sample(TorchDenoiser(model), lr_up, schedule_of(micro), sampler=sampler, steps=steps, seed=7, clip_x0=True, residual=micro.residual, prediction=micro.prediction)
     assert len(a.timesteps) == (steps or micro.T)
     assert psnr(a.image, b.image) >= 50.0
     c = dm.sample(lr_up, sampler, steps, seed=8)  # the seed matters: not a constant output

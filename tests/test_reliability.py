@@ -90,7 +90,7 @@ class _Bomb:
 
 def test_planted_pickle_checkpoint_is_refused_and_runs_nothing(tmp_path):
     run = tmp_path / "run"
-    args = ["--out", str(run), "--preset", "micro", "--steps", "2", "--batch", "2", "--eval-steps", "1", "--eval-images", "1", "--json"]
+    args = ["--out", str(run), "--preset", "micro", "--steps", "2", "--batch-size", "2", "--eval-steps", "1", "--eval-images", "1", "--json"]
     cli = [sys.executable, "-m", "rcai", "train", *args]
     train(TrainConfig(preset="micro", steps=2, batch_size=2, eval=EvalConfig(steps=1, max_images=1)), run, progress=False)  # = the CLI's config
     marker = tmp_path / "pwned"
@@ -166,7 +166,7 @@ def test_writes_refuse_a_path_that_is_not_a_regular_file(tmp_path, kind):
 def test_cli_out_onto_a_device_node_is_refused(tmp_path, monkeypatch, capsys, made):
     dev = tmp_path / "null"
     os.mknod(dev, 0o666 | 0o020000, os.makedev(1, 3))  # a character device like /dev/null, in tmp
-    code, _, err = run_cli(monkeypatch, capsys, "predictor", "train", "--data", str(made / "archs" / "dataset.csv"), "--out", str(dev), "--epochs", "1")
+    code, _, err = run_cli(monkeypatch, capsys, "predictor", "train", "--latency-data", str(made / "archs" / "dataset.csv"), "--out", str(dev), "--epochs", "1")
     _one_line_error(code, err)
     assert "is a device" in err and os.path.exists(dev) and not dev.is_file()
     code, _, err = run_cli(monkeypatch, capsys, "profile", "--preset", "micro", "--out", str(dev))
@@ -296,7 +296,7 @@ def small_fs(tmp_path):
 
 def test_disk_full_is_one_line_and_resume_logs_each_step_once(small_fs, monkeypatch, capsys):
     run = small_fs / "run"
-    args = ["train", "--out", str(run), "--preset", "micro", "--steps", "6", "--batch", "2", "--eval-steps", "1", "--eval-images", "1", "--json"]
+    args = ["train", "--out", str(run), "--preset", "micro", "--steps", "6", "--batch-size", "2", "--eval-steps", "1", "--eval-images", "1", "--json"]
     code, _, err = run_cli(monkeypatch, capsys, *args)  # the checkpoint (~300 kB) does not fit
     _one_line_error(code, err)
     assert str(run) in err and "No space left on device" in err
@@ -404,6 +404,6 @@ def test_json_files_never_hold_nan_or_infinity(tmp_path, capsys):
 
 def test_any_os_error_on_a_user_path_is_one_line(made, tmp_path, monkeypatch, capsys):
     (tmp_path / "data").mkdir()  # a folder where a CSV is expected: not wrapped by rcai itself
-    code, _, err = run_cli(monkeypatch, capsys, "tables", "check", str(made / "t.csv"), "--data", str(tmp_path / "data"))
+    code, _, err = run_cli(monkeypatch, capsys, "tables", "check", str(made / "t.csv"), "--latency-data", str(tmp_path / "data"))
     _one_line_error(code, err)
     assert err.strip() == f"error: {tmp_path / 'data'}: Is a directory"

@@ -81,6 +81,7 @@ class Bilevel:
         # Scales that make the two terms of the architecture loss commensurate (see arch_step).
         self.data_ref = 0.0  # running mean of the data loss over the warm-up, then frozen
         self.mu = 0.0  # budget multiplier (dual variable), adapted every alpha step
+        self.kappa = 0.0  # gradient scale of the cost term, measured at the first alpha step
         broadcast_(list(self.supernet.state_dict().values()))
 
     # -- the two engines ---------------------------------------------------------------------
@@ -113,8 +114,10 @@ class Bilevel:
 
         data_ref (the data loss at the end of the warm-up) makes the data term ~1, as the latency
         term is (E[loop] relative to the base or the budget). With a budget, E[loop] is taken under
-        softmax(alpha) and the penalty is a hinge weighted by a dual variable mu: mu starts at 0, grows
-        while E[loop] is over the budget and shrinks while it is under (dual ascent). The cost then
+        softmax(alpha) and the penalty is a hinge weighted by kappa * mu: kappa is the ratio of the two
+        terms' alpha-gradients at the first alpha step (so mu = 1 pulls as hard as the data), and mu
+        is a dual variable that starts at 0, grows while E[loop] is over the budget and shrinks while it
+        is under (dual ascent, capped at mu_max). The cost then
         pulls only as hard as it takes to hold the budget, and the data decides which ops keep it:
         at the equilibrium each slot trades quality against milliseconds at one price. (A constant
         pull instead collapses every slot to its cheapest op long before the weights have learnt
@@ -128,8 +131,10 @@ class Bilevel:
         budget = self.cfg.latency_budget_ms
         if budget and self.cfg.penalty_name == "budget":
             lat, flops = self.expected_loop_cost(under_alpha=True)
-            self.mu = min(max(self.mu + self.cfg.mu_rate * (lat.item() - budget) / budget, 0.0), 100.0)
-            lam = self.cfg.lambda_latency * self.mu
+            if self.kappa == 0.0:
+                self.kappa = self._gradient_ratio(data_term, lat / budget)
+            self.mu = min(max(self.mu + self.cfg.mu_rate * (lat.item() - budget) / budget, 0.0), self.cfg.mu_max)
+            lam = self.cfg.lambda_latency * self.kappa * self.mu
         else:
             lat, flops = self.expected_loop_cost()
             lam = self.cfg.lambda_latency
@@ -141,7 +146,15 @@ class Bilevel:
         _average_grads(self.alphas)
         self.opt_a.step()
         _requires_grad(self.weights, True)
-        return {"loss_data": data_loss.item(), "loss_arch": loss.item(), "expected_loop_ms": lat.item(), "expected_flops": flops.item(), "mu": self.mu}
+        return {"loss_data": data_loss.item(), "loss_arch": loss.item(), "expected_loop_ms": lat.item(), "expected_flops": flops.item(), "mu": self.mu, "kappa": self.kappa}
+
+    def _gradient_ratio(self, data_term: torch.Tensor, rel_lat: torch.Tensor) -> float:
+        """|d data / d alpha| / |d (E[loop]/budget) / d alpha| at the first alpha step: the scale that
+        makes the cost term's pull equal to the data term's at mu = 1."""
+        gd = torch.autograd.grad(data_term, self.alphas, retain_graph=True, allow_unused=True)
+        gc = torch.autograd.grad(rel_lat, self.alphas, retain_graph=True, allow_unused=True)
+        norm = lambda gs: math.sqrt(sum(float((g.double() ** 2).sum()) for g in gs if g is not None))  # noqa: E731
+        return norm(gd) / max(norm(gc), 1e-12)
 
     def step(self, step: int, sync_every: int = 25) -> dict[str, Any]:
         tau = self.temperature(step)
@@ -173,7 +186,7 @@ class Bilevel:
             "opt_a": self.opt_a.state_dict(),
             "train_stream": self.train_stream.state_dict(),
             "val_stream": self.val_stream.state_dict(),
-            "scales": {"data_ref": self.data_ref, "mu": self.mu},
+            "scales": {"data_ref": self.data_ref, "mu": self.mu, "kappa": self.kappa},
         }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
@@ -182,4 +195,4 @@ class Bilevel:
         self.opt_a.load_state_dict(s["opt_a"])
         self.train_stream.load_state_dict(s["train_stream"])
         self.val_stream.load_state_dict(s["val_stream"])
-        self.data_ref, self.mu = float(s["scales"]["data_ref"]), float(s["scales"]["mu"])
+        self.data_ref, self.mu, self.kappa = (float(s["scales"][k]) for k in ("data_ref", "mu", "kappa"))
