@@ -183,7 +183,7 @@ def ranking_lines(rows: list[dict]) -> list[str]:
     base = [r["quality"] for r in rows if r["method"] == "base"]
     seed_sd = statistics.stdev(base) if len(base) > 1 else float("nan")
     diffs = [abs(a - b) for a, b in zip(q0, q1)]
-    return ["", "## The metric: ranking across training seeds", "",
+    return (["", "## The metric: ranking across training seeds", "",
             f"{len(pairs)} subnets across the latency range (base, cheapest, every uniform op, random at {', '.join(map(str, RANK_FRACS))} "
             f"of the base), each trained with seeds 0 and 1: **Spearman of the quality ranking seed 0 vs seed 1 = {rho:.3f}** "
             f"(goal ≥ 0.8); the same for sampled PSNR gain: {rho_sampled:.3f}. Mean over seeds, quality vs sampled PSNR gain: "
@@ -193,7 +193,7 @@ def ranking_lines(rows: list[dict]) -> list[str]:
             f"`eval_noise_sd` below.", "",
             "| subnet | table loop ms | quality seed 0 | quality seed 1 | sampled gain seed 0 | sampled gain seed 1 |", "|---|---:|---:|---:|---:|---:|"]
             + [f"| {p[0].get('rank_name', p[0]['method'])} ({p[0]['arch']}) | {p[0]['table_loop_ms']:.1f} | {p[0]['quality']:+.3f} | {p[1]['quality']:+.3f} | "
-               f"{p[0]['psnr_gain_db']:+.2f} | {p[1]['psnr_gain_db']:+.2f} |" for p in sorted(pairs, key=lambda p: p[0]["table_loop_ms"])]
+               f"{p[0]['psnr_gain_db']:+.2f} | {p[1]['psnr_gain_db']:+.2f} |" for p in sorted(pairs, key=lambda p: p[0]["table_loop_ms"])])
 
 
 def eval_noise(args) -> float:
