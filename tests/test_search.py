@@ -157,3 +157,24 @@ def test_two_process_ddp_keeps_alpha_identical(micro_table, tmp_path):
     assert any(not torch.equal(x, torch.zeros_like(x)) for x in a0)  # alpha did move
     for x, y in zip(a0, a1):
         assert torch.equal(x, y)
+
+
+def test_default_search_on_tiny_does_not_pick_the_cheapest_subnet(tiny, tmp_path):
+    """The default search (single path, cost term scaled to the data term, exact knapsack) on tiny with
+    a budget of base / 1.6, shortened to 60 steps (30 of warm-up) to fit the suite: the subnet is not
+    the cheapest one and lands within 15% under the budget."""
+    from pathlib import Path
+
+    from rcai.cost.model import TableCostModel
+    from rcai.cost.table import CostTable
+
+    table_path = Path(__file__).resolve().parents[1] / "latency_tables" / "cpu-tiny.csv"
+    table = TableCostModel(tiny, CostTable.load(table_path))
+    S = SearchConfig.steps_per_sample
+    budget = table.estimate(table.space.base_arch(), S).loop_ms / 1.6
+    cfg = SearchConfig(preset="tiny", cost_table=str(table_path), latency_budget_ms=budget, steps=60, warmup_steps=30, finetune_steps=1,
+                       log_every=10, eval=EvalConfig(steps=1, max_images=1))
+    m = run_search(cfg, tmp_path / "s", progress=False)
+    cheapest, _ = table.space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=False)
+    assert m["choices"] != cheapest
+    assert 0.85 <= m["search"]["budget_use"] <= 1.0 and not m["search"]["far_under_budget"]
