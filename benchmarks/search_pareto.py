@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, git_rev, machine, write  # noqa: E402
 
-METHODS = ("searched", "random", "uniform", "base", "cheapest", "ranking")
+METHODS = ("searched", "random", "uniform", "base", "cheapest", "ranking", "variant")
 RANK_FRACS = (0.9, 0.7, 0.5)  # extra random subnets of the metric's ranking study (with every uniform subnet, base, cheapest)
 
 
@@ -55,6 +55,9 @@ def jobs_for(args, table) -> list[dict]:
         op, a = min(uniform, key=lambda u: abs(loop(u[1]) / target - 1))
         if abs(loop(a) / target - 1) <= 0.15:
             jobs.append(dict(id=f"uniform-{frac}", method="uniform", budget_frac=frac, seed=0, arch=a, uniform_op=op))
+    for v in args.variants:  # the report's Table 5.1: each softmax variant at one budget, on this protocol
+        jobs.append(dict(id=f"variant-{v}-s0", method="variant", budget_frac=args.variant_budget, seed=0,
+                         budget_ms=args.variant_budget * loop(base), softmax=v))
     return jobs
 
 
@@ -73,9 +76,9 @@ def run_job(job: dict, args) -> dict:
     ev = EvalConfig(steps=20, max_images=8, seed=0)
     t0 = time.perf_counter()
     rec = {k: v for k, v in job.items() if k != "arch"}
-    if job["method"] == "searched":
+    if job["method"] in ("searched", "variant"):
         scfg = SearchConfig(preset="tiny", cost_table=args.table, latency_budget_ms=job["budget_ms"], seed=job["seed"], eval=ev,
-                            softmax=args.softmax)
+                            softmax=job.get("softmax", args.softmax))
         m = run_search(scfg, out / "search", resume=(out / "search" / "config.json").exists(), progress=False)
         rec["inherited_quality"] = m["quality"]["gain_db"]
         rec["search_notes"] = m["search"]["notes"]
@@ -159,6 +162,7 @@ def report(rows: list[dict], args, header: str) -> str:
                      f"{'yes' if ok_med else 'NO'} / {'yes' if ok_best else 'no'} |")
     n = len([f for f in args.budgets if by("searched", f)])
     lines += ranking_lines(rows)
+    lines += variant_lines(rows, args)
     lines += ["", f"Goal (searched mean ≥ median random at every budget; ≥ best random at 2 of 3): median met at {met_median} of {n} budgets, "
               f"best at {met_best} of {n}.", "", "![quality vs measured loop](search_pareto.png)", ""]
     return "\n".join(lines)
@@ -196,6 +200,24 @@ def ranking_lines(rows: list[dict]) -> list[str]:
                f"{p[0]['psnr_gain_db']:+.2f} | {p[1]['psnr_gain_db']:+.2f} |" for p in sorted(pairs, key=lambda p: p[0]["table_loop_ms"])])
 
 
+def variant_lines(rows: list[dict], args) -> list[str]:
+    """The report's Table 5.1 on this protocol: one budget, every softmax variant (seed 0)."""
+    f = args.variant_budget
+    v = [r for r in rows if r["method"] == "variant"] + [r for r in rows if r["method"] == "searched" and r["budget_frac"] == f and r["seed"] == 0]
+    rnd = [r["quality"] for r in rows if r["method"] == "random" and r["budget_frac"] == f]
+    if not v:
+        return []
+    out = ["", f"## Table 5.1 on this protocol (budget {f} x base, seed 0)", "",
+           "| softmax | subnet | table loop ms | measured loop ms | quality from scratch dB | inherited+fine-tuned dB | sampled PSNR gain dB |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for r in v:
+        out.append(f"| {r.get('softmax') or args.softmax} | {r['arch']} | {r['table_loop_ms']:.1f} | {r['measured_loop_ms']:.1f} | {r['quality']:+.3f} | "
+                   f"{r['inherited_quality']:+.3f} | {r['psnr_gain_db']:+.2f} |")
+    if rnd:
+        out.append(f"\nRandom subnets at this budget: median {statistics.median(rnd):+.3f} dB, best {max(rnd):+.3f} dB.")
+    return out
+
+
 def eval_noise(args) -> float:
     """sd of the metric over 5 noise seeds for the same weights (base, seed 0)."""
     import torch
@@ -221,7 +243,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.6))
     style = {"random": ("#bbb", "o", 18), "uniform": ("#e90", "s", 40), "searched": ("#1a7", "*", 120), "base": ("#333", "D", 40),
-             "cheapest": ("#c33", "v", 40), "ranking": ("#69c", "x", 25)}
+             "cheapest": ("#c33", "v", 40), "ranking": ("#69c", "x", 25), "variant": ("#a4c", "P", 50)}
     for m in METHODS:
         rs = [r for r in rows if r["method"] == m]
         if rs:
@@ -252,6 +274,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--name", default="search_pareto")
+    ap.add_argument("--variants", nargs="*", default=[], help="softmax variants for Table 5.1 (e.g. simple temperature gumbel)")
+    ap.add_argument("--variant-budget", type=float, default=0.6)
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from rcai.cost.model import TableCostModel
@@ -286,7 +310,7 @@ def main() -> None:
         r["loop_repeatability"] = timing[r["arch"]]["repeatability"]
     from rcai.io import atomic_write_csv
 
-    cols = ["budget_frac", "method", "seed", "arch", "rank_name", "table_loop_ms", "measured_loop_ms", "loop_repeatability", "quality", "quality_lo",
+    cols = ["budget_frac", "method", "softmax", "seed", "arch", "rank_name", "table_loop_ms", "measured_loop_ms", "loop_repeatability", "quality", "quality_lo",
             "quality_hi", "psnr_gain_db", "inherited_quality", "denoise_mse", "params", "uniform_op", "seconds"]
     rows.sort(key=lambda r: (-r["budget_frac"], METHODS.index(r["method"]), r["seed"], r["arch"]))
     atomic_write_csv(RESULTS / f"{args.name}.csv", [{c: r.get(c, "") for c in cols} for r in rows], cols)
