@@ -41,9 +41,9 @@ class PipelineConfig:
     speedup: float = 1.6  # latency budget = base table latency / speedup
     steps_per_sample: int = 50  # DDIM steps of the deployed loop
     search_steps: int = 240
-    warmup_steps: int = 40
+    warmup_steps: int = 120  # alpha moves after the weights have learnt (see SearchConfig)
     finetune_steps: int = 160
-    lr: float = 1e-3
+    lr: float = 2e-3
     softmax: str = "gdas"
     seed: int = 0
     rounds: int = 5  # interleaved timing rounds, base vs subnet
