@@ -199,21 +199,27 @@ def test_killed_remote_worker_is_reconnected_and_killed_profile_resumes(sshd, en
     assert all(after[k] == r for k, r in before.items())  # finished rows were not measured again
 
 
-def test_hostile_host_and_path_run_nothing(sshd, env, tmp_path):
-    for host in (f"{sshd.user}@127.0.0.1; touch PWNED", f"127.0.0.1 -oProxyCommand=touch${{IFS}}PWNED",
-                 "-oProxyCommand=touch PWNED", f"{sshd.user}@-oProxyCommand=touch PWNED", "'127.0.0.1'\"$(touch PWNED)\""):
-        p = _profile(["--host", host, "--out", str(tmp_path / "x.csv")], env, tmp_path)
-        _, stderr = p.communicate(timeout=120)
-        assert p.returncode == 2, stderr
-        lines = stderr.strip().splitlines()
-        assert len(lines) == 1 and "Traceback" not in stderr, stderr
-    # a hostile remote dir reaches the host as one quoted argument: profiled into that very folder
+def test_hostile_host_and_path_run_nothing(sshd, env, tmp_path, monkeypatch):
+    from rcai.targets import resolve_device
+
+    for k in ("RCAI_SSH_CONFIG", "RCAI_REMOTE_PYTHON", "RCAI_REMOTE_DIR"):
+        monkeypatch.setenv(k, env[k])
+    monkeypatch.chdir(tmp_path)
+    for host in (f"127.0.0.1 -oProxyCommand=touch${{IFS}}PWNED", "-oProxyCommand=touch PWNED",
+                 f"{sshd.user}@-oProxyCommand=touch PWNED", "'127.0.0.1'\"$(touch PWNED)\"", "127.0.0.1\ntouch PWNED"):
+        with pytest.raises(RcaiError) as e:
+            resolve_device("cpu", host=host, threads=1).info()
+        assert "\n" not in str(e.value)
+    p = _profile(["--host", f"{sshd.user}@127.0.0.1; touch PWNED", "--out", str(tmp_path / "x.csv")], env, tmp_path)
+    _, stderr = p.communicate(timeout=120)
+    assert p.returncode == 2 and len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr, stderr
+    # a hostile remote dir reaches the host as one quoted argument: the worker runs in that very folder
     odd = tmp_path / "a b'\"; touch PWNED; $(touch PWNED)"
-    p = _profile(["--host", sshd.host, "--out", str(tmp_path / "y.csv"), "--json"], dict(env, RCAI_REMOTE_DIR=str(odd)), tmp_path)
-    _, stderr = p.communicate(timeout=300)
-    assert p.returncode == 0, stderr
-    assert list(odd.glob("model-*.onnx"))
-    assert not list(tmp_path.rglob("PWNED")) and not (Path.home() / "PWNED").exists() and not Path("PWNED").exists()
+    target = resolve_device("cpu", host=sshd.host, threads=1, remote_dir=str(odd))
+    assert target.info().threads == 1
+    target.close()
+    assert list(odd.glob("rcai-worker-*.zip"))
+    assert not list(tmp_path.rglob("PWNED")) and not (Path.home() / "PWNED").exists()
 
 
 def test_unreachable_host_is_one_line_naming_it(sshd, env, tmp_path):
@@ -234,3 +240,25 @@ def test_unknown_host_key_is_refused(sshd, env, tmp_path):
         sshd.write_client_config(sshd.dir / "known_hosts")
     assert p.returncode == 2 and "Host key verification failed" in stderr, stderr
     assert not (tmp_path / "remote").exists()  # nothing ran over there
+
+
+def test_bench_through_ssh(sshd, env, tmp_path):
+    from rcai.deploy.export import export_subnet_onnx
+    from rcai.space.presets import get_preset
+    from rcai.space.space import SearchSpace
+    from rcai.space.subnet import SubnetSpec
+
+    micro = get_preset("micro")
+    model = tmp_path / "m.onnx"
+    with pytest.warns(UserWarning, match="random init"):
+        export_subnet_onnx(SubnetSpec(micro, SearchSpace.of(micro).base_arch()), None, model, verify=False)
+    p = subprocess.run([sys.executable, "-m", "rcai", "bench", str(model), "--host", sshd.host, "--threads", "1",
+                        "--sampler", "ddim", "--steps", "3", "--loops", "1", "--no-psnr", "--json"], env=env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    import json
+
+    res = json.loads(p.stdout)
+    assert res["steps"] == 3 and res["step_count"] >= 3 and res["loop_ms"] > 0 and res["target"]["threads"] == 1
+    assert any(sshd.host in n for n in res["notes"]) and res["model"] == str(model)
+    assert list((tmp_path / "remote").glob("model-*.onnx.json"))  # the sidecar went with it

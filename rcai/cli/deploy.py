@@ -71,6 +71,7 @@ def bench(
     preset: Optional[str] = typer.Option(None, "--preset", help="Only without a sidecar: the preset whose schedule to use."),
     weights: Optional[str] = typer.Option(None, "--weights", help="Torch weights for the PSNR reference (default: from the sidecar)."),
     check: bool = typer.Option(True, "--psnr/--no-psnr", help="Run the other engine once and report the PSNR between the images."),
+    host: Optional[str] = typer.Option(None, "--host", envvar="RCAI_REMOTE_HOST", help="Run the loop on [user@]addr[:port] over ssh (the host needs rcai's dependencies: numpy, torch, the runtime)."),
     json: bool = JsonOpt,
 ) -> None:
     """Run the full sampling loop of MODEL on the target and report per-step latency percentiles,
@@ -82,7 +83,12 @@ def bench(
         device=device, threads=threads, engine=engine, sampler=sampler, steps=steps, batch=batch, image=image, seed=seed,
         loops=loops, preset=preset, weights=weights, table=table, predictor=predictor, psnr=check,
     )
-    res = bench_loop(model, cfg, progress=None if json else (lambda m: console.print(f"[dim]{m}[/]")))
+    if host:
+        from ..deploy.remote_bench import bench_on_host
+
+        res = bench_on_host(model, cfg, host)
+    else:
+        res = bench_loop(model, cfg, progress=None if json else (lambda m: console.print(f"[dim]{m}[/]")))
     if json:
         print_json(res.to_dict())
         return

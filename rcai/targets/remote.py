@@ -114,6 +114,15 @@ class RemoteTarget(Target):
         if path is not None and name not in self._uploaded:
             self.upload(path)
 
+    def bench(self, onnx_path: Path, config: dict[str, Any]) -> dict[str, Any]:
+        """`rcai bench` on the host: the model and its sidecar uploaded, the whole loop run there
+        (the host needs rcai's torch dependencies for this); returns the BenchResult as a dict."""
+        name = self.upload(onnx_path)
+        side = onnx_path.with_name(onnx_path.name + ".json")
+        if side.is_file():
+            self.request({"mode": "put", "name": name + ".json", "data": base64.b64encode(side.read_bytes()).decode()})
+        return self.request({"mode": "bench", "model": name, "config": config})["result"]
+
     # --- target interface ------------------------------------------------------------------
     def call(self, mode: str, jobs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         """One target request (info/measure/run); the models of `jobs` are re-uploaded after a reconnect."""

@@ -10,6 +10,8 @@ bootstrap in transport.py) serves one session in DIR, in JSON lines:
        "measure": {MeasureConfig fields},                   # measure
        "feeds": base64 npz}                                  # run: one job; reply "outputs": base64 npz (out0, out1...)
                                                             -> {"ok": true, "target_info": {...}, "jobs": [{"info", "stats"?}]}
+      {"mode": "bench", "model": name (its sidecar uploaded as name + ".json"), "config": {BenchConfig}}
+                                                            -> {"ok": true, "result": {BenchResult}}
     any failure:    {"ok": false, "error": "one line"}; the session goes on. EOF on stdin ends it.
 Only files named [A-Za-z0-9_-][A-Za-z0-9._-]* inside DIR are ever read or written.
 """
@@ -78,6 +80,12 @@ class Worker:
             return {"ok": True}
         if mode == "exists":
             return {"ok": True, "exists": self.path(request.get("name")).is_file()}
+        if mode == "bench":  # the whole sampling loop, on this host (needs rcai's torch dependencies here)
+            from ..deploy.bench import BenchConfig, bench_loop
+
+            model = self.path(request.get("model"))
+            cfg = BenchConfig.from_dict(request.get("config", {}), "request.config")
+            return {"ok": True, "result": bench_loop(model, cfg).to_dict()}
         if mode not in ("info", "measure", "run"):
             raise RcaiError(f"request: unknown mode {mode!r}")
         target = self.target(request)
