@@ -172,6 +172,9 @@ def test_profile_micro_through_ssh_end_to_end(sshd, env, tmp_path):
     meta = CostTable.load(out).meta
     assert meta["backend"] == "onnxruntime" and meta["threads"] == 1
     assert meta["target_settings"]["host"] == sshd.host and meta["target_settings"]["transport"] == "ssh"
+    import platform
+
+    assert meta["target_settings"]["remote"]["machine"] == platform.machine()  # the host's own facts (Jetson: power mode)
     models = list((tmp_path / "remote").glob("model-*.onnx"))
     assert len(models) == len(rows) + 1  # every op plus the overhead model was measured over there
 

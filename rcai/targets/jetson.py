@@ -12,12 +12,14 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from ..errors import RcaiError
 
-# Total board input power rail, by name, in order of preference (JetPack 4 / 5 / 6 boards).
-TOTAL_RAILS = ("VDD_IN", "POM_5V_IN", "VIN_SYS_5V0", "VDD_TOTAL")
+# Total board input power rail, by name (Nano/TX: POM_5V_IN; Xavier NX, Orin NX/Nano: VDD_IN). Boards
+# without one (AGX Orin: VDD_GPU_SOC, VDD_CPU_CV, VIN_SYS_5V0, VDDQ_VDD2_1V8AO) sum all their rails.
+TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")
+NOT_RAILS = ("NC",)  # unconnected monitor channels
 # "NAME 1234/5678" (JetPack 4: mW implied) or "NAME 1234mW/5678mW" (JetPack 5/6); current/average.
 _RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*[A-Z0-9])\s+(\d+)(?:mW)?/(\d+)(?:mW)?(?=\s|$)")
 _RAM = re.compile(r"\bRAM\s+(\d+)/(\d+)MB")
@@ -42,10 +44,11 @@ class TegraSample:
 
     @property
     def total_mw(self) -> float | None:
+        """Board input power: its total rail, else the sum of all rails; None without rails."""
         for name in TOTAL_RAILS:
             if name in self.rails_mw:
                 return self.rails_mw[name]
-        return None
+        return sum(self.rails_mw.values()) if self.rails_mw else None
 
 
 def parse_tegrastats(line: str) -> TegraSample:
@@ -62,9 +65,9 @@ def parse_tegrastats(line: str) -> TegraSample:
     if m := _CPU.search(line):
         s.cpu_load_pct = [int(c.split("%")[0]) for c in m.group(1).split(",") if c.split("%")[0].isdigit()]
     for name, cur, _avg in _RAIL.findall(line):
-        if name not in ("RAM", "SWAP", "IRAM", "LFB"):
+        if name not in NOT_RAILS:
             s.rails_mw[name] = float(cur)
-    s.temps_c = {k: float(v) for k, v in _TEMP.findall(line)}
+    s.temps_c = {k: float(v) for k, v in _TEMP.findall(line) if float(v) > -200}  # -256C: sensor off
     if s.ram_total_mb is None and not s.rails_mw:
         raise RcaiError(f"not a tegrastats line: {line.strip()[:80]!r}")
     return s
@@ -76,7 +79,7 @@ def energy_per_inference_mj(samples: Sequence[TegraSample], seconds: float, infe
     With idle_mw, the idle power is subtracted first (the inference's own share)."""
     watts = [s.total_mw for s in samples if s.total_mw is not None]
     if not watts:
-        raise RcaiError("tegrastats: no total power rail in the samples (known: " + ", ".join(TOTAL_RAILS) + ")")
+        raise RcaiError("tegrastats: no power rails in the samples (needs a board with INA3221 monitors)")
     if inferences < 1 or seconds <= 0:
         raise RcaiError("energy: need >= 1 inference and a positive duration")
     mean_mw = sum(watts) / len(watts) - (idle_mw or 0.0)
@@ -103,6 +106,25 @@ class Tegrastats:
 
     def samples(self) -> list[TegraSample]:
         return [parse_tegrastats(ln) for ln in self.lines]
+
+
+def measure_energy(run: Callable[[], object], seconds: float = 5.0, interval_ms: int = 100,
+                   binary: str = "tegrastats") -> dict[str, float]:
+    """Energy per inference: call `run` back to back for `seconds` while tegrastats samples power
+    (a separate pass from the latency measurement, whose timing it would disturb)."""
+    import time
+
+    n = 0
+    with Tegrastats(interval_ms, binary) as ts:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            run()
+            n += 1
+        elapsed = time.perf_counter() - t0
+    samples = ts.samples()
+    mj = energy_per_inference_mj(samples, elapsed, n)
+    mean_w = sum(s.total_mw or 0.0 for s in samples) / len(samples) / 1e3
+    return {"energy_mj": mj, "mean_power_w": mean_w, "inferences": n, "seconds": elapsed, "samples": len(samples)}
 
 
 def parse_nvpmodel(text: str) -> dict[str, str | int]:
