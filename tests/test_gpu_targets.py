@@ -82,6 +82,23 @@ def test_profiler_hands_torch_targets_the_module(micro, tmp_path):
     assert not list(tmp_path.glob("*.onnx"))  # nothing exported for a torch target
 
 
+def test_profile_torch_device_table_and_archs(tmp_path):
+    """`rcai profile --device torch`: ops and whole subnets through the module path, on the CPU."""
+    from rcai.cost.archs import ArchDatasetConfig, profile_archs
+    from rcai.cost.profile import ProfileConfig, profile_ops
+
+    cfg = ProfileConfig(preset="micro", device="torch", threads=1, measure=FAST)
+    table = profile_ops(cfg, tmp_path / "torch-micro.csv", progress=False)
+    assert table.meta["backend"] == "torch" and table.meta["threads"] == 1 and len(table.rows) > 0
+    ds = profile_archs(cfg, ArchDatasetConfig(archs=2, rounds=1), tmp_path / "archs", progress=False)
+    import csv
+
+    rows = list(csv.DictReader((ds / "dataset.csv" if ds.is_dir() else ds).open()))
+    assert len(rows) == 2 and all(float(r["latency_ms"]) > 0 for r in rows)
+    with pytest.raises(RcaiError, match="--device torch runs torch modules on this machine"):
+        resolve_device("torch", host="pi@10.0.0.5")
+
+
 # --- on a GPU ---------------------------------------------------------------------------------
 
 @needs_gpu

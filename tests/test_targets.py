@@ -82,7 +82,7 @@ def test_resolve_device_cpu_is_onnxruntime_with_settings():
 
 
 def test_unknown_device_lists_known_ones():
-    with pytest.raises(RcaiError, match="cpu, gpu, jetson"):
+    with pytest.raises(RcaiError, match="cpu, gpu, jetson, torch"):
         resolve_device("tpu")
 
 

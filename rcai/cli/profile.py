@@ -13,7 +13,7 @@ from .main import app
 
 @app.command()
 def profile(
-    device: str = typer.Option("cpu", "--device", "-d", help="Target: cpu (ONNX Runtime), gpu (TensorRT if installed, else torch-cuda with CUDA graphs), jetson (TensorRT over ssh, unverified)."),
+    device: str = typer.Option("cpu", "--device", "-d", help="Target: cpu (ONNX Runtime), torch (torch eager on this CPU), gpu (TensorRT if installed, else torch-cuda with CUDA graphs), jetson (TensorRT over ssh, unverified)."),
     preset: str = PresetOpt,
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Table CSV (default latency_tables/<device>-<preset>.csv)."),
     threads: Optional[int] = typer.Option(None, help="Backend threads (default: all cores)."),

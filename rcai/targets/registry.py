@@ -69,11 +69,19 @@ def _jetson(settings: dict[str, Any], host: str | None) -> tuple[str, dict[str, 
     return _remote("tensorrt", settings, host)
 
 
+def _torch(settings: dict[str, Any], host: str | None) -> tuple[str, dict[str, Any]]:
+    """torch eager on this CPU (per-op overhead unlike ONNX Runtime's: a target of another character)."""
+    if host:
+        raise RcaiError("--device torch runs torch modules on this machine; --host takes cpu, gpu or jetson")
+    return "torch", settings
+
+
 # --device value -> (target name, settings) given the user's settings and --host (None: this machine).
 DEVICES: dict[str, Callable[[dict[str, Any], "str | None"], tuple[str, dict[str, Any]]]] = {
     "cpu": _cpu,
     "gpu": _gpu,
     "jetson": _jetson,
+    "torch": _torch,
 }
 
 
