@@ -2,6 +2,7 @@
 energy arithmetic. No Jetson is reachable from here: on hardware this is unverified."""
 from __future__ import annotations
 
+import os
 import stat
 import sys
 
@@ -75,13 +76,17 @@ def test_energy_per_inference():
         energy_per_inference_mj(samples, 0.0, 1)
 
 
-def test_measure_energy_reads_tegrastats_output(tmp_path):
-    """The sampling pass with a stand-in for the tegrastats binary that replays a recorded line
-    (the real binary exists only on a Jetson)."""
-    fake = tmp_path / "tegrastats"
+def _fake_tegrastats(folder):
+    """A stand-in for the tegrastats binary (it exists only on a Jetson) replaying a recorded line."""
+    fake = folder / "tegrastats"
     fake.write_text(f"#!{sys.executable}\nimport sys, time\nwhile True:\n    print({JP6_ORIN_NANO!r}, flush=True)\n"
                     "    time.sleep(int(sys.argv[2]) / 1000)\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    return fake
+
+
+def test_measure_energy_reads_tegrastats_output(tmp_path):
+    fake = _fake_tegrastats(tmp_path)
     r = measure_energy(lambda: sum(range(1000)), seconds=0.5, interval_ms=50, binary=str(fake))
     assert r["samples"] >= 2 and r["inferences"] > 10 and r["mean_power_w"] == pytest.approx(7.967)
     assert r["energy_mj"] == pytest.approx(7967 * r["seconds"] / r["inferences"])
@@ -97,3 +102,23 @@ def test_nvpmodel_and_facts(tmp_path):
     (tmp_path / "etc" / "nv_tegra_release").write_text("# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref\n")
     facts = jetson_facts(tmp_path)
     assert facts["l4t_release"].startswith("R35 (release), REVISION: 4.1")
+
+
+def test_energy_request_through_the_worker(tmp_path, monkeypatch):
+    """The remote target's energy pass: the real worker process runs the model under (stand-in) tegrastats."""
+    import torch
+
+    from rcai.targets import get_target
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    _fake_tegrastats(bindir)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    path = tmp_path / "net.onnx"
+    torch.onnx.export(torch.nn.Conv2d(3, 4, 3), (torch.zeros(1, 3, 16, 16),), str(path), input_names=["x"], dynamo=False)
+    remote = get_target("remote", transport="local", remote_dir=str(tmp_path / "host"), target="onnxruntime",
+                        target_settings={"threads": 1})
+    e = remote.energy(path, seconds=0.4)
+    remote.close()
+    assert e["inferences"] > 10 and e["mean_power_w"] == pytest.approx(7.967)
+    assert e["energy_mj"] == pytest.approx(7967 * e["seconds"] / e["inferences"])

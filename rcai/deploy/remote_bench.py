@@ -26,10 +26,14 @@ def bench_on_host(onnx_path: str | Path, cfg: BenchConfig, host: str) -> BenchRe
     remote_cfg = dataclasses.replace(cfg, device="cpu" if cfg.device == "cpu" else "gpu", table=None, predictor=None,
                                      psnr=False, weights=None)
     d = target.bench(onnx_path, remote_cfg.to_dict())
-    target.close()
     res = BenchResult(**{k: v for k, v in d.items() if k != "estimates"})
     res.model = str(onnx_path)
     res.notes.append(f"measured on {target.transport.describe()}" + ("; no PSNR check over --host" if cfg.psnr else ""))
+    if cfg.device == "jetson":  # energy per denoiser call in a separate pass (tegrastats); unverified on hardware
+        e = target.energy(onnx_path)
+        res.notes.append(f"energy: {e['energy_mj']:.2f} mJ per denoiser call, {e['energy_mj'] * res.steps:.0f} mJ per image "
+                         f"({e['mean_power_w']:.2f} W mean over {e['samples']} tegrastats samples)")
+    target.close()
     side, _ = read_deployment(onnx_path)
     if cfg.table:
         res.estimates["table"] = table_estimate(cfg.table, side, res.steps, cfg.batch).compare(res.loop_ms, res.step_p50_ms)

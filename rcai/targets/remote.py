@@ -123,6 +123,12 @@ class RemoteTarget(Target):
             self.request({"mode": "put", "name": name + ".json", "data": base64.b64encode(side.read_bytes()).decode()})
         return self.request({"mode": "bench", "model": name, "config": config})["result"]
 
+    def energy(self, onnx_path: Path, seconds: float = 5.0) -> dict[str, Any]:
+        """Energy per inference on a Jetson host (tegrastats there): {"energy_mj", "mean_power_w", ...}."""
+        job = self.prepare(onnx_path).job()
+        what = {"device": self.device} if self.device else {"target": self.inner}
+        return self.request({"mode": "energy", **what, "settings": self.inner_settings, "jobs": [job], "seconds": seconds})["energy"]
+
     # --- target interface ------------------------------------------------------------------
     def call(self, mode: str, jobs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         """One target request (info/measure/run); the models of `jobs` are re-uploaded after a reconnect."""

@@ -10,6 +10,8 @@ bootstrap in transport.py) serves one session in DIR, in JSON lines:
        "measure": {MeasureConfig fields},                   # measure
        "feeds": base64 npz}                                  # run: one job; reply "outputs": base64 npz (out0, out1...)
                                                             -> {"ok": true, "target_info": {...}, "jobs": [{"info", "stats"?}]}
+      {"mode": "energy", "target"/"device", "settings", "jobs": [one job], "seconds": 5}
+                                                            -> {"ok": true, "energy": {"energy_mj", "mean_power_w", ...}}
       {"mode": "bench", "model": name (its sidecar uploaded as name + ".json"), "config": {BenchConfig}}
                                                             -> {"ok": true, "result": {BenchResult}}
     any failure:    {"ok": false, "error": "one line"}; the session goes on. EOF on stdin ends it.
@@ -86,6 +88,15 @@ class Worker:
             model = self.path(request.get("model"))
             cfg = BenchConfig.from_dict(request.get("config", {}), "request.config")
             return {"ok": True, "result": bench_loop(model, cfg).to_dict()}
+        if mode == "energy":  # Jetson: back-to-back calls while tegrastats samples power (separate from timing)
+            from .inputs import make_input_pool
+            from .jetson import measure_energy
+
+            prepared = self.prepare(self.target(request), (request.get("jobs") or [{}])[0])
+            staged = [prepared.stage(f) for f in make_input_pool(prepared.input_specs, 4, 0)]
+            calls = iter(range(1 << 62))
+            return {"ok": True, "energy": measure_energy(lambda: prepared.execute(staged[next(calls) % len(staged)]),
+                                                         float(request.get("seconds", 5.0)))}
         if mode not in ("info", "measure", "run"):
             raise RcaiError(f"request: unknown mode {mode!r}")
         target = self.target(request)
