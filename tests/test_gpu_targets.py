@@ -99,6 +99,23 @@ def test_profile_torch_device_table_and_archs(tmp_path):
         resolve_device("torch", host="pi@10.0.0.5")
 
 
+@pytest.mark.skipif(HAS_CUDA, reason="a GPU is present")
+def test_bench_engine_torch_cuda_without_a_gpu_is_one_line(tmp_path):
+    from rcai.deploy.bench import BenchConfig, bench_loop
+    from rcai.deploy.export import export_subnet_onnx
+    from rcai.space.presets import get_preset
+    from rcai.space.space import SearchSpace
+    from rcai.space.subnet import SubnetSpec
+
+    micro = get_preset("micro")
+    model = SubnetSpec(micro, SearchSpace.of(micro).base_arch()).build()
+    path = tmp_path / "m.onnx"
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    export_subnet_onnx(SubnetSpec(micro, SearchSpace.of(micro).base_arch()), model.state_dict(), path, weights_path=tmp_path / "m.pt", verify=False)
+    with pytest.raises(RcaiError, match="no CUDA GPU here"):
+        bench_loop(path, BenchConfig(engine="torch-cuda", sampler="ddim", steps=2, loops=1, psnr=False))
+
+
 # --- on a GPU ---------------------------------------------------------------------------------
 
 @needs_gpu
@@ -171,3 +188,21 @@ def test_tensorrt_runs_an_onnx_file_like_onnxruntime(tmp_path):
     ref = get_target("onnxruntime", threads=1).prepare(path).run(f)[0]
     out = get_target("tensorrt").prepare(path).run(f)[0]
     assert np.allclose(out, ref, atol=1e-3)
+
+
+@needs_gpu
+def test_bench_whole_loop_on_one_cuda_graph(tmp_path):
+    from rcai.deploy.bench import BenchConfig, bench_loop
+    from rcai.deploy.export import export_subnet_onnx
+    from rcai.space.presets import get_preset
+    from rcai.space.space import SearchSpace
+    from rcai.space.subnet import SubnetSpec
+
+    micro = get_preset("micro")
+    spec = SubnetSpec(micro, SearchSpace.of(micro).base_arch())
+    model = spec.build()
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    export_subnet_onnx(spec, model.state_dict(), tmp_path / "m.onnx", weights_path=tmp_path / "m.pt", verify=False)
+    res = bench_loop(tmp_path / "m.onnx", BenchConfig(engine="torch-cuda", sampler="ddim", steps=10, loops=2, psnr=True))
+    assert res.step_count >= 20 and res.target["backend"] == "torch-cuda-graphs"
+    assert res.psnr_db is not None and res.psnr_db > 40  # vs the ONNX Runtime loop on the CPU, same noise

@@ -120,12 +120,12 @@ def _wait_rows(path: Path, n: int, proc: subprocess.Popen, timeout: float = 120)
 
 
 def _pids_with(text: str) -> list[int]:
-    """Processes whose command line holds `text` (a unique temp path of this test)."""
+    """Processes (not sshd itself) whose command line holds `text`, a unique temp path of this test."""
     pids = []
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
             try:
-                if text.encode() in (p / "cmdline").read_bytes():
+                if text.encode() in (p / "cmdline").read_bytes() and "sshd" not in (p / "comm").read_text():
                     pids.append(int(p.name))
             except OSError:
                 pass
@@ -184,7 +184,7 @@ def test_killed_remote_worker_is_reconnected_and_killed_profile_resumes(sshd, en
     remote = str(tmp_path / "remote")
     p = _profile(["--host", sshd.host, "--out", str(out)], env, tmp_path)
     _wait_rows(out, 3, p)
-    workers = [pid for pid in _pids_with(remote) if pid != p.pid and "sshd" not in Path(f"/proc/{pid}/comm").read_text()]
+    workers = [pid for pid in _pids_with(remote) if pid != p.pid]
     assert workers  # the remote worker (python -c BOOT DIR) and the local ssh client
     for pid in workers:  # connection and worker gone at once
         os.kill(pid, signal.SIGKILL)

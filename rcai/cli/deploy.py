@@ -63,7 +63,7 @@ def bench(
     batch: int = typer.Option(1, "--batch"),
     image: Optional[str] = typer.Option(None, "--image", help="LR image of the preset's LR size, or 'random' (default: a built-in photo crop)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (ONNX Runtime and torch)."),
-    engine: str = typer.Option("onnx", "--engine", help="onnx (the deployed model) | torch (eager loop, for comparison)."),
+    engine: str = typer.Option("onnx", "--engine", help="onnx (the deployed model) | torch (eager loop, for comparison) | torch-cuda (the subnet as one CUDA graph replayed every step)."),
     loops: int = typer.Option(3, "--loops", help="Timed whole loops."),
     seed: int = typer.Option(0, "--seed"),
     table: Optional[str] = typer.Option(None, "--table", help="Cost table CSV: its estimate is shown beside the measurement."),

@@ -117,8 +117,9 @@ class Session:
                 code = self.proc.wait()
                 raise SessionLost(self.where, what, code, self.stderr_tail())
             line = raw.decode(errors="replace").rstrip("\n")
-            if line.startswith(prefix):
-                return line[len(prefix):]
+            at = line.find(prefix)  # a native library may have written to the line before us
+            if at >= 0:
+                return line[at + len(prefix):]
 
     def request(self, obj: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         try:

@@ -138,7 +138,11 @@ def serve(base: str | os.PathLike, stdin: Any = None, stdout: Any = None) -> int
     base = Path(os.path.expanduser(str(base)))
     base.mkdir(parents=True, exist_ok=True)
     stdin = stdin or sys.stdin.buffer
-    out = stdout or sys.stdout
+    out = stdout
+    if out is None:  # replies on a private copy of stdout; fd 1 itself (native libraries' prints) goes to stderr
+        out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+        sys.stdout.flush()
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     worker = Worker(base)
     import platform
 
