@@ -157,6 +157,20 @@ def test_ssh_command_puts_the_destination_after_double_dash_and_quotes_the_remot
     assert shlex.split(cmd[-1])[0] == "/opt/py 3/python" and shlex.split(cmd[-1])[-1] == "/tmp/a b'; touch PWNED"
 
 
+def test_worker_zip_alone_serves_onnxruntime_without_torch(tmp_path):
+    """What the host gets: the zip of rcai, importable on its own; measuring with ONNX Runtime needs no torch."""
+    from rcai.targets.transport import worker_zip
+
+    z = tmp_path / "w.zip"
+    z.write_bytes(worker_zip())
+    assert worker_zip() == worker_zip()  # deterministic: one copy per code version on the host
+    code = (f"import sys; sys.path.insert(0, {str(z)!r}); import rcai.targets.worker as w; from rcai.targets import get_target; "
+            "assert w.__file__.startswith(sys.path[0]), w.__file__; get_target('onnxruntime', threads=1).info(); "
+            "assert 'torch' not in sys.modules; print('ok')")
+    r = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert r.stdout.strip() == "ok", r.stderr
+
+
 # --- a real sshd -----------------------------------------------------------------------------
 
 def test_profile_micro_through_ssh_end_to_end(sshd, env, tmp_path):
@@ -226,8 +240,8 @@ def test_hostile_host_and_path_run_nothing(sshd, env, tmp_path, monkeypatch):
 
 
 def test_unreachable_host_is_one_line_naming_it(sshd, env, tmp_path):
-    host = f"{sshd.user}@127.0.0.1:{_free_port()}"  # nothing listens there
-    p = _profile(["--host", host, "--out", str(tmp_path / "x.csv")], env, tmp_path)
+    host = f"{sshd.user}@127.0.0.1:{_free_port()}"  # nothing listens there; given by RCAI_REMOTE_HOST
+    p = _profile(["--out", str(tmp_path / "x.csv")], dict(env, RCAI_REMOTE_HOST=host), tmp_path)
     _, stderr = p.communicate(timeout=120)
     assert p.returncode == 2 and len(stderr.strip().splitlines()) == 1 and host in stderr, stderr
 
