@@ -171,6 +171,28 @@ def test_worker_zip_alone_serves_onnxruntime_without_torch(tmp_path):
     assert r.stdout.strip() == "ok", r.stderr
 
 
+def test_lost_session_is_reopened_and_the_model_uploaded_again(tmp_path):
+    """Local transport (the same worker in a subprocess): kill the worker, wipe its folder (a host that
+    rebooted), and the next measurement reconnects, uploads the model again and succeeds."""
+    import torch
+
+    from rcai.targets import MeasureConfig, get_target
+
+    path = tmp_path / "net.onnx"
+    torch.onnx.export(torch.nn.Conv2d(3, 4, 3), (torch.zeros(1, 3, 16, 16),), str(path), input_names=["x"], dynamo=False)
+    host = tmp_path / "host"
+    remote = get_target("remote", transport="local", remote_dir=str(host), target="onnxruntime", target_settings={"threads": 1})
+    fast = MeasureConfig(warmup=1, min_repeats=3, max_repeats=6, chunk=3)
+    p = remote.prepare(path)
+    assert p.measure(fast).count >= 3
+    pid = remote.session().ready["pid"]
+    os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(host)
+    assert p.measure(fast).count >= 3
+    assert remote.session().ready["pid"] != pid and len(list(host.glob("model-*.onnx"))) == 1
+    remote.close()
+
+
 # --- a real sshd -----------------------------------------------------------------------------
 
 def test_profile_micro_through_ssh_end_to_end(sshd, env, tmp_path):

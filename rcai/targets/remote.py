@@ -78,7 +78,7 @@ class RemoteTarget(Target):
                 reply = self.session().request(obj, self.timeout_s)
                 break
             except RcaiError as e:  # lost mid-request, or (when reconnecting) could not connect again
-                self._session = None
+                self.close()
                 if attempt == RECONNECTS or not (isinstance(e, SessionLost) or attempt):
                     raise
                 time.sleep(min(2.0 ** attempt, 5.0))
@@ -87,9 +87,13 @@ class RemoteTarget(Target):
         return reply
 
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        """End the session (the worker exits when its stdin closes)."""
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                session.close()
+            except (OSError, ValueError):
+                pass
 
     def __del__(self) -> None:
         try:
