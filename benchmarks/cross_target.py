@@ -17,6 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, git_rev, machine, write  # noqa: E402
 
+from rcai.cost.archs import sample_archs  # noqa: E402
 from rcai.cost.model import TableCostModel  # noqa: E402
 from rcai.cost.table import CostTable  # noqa: E402
 from rcai.deploy.bench import BenchConfig  # noqa: E402
@@ -44,6 +45,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--eval-images", type=int, default=8)
     ap.add_argument("--out", default="runs/cross_target")
+    ap.add_argument("--proxy-archs", type=int, default=4000, help="uniform + as many skewed subnets for the table-only selection")
+    ap.add_argument("--proxy-budget-factor", type=float, default=1.3)
     args = ap.parse_args()
     preset, S = get_preset("tiny"), args.steps_per_sample
     models = {t: TableCostModel(preset, CostTable.load(path)) for t, (path, _) in TARGETS.items()}
@@ -106,8 +109,50 @@ def main() -> None:
                       f"({other['measured_loop_ms'] / own['measured_loop_ms']:.2f}x, {verdict}); PSNR {own['psnr']:.2f} vs "
                       f"{other['psnr']:.2f} dB" + (" (same subnet)" if own["subnet"] == other["subnet"] else ""))
     md += ["", "Choices:", ""] + [f"- {r['searched_for']} (seed {r['seed']}): {r['choices']}" for r in rows if r["measured_on"] == "ort"]
+    md += proxy_section(models, args)
     print("\n".join(md))
     write("cross_target.md", "\n".join(md) + "\n")
+
+
+def proxy_section(models: dict[str, TableCostModel], args: argparse.Namespace) -> list[str]:
+    """Table-only selection with a fixed quality proxy (params): per table, the subnet with the most
+    parameters whose table loop latency fits that table's budget; then both picks measured on both."""
+    S, space = args.steps_per_sample, next(iter(models.values())).space
+    archs = sample_archs(space, args.proxy_archs, 0, "uniform") + sample_archs(space, args.proxy_archs, 1, "skewed")
+    est = {t: [m.estimate(a, S) for a in archs] for t, m in models.items()}
+    budgets = {t: m.estimate(space.base_arch(), S).loop_ms / args.proxy_budget_factor for t, m in models.items()}
+    picks = {}
+    for t in models:
+        fits = [i for i, e in enumerate(est[t]) if e.loop_ms <= budgets[t]]
+        picks[t] = max(fits, key=lambda i: est[t][i].params)
+    out = Path(args.out) / "proxy"
+    candidates = {}
+    for t, i in picks.items():
+        spec = SubnetSpec(get_preset("tiny"), archs[i])
+        path, weights = out / f"{t}.onnx", out / f"{t}.pt"
+        if not path.exists():
+            torch.manual_seed(0)
+            state = spec.build().state_dict()
+            out.mkdir(parents=True, exist_ok=True)
+            torch.save(state, weights)
+            export_subnet_onnx(spec, state, path, weights_path=weights, verify=False)
+        for on, (_, engine) in TARGETS.items():
+            candidates[f"{t}|{on}"] = (path, engine)
+    timing = compare_loops(candidates, BenchConfig(sampler="ddim", steps=S, threads=1, psnr=False), rounds=args.rounds + 2)
+    rows = [{"picked_for": t, "measured_on": on, "subnet": SubnetSpec(get_preset("tiny"), archs[i]).hash, "params": est[on][i].params,
+             "table_loop_ms": est[on][i].loop_ms, "budget_ms": budgets[on], "measured_loop_ms": timing[f"{t}|{on}"]["median_ms"],
+             "repeatability": timing[f"{t}|{on}"]["repeatability"]} for t, i in picks.items() for on in TARGETS]
+    atomic_write_csv(RESULTS / "cross_target_proxy.csv", rows)
+    md = ["", "## Table-only selection with a fixed quality proxy", "",
+          f"Per table, among {2 * args.proxy_archs} sampled subnets ({args.proxy_archs} uniform + {args.proxy_archs} skewed), the one with "
+          f"the most parameters (a stand-in for quality, not a trained result) whose table loop fits base / {args.proxy_budget_factor} "
+          f"(ORT {budgets['ort']:.1f} ms, torch {budgets['torch']:.1f} ms). Both picks measured on both targets: median of "
+          f"{args.rounds + 2} interleaved rounds.", "",
+          "| picked for | measured on | subnet | params | table loop ms | budget ms | measured loop ms | repeatability |",
+          "|---|---|---|---:|---:|---:|---:|---:|"]
+    md += [f"| {r['picked_for']} | {r['measured_on']} | {r['subnet']} | {r['params']:,.0f} | {r['table_loop_ms']:.1f} | {r['budget_ms']:.1f} | "
+           f"{r['measured_loop_ms']:.1f} | {r['repeatability']:.1%} |" for r in rows]
+    return md
 
 
 if __name__ == "__main__":
