@@ -1,7 +1,8 @@
 """`rcai pipeline` (what `make demo` runs): profile -> search -> export -> bench on the built-in data.
 
   1. cost table: reuse latency_tables/<device>-<preset>.csv when it matches the preset, else profile
-  2. base model: trained with the same weight-update budget as the search (the reference)
+  2. base model and the cheapest subnet: trained with the same weight-update budget as the search
+     (the references: the network the search starts from, and the trivial answer to a budget)
   3. search: bilevel search under a budget (base table latency / speedup), fine-tune, evaluate
   4. export both to ONNX; time both whole sampling loops on the target in interleaved rounds;
      bench the subnet against the table (and predictor) estimates and the torch loop's image
@@ -80,11 +81,15 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
     ev = EvalConfig(steps=20, max_images=cfg.eval_images, seed=cfg.seed)
     predictor = cfg.predictor or (str(p) if (p := Path("predictors") / f"{cfg.device}-{cfg.preset}.pt").exists() else None)
 
-    say(f"training the base model ({cfg.search_steps + cfg.finetune_steps} steps)")
-    base_dir = out / "base"
-    if not (base_dir / "metrics.json").exists():
-        train(TrainConfig(preset=cfg.preset, steps=cfg.search_steps + cfg.finetune_steps, lr=cfg.lr, seed=cfg.seed, eval=ev),
-              base_dir, resume=(base_dir / "config.json").exists(), progress=progress)
+    base_dir, cheap_dir = out / "base", out / "cheapest"
+    cheapest, _ = table.space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=False)
+    if not (out / "cheapest.json").exists():
+        SubnetSpec(preset, cheapest).save(out / "cheapest.json")
+    for name, run, subnet in (("the base model", base_dir, None), ("the cheapest subnet", cheap_dir, str(out / "cheapest.json"))):
+        say(f"training {name} ({cfg.search_steps + cfg.finetune_steps} steps)")
+        if not (run / "metrics.json").exists():
+            train(TrainConfig(preset=cfg.preset, subnet=subnet, steps=cfg.search_steps + cfg.finetune_steps, lr=cfg.lr, seed=cfg.seed, eval=ev),
+                  run, resume=(run / "config.json").exists(), progress=progress)
     say(f"searching under a budget of {budget:.1f} ms for {S} DDIM steps (base: {base_est.loop_ms:.1f} ms by the table)")
     search_dir = out / "search"
     if not (search_dir / "metrics.json").exists():
@@ -93,16 +98,16 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
                             finetune_steps=cfg.finetune_steps, lr_weights=cfg.lr, seed=cfg.seed, eval=ev)
         run_search(scfg, search_dir, resume=(search_dir / "config.json").exists(), progress=progress)
 
-    say("exporting both denoisers to ONNX")
-    onnx = {"base": base_dir / "model.onnx", "subnet": search_dir / "subnet.onnx"}
-    weights = {"base": base_dir / "model.pt", "subnet": search_dir / "subnet.pt"}
-    dirs = {"base": base_dir, "subnet": search_dir}
+    say("exporting the denoisers to ONNX")
+    onnx = {"base": base_dir / "model.onnx", "subnet": search_dir / "subnet.onnx", "cheapest": cheap_dir / "model.onnx"}
+    weights = {"base": base_dir / "model.pt", "subnet": search_dir / "subnet.pt", "cheapest": cheap_dir / "model.pt"}
+    dirs = {"base": base_dir, "subnet": search_dir, "cheapest": cheap_dir}
     exports = {}
     for k in onnx:
         spec = SubnetSpec.load(dirs[k] / "subnet.json")
         exports[k] = export_subnet_onnx(spec, torch.load(weights[k], weights_only=True), onnx[k], weights_path=weights[k]).to_dict()
 
-    say(f"timing both whole loops on {cfg.device} ({cfg.rounds} interleaved rounds)")
+    say(f"timing the whole loops on {cfg.device} ({cfg.rounds} interleaved rounds)")
     bcfg = BenchConfig(device=cfg.device, threads=cfg.threads, sampler="ddim", steps=S, psnr=False)
     timing = compare_loops({k: (onnx[k], "onnx") for k in onnx}, bcfg, rounds=cfg.rounds)
     say("benching the subnet: estimates vs measurement, ONNX vs torch image")
@@ -116,11 +121,13 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
         "predictor": predictor,
         "base": _row(base_dir, table, S, timing["base"], bench_base),
         "subnet": _row(search_dir, table, S, timing["subnet"], bench),
+        "cheapest": _row(cheap_dir, table, S, timing["cheapest"], None),
         "exports": exports,
         "search": read_json(search_dir / "metrics.json")["search"],
     }
     summary["speedup_measured"] = summary["base"]["measured_loop_ms"] / summary["subnet"]["measured_loop_ms"]
     summary["psnr_delta"] = summary["subnet"]["psnr"] - summary["base"]["psnr"]
+    summary["quality_delta"] = summary["subnet"]["quality"]["gain_db"] - summary["base"]["quality"]["gain_db"]
     atomic_write_json(out / "summary.json", summary)
     from .report import write_report
 
@@ -128,14 +135,18 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
     return summary
 
 
-def _row(run: Path, table: TableCostModel, S: int, timing: dict[str, Any], bench: dict[str, Any]) -> dict[str, Any]:
+def _row(run: Path, table: TableCostModel, S: int, timing: dict[str, Any] | None, bench: dict[str, Any] | None) -> dict[str, Any]:
     m = read_json(run / "metrics.json")
     spec = SubnetSpec.load(run / "subnet.json")
     est = table.estimate(spec.choices, S)
-    return {
-        "run": str(run), "subnet": spec.hash, "params": m["params"], "flops_per_step": est.flops,
-        "table_loop_ms": est.loop_ms, "measured_loop_ms": timing["median_ms"], "repeatability": timing["repeatability"],
-        "psnr": m["psnr"], "ssim": m["ssim"], "bicubic_psnr": m["bicubic_psnr"], "bicubic_ssim": m["bicubic_ssim"],
-        "estimates": bench.get("estimates", {}), "bench_psnr_onnx_vs_torch": bench.get("psnr_db"),
-        "step_p50_ms": bench["step_p50_ms"], "images_per_s": bench["images_per_s"], "bench_loop_ms": bench["loop_ms"],
+    row = {
+        "run": str(run), "subnet": spec.hash, "params": m["params"], "flops_per_step": est.flops, "table_loop_ms": est.loop_ms,
+        "quality": m["quality"], "psnr": m["psnr"], "ssim": m["ssim"], "psnr_gain_db": m["psnr_gain_db"],
+        "bicubic_psnr": m["bicubic_psnr"], "bicubic_ssim": m["bicubic_ssim"],
     }
+    if timing is not None:
+        row.update(measured_loop_ms=timing["median_ms"], repeatability=timing["repeatability"])
+    if bench is not None:
+        row.update(estimates=bench.get("estimates", {}), bench_psnr_onnx_vs_torch=bench.get("psnr_db"), step_p50_ms=bench["step_p50_ms"],
+                   images_per_s=bench["images_per_s"], bench_loop_ms=bench["loop_ms"])
+    return row

@@ -8,7 +8,7 @@ from rcai.pipeline import PipelineConfig, run_pipeline
 def test_pipeline_end_to_end_on_micro(tmp_path):
     cfg = PipelineConfig(preset="micro", search_steps=4, warmup_steps=1, finetune_steps=2, steps_per_sample=4, rounds=1, eval_images=2)
     summary = run_pipeline(cfg, tmp_path / "run", say=lambda m: None, progress=False)
-    for name in ("report.md", "summary.json", "latency_psnr.png", "base/model.onnx", "search/subnet.onnx", "search/plots/search.png",
+    for name in ("report.md", "summary.json", "latency_quality.png", "base/model.onnx", "search/subnet.onnx", "search/plots/search.png",
                  "base/samples.png", "search/samples.png", "cpu-micro.csv"):
         assert (tmp_path / "run" / name).exists(), name
     assert summary["subnet"]["table_loop_ms"] <= summary["budget_ms"]
@@ -17,6 +17,10 @@ def test_pipeline_end_to_end_on_micro(tmp_path):
     assert "table" in summary["subnet"]["estimates"]
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Measured speed-up" in report and "search/plots/search.png" in report
+    assert "cheapest subnet" in report and "bicubic (= zero residual)" in report and "of the budget" in report
+    for name in ("base", "subnet", "cheapest"):
+        q = summary[name]["quality"]
+        assert q["gain_lo"] <= q["gain_db"] <= q["gain_hi"]
     # resumable: a second run reuses the finished stages
     again = run_pipeline(cfg, tmp_path / "run", say=lambda m: None, progress=False)
     assert again["subnet"]["subnet"] == summary["subnet"]["subnet"]

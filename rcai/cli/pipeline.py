@@ -37,6 +37,5 @@ def pipeline(
     if json:
         print_json(summary)
         return
-    b, s = summary["base"], summary["subnet"]
-    console.print(f"base {b['measured_loop_ms']:.1f} ms, PSNR {b['psnr']:.2f} dB | subnet {s['measured_loop_ms']:.1f} ms, "
-                  f"PSNR {s['psnr']:.2f} dB | speed-up {summary['speedup_measured']:.2f}x measured | report: {out}/report.md")
+    parts = [f"{n} {summary[n]['measured_loop_ms']:.1f} ms, {summary[n]['quality']['gain_db']:+.3f} dB" for n in ("base", "subnet", "cheapest")]
+    console.print(" | ".join(parts) + f" (quality: gain over bicubic) | speed-up {summary['speedup_measured']:.2f}x measured | report: {out}/report.md")

@@ -43,7 +43,7 @@ def sample(
     lr_up = resize_bicubic(lr, (w, h)).astype(np.float32).transpose(2, 0, 1)[None] / 127.5 - 1
     steps_arg = None if sampler == "ddpm" else steps
     result = run_sample(TorchDenoiser(model.eval()), lr_up, schedule_of(preset), sampler=sampler, steps=steps_arg, seed=seed, clip_x0=True, progress=True,
-                        residual=preset.residual)
+                        residual=preset.residual, prediction=preset.prediction)
     buf = io.BytesIO()
     Image.fromarray(to_uint8(result.image[0])).save(buf, format="PNG")
     atomic_write_bytes(out, buf.getvalue())

@@ -86,9 +86,9 @@ class BenchResult:
         return d
 
 
-def _run_loop(engine: Engine, lr_up: np.ndarray, schedule, cfg: BenchConfig, steps: int, residual: bool, on_step: Callable | None = None):
+def _run_loop(engine: Engine, lr_up: np.ndarray, schedule, cfg: BenchConfig, steps: int, preset, on_step: Callable | None = None):
     return sample(engine.denoiser, lr_up, schedule, sampler=cfg.sampler, steps=steps, seed=cfg.seed, eta=cfg.eta, clip_x0=cfg.clip_x0, step_callback=on_step,
-                  residual=residual)
+                  residual=preset.residual, prediction=preset.prediction)
 
 
 def _check_config(cfg: BenchConfig) -> None:
@@ -128,7 +128,7 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
         for k in range(cfg.loops):
             say(f"loop {k + 1}/{cfg.loops} ({steps} steps)")
             t0 = time.perf_counter()
-            result = _run_loop(engine, lr_up, schedule, cfg, steps, preset.residual, lambda i, t, s: step_ms.append(s * 1e3))
+            result = _run_loop(engine, lr_up, schedule, cfg, steps, preset, lambda i, t, s: step_ms.append(s * 1e3))
             loop_ms.append((time.perf_counter() - t0) * 1e3)
     stats = summarize(step_ms)
     loop_median = float(np.median(loop_ms))
@@ -161,7 +161,7 @@ def _compare(res: BenchResult, cfg: BenchConfig, onnx_path: Path, side, lr_up, s
         return
     say(f"reference loop ({ref.label})")
     with torch_threads(cfg.threads):
-        ref_image = _run_loop(ref, lr_up, schedule, cfg, steps, side.preset.residual).image
+        ref_image = _run_loop(ref, lr_up, schedule, cfg, steps, side.preset).image
     res.psnr_db = psnr(res.output, ref_image)
     res.psnr_reference = ref.label
     if side.precision == "fp32":

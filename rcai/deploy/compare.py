@@ -24,7 +24,7 @@ def loop_fn(engine: Engine, onnx_path: str | Path, cfg: BenchConfig) -> Callable
     lr_up, _ = lr_input(cfg.image, side.preset.lr_size, side.preset.hr_size, cfg.batch, cfg.seed)
 
     def run() -> None:
-        sample(engine.denoiser, lr_up, schedule, sampler=cfg.sampler, steps=steps, seed=cfg.seed, eta=cfg.eta, clip_x0=cfg.clip_x0, residual=side.preset.residual)
+        sample(engine.denoiser, lr_up, schedule, sampler=cfg.sampler, steps=steps, seed=cfg.seed, eta=cfg.eta, clip_x0=cfg.clip_x0, residual=side.preset.residual, prediction=side.preset.prediction)
 
     return run
 

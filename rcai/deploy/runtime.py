@@ -139,4 +139,4 @@ class DeployedModel:
         schedule = self.schedule
         steps = default_steps(sampler, schedule.T) if steps is None else steps
         return sample(self.denoiser, lr_up, schedule, sampler=sampler, steps=steps, seed=seed, eta=eta, clip_x0=clip_x0, step_callback=step_callback, progress=progress,
-                      residual=self.sidecar.preset.residual)
+                      residual=self.sidecar.preset.residual, prediction=self.sidecar.preset.prediction)

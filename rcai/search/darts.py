@@ -9,6 +9,7 @@ as a guard against floating-point divergence (the known pitfall of ranks driftin
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,18 +77,28 @@ class Bilevel:
         self.temperature = TanhTemperature(self.cfg.tau_max, self.cfg.tau_min, width=self.cfg.steps)
         self.penalty = get_penalty(self.cfg.penalty_name)
         self.supernet.set_softmax(self.cfg.softmax)
+        # Scales that make the two terms of the architecture loss commensurate (see arch_step).
+        self.data_ref = 0.0  # running mean of the data loss over the warm-up, then frozen
+        self.mu = 1.0  # budget multiplier (dual variable), adapted every alpha step
         broadcast_(list(self.supernet.state_dict().values()))
 
     # -- the two engines ---------------------------------------------------------------------
     def weight_step(self) -> float:
         _requires_grad(self.alphas, False)
         _requires_grad(self.weights, True)
-        loss = diffusion_loss(self.supernet, self.schedule, *self.train_stream.next(), residual=self.supernet.preset.residual)
+        loss = diffusion_loss(self.supernet, self.schedule, *self.train_stream.next(), residual=self.supernet.preset.residual, prediction=self.supernet.preset.prediction)
         self.opt_w.zero_grad(set_to_none=True)
         loss.backward()
         _average_grads(self.weights)
         self.opt_w.step()
         return loss.item()
+
+    def _track_data_ref(self, step: int, loss: float) -> None:
+        """Mean weight-step loss over the second half of the warm-up: the data term's own scale."""
+        start = self.cfg.warmup_steps // 2
+        if start <= step < self.cfg.warmup_steps:
+            n = step - start
+            self.data_ref = (self.data_ref * n + loss) / (n + 1)
 
     def expected_loop_cost(self) -> tuple[torch.Tensor, torch.Tensor]:
         """E[latency of the whole loop] (ms) and E[FLOPs per step], from the last forward's weights."""
@@ -96,11 +107,23 @@ class Bilevel:
         return loop.float(), e["flops"].float()
 
     def arch_step(self) -> dict[str, float]:
+        """One alpha step on  data / data_ref + penalty(E[loop]).
+
+        data_ref (the data loss at the end of the warm-up) makes the data term ~1, as the latency
+        term is (E[loop] relative to the base or the budget). With a budget the penalty is a hinge
+        whose weight mu is a dual variable: it grows while E[loop] is over the budget and shrinks
+        while it is under, so the cost pulls only as hard as it takes to hold the budget and the data
+        decides among the subnets that meet it (a constant pull instead collapses every slot to its
+        cheapest op long before the weights have learnt which ops matter)."""
         _requires_grad(self.weights, False)
         _requires_grad(self.alphas, True)
-        data_loss = diffusion_loss(self.supernet, self.schedule, *self.val_stream.next(), residual=self.supernet.preset.residual)
+        data_loss = diffusion_loss(self.supernet, self.schedule, *self.val_stream.next(), residual=self.supernet.preset.residual, prediction=self.supernet.preset.prediction)
         lat, flops = self.expected_loop_cost()
-        loss = self.penalty(self.cfg.data_weight * data_loss, lat, self.base_loop_ms, self.cfg.latency_budget_ms, self.cfg.lambda_latency)
+        data_term = self.cfg.data_weight * data_loss / (self.data_ref if self.data_ref > 0 else 1.0)
+        budget = self.cfg.latency_budget_ms
+        if budget and self.cfg.penalty_name == "budget":
+            self.mu = min(max(self.mu * math.exp(self.cfg.mu_rate * (lat.item() - budget) / budget), 1e-3), 1e3)
+        loss = self.penalty(data_term, lat, self.base_loop_ms, budget, self.cfg.lambda_latency * self.mu)
         if self.cfg.lambda_flops:
             loss = loss + self.cfg.lambda_flops * flops / self.base_flops
         self.opt_a.zero_grad(set_to_none=True)
@@ -108,12 +131,13 @@ class Bilevel:
         _average_grads(self.alphas)
         self.opt_a.step()
         _requires_grad(self.weights, True)
-        return {"loss_data": data_loss.item(), "loss_arch": loss.item(), "expected_loop_ms": lat.item(), "expected_flops": flops.item()}
+        return {"loss_data": data_loss.item(), "loss_arch": loss.item(), "expected_loop_ms": lat.item(), "expected_flops": flops.item(), "mu": self.mu}
 
     def step(self, step: int, sync_every: int = 25) -> dict[str, Any]:
         tau = self.temperature(step)
         self.supernet.set_temperature(tau)
         rec: dict[str, Any] = {"step": step + 1, "tau": tau, "loss_weights": self.weight_step()}
+        self._track_data_ref(step, rec["loss_weights"])
         if step >= self.cfg.warmup_steps:
             rec.update(self.arch_step())
         if (step + 1) % sync_every == 0:
@@ -139,6 +163,7 @@ class Bilevel:
             "opt_a": self.opt_a.state_dict(),
             "train_stream": self.train_stream.state_dict(),
             "val_stream": self.val_stream.state_dict(),
+            "scales": {"data_ref": self.data_ref, "mu": self.mu},
         }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
@@ -147,3 +172,4 @@ class Bilevel:
         self.opt_a.load_state_dict(s["opt_a"])
         self.train_stream.load_state_dict(s["train_stream"])
         self.val_stream.load_state_dict(s["val_stream"])
+        self.data_ref, self.mu = float(s["scales"]["data_ref"]), float(s["scales"]["mu"])

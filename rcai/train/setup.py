@@ -1,5 +1,6 @@
-"""What every stage builds from a preset: its noise schedule and its data splits."""
+"""What every stage builds from a preset: its noise schedule, its data splits."""
 from __future__ import annotations
+
 
 from ..data import DataConfig, Splits, make_datasets
 from ..diffusion import NoiseSchedule, ScheduleConfig
@@ -14,3 +15,4 @@ def splits_of(preset: Preset, data_dir: str | None, seed: int = 0, batch_size: i
     """Train/val/test crops at the preset's HR size (scale = hr/lr) from `data_dir` or the built-in set."""
     return make_datasets(DataConfig(data_dir=data_dir, scale=preset.hr_size // preset.lr_size, hr_crop=preset.hr_size, batch_size=batch_size, seed=seed,
                                     patches_per_image=4))
+

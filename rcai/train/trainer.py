@@ -19,6 +19,7 @@ from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
 from .batches import BatchStream
 from .evaluate import EvalConfig, evaluate
+from .quality import eval_set, quality
 from .rundir import RunDir, seed_everything
 from .setup import schedule_of, splits_of
 
@@ -28,9 +29,9 @@ class TrainConfig(JsonConfig):
     preset: str = "tiny"
     subnet: str | None = None  # subnet.json; None = the base model (first choice of every slot)
     init: str | None = None  # weights (state_dict .pt) to start from, e.g. a searched subnet.pt
-    steps: int = 200
-    batch_size: int = 4
-    lr: float = 1e-3  # report: 3e-6 at its scale (64 ch, batch 8, thousands of epochs)
+    steps: int = 400
+    batch_size: int = 8
+    lr: float = 2e-3  # report: 3e-6 at its scale (64 ch, batch 8, thousands of epochs)
     seed: int = 0
     data_dir: str | None = None
     ckpt_every: int = 50
@@ -78,7 +79,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         while step < cfg.steps:
             t0 = time.perf_counter()
             lr_up, hr = stream.next()
-            loss = diffusion_loss(model, schedule, lr_up, hr, residual=preset.residual)
+            loss = diffusion_loss(model, schedule, lr_up, hr, residual=preset.residual, prediction=preset.prediction)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -89,7 +90,9 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
                 checkpoint()
             advance(f"loss {loss.item():.4f}")
     atomic_torch_save(model.state_dict(), run.file("model.pt"))
-    metrics = evaluate(model, splits.test, schedule, cfg.eval)
+    ev = eval_set(preset, cfg.data_dir)
+    metrics = evaluate(model, ev, schedule, cfg.eval)
+    metrics["quality"] = quality(model, ev, schedule)
     save_samples(run.file("samples.png"), metrics.pop("_arrays"))
     metrics.update(train_steps=step, params=sum(p.numel() for p in model.parameters()), subnet_hash=spec.hash)
     atomic_write_json(run.file("metrics.json"), metrics)
