@@ -37,14 +37,14 @@ TARGETS = {"ort": ("latency_tables/cpu-tiny.csv", "onnx"), "torch": ("latency_ta
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--steps", type=int, default=150)
-    ap.add_argument("--warmup", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--finetune", type=int, default=100)
     ap.add_argument("--budget-factor", type=float, default=1.6, help="budget = base table loop latency / factor, per table")
     ap.add_argument("--steps-per-sample", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--eval-images", type=int, default=8)
-    ap.add_argument("--out", default="runs/cross_target")
+    ap.add_argument("--out", default="runs/cross_target2")
     ap.add_argument("--proxy-archs", type=int, default=4000, help="uniform + as many skewed subnets for the table-only selection")
     ap.add_argument("--proxy-budget-factor", type=float, default=1.3)
     args = ap.parse_args()
@@ -60,7 +60,7 @@ def main() -> None:
             if not (d / "metrics.json").exists():
                 cfg = SearchConfig(preset="tiny", cost_table=table_path, latency_budget_ms=budgets[t], steps_per_sample=S,
                                    steps=args.steps, warmup_steps=args.warmup, finetune_steps=args.finetune, seed=seed, eval=ev)
-                run_search(cfg, d, resume=(d / "config.json").exists())
+                run_search(cfg, d, resume=(d / "config.json").exists(), progress=False)
             runs[(seed, t)] = d
     candidates = {}
     for (seed, searched_for), d in runs.items():
@@ -78,7 +78,7 @@ def main() -> None:
             t = timing[f"{seed}|{searched_for}|{on}"]
             rows.append({"seed": seed, "searched_for": searched_for, "measured_on": on, "subnet": spec.hash,
                          "table_loop_ms": models[on].estimate(spec.choices, S).loop_ms, "measured_loop_ms": t["median_ms"],
-                         "repeatability": t["repeatability"], "engine": t["engine"], "psnr": m["psnr"], "ssim": m["ssim"],
+                         "repeatability": t["repeatability"], "engine": t["engine"], "quality": m["quality"]["gain_db"], "psnr": m["psnr"], "ssim": m["ssim"],
                          "bicubic_psnr": m["bicubic_psnr"], "choices": ",".join(f"{k}={v}" for k, v in sorted(spec.choices.items()))})
     atomic_write_csv(RESULTS / "cross_target.csv", rows)
     md = [
@@ -90,15 +90,15 @@ def main() -> None:
         f"steps; same relative budget on each table: base loop / {args.budget_factor} "
         f"(ORT {budgets['ort']:.1f} ms, torch {budgets['torch']:.1f} ms; DDIM {S} steps, batch 1).",
         f"Measured: whole DDIM loops, median of {args.rounds} interleaved rounds (3 timed loops each) over all 4 (subnet, target) pairs.",
-        f"Quality: PSNR/SSIM of each fine-tuned subnet, DDIM 20 steps on {args.eval_images} test crops "
-        f"(bicubic {rows[0]['bicubic_psnr']:.2f} dB).",
+        "Quality: the search's own inherited-and-fine-tuned subnet, primary metric of rcai/train/quality.py (posterior-mean "
+        f"PSNR gain over bicubic on the held-out photos, dB); PSNR/SSIM: DDIM 20 steps on {args.eval_images} crops.",
         "",
-        "| seed | searched for | measured on | subnet | table loop ms | measured loop ms | repeatability | PSNR | SSIM |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|",
+        "| seed | searched for | measured on | subnet | table loop ms | measured loop ms | repeatability | quality dB | PSNR | SSIM |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         md.append(f"| {r['seed']} | {r['searched_for']} | {r['measured_on']} | {r['subnet']} | {r['table_loop_ms']:.1f} | "
-                  f"{r['measured_loop_ms']:.1f} | {r['repeatability']:.1%} | {r['psnr']:.2f} | {r['ssim']:.3f} |")
+                  f"{r['measured_loop_ms']:.1f} | {r['repeatability']:.1%} | {r['quality']:+.3f} | {r['psnr']:.2f} | {r['ssim']:.3f} |")
     md += ["", "Per target, own subnet vs the other target's subnet (measured):", ""]
     for seed in args.seeds:
         for on in TARGETS:
@@ -106,8 +106,8 @@ def main() -> None:
             other = next(r for r in rows if r["seed"] == seed and r["measured_on"] == on and r["searched_for"] != on)
             verdict = "faster" if own["measured_loop_ms"] < other["measured_loop_ms"] else "NOT faster"
             md.append(f"- seed {seed}, on {on}: own subnet {own['measured_loop_ms']:.1f} ms vs {other['measured_loop_ms']:.1f} ms "
-                      f"({other['measured_loop_ms'] / own['measured_loop_ms']:.2f}x, {verdict}); PSNR {own['psnr']:.2f} vs "
-                      f"{other['psnr']:.2f} dB" + (" (same subnet)" if own["subnet"] == other["subnet"] else ""))
+                      f"({other['measured_loop_ms'] / own['measured_loop_ms']:.2f}x, {verdict}); quality {own['quality']:+.3f} vs "
+                      f"{other['quality']:+.3f} dB" + (" (same subnet)" if own["subnet"] == other["subnet"] else ""))
     md += ["", "Choices:", ""] + [f"- {r['searched_for']} (seed {r['seed']}): {r['choices']}" for r in rows if r["measured_on"] == "ort"]
     md += proxy_section(models, args)
     print("\n".join(md))
