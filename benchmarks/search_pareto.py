@@ -28,7 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, git_rev, machine, write  # noqa: E402
 
-METHODS = ("searched", "random", "uniform", "base", "cheapest")
+METHODS = ("searched", "random", "uniform", "base", "cheapest", "ranking")
+RANK_FRACS = (0.9, 0.7, 0.5)  # extra random subnets of the metric's ranking study (with every uniform subnet, base, cheapest)
 
 
 def jobs_for(args, table) -> list[dict]:
@@ -39,7 +40,12 @@ def jobs_for(args, table) -> list[dict]:
     base = space.base_arch()
     cheapest, _ = space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=False)
     jobs = [dict(id=f"base-s{s}", method="base", budget_frac=1.0, seed=s, arch=base) for s in args.seeds]
-    jobs.append(dict(id="cheapest-s0", method="cheapest", budget_frac=loop(cheapest) / loop(base), seed=0, arch=cheapest))
+    jobs += [dict(id=f"cheapest-s{s}", method="cheapest", budget_frac=loop(cheapest) / loop(base), seed=s, arch=cheapest) for s in (0, 1)]
+    # the metric's ranking study: ~10 subnets across the latency range, each trained with seeds 0 and 1
+    spread = [(f"uniform-{op}", space.pick(lambda s, op=op: op if op in s.choices else next(iter(s.choices)))) for op in table.preset.gnconv_ops[1:]]
+    spread += [(f"random-{f}", sample_at_latency(space, loop, f * loop(base), 0.05, 1, seed=7)[0]) for f in RANK_FRACS]
+    jobs += [dict(id=f"rank-{name}-s{s}", method="ranking", budget_frac=loop(a) / loop(base), seed=s, arch=a, rank_name=name)
+             for name, a in spread for s in (0, 1)]
     for frac in args.budgets:
         target = frac * loop(base)
         jobs += [dict(id=f"searched-{frac}-s{s}", method="searched", budget_frac=frac, seed=s, budget_ms=target) for s in args.seeds]
@@ -152,9 +158,59 @@ def report(rows: list[dict], args, header: str) -> str:
                      f"{statistics.mean(r['measured_loop_ms'] for r in s):.1f} | {statistics.median(r['measured_loop_ms'] for r in rnd):.1f} | "
                      f"{'yes' if ok_med else 'NO'} / {'yes' if ok_best else 'no'} |")
     n = len([f for f in args.budgets if by("searched", f)])
+    lines += ranking_lines(rows)
     lines += ["", f"Goal (searched mean ≥ median random at every budget; ≥ best random at 2 of 3): median met at {met_median} of {n} budgets, "
               f"best at {met_best} of {n}.", "", "![quality vs measured loop](search_pareto.png)", ""]
     return "\n".join(lines)
+
+
+def ranking_lines(rows: list[dict]) -> list[str]:
+    """Does the metric rank networks the same way whatever the training seed?"""
+    from scipy.stats import spearmanr
+
+    by_arch: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        if r["method"] in ("base", "cheapest", "ranking") and r["seed"] in (0, 1):
+            by_arch.setdefault(r["arch"], {})[r["seed"]] = r
+    pairs = [v for v in by_arch.values() if 0 in v and 1 in v]
+    if len(pairs) < 3:
+        return []
+    q0, q1 = [p[0]["quality"] for p in pairs], [p[1]["quality"] for p in pairs]
+    s0, s1 = [p[0]["psnr_gain_db"] for p in pairs], [p[1]["psnr_gain_db"] for p in pairs]
+    rho = spearmanr(q0, q1).statistic
+    rho_sampled = spearmanr(s0, s1).statistic
+    rho_views = spearmanr([(a + b) / 2 for a, b in zip(q0, q1)], [(a + b) / 2 for a, b in zip(s0, s1)]).statistic
+    base = [r["quality"] for r in rows if r["method"] == "base"]
+    seed_sd = statistics.stdev(base) if len(base) > 1 else float("nan")
+    diffs = [abs(a - b) for a, b in zip(q0, q1)]
+    return (["", "## The metric: ranking across training seeds", "",
+            f"{len(pairs)} subnets across the latency range (base, cheapest, every uniform op, random at {', '.join(map(str, RANK_FRACS))} "
+            f"of the base), each trained with seeds 0 and 1: **Spearman of the quality ranking seed 0 vs seed 1 = {rho:.3f}** "
+            f"(goal ≥ 0.8); the same for sampled PSNR gain: {rho_sampled:.3f}. Mean over seeds, quality vs sampled PSNR gain: "
+            f"Spearman {rho_views:.3f}.", "",
+            f"Seed-to-seed spread: base over {len(base)} seeds sd {seed_sd:.3f} dB; |seed 0 − seed 1| over the subnets median "
+            f"{statistics.median(diffs):.3f} dB, max {max(diffs):.3f} dB. Eval noise (same weights, 5 noise seeds of the metric): see "
+            f"`eval_noise_sd` below.", "",
+            "| subnet | table loop ms | quality seed 0 | quality seed 1 | sampled gain seed 0 | sampled gain seed 1 |", "|---|---:|---:|---:|---:|---:|"]
+            + [f"| {p[0].get('rank_name', p[0]['method'])} ({p[0]['arch']}) | {p[0]['table_loop_ms']:.1f} | {p[0]['quality']:+.3f} | {p[1]['quality']:+.3f} | "
+               f"{p[0]['psnr_gain_db']:+.2f} | {p[1]['psnr_gain_db']:+.2f} |" for p in sorted(pairs, key=lambda p: p[0]["table_loop_ms"])])
+
+
+def eval_noise(args) -> float:
+    """sd of the metric over 5 noise seeds for the same weights (base, seed 0)."""
+    import torch
+
+    from rcai.space.subnet import SubnetSpec
+    from rcai.train.quality import QualityConfig, eval_set, quality
+    from rcai.train.setup import schedule_of
+
+    run = Path(args.out) / "base-s0" / "train"
+    spec = SubnetSpec.load(run / "subnet.json")
+    model = spec.build()
+    model.load_state_dict(torch.load(run / "model.pt", weights_only=True))
+    ev = eval_set(spec.preset)
+    gains = [quality(model, ev, schedule_of(spec.preset), QualityConfig(seed=s))["gain_db"] for s in range(5)]
+    return statistics.stdev(gains)
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -165,7 +221,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.6))
     style = {"random": ("#bbb", "o", 18), "uniform": ("#e90", "s", 40), "searched": ("#1a7", "*", 120), "base": ("#333", "D", 40),
-             "cheapest": ("#c33", "v", 40)}
+             "cheapest": ("#c33", "v", 40), "ranking": ("#69c", "x", 25)}
     for m in METHODS:
         rs = [r for r in rows if r["method"] == m]
         if rs:
@@ -189,7 +245,7 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=800)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--softmax", default="simple")
+    ap.add_argument("--softmax", default="gdas")
     ap.add_argument("--steps-per-sample", type=int, default=50)
     ap.add_argument("--table", default="latency_tables/cpu-tiny.csv")
     ap.add_argument("--out", default="runs/pareto")
@@ -230,7 +286,7 @@ def main() -> None:
         r["loop_repeatability"] = timing[r["arch"]]["repeatability"]
     from rcai.io import atomic_write_csv
 
-    cols = ["budget_frac", "method", "seed", "arch", "table_loop_ms", "measured_loop_ms", "loop_repeatability", "quality", "quality_lo",
+    cols = ["budget_frac", "method", "seed", "arch", "rank_name", "table_loop_ms", "measured_loop_ms", "loop_repeatability", "quality", "quality_lo",
             "quality_hi", "psnr_gain_db", "inherited_quality", "denoise_mse", "params", "uniform_op", "seconds"]
     rows.sort(key=lambda r: (-r["budget_frac"], METHODS.index(r["method"]), r["seed"], r["arch"]))
     atomic_write_csv(RESULTS / f"{args.name}.csv", [{c: r.get(c, "") for c in cols} for r in rows], cols)
@@ -238,7 +294,8 @@ def main() -> None:
     settings = (f"Settings: every architecture trained from scratch for {args.train_steps} steps, batch {args.batch}, Adam lr {args.lr}; "
                 f"search: `rcai search` defaults, softmax {args.softmax}, budget = fraction x base table loop; table `{args.table}`; "
                 f"loops timed in {args.rounds} interleaved rounds (load average at the end {os.getloadavg()[0]:.2f}).")
-    write(f"{args.name}.md", report(rows, args, header) + "\n" + settings + "\n")
+    noise = f"\nEval noise of the metric (base seed 0, 5 noise seeds of the posterior mean): eval_noise_sd = {eval_noise(args):.4f} dB.\n"
+    write(f"{args.name}.md", report(rows, args, header) + "\n" + settings + "\n" + noise)
     print(f"wrote {RESULTS / (args.name + '.md')}", file=sys.stderr)
 
 

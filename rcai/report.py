@@ -56,6 +56,18 @@ def _bar_plots(summary: dict[str, Any], path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _machine_lines(summary: dict[str, Any]) -> list[str]:
+    """Where the table was measured, and how loaded the machine was around the timings."""
+    m, load = summary.get("table_meta") or {}, summary.get("load_avg") or {}
+    fmt = lambda key: "/".join(f"{x:.2f}" for x in load.get(key) or []) or "n/a"  # noqa: E731
+    return [
+        f"Table profiled on host `{m.get('host')}` ({m.get('device_model')}, {m.get('backend')} {m.get('backend_version')}, "
+        f"{m.get('threads')} thread(s), {m.get('date')}); this run on host `{summary.get('host')}`. Load average (1/5/15 min, {summary.get('cpu_count')} CPUs): "
+        f"{fmt('start')} at the start, {fmt('before_timing')} before timing, {fmt('end')} at the end.",
+        "",
+    ]
+
+
 def write_report(out: Path, summary: dict[str, Any], cfg) -> Path:
     _bar_plots(summary, out / "latency_quality.png")
     b, s = summary["base"], summary["subnet"]
@@ -70,6 +82,7 @@ def write_report(out: Path, summary: dict[str, Any], cfg) -> Path:
         f"of the budget) and {s['measured_loop_ms']:.1f} ms measured ({use:.0%})"
         + (" — **flagged: more than 15% under its budget**." if search.get("far_under_budget") else "."),
         "",
+        *_machine_lines(summary),
         "Quality is the network's posterior mean E[hr | lr] on 64 crops of held-out photos that no split trains or validates on, as "
         "gain over bicubic in dB (pooled MSE, 95% bootstrap interval over crops; a zero residual = bicubic scores 0). Sampled PSNR, "
         "the report's figure, is the second view.",
@@ -93,8 +106,7 @@ def write_report(out: Path, summary: dict[str, Any], cfg) -> Path:
     ]
     below = [labels[n] for n in NAMES if summary[n]["psnr_gain_db"] < 0]
     if below:
-        lines.append(f"
-Sampled outputs are **below bicubic** for: {', '.join(below)} (one sample has about twice the error of the posterior "
+        lines.append(f"\nSampled outputs are **below bicubic** for: {', '.join(below)} (one sample has about twice the error of the posterior "
                      "mean, so models trained for minutes sample below bicubic; the quality column is what ranks them).")
     lines += [
         "",

@@ -21,9 +21,23 @@ def test_pipeline_end_to_end_on_micro(tmp_path):
     for name in ("base", "subnet", "cheapest"):
         q = summary[name]["quality"]
         assert q["gain_lo"] <= q["gain_db"] <= q["gain_hi"]
+    # the table was profiled on this machine, into the run folder, and the report says how loaded it was
+    assert summary["table"] == str(tmp_path / "run" / "cpu-micro.csv") and summary["table_meta"]["host"] == summary["host"]
+    assert all(len(summary["load_avg"][k]) == 3 for k in ("start", "before_timing", "end"))
+    assert "Load average" in report and f"this run on host `{summary['host']}`" in report
     # resumable: a second run reuses the finished stages
     again = run_pipeline(cfg, tmp_path / "run", say=lambda m: None, progress=False)
     assert again["subnet"]["subnet"] == summary["subnet"]["subnet"]
+
+
+def test_pipeline_uses_a_given_table_and_profiles_otherwise(tmp_path):
+    from rcai.pipeline import find_table
+
+    given = tmp_path / "given.csv"
+    given.write_text("not read here\n")
+    said = []
+    assert find_table(PipelineConfig(preset="micro", cost_table=str(given)), tmp_path, said.append) == given
+    assert said == [f"using the given cost table {given}"]
 
 
 def test_cli_help_lists_every_command():

@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import socket
 
@@ -8,6 +9,7 @@ import torch.multiprocessing as mp
 
 from rcai.cost.profile import ProfileConfig, profile_ops
 from rcai.errors import RcaiError
+from rcai.model.mixed import list_softmax
 from rcai.search.config import SearchConfig
 from rcai.search.darts import Bilevel
 from rcai.search.run import build_bilevel, choose_subnet, load_cost_models, run_search
@@ -52,6 +54,14 @@ def test_weight_step_moves_only_weights_and_arch_step_only_alpha(micro_table):
     w1, a1 = _snapshot(eng.weights), _snapshot(eng.alphas)
     eng.arch_step()
     assert not any(_changed(w1, eng.weights)) and all(_changed(a1, eng.alphas))
+
+
+@pytest.mark.parametrize("softmax", list_softmax())
+def test_bilevel_steps_run_with_every_softmax_variant(micro_table, softmax):
+    """gdas runs one path: a nested slot its sampled parent skips must not keep a freed graph's weights."""
+    eng = _engine(_cfg(micro_table, softmax=softmax, latency_budget_ms=1e9))
+    recs = [eng.step(step) for step in range(20)]
+    assert all(math.isfinite(r["loss_arch"]) and r["mu"] >= 0 for r in recs)
 
 
 def test_cost_term_alone_moves_alpha_toward_cheaper_ops(micro_table):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rcai.errors import RcaiError
-from rcai.model.extract import argmax_arch, extract_subnet
+from rcai.space.extract import argmax_arch, extract_subnet
 from rcai.model.mixed import FixedOp, MixedOp, TanhTemperature, get_softmax, list_softmax
 from rcai.model.ops import OpSpec, build_op, list_ops
 from rcai.model.ops.registry import example_inputs

@@ -292,7 +292,7 @@ def test_bench_through_ssh(sshd, env, tmp_path):
     with pytest.warns(UserWarning, match="random init"):
         export_subnet_onnx(SubnetSpec(micro, SearchSpace.of(micro).base_arch()), None, model, verify=False)
     p = subprocess.run([sys.executable, "-m", "rcai", "bench", str(model), "--host", sshd.host, "--threads", "1",
-                        "--sampler", "ddim", "--steps", "3", "--loops", "1", "--no-psnr", "--json"], env=env, cwd=tmp_path,
+                        "--sampler", "ddim", "--sample-steps", "3", "--loops", "1", "--no-psnr", "--json"], env=env, cwd=tmp_path,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     import json

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .common import JsonOpt, PresetOpt, console, print_json
+from .common import JsonOpt, PresetOpt, out as stdout, print_json
 from .main import app
 
 
@@ -32,7 +32,11 @@ def profile(
     memory). Resumable: run the same command again after a kill and it continues where it stopped."""
     from ..cost.archs import ArchDatasetConfig, profile_archs
     from ..cost.profile import NET_MEASURE, OP_MEASURE, ProfileConfig, default_table_path, profile_ops
+    from ..errors import RcaiError
 
+    if archs < 0 or rounds < 1:
+        raise RcaiError(f"--archs must be >= 0 (0: no subnets) and --rounds >= 1, got {archs} and {rounds}")
+    acfg = ArchDatasetConfig(archs=archs, rounds=rounds, seed=seed, sampling=sampling) if archs else None
     table_path = Path(out) if out else default_table_path(device, preset)
     result: dict = {}
     if not skip_ops:
@@ -40,13 +44,13 @@ def profile(
         table = profile_ops(cfg, table_path, progress=not json)
         result["table"] = {"path": str(table.path), "ops": len(table.rows), "overhead_ms": table.overhead_ms}
         if not json:
-            console.print(f"{table.path}: {len(table.rows)} ops, per-call overhead {table.overhead_ms * 1000:.1f} us")
+            stdout.print(f"{table.path}: {len(table.rows)} ops, per-call overhead {table.overhead_ms * 1000:.1f} us")
     if archs:
         folder = Path(archs_out) if archs_out else table_path.with_name(table_path.name.removesuffix(".csv") + "-archs")
         cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=NET_MEASURE, host=host)
-        dataset = profile_archs(cfg, ArchDatasetConfig(archs=archs, rounds=rounds, seed=seed, sampling=sampling), folder, progress=not json)
+        dataset = profile_archs(cfg, acfg, folder, progress=not json)
         result["dataset"] = str(dataset)
         if not json:
-            console.print(f"{dataset}: {archs} subnets, {rounds} rounds each")
+            stdout.print(f"{dataset}: {archs} subnets, {rounds} rounds each")
     if json:
         print_json(result)

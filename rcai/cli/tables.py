@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import JsonOpt, human, print_json
+from .common import JsonOpt, LatencyDataOpt, human, print_json
 from .main import app
 
 tables_app = typer.Typer(help="Inspect and check cost tables.", no_args_is_help=True)
@@ -48,7 +48,7 @@ def show(
 @tables_app.command("check")
 def check(
     table: str = typer.Argument(..., help="Cost table CSV."),
-    data: str = typer.Option(..., "--data", help="dataset.csv written by `rcai profile --archs`."),
+    latency_data: str = LatencyDataOpt("dataset.csv written by `rcai profile --archs` (measured whole subnets)."),
     force: bool = typer.Option(False, "--force", help="Use a table measured for another preset/batch/precision."),
     json: bool = JsonOpt,
 ) -> None:
@@ -57,7 +57,7 @@ def check(
     from ..cost.check import check_table
     from ..cost.table import CostTable
 
-    res = check_table(CostTable.load(table), data, force=force)
+    res = check_table(CostTable.load(table), latency_data, force=force)
     res.pop("_arrays")
     if json:
         print_json(res)

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 
 from ..errors import RcaiError
-from ..io import append_line, atomic_write_json, atomic_write_text, read_json
+from ..io import append_line, atomic_write_json, atomic_write_text, read_json, repair_torn_line
+from ..lock import exclusive
 from ..onnx_export import DENOISER_INPUTS, DENOISER_OUTPUTS, denoiser_inputs, export_onnx
 from ..space.presets import get_preset
 from ..space.space import SearchSpace
@@ -39,6 +40,10 @@ class ArchDatasetConfig:
     rounds: int = 2
     seed: int = 0
     sampling: str = "uniform"  # uniform | skewed (see SAMPLINGS)
+
+    def __post_init__(self) -> None:
+        if self.archs < 1 or self.rounds < 1:
+            raise RcaiError(f"--archs and --rounds must be >= 1, got {self.archs} and {self.rounds}")
 
 
 def _skewed_arch(space: SearchSpace, rng: random.Random) -> dict[str, str]:
@@ -78,7 +83,20 @@ def _read_raw(path: Path) -> list[dict[str, Any]]:
     return [r for r in csv.DictReader(io.StringIO(text))]
 
 
+ARTEFACTS = (("models", ".onnx"), ("subnets", ".json"))  # what export_subnet writes for one entry
+
+
+def _entry_complete(out: Path, name: str) -> bool:
+    """An entry is done when every artefact it writes exists (a kill can fall between them)."""
+    return all((out / d / f"{name}{ext}").is_file() for d, ext in ARTEFACTS)
+
+
 def profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: str | Path, progress: bool = True) -> Path:
+    with exclusive(out):  # one writer per dataset folder
+        return _profile_archs(pcfg, acfg, Path(out), progress)
+
+
+def _profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: Path, progress: bool) -> Path:
     preset = get_preset(pcfg.preset)
     space = SearchSpace.of(preset)
     target = pcfg.target()
@@ -86,7 +104,7 @@ def profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: str | Path,
     meta = {**table_meta(pcfg, preset, target), "archs": acfg.archs, "rounds": acfg.rounds, "seed": acfg.seed, "sampling": acfg.sampling}
     meta_file = out / "meta.json"
     if meta_file.exists():
-        old = read_json(meta_file)
+        old = read_json(meta_file, expect=dict)
         for k in ("arch_hash", "archs", "rounds", "seed", "sampling", "batch", "backend", "threads"):
             if old.get(k, "uniform" if k == "sampling" else None) != meta.get(k):
                 raise RcaiError(f"{out}: exists with {k}={old.get(k)!r}, this run has {meta.get(k)!r}; use another folder")
@@ -95,16 +113,18 @@ def profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: str | Path,
     raw_path = out / "measurements.csv"
     if not raw_path.exists():
         atomic_write_text(raw_path, ",".join(RAW_COLUMNS) + "\n")
+    else:
+        repair_torn_line(raw_path)  # a row cut by a kill: dropped (and said) before appending
     archs = sample_archs(space, acfg.archs, acfg.seed, acfg.sampling)
     names = [f"{i:04d}" for i in range(len(archs))]
     done = {(r["model"], int(r["round"])) for r in _read_raw(raw_path)}
 
     with tempfile.TemporaryDirectory(prefix="rcai-archs-") as tmp:
         total = len(archs) * (acfg.rounds + 1)
-        finished = sum((out / "models" / f"{n}.onnx").exists() for n in names) + len(done)
+        finished = sum(_entry_complete(out, n) for n in names) + len(done)
         with progress_bar(progress, "subnets", total, finished, transient=False) as advance:
             for name, arch in zip(names, archs):  # export pass (a stored subnet.json wins: the dataset's truth)
-                if not (out / "models" / f"{name}.onnx").exists():
+                if not _entry_complete(out, name):
                     stored = out / "subnets" / f"{name}.json"
                     spec = SubnetSpec.load(stored) if stored.exists() else SubnetSpec(preset, arch)
                     export_subnet(spec, out, name, pcfg.batch, Path(tmp))

@@ -6,6 +6,7 @@ be more accurate than the measurement repeats)."""
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +31,31 @@ def read_dataset_rows(path: str | Path) -> list[dict[str, str]]:
     return rows
 
 
+def _ms(path: str | Path, line: int, column: str, text: str | None) -> float:
+    """A measured latency: a positive finite number of ms, else a one-line error naming the line."""
+    try:
+        v = float(text or "")
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v) or v <= 0:
+        raise RcaiError(f"{path}:{line}: {column} must be a positive finite number of ms, got {text!r}")
+    return v
+
+
 def check_table(table: CostTable, dataset: str | Path, force: bool = False) -> dict[str, Any]:
     rows = read_dataset_rows(dataset)
     root = Path(dataset).parent
     first = SubnetSpec.load(root / rows[0]["subnet"])
     model = TableCostModel(first.preset, table, force=force)
     measured, corrected, raw, rounds = [], [], [], []
-    for r in rows:
+    for line, r in enumerate(rows, start=2):
         spec = SubnetSpec.load(root / r["subnet"], expect_preset=first.preset)
         specs = model.space.arch_specs(spec.choices)
-        measured.append(float(r["latency_ms"]))
+        measured.append(_ms(dataset, line, "latency_ms", r["latency_ms"]))
         corrected.append(model.estimate(spec.choices).latency_ms)
         raw.append(sum(table.rows[s.key]["median_ms"] for s in specs))
         if r.get("round_ms"):
-            rounds.append([float(x) for x in r["round_ms"].split("|")])
+            rounds.append([_ms(dataset, line, "round_ms", x) for x in r["round_ms"].split("|")])
     t = np.asarray(measured)
     out = {
         "table": str(table.path),

@@ -17,6 +17,9 @@ from typing import Any
 import torch
 
 from .. import __version__
+from ..errors import RcaiError
+from ..io import refuse_special
+from ..lock import exclusive
 from ..model.ops import OpSpec, build_op
 from ..model.ops.registry import example_inputs
 from ..onnx_export import export_onnx
@@ -42,6 +45,12 @@ class ProfileConfig:
     batch: int = 1
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     host: str | None = None  # [user@]addr[:port]: measure there over ssh
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise RcaiError(f"--threads must be >= 1 (or left out for all cores), got {self.threads}")
+        if self.batch < 1:
+            raise RcaiError(f"--batch must be >= 1, got {self.batch}")
 
     def target(self) -> Target:
         settings = {"threads": self.threads} if self.threads else {}
@@ -86,10 +95,13 @@ def measure_overhead(target: Target, cfg: MeasureConfig, workdir: Path) -> float
 
 def deepspeed_counts(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[float, float]:
     """(flops, macs) from DeepSpeed's flops profiler."""
+    import contextlib
     import logging
+    import sys
 
     logging.getLogger("DeepSpeed").setLevel(logging.ERROR)
-    from deepspeed.profiling.flops_profiler import get_model_profile
+    with contextlib.redirect_stdout(sys.stderr):  # its logger, made at import, would print on stdout (breaking --json)
+        from deepspeed.profiling.flops_profiler import get_model_profile
 
     with torch.no_grad():
         flops, macs, _ = get_model_profile(module, args=list(inputs), print_profile=False, detailed=False, as_string=False)
@@ -126,6 +138,12 @@ def profile_op(spec: OpSpec, target: Target, batch: int, measure: MeasureConfig,
 
 
 def profile_ops(cfg: ProfileConfig, out: str | Path, progress: bool = True) -> CostTable:
+    refuse_special(Path(out))  # before its lock file: never a /dev/full.lock
+    with exclusive(out):  # one writer per table
+        return _profile_ops(cfg, out, progress)
+
+
+def _profile_ops(cfg: ProfileConfig, out: str | Path, progress: bool) -> CostTable:
     preset = get_preset(cfg.preset)
     target = cfg.target()
     specs = SearchSpace.of(preset).all_specs()

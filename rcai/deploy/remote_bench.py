@@ -1,31 +1,58 @@
-"""`rcai bench --host`: the whole sampling loop run on another host over ssh (see targets/remote.py),
-the cost table's / predictor's estimates computed here beside the host's measurement."""
+"""`rcai bench --host`: the whole sampling loop run on another host over ssh, the cost table's /
+predictor's estimates computed here beside the host's measurement.
+
+The host runs this module as its worker (targets' worker plus a "bench" mode), so the session
+protocol, the upload and the reconnects are the remote target's (rcai/targets/remote.py).
+    {"mode": "bench", "model": name (its sidecar uploaded as name + ".json"), "config": {BenchConfig}}
+        -> {"ok": true, "result": {BenchResult}}
+"""
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
+from typing import Any
 
 from ..errors import RcaiError
 from ..targets import resolve_device
 from ..targets.remote import RemoteTarget
-from .bench import BenchConfig, BenchResult
+from ..targets.worker import Worker, main as worker_main, serve as worker_serve
+from .bench import BenchConfig, BenchResult, bench_loop
 from .estimates import predictor_estimate, table_estimate
 from .runtime import read_deployment
+
+
+def _bench(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
+    cfg = BenchConfig.from_dict(request.get("config", {}), "request.config")
+    return {"ok": True, "result": bench_loop(worker.path(request.get("model")), cfg).to_dict()}
+
+
+class BenchWorker(Worker):
+    modes = {**Worker.modes, "bench": _bench}
+
+
+def serve(base: str) -> int:
+    return worker_serve(base, worker_class=BenchWorker)
 
 
 def bench_on_host(onnx_path: str | Path, cfg: BenchConfig, host: str) -> BenchResult:
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise RcaiError(f"{onnx_path}: file not found")
+    if cfg.image not in (None, "random"):
+        raise RcaiError("--image FILE is not sent to the host; use the built-in image or --image random")
     target = resolve_device(cfg.device, host=host, **({"threads": cfg.threads} if cfg.threads else {}))
     if not isinstance(target, RemoteTarget):
         raise RcaiError(f"--device {cfg.device} --host {host}: not a remote target")
-    if cfg.image not in (None, "random"):
-        raise RcaiError("--image FILE is not sent to the host; use the built-in image or --image random")
+    target.worker_entry = __name__
     # On the host, --device names its own CPU or GPU; estimates and the PSNR reference stay here.
     remote_cfg = dataclasses.replace(cfg, device="cpu" if cfg.device == "cpu" else "gpu", table=None, predictor=None,
                                      psnr=False, weights=None)
-    d = target.bench(onnx_path, remote_cfg.to_dict())
+    name = target.upload(onnx_path)
+    side_file = onnx_path.with_name(onnx_path.name + ".json")
+    if side_file.is_file():
+        target.put(side_file, name + ".json")
+    d = target.request({"mode": "bench", "model": name, "config": remote_cfg.to_dict()})["result"]
     res = BenchResult(**{k: v for k, v in d.items() if k != "estimates"})
     res.model = str(onnx_path)
     res.notes.append(f"measured on {target.transport.describe()}" + ("; no PSNR check over --host" if cfg.psnr else ""))
@@ -40,3 +67,7 @@ def bench_on_host(onnx_path: str | Path, cfg: BenchConfig, host: str) -> BenchRe
     if cfg.predictor:
         res.estimates["predictor"] = predictor_estimate(cfg.predictor, side, onnx_path, res.steps, cfg.batch).compare(res.loop_ms, res.step_p50_ms)
     return res
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main(serve_fn=serve))

@@ -5,24 +5,27 @@ subnet.pt, metrics.json, plots/. `--resume` continues from the last checkpoint o
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from ..cost.model import CostModel, OpCostModel, TableCostModel
-from ..cost.table import CostTable
+from ..cost.load import load_cost_model
+from ..cost.model import CostModel, OpCostModel
 from ..diffusion import diffusion_loss
+from ..errors import RcaiError
 from ..io import atomic_torch_save, atomic_write_csv, atomic_write_json
-from ..model.extract import extract_subnet
+from ..lock import exclusive
+from ..space.extract import extract_subnet
 from ..model.unet import UNet
 from ..space.presets import get_preset
 from ..space.subnet import SubnetSpec
 from ..train.batches import BatchStream
 from ..train.evaluate import evaluate
 from ..train.quality import eval_set, quality
-from ..train.rundir import RunDir, seed_everything
+from ..train.rundir import RunDir, seed_everything, set_rng_state
 from ..train.setup import schedule_of, splits_of
 from ..progress import progress_bar
 from ..train.trainer import save_samples
@@ -35,13 +38,22 @@ from .select import alpha_logprobs, arch_from, best_under_budget
 
 def load_cost_models(cfg: SearchConfig) -> tuple[OpCostModel, CostModel | None]:
     preset = get_preset(cfg.preset)
-    table = TableCostModel(preset, CostTable.load(cfg.cost_table), force=cfg.force)
-    predictor = None
-    if cfg.predictor:
-        from ..cost.predictor_model import PredictorCostModel
-
-        predictor = PredictorCostModel(preset, cfg.predictor)
+    table = load_cost_model(cfg.cost_table, preset, force=cfg.force)
+    if not isinstance(table, OpCostModel):
+        raise RcaiError(f"{cfg.cost_table}: the search needs a per-op cost model (a cost table), got a {table.name}")
+    predictor = load_cost_model(cfg.predictor, preset) if cfg.predictor else None
     return table, predictor
+
+
+def check_budget_feasible(table: OpCostModel, cfg: SearchConfig) -> None:
+    """Before any training: a budget below the cheapest subnet's loop latency cannot be met."""
+    if cfg.latency_budget_ms is None:
+        return
+    arch, _ = table.space.extreme_arch(lambda spec: table.op_metric(spec, "latency_ms"), largest=False)
+    cheapest = table.estimate(arch, cfg.steps_per_sample).loop_ms
+    if cheapest > cfg.latency_budget_ms:
+        raise RcaiError(f"latency budget {cfg.latency_budget_ms:.4g} ms is below the cheapest subnet's loop "
+                        f"({cheapest:.4g} ms by {table.name}, {cfg.steps_per_sample} steps): no subnet can meet it")
 
 
 def build_bilevel(cfg: SearchConfig, table: OpCostModel) -> Bilevel:
@@ -90,19 +102,25 @@ def choose_subnet(engine: Bilevel, predictor: CostModel | None) -> SearchResult:
 
 
 def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    with exclusive(out) if world()[0] == 0 else contextlib.nullcontext():  # one writer per run folder
+        return _run_search(cfg, out, resume, progress)
+
+
+def _run_search(cfg: SearchConfig, out: str | Path, resume: bool, progress: bool) -> dict[str, Any]:
     rank, _ = world()
+    table, predictor = load_cost_models(cfg)
+    check_budget_feasible(table, cfg)  # before the run folder exists: a corrected command can start afresh
     run = RunDir(Path(out))
     if rank == 0:
         run.start(cfg.to_dict(), resume)
-    table, predictor = load_cost_models(cfg)
     engine = build_bilevel(cfg, table)
     state = run.load_checkpoint() if resume else None
     step, phase = 0, "search"
     if state is not None:
         phase, step = state["phase"], state["step"]
         engine.load_state_dict(state["engine"])
-        if rank == 0:
-            run.truncate_log(step if phase == "search" else cfg.steps + step)
+    if resume and rank == 0:  # lines after the checkpoint (or all, if none was reached) are redone
+        run.truncate_log(step if phase == "search" else cfg.steps + step)
 
     def checkpoint(extra: dict[str, Any]) -> None:
         if rank == 0:
@@ -129,6 +147,8 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False, progres
     result.subnet.save(run.file("subnet.json"))
     subnet, _ = extract_subnet(engine.supernet, result.subnet.choices)
     ft_state = state.get("finetune") if state and state.get("phase") == "finetune" else None
+    if ft_state:  # the checkpoint was taken mid fine-tune, after extraction (which draws random numbers)
+        set_rng_state(state["rng"])
     finetune(subnet, engine, cfg, run, ft_state, progress, checkpoint)
     atomic_torch_save(subnet.state_dict(), run.file("subnet.pt"))
     preset = engine.supernet.preset

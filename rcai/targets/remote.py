@@ -20,7 +20,7 @@ from ..errors import RcaiError
 from .base import MeasureConfig, Prepared, Target, TargetInfo, TimingStats, onnx_path
 from .inputs import Specs, check_feeds, normalize_specs, specs_from_onnx, specs_to_json
 from .registry import register_target
-from .transport import Session, SessionLost, make_transport
+from .transport import WORKER, Session, SessionLost, make_transport
 
 RECONNECTS = 3  # reopen attempts per request after a lost session
 
@@ -31,6 +31,8 @@ class RemoteTarget(Target):
     device: a --device name resolved on the host ("gpu": TensorRT there if importable, else torch-cuda).
     transport: "ssh" (host, user, port, key, ssh_config, remote_dir, python) or "local" (remote_dir, python).
     timeout_s: limit for one request (an engine build can take minutes)."""
+
+    worker_entry = WORKER  # the module serving the session on the host (a higher layer may serve more modes)
 
     def __init__(
         self, target: str = "onnxruntime", target_settings: Mapping[str, Any] | None = None,
@@ -65,7 +67,7 @@ class RemoteTarget(Target):
         if self._session is None or not self._session.alive():
             if self._session is not None:
                 self._session.close()
-            self._session = self.transport.open()
+            self._session = self.transport.open(self.worker_entry)
             self._uploaded.clear()  # the host may have lost files with the session (a reboot)
             self._settings["remote"] = self._session.ready.get("host", {})
         return self._session
@@ -118,14 +120,9 @@ class RemoteTarget(Target):
         if path is not None and name not in self._uploaded:
             self.upload(path)
 
-    def bench(self, onnx_path: Path, config: dict[str, Any]) -> dict[str, Any]:
-        """`rcai bench` on the host: the model and its sidecar uploaded, the whole loop run there
-        (the host needs rcai's torch dependencies for this); returns the BenchResult as a dict."""
-        name = self.upload(onnx_path)
-        side = onnx_path.with_name(onnx_path.name + ".json")
-        if side.is_file():
-            self.request({"mode": "put", "name": name + ".json", "data": base64.b64encode(side.read_bytes()).decode()})
-        return self.request({"mode": "bench", "model": name, "config": config})["result"]
+    def put(self, local: Path, name: str) -> None:
+        """Copy a local file into the host's work dir as `name`."""
+        self.request({"mode": "put", "name": name, "data": base64.b64encode(local.read_bytes()).decode()})
 
     def energy(self, onnx_path: Path, seconds: float = 5.0) -> dict[str, Any]:
         """Energy per inference on a Jetson host (tegrastats there): {"energy_mj", "mean_power_w", ...}."""
@@ -152,12 +149,12 @@ class RemoteTarget(Target):
         self._info = TargetInfo.from_dict(reply["target_info"], self.transport.describe())
         return reply
 
-    def info(self) -> TargetInfo:
+    def info(self, precision: str | None = None) -> TargetInfo:
         """The inner target's info, as the host reports it (one request the first time)."""
         if self._info is None:
             self.call("info", [])
         assert self._info is not None
-        return self._info
+        return self._info if precision is None else TargetInfo.from_dict({**self._info.to_dict(), "precision": precision})
 
     def prepare(self, model: Any, input_specs: Mapping[str, Any] | None = None) -> "RemotePrepared":
         if not isinstance(model, (str, Path)):

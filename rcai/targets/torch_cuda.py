@@ -64,14 +64,14 @@ class TorchCudaTarget(Target):
         self.device = cuda_device(device)
         self._settings = {"device": str(self.device), "precision": precision, "graphs": self.graphs}
 
-    def info(self) -> TargetInfo:
+    def info(self, precision: str | None = None) -> TargetInfo:
         import torch
 
         return TargetInfo(
             device=str(self.device), device_model=torch.cuda.get_device_name(self.device),
             backend="torch-cuda-graphs" if self.graphs else "torch-cuda-eager",
             backend_version=f"torch {torch.__version__} cuda {torch.version.cuda}",
-            precision=self.precision, threads=None, host=host_name(),
+            precision=precision or self.precision, threads=None, host=host_name(),
         )
 
     def prepare(self, model: Any, input_specs: Mapping[str, Any] | None = None) -> "TorchCudaPrepared":

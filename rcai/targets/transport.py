@@ -37,10 +37,10 @@ REPLY_PREFIX = "RCAI-REPLY "
 READY_PREFIX = "RCAI-READY "
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # .../rcai
 
-# Runs on the host as `python -c BOOT DIR`: reads "RCAI-ZIP <sha256> <bytes>\n" + the zip of rcai from
-# stdin, keeps it in DIR (once per content), imports the worker from it and serves the session.
+# Runs on the host as `python -c BOOT DIR MODULE`: reads "RCAI-ZIP <sha256> <bytes>\n" + the zip of rcai
+# from stdin, keeps it in DIR (once per content), imports MODULE (a worker) from it and serves the session.
 BOOT = (
-    "import hashlib,os,sys\n"
+    "import hashlib,importlib,os,sys\n"
     "d=os.path.expanduser(sys.argv[1]);os.makedirs(d,exist_ok=True)\n"
     "h=sys.stdin.buffer.readline().split();z=sys.stdin.buffer.read(int(h[2]));s=h[1].decode()\n"
     "assert h[0]==b'RCAI-ZIP' and hashlib.sha256(z).hexdigest()==s,'rcai worker: bad upload'\n"
@@ -48,8 +48,7 @@ BOOT = (
     "if not os.path.exists(p):\n"
     " open(p+'.tmp','wb').write(z);os.replace(p+'.tmp',p)\n"
     "sys.path.insert(0,p)\n"
-    "from rcai.targets.worker import serve\n"
-    "sys.exit(serve(d))\n"
+    "sys.exit(importlib.import_module(sys.argv[2]).serve(d))\n"
 )
 
 
@@ -145,6 +144,12 @@ class Session:
         self._err.close()
 
 
+def _entry(module: str) -> str:
+    if not re.fullmatch(r"rcai(\.[a-z_]+)+", module):
+        raise RcaiError(f"worker module {module!r}: not an rcai module")
+    return module
+
+
 class Transport(ABC):
     name: ClassVar[str]
 
@@ -153,8 +158,8 @@ class Transport(ABC):
         """Where the worker runs, for messages ('pi@10.0.0.5', 'local:/tmp/...')."""
 
     @abstractmethod
-    def open(self) -> Session:
-        """Start a worker serving one session."""
+    def open(self, entry: str = WORKER) -> Session:
+        """Start a worker serving one session: `entry` is the worker's module (one with serve(DIR))."""
 
 
 class LocalTransport(Transport):
@@ -173,11 +178,11 @@ class LocalTransport(Transport):
     def describe(self) -> str:
         return f"local:{self.dir}"
 
-    def open(self) -> Session:
+    def open(self, entry: str = WORKER) -> Session:
         env = dict(os.environ)
         root = str(PACKAGE_ROOT.parent)  # so the worker imports this very rcai
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-        return Session([self.python, "-m", WORKER, "--serve", str(self.dir)], self.describe(), env=env)
+        return Session([self.python, "-m", _entry(entry), "--serve", str(self.dir)], self.describe(), env=env)
 
 
 @dataclass(frozen=True)
@@ -265,16 +270,16 @@ class SshTransport(Transport):
     def describe(self) -> str:
         return str(self.spec)
 
-    def command(self) -> list[str]:
+    def command(self, entry: str = WORKER) -> list[str]:
         """The ssh argv: options, `--`, the destination, then one remote shell command (quoted)."""
-        remote = shlex.join([self.python, "-c", BOOT, self.remote_dir])
+        remote = shlex.join([self.python, "-c", BOOT, self.remote_dir, _entry(entry)])
         return [*self.ssh, "--", self.dest, remote]
 
-    def open(self) -> Session:
+    def open(self, entry: str = WORKER) -> Session:
         z = worker_zip()
         preamble = f"RCAI-ZIP {hashlib.sha256(z).hexdigest()} {len(z)}\n".encode() + z
         try:
-            return Session(self.command(), self.describe(), preamble=preamble)
+            return Session(self.command(entry), self.describe(), preamble=preamble)
         except SessionLost as e:
             raise RcaiError(f"{self.describe()}: cannot start the worker over ssh (exit {e.code}: {e.tail})") from None
 

@@ -12,8 +12,7 @@ bootstrap in transport.py) serves one session in DIR, in JSON lines:
                                                             -> {"ok": true, "target_info": {...}, "jobs": [{"info", "stats"?}]}
       {"mode": "energy", "target"/"device", "settings", "jobs": [one job], "seconds": 5}
                                                             -> {"ok": true, "energy": {"energy_mj", "mean_power_w", ...}}
-      {"mode": "bench", "model": name (its sidecar uploaded as name + ".json"), "config": {BenchConfig}}
-                                                            -> {"ok": true, "result": {BenchResult}}
+    more modes where a higher layer serves the session (rcai.deploy.remote_bench: "bench").
     any failure:    {"ok": false, "error": "one line"}; the session goes on. EOF on stdin ends it.
 Only files named [A-Za-z0-9_-][A-Za-z0-9._-]* inside DIR are ever read or written.
 """
@@ -34,6 +33,11 @@ _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}")
 
 
 class Worker:
+    """One session's state. Higher layers extend it with more modes (subclass, add to `modes`) and
+    serve it from their own module (see transport.Transport.open(entry=...))."""
+
+    modes: dict[str, Any] = {}
+
     def __init__(self, base: Path):
         self.base = base
         self.targets: dict[str, Any] = {}
@@ -47,7 +51,7 @@ class Worker:
         return self.base / name
 
     def target(self, request: dict[str, Any]) -> Any:
-        from . import get_target, resolve_device
+        from .registry import get_target, resolve_device  # the package (imported first) registered every target
 
         settings = request.get("settings") or {}
         key = json.dumps([request.get("device"), request.get("target"), settings], sort_keys=True)
@@ -82,12 +86,8 @@ class Worker:
             return {"ok": True}
         if mode == "exists":
             return {"ok": True, "exists": self.path(request.get("name")).is_file()}
-        if mode == "bench":  # the whole sampling loop, on this host (needs rcai's torch dependencies here)
-            from ..deploy.bench import BenchConfig, bench_loop
-
-            model = self.path(request.get("model"))
-            cfg = BenchConfig.from_dict(request.get("config", {}), "request.config")
-            return {"ok": True, "result": bench_loop(model, cfg).to_dict()}
+        if mode in self.modes:  # modes added by a higher layer's worker (deploy: "bench")
+            return self.modes[mode](self, request)
         if mode == "energy":  # Jetson: back-to-back calls while tegrastats samples power (separate from timing)
             from .inputs import make_input_pool
             from .jetson import measure_energy
@@ -132,7 +132,7 @@ def host_facts() -> dict[str, Any]:
     return facts
 
 
-def serve(base: str | os.PathLike, stdin: Any = None, stdout: Any = None) -> int:
+def serve(base: str | os.PathLike, stdin: Any = None, stdout: Any = None, worker_class: type[Worker] = Worker) -> int:
     from ..errors import RcaiError
 
     base = Path(os.path.expanduser(str(base)))
@@ -143,7 +143,7 @@ def serve(base: str | os.PathLike, stdin: Any = None, stdout: Any = None) -> int
         out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
         sys.stdout.flush()
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    worker = Worker(base)
+    worker = worker_class(base)
     import platform
 
     hello = {"pid": os.getpid(), "python": platform.python_version(), "dir": str(base), "host": host_facts()}
@@ -162,12 +162,12 @@ def serve(base: str | os.PathLike, stdin: Any = None, stdout: Any = None) -> int
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, serve_fn: Any = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2 or argv[0] != "--serve":
-        print("usage: python -m rcai.targets.worker --serve DIR", file=sys.stderr)
+        print("usage: python -m MODULE --serve DIR", file=sys.stderr)
         return 2
-    return serve(argv[1])
+    return (serve_fn or serve)(argv[1])
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from ..space.presets import Preset
 
 
 def schedule_of(preset: Preset) -> NoiseSchedule:
-    return NoiseSchedule(ScheduleConfig(T=preset.T, beta_start=preset.beta_start, beta_end=preset.beta_end))
+    return NoiseSchedule(ScheduleConfig.of(preset))
 
 
 def splits_of(preset: Preset, data_dir: str | None, seed: int = 0, batch_size: int = 4) -> Splits:

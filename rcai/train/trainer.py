@@ -11,7 +11,9 @@ import torch
 
 from ..config import JsonConfig
 from ..diffusion import diffusion_loss
+from ..errors import RcaiError
 from ..io import atomic_torch_save, atomic_write_json, load_torch
+from ..lock import exclusive
 from ..model.unet import UNet
 from ..progress import progress_bar
 from ..space.presets import Preset, get_preset
@@ -38,6 +40,13 @@ class TrainConfig(JsonConfig):
     log_every: int = 10
     eval: EvalConfig = field(default_factory=EvalConfig)
 
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "ckpt_every", "log_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise RcaiError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")):
+            raise RcaiError(f"lr must be a positive finite number, got {self.lr!r}")
+
 
 def build_model(cfg: TrainConfig) -> tuple[UNet, SubnetSpec]:
     preset = get_preset(cfg.preset)
@@ -52,6 +61,11 @@ def build_model(cfg: TrainConfig) -> tuple[UNet, SubnetSpec]:
 
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    with exclusive(out):  # one writer per run folder
+        return _train(cfg, out, resume, progress)
+
+
+def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool) -> dict[str, Any]:
     run = RunDir(Path(out))
     run.start(cfg.to_dict(), resume)
     seed_everything(cfg.seed)
@@ -69,7 +83,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         opt.load_state_dict(state["optimizer"])
         stream.load_state_dict(state["stream"])
         step = state["step"]
-        run.truncate_log(step)
+    if resume:
+        run.truncate_log(step)  # lines after the checkpoint (or all, if none was reached) are redone
 
     def checkpoint() -> None:
         run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "stream": stream.state_dict(), "step": step})
