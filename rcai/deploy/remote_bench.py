@@ -18,7 +18,7 @@ from ..targets import resolve_device
 from ..targets.remote import RemoteTarget
 from ..targets.worker import Worker, main as worker_main, serve as worker_serve
 from .bench import BenchConfig, BenchResult, bench_loop
-from .estimates import predictor_estimate, table_estimate
+from .estimates import estimate_vs_measured, load_estimators
 from .runtime import read_deployment
 
 
@@ -62,10 +62,9 @@ def bench_on_host(onnx_path: str | Path, cfg: BenchConfig, host: str) -> BenchRe
                          f"({e['mean_power_w']:.2f} W mean over {e['samples']} tegrastats samples)")
     target.close()
     side, _ = read_deployment(onnx_path)
-    if cfg.table:
-        res.estimates["table"] = table_estimate(cfg.table, side, res.steps, cfg.batch).compare(res.loop_ms, res.step_p50_ms)
-    if cfg.predictor:
-        res.estimates["predictor"] = predictor_estimate(cfg.predictor, side, onnx_path, res.steps, cfg.batch).compare(res.loop_ms, res.step_p50_ms)
+    paths = {"table": cfg.table, "predictor": cfg.predictor}
+    for name, model in load_estimators(paths, side, cfg.batch, cfg.device, cfg.threads).items():
+        res.estimates[name] = estimate_vs_measured(model, side.choices, res.steps, res.loop_ms, res.step_p50_ms, str(paths[name]))
     return res
 
 
