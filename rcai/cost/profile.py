@@ -76,6 +76,7 @@ def table_meta(cfg: ProfileConfig, preset: Preset, target: Target) -> dict[str, 
         "arch_hash": preset.arch_hash,
         "measure": cfg.measure.to_dict(),
         "target_settings": target.settings(),
+        "host_facts": target.host_facts(),
     }
 
 

@@ -58,9 +58,13 @@ class RemoteTarget(Target):
         self._session: Session | None = None
         self._uploaded: set[str] = set()
         self._blobs: dict[str, Path] = {}  # remote name -> local file (to upload again to a fresh host)
+        self._facts: dict[str, Any] = {}
         self._settings = {"target": target, "device": device, "target_settings": self.inner_settings,
-                          "transport": transport, "host": self.transport.describe(), "remote_dir": remote_dir,
-                          "python": python, "timeout_s": self.timeout_s}
+                          "transport": transport, "host": host, "user": user, "port": port, "key": key,
+                          "remote_dir": remote_dir, "python": python, "ssh_config": ssh_config, "timeout_s": self.timeout_s}
+        if transport != "ssh":  # only ssh takes these
+            for k in ("host", "user", "port", "key", "ssh_config"):
+                self._settings.pop(k)
 
     # --- session ---------------------------------------------------------------------------
     def session(self) -> Session:
@@ -69,7 +73,7 @@ class RemoteTarget(Target):
                 self._session.close()
             self._session = self.transport.open(self.worker_entry)
             self._uploaded.clear()  # the host may have lost files with the session (a reboot)
-            self._settings["remote"] = self._session.ready.get("host", {})
+            self._facts = {"host": self.transport.describe(), **self._session.ready.get("host", {})}
         return self._session
 
     def request(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -87,6 +91,12 @@ class RemoteTarget(Target):
         if not reply.get("ok"):
             raise RcaiError(f"{where}: {reply.get('error', 'unknown worker error')}")
         return reply
+
+    def host_facts(self) -> dict[str, Any]:
+        """The host's platform (and a Jetson's L4T release and power mode), as its worker reports it."""
+        if not self._facts:
+            self.session()
+        return dict(self._facts)
 
     def close(self) -> None:
         """End the session (the worker exits when its stdin closes)."""
