@@ -13,7 +13,7 @@ from .main import app
 
 @app.command()
 def profile(
-    device: str = typer.Option("cpu", "--device", "-d", help="Target: cpu (ONNX Runtime), gpu (TensorRT, unverified), jetson (TensorRT over ssh, unverified)."),
+    device: str = typer.Option("cpu", "--device", "-d", help="Target: cpu (ONNX Runtime), torch (torch eager on this CPU), gpu (TensorRT if installed, else torch-cuda with CUDA graphs), jetson (TensorRT over ssh, unverified)."),
     preset: str = PresetOpt,
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Table CSV (default latency_tables/<device>-<preset>.csv)."),
     threads: Optional[int] = typer.Option(None, help="Backend threads (default: all cores)."),
@@ -24,6 +24,7 @@ def profile(
     seed: int = typer.Option(0, help="Seed of the random subnets (--archs)."),
     sampling: str = typer.Option("uniform", help="How --archs draws subnets: uniform | skewed (ops biased per subnet: reaches the extremes)."),
     skip_ops: bool = typer.Option(False, help="Only the --archs dataset, no op table."),
+    host: Optional[str] = typer.Option(None, "--host", envvar="RCAI_REMOTE_HOST", help="Measure on [user@]addr[:port] over ssh (the host needs Python, numpy and the runtime; $RCAI_REMOTE_PYTHON, $RCAI_SSH_CONFIG)."),
     json: bool = JsonOpt,
 ) -> None:
     """Measure every distinct op of the preset's supernet on the target into a cost table
@@ -39,14 +40,14 @@ def profile(
     table_path = Path(out) if out else default_table_path(device, preset)
     result: dict = {}
     if not skip_ops:
-        cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=OP_MEASURE)
+        cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=OP_MEASURE, host=host)
         table = profile_ops(cfg, table_path, progress=not json)
         result["table"] = {"path": str(table.path), "ops": len(table.rows), "overhead_ms": table.overhead_ms}
         if not json:
             stdout.print(f"{table.path}: {len(table.rows)} ops, per-call overhead {table.overhead_ms * 1000:.1f} us")
     if archs:
         folder = Path(archs_out) if archs_out else table_path.with_name(table_path.name.removesuffix(".csv") + "-archs")
-        cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=NET_MEASURE)
+        cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=NET_MEASURE, host=host)
         dataset = profile_archs(cfg, acfg, folder, progress=not json)
         result["dataset"] = str(dataset)
         if not json:

@@ -44,6 +44,7 @@ class ProfileConfig:
     threads: int | None = None
     batch: int = 1
     measure: MeasureConfig = field(default_factory=MeasureConfig)
+    host: str | None = None  # [user@]addr[:port]: measure there over ssh
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
@@ -53,7 +54,7 @@ class ProfileConfig:
 
     def target(self) -> Target:
         settings = {"threads": self.threads} if self.threads else {}
-        return resolve_device(self.device, **settings)
+        return resolve_device(self.device, host=self.host, **settings)
 
 
 def default_table_path(device: str, preset: str) -> Path:
@@ -75,6 +76,7 @@ def table_meta(cfg: ProfileConfig, preset: Preset, target: Target) -> dict[str, 
         "arch_hash": preset.arch_hash,
         "measure": cfg.measure.to_dict(),
         "target_settings": target.settings(),
+        "host_facts": target.host_facts(),
     }
 
 
@@ -86,6 +88,8 @@ class _Overhead(torch.nn.Module):
 
 
 def measure_overhead(target: Target, cfg: MeasureConfig, workdir: Path) -> float:
+    if not target.takes_onnx:
+        return target.prepare(_Overhead(), {"x": ((1, 1), "float32")}).measure(cfg).median_ms
     path = export_onnx(_Overhead(), [torch.ones(1, 1)], ["x"], workdir / "overhead.onnx")
     return target.prepare(path).measure(cfg).median_ms
 
@@ -110,8 +114,11 @@ def profile_op(spec: OpSpec, target: Target, batch: int, measure: MeasureConfig,
     module = build_op(spec).eval()
     inputs = example_inputs(spec, batch)
     names = list(spec.input_shapes(batch))
-    path = export_onnx(module, inputs, names, workdir / f"{spec.key}.onnx")
-    stats = target.prepare(path).measure(measure)
+    if target.takes_onnx:
+        stats = target.prepare(export_onnx(module, inputs, names, workdir / f"{spec.key}.onnx")).measure(measure)
+    else:  # torch targets run the module itself
+        specs = {n: (tuple(t.shape), str(t.dtype).replace("torch.", "")) for n, t in zip(names, inputs)}
+        stats = target.prepare(module, specs).measure(measure)
     counts = op_counts(spec, batch)
     ds_flops, ds_macs = deepspeed_counts(module, inputs)
     mismatch = abs(2 * ds_macs - counts["flops"]) / max(counts["flops"], 1.0) > FLOPS_TOLERANCE
