@@ -278,6 +278,7 @@ def main() -> None:
     ap.add_argument("--name", default="search_pareto")
     ap.add_argument("--variants", nargs="*", default=[], help="softmax variants for Table 5.1 (e.g. simple temperature gumbel)")
     ap.add_argument("--variant-budget", type=float, default=0.6)
+    ap.add_argument("--report-only", action="store_true", help="measure and report the finished jobs, run none")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from rcai.cost.model import TableCostModel
@@ -291,7 +292,7 @@ def main() -> None:
     log = out / "results.jsonl"
     done = {json.loads(x)["id"]: json.loads(x) for x in log.read_text().splitlines() if x.strip()} if log.exists() else {}
     done = {k: v for k, v in done.items() if "error" not in v}
-    todo = [j for j in jobs_for(args, table) if j["id"] not in done]
+    todo = [] if args.report_only else [j for j in jobs_for(args, table) if j["id"] not in done]
     print(f"{len(done)} jobs done, {len(todo)} to run", file=sys.stderr)
     order = ("searched", "base", "cheapest", "uniform", "random", "ranking", "variant")
     todo.sort(key=lambda j: order.index(j["method"]))  # the long ones first, the Pareto set before the extra studies
