@@ -6,7 +6,9 @@ of whole subnets measured in the same interleaved run as the ops fit
 
     network_ms = overhead_ms + sum over ops of factor[op kind] * table latency(op)
 
-by least squares on relative errors, the factors pulled towards 1 (ridge) and bounded to [0, MAX].
+by least squares on relative errors, the factors pulled towards their common scale (ridge: a kind
+departs from the others only where the subnets show it, which keeps the table's ranking) and
+bounded to [0, MAX].
 Kinds whose sum is the same in every calibration subnet (the fixed ops) keep factor 1: their
 in-graph difference is one constant, absorbed by overhead_ms. The fit is stored in the table's
 meta.json and every estimate made from the table uses it (TableCostModel; the search's expected
@@ -23,7 +25,7 @@ from ..config import JsonConfig
 from ..errors import RcaiError
 
 MAX_FACTOR = 3.0
-RIDGE = 0.05  # weight of (factor - 1)^2, scaled by the kind's share of a network
+RIDGE = 0.3  # weight of (factor - scale)^2, scaled by the kind's share of a network
 
 
 @dataclass
@@ -57,28 +59,28 @@ def fit_calibration(
     varying = [j for j, k in enumerate(kinds) if spread[j] > 1e-9 * max(S[:, j].max(), 1e-12)]
     fixed = S[:, [j for j in range(len(kinds)) if j not in varying]].sum(1)  # same in every subnet
     const = float(fixed[0]) if fixed.size else 0.0
-    # unknowns x = [overhead, f_k for varying k]; rows relative to the measured latency
-    A = np.column_stack([np.ones(len(y))] + [S[:, j] for j in varying]) / y[:, None]
+    V, K = S[:, varying], len(varying)
+    # unknowns x = [overhead, scale, f_k for varying k]; data rows relative to the measured latency;
+    # each factor is pulled towards the common scale (ridge), the scale weakly towards 1
+    A = np.column_stack([np.ones(len(y)), np.zeros(len(y)), V]) / y[:, None]
     b = (y - fixed) / y
-    share = S[:, varying].mean(0) / y.mean() if varying else np.zeros(0)
-    reg_A = np.zeros((len(varying) + 1, len(varying) + 1))
-    reg_b = np.zeros(len(varying) + 1)
-    reg_A[0, 0] = np.sqrt(ridge * 0.01) / y.mean()  # the overhead is pulled weakly to the table's
-    reg_b[0] = np.sqrt(ridge * 0.01) * prior_overhead_ms / y.mean()
-    for i, w in enumerate(share, start=1):
-        reg_A[i, i] = np.sqrt(ridge) * w
-        reg_b[i] = np.sqrt(ridge) * w
-    lo = np.r_[-const, np.zeros(len(varying))]
-    hi = np.r_[np.inf, np.full(len(varying), MAX_FACTOR)]
-    sol = lsq_linear(np.vstack([A, reg_A]), np.r_[b, reg_b], bounds=(lo, hi))
-    x = sol.x
-    factors = {kinds[j]: float(f) for j, f in zip(varying, x[1:])}
-    pred = x[0] + fixed + S[:, varying] @ x[1:] if varying else x[0] + fixed
+    share = V.mean(0) / y.mean()
+    reg_A, reg_b = np.zeros((K + 2, K + 2)), np.zeros(K + 2)
+    weak = np.sqrt(ridge * 0.01)
+    reg_A[0, 0], reg_b[0] = weak / y.mean(), weak * prior_overhead_ms / y.mean()
+    reg_A[1, 1], reg_b[1] = weak, weak
+    for i, w in enumerate(share):
+        reg_A[i + 2, i + 2], reg_A[i + 2, 1] = np.sqrt(ridge) * w, -np.sqrt(ridge) * w
+    lo = np.r_[-const, 0.2, np.zeros(K)]
+    hi = np.r_[np.inf, 5.0, np.full(K, MAX_FACTOR)]
+    x = lsq_linear(np.vstack([A, reg_A]), np.r_[b, reg_b], bounds=(lo, hi)).x
+    factors = {kinds[j]: float(f) for j, f in zip(varying, x[2:])}
+    pred = x[0] + fixed + V @ x[2:]
     err = np.abs(pred / y - 1)
     return Calibration(
         overhead_ms=float(x[0]),
         factors=factors,
         subnets=len(y),
         ridge=ridge,
-        fit={"mape": float(err.mean()), "max_err": float(err.max()), "acc_10": float((err <= 0.10).mean())},
+        fit={"mape": float(err.mean()), "max_err": float(err.max()), "acc_10": float((err <= 0.10).mean()), "scale": float(x[1])},
     )
