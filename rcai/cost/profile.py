@@ -260,6 +260,10 @@ def read_rounds(path: Path, items: list[str]) -> list[dict[str, list[float]]]:
     return out
 
 
+def _round_lines(r: int, calls: dict[str, list[float]], names: list[str]) -> str:
+    return "".join(f"{r},{n},{'|'.join(f'{t:.5g}' for t in calls[n])}\n" for n in names)
+
+
 def measure_interleaved(
     target: Target,
     models: dict[str, Path],
@@ -276,8 +280,8 @@ def measure_interleaved(
         models[REFERENCE] = export_reference(Path(next(iter(models.values()))).parent)
     names = list(models)
     done = read_rounds(raw_path, names) if raw_path else []
-    if raw_path is not None and not done:
-        atomic_write_text(raw_path, "round,item,calls\n")
+    if raw_path is not None:  # keep only the complete rounds: a round cut by a kill is measured again
+        atomic_write_text(raw_path, "round,item,calls\n" + "".join(_round_lines(r, c, names) for r, c in enumerate(done)))
     for _ in done:
         advance("resumed")
     calls = {n: [r[n] for r in done] for n in names}
@@ -289,7 +293,7 @@ def measure_interleaved(
 
     def save(r: int, this: dict[str, list[float]]) -> None:
         if raw_path is not None:
-            append_line(raw_path, "".join(f"{r},{n},{'|'.join(f'{t:.5g}' for t in this[n])}\n" for n in names))
+            append_line(raw_path, _round_lines(r, this, names))
         advance(f"round {r + 1}/{icfg.rounds}")
 
     new = interleave(items, icfg.rounds, bursts, icfg.warmup, icfg.visit_warmup, seed=icfg.seed, start=len(done), on_round=save)
@@ -339,6 +343,9 @@ def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool 
     meta = {**{k: v for k, v in table_meta(cfg, preset, target).items() if k != "measure"}, "method": "interleaved", "interleave": icfg.to_dict(),
             "latency_column": LATENCY_COLUMN[icfg.estimator], "calibrate": cfg.calibrate, "clock": resolve_clock(icfg.clock, target)}
     table = CostTable.create(out, meta)
+    for k, default in (("method", "sequential"), ("clock", "wall"), ("calibrate", 0), ("latency_column", "median_ms")):
+        if table.meta.get(k, default) != meta[k]:
+            raise RcaiError(f"{out}: exists with {k}={table.meta.get(k, default)!r}, this run has {meta[k]!r}; use another --out")
     if not table.missing(specs) and (cfg.calibrate == 0 or "calibration" in table.meta):
         return table
     raw_path = Path(out).with_name(Path(out).name.removesuffix(".csv") + ".rounds.csv")
@@ -369,7 +376,7 @@ def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool 
         half_split={s.key: round(stats[s.key]["half_split"], 4) for s in specs},
         half_split_summary={"median": float(np.median(splits)), "max": float(splits[-1]),
                             "within_10pct": float(np.mean(np.asarray(splits) <= 0.10))},
-        reference_ms=stats[REFERENCE]["value_ms"], measure_seconds=round(time.perf_counter() - t0, 1),
+        reference_ms=stats[REFERENCE]["value_ms"], measure_seconds=round(time.perf_counter() - t0, 1), interleave=icfg.to_dict(),
     )
     if archs:
         sums = [kind_sums(table, space, a) for a in archs]
