@@ -35,7 +35,16 @@ def show(
     m = t.meta
     out.print(f"[bold]{table}[/]: {m.get('device_model')} / {m.get('backend')} {m.get('backend_version')}, {m.get('precision')}, "
               f"threads {m.get('threads')}, batch {m.get('batch')}, preset {m.get('preset')} ({m.get('preset_hash')}), {m.get('date')}")
-    out.print(f"per-call overhead {t.overhead_ms * 1000:.1f} us (subtracted from each op, added once per network)")
+    out.print(f"per-call overhead {t.overhead_ms * 1000:.1f} us (subtracted from each op, added once per network); "
+              f"latency column {t.latency_column}, method {m.get('method', 'sequential')}, clock {m.get('clock', 'wall')}")
+    if m.get("drift"):
+        h = m.get("half_split_summary", {})
+        out.print(f"load {m.get('load_average')}; machine speed per round {m['drift']['min']:.3f}..{m['drift']['max']:.3f}; "
+                  f"first vs second half of the rounds: median {h.get('median', float('nan')):.1%}, max {h.get('max', float('nan')):.1%}")
+    cal = t.calibration
+    if cal:
+        out.print(f"calibrated on {cal.subnets} whole subnets: network overhead {cal.overhead_ms:.3f} ms, factors "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in sorted(cal.factors.items())) + " (used by every estimate)")
     grid = Table("op key", "median ms", "p10-p90", "cv", "n", "FLOPs", "DS/torch")
     for r in t.rows.values():
         grid.add_row(r["key"], f"{r['median_ms']:.4f}", f"{r['p10_ms']:.4f}-{r['p90_ms']:.4f}", f"{r['cv']:.2f}", f"{r['count']:.0f}",
