@@ -171,3 +171,28 @@ def test_interleaved_profile_resumes_after_kill_from_the_next_round(tmp_path, mi
     table = CostTable.load(out)
     assert set(table.rows) == {s.key for s in SearchSpace(micro).all_specs()}
     assert all(r["count"] == n * 10 for r in table.rows.values())
+
+
+def test_interleaved_subnet_dataset_in_groups_resumes_a_cut_round(tmp_path, micro):
+    from rcai.cost.archs import ArchDatasetConfig, profile_archs
+    from rcai.cost.check import read_dataset_rows
+
+    cfg = ProfileConfig(preset="micro", threads=1, interleave=QUICK)
+    acfg = ArchDatasetConfig(archs=3, rounds=4, group=2)  # two groups: 2 + 1 subnets
+    dataset = profile_archs(cfg, acfg, tmp_path / "d", progress=False)
+    rows = read_dataset_rows(dataset)
+    assert [r["model"] for r in rows] == [f"models/{i:04d}.onnx" for i in range(3)]
+    for r in rows:
+        rounds = [float(x) for x in r["round_ms"].split("|")]
+        assert len(rounds) == 4 and int(r["count"]) == 4 * QUICK.net_burst
+        assert 0 < float(r["latency_ms"]) == pytest.approx(float(r["p10_ms"]), rel=1e-4) and float(r["p10_ms"]) <= float(r["p90_ms"])
+        assert float(r["half1_ms"]) > 0 and float(r["half2_ms"]) > 0
+    raw = tmp_path / "d" / "rounds" / "g000.csv"
+    lines = raw.read_text().splitlines(keepends=True)
+    raw.write_text("".join(lines[:-2]) + lines[-2][:7])  # a kill in the middle of round 3's write
+    kept = lines[: 1 + 3 * 3]  # header + 3 complete rounds of 2 subnets + the reference
+    profile_archs(cfg, acfg, tmp_path / "d", progress=False)
+    again = raw.read_text().splitlines(keepends=True)
+    assert again[: len(kept)] == kept and len(again) == len(lines)  # old rounds kept, round 3 measured again
+    with pytest.raises(RcaiError, match="exists with rounds"):
+        profile_archs(cfg, ArchDatasetConfig(archs=3, rounds=5, group=2), tmp_path / "d", progress=False)
