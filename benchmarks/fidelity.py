@@ -93,6 +93,16 @@ def render(runs: list[dict]) -> str:
                 f"{unc['acc_10']:.0%} / {unc['bias']:+.1%} | {b['table_sum']['acc_10']:.0%} / {b['table_sum']['spearman']:.3f} | "
                 f"{ab['within_10']:.0%} ({ab['max_dev']:.1%}) | {r['profile_seconds']:.0f} | {r['minutes_between_tables']:.1f} |"
             )
+    md += ["", "## Goals, per run and method", "",
+           "| run (UTC) | method | re-measure Acc±10 ≥ 95 % | Spearman ≥ 0.95 | calibrated table Acc±10 ≥ 90 % | A vs B all ops within 10 % | profile + calibration < 120 s |",
+           "|---|---|---|---|---|---|---|"]
+    for run in runs:
+        for r in run["methods"]:
+            rep = r["a"].get("repeatability", {})
+            cells = [(rep.get("acc_10", 0), rep.get("acc_10", 0) >= 0.95, "{:.0%}"), (rep.get("spearman", 0), rep.get("spearman", 0) >= 0.95, "{:.3f}"),
+                     (r["a"]["table_sum"]["acc_10"], r["a"]["table_sum"]["acc_10"] >= 0.90, "{:.0%}"),
+                     (r["a_vs_b"]["max_dev"], r["a_vs_b"]["within_10"] == 1.0, "max {:.1%}"), (r["profile_seconds"], r["profile_seconds"] < 120, "{:.0f} s")]
+            md.append(f"| {run['date']} | {r['method']} | " + " | ".join(f"{fmt.format(v)} {'yes' if ok else 'NO'}" for v, ok, fmt in cells) + " |")
     ns = sorted({r["a"]["table_sum"]["n"] for run in runs for r in run["methods"]})
     md += ["", f"Columns: n = {'/'.join(map(str, ns))} checked subnets (the base model and the calibration subnets left out); re-measure = the subnets' first "
            "half of rounds vs second half (old: round 2 vs round 1); bias = median(estimate / measured) − 1; the old table has no calibration "
