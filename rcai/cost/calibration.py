@@ -30,7 +30,8 @@ RIDGE = 0.3  # weight of (factor - scale)^2, scaled by the kind's share of a net
 
 @dataclass
 class Calibration(JsonConfig):
-    overhead_ms: float  # added once per network (replaces the table's per-call overhead)
+    overhead_ms: float  # added once per network, replacing the table's per-call overhead; it also absorbs the
+    # in-graph difference of the fixed ops (the same in every subnet), so it may be negative
     factors: dict[str, float] = field(default_factory=dict)  # op kind -> factor; absent kinds: 1
     subnets: int = 0  # how many whole subnets the fit saw
     ridge: float = RIDGE
