@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, git_rev, machine, write  # noqa: E402
+from common import RESULTS, git_rev, machine  # noqa: E402
 
 from rcai.cost.check import CHECK_METHODS, FidelityConfig, fidelity_check  # noqa: E402
 from rcai.cost.profile import NET, REFERENCE, InterleaveConfig, corrected, read_rounds  # noqa: E402
@@ -76,6 +76,8 @@ def render(runs: list[dict]) -> str:
         "Goals: re-measurement Acc±10 ≥ 95 % and Spearman ≥ 0.95; calibrated table Acc±10 ≥ 90 %; tables A and B within 10 % op by op; "
         "profiling tiny with calibration < 2 min.",
         "",
+        "![latest run: table A vs measured and re-measurement, per method](fidelity.png)",
+        "",
         "## Summary",
         "",
         "| run (UTC) | load 1-min start→end | method | re-measure Acc±10 / Spearman | table A (calibrated) Acc±10 / Acc±5 / Spearman / bias "
@@ -125,6 +127,43 @@ def render(runs: list[dict]) -> str:
     return "\n".join(md) + "\n"
 
 
+def plot(arrays: dict[str, dict], path: Path) -> None:
+    """Per method: table A's estimate vs the subnets measured in the same run, and the second half of
+    the measurement vs its first half (the ceiling), with y = x and a ±10 % band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(arrays), figsize=(4.2 * len(arrays), 4.0), squeeze=False)
+    for ax, (method, arr) in zip(axes[0], arrays.items()):
+        m = np.asarray(arr["measured"])
+        ax.scatter(m, arr["table_sum"], s=9, label="table A (calibrated where it is)")
+        if "uncalibrated" in arr:
+            ax.scatter(m, arr["uncalibrated"], s=9, marker="x", label="table A uncalibrated")
+        if arr.get("halves"):
+            h = np.asarray(arr["halves"])
+            ax.scatter(h[:, 0], h[:, 1], s=9, marker="^", label="re-measurement (2nd half vs 1st)")
+        vals = np.concatenate([m, np.asarray(arr["table_sum"]), np.asarray(arr.get("uncalibrated", m))])
+        lo, hi = float(vals.min()) * 0.95, float(vals.max()) * 1.05
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="gray", alpha=0.15)
+        ax.set_title(method)
+        ax.set_xlabel("measured ms per denoising step")
+        ax.set_ylabel("estimated ms")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _halves(dataset: Path) -> list[tuple[float, float]]:
+    import csv
+
+    with open(dataset) as f:
+        return [(float(r["half1_ms"]), float(r["half2_ms"])) for r in csv.DictReader(f) if r.get("half1_ms")]
+
+
 def _fmt_factors(f) -> str:
     return ", ".join(f"{k} {v:.2f}" for k, v in sorted(f.items())) if f else "none"
 
@@ -135,29 +174,35 @@ def main() -> None:
     ap.add_argument("--calibrate", type=int, default=8)
     ap.add_argument("--methods", default="old,new-wall,new")
     ap.add_argument("--fresh", action="store_true", help="forget earlier runs in results/fidelity.json")
+    ap.add_argument("--out", default=str(RESULTS), help="folder of fidelity.json/.md/.png (default benchmarks/results)")
     args = ap.parse_args()
     methods = [m for m in args.methods.split(",") if m]
     assert all(m in CHECK_METHODS for m in methods), f"methods: {CHECK_METHODS}"
-    store = RESULTS / "fidelity.json"
+    results = Path(args.out)
+    store = results / "fidelity.json"
     runs = [] if args.fresh or not store.exists() else json.loads(store.read_text())
     cfg = FidelityConfig(subnets=args.subnets, calibrate=args.calibrate)
     import os
 
     run = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"), "machine": machine(), "git": git_rev(),
            "load": [round(x, 2) for x in os.getloadavg()], "methods": [], "estimators": {}}
+    arrays: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="rcai-fidelity-") as tmp:
         for m in methods:
             res = fidelity_check(cfg, m, Path(tmp) / m, log=lambda s: print(s, flush=True))
+            arrays[m] = {**res["a"]["_arrays"], "halves": _halves(Path(res["a"]["dataset"]))}
             for k in ("a", "b"):
                 res[k].pop("_arrays")
             run["methods"].append(res)
             if m != "old":
                 run["estimators"][m] = estimator_study(Path(tmp) / m)
+    results.mkdir(parents=True, exist_ok=True)
+    plot(arrays, results / "fidelity.png")
     runs.append(run)
     store.parent.mkdir(parents=True, exist_ok=True)
     store.write_text(json.dumps(runs, indent=1) + "\n")
     text = render(runs)
-    write("fidelity.md", text)
+    (results / "fidelity.md").write_text(text)
     print(text)
 
 
