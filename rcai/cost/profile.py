@@ -169,10 +169,13 @@ def measure_overhead(target: Target, cfg: MeasureConfig, workdir: Path) -> float
 
 def deepspeed_counts(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[float, float]:
     """(flops, macs) from DeepSpeed's flops profiler."""
+    import contextlib
     import logging
 
+    # DeepSpeed's logger writes to stdout at import (an accelerator warning), which would corrupt --json
+    with contextlib.redirect_stdout(io.StringIO()):
+        from deepspeed.profiling.flops_profiler import get_model_profile
     logging.getLogger("DeepSpeed").setLevel(logging.ERROR)
-    from deepspeed.profiling.flops_profiler import get_model_profile
 
     with torch.no_grad():
         flops, macs, _ = get_model_profile(module, args=list(inputs), print_profile=False, detailed=False, as_string=False)
