@@ -95,7 +95,7 @@ def run(args) -> tuple[list[dict], float, float]:
                 cfg = BenchConfig(threads=args.threads, sampler="ddim", steps=args.steps, batch=b, image="random")
                 eng = build_engine("onnx", path, side, b, "cpu", args.threads)
                 key = f"{name} ORT loop, batch {b}"
-                cands[key] = (loop_fn(eng, path, cfg), flops_step * b * args.steps)
+                cands[key] = (loop_fn(eng, side, cfg), flops_step * b * args.steps)
                 meta[key] = {"kind": "loop", "batch": b, "flops": flops_step * b * args.steps}
         load0 = os.getloadavg()[0]
         res = interleaved_rounds({k: f for k, (f, _) in cands.items()}, rounds=args.rounds, per_round=PER_ROUND)

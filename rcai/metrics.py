@@ -26,13 +26,17 @@ def _pair(pred: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
     return p, t
 
 
-def psnr(pred: Any, target: Any, data_range: float = 2.0) -> float:
-    """Mean over the batch of 10·log10(range² / MSE) per image; inf if every image matches exactly."""
+def psnr_per_image(pred: Any, target: Any, data_range: float = 2.0) -> np.ndarray:
+    """10·log10(range² / MSE) of every image of the batch (inf where an image matches exactly)."""
     p, t = _pair(pred, target)
     mse = ((p - t) ** 2).reshape(len(p), -1).mean(axis=1)
     with np.errstate(divide="ignore"):
-        per_image = 10.0 * np.log10(data_range**2 / mse)
-    return float(per_image.mean())
+        return 10.0 * np.log10(data_range**2 / mse)
+
+
+def psnr(pred: Any, target: Any, data_range: float = 2.0) -> float:
+    """Mean over the batch of 10·log10(range² / MSE) per image; inf if every image matches exactly."""
+    return float(psnr_per_image(pred, target, data_range).mean())
 
 
 def ssim(pred: Any, target: Any, data_range: float = 2.0) -> float:

@@ -1,7 +1,9 @@
 """`rcai pipeline` (what `make demo` runs): profile -> search -> export -> bench on the built-in data.
 
-  1. cost table: reuse latency_tables/<device>-<preset>.csv when it matches the preset, else profile
-  2. base model: trained with the same weight-update budget as the search (the reference)
+  1. cost table: profile the preset's ops on this machine into the run folder (or into --cost-table
+     PATH; an existing PATH is reused, with a warning if it was measured elsewhere)
+  2. base model and the cheapest subnet: trained with the same weight-update budget as the search
+     (the references: the network the search starts from, and the trivial answer to a budget)
   3. search: bilevel search under a budget (base table latency / speedup), fine-tune, evaluate
   4. export both to ONNX; time both whole sampling loops on the target in interleaved rounds;
      bench the subnet against the table (and predictor) estimates and the torch loop's image
@@ -9,18 +11,19 @@
 """
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from .cost.model import TableCostModel
-from .cost.profile import OP_MEASURE, ProfileConfig, default_table_path, profile_ops
-from .cost.table import CostTable
+from .cost.load import load_cost_model
+from .cost.model import CostModel
+from .cost.profile import OP_MEASURE, ProfileConfig, profile_ops
 from .deploy import BenchConfig, bench_loop, export_subnet_onnx
 from .deploy.compare import compare_loops
-from .errors import RcaiError
 from .io import atomic_write_json, read_json
 from .search.config import SearchConfig
 from .search.run import run_search
@@ -38,30 +41,35 @@ class PipelineConfig:
     speedup: float = 1.6  # latency budget = base table latency / speedup
     steps_per_sample: int = 50  # DDIM steps of the deployed loop
     search_steps: int = 240
-    warmup_steps: int = 40
+    warmup_steps: int = 120  # alpha moves after the weights have learnt (see SearchConfig)
     finetune_steps: int = 160
-    lr: float = 1e-3
-    softmax: str = "simple"
+    lr: float = 2e-3
+    softmax: str = "gdas"
     seed: int = 0
     rounds: int = 5  # interleaved timing rounds, base vs subnet
     eval_images: int = 8
-    predictor: str | None = None  # default: predictors/<device>-<preset>.pt if present
+    predictor: str | None = None  # a GNN predictor file (trained on this machine's subnets); none by default
+    cost_table: str | None = None  # default: profile into the run folder; an existing file is reused
 
 
-def find_table(cfg: PipelineConfig, out: Path, say: Callable[[str], None]) -> Path:
-    preset = get_preset(cfg.preset)
-    shipped = default_table_path(cfg.device, cfg.preset)
-    if shipped.exists():
-        try:
-            TableCostModel(preset, CostTable.load(shipped))
-            say(f"reusing cost table {shipped}")
-            return shipped
-        except RcaiError as e:
-            say(f"not reusing {shipped}: {e}")
-    path = out / f"{cfg.device}-{cfg.preset}.csv"
-    say(f"profiling {cfg.preset} on {cfg.device} -> {path}")
-    profile_ops(ProfileConfig(preset=cfg.preset, device=cfg.device, threads=cfg.threads, measure=OP_MEASURE), path)
+def find_table(cfg: PipelineConfig, out: Path, say: Callable[[str], None], progress: bool = False) -> Path:
+    """The cost table of this run: the one the user named if it exists, else profiled on this
+    machine (into the named path or the run folder; a partial table resumes)."""
+    path = Path(cfg.cost_table) if cfg.cost_table else out / f"{cfg.device}-{cfg.preset}.csv"
+    if cfg.cost_table and path.exists():
+        say(f"using the given cost table {path}")
+        return path
+    say(f"profiling {cfg.preset}'s ops on {cfg.device} on this machine ({cfg.threads} thread(s)) -> {path}")
+    profile_ops(ProfileConfig(preset=cfg.preset, device=cfg.device, threads=cfg.threads, measure=OP_MEASURE), path, progress=progress)
     return path
+
+
+def load_avg() -> list[float]:
+    """1, 5 and 15 minute load averages of this machine (how busy it was around the timings)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
 
 
 def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
@@ -71,20 +79,25 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
     # torch trains with the same thread count as the target runs: on a shared 2-core machine a
     # 2-thread torch stalls whenever another process holds a core (benchmarks/results/targets_overhead.md)
     torch.set_num_threads(cfg.threads)
-    table_path = find_table(cfg, out, say)
+    load = {"start": load_avg()}
+    table_path = find_table(cfg, out, say, progress)
     preset = get_preset(cfg.preset)
-    table = TableCostModel(preset, CostTable.load(table_path))
+    table = load_cost_model(table_path, preset, device=cfg.device, threads=cfg.threads)
     S = cfg.steps_per_sample
     base_est = table.estimate(table.space.base_arch(), S)
     budget = base_est.loop_ms / cfg.speedup
     ev = EvalConfig(steps=20, max_images=cfg.eval_images, seed=cfg.seed)
-    predictor = cfg.predictor or (str(p) if (p := Path("predictors") / f"{cfg.device}-{cfg.preset}.pt").exists() else None)
+    predictor = cfg.predictor  # only when asked: a shipped predictor was trained on another machine's measurements
 
-    say(f"training the base model ({cfg.search_steps + cfg.finetune_steps} steps)")
-    base_dir = out / "base"
-    if not (base_dir / "metrics.json").exists():
-        train(TrainConfig(preset=cfg.preset, steps=cfg.search_steps + cfg.finetune_steps, lr=cfg.lr, seed=cfg.seed, eval=ev),
-              base_dir, resume=(base_dir / "config.json").exists(), progress=progress)
+    base_dir, cheap_dir = out / "base", out / "cheapest"
+    cheapest, _ = table.space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=False)
+    if not (out / "cheapest.json").exists():
+        SubnetSpec(preset, cheapest).save(out / "cheapest.json")
+    for name, run, subnet in (("the base model", base_dir, None), ("the cheapest subnet", cheap_dir, str(out / "cheapest.json"))):
+        say(f"training {name} ({cfg.search_steps + cfg.finetune_steps} steps)")
+        if not (run / "metrics.json").exists():
+            train(TrainConfig(preset=cfg.preset, subnet=subnet, steps=cfg.search_steps + cfg.finetune_steps, lr=cfg.lr, seed=cfg.seed, eval=ev),
+                  run, resume=(run / "config.json").exists(), progress=progress)
     say(f"searching under a budget of {budget:.1f} ms for {S} DDIM steps (base: {base_est.loop_ms:.1f} ms by the table)")
     search_dir = out / "search"
     if not (search_dir / "metrics.json").exists():
@@ -93,34 +106,43 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
                             finetune_steps=cfg.finetune_steps, lr_weights=cfg.lr, seed=cfg.seed, eval=ev)
         run_search(scfg, search_dir, resume=(search_dir / "config.json").exists(), progress=progress)
 
-    say("exporting both denoisers to ONNX")
-    onnx = {"base": base_dir / "model.onnx", "subnet": search_dir / "subnet.onnx"}
-    weights = {"base": base_dir / "model.pt", "subnet": search_dir / "subnet.pt"}
-    dirs = {"base": base_dir, "subnet": search_dir}
+    say("exporting the denoisers to ONNX")
+    onnx = {"base": base_dir / "model.onnx", "subnet": search_dir / "subnet.onnx", "cheapest": cheap_dir / "model.onnx"}
+    weights = {"base": base_dir / "model.pt", "subnet": search_dir / "subnet.pt", "cheapest": cheap_dir / "model.pt"}
+    dirs = {"base": base_dir, "subnet": search_dir, "cheapest": cheap_dir}
     exports = {}
     for k in onnx:
         spec = SubnetSpec.load(dirs[k] / "subnet.json")
         exports[k] = export_subnet_onnx(spec, torch.load(weights[k], weights_only=True), onnx[k], weights_path=weights[k]).to_dict()
 
-    say(f"timing both whole loops on {cfg.device} ({cfg.rounds} interleaved rounds)")
+    say(f"timing the whole loops on {cfg.device} ({cfg.rounds} interleaved rounds)")
+    load["before_timing"] = load_avg()
     bcfg = BenchConfig(device=cfg.device, threads=cfg.threads, sampler="ddim", steps=S, psnr=False)
     timing = compare_loops({k: (onnx[k], "onnx") for k in onnx}, bcfg, rounds=cfg.rounds)
     say("benching the subnet: estimates vs measurement, ONNX vs torch image")
+    models = {"table": table, **({"predictor": load_cost_model(predictor, preset)} if predictor else {})}  # loaded once
     bench = bench_loop(onnx["subnet"], BenchConfig(device=cfg.device, threads=cfg.threads, sampler="ddim", steps=S,
-                                                   table=str(table_path), predictor=predictor)).to_dict()
+                                                   table=str(table_path), predictor=predictor), cost_models=models).to_dict()
     bench_base = bench_loop(onnx["base"], BenchConfig(device=cfg.device, threads=cfg.threads, sampler="ddim", steps=S,
-                                                      table=str(table_path), predictor=predictor, psnr=False)).to_dict()
+                                                      table=str(table_path), predictor=predictor, psnr=False), cost_models=models).to_dict()
+    load["end"] = load_avg()
     summary = {
         "budget_ms": budget,
         "table": str(table_path),
+        "table_meta": {k: table.table.meta.get(k) for k in ("host", "device_model", "backend", "backend_version", "threads", "date")},
+        "load_avg": load,
+        "cpu_count": os.cpu_count(),
+        "host": socket.gethostname(),
         "predictor": predictor,
         "base": _row(base_dir, table, S, timing["base"], bench_base),
         "subnet": _row(search_dir, table, S, timing["subnet"], bench),
+        "cheapest": _row(cheap_dir, table, S, timing["cheapest"], None),
         "exports": exports,
         "search": read_json(search_dir / "metrics.json")["search"],
     }
     summary["speedup_measured"] = summary["base"]["measured_loop_ms"] / summary["subnet"]["measured_loop_ms"]
     summary["psnr_delta"] = summary["subnet"]["psnr"] - summary["base"]["psnr"]
+    summary["quality_delta"] = summary["subnet"]["quality"]["gain_db"] - summary["base"]["quality"]["gain_db"]
     atomic_write_json(out / "summary.json", summary)
     from .report import write_report
 
@@ -128,14 +150,18 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
     return summary
 
 
-def _row(run: Path, table: TableCostModel, S: int, timing: dict[str, Any], bench: dict[str, Any]) -> dict[str, Any]:
+def _row(run: Path, table: CostModel, S: int, timing: dict[str, Any] | None, bench: dict[str, Any] | None) -> dict[str, Any]:
     m = read_json(run / "metrics.json")
     spec = SubnetSpec.load(run / "subnet.json")
     est = table.estimate(spec.choices, S)
-    return {
-        "run": str(run), "subnet": spec.hash, "params": m["params"], "flops_per_step": est.flops,
-        "table_loop_ms": est.loop_ms, "measured_loop_ms": timing["median_ms"], "repeatability": timing["repeatability"],
-        "psnr": m["psnr"], "ssim": m["ssim"], "bicubic_psnr": m["bicubic_psnr"], "bicubic_ssim": m["bicubic_ssim"],
-        "estimates": bench.get("estimates", {}), "bench_psnr_onnx_vs_torch": bench.get("psnr_db"),
-        "step_p50_ms": bench["step_p50_ms"], "images_per_s": bench["images_per_s"], "bench_loop_ms": bench["loop_ms"],
+    row = {
+        "run": str(run), "subnet": spec.hash, "params": m["params"], "flops_per_step": est.flops, "table_loop_ms": est.loop_ms,
+        "quality": m["quality"], "psnr": m["psnr"], "ssim": m["ssim"], "psnr_gain_db": m["psnr_gain_db"],
+        "bicubic_psnr": m["bicubic_psnr"], "bicubic_ssim": m["bicubic_ssim"],
     }
+    if timing is not None:
+        row.update(measured_loop_ms=timing["median_ms"], repeatability=timing["repeatability"])
+    if bench is not None:
+        row.update(estimates=bench.get("estimates", {}), bench_psnr_onnx_vs_torch=bench.get("psnr_db"), step_p50_ms=bench["step_p50_ms"],
+                   images_per_s=bench["images_per_s"], bench_loop_ms=bench["loop_ms"])
+    return row

@@ -8,7 +8,7 @@ from rcai.cost.expected import expected_cost
 from rcai.cost.model import CounterCostModel, TableCostModel
 from rcai.cost.table import COLUMNS, CostTable, meta_path, spec_columns
 from rcai.errors import RcaiError
-from rcai.model.extract import extract_subnet
+from rcai.space.extract import extract_subnet
 from rcai.model.unet import UNet
 from rcai.space.space import SearchSpace
 

@@ -39,10 +39,15 @@ def _names(ds) -> list[str]:
 
 
 def test_split_deterministic_and_disjoint(folder):
-    parts = {s: _names(ImageFolderSR(folder, split=s, hr_crop=32)) for s in ("train", "val", "test")}
-    assert [len(parts[s]) for s in ("train", "val", "test")] == [8, 1, 1]
+    parts = {s: _names(ImageFolderSR(folder, split=s, hr_crop=32)) for s in ("train", "val", "test", "eval")}
+    assert [len(parts[s]) for s in ("train", "val", "test", "eval")] == [6, 1, 1, 2]
     union = set().union(*parts.values())
     assert len(union) == 10 and sum(map(len, parts.values())) == 10
+    # the held-out evaluation set is the same for every seed and never in another split
+    for seed in range(5):
+        assert _names(ImageFolderSR(folder, split="eval", hr_crop=32, seed=seed)) == parts["eval"] == ["0003.png", "0008.png"]
+        trained = {s: _names(ImageFolderSR(folder, split=s, hr_crop=32, seed=seed)) for s in ("train", "val", "test")}
+        assert not set(parts["eval"]) & set().union(*trained.values())
     assert parts["train"] == _names(ImageFolderSR(folder, split="train", hr_crop=32))
     other = [_names(ImageFolderSR(folder, split="test", hr_crop=32, seed=s)) for s in range(1, 6)]
     assert any(o != parts["test"] for o in other)
@@ -53,7 +58,7 @@ def test_split_deterministic_and_disjoint(folder):
 
 def test_item_shapes_and_range(folder):
     ds = ImageFolderSR(folder, split="train", hr_crop=32, patches_per_image=3)
-    assert len(ds) == 24
+    assert len(ds) == 18  # 6 training images (2 of 10 are held out for evaluation)
     item = ds[5]
     assert item["lr_up"].shape == item["hr"].shape == (3, 32, 32)
     assert item["lr_up"].dtype == torch.float32

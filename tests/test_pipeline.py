@@ -8,7 +8,7 @@ from rcai.pipeline import PipelineConfig, run_pipeline
 def test_pipeline_end_to_end_on_micro(tmp_path):
     cfg = PipelineConfig(preset="micro", search_steps=4, warmup_steps=1, finetune_steps=2, steps_per_sample=4, rounds=1, eval_images=2)
     summary = run_pipeline(cfg, tmp_path / "run", say=lambda m: None, progress=False)
-    for name in ("report.md", "summary.json", "latency_psnr.png", "base/model.onnx", "search/subnet.onnx", "search/plots/search.png",
+    for name in ("report.md", "summary.json", "latency_quality.png", "base/model.onnx", "search/subnet.onnx", "search/plots/search.png",
                  "base/samples.png", "search/samples.png", "cpu-micro.csv"):
         assert (tmp_path / "run" / name).exists(), name
     assert summary["subnet"]["table_loop_ms"] <= summary["budget_ms"]
@@ -17,9 +17,27 @@ def test_pipeline_end_to_end_on_micro(tmp_path):
     assert "table" in summary["subnet"]["estimates"]
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Measured speed-up" in report and "search/plots/search.png" in report
+    assert "cheapest subnet" in report and "bicubic (= zero residual)" in report and "of the budget" in report
+    for name in ("base", "subnet", "cheapest"):
+        q = summary[name]["quality"]
+        assert q["gain_lo"] <= q["gain_db"] <= q["gain_hi"]
+    # the table was profiled on this machine, into the run folder, and the report says how loaded it was
+    assert summary["table"] == str(tmp_path / "run" / "cpu-micro.csv") and summary["table_meta"]["host"] == summary["host"]
+    assert all(len(summary["load_avg"][k]) == 3 for k in ("start", "before_timing", "end"))
+    assert "Load average" in report and f"this run on host `{summary['host']}`" in report
     # resumable: a second run reuses the finished stages
     again = run_pipeline(cfg, tmp_path / "run", say=lambda m: None, progress=False)
     assert again["subnet"]["subnet"] == summary["subnet"]["subnet"]
+
+
+def test_pipeline_uses_a_given_table_and_profiles_otherwise(tmp_path):
+    from rcai.pipeline import find_table
+
+    given = tmp_path / "given.csv"
+    given.write_text("not read here\n")
+    said = []
+    assert find_table(PipelineConfig(preset="micro", cost_table=str(given)), tmp_path, said.append) == given
+    assert said == [f"using the given cost table {given}"]
 
 
 def test_cli_help_lists_every_command():

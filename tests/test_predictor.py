@@ -282,16 +282,16 @@ def test_cli_train_eval_predict(tmp_path, monkeypatch, capsys):
     csv_path = make_dataset(tmp_path / "ds", 16, seed=5)
     out = tmp_path / "predictors" / "t.pt"
     cli = lambda *a: run_cli(monkeypatch, capsys, *a)
-    code, stdout, err = cli("predictor", "train", "--data", str(csv_path), "--out", str(out), "--epochs", "3", "--json")
+    code, stdout, err = cli("predictor", "train", "--latency-data", str(csv_path), "--out", str(out), "--epochs", "3", "--json")
     assert code == 0, err
     assert json.loads(stdout)["targets"] == ["data"] and out.is_file()
-    code, stdout, err = cli("predictor", "eval", "--predictor", str(out), "--data", str(csv_path), "--json")
+    code, stdout, err = cli("predictor", "eval", "--predictor", str(out), "--latency-data", str(csv_path), "--json")
     assert code == 0, err
     assert json.loads(stdout)["results"]["data"]["n"] == 16
     code, stdout, err = cli("predict", str(tmp_path / "ds" / "m5_0.onnx"), "--predictor", str(out), "--json")
-    assert code == 0 and json.loads(stdout)["latency_ms"] > 0, err
+    assert code == 0 and json.loads(stdout)[0]["latency_ms"] > 0, err
     (tmp_path / "bad.csv").write_text("model,latency_ms\nnope.onnx,1\n")
-    code, _, err = cli("predictor", "train", "--data", str(tmp_path / "bad.csv"), "--out", str(out))
+    code, _, err = cli("predictor", "train", "--latency-data", str(tmp_path / "bad.csv"), "--out", str(out))
     assert code == 2 and err.strip().count("\n") == 0 and "line 2 (nope.onnx): model file not found" in err
-    code, _, err = cli("predict", str(tmp_path / "ds" / "m5_0.onnx"), "--predictor", str(out), "--target", "gpu")
+    code, _, err = cli("predict", str(tmp_path / "ds" / "m5_0.onnx"), "--predictor", str(out), "--device", "gpu")
     assert code == 2 and "no target 'gpu'" in err

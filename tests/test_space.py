@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rcai.errors import RcaiError
-from rcai.model.extract import argmax_arch, extract_subnet
+from rcai.space.extract import argmax_arch, extract_subnet
 from rcai.model.mixed import FixedOp, MixedOp, TanhTemperature, get_softmax, list_softmax
 from rcai.model.ops import OpSpec, build_op, list_ops
 from rcai.model.ops.registry import example_inputs
@@ -133,7 +133,7 @@ def test_eq8_temperature_curve_runs_from_max_to_min():
 
 
 def test_softmax_variants_registered_and_behave():
-    assert set(list_softmax()) == {"simple", "temperature", "gumbel"}
+    assert set(list_softmax()) == {"simple", "temperature", "gumbel", "gdas"}
     alpha = torch.tensor([1.0, 0.5, 0.0])
     simple = get_softmax("simple")(alpha, 1.0)
     assert torch.allclose(simple, torch.softmax(alpha, 0))
@@ -149,5 +149,31 @@ def test_softmax_variants_registered_and_behave():
     assert low.max(1).values.median() > 0.99  # typically near one-hot...
     counts = torch.bincount(low.argmax(1), minlength=3).float() / 500
     assert counts.min() > 0.2  # ...yet picks every op of equal alpha (the report's Fig. 4.4 randomness)
+    # gdas: one-hot in the forward pass, the Gumbel-softmax gradient in the backward pass
+    a = alpha.clone().requires_grad_(True)
+    h = get_softmax("gdas")(a, 1.0)
+    assert sorted(h.detach().tolist()) == [0.0, 0.0, 1.0]
+    (h * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert a.grad.abs().sum() > 0
     with pytest.raises(RcaiError):
         get_softmax("sparsemax")
+
+
+def test_single_path_mixed_op_runs_only_the_sampled_op():
+    calls = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self, k):
+            super().__init__()
+            self.k = k
+
+        def forward(self, x):
+            calls.append(self.k)
+            return x * self.k
+
+    m = MixedOp("slot", {f"op{k}": Probe(k) for k in range(1, 4)}, softmax="gdas")
+    torch.manual_seed(0)
+    out = m(torch.ones(2))
+    assert len(calls) == 1 and torch.equal(out, torch.full((2,), float(calls[0])))
+    out.sum().backward()
+    assert m.alpha.grad is not None and m.alpha.grad.abs().sum() > 0

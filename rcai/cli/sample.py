@@ -1,23 +1,26 @@
 """`rcai sample`: super-resolve one image with a trained run."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from ..errors import RcaiError
-from .common import console
+from .common import JsonOpt, out as stdout, print_json
+from .defaults import BENCH
 from .main import app
-
 
 @app.command()
 def sample(
     run: str = typer.Option(..., "--run", help="Run folder of `rcai train` (or `rcai search`)."),
     image: str = typer.Option(..., "--image", help="Low-resolution input image (PNG/JPEG)."),
     out: str = typer.Option(..., "--out", "-o", help="Where to write the super-resolved PNG."),
-    sampler: str = typer.Option("ddim", help="Sampler: ddpm | ddim."),
-    steps: int = typer.Option(50, help="Sampling steps (ddpm always uses all T)."),
+    sampler: str = typer.Option(BENCH["sampler"], "--sampler", help="Sampler: ddpm | ddim (the same default as `rcai bench`)."),
+    sample_steps: Optional[int] = typer.Option(BENCH["steps"], "--sample-steps", help="Sampling steps (default: T for ddpm, 50 for ddim)."),
     seed: int = typer.Option(0),
+    json: bool = JsonOpt,
 ) -> None:
     """Super-resolve IMAGE by the preset's scale with the run's model (bicubic upsample, then the
     diffusion loop conditioned on it). Any image size that the UNet can halve at every level works."""
@@ -41,13 +44,22 @@ def sample(
     if h % 2 ** (preset.levels - 1) or w % 2 ** (preset.levels - 1):
         raise RcaiError(f"{image}: size {lr.shape[1]}x{lr.shape[0]} times {scale} must be divisible by {2 ** (preset.levels - 1)}")
     lr_up = resize_bicubic(lr, (w, h)).astype(np.float32).transpose(2, 0, 1)[None] / 127.5 - 1
-    steps_arg = None if sampler == "ddpm" else steps
-    result = run_sample(TorchDenoiser(model.eval()), lr_up, schedule_of(preset), sampler=sampler, steps=steps_arg, seed=seed, clip_x0=True, progress=True,
-                        residual=preset.residual)
+    from ..deploy.runtime import default_steps
+
+    steps_arg = default_steps(sampler, preset.T) if sample_steps is None else sample_steps
+    t0 = time.perf_counter()
+    result = run_sample(TorchDenoiser(model.eval()), lr_up, schedule_of(preset), sampler=sampler, steps=steps_arg, seed=seed,
+                        clip_x0=True, progress=not json, residual=preset.residual, prediction=preset.prediction)
+    seconds = time.perf_counter() - t0
     buf = io.BytesIO()
     Image.fromarray(to_uint8(result.image[0])).save(buf, format="PNG")
     atomic_write_bytes(out, buf.getvalue())
-    console.print(f"wrote {out} ({w}x{h}, {sampler}, {len(result.timesteps)} steps)")
+    summary = {"out": out, "width": w, "height": h, "sampler": sampler, "steps": len(result.timesteps), "seconds": seconds,
+               "subnet": spec.hash, "preset": preset.name}
+    if json:
+        print_json(summary)
+        return
+    stdout.print(f"wrote {out} ({w}x{h}, {sampler}, {len(result.timesteps)} steps, {seconds:.1f} s)")
 
 
 def load_run_model(run: Path):

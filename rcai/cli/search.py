@@ -5,33 +5,33 @@ from typing import Optional
 
 import typer
 
-
-from .common import JsonOpt, PresetOpt, console, print_json
+from .common import CostTableOpt, ImageDirOpt, JsonOpt, PresetOpt, out as stdout, print_json
+from .defaults import EVAL, SEARCH
 from .main import app
 
 
 @app.command()
 def search(
-    cost_table: str = typer.Option(..., "--cost-table", help="Cost table CSV of the target (rcai profile)."),
+    cost_table: str = CostTableOpt(...),
     out: str = typer.Option(..., "--out", "-o", help="Run folder, e.g. runs/search."),
     preset: str = PresetOpt,
-    softmax: str = typer.Option("simple", help="Mixed-op weights: simple | temperature | gumbel."),
-    latency_budget_ms: Optional[float] = typer.Option(None, help="Budget for the whole sampling loop (ms)."),
-    steps_per_sample: int = typer.Option(50, help="Sampling steps of the deployed loop; latency counts all of them."),
-    penalty: str = typer.Option("auto", help="expected | budget | mul-log (auto: budget if a budget is set)."),
-    lambda_latency: float = typer.Option(1.0, help="Weight of the latency term (on latency / base latency)."),
-    lambda_flops: float = typer.Option(0.0, help="Weight of the FLOPs term (on FLOPs / base FLOPs)."),
-    steps: int = typer.Option(300, help="Bilevel search steps."),
-    warmup: int = typer.Option(50, help="Weight-only steps before alpha moves."),
-    finetune_steps: int = typer.Option(200, help="Fine-tuning steps of the extracted subnet."),
-    lr_weights: float = typer.Option(1e-3, help="Adam lr of the weights (report: 3e-6 at its scale)."),
-    lr_alpha: float = typer.Option(3e-3, help="Adam lr of alpha (report: 3e-5 at its scale)."),
-    batch: int = typer.Option(4),
-    seed: int = typer.Option(0),
-    data: Optional[str] = typer.Option(None, help="DIV2K-style HR folder (default: built-in photos)."),
+    softmax: str = typer.Option(SEARCH["softmax"], help="Mixed-op weights: simple | temperature | gumbel | gdas (single path)."),
+    latency_budget_ms: Optional[float] = typer.Option(SEARCH["latency_budget_ms"], help="Budget for the whole sampling loop (ms)."),
+    sample_steps: int = typer.Option(SEARCH["steps_per_sample"], "--sample-steps", help="Sampling steps of the deployed loop; latency counts all of them."),
+    penalty: str = typer.Option(SEARCH["penalty"], help="expected | budget | mul-log (auto: budget if a budget is set)."),
+    lambda_latency: float = typer.Option(SEARCH["lambda_latency"], help="Weight of the latency term (on latency / base latency)."),
+    lambda_flops: float = typer.Option(SEARCH["lambda_flops"], help="Weight of the FLOPs term (on FLOPs / base FLOPs)."),
+    search_steps: int = typer.Option(SEARCH["steps"], "--search-steps", help="Bilevel search steps."),
+    warmup_steps: int = typer.Option(SEARCH["warmup_steps"], "--warmup-steps", help="Weight-only steps before alpha moves."),
+    finetune_steps: int = typer.Option(SEARCH["finetune_steps"], help="Fine-tuning steps of the extracted subnet."),
+    lr_weights: float = typer.Option(SEARCH["lr_weights"], help="Adam lr of the weights (report: 3e-6 at its scale)."),
+    lr_alpha: float = typer.Option(SEARCH["lr_alpha"], help="Adam lr of alpha (report: 3e-5 at its scale)."),
+    batch_size: int = typer.Option(SEARCH["batch_size"], "--batch-size", help="Training batch size."),
+    seed: int = typer.Option(SEARCH["seed"]),
+    image_dir: Optional[str] = ImageDirOpt(),
     predictor: Optional[str] = typer.Option(None, help="GNN predictor: ranks candidates and checks the budget."),
-    eval_steps: int = typer.Option(20, help="DDIM steps of the PSNR/SSIM evaluation."),
-    eval_images: int = typer.Option(4),
+    eval_steps: int = typer.Option(EVAL["steps"], help="DDIM steps of the PSNR/SSIM evaluation."),
+    eval_images: int = typer.Option(EVAL["max_images"], help="Test crops evaluated."),
     force: bool = typer.Option(False, "--force", help="Use a table measured for another preset/batch/precision."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed search from its last checkpoint."),
     json: bool = JsonOpt,
@@ -45,9 +45,9 @@ def search(
 
     cfg = SearchConfig(
         preset=preset, cost_table=cost_table, predictor=predictor, softmax=softmax, penalty=penalty,
-        latency_budget_ms=latency_budget_ms, steps_per_sample=steps_per_sample, lambda_latency=lambda_latency,
-        lambda_flops=lambda_flops, steps=steps, warmup_steps=warmup, lr_weights=lr_weights, lr_alpha=lr_alpha,
-        batch_size=batch, finetune_steps=finetune_steps, seed=seed, data_dir=data, force=force,
+        latency_budget_ms=latency_budget_ms, steps_per_sample=sample_steps, lambda_latency=lambda_latency,
+        lambda_flops=lambda_flops, steps=search_steps, warmup_steps=warmup_steps, lr_weights=lr_weights, lr_alpha=lr_alpha,
+        batch_size=batch_size, finetune_steps=finetune_steps, seed=seed, data_dir=image_dir, force=force,
         eval=EvalConfig(steps=eval_steps, max_images=eval_images),
     )
     with distributed():
@@ -59,10 +59,10 @@ def search(
         return
     s, t, b = metrics["search"], metrics["table"], metrics["base_table"]
     for note in s["notes"]:
-        console.print(note)
-    console.print(f"{out}: subnet {s['subnet_hash']} ({s['selection']}): loop {t['loop_ms']:.1f} ms vs base {b['loop_ms']:.1f} ms "
+        stdout.print(note)
+    stdout.print(f"{out}: subnet {s['subnet_hash']} ({s['selection']}): loop {t['loop_ms']:.1f} ms vs base {b['loop_ms']:.1f} ms "
                   f"({b['loop_ms'] / t['loop_ms']:.2f}x), FLOPs {t['flops'] / 1e6:.1f}M vs {b['flops'] / 1e6:.1f}M, "
-                  f"PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}")
+                  f"quality {metrics['quality']['gain_db']:+.3f} dB over bicubic, sampled PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}")
 
 
 class distributed:

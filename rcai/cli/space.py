@@ -4,7 +4,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from ..space.presets import get_preset, list_presets
-from .common import JsonOpt, PresetOpt, human, print_json
+from .common import JsonOpt, PresetOpt, human, out as stdout, print_json
 from .main import app
 
 
@@ -12,15 +12,13 @@ from .main import app
 def space(preset: str = PresetOpt, json: bool = JsonOpt) -> None:
     """Print blocks, choices per slot, total subnet count, params and FLOPs of the supernet and of
     the base/largest/smallest subnet. Presets: rcai-report (the report's 944,784 subnets), tiny."""
-    from ..space.summary import space_summary
+    from ..cost.summary import space_summary
 
     s = space_summary(get_preset(preset))
     if json:
         print_json(s)
         return
-    from rich.console import Console
-
-    out = Console()
+    out = stdout
     out.print(f"[bold]{s['preset']}[/] (hash {s['preset_hash']}) — presets: {', '.join(list_presets())}")
     t = Table("slot", "choices", "subnets")
     for slot in s["slots"]:

@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import JsonOpt, human, print_json
+from .common import JsonOpt, LatencyDataOpt, human, print_json
 from .main import app
 
 tables_app = typer.Typer(help="Inspect and check cost tables.", no_args_is_help=True)
@@ -57,7 +57,7 @@ def show(
 @tables_app.command("check")
 def check(
     table: str = typer.Argument(..., help="Cost table CSV."),
-    data: str = typer.Option(..., "--data", help="dataset.csv written by `rcai profile --archs`."),
+    latency_data: str = LatencyDataOpt("dataset.csv written by `rcai profile --archs` (measured whole subnets)."),
     force: bool = typer.Option(False, "--force", help="Use a table measured for another preset/batch/precision."),
     json: bool = JsonOpt,
 ) -> None:
@@ -68,7 +68,7 @@ def check(
     from ..cost.profile import load_average
     from ..cost.table import CostTable
 
-    res = check_table(CostTable.load(table), data, force=force)
+    res = check_table(CostTable.load(table), latency_data, force=force)
     res.pop("_arrays")
     res["load_average"] = load_average()
     if json:
@@ -107,7 +107,8 @@ def run_check_command(preset: str, device: str, threads: int, batch: int, calibr
     names = [m.strip() for m in methods.split(",") if m.strip()]
     if not names:
         raise RcaiError("--check-methods: name at least one method")
-    console = Console(stderr=json)
+    from .common import console, out as stdout
+
     results = []
     with tempfile.TemporaryDirectory(prefix="rcai-check-") as tmp:
         root = Path(out) if out else Path(tmp)
@@ -117,7 +118,7 @@ def run_check_command(preset: str, device: str, threads: int, batch: int, calibr
                 res[k].pop("_arrays")
             results.append(res)
             if not json:
-                print_check(console, res)
+                print_check(stdout, res)
     if json:
         print_json(results)
 

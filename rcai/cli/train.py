@@ -5,7 +5,8 @@ from typing import Optional
 
 import typer
 
-from .common import JsonOpt, PresetOpt, console, print_json
+from .common import ImageDirOpt, JsonOpt, PresetOpt, out as stdout, print_json
+from .defaults import EVAL, TRAIN
 from .main import app
 
 
@@ -15,26 +16,28 @@ def train(
     preset: str = PresetOpt,
     subnet: Optional[str] = typer.Option(None, help="subnet.json to train (default: the base model)."),
     init: Optional[str] = typer.Option(None, help="Start from these weights (a state_dict .pt, e.g. a searched subnet.pt)."),
-    steps: int = typer.Option(200, help="Optimizer steps."),
-    batch: int = typer.Option(4, help="Batch size."),
-    lr: float = typer.Option(1e-3, help="Adam learning rate (report: 3e-6 at its scale)."),
-    seed: int = typer.Option(0),
-    data: Optional[str] = typer.Option(None, help="DIV2K-style HR folder (default: built-in scikit-image photos)."),
-    eval_steps: int = typer.Option(20, help="DDIM steps of the PSNR/SSIM evaluation."),
-    eval_images: int = typer.Option(4, help="Test crops evaluated."),
+    steps: int = typer.Option(TRAIN["steps"], help="Optimizer steps."),
+    batch_size: int = typer.Option(TRAIN["batch_size"], "--batch-size", help="Training batch size."),
+    lr: float = typer.Option(TRAIN["lr"], help="Adam learning rate (report: 3e-6 at its scale)."),
+    seed: int = typer.Option(TRAIN["seed"]),
+    image_dir: Optional[str] = ImageDirOpt(),
+    eval_steps: int = typer.Option(EVAL["steps"], help="DDIM steps of the PSNR/SSIM evaluation."),
+    eval_images: int = typer.Option(EVAL["max_images"], help="Test crops evaluated."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
     json: bool = JsonOpt,
 ) -> None:
     """Train a base model or a subnet: checkpoints atomically, logs the loss to log.jsonl, and
-    evaluates PSNR/SSIM on the test split (writes model.pt, metrics.json, samples.png)."""
+    evaluates the quality metric and sampled PSNR/SSIM on the held-out photos (writes model.pt, metrics.json, samples.png)."""
     from ..train.evaluate import EvalConfig
     from ..train.trainer import TrainConfig, train as run_train
 
-    cfg = TrainConfig(preset=preset, subnet=subnet, init=init, steps=steps, batch_size=batch, lr=lr, seed=seed, data_dir=data,
+    cfg = TrainConfig(preset=preset, subnet=subnet, init=init, steps=steps, batch_size=batch_size, lr=lr, seed=seed, data_dir=image_dir,
                       eval=EvalConfig(steps=eval_steps, max_images=eval_images))
     metrics = run_train(cfg, out, resume=resume, progress=not json)
     if json:
         print_json(metrics)
     else:
-        console.print(f"{out}: PSNR {metrics['psnr']:.2f} dB (bicubic {metrics['bicubic_psnr']:.2f}), SSIM {metrics['ssim']:.3f} "
-                      f"(bicubic {metrics['bicubic_ssim']:.3f}) on {metrics['images']} test crops")
+        q = metrics["quality"]
+        stdout.print(f"{out}: quality {q['gain_db']:+.3f} dB over bicubic [{q['gain_lo']:+.3f}, {q['gain_hi']:+.3f}] on {q['crops']} held-out crops; "
+                     f"sampled PSNR {metrics['psnr']:.2f} dB (bicubic {metrics['bicubic_psnr']:.2f}), SSIM {metrics['ssim']:.3f} "
+                     f"(bicubic {metrics['bicubic_ssim']:.3f}) on {metrics['images']} crops")

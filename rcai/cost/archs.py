@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import random
 import statistics
 import tempfile
 from dataclasses import dataclass, replace
@@ -28,13 +27,15 @@ from typing import Any
 import torch
 
 from ..errors import RcaiError
-from ..io import append_line, atomic_write_json, atomic_write_text, read_json
+from ..io import append_line, atomic_write_json, atomic_write_text, read_json, repair_torn_line
+from ..lock import exclusive
 from ..onnx_export import DENOISER_INPUTS, DENOISER_OUTPUTS, denoiser_inputs, export_onnx
 from ..space.presets import get_preset
 from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
 from ..progress import progress_bar
 from .profile import ProfileConfig, table_meta
+from .subnets import SAMPLINGS, export_with_weights as _export_with_weights, sample_archs  # noqa: F401 (re-exported)
 
 RAW_COLUMNS = ["model", "round", "median_ms", "p10_ms", "p90_ms", "cv", "count"]
 
@@ -48,34 +49,9 @@ class ArchDatasetConfig:
     method: str = "interleaved"  # interleaved | sequential (see the module doc)
     group: int = 48  # interleaved: subnets timed together (one ONNX Runtime session each)
 
-
-def _skewed_arch(space: SearchSpace, rng: random.Random) -> dict[str, str]:
-    """One subnet from a random preference over op names (Gamma(0.3) weights): most picks fall on one
-    or two ops, so nets near the extremes (all skip, all 5x5...) appear, which uniform sampling of
-    9 billion subnets practically never draws."""
-    names = sorted({n for s in space.all_slots() for n in s.choices})
-    pref = {n: rng.gammavariate(0.3, 1.0) + 1e-9 for n in names}
-    return space.pick(lambda s: rng.choices(list(s.choices), weights=[pref[n] for n in s.choices])[0])
-
-
-SAMPLINGS = {"uniform": lambda space, rng: space.random_arch(rng), "skewed": _skewed_arch}
-
-
-def sample_archs(space: SearchSpace, n: int, seed: int, sampling: str = "uniform") -> list[dict[str, str]]:
-    """n distinct random subnets (the base model first: it is the reference of every comparison)."""
-    if sampling not in SAMPLINGS:
-        raise RcaiError(f"unknown sampling {sampling!r}; known: {', '.join(SAMPLINGS)}")
-    draw = SAMPLINGS[sampling]
-    rng = random.Random(seed)
-    archs, seen = [space.base_arch()], set()
-    seen.add(tuple(sorted(archs[0].items())))
-    while len(archs) < min(n, space.size):
-        a = draw(space, rng)
-        key = tuple(sorted(a.items()))
-        if key not in seen:
-            seen.add(key)
-            archs.append(a)
-    return archs[:n]
+    def __post_init__(self) -> None:
+        if self.archs < 1 or self.rounds < 1:
+            raise RcaiError(f"--archs and --rounds must be >= 1, got {self.archs} and {self.rounds}")
 
 
 def _read_raw(path: Path) -> list[dict[str, Any]]:
@@ -86,7 +62,20 @@ def _read_raw(path: Path) -> list[dict[str, Any]]:
     return [r for r in csv.DictReader(io.StringIO(text))]
 
 
+ARTEFACTS = (("models", ".onnx"), ("subnets", ".json"))  # what export_subnet writes for one entry
+
+
+def _entry_complete(out: Path, name: str) -> bool:
+    """An entry is done when every artefact it writes exists (a kill can fall between them)."""
+    return all((out / d / f"{name}{ext}").is_file() for d, ext in ARTEFACTS)
+
+
 def profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: str | Path, progress: bool = True) -> Path:
+    with exclusive(out):  # one writer per dataset folder
+        return _profile_archs(pcfg, acfg, Path(out), progress)
+
+
+def _profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: Path, progress: bool) -> Path:
     preset = get_preset(pcfg.preset)
     space = SearchSpace.of(preset)
     target = pcfg.target()
@@ -103,7 +92,7 @@ def profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: str | Path,
     meta_file = out / "meta.json"
     defaults = {"sampling": "uniform", "method": "sequential"}  # folders written before these keys existed
     if meta_file.exists():
-        old = read_json(meta_file)
+        old = read_json(meta_file, expect=dict)
         for k in ("arch_hash", "archs", "rounds", "seed", "sampling", "method", "clock", "batch", "backend", "threads"):
             if old.get(k, defaults.get(k)) != meta.get(k):
                 raise RcaiError(f"{out}: exists with {k}={old.get(k)!r}, this run has {meta.get(k)!r}; use another folder")
@@ -116,14 +105,16 @@ def profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: str | Path,
     raw_path = out / "measurements.csv"
     if not raw_path.exists():
         atomic_write_text(raw_path, ",".join(RAW_COLUMNS) + "\n")
+    else:
+        repair_torn_line(raw_path)  # a row cut by a kill: dropped (and said) before appending
     done = {(r["model"], int(r["round"])) for r in _read_raw(raw_path)}
 
     with tempfile.TemporaryDirectory(prefix="rcai-archs-") as tmp:
         total = len(archs) * (acfg.rounds + 1)
-        finished = sum((out / "models" / f"{n}.onnx").exists() for n in names) + len(done)
+        finished = sum(_entry_complete(out, n) for n in names) + len(done)
         with progress_bar(progress, "subnets", total, finished, transient=False) as advance:
             for name, arch in zip(names, archs):  # export pass (a stored subnet.json wins: the dataset's truth)
-                if not (out / "models" / f"{name}.onnx").exists():
+                if not _entry_complete(out, name):
                     stored = out / "subnets" / f"{name}.json"
                     spec = SubnetSpec.load(stored) if stored.exists() else SubnetSpec(preset, arch)
                     export_subnet(spec, out, name, pcfg.batch, Path(tmp))
@@ -145,7 +136,7 @@ def profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: str | Path,
 def _export_all(out: Path, preset, archs: list[dict[str, str]], names: list[str], batch: int, advance) -> None:
     """The export pass (a stored subnet.json wins: the dataset's truth)."""
     for name, arch in zip(names, archs):
-        if not (out / "models" / f"{name}.onnx").exists():
+        if not _entry_complete(out, name):
             stored = out / "subnets" / f"{name}.json"
             spec = SubnetSpec.load(stored) if stored.exists() else SubnetSpec(preset, arch)
             export_subnet(spec, out, name, batch, out)
@@ -182,11 +173,6 @@ def export_subnet(spec: SubnetSpec, out: Path, name: str, batch: int, tmp: Path)
     model = spec.build().eval()
     export_onnx(model, denoiser_inputs(spec.preset, batch), DENOISER_INPUTS, out / "models" / f"{name}.onnx", DENOISER_OUTPUTS, export_params=False)
     spec.save(out / "subnets" / f"{name}.json")
-
-
-def _export_with_weights(spec: SubnetSpec, path: Path, batch: int) -> None:
-    torch.manual_seed(0)
-    export_onnx(spec.build().eval(), denoiser_inputs(spec.preset, batch), DENOISER_INPUTS, path, DENOISER_OUTPUTS)
 
 
 HEADER = "model,latency_ms,device,p10_ms,p90_ms,cv,count,round_ms,repeatability,subnet,half1_ms,half2_ms"

@@ -14,6 +14,7 @@ the profiling time and the load average.
 from __future__ import annotations
 
 import csv
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -45,15 +46,26 @@ def _figures(est, measured) -> dict[str, float]:
     return {**evaluate(e, t), "bias": float(np.median(e / t) - 1)}
 
 
-def _halves(r: dict[str, str]) -> tuple[float, float] | None:
+def _halves(r: dict[str, str], path: str | Path, line: int) -> tuple[float, float] | None:
     """The two half-run measurements of a dataset row (older datasets: first and last round)."""
     if r.get("half1_ms") and r.get("half2_ms"):
-        h = (float(r["half1_ms"]), float(r["half2_ms"]))
-        return h if all(np.isfinite(h)) else None
+        h = (float(r["half1_ms"]), float(r["half2_ms"]))  # nan where the run had one round
+        return (_ms(path, line, "half1_ms", r["half1_ms"]), _ms(path, line, "half2_ms", r["half2_ms"])) if all(np.isfinite(h)) else None
     if r.get("round_ms"):
-        x = [float(v) for v in r["round_ms"].split("|")]
+        x = [_ms(path, line, "round_ms", v) for v in r["round_ms"].split("|")]
         return (x[0], x[-1]) if len(x) >= 2 else None
     return None
+
+
+def _ms(path: str | Path, line: int, column: str, text: str | None) -> float:
+    """A measured latency: a positive finite number of ms, else a one-line error naming the line."""
+    try:
+        v = float(text or "")
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v) or v <= 0:
+        raise RcaiError(f"{path}:{line}: {column} must be a positive finite number of ms, got {text!r}")
+    return v
 
 
 def check_table(table: CostTable, dataset: str | Path, force: bool = False) -> dict[str, Any]:
@@ -64,17 +76,17 @@ def check_table(table: CostTable, dataset: str | Path, force: bool = False) -> d
     bare = TableCostModel(first.preset, table, force=force, calibrated=False)
     calib = {tuple(sorted(m["arch"].items())) for m in (table.calibration.measured if table.calibration else [])}
     measured, est, uncal, raw, halves, left_out = [], [], [], [], [], 0
-    for r in rows:
+    for line, r in enumerate(rows, start=2):
         spec = SubnetSpec.load(root / r["subnet"], expect_preset=first.preset)
         if tuple(sorted(spec.choices.items())) in calib:
             left_out += 1
             continue
         specs = model.space.arch_specs(spec.choices)
-        measured.append(float(r["latency_ms"]))
+        measured.append(_ms(dataset, line, "latency_ms", r["latency_ms"]))
         est.append(model.estimate(spec.choices).latency_ms)
         uncal.append(bare.estimate(spec.choices).latency_ms)
         raw.append(sum(table.rows[s.key][table.latency_column] for s in specs))
-        halves.append(_halves(r))
+        halves.append(_halves(r, dataset, line))
     if not measured:
         raise RcaiError(f"{dataset}: every subnet was one the table is calibrated on; measure others")
     out: dict[str, Any] = {

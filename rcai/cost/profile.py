@@ -34,7 +34,8 @@ import torch
 from .. import __version__
 from ..config import JsonConfig
 from ..errors import RcaiError
-from ..io import append_line, atomic_write_text
+from ..io import append_line, atomic_write_text, refuse_special
+from ..lock import exclusive
 from ..model.ops import OpSpec, build_op
 from ..model.ops.registry import example_inputs
 from ..onnx_export import export_onnx
@@ -45,6 +46,7 @@ from ..space.subnet import SubnetSpec
 from ..targets import MeasureConfig, Target, resolve_device
 from ..targets.measure import CLOCKS, ESTIMATORS, call_timer, resolve_clock, drift, estimate, half_split, interleave, pinned
 from .counters import op_counts
+from .subnets import export_with_weights, sample_archs
 from .table import CostTable, spec_columns
 
 FLOPS_TOLERANCE = 0.01  # DeepSpeed vs torch disagreement flagged above 1%
@@ -102,6 +104,12 @@ class ProfileConfig:
     interleave: InterleaveConfig = field(default_factory=InterleaveConfig)
     calibrate: int = 0  # whole subnets measured in the same run to calibrate the table (<= 10)
     calibrate_seed: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise RcaiError(f"--threads must be >= 1 (or left out for all cores), got {self.threads}")
+        if self.batch < 1:
+            raise RcaiError(f"--batch must be >= 1, got {self.batch}")
 
     def target(self) -> Target:
         settings = {"threads": self.threads} if self.threads else {}
@@ -171,11 +179,11 @@ def deepspeed_counts(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) 
     """(flops, macs) from DeepSpeed's flops profiler."""
     import contextlib
     import logging
+    import sys
 
-    # DeepSpeed's logger writes to stdout at import (an accelerator warning), which would corrupt --json
-    with contextlib.redirect_stdout(io.StringIO()):
-        from deepspeed.profiling.flops_profiler import get_model_profile
     logging.getLogger("DeepSpeed").setLevel(logging.ERROR)
+    with contextlib.redirect_stdout(sys.stderr):  # its logger, made at import, would print on stdout (breaking --json)
+        from deepspeed.profiling.flops_profiler import get_model_profile
 
     with torch.no_grad():
         flops, macs, _ = get_model_profile(module, args=list(inputs), print_profile=False, detailed=False, as_string=False)
@@ -331,7 +339,6 @@ def drift_summary(factors: list[float]) -> dict[str, Any]:
 
 
 def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool = True) -> CostTable:
-    from .archs import _export_with_weights, sample_archs
     from .calibration import fit_calibration
 
     icfg = cfg.interleave
@@ -360,7 +367,7 @@ def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool 
         models[OVERHEAD] = export_overhead(workdir)
         for i, arch in enumerate(archs):
             path = workdir / f"net{i:04d}.onnx"
-            _export_with_weights(SubnetSpec(preset, arch), path, cfg.batch)
+            export_with_weights(SubnetSpec(preset, arch), path, cfg.batch)
             models[f"{NET}{i:04d}"] = path
         with progress_bar(progress, "profiling ops (interleaved rounds)", icfg.rounds, transient=False) as advance:
             calls = measure_interleaved(target, models, icfg, raw_path, advance)
@@ -408,4 +415,6 @@ PROFILE_METHODS: dict[str, Callable[[ProfileConfig, str | Path, bool], CostTable
 def profile_ops(cfg: ProfileConfig, out: str | Path, progress: bool = True) -> CostTable:
     if cfg.method not in PROFILE_METHODS:
         raise RcaiError(f"unknown profiling method {cfg.method!r}; known: {', '.join(PROFILE_METHODS)}")
-    return PROFILE_METHODS[cfg.method](cfg, out, progress)
+    refuse_special(Path(out))  # before its lock file: never a /dev/full.lock
+    with exclusive(out):  # one writer per table
+        return PROFILE_METHODS[cfg.method](cfg, out, progress)

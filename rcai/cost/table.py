@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import RcaiError
-from ..io import append_line, atomic_write_json, atomic_write_text, read_json
+from ..io import append_line, atomic_write_json, atomic_write_text, read_json, refuse_special, repair_torn_line
 from ..model.ops import OpSpec
 
 SPEC_COLUMNS = ["key", "op", "c_in", "c_out", "h", "w", "groups", "emb"]
@@ -19,6 +19,7 @@ STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "cv", "count"]
 COUNT_COLUMNS = ["flops", "flops_torch", "flops_mismatch", "params", "bytes", "peak_act_bytes"]
 COLUMNS = SPEC_COLUMNS + STAT_COLUMNS + COUNT_COLUMNS
 NUMERIC = [c for c in COLUMNS if c not in ("key", "op")]
+MAX_OP_MS = 1e6  # one op taking over 16 minutes is not a measurement (1e300 would overflow every sum)
 
 
 def meta_path(table: str | Path) -> Path:
@@ -37,7 +38,9 @@ class CostTable:
     def create(cls, path: str | Path, meta: dict[str, Any]) -> "CostTable":
         """Start a new table, or reopen one to resume (its metadata must describe the same run)."""
         path = Path(path)
+        refuse_special(path)
         if path.exists() and meta_path(path).exists():
+            repair_torn_line(path)  # a row cut by a kill: dropped (and said) before appending
             table = cls.load(path)
             for k in ("arch_hash", "batch", "precision", "backend", "device", "threads"):
                 if table.meta.get(k) != meta.get(k):
@@ -65,8 +68,12 @@ class CostTable:
             raise RcaiError(f"{path}: cost table not found")
         if not meta_path(path).exists():
             raise RcaiError(f"{path}: metadata sidecar {meta_path(path).name} not found")
-        meta = read_json(meta_path(path))
-        text = path.read_text(encoding="utf-8")
+        meta = read_json(meta_path(path), expect=dict)
+        _check_overhead(meta_path(path), meta)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise RcaiError(f"{path}: cannot read the cost table ({getattr(e, 'strerror', None) or e})") from None
         complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]  # drop a partial last line
         reader = csv.reader(io.StringIO(complete))
         header = next(reader, None)
@@ -74,6 +81,7 @@ class CostTable:
             missing = [c for c in COLUMNS if c not in (header or [])]
             raise RcaiError(f"{path}: wrong columns (missing {', '.join(missing) or 'none'}; expected {len(COLUMNS)} columns)")
         rows: dict[str, dict[str, Any]] = {}
+        first_line: dict[str, int] = {}
         for lineno, values in enumerate(reader, start=2):
             if len(values) != len(COLUMNS):
                 raise RcaiError(f"{path}:{lineno}: expected {len(COLUMNS)} fields, got {len(values)} (truncated row?)")
@@ -83,8 +91,14 @@ class CostTable:
                     row[c] = float(row[c])
                 except ValueError:
                     raise RcaiError(f"{path}:{lineno}: column {c} is not a number ({row[c]!r})") from None
-                if math.isnan(row[c]) or row[c] < 0:
+                if not math.isfinite(row[c]) or row[c] < 0:
                     raise RcaiError(f"{path}:{lineno}: column {c} is {row[c]} for {row['key']}")
+            for c in STAT_COLUMNS[:3]:
+                if row[c] > MAX_OP_MS:
+                    raise RcaiError(f"{path}:{lineno}: column {c} is {row[c]:g} ms for {row['key']} (over {MAX_OP_MS:g} ms: not a measurement)")
+            if row["key"] in first_line:
+                raise RcaiError(f"{path}:{lineno}: op {row['key']} appears twice (first on line {first_line[row['key']]})")
+            first_line[row["key"]] = lineno
             rows[row["key"]] = row
         return cls(path, meta, rows)
 
@@ -138,6 +152,12 @@ class CostTable:
         if metric == "latency_ms":
             return self.latency(spec)
         return float(self.rows[spec.key][metric])
+
+
+def _check_overhead(where: Path, meta: dict[str, Any]) -> None:
+    v = meta.get("overhead_ms", 0.0)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= MAX_OP_MS:
+        raise RcaiError(f"{where}: overhead_ms must be a finite number of ms >= 0, got {v!r}")
 
 
 def spec_columns(spec: OpSpec) -> dict[str, Any]:

@@ -10,7 +10,11 @@ from PIL import Image
 from ..errors import RcaiError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-SPLITS = ("train", "val", "test", "all")
+SPLITS = ("train", "val", "test", "eval", "all")
+# A folder of at least HOLDOUT_MIN_FILES images keeps a fixed fifth of them out of every split: the
+# evaluation set that ranks networks is then the same whatever the training seed.
+HOLDOUT_FRACTION = 0.2
+HOLDOUT_MIN_FILES = 10
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -67,13 +71,29 @@ def split_counts(n: int, fractions: Sequence[float]) -> tuple[int, int, int]:
     return n_train, n_val, n_test
 
 
+def holdout_files(files: Sequence[Path]) -> list[Path]:
+    """The seed-independent evaluation set: round(20%) of the name-sorted files, evenly spread
+    (none below HOLDOUT_MIN_FILES files). Built-in photos: camera, coffee, immunohistochemistry, rocket."""
+    files = sorted(files, key=lambda p: p.name)
+    n = len(files)
+    k = round(HOLDOUT_FRACTION * n) if n >= HOLDOUT_MIN_FILES else 0
+    return [files[int((i + 0.5) * n / k)] for i in range(k)]
+
+
 def split_files(files: Sequence[Path], split: str, fractions: Sequence[float], seed: int) -> list[Path]:
-    """Deterministic split: shuffle the name-sorted list with `seed`, cut by fractions. "all": every file."""
+    """Deterministic split: the held-out evaluation files apart ("eval"; see holdout_files), shuffle the
+    rest with `seed` and cut by fractions. "all": every file. Without a held-out set "eval" is "test"."""
     if split not in SPLITS:
         raise RcaiError(f"split must be one of {SPLITS}, got {split!r}")
     files = sorted(files, key=lambda p: p.name)
     if split == "all":
         return files
+    held = holdout_files(files)
+    if split == "eval" and held:
+        return held
+    if split == "eval":
+        split = "test"
+    files = [f for f in files if f not in held]
     n_train, n_val, _ = split_counts(len(files), fractions)
     order = np.random.default_rng(seed).permutation(len(files))
     bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, len(files))}

@@ -19,7 +19,7 @@ from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
 from .bench import BenchConfig
 from .compare import compare_loops
-from .estimates import predictor_estimate, table_estimate
+from .estimates import estimate_vs_measured, load_estimators
 from .export import export_subnet_onnx
 from .runtime import default_steps
 from .sidecar import DeploySidecar
@@ -61,18 +61,19 @@ def estimate_errors(
             paths[name] = Path(export_subnet_onnx(spec, None, workdir / f"{name}.onnx", verify=False).onnx_path)
     measured = compare_loops({n: (p, cfg.engine) for n, p in paths.items()}, cfg, rounds=rounds)
     rows = []
+    models = None
     for name, path in paths.items():
         side = DeploySidecar.for_onnx(path)
+        if models is None:  # loaded once: every subnet is of the same preset
+            models = load_estimators({"table": cfg.table, "predictor": cfg.predictor}, side, cfg.batch, cfg.device, cfg.threads)
         steps = default_steps(cfg.sampler, side.schedule.T) if cfg.steps is None else cfg.steps
         m = measured[name]
         row: dict[str, Any] = {"subnet": name, "hash": side.subnet_hash, "steps": steps, "batch": cfg.batch,
                                "flops": CounterCostModel(side.preset).estimate(side.choices).flops,
                                "measured_loop_ms": m["median_ms"], "repeatability": m["repeatability"]}
-        for source, est in (("table", cfg.table and table_estimate(cfg.table, side, steps, cfg.batch)),
-                            ("predictor", cfg.predictor and predictor_estimate(cfg.predictor, side, path, steps, cfg.batch))):
-            if est:
-                est.compare(m["median_ms"], m["median_ms"] / steps)
-                row[f"{source}_loop_ms"], row[f"{source}_error_pct"] = est.loop_ms, est.loop_error_pct
+        for source, model in models.items():
+            est = estimate_vs_measured(model, side.choices, steps, m["median_ms"])
+            row[f"{source}_loop_ms"], row[f"{source}_error_pct"] = est["loop_ms"], est["loop_error_pct"]
         rows.append(row)
     summary = {"config": dataclasses.asdict(cfg), "rounds": rounds, "subnets": len(rows)}
     for source in ("table", "predictor"):

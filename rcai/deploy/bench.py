@@ -7,7 +7,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -18,11 +18,14 @@ from ..metrics import psnr
 from ..space.presets import get_preset
 from ..targets.measure import summarize
 from .engines import Engine, build_engine, torch_threads
-from .estimates import Estimate, predictor_estimate, table_estimate
+from .estimates import estimate_vs_measured, load_estimators
 from .images import lr_input
 from .memory import PeakRss
 from .runtime import default_steps, read_deployment
 from .sidecar import sidecar_path
+
+if TYPE_CHECKING:
+    from ..cost.model import CostModel
 
 PSNR_MIN_FP32 = 50.0  # dB, ONNX loop vs torch loop at fp32
 
@@ -32,7 +35,7 @@ class BenchConfig(JsonConfig):
     device: str = "cpu"
     threads: int | None = None
     engine: str = "onnx"  # onnx | torch
-    sampler: str = "ddpm"
+    sampler: str = "ddim"  # the default of `rcai sample` too
     steps: int | None = None  # None: T for ddpm, 50 for ddim (required without a sidecar)
     batch: int = 1
     image: str | None = None  # LR image path, "random", or None (built-in photo crop)
@@ -73,7 +76,7 @@ class BenchResult:
     peak_mem_bytes: int  # increase of the process's peak RSS while loading + running the loop
     peak_rss_bytes: int
     mem_method: str
-    estimates: dict[str, Estimate] = field(default_factory=dict)
+    estimates: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> estimate_vs_measured row
     psnr_db: float | None = None  # this engine's image vs the reference engine's, same noise
     psnr_reference: str = ""
     psnr_ok: bool | None = None  # fp32 only: psnr_db >= 50
@@ -82,13 +85,12 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "output"}
-        d["estimates"] = {k: e.to_dict() for k, e in self.estimates.items()}
         return d
 
 
-def _run_loop(engine: Engine, lr_up: np.ndarray, schedule, cfg: BenchConfig, steps: int, residual: bool, on_step: Callable | None = None):
+def _run_loop(engine: Engine, lr_up: np.ndarray, schedule, cfg: BenchConfig, steps: int, preset, on_step: Callable | None = None):
     return sample(engine.denoiser, lr_up, schedule, sampler=cfg.sampler, steps=steps, seed=cfg.seed, eta=cfg.eta, clip_x0=cfg.clip_x0, step_callback=on_step,
-                  residual=residual)
+                  residual=preset.residual, prediction=preset.prediction)
 
 
 def _check_config(cfg: BenchConfig) -> None:
@@ -100,19 +102,23 @@ def _check_config(cfg: BenchConfig) -> None:
         raise RcaiError("--threads must be >= 1")
 
 
-def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress: Callable[[str], None] | None = None) -> BenchResult:
-    """Measure the whole sampling loop of the deployed model `onnx_path` as `cfg` says."""
+def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress: Callable[[str], None] | None = None,
+               cost_models: dict[str, CostModel] | None = None) -> BenchResult:
+    """Measure the whole sampling loop of the deployed model `onnx_path` as `cfg` says. The
+    estimates come from cfg.table / cfg.predictor, or from `cost_models` already loaded."""
     _check_config(cfg)
     say = progress or (lambda msg: None)
     onnx_path = Path(onnx_path)
     if cfg.preset and cfg.steps is None and not sidecar_path(onnx_path).is_file():
-        raise RcaiError(f"{onnx_path}: without a sidecar --steps is required (with --preset)")
+        raise RcaiError(f"{onnx_path}: without a sidecar --sample-steps is required (with --preset)")
     side, has_sidecar = read_deployment(onnx_path, get_preset(cfg.preset) if cfg.preset else None)
     schedule = side.noise_schedule()
     steps = default_steps(cfg.sampler, schedule.T) if cfg.steps is None else cfg.steps
     preset = side.preset
     lr_up, image_desc = lr_input(cfg.image, preset.lr_size, preset.hr_size, cfg.batch, cfg.seed)
     notes: list[str] = []
+    if cost_models is None:
+        cost_models = load_estimators({"table": cfg.table, "predictor": cfg.predictor}, side, cfg.batch, cfg.device, cfg.threads)
 
     step_ms: list[float] = []
     loop_ms: list[float] = []
@@ -128,7 +134,7 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
         for k in range(cfg.loops):
             say(f"loop {k + 1}/{cfg.loops} ({steps} steps)")
             t0 = time.perf_counter()
-            result = _run_loop(engine, lr_up, schedule, cfg, steps, preset.residual, lambda i, t, s: step_ms.append(s * 1e3))
+            result = _run_loop(engine, lr_up, schedule, cfg, steps, preset, lambda i, t, s: step_ms.append(s * 1e3))
             loop_ms.append((time.perf_counter() - t0) * 1e3)
     stats = summarize(step_ms)
     loop_median = float(np.median(loop_ms))
@@ -144,10 +150,9 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
     )
     if cfg.psnr:
         _compare(res, cfg, onnx_path, side, lr_up, schedule, steps, say)
-    if cfg.table:
-        res.estimates["table"] = table_estimate(cfg.table, side, steps, cfg.batch).compare(loop_median, stats.median_ms)
-    if cfg.predictor:
-        res.estimates["predictor"] = predictor_estimate(cfg.predictor, side, onnx_path, steps, cfg.batch).compare(loop_median, stats.median_ms)
+    paths = {"table": cfg.table, "predictor": cfg.predictor}
+    for name, model in cost_models.items():
+        res.estimates[name] = estimate_vs_measured(model, side.choices, steps, loop_median, stats.median_ms, str(paths.get(name) or ""))
     return res
 
 
@@ -161,7 +166,7 @@ def _compare(res: BenchResult, cfg: BenchConfig, onnx_path: Path, side, lr_up, s
         return
     say(f"reference loop ({ref.label})")
     with torch_threads(cfg.threads):
-        ref_image = _run_loop(ref, lr_up, schedule, cfg, steps, side.preset.residual).image
+        ref_image = _run_loop(ref, lr_up, schedule, cfg, steps, side.preset).image
     res.psnr_db = psnr(res.output, ref_image)
     res.psnr_reference = ref.label
     if side.precision == "fp32":

@@ -3,18 +3,14 @@
 numpy sampling loop, so only the denoiser differs."""
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager
 
-import torch
-
-from ..diffusion import TorchDenoiser
 from ..errors import RcaiError
 from ..registry import Registry
-from ..targets import resolve_device
-from .runtime import DeployedModel
+from ..targets import get_target, resolve_device
+from .runtime import DeployedModel, PreparedDenoiser
 from .sidecar import DeploySidecar
 from .weights import reference_model
 
@@ -41,7 +37,7 @@ def build_engine(name: str, onnx_path: Path, side: DeploySidecar, batch: int, de
 @register_engine("onnx")
 def _onnx(onnx_path: Path, side: DeploySidecar, batch: int, device: str, threads: int | None, weights: Any) -> Engine:
     settings = {"threads": threads} if threads else {}
-    dm = DeployedModel.load(onnx_path, target=resolve_device(device, **settings), batch=batch, preset=side.preset)
+    dm = DeployedModel.load(onnx_path, target=resolve_device(device, **settings), batch=batch, deployment=(side, True))
     info = dm.prepared.info().to_dict()
     label = f"{info['backend']} {info['backend_version']} ({info['precision']}, {info['threads']} threads)"
     return Engine("onnx", dm.denoiser, info, label)
@@ -56,17 +52,13 @@ def _torch(onnx_path: Path, side: DeploySidecar, batch: int, device: str, thread
     model, note = reference_model(side, onnx_path, weights)
     if model is None:
         raise RcaiError(f"{onnx_path}: --engine torch: {note}")
-    info = {"device": "cpu", "backend": "torch", "backend_version": torch.__version__, "precision": "fp32", "threads": threads or torch.get_num_threads()}
-    return Engine("torch", TorchDenoiser(model), info, f"torch {torch.__version__} eager ({note})")
+    specs = {t.name: (t.concrete(batch), t.dtype) for t in side.inputs}
+    prepared = get_target("torch", threads=threads).prepare(model, specs)  # the torch target: its threads, its info
+    info = prepared.info().to_dict()
+    return Engine("torch", PreparedDenoiser(prepared), info, f"torch {info['backend_version']} eager ({note})")
 
 
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run torch with `threads` intra-op threads inside the block (None: unchanged)."""
-    old = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+def torch_threads(threads: int | None) -> ContextManager[None]:
+    """Run torch with `threads` intra-op threads inside the block (None: unchanged), as the torch
+    target does around each call: set once around a whole loop, its per-call setting is a no-op."""
+    return get_target("torch", threads=threads).threads_set()

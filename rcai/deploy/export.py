@@ -48,14 +48,17 @@ class ExportReport:
 
 
 def ort_vs_torch(model_bytes: bytes, module: torch.nn.Module, preset, batch: int = VERIFY_BATCH, seed: int = 0) -> float:
-    """Max |ONNX Runtime(model) - torch(module)| on random inputs (x ~ N(0,1), noise_level ~ U(0,1))."""
-    import onnxruntime as ort
+    """Max |ONNX Runtime(model) - torch(module)| on random inputs (x ~ N(0,1), noise_level ~ U(0,1)),
+    the model run through the ONNX Runtime target like every other measurement."""
+    from ..targets import get_target
 
     x, level = denoiser_inputs(preset, batch=batch, seed=seed)
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
-    got = sess.run([DENOISER_OUTPUTS[0]], {"x": x.numpy(), "noise_level": level.numpy()})[0]
+    feeds = {"x": x.numpy(), "noise_level": level.numpy()}
+    with tempfile.TemporaryDirectory(prefix="rcai-verify-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        path.write_bytes(model_bytes)
+        prepared = get_target("onnxruntime").prepare(path, {k: (v.shape, v.dtype) for k, v in feeds.items()})
+        got = prepared.run(feeds)[0]
     with torch.inference_mode():
         want = module(x, level).numpy()
     if got.shape != want.shape:
@@ -120,7 +123,7 @@ def export_subnet_onnx(
     side = DeploySidecar(
         preset=preset,
         choices=dict(spec.choices),
-        schedule=ScheduleConfig(T=preset.T, beta_start=preset.beta_start, beta_end=preset.beta_end),
+        schedule=ScheduleConfig.of(preset),
         inputs=inputs,
         outputs=outputs,
         precision=precision,

@@ -13,7 +13,6 @@ from ..diffusion.sampling import StepCallback
 from ..errors import RcaiError
 from ..space.presets import Preset
 from ..targets import Prepared, Target, resolve_device
-from ..targets.onnxruntime import OrtPrepared
 from .onnxfile import check_io, load_onnx
 from .sidecar import DeploySidecar, sidecar_from_preset, sidecar_path
 
@@ -24,44 +23,21 @@ def default_steps(sampler: str, T: int) -> int:
     return min(DEFAULT_STEPS.get(sampler, T), T)
 
 
-class BoundOrtDenoiser:
-    """ONNX Runtime denoiser with input and output buffers allocated once and bound once (IO
-    binding): a call copies x6 / noise_level into the bound inputs, runs, and returns the bound
-    output buffer itself, which the next call overwrites (copy_output=True returns a copy)."""
-
-    def __init__(self, prepared: OrtPrepared, copy_output: bool = False):
-        import onnxruntime as ort
-
-        self.session = prepared.session
-        self.copy_output = copy_output
-        self.binding = self.session.io_binding()
-        self.inputs = {n: np.zeros(shape, dtype) for n, (shape, dtype) in prepared.input_specs.items()}
-        for name, buf in self.inputs.items():
-            self.binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(buf))  # shares buf
-        first = self.session.run(None, self.inputs)[0]  # output shape and dtype
-        self.output = np.empty_like(first)
-        out_name = self.session.get_outputs()[0].name
-        self.binding.bind_ortvalue_output(out_name, ort.OrtValue.ortvalue_from_numpy(self.output))
-
-    def __call__(self, x6: np.ndarray, noise_level: np.ndarray) -> np.ndarray:
-        np.copyto(self.inputs["x"], x6, casting="same_kind")
-        np.copyto(self.inputs["noise_level"], noise_level, casting="same_kind")
-        self.session.run_with_iobinding(self.binding)
-        return self.output.copy() if self.copy_output else self.output
-
-
 class PreparedDenoiser:
-    """Any target's Prepared as a denoiser (stage + execute + outputs per call)."""
+    """Any target's prepared model as a denoiser (x6, noise_level) -> eps, through the target's
+    runner (buffers bound once where the target can). The returned array may be reused by the
+    next call (copy_output=True returns a copy)."""
 
-    def __init__(self, prepared: Prepared):
+    def __init__(self, prepared: Prepared, copy_output: bool = False):
         self.prepared = prepared
+        self.run = prepared.runner(copy_outputs=copy_output)
 
     def __call__(self, x6: np.ndarray, noise_level: np.ndarray) -> np.ndarray:
-        return self.prepared.run({"x": x6, "noise_level": noise_level})[0]
+        return self.run({"x": x6, "noise_level": noise_level})[0]
 
 
-def make_denoiser(prepared: Prepared) -> Any:
-    return BoundOrtDenoiser(prepared) if isinstance(prepared, OrtPrepared) else PreparedDenoiser(prepared)
+def make_denoiser(prepared: Prepared) -> PreparedDenoiser:
+    return PreparedDenoiser(prepared)
 
 
 def read_deployment(onnx_path: str | Path, preset: Preset | None = None) -> tuple[DeploySidecar, bool]:
@@ -92,13 +68,15 @@ class DeployedModel:
 
     @classmethod
     def load(
-        cls, onnx_path: str | Path, target: Target | None = None, batch: int = 1, preset: Preset | None = None, threads: int | None = None
+        cls, onnx_path: str | Path, target: Target | None = None, batch: int = 1, preset: Preset | None = None, threads: int | None = None,
+        deployment: tuple[DeploySidecar, bool] | None = None,
     ) -> "DeployedModel":
         """Prepare `onnx_path` for batch `batch` on `target` (default: ONNX Runtime CPU with
-        `threads`). The sidecar `<onnx_path>.json` gives the schedule; if it is missing, `preset` must."""
+        `threads`). The sidecar `<onnx_path>.json` gives the schedule; if it is missing, `preset` must.
+        deployment: what read_deployment already returned for this file (not read again)."""
         if batch < 1:
             raise RcaiError(f"batch must be >= 1, got {batch}")
-        side, has = read_deployment(onnx_path, preset)
+        side, has = deployment or read_deployment(onnx_path, preset)
         if target is None:
             target = resolve_device("cpu", **({"threads": threads} if threads else {}))
         specs = {t.name: (t.concrete(batch), t.dtype) for t in side.inputs}
@@ -139,4 +117,4 @@ class DeployedModel:
         schedule = self.schedule
         steps = default_steps(sampler, schedule.T) if steps is None else steps
         return sample(self.denoiser, lr_up, schedule, sampler=sampler, steps=steps, seed=seed, eta=eta, clip_x0=clip_x0, step_callback=step_callback, progress=progress,
-                      residual=self.sidecar.preset.residual)
+                      residual=self.sidecar.preset.residual, prediction=self.sidecar.preset.prediction)

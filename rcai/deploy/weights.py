@@ -46,10 +46,15 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
 
 def build_model(spec: SubnetSpec, state: Mapping[str, torch.Tensor] | None, seed: int = 0, source: str = "weights") -> torch.nn.Module:
     """The subnet in eval mode with `state` loaded, or randomly initialised from `seed`
-    (without touching torch's global RNG)."""
+    (without touching torch's global RNG). A random init draws the output conv too (training starts
+    it at zero), so that what is verified and timed computes a non-trivial output."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = spec.build()
+        if state is None:
+            for m in model.head.modules():
+                if isinstance(m, torch.nn.Conv2d):
+                    m.reset_parameters()
     if state is not None:
         try:
             model.load_state_dict(state)

@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import RcaiError
 from ..progress import progress_bar
 from .denoiser import Denoiser
+from .parametrisation import check_prediction, to_eps
 from .samplers import Sampler, get_sampler, sampler_class
 from .schedule import NoiseSchedule
 
@@ -51,6 +52,7 @@ def sample(
     clip_output: bool = True,
     step_callback: StepCallback | None = None,
     residual: float = 0.0,
+    prediction: str = "eps",
     **sampler_kwargs: Any,
 ) -> SampleResult:
     """Super-resolve `lr_up` ([B,3,H,W] in [-1,1], the bicubic-upsampled LR image).
@@ -65,7 +67,9 @@ def sample(
     with diffusion_loss(residual=...)); the returned image is lr_up + ỹ_0 / residual. Intermediates
     stay in the chain's (scaled residual) space; clip_x0 clips the scaled residual to [-1, 1], i.e.
     the residual to [-1/residual, 1/residual].
+    prediction: what the denoiser returns, "eps" or "v" (converted to ε for the sampler's step).
     """
+    check_prediction(prediction)
     lr_up = np.ascontiguousarray(lr_up, dtype=np.float32)
     if lr_up.ndim != 4 or lr_up.shape[1] != 3:
         raise RcaiError(f"sample: lr_up must be [B,3,H,W], got {lr_up.shape}")
@@ -99,6 +103,7 @@ def sample(
             eps = np.asarray(eps, dtype=np.float32)
             if eps.shape != x.shape:
                 raise RcaiError(f"sample: denoiser returned shape {eps.shape}, expected {x.shape}")
+            eps = to_eps(prediction, eps, x, level)
             x = smp.step(eps, t, x, rng).prev_sample
             t_prev = smp.prev_timestep(t)
             if t_prev in wanted:

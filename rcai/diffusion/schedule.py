@@ -26,6 +26,11 @@ class ScheduleConfig(JsonConfig):
                 f"schedule: need 0 < beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}"
             )
 
+    @classmethod
+    def of(cls, preset: Any) -> "ScheduleConfig":
+        """The schedule a preset trains and samples with (its T, beta_start, beta_end)."""
+        return cls(T=preset.T, beta_start=preset.beta_start, beta_end=preset.beta_end)
+
 
 
 class NoiseSchedule:

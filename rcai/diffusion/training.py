@@ -6,6 +6,7 @@ from typing import Callable
 import torch
 
 from ..errors import RcaiError
+from .parametrisation import training_target
 from .schedule import NoiseSchedule
 
 TorchDenoiserFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -45,8 +46,9 @@ def diffusion_loss(
     hr: torch.Tensor,
     generator: torch.Generator | None = None,
     residual: float = 0.0,
+    prediction: str = "eps",
 ) -> torch.Tensor:
-    """Mean L1 between ε and denoiser(cat[lr_up, y_t], √γ) for one batch (report eq. 7).
+    """Mean L1 between the target (ε, or v with prediction="v") and denoiser(cat[lr_up, y_t], √γ) for one batch (report eq. 7).
 
     lr_up, hr: [B,3,H,W] in [-1,1]. The denoiser is fed noise_level = √γ as float32 [B,1].
     residual: if > 0, the chain models y_0 = residual * (hr - lr_up) instead of hr (SRDiff-style
@@ -59,9 +61,10 @@ def diffusion_loss(
     t = sample_timesteps(schedule, b, generator)
     gamma = sample_gamma(schedule, t, generator)
     eps = torch.randn(hr.shape, generator=generator, dtype=hr.dtype).to(hr.device)
-    y_t = q_sample(residual * (hr - lr_up) if residual else hr, gamma, eps)
+    x0 = residual * (hr - lr_up) if residual else hr
+    y_t = q_sample(x0, gamma, eps)
     noise_level = gamma.sqrt().to(hr.device, torch.float32).view(b, 1)
     pred = denoiser(torch.cat([lr_up, y_t], dim=1), noise_level)
     if pred.shape != eps.shape:
         raise RcaiError(f"diffusion_loss: denoiser returned {tuple(pred.shape)}, expected {tuple(eps.shape)}")
-    return torch.nn.functional.l1_loss(pred, eps)
+    return torch.nn.functional.l1_loss(pred, training_target(prediction, x0, eps, gamma))

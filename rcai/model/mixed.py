@@ -38,6 +38,17 @@ def gumbel_softmax(alpha: torch.Tensor, tau: float) -> torch.Tensor:
     return F.gumbel_softmax(alpha, tau=tau, hard=False, dim=-1)
 
 
+@register_softmax("gdas")
+def gdas_softmax(alpha: torch.Tensor, tau: float) -> torch.Tensor:
+    """Single path (GDAS, Dong & Yang 2019): a one-hot Gumbel-max sample in the forward pass, the
+    Gumbel-softmax gradient in the backward pass (straight-through). Only the sampled op runs, so the
+    supernet trains the ops a subnet will use and the discretisation gap closes."""
+    return F.gumbel_softmax(alpha, tau=tau, hard=True, dim=-1)
+
+
+gdas_softmax.single_path = True  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class TanhTemperature:
     """The report's eq. 8 temperature decay, over `width` steps from `max` down to `min`.
@@ -87,6 +98,9 @@ class MixedOp(Slot):
     def forward(self, *args: torch.Tensor) -> torch.Tensor:
         w = self.weights()
         self.last_weights = w
+        if getattr(get_softmax(self.softmax), "single_path", False):
+            k = int(torch.argmax(w.detach()))
+            return w[k] * list(self.ops.values())[k](*args)  # w[k] is 1 with the soft gradient
         out = None
         for wi, op in zip(w, self.ops.values()):
             y = wi * op(*args)

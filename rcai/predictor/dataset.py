@@ -58,7 +58,12 @@ def _rows(path: Path) -> list[tuple[int, dict[str, str]]]:
         if missing:
             raise RcaiError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(cols) or 'none'})")
         reader.fieldnames = cols
-        rows = [(reader.line_num, {k: (v or "").strip() for k, v in r.items() if k}) for r in reader]
+        rows = []
+        for r in reader:
+            if None in r or None in r.values():  # a line cut short (a kill mid-append) or with extra fields
+                n = len(cols) - sum(v is None for v in r.values()) + len(r.get(None) or [])
+                raise RcaiError(f"{path} line {reader.line_num}: {n} fields, the header has {len(cols)} (a truncated line?)")
+            rows.append((reader.line_num, {k: v.strip() for k, v in r.items()}))
     if not rows:
         raise RcaiError(f"{path}: no data rows")
     return rows

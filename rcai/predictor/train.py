@@ -158,6 +158,11 @@ def train_new(ds: LatencyDataset, cfg: TrainConfig, model_cfg: ModelConfig, prog
     gen = seed_everything(cfg.seed)
     model = LatencyGNN(model_cfg, n_targets=len(ds.devices))
     tr, va = split(len(ds), cfg)
+    if not va:
+        import sys
+
+        print(f"warning: {ds.csv}: {len(ds)} models are too few for a validation split (needs "
+              f"{math.ceil((cfg.min_val - 0.5) / cfg.val_fraction)}): trained {cfg.epochs} epochs unchecked", file=sys.stderr)
     fit_input_stats(model, ds, tr)
     logy = log_targets(ds)
     fit_target_stats(model, logy[tr])

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import JsonConfig
+from ..errors import RcaiError
 from ..train.evaluate import EvalConfig
 
 
@@ -13,20 +14,22 @@ class SearchConfig(JsonConfig):
     preset: str = "tiny"
     cost_table: str = "latency_tables/cpu-tiny.csv"
     predictor: str | None = None  # GNN predictor: ranks candidates and checks the budget
-    softmax: str = "simple"  # simple | temperature | gumbel
+    softmax: str = "gdas"  # gdas (single path: a supernet step costs a subnet step) | simple | temperature | gumbel
     penalty: str = "auto"  # auto: "budget" with a budget, else "expected" (the report's form)
     latency_budget_ms: float | None = None  # whole sampling loop (per-step cost x steps_per_sample)
     steps_per_sample: int = 50  # sampling steps the deployed loop runs (DDIM); latency counts all of them
-    lambda_latency: float = 1.0  # on E[loop latency] / base loop latency (dimensionless)
+    lambda_latency: float = 1.0  # on E[loop latency] / base loop latency, or / budget (dimensionless)
+    mu_rate: float = 0.05  # budget penalty: its multiplier mu += mu_rate * (E[loop] - budget) / budget per alpha step
+    mu_max: float = 2.0  # ... up to this many times the data term's pull (the knapsack enforces the budget exactly)
     lambda_flops: float = 0.0  # on E[FLOPs] / base FLOPs
     data_weight: float = 1.0  # weight of the val L1 in the architecture loss (0: cost alone, an ablation)
-    steps: int = 300  # bilevel iterations (one weight step + one alpha step each)
-    warmup_steps: int = 50  # weight-only steps before alpha starts moving (DARTS warm-up)
-    lr_weights: float = 1e-3  # report: 3e-6 at its scale (minutes of CPU here, days of DGX there)
+    steps: int = 300  # bilevel iterations (one weight step, then, after the warm-up, one alpha step each)
+    warmup_steps: int = 150  # weight-only steps before alpha moves: the weights learn which ops matter first
+    lr_weights: float = 2e-3  # report: 3e-6 at its scale (minutes of CPU here, days of DGX there)
     lr_alpha: float = 3e-3  # report: 3e-5 at its scale
     tau_max: float = 20.0  # eq. 8
     tau_min: float = 0.08
-    batch_size: int = 4
+    batch_size: int = 8
     finetune_steps: int = 200
     seed: int = 0
     data_dir: str | None = None
@@ -34,6 +37,16 @@ class SearchConfig(JsonConfig):
     log_every: int = 5
     force: bool = False  # use a table measured for another preset/batch/precision
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        for name, least in (("steps", 1), ("finetune_steps", 0), ("warmup_steps", 0), ("steps_per_sample", 1),
+                            ("batch_size", 1), ("ckpt_every", 1), ("log_every", 1)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < least:
+                raise RcaiError(f"{name} must be a whole number >= {least}, got {v!r}")
+        b = self.latency_budget_ms
+        if b is not None and not (isinstance(b, (int, float)) and 0 < b < float("inf")):
+            raise RcaiError(f"latency budget must be a positive finite number of ms (or none), got {b!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str | None = None) -> "SearchConfig":

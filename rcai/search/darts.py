@@ -9,6 +9,7 @@ as a guard against floating-point divergence (the known pitfall of ranks driftin
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ import torch.distributed as dist
 from ..cost.expected import expected_cost
 from ..cost.model import OpCostModel
 from ..diffusion import NoiseSchedule, diffusion_loss
-from ..model.extract import argmax_arch
+from ..space.extract import argmax_arch
 from ..model.mixed import TanhTemperature
 from ..model.unet import UNet
 from ..space.space import SearchSpace
@@ -71,36 +72,73 @@ class Bilevel:
         self.space = SearchSpace.of(self.supernet.preset)
         self.weights = self.supernet.weight_parameters()
         self.alphas = self.supernet.arch_parameters()
+        self.mixed = self.supernet.mixed_ops()
         self.opt_w = torch.optim.Adam(self.weights, lr=self.cfg.lr_weights)
         self.opt_a = torch.optim.Adam(self.alphas, lr=self.cfg.lr_alpha)
         self.temperature = TanhTemperature(self.cfg.tau_max, self.cfg.tau_min, width=self.cfg.steps)
         self.penalty = get_penalty(self.cfg.penalty_name)
         self.supernet.set_softmax(self.cfg.softmax)
+        # Scales that make the two terms of the architecture loss commensurate (see arch_step).
+        self.data_ref = 0.0  # running mean of the data loss over the warm-up, then frozen
+        self.mu = 0.0  # budget multiplier (dual variable), adapted every alpha step
+        self.kappa = 0.0  # gradient scale of the cost term, measured at the first alpha step
         broadcast_(list(self.supernet.state_dict().values()))
 
     # -- the two engines ---------------------------------------------------------------------
     def weight_step(self) -> float:
         _requires_grad(self.alphas, False)
         _requires_grad(self.weights, True)
-        loss = diffusion_loss(self.supernet, self.schedule, *self.train_stream.next(), residual=self.supernet.preset.residual)
+        loss = diffusion_loss(self.supernet, self.schedule, *self.train_stream.next(), residual=self.supernet.preset.residual, prediction=self.supernet.preset.prediction)
         self.opt_w.zero_grad(set_to_none=True)
         loss.backward()
         _average_grads(self.weights)
         self.opt_w.step()
         return loss.item()
 
-    def expected_loop_cost(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """E[latency of the whole loop] (ms) and E[FLOPs per step], from the last forward's weights."""
-        e = expected_cost(self.supernet, self.cost.op_metric, ("latency_ms", "flops"))
+    def _track_data_ref(self, step: int, loss: float) -> None:
+        """Mean weight-step loss over the second half of the warm-up: the data term's own scale."""
+        start = self.cfg.warmup_steps // 2
+        if start <= step < self.cfg.warmup_steps:
+            n = step - start
+            self.data_ref = (self.data_ref * n + loss) / (n + 1)
+
+    def expected_loop_cost(self, under_alpha: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """E[latency of the whole loop] (ms) and E[FLOPs per step], from the last forward's weights
+        (or under softmax(alpha), see expected_cost)."""
+        e = expected_cost(self.supernet, self.cost.op_metric, ("latency_ms", "flops"), under_alpha)
         loop = (self.cost.overhead_ms + e["latency_ms"]) * self.cfg.steps_per_sample
         return loop.float(), e["flops"].float()
 
     def arch_step(self) -> dict[str, float]:
+        """One alpha step on  data / data_ref + penalty(E[loop]).
+
+        data_ref (the data loss at the end of the warm-up) makes the data term ~1, as the latency
+        term is (E[loop] relative to the base or the budget). With a budget, E[loop] is taken under
+        softmax(alpha) and the penalty is a hinge weighted by kappa * mu: kappa is the ratio of the two
+        terms' alpha-gradients at the first alpha step (so mu = 1 pulls as hard as the data), and mu
+        is a dual variable that starts at 0, grows while E[loop] is over the budget and shrinks while it
+        is under (dual ascent, capped at mu_max). The cost then
+        pulls only as hard as it takes to hold the budget, and the data decides which ops keep it:
+        at the equilibrium each slot trades quality against milliseconds at one price. (A constant
+        pull instead collapses every slot to its cheapest op long before the weights have learnt
+        which ops matter.) The exact knapsack at the end turns that ranking into a subnet."""
         _requires_grad(self.weights, False)
         _requires_grad(self.alphas, True)
-        data_loss = diffusion_loss(self.supernet, self.schedule, *self.val_stream.next(), residual=self.supernet.preset.residual)
-        lat, flops = self.expected_loop_cost()
-        loss = self.penalty(self.cfg.data_weight * data_loss, lat, self.base_loop_ms, self.cfg.latency_budget_ms, self.cfg.lambda_latency)
+        for m in self.mixed:  # single path: a nested slot the sampled path skips must not keep an old graph's weights
+            m.last_weights = None
+        data_loss = diffusion_loss(self.supernet, self.schedule, *self.val_stream.next(), residual=self.supernet.preset.residual, prediction=self.supernet.preset.prediction)
+        data_term = self.cfg.data_weight * data_loss / (self.data_ref if self.data_ref > 0 else 1.0)
+        budget = self.cfg.latency_budget_ms
+        if budget and self.cfg.penalty_name == "budget":
+            lat, flops = self.expected_loop_cost(under_alpha=True)
+            if self.kappa == 0.0:
+                self.kappa = self._gradient_ratio(data_term, lat / budget)
+            self.mu = min(max(self.mu + self.cfg.mu_rate * (lat.item() - budget) / budget, 0.0), self.cfg.mu_max)
+            lam = self.cfg.lambda_latency * self.kappa * self.mu
+        else:
+            lat, flops = self.expected_loop_cost()
+            lam = self.cfg.lambda_latency
+        loss = self.penalty(data_term, lat, self.base_loop_ms, budget, lam)
         if self.cfg.lambda_flops:
             loss = loss + self.cfg.lambda_flops * flops / self.base_flops
         self.opt_a.zero_grad(set_to_none=True)
@@ -108,12 +146,21 @@ class Bilevel:
         _average_grads(self.alphas)
         self.opt_a.step()
         _requires_grad(self.weights, True)
-        return {"loss_data": data_loss.item(), "loss_arch": loss.item(), "expected_loop_ms": lat.item(), "expected_flops": flops.item()}
+        return {"loss_data": data_loss.item(), "loss_arch": loss.item(), "expected_loop_ms": lat.item(), "expected_flops": flops.item(), "mu": self.mu, "kappa": self.kappa}
+
+    def _gradient_ratio(self, data_term: torch.Tensor, rel_lat: torch.Tensor) -> float:
+        """|d data / d alpha| / |d (E[loop]/budget) / d alpha| at the first alpha step: the scale that
+        makes the cost term's pull equal to the data term's at mu = 1."""
+        gd = torch.autograd.grad(data_term, self.alphas, retain_graph=True, allow_unused=True)
+        gc = torch.autograd.grad(rel_lat, self.alphas, retain_graph=True, allow_unused=True)
+        norm = lambda gs: math.sqrt(sum(float((g.double() ** 2).sum()) for g in gs if g is not None))  # noqa: E731
+        return norm(gd) / max(norm(gc), 1e-12)
 
     def step(self, step: int, sync_every: int = 25) -> dict[str, Any]:
         tau = self.temperature(step)
         self.supernet.set_temperature(tau)
         rec: dict[str, Any] = {"step": step + 1, "tau": tau, "loss_weights": self.weight_step()}
+        self._track_data_ref(step, rec["loss_weights"])
         if step >= self.cfg.warmup_steps:
             rec.update(self.arch_step())
         if (step + 1) % sync_every == 0:
@@ -139,6 +186,7 @@ class Bilevel:
             "opt_a": self.opt_a.state_dict(),
             "train_stream": self.train_stream.state_dict(),
             "val_stream": self.val_stream.state_dict(),
+            "scales": {"data_ref": self.data_ref, "mu": self.mu, "kappa": self.kappa},
         }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
@@ -147,3 +195,4 @@ class Bilevel:
         self.opt_a.load_state_dict(s["opt_a"])
         self.train_stream.load_state_dict(s["train_stream"])
         self.val_stream.load_state_dict(s["val_stream"])
+        self.data_ref, self.mu, self.kappa = (float(s["scales"][k]) for k in ("data_ref", "mu", "kappa"))

@@ -7,14 +7,30 @@ from typing import Any
 from ..cost.model import Cost
 from ..space.subnet import SubnetSpec
 
+# A subnet this far under its budget leaves latency unused: flagged in the run's summary.
+UNDER_BUDGET_FLAG = 0.15
+
 
 @dataclass
 class SearchResult:
     subnet: SubnetSpec
     estimate: Cost  # by the cost model that checked the budget
-    selection: str  # "argmax" or "budget" (argmax broke the budget: best subnet meeting it)
+    selection: str  # "argmax" (the argmax meets the budget, or no budget) or "budget" (knapsack choice)
     history: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    budget_ms: float | None = None  # whole-loop budget
+    table_loop_ms: float | None = None  # the chosen subnet's loop by the additive table
+
+    @property
+    def budget_use(self) -> float | None:
+        """Fraction of the budget the subnet uses (by the cost model that checked it)."""
+        return self.estimate.loop_ms / self.budget_ms if self.budget_ms else None
+
+    @property
+    def far_under_budget(self) -> bool:
+        return self.budget_use is not None and self.budget_use < 1 - UNDER_BUDGET_FLAG
 
     def to_dict(self) -> dict[str, Any]:
-        return {"subnet_hash": self.subnet.hash, "estimate": self.estimate.to_dict(), "selection": self.selection, "notes": self.notes}
+        return {"subnet_hash": self.subnet.hash, "estimate": self.estimate.to_dict(), "selection": self.selection, "notes": self.notes,
+                "budget_ms": self.budget_ms, "table_loop_ms": self.table_loop_ms, "budget_use": self.budget_use,
+                "far_under_budget": self.far_under_budget}

@@ -5,42 +5,55 @@ subnet.pt, metrics.json, plots/. `--resume` continues from the last checkpoint o
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from ..cost.model import CostModel, OpCostModel, TableCostModel
-from ..cost.table import CostTable
+from ..cost.load import load_cost_model
+from ..cost.model import CostModel, OpCostModel
 from ..diffusion import diffusion_loss
+from ..errors import RcaiError
 from ..io import atomic_torch_save, atomic_write_csv, atomic_write_json
-from ..model.extract import extract_subnet
+from ..lock import exclusive
+from ..space.extract import extract_subnet
 from ..model.unet import UNet
 from ..space.presets import get_preset
 from ..space.subnet import SubnetSpec
 from ..train.batches import BatchStream
 from ..train.evaluate import evaluate
-from ..train.rundir import RunDir, seed_everything
+from ..train.quality import eval_set, quality
+from ..train.rundir import RunDir, seed_everything, set_rng_state
 from ..train.setup import schedule_of, splits_of
 from ..progress import progress_bar
 from ..train.trainer import save_samples
 from .config import SearchConfig
 from .darts import Bilevel, world
 from .plots import plot_search
-from .result import SearchResult
-from .select import alpha_logprobs, arch_from, fit_budget, sample_candidates, score
+from .result import UNDER_BUDGET_FLAG, SearchResult
+from .select import alpha_logprobs, arch_from, best_under_budget
 
 
 def load_cost_models(cfg: SearchConfig) -> tuple[OpCostModel, CostModel | None]:
     preset = get_preset(cfg.preset)
-    table = TableCostModel(preset, CostTable.load(cfg.cost_table), force=cfg.force)
-    predictor = None
-    if cfg.predictor:
-        from ..cost.predictor_model import PredictorCostModel
-
-        predictor = PredictorCostModel(preset, cfg.predictor)
+    table = load_cost_model(cfg.cost_table, preset, force=cfg.force)
+    if not isinstance(table, OpCostModel):
+        raise RcaiError(f"{cfg.cost_table}: the search needs a per-op cost model (a cost table), got a {table.name}")
+    predictor = load_cost_model(cfg.predictor, preset) if cfg.predictor else None
     return table, predictor
+
+
+def check_budget_feasible(table: OpCostModel, cfg: SearchConfig) -> None:
+    """Before any training: a budget below the cheapest subnet's loop latency cannot be met."""
+    if cfg.latency_budget_ms is None:
+        return
+    arch, _ = table.space.extreme_arch(lambda spec: table.op_metric(spec, "latency_ms"), largest=False)
+    cheapest = table.estimate(arch, cfg.steps_per_sample).loop_ms
+    if cheapest > cfg.latency_budget_ms:
+        raise RcaiError(f"latency budget {cfg.latency_budget_ms:.4g} ms is below the cheapest subnet's loop "
+                        f"({cheapest:.4g} ms by {table.name}, {cfg.steps_per_sample} steps): no subnet can meet it")
 
 
 def build_bilevel(cfg: SearchConfig, table: OpCostModel) -> Bilevel:
@@ -62,49 +75,52 @@ def build_bilevel(cfg: SearchConfig, table: OpCostModel) -> Bilevel:
 
 
 def choose_subnet(engine: Bilevel, predictor: CostModel | None) -> SearchResult:
-    """Argmax subnet; if it breaks the budget (by the predictor when given, else the table), the
-    most alpha-preferred subnet meeting it."""
+    """Without a budget: the argmax subnet. With one: the subnet of highest alpha log-probability
+    whose table loop latency is within the budget (exact knapsack, rcai/search/select.py); with a
+    predictor, the budget is tightened until the predictor agrees too (at most 4 tries)."""
     cfg, space, S = engine.cfg, engine.space, engine.cfg.steps_per_sample
     logp = alpha_logprobs(engine.supernet)
-    argmax = arch_from(space, logp)
     judge = predictor or engine.cost
-    notes = []
     if not cfg.latency_budget_ms:
+        argmax = arch_from(space, logp)
         return SearchResult(SubnetSpec(space.preset, argmax), judge.estimate(argmax, S), "argmax")
-    budget = cfg.latency_budget_ms
-    est = judge.estimate(argmax, S)
-    if est.loop_ms <= budget:
-        return SearchResult(SubnetSpec(space.preset, argmax), est, "argmax", notes=[f"argmax subnet meets the budget ({est.loop_ms:.1f} <= {budget:.1f} ms, {judge.name})"])
-    table_lat = lambda a: engine.cost.estimate(a, S).loop_ms  # noqa: E731
-    arch, path = fit_budget(space, logp, table_lat, budget)
-    notes.append(f"argmax subnet breaks the budget ({est.loop_ms:.1f} > {budget:.1f} ms by {judge.name}); "
-                 f"chose the most alpha-preferred subnet meeting it ({len(path) - 1} slot changes)")
-    if predictor is not None:  # rank greedy path + samples from alpha by the predictor
-        pool = [arch] + [arch_from(space, logp, {p["slot"]: p["choice"]}) for p in path[1:]] + sample_candidates(space, logp, 24, cfg.seed)
-        ests = predictor.estimate_many(pool, S)
-        ok = [(score(a, logp), a, e) for a, e in zip(pool, ests) if e.loop_ms <= budget]
-        if ok:
-            _, arch, _ = max(ok, key=lambda t: t[0])
-            notes.append(f"predictor ranked {len(pool)} candidates, {len(ok)} meet the budget")
-        else:
-            notes.append("predictor: no candidate meets the budget; kept the table's choice")
-    return SearchResult(SubnetSpec(space.preset, arch), judge.estimate(arch, S), "budget", history=path, notes=notes)
+    budget, limit, notes = cfg.latency_budget_ms, cfg.latency_budget_ms, []
+    for _ in range(4):
+        sel = best_under_budget(space, logp, lambda sp: engine.cost.op_metric(sp, "latency_ms"), engine.cost.overhead_ms, S, limit)
+        est = judge.estimate(sel.arch, S)
+        if est.loop_ms <= budget:
+            break
+        notes.append(f"{judge.name} puts the table's choice at {est.loop_ms:.1f} ms > budget {budget:.1f} ms; tightening")
+        limit *= budget / est.loop_ms * 0.995
+    selection = "argmax" if sel.arch == arch_from(space, logp) else "budget"
+    notes.append(f"knapsack over {sel.front_size} Pareto-optimal subnets: loop {sel.loop_ms:.1f} ms by the table "
+                 f"({sel.loop_ms / budget:.0%} of the {budget:.1f} ms budget)")
+    result = SearchResult(SubnetSpec(space.preset, sel.arch), est, selection, notes=notes, budget_ms=budget, table_loop_ms=sel.loop_ms)
+    if result.far_under_budget:
+        notes.append(f"FLAG: the subnet uses only {result.budget_use:.0%} of the budget (more than {UNDER_BUDGET_FLAG:.0%} under)")
+    return result
 
 
 def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    with exclusive(out) if world()[0] == 0 else contextlib.nullcontext():  # one writer per run folder
+        return _run_search(cfg, out, resume, progress)
+
+
+def _run_search(cfg: SearchConfig, out: str | Path, resume: bool, progress: bool) -> dict[str, Any]:
     rank, _ = world()
+    table, predictor = load_cost_models(cfg)
+    check_budget_feasible(table, cfg)  # before the run folder exists: a corrected command can start afresh
     run = RunDir(Path(out))
     if rank == 0:
         run.start(cfg.to_dict(), resume)
-    table, predictor = load_cost_models(cfg)
     engine = build_bilevel(cfg, table)
     state = run.load_checkpoint() if resume else None
     step, phase = 0, "search"
     if state is not None:
         phase, step = state["phase"], state["step"]
         engine.load_state_dict(state["engine"])
-        if rank == 0:
-            run.truncate_log(step if phase == "search" else cfg.steps + step)
+    if resume and rank == 0:  # lines after the checkpoint (or all, if none was reached) are redone
+        run.truncate_log(step if phase == "search" else cfg.steps + step)
 
     def checkpoint(extra: dict[str, Any]) -> None:
         if rank == 0:
@@ -131,10 +147,14 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False, progres
     result.subnet.save(run.file("subnet.json"))
     subnet, _ = extract_subnet(engine.supernet, result.subnet.choices)
     ft_state = state.get("finetune") if state and state.get("phase") == "finetune" else None
+    if ft_state:  # the checkpoint was taken mid fine-tune, after extraction (which draws random numbers)
+        set_rng_state(state["rng"])
     finetune(subnet, engine, cfg, run, ft_state, progress, checkpoint)
     atomic_torch_save(subnet.state_dict(), run.file("subnet.pt"))
     preset = engine.supernet.preset
-    metrics = evaluate(subnet, splits_of(preset, cfg.data_dir, cfg.seed, cfg.batch_size).test, engine.schedule, cfg.eval)
+    ev = eval_set(preset, cfg.data_dir)
+    metrics = evaluate(subnet, ev, engine.schedule, cfg.eval)
+    metrics["quality"] = quality(subnet, ev, engine.schedule)
     save_samples(run.file("samples.png"), metrics.pop("_arrays"))
     base = table.estimate(table.space.base_arch(), cfg.steps_per_sample)
     metrics.update(
@@ -162,7 +182,7 @@ def finetune(subnet: UNet, engine: Bilevel, cfg: SearchConfig, run: RunDir, stat
     subnet.train()
     with progress_bar(progress, "fine-tuning", cfg.finetune_steps, step) as advance:
         while step < cfg.finetune_steps:
-            loss = diffusion_loss(subnet, engine.schedule, *engine.train_stream.next(), residual=subnet.preset.residual)
+            loss = diffusion_loss(subnet, engine.schedule, *engine.train_stream.next(), residual=subnet.preset.residual, prediction=subnet.preset.prediction)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

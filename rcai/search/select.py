@@ -1,18 +1,29 @@
-"""Choosing the subnet after search: the argmax of alpha, or, if that breaks the latency budget,
-the most alpha-preferred subnet that meets it (greedy: give up the least alpha log-probability
-per millisecond saved, one slot at a time)."""
+"""Choosing the subnet after search: the subnet with the highest alpha log-probability whose
+whole-loop latency is within the budget.
+
+With an additive cost (a table: loop = steps * (overhead + sum of op latencies)) this is a
+multiple-choice knapsack over the slots, nested slots included (a nested slot counts only when its
+parent chose the op that holds it). We solve it exactly by dynamic programming over Pareto fronts:
+every slot's (latency, score) options are merged slot by slot, dropping any option that another one
+beats in both latency and score, so no subnet that could be best under some budget is ever lost.
+"""
 from __future__ import annotations
 
+import math
+import random
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
+import numpy as np
 import torch
 
 from ..errors import RcaiError
 from ..model.mixed import MixedOp
 from ..model.unet import UNet
-from ..space.space import Arch, SearchSpace
+from ..space.space import Arch, SearchSpace, SlotInfo
 
 LogProbs = dict[str, dict[str, float]]
+OpLatency = Callable[[object], float]  # OpSpec -> ms per denoiser call
 
 
 def alpha_logprobs(supernet: UNet) -> LogProbs:
@@ -34,46 +45,137 @@ def score(arch: Mapping[str, str], logp: LogProbs) -> float:
     return sum(logp[p][c] for p, c in arch.items())
 
 
-def fit_budget(space: SearchSpace, logp: LogProbs, latency: Callable[[Arch], float], budget: float) -> tuple[Arch, list[dict]]:
-    """Greedy descent from the argmax subnet until `latency(arch) <= budget`. Returns the subnet and
-    the path taken (each step: slot, new choice, latency, score)."""
-    overrides: dict[str, str] = {}
-    arch = arch_from(space, logp)
-    lat = latency(arch)
-    path = [{"slot": None, "choice": None, "latency_ms": lat, "score": score(arch, logp)}]
-    while lat > budget:
-        best = None
-        for slot_path in arch:
-            for choice in logp[slot_path]:
-                if choice == arch[slot_path]:
-                    continue
-                cand = arch_from(space, logp, {**overrides, slot_path: choice})
-                saved = lat - latency(cand)
-                if saved <= 0:
-                    continue
-                lost = score(arch, logp) - score(cand, logp)
-                ratio = max(lost, 1e-9) / saved
-                if best is None or ratio < best[0]:
-                    best = (ratio, slot_path, choice, cand)
-        if best is None:
-            raise RcaiError(f"no subnet meets the latency budget {budget:.3g} ms (smallest found: {lat:.3g} ms)")
-        _, slot_path, choice, arch = best
-        overrides[slot_path] = choice
-        lat = latency(arch)
-        path.append({"slot": slot_path, "choice": choice, "latency_ms": lat, "score": score(arch, logp)})
-    return arch, path
+@dataclass
+class _Front:
+    """Pareto front of partial subnets: cost ascending, score strictly ascending; `picks` holds each
+    point's (slot, choice) pairs as a linked list (tuple nesting) so merging copies nothing."""
+
+    cost: np.ndarray
+    score: np.ndarray
+    picks: list
+
+    @classmethod
+    def of(cls, points: list[tuple[float, float, object]]) -> "_Front":
+        points.sort(key=lambda p: (p[0], -p[1]))
+        keep, best = [], -math.inf
+        for c, s, pk in points:
+            if s > best:
+                keep.append((c, s, pk))
+                best = s
+        return cls(np.array([p[0] for p in keep]), np.array([p[1] for p in keep]), [p[2] for p in keep])
+
+    def merge(self, other: "_Front") -> "_Front":
+        """Every pair (one point of each), pruned back to a front."""
+        c = (self.cost[:, None] + other.cost[None, :]).ravel()
+        s = (self.score[:, None] + other.score[None, :]).ravel()
+        order = np.lexsort((-s, c))
+        keep, best = [], -math.inf
+        for k in order:
+            if s[k] > best:
+                keep.append(k)
+                best = s[k]
+        n = len(other.cost)
+        return _Front(c[keep], s[keep], [(self.picks[k // n], other.picks[k % n]) for k in keep])
+
+
+def _slot_front(slot: SlotInfo, op_latency: OpLatency, logp: LogProbs) -> _Front:
+    points = []
+    for name, choice in slot.choices.items():
+        front = _Front(np.array([sum(map(op_latency, choice.specs))]), np.array([logp[slot.path][name]]), [(slot.path, name)])
+        for nested in choice.slots:
+            front = front.merge(_slot_front(nested, op_latency, logp))
+        points += zip(front.cost, front.score, front.picks)
+    return _Front.of(points)
+
+
+def _unlink(picks, out: dict[str, str]) -> dict[str, str]:
+    stack = [picks]
+    while stack:
+        p = stack.pop()
+        if p is None:
+            continue
+        if isinstance(p[0], str):
+            out[p[0]] = p[1]
+        else:
+            stack.extend(p)
+    return out
+
+
+@dataclass(frozen=True)
+class Selection:
+    arch: Arch
+    loop_ms: float  # by the additive model the knapsack used
+    score: float  # sum of alpha log-probabilities
+    front_size: int
+
+
+def best_under_budget(space: SearchSpace, logp: LogProbs, op_latency: OpLatency, overhead_ms: float, steps: int, budget_ms: float) -> Selection:
+    """The subnet of highest score with steps * (overhead + sum of op latencies) <= budget_ms (exact)."""
+    if not (budget_ms > 0 and math.isfinite(budget_ms)):
+        raise RcaiError(f"latency budget must be a positive number of ms, got {budget_ms}")
+    fixed = sum(map(op_latency, space.fixed_specs))
+    front = _Front(np.zeros(1), np.zeros(1), [None])
+    for slot in space.slots:
+        front = front.merge(_slot_front(slot, op_latency, logp))
+    loop = steps * (overhead_ms + fixed + front.cost)
+    ok = np.nonzero(loop <= budget_ms * (1 + 1e-12))[0]
+    if not len(ok):
+        raise RcaiError(f"no subnet meets the latency budget {budget_ms:.4g} ms: the cheapest subnet's loop is {loop[0]:.4g} ms")
+    k = int(ok[-1])  # the front's score rises with cost: the last feasible point scores highest
+    arch = space.validate(_unlink(front.picks[k], {}))
+    return Selection(arch, float(loop[k]), float(front.score[k]), len(front.cost))
+
+
+def uniform_logprobs(space: SearchSpace, prefer: Callable[[SlotInfo, str], float] | None = None) -> LogProbs:
+    """Log-probabilities for selection without alpha (e.g. `prefer` = -latency: the cheapest subnet)."""
+    return {s.path: {n: (prefer(s, n) if prefer else 0.0) for n in s.choices} for s in space.all_slots()}
 
 
 def sample_candidates(space: SearchSpace, logp: LogProbs, n: int, seed: int) -> list[Arch]:
     """n subnets drawn from the softmax of alpha (for ranking with a predictor)."""
-    import random
-
     rng = random.Random(seed)
 
     def draw(s):
         names, lps = zip(*logp[s.path].items())
-        import math
-
         return rng.choices(names, weights=[math.exp(v) for v in lps])[0]
 
     return [space.pick(draw) for _ in range(n)]
+
+
+def sample_at_latency(space: SearchSpace, latency: Callable[[Arch], float], target_ms: float, tol: float, n: int, seed: int,
+                      mixing: int = 30, max_moves: int = 400) -> list[Arch]:
+    """n distinct random subnets whose latency lies within target * (1 +- tol). Each starts from a
+    uniformly random subnet and re-draws one random slot at a time among the choices that do not move
+    it further from the window (a random choice now and then, to leave a dead end); once inside, it
+    takes `mixing` more such moves, all of them staying inside."""
+    rng = random.Random(seed)
+    lo, hi = target_ms * (1 - tol), target_ms * (1 + tol)
+
+    def dist(lat: float) -> float:
+        return max(lo - lat, lat - hi, 0.0)
+
+    out: list[Arch] = []
+    seen: set[tuple] = set()
+    for _ in range(20 * n):
+        if len(out) == n:
+            return out
+        arch = space.random_arch(rng)
+        lat, inside = latency(arch), 0
+        for _ in range(max_moves):
+            slot = rng.choice(list(arch))
+            options = []
+            for name in space._slot_index[slot].choices:
+                cand = space.pick(lambda s: name if s.path == slot else arch.get(s.path) or rng.choice(list(s.choices)))
+                options.append((cand, latency(cand)))
+            ok = [o for o in options if dist(o[1]) <= dist(lat)]
+            arch, lat = rng.choice(ok if ok and rng.random() > 0.05 or dist(lat) == 0 else options)
+            inside = inside + 1 if dist(lat) == 0 else 0
+            if inside >= mixing:
+                break
+        key = tuple(sorted(arch.items()))
+        if dist(lat) == 0 and key not in seen:
+            seen.add(key)
+            out.append(arch)
+    if len(out) < n:
+        raise RcaiError(f"found only {len(out)} of {n} subnets within {tol:.0%} of {target_ms:.4g} ms")
+    return out

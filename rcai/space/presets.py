@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ..config import JsonConfig
+from ..errors import RcaiError
 from ..registry import Registry
 
 
@@ -32,12 +33,20 @@ class Preset(JsonConfig):
     # (see README). tiny uses 4: the residual of the built-in photos has std 0.065, so x0-clipping
     # at +-1 keeps residuals within +-0.25 (~4 std) and bounds what an undertrained model can add.
     residual: float = 0.0
+    # What the network predicts: "eps" (SR3, the report) or "v" (v-prediction). v is well conditioned
+    # at every noise level and at pure noise is the network's regression of E[x0 | lr], the quality
+    # metric's posterior mean (rcai/train/quality.py). tiny uses v.
+    prediction: str = "eps"
     emb_mult: int = 4  # noise-embedding width = emb_mult * base_channels
     # Diffusion schedule (report: T=2000, betas linspace(1e-6, 0.01)).
     T: int = 2000
     beta_start: float = 1e-6
     beta_end: float = 0.01
     description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.prediction not in ("eps", "v"):
+            raise RcaiError(f"preset {self.name!r}: prediction must be 'eps' or 'v', got {self.prediction!r}")
 
     @property
     def levels(self) -> int:
@@ -137,6 +146,7 @@ def tiny() -> Preset:
         groups=8,
         dropout=0.0,
         residual=4.0,
+        prediction="v",
         T=1000,
         beta_start=1e-6,
         beta_end=0.02,

@@ -14,29 +14,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
 from ..config import JsonConfig
-from ..errors import RcaiError
-from .inputs import Specs, check_feeds, make_input_pool
-
-# A timer runs fn(arg) once and returns the elapsed milliseconds.
-Timer = Callable[[Callable[[Any], object], Any], float]
-
-
-@dataclass
-class TimingStats(JsonConfig):
-    """Latency statistics in milliseconds over `count` timed calls; cv = std / mean (ddof=0)."""
-
-    median_ms: float
-    p10_ms: float
-    p90_ms: float
-    mean_ms: float
-    cv: float
-    count: int
+from .inputs import Specs, check_feeds, make_input_pool, onnx_path  # noqa: F401  (onnx_path: re-exported)
+from .measure import measure_loop, perf_counter_timer
+from .timing import MeasureConfig, Timer, TimingStats  # noqa: F401  (re-exported)
 
 
 
@@ -53,47 +38,6 @@ class TargetInfo(JsonConfig):
     threads: int | None
     host: str
 
-
-
-@dataclass(frozen=True)
-class MeasureConfig(JsonConfig):
-    """How long to measure. `warmup` untimed calls, then timed calls in chunks of `chunk` until
-    the median of all samples moves by < `rel_tol` (relative) from one chunk to the next and at
-    least `min_repeats` samples exist; `max_repeats` samples or `max_seconds` of timed calls stop
-    it early (the time cap wins over `min_repeats`, so a very slow model may get fewer samples:
-    `count` says how many). Inputs cycle through `input_pool` random input sets."""
-
-    warmup: int = 5
-    min_repeats: int = 10
-    max_repeats: int = 200
-    rel_tol: float = 0.02
-    chunk: int = 10
-    input_pool: int = 4
-    max_seconds: float = 10.0
-
-    def __post_init__(self) -> None:
-        bad = []
-        if self.warmup < 0:
-            bad.append("warmup < 0")
-        if not 1 <= self.min_repeats <= self.max_repeats:
-            bad.append("need 1 <= min_repeats <= max_repeats")
-        if self.chunk < 1 or self.input_pool < 1:
-            bad.append("chunk and input_pool must be >= 1")
-        if self.rel_tol < 0 or self.max_seconds <= 0:
-            bad.append("rel_tol must be >= 0 and max_seconds > 0")
-        if bad:
-            raise RcaiError(f"measure config: {'; '.join(bad)}")
-
-
-
-def onnx_path(model: Any) -> Path:
-    """`model` as an existing ONNX file path, or RcaiError."""
-    if not isinstance(model, (str, Path)):
-        raise RcaiError(f"expected a path to an ONNX file, got {type(model).__name__}")
-    path = Path(model)
-    if not path.is_file():
-        raise RcaiError(f"{path}: file not found")
-    return path
 
 
 class Prepared(ABC):
@@ -121,18 +65,20 @@ class Prepared(ABC):
 
     def timer(self) -> Timer:
         """How one call is timed; CUDA targets override with events or synchronisation."""
-        from .measure import perf_counter_timer
-
         return perf_counter_timer
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """One inference: dict of numpy inputs -> list of numpy outputs (in the model's order)."""
         return self.outputs(self.execute(self.stage(feeds)))
 
+    def runner(self, copy_outputs: bool = True) -> Callable[[Mapping[str, np.ndarray]], list[np.ndarray]]:
+        """`run` for many calls in a row (a sampling loop). Targets may bind their buffers once
+        (ONNX Runtime's IO binding); with copy_outputs=False the returned arrays may be the bound
+        buffers themselves, overwritten by the next call."""
+        return self.run
+
     def measure(self, cfg: MeasureConfig = MeasureConfig(), seed: int = 0) -> TimingStats:
         """Latency statistics over a pool of `cfg.input_pool` random input sets (see MeasureConfig)."""
-        from .measure import measure_loop
-
         pool = make_input_pool(self.input_specs, cfg.input_pool, seed)
         staged = [self.stage(feeds) for feeds in pool]
         return measure_loop(self.execute, staged, cfg, timer=self.timer())
@@ -146,9 +92,9 @@ class Target(ABC):
     takes_onnx: ClassVar[bool] = True  # False: prepare() takes an nn.Module (the torch target)
 
     @abstractmethod
-    def info(self) -> TargetInfo:
-        """Device, backend and version, threads and host. Precision is the target's own setting
-        where it has one, else that of the model prepared last ('fp32' before any)."""
+    def info(self, precision: str | None = None) -> TargetInfo:
+        """Device, backend and version, threads and host. Precision: `precision` if given (a
+        prepared model's), else the target's own setting where it has one, else 'fp32'."""
 
     @abstractmethod
     def prepare(self, model: Any, input_specs: Mapping[str, Any] | None = None) -> Prepared:

@@ -42,7 +42,6 @@ def specs_from_onnx(path: str | Path) -> Specs:
     """Input specs read from an ONNX file; every dimension must be fixed (no symbolic batch)."""
     import onnx
 
-    from .base import onnx_path
 
     model = onnx.load(str(onnx_path(path)), load_external_data=False)
     inits = {i.name for i in model.graph.initializer}
@@ -109,3 +108,13 @@ def check_feeds(specs: Specs, feeds: Mapping[str, np.ndarray], where: str) -> di
             raise RcaiError(f"{where}: input {name!r} has shape {a.shape}, expected {shape}")
         out[name] = np.ascontiguousarray(a, dtype=dtype)
     return out
+
+
+def onnx_path(model: Any) -> Path:
+    """`model` as an existing ONNX file path, or RcaiError."""
+    if not isinstance(model, (str, Path)):
+        raise RcaiError(f"expected a path to an ONNX file, got {type(model).__name__}")
+    path = Path(model)
+    if not path.is_file():
+        raise RcaiError(f"{path}: file not found")
+    return path

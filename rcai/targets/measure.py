@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import RcaiError
-from .base import MeasureConfig, Prepared, Timer, TimingStats
+from .timing import MeasureConfig, Timer, TimingStats
 
 
 def perf_counter_timer(fn: Callable[[Any], object], arg: Any) -> float:
@@ -96,7 +96,7 @@ def repeatability(round_medians: Sequence[float]) -> float:
 
 
 def interleaved_rounds(
-    fns: Mapping[str, Callable[[], float | None] | Prepared], rounds: int, per_round: MeasureConfig
+    fns: Mapping[str, Callable[[], float | None] | Any], rounds: int, per_round: MeasureConfig
 ) -> dict[str, dict[str, Any]]:
     """Measure every candidate once per round, alternating candidates (order rotates each round),
     so drift of the machine (clock, thermals, neighbours) hits all of them alike.
@@ -114,7 +114,7 @@ def interleaved_rounds(
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
             f = fns[name]
-            stats = f.measure(per_round, seed=r) if isinstance(f, Prepared) else measure_callable(f, per_round)
+            stats = f.measure(per_round, seed=r) if hasattr(f, "measure") else measure_callable(f, per_round)
             medians[name].append(stats.median_ms)
     return {
         name: {"median_ms": statistics.median(m), "per_round_medians": m, "repeatability": repeatability(m)}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import inspect
-import os
 from typing import Any, Callable
 
 from ..errors import RcaiError
@@ -31,26 +30,16 @@ def get_target(name: str, **settings: Any) -> Target:
     return cls(**settings)
 
 
-def _jetson(settings: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """TensorRT on a Jetson over ssh. Settings the remote target does not take (fp16, ...)
-    go to the TensorRT target on the Jetson."""
-    from .remote import RemoteTarget
-
-    host = settings.pop("host", None) or os.environ.get("RCAI_JETSON_HOST")
-    if not host:
-        raise RcaiError("--device jetson: no host; set RCAI_JETSON_HOST=[user@]host or pass host=...")
-    own = set(inspect.signature(RemoteTarget.__init__).parameters) - {"self"}
-    remote = {k: settings.pop(k) for k in list(settings) if k in own}
-    inner = {**remote.pop("target_settings", {}), **settings}
-    return "remote", {"target": "tensorrt", "transport": "ssh", "host": host, **remote, "target_settings": inner}
-
-
 # --device value -> (target name, settings) given the user's settings.
 DEVICES: dict[str, Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]] = {
     "cpu": lambda s: ("onnxruntime", s),
     "gpu": lambda s: ("tensorrt", s),
-    "jetson": _jetson,
-}
+}  # "jetson": added by remote.py (TensorRT over ssh)
+
+
+def register_device(name: str, rule: Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]) -> None:
+    """Add a `--device NAME` rule: the user's settings -> (target name, its settings)."""
+    DEVICES[name] = rule
 
 
 def resolve_device(device: str, **settings: Any) -> Target:

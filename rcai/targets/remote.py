@@ -8,8 +8,10 @@ subprocess on this machine and is what the tests exercise.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import json
+import os
 import tempfile
 import uuid
 from pathlib import Path
@@ -20,7 +22,7 @@ import numpy as np
 from ..errors import RcaiError
 from .base import MeasureConfig, Prepared, Target, TargetInfo, TimingStats, onnx_path
 from .inputs import Specs, check_feeds, normalize_specs, specs_from_onnx, specs_to_json
-from .registry import register_target
+from .registry import register_device, register_target
 from .transport import make_transport
 from .worker import REPLY_PREFIX
 
@@ -70,12 +72,12 @@ class RemoteTarget(Target):
         self._info = TargetInfo.from_dict(reply["target_info"], where)
         return reply
 
-    def info(self) -> TargetInfo:
+    def info(self, precision: str | None = None) -> TargetInfo:
         """The inner target's info, as the host reports it (one round trip the first time)."""
         if self._info is None:
             self.call("info", [])
         assert self._info is not None
-        return self._info
+        return self._info if precision is None else TargetInfo.from_dict({**self._info.to_dict(), "precision": precision})
 
     def upload(self, path: Path) -> str:
         """Copy an ONNX file to the host once (named by content hash); returns its remote name."""
@@ -148,3 +150,18 @@ class RemotePrepared(Prepared):
 
     def outputs(self, result: list[np.ndarray]) -> list[np.ndarray]:
         return result
+
+
+def _jetson(settings: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """TensorRT on a Jetson over ssh. Settings the remote target does not take (fp16, ...)
+    go to the TensorRT target on the Jetson."""
+    host = settings.pop("host", None) or os.environ.get("RCAI_JETSON_HOST")
+    if not host:
+        raise RcaiError("--device jetson: no host; set RCAI_JETSON_HOST=[user@]host or pass host=...")
+    own = set(inspect.signature(RemoteTarget.__init__).parameters) - {"self"}
+    remote = {k: settings.pop(k) for k in list(settings) if k in own}
+    inner = {**remote.pop("target_settings", {}), **settings}
+    return "remote", {"target": "tensorrt", "transport": "ssh", "host": host, **remote, "target_settings": inner}
+
+
+register_device("jetson", _jetson)

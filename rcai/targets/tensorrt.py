@@ -59,7 +59,7 @@ class TensorRTTarget(Target):
         self._settings = {"fp16": self.fp16, "workspace_mb": self.workspace_mb, "max_batch": max_batch,
                           "cache_dir": cache_dir, "device": int(device)}
 
-    def info(self) -> TargetInfo:
+    def info(self, precision: str | None = None) -> TargetInfo:
         import torch
 
         return TargetInfo(
@@ -67,7 +67,7 @@ class TensorRTTarget(Target):
             device_model=torch.cuda.get_device_name(self.device),
             backend="tensorrt",
             backend_version=self.trt.__version__,
-            precision="fp16" if self.fp16 else "fp32",
+            precision=precision or ("fp16" if self.fp16 else "fp32"),
             threads=None,
             host=host_name(),
         )

@@ -27,7 +27,7 @@ def handle(request: dict[str, Any], base: Path) -> dict[str, Any]:
 
     from ..errors import RcaiError
     from ..io import atomic_write_bytes
-    from . import get_target
+    from .registry import get_target  # the package (imported first by -m) registered every target
     from .base import MeasureConfig
 
     mode = request.get("mode")

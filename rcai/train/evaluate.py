@@ -21,22 +21,25 @@ class EvalConfig(JsonConfig):
 
 
 def evaluate(model: torch.nn.Module, dataset, schedule: NoiseSchedule, cfg: EvalConfig = EvalConfig(), denoiser=None) -> dict[str, Any]:
-    """Super-resolve up to `max_images` test crops; PSNR/SSIM of the model and of plain bicubic."""
+    """Super-resolve up to `max_images` crops spread over `dataset`; sampled PSNR/SSIM of the model and of
+    plain bicubic (= a zero residual), and `psnr_gain_db`: how far the samples are above bicubic."""
     n = min(cfg.max_images, len(dataset))
-    items = [dataset[i] for i in range(n)]
+    items = [dataset[int(i)] for i in np.linspace(0, len(dataset) - 1, n).round()]
     lr_up = torch.stack([it["lr_up"] for it in items]).numpy()
     hr = torch.stack([it["hr"] for it in items]).numpy()
     was_training = model.training
     model.eval()
     try:
         out = sample(denoiser or TorchDenoiser(model), lr_up, schedule, sampler=cfg.sampler, steps=cfg.steps, seed=cfg.seed, clip_x0=True,
-                     residual=model.preset.residual)
+                     residual=model.preset.residual, prediction=model.preset.prediction)
     finally:
         model.train(was_training)
+    sampled, bicubic = float(psnr(out.image, hr)), float(psnr(lr_up, hr))
     return {
-        "psnr": float(psnr(out.image, hr)),
+        "psnr": sampled,
         "ssim": float(ssim(out.image, hr)),
-        "bicubic_psnr": float(psnr(lr_up, hr)),
+        "bicubic_psnr": bicubic,
+        "psnr_gain_db": sampled - bicubic,
         "bicubic_ssim": float(ssim(lr_up, hr)),
         "images": n,
         "sampler": cfg.sampler,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import RcaiError
-from ..io import append_line, atomic_torch_save, atomic_write_json, read_json
+from ..io import append_line, atomic_torch_save, atomic_write_json, load_torch, read_json
 
 
 @dataclass
@@ -35,7 +35,7 @@ class RunDir:
         if resume:
             if not cfg_path.exists():
                 raise RcaiError(f"{self.path}: nothing to resume (no config.json)")
-            old = read_json(cfg_path)
+            old = read_json(cfg_path, expect=dict)
             if _comparable(old) != _comparable(config):
                 diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
                 raise RcaiError(f"{self.path}: --resume with a different config ({', '.join(diff)})")
@@ -72,10 +72,15 @@ class RunDir:
         atomic_torch_save(state, self.checkpoint)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
+        """The last checkpoint (None if the run never reached one). Loaded with weights_only=True:
+        tensors and plain containers only, so a planted pickle cannot run code."""
         if not self.checkpoint.exists():
             return None
-        state = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
-        set_rng_state(state["rng"])
+        state = load_torch(self.checkpoint, "checkpoint (tensors, numbers and strings only)")
+        try:
+            set_rng_state(state["rng"])
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise RcaiError(f"{self.checkpoint}: damaged checkpoint ({type(e).__name__}: {str(e)[:100]})") from None
         return state
 
 
@@ -84,12 +89,16 @@ def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every RNG's state as tensors and plain Python values (loadable with weights_only=True)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    numpy_state = [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)]
+    return {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, gauss))
     random.setstate(state["python"])
 
 

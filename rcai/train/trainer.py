@@ -11,7 +11,9 @@ import torch
 
 from ..config import JsonConfig
 from ..diffusion import diffusion_loss
+from ..errors import RcaiError
 from ..io import atomic_torch_save, atomic_write_json, load_torch
+from ..lock import exclusive
 from ..model.unet import UNet
 from ..progress import progress_bar
 from ..space.presets import Preset, get_preset
@@ -19,6 +21,7 @@ from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
 from .batches import BatchStream
 from .evaluate import EvalConfig, evaluate
+from .quality import eval_set, quality
 from .rundir import RunDir, seed_everything
 from .setup import schedule_of, splits_of
 
@@ -28,14 +31,21 @@ class TrainConfig(JsonConfig):
     preset: str = "tiny"
     subnet: str | None = None  # subnet.json; None = the base model (first choice of every slot)
     init: str | None = None  # weights (state_dict .pt) to start from, e.g. a searched subnet.pt
-    steps: int = 200
-    batch_size: int = 4
-    lr: float = 1e-3  # report: 3e-6 at its scale (64 ch, batch 8, thousands of epochs)
+    steps: int = 400
+    batch_size: int = 8
+    lr: float = 2e-3  # report: 3e-6 at its scale (64 ch, batch 8, thousands of epochs)
     seed: int = 0
     data_dir: str | None = None
     ckpt_every: int = 50
     log_every: int = 10
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "ckpt_every", "log_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise RcaiError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")):
+            raise RcaiError(f"lr must be a positive finite number, got {self.lr!r}")
 
 
 def build_model(cfg: TrainConfig) -> tuple[UNet, SubnetSpec]:
@@ -51,6 +61,11 @@ def build_model(cfg: TrainConfig) -> tuple[UNet, SubnetSpec]:
 
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    with exclusive(out):  # one writer per run folder
+        return _train(cfg, out, resume, progress)
+
+
+def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool) -> dict[str, Any]:
     run = RunDir(Path(out))
     run.start(cfg.to_dict(), resume)
     seed_everything(cfg.seed)
@@ -68,7 +83,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         opt.load_state_dict(state["optimizer"])
         stream.load_state_dict(state["stream"])
         step = state["step"]
-        run.truncate_log(step)
+    if resume:
+        run.truncate_log(step)  # lines after the checkpoint (or all, if none was reached) are redone
 
     def checkpoint() -> None:
         run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "stream": stream.state_dict(), "step": step})
@@ -78,7 +94,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         while step < cfg.steps:
             t0 = time.perf_counter()
             lr_up, hr = stream.next()
-            loss = diffusion_loss(model, schedule, lr_up, hr, residual=preset.residual)
+            loss = diffusion_loss(model, schedule, lr_up, hr, residual=preset.residual, prediction=preset.prediction)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -89,7 +105,9 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
                 checkpoint()
             advance(f"loss {loss.item():.4f}")
     atomic_torch_save(model.state_dict(), run.file("model.pt"))
-    metrics = evaluate(model, splits.test, schedule, cfg.eval)
+    ev = eval_set(preset, cfg.data_dir)
+    metrics = evaluate(model, ev, schedule, cfg.eval)
+    metrics["quality"] = quality(model, ev, schedule)
     save_samples(run.file("samples.png"), metrics.pop("_arrays"))
     metrics.update(train_steps=step, params=sum(p.numel() for p in model.parameters()), subnet_hash=spec.hash)
     atomic_write_json(run.file("metrics.json"), metrics)

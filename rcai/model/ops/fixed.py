@@ -93,5 +93,9 @@ def merge(spec: OpSpec, dropout: float) -> nn.Module:
 
 @register_op("head")
 def head(spec: OpSpec, dropout: float) -> nn.Module:
-    """GroupNorm, SiLU, 3x3 conv to the 3 predicted-noise channels."""
-    return nn.Sequential(*gn_silu(spec.c_in, spec.groups), nn.Conv2d(spec.c_in, spec.c_out, 3, padding=1))
+    """GroupNorm, SiLU, 3x3 conv to the 3 predicted channels. The conv starts at zero (as in ADM), so an
+    untrained network predicts a zero residual (v = 0 at pure noise: bicubic) rather than noise."""
+    conv = nn.Conv2d(spec.c_in, spec.c_out, 3, padding=1)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return nn.Sequential(*gn_silu(spec.c_in, spec.groups), conv)

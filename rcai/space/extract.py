@@ -1,10 +1,10 @@
 """Subnet extraction: argmax of every mixed op -> a plain UNet with only the chosen ops, weights inherited."""
 from __future__ import annotations
 
-from ..space.space import Arch, SearchSpace
-from ..space.subnet import SubnetSpec
-from .mixed import MixedOp
-from .unet import UNet
+from ..model.mixed import MixedOp
+from ..model.unet import UNet
+from .space import Arch, SearchSpace
+from .subnet import SubnetSpec
 
 
 def argmax_arch(supernet: UNet, space: SearchSpace | None = None) -> Arch:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..cost.counters import op_flops, op_params
-from .presets import Preset
-from .space import SearchSpace
+from ..space.presets import Preset
+from ..space.space import SearchSpace
+from .counters import op_flops, op_params
 
 
 def space_summary(preset: Preset) -> dict[str, Any]:

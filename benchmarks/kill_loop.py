@@ -1,0 +1,380 @@
+"""Kill loop (issue 11): SIGKILL real `rcai` processes at random moments, resume each to completion,
+and compare with an uninterrupted run of the same command.
+
+Scenarios (micro preset, one thread): `rcai profile` (op table), `rcai profile --archs`,
+`rcai train`, the search phase of `rcai search` and its fine-tune phase. For each: rows lost (a
+complete row seen before a kill and missing at the end), rows duplicated (an op, a (subnet, round)
+or a log step twice), and whether the resumed result equals the uninterrupted one (weights bit for
+bit, log rows, subnets; for measured tables the op set and every non-timing column: timings are
+re-measurements and are reported beside the reference's own spread).
+
+    PYTHONPATH=. .venv/bin/python benchmarks/kill_loop.py [--kills 5] [--seed 0]
+Writes benchmarks/results/reliability.md and reliability.csv.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's rcai (compare() reads its files)
+from common import git_rev, machine, write  # noqa: E402
+
+PY = [sys.executable, "-m", "rcai"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+TRAIN = ["train", "--preset", "micro", "--steps", "300", "--batch-size", "2", "--eval-steps", "2", "--eval-images", "1", "--json"]
+SEARCH_STEPS, FT_STEPS = 100, 100
+SEARCH = ["search", "--preset", "micro", "--search-steps", str(SEARCH_STEPS), "--warmup-steps", "10", "--finetune-steps", str(FT_STEPS), "--batch-size", "2",
+          "--sample-steps", "10", "--eval-steps", "2", "--eval-images", "1", "--json"]
+
+
+def start(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(PY + args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def finish(args: list[str]) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    p = subprocess.run(PY + args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=900)
+    if p.returncode != 0:
+        raise SystemExit(f"rcai {' '.join(args)} failed ({p.returncode}):\n{p.stderr}")
+    return time.perf_counter() - t0, p.stderr
+
+
+def kill(p: subprocess.Popen) -> str:
+    os.killpg(p.pid, signal.SIGKILL)  # the process group this script started
+    _, err = p.communicate()
+    return err
+
+
+def lines(path: Path) -> list[str]:
+    """Complete lines only (a torn last line is what a kill may leave)."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    return text[: text.rfind("\n") + 1].splitlines() if "\n" in text else []
+
+
+def log_rows(run: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k != "step_s"} for line in lines(run / "log.jsonl")]
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    import torch
+
+    x, y = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def checkpoint_state(out: Path) -> str:
+    """Where a killed train/search run stood: its last log step and its last checkpoint."""
+    import torch
+
+    steps = [json.loads(x)["step"] for x in lines(out / "log.jsonl")]
+    ck = "none"
+    if (out / "checkpoint.pt").exists():
+        st = torch.load(out / "checkpoint.pt", weights_only=True)
+        ck = f"{st.get('phase', 'train')} step {st['step']}"
+    return f"log step {steps[-1] if steps else None}, checkpoint {ck}"
+
+
+class Scenario:
+    """Run `args` uninterrupted into `ref`, then `kills` times: start on `out`, wait for `ready`, sleep a
+    random part of the reference time, SIGKILL; then resume to completion and `compare`."""
+
+    name = ""
+
+    def __init__(self, work: Path, rng: random.Random):
+        self.work, self.rng = work, rng
+        self.ref, self.out = work / f"{self.name}-ref", work / f"{self.name}-killed"
+        self.events: list[str] = []
+
+    def args(self, out: Path, resume: bool) -> list[str]: ...
+
+    def rows_file(self, out: Path) -> Path: ...
+
+    def row_key(self, line: str) -> str: ...
+
+    def ready(self, out: Path, since_ns: int) -> bool:
+        """This process has written a row (it is doing the work, not importing torch or writing a header)."""
+        f = self.rows_file(out)
+        try:
+            return f.stat().st_mtime_ns >= since_ns and len(self.progress_rows(out)) > 0 and self.in_phase(out)
+        except FileNotFoundError:
+            return False
+
+    def in_phase(self, out: Path) -> bool:
+        return True
+
+    def identity(self, line: str) -> str:
+        """What must survive a kill unchanged: the whole row (logs: all but the step's wall time)."""
+        if self.rows_file(self.ref).name == "log.jsonl":
+            return json.dumps({k: v for k, v in json.loads(line).items() if k != "step_s"}, sort_keys=True)
+        return line
+
+    def started(self, out: Path) -> bool:
+        return (out / "config.json").exists()
+
+    def reference(self) -> None:
+        """The uninterrupted run, timed: in all, and from its first write to its last row (the work
+        a kill can interrupt)."""
+        t0, since = time.perf_counter(), time.time_ns()
+        p = start(self.args(self.ref, False))
+        t_ready = t_last = None
+        n = 0
+        while p.poll() is None:
+            now = time.perf_counter()
+            if t_ready is None and self.ready(self.ref, since):
+                t_ready = now
+            if t_ready is not None and len(self.progress_rows(self.ref)) > n:
+                n, t_last = len(self.progress_rows(self.ref)), now
+            time.sleep(0.02)
+        _, err = p.communicate()
+        if p.returncode != 0:
+            raise SystemExit(f"{self.name}: reference run failed:\n{err}")
+        self.ref_s = time.perf_counter() - t0
+        self.work_s = max(0.5, t_last - t_ready) if t_ready and t_last else self.ref_s
+        self.ref_rows = len(self.progress_rows(self.ref))
+
+    def progress_rows(self, out: Path) -> list[str]:
+        return lines(self.rows_file(out))[1 if self.header else 0:]
+
+    def dup_keys(self, out: Path) -> list[str]:
+        return [self.row_key(r) for r in self.progress_rows(out)]
+
+    def one_round(self, kills_left: int) -> dict:
+        """A fresh output, killed up to `kills_left` times (each time after new work was written),
+        then resumed to completion and compared with the reference."""
+        shutil.rmtree(self.out, ignore_errors=True)
+        for f in self.out.parent.glob(self.out.name + ".*"):  # its lock file, left by a kill
+            f.unlink()
+        seen, kills, torn = set(), 0, 0
+        while kills < kills_left:
+            since = time.time_ns()
+            p = start(self.args(self.out, self.started(self.out)))
+            t0 = time.perf_counter()
+            while not self.ready(self.out, since) and p.poll() is None and time.perf_counter() - t0 < 300:
+                time.sleep(0.02)
+            left = max(0.05, 1 - len(self.progress_rows(self.out)) / max(self.ref_rows, 1))
+            time.sleep(self.rng.uniform(0.0, 0.5 * left * self.work_s))  # a random moment in the first half of the work left
+            if p.poll() is not None:  # finished before the kill: nothing left to interrupt
+                self.events.append("finished before the next kill")
+                break
+            err = kill(p)
+            kills += 1
+            torn += err.count("dropped an incomplete last line")
+            seen |= {self.identity(r) for r in self.progress_rows(self.out)}
+            self.events.append(self.state(self.out))
+        _, err = finish(self.args(self.out, self.started(self.out)))
+        torn += err.count("dropped an incomplete last line")
+        keys = self.dup_keys(self.out)
+        return {"kills": kills, "rows_seen_before_kills": len(seen),
+                "rows_lost": len(seen - {self.identity(r) for r in self.progress_rows(self.out)}),
+                "rows_duplicated": len(keys) - len(set(keys)), "torn_lines_repaired": torn, **self.compare()}
+
+    def run(self, kills: int, max_rounds: int = 4) -> dict:
+        """Rounds of `one_round` until `kills` kills (a short run may finish before its kills are spent)."""
+        self.reference()
+        rounds = []
+        while sum(r["kills"] for r in rounds) < kills and len(rounds) < max_rounds:
+            self.events.append(f"round {len(rounds) + 1}:")
+            rounds.append(self.one_round(kills - sum(r["kills"] for r in rounds)))
+        total = {k: sum(r[k] for r in rounds) for k in ("kills", "rows_seen_before_kills", "rows_lost", "rows_duplicated", "torn_lines_repaired")}
+        return {"scenario": self.name, **total, "rounds": len(rounds), "identical": all(r["identical"] for r in rounds),
+                "ref_s": round(self.ref_s, 1), "work_s": round(self.work_s, 1), "what": rounds[-1]["what"],
+                "timing": "; ".join(r["timing"] for r in rounds if r["timing"])}
+
+    header = False
+
+    def state(self, out: Path) -> str:
+        return f"{len(self.progress_rows(out))} rows"
+
+
+class ProfileOps(Scenario):
+    name, header = "profile", True
+
+    def args(self, out, resume):
+        return ["profile", "--preset", "micro", "--threads", "1", "--out", str(out / "t.csv"), "--json"]
+
+    def started(self, out):
+        return False  # the same command resumes
+
+    def rows_file(self, out):
+        return out / "t.csv"
+
+    def row_key(self, line):
+        return line.split(",")[0]
+
+    def compare(self):
+        from rcai.cost.table import CostTable, COUNT_COLUMNS, SPEC_COLUMNS
+
+        a, b = CostTable.load(self.ref / "t.csv"), CostTable.load(self.out / "t.csv")
+        same = a.rows.keys() == b.rows.keys() and all(a.rows[k][c] == b.rows[k][c] for k in a.rows for c in SPEC_COLUMNS + COUNT_COLUMNS)
+        ratio = [b.rows[k]["median_ms"] / a.rows[k]["median_ms"] for k in a.rows]
+        return {"identical": same, "what": f"{len(a.rows)} op keys and every FLOPs/params/bytes column",
+                "timing": f"median op latency killed/ref {statistics.median(ratio):.3f} (range {min(ratio):.2f}-{max(ratio):.2f}): re-measurements"}
+
+
+class ProfileArchs(Scenario):
+    name, header = "profile-archs", True
+
+    def args(self, out, resume):
+        return ["profile", "--preset", "micro", "--threads", "1", "--skip-ops", "--archs", "5", "--rounds", "2", "--archs-out", str(out), "--json"]
+
+    def started(self, out):
+        return False
+
+    def rows_file(self, out):
+        return out / "measurements.csv"
+
+    def row_key(self, line):
+        return ",".join(line.split(",")[:2])  # model, round
+
+    def compare(self):
+        names = sorted(p.name for p in (self.ref / "subnets").iterdir())
+        same_subnets = names == sorted(p.name for p in (self.out / "subnets").iterdir()) and all(
+            sha(self.ref / "subnets" / n) == sha(self.out / "subnets" / n) for n in names)
+        same_onnx = all(sha(self.ref / "models" / f"{n[:-5]}.onnx") == sha(self.out / "models" / f"{n[:-5]}.onnx") for n in names)
+        ref, got = (list(csv.DictReader(open(d / "dataset.csv"))) for d in (self.ref, self.out))
+        rows_ok = [r["model"] for r in ref] == [r["model"] for r in got] and all(len(r["round_ms"].split("|")) == 2 for r in got)
+        ratio = [float(g["latency_ms"]) / float(r["latency_ms"]) for r, g in zip(ref, got)]
+        return {"identical": same_subnets and same_onnx and rows_ok, "what": f"{len(names)} subnet.json + ONNX files byte for byte, 2 rounds each",
+                "timing": f"median subnet latency killed/ref {statistics.median(ratio):.3f} (range {min(ratio):.2f}-{max(ratio):.2f}): re-measurements"}
+
+
+class Train(Scenario):
+    name = "train"
+
+    def args(self, out, resume):
+        return TRAIN + ["--out", str(out)] + (["--resume"] if resume else [])
+
+    def rows_file(self, out):
+        return out / "log.jsonl"
+
+    def row_key(self, line):
+        return str(json.loads(line)["step"])
+
+    def state(self, out):
+        return checkpoint_state(out)
+
+    def compare(self):
+        same = same_weights(self.ref / "model.pt", self.out / "model.pt") and log_rows(self.ref) == log_rows(self.out)
+        m = [json.loads((d / "metrics.json").read_text())["psnr"] for d in (self.ref, self.out)]
+        return {"identical": same and m[0] == m[1], "what": "model.pt bit for bit, every log row, PSNR", "timing": ""}
+
+
+class Search(Scenario):
+    """Kills land in the search phase (`phase="search"`) or in the fine-tune phase."""
+
+    def __init__(self, work, rng, table: Path, phase: str):
+        self.name, self.phase, self.table = f"search-{phase}", phase, table
+        super().__init__(work, rng)
+
+    def args(self, out, resume):
+        return SEARCH + ["--cost-table", str(self.table), "--out", str(out)] + (["--resume"] if resume else [])
+
+    def rows_file(self, out):
+        return out / "log.jsonl"
+
+    def row_key(self, line):
+        return str(json.loads(line)["step"])
+
+    def _steps(self, out):
+        return [json.loads(x)["step"] for x in lines(out / "log.jsonl")]
+
+    def in_phase(self, out):  # a log line of the phase exists (fine-tune logs steps after the search's)
+        steps = self._steps(out)
+        return bool(steps) if self.phase == "search" else any(s > SEARCH_STEPS for s in steps)
+
+    def progress_rows(self, out):  # progress within the phase
+        rows = super().progress_rows(out)
+        return [r for r in rows if (json.loads(r)["step"] > SEARCH_STEPS) == (self.phase == "finetune")]
+
+    def dup_keys(self, out):  # the whole log, both phases
+        return [str(x) for x in self._steps(out)]
+
+
+    def state(self, out):
+        return checkpoint_state(out)
+
+    def compare(self):
+        same = all(same_weights(self.ref / n, self.out / n) for n in ("supernet.pt", "subnet.pt"))
+        same &= (self.ref / "subnet.json").read_text() == (self.out / "subnet.json").read_text() and log_rows(self.ref) == log_rows(self.out)
+        return {"identical": same, "what": "supernet.pt and subnet.pt bit for bit, subnet.json, every log row", "timing": ""}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kills", type=int, default=5, help="kill attempts per scenario")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    who = machine()
+    work = Path(tempfile.mkdtemp(prefix="rcai-kill-loop-"))
+    t0 = time.perf_counter()
+    results = []
+    try:
+        table = work / "profile-ref" / "t.csv"  # the search scenarios use the reference table
+        for sc in (ProfileOps(work, rng), ProfileArchs(work, rng), Train(work, rng), Search(work, rng, table, "search"), Search(work, rng, table, "finetune")):
+            results.append(sc.run(args.kills))
+            print(json.dumps(results[-1]), flush=True)
+            results[-1]["events"] = "; ".join(sc.events)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    total = time.perf_counter() - t0
+    load_end = os.getloadavg()[0]
+    cols = ["scenario", "kills", "rounds", "rows_seen_before_kills", "rows_lost", "rows_duplicated", "torn_lines_repaired", "identical", "ref_s", "work_s"]
+    with open(Path(__file__).resolve().parent / "results" / "reliability.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols + ["what", "timing", "events"])
+        w.writeheader()
+        w.writerows(results)
+    kills = sum(r["kills"] for r in results)
+    md = [
+        "# Kill loop: SIGKILL at random moments, resume, compare (issue 11)",
+        "",
+        f"`benchmarks/kill_loop.py --kills {args.kills} --seed {args.seed}` at {git_rev()}; {who}, load avg {load_end:.2f} at the end; "
+        f"{total / 60:.1f} min in all. Micro preset, one thread. Real `rcai` processes killed with SIGKILL (their process group) "
+        "once each has written new work (a table row, a measurement row, a log line; for the fine-tune scenario a fine-tune "
+        "log line), at a uniformly random moment of the first half of the work the uninterrupted run still had left; then the same command "
+        "(`--resume` for train/search) again, and so on; the last run goes to completion and is compared with the "
+        "uninterrupted reference. A scenario whose run finishes before its kills are spent starts a new round from scratch.",
+        "",
+        f"**{kills} kills survived**: every resumed run finished; "
+        f"rows lost {sum(r['rows_lost'] for r in results)}, rows duplicated {sum(r['rows_duplicated'] for r in results)}, "
+        f"resumed = uninterrupted in {sum(bool(r['identical']) for r in results)} of {len(results)} scenarios.",
+        "",
+        "| scenario | kills | rounds | complete rows seen at kills | rows lost | rows duplicated | torn lines repaired | resumed = uninterrupted | compared | ref run s (work s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        md.append(f"| {r['scenario']} | {r['kills']} | {r['rounds']} | {r['rows_seen_before_kills']} | {r['rows_lost']} | {r['rows_duplicated']} | "
+                  f"{r['torn_lines_repaired']} | {'yes' if r['identical'] else '**no**'} | {r['what']} | {r['ref_s']} ({r['work_s']}) |")
+    md += ["", "Rows: table rows (op keys), `measurements.csv` rows (subnet, round), `log.jsonl` steps. A row is lost when it was "
+           "complete on disk after a kill and is missing at the end; duplicated when its key appears twice in the final file.",
+           "", "Measured tables cannot be bit-identical to another run (they are new measurements); beside them, the killed run's "
+           "latencies relative to the reference run:", ""]
+    md += [f"- {r['scenario']}: {r['timing']}" for r in results if r["timing"]]
+    md += ["", "What each kill interrupted:", ""] + [f"- {r['scenario']}: {r['events']}" for r in results]
+    path = write("reliability.md", "\n".join(md) + "\n")
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,327 @@
+"""Issue 9: does the search beat what a user gets without it? Quality vs measured whole-loop latency.
+
+Per budget (a fraction of the base's whole-loop latency by the cost table):
+  searched  the default search (3 seeds), its subnet trained from scratch; also the search's own
+            inherited-and-fine-tuned subnet (`inherited_quality`)
+  random    random subnets whose table latency lies within +-5% of the budget (one seed each)
+  uniform   the base with one op in every GN-conv slot, where one lands within +-15% of the budget
+plus the base (3 seeds) and the cheapest subnet (1 seed). Every architecture is trained from scratch
+with the same steps, batch and data; quality is the primary metric (rcai/train/quality.py: posterior-
+mean PSNR gain over bicubic on the held-out photos, dB) and `psnr_gain_db` the sampled view. The whole
+50-step DDIM loop of every architecture is then timed with ONNX Runtime (1 thread) in interleaved rounds.
+
+Jobs run in `--jobs` processes (1 torch thread each) and append to <out>/results.jsonl: a killed run
+continues where it stopped. Usage: python benchmarks/search_pareto.py [--train-steps 800] [--jobs 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, git_rev, machine, write  # noqa: E402
+
+METHODS = ("searched", "random", "uniform", "base", "cheapest", "ranking", "variant")
+RANK_FRACS = (0.9, 0.7, 0.5)  # extra random subnets of the metric's ranking study (with every uniform subnet, base, cheapest)
+
+
+def jobs_for(args, table) -> list[dict]:
+    from rcai.search.select import sample_at_latency
+
+    space, S = table.space, args.steps_per_sample
+    loop = lambda a: table.estimate(a, S).loop_ms  # noqa: E731
+    base = space.base_arch()
+    cheapest, _ = space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=False)
+    jobs = [dict(id=f"base-s{s}", method="base", budget_frac=1.0, seed=s, arch=base) for s in args.seeds]
+    jobs += [dict(id=f"cheapest-s{s}", method="cheapest", budget_frac=loop(cheapest) / loop(base), seed=s, arch=cheapest) for s in (0, 1)]
+    # the metric's ranking study: ~10 subnets across the latency range, each trained with seeds 0 and 1
+    spread = [(f"uniform-{op}", space.pick(lambda s, op=op: op if op in s.choices else next(iter(s.choices)))) for op in table.preset.gnconv_ops[1:]]
+    spread += [(f"random-{f}", sample_at_latency(space, loop, f * loop(base), 0.05, 1, seed=7)[0]) for f in RANK_FRACS]
+    jobs += [dict(id=f"rank-{name}-s{s}", method="ranking", budget_frac=loop(a) / loop(base), seed=s, arch=a, rank_name=name)
+             for name, a in spread for s in (0, 1)]
+    for frac in args.budgets:
+        target = frac * loop(base)
+        jobs += [dict(id=f"searched-{frac}-s{s}", method="searched", budget_frac=frac, seed=s, budget_ms=target) for s in args.seeds]
+        for i, a in enumerate(sample_at_latency(space, loop, target, 0.05, args.random, seed=int(frac * 1000))):
+            jobs.append(dict(id=f"random-{frac}-{i}", method="random", budget_frac=frac, seed=0, arch=a))
+        uniform = [(op, space.pick(lambda s, op=op: op if op in s.choices else next(iter(s.choices)))) for op in table.preset.gnconv_ops]
+        op, a = min(uniform, key=lambda u: abs(loop(u[1]) / target - 1))
+        if abs(loop(a) / target - 1) <= 0.15:
+            jobs.append(dict(id=f"uniform-{frac}", method="uniform", budget_frac=frac, seed=0, arch=a, uniform_op=op))
+    for v in args.variants:  # the report's Table 5.1: each softmax variant at one budget, on this protocol
+        jobs.append(dict(id=f"variant-{v}-s0", method="variant", budget_frac=args.variant_budget, seed=0,
+                         budget_ms=args.variant_budget * loop(base), softmax=v))
+    return jobs
+
+
+def run_job(job: dict, args) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    from rcai.search.config import SearchConfig
+    from rcai.search.run import run_search
+    from rcai.space.presets import get_preset
+    from rcai.space.subnet import SubnetSpec
+    from rcai.train.evaluate import EvalConfig
+    from rcai.train.trainer import TrainConfig, train
+
+    out = Path(args.out) / job["id"]
+    ev = EvalConfig(steps=20, max_images=8, seed=0)
+    t0 = time.perf_counter()
+    rec = {k: v for k, v in job.items() if k != "arch"}
+    if job["method"] in ("searched", "variant"):
+        scfg = SearchConfig(preset="tiny", cost_table=args.table, latency_budget_ms=job["budget_ms"], seed=job["seed"], eval=ev,
+                            softmax=job.get("softmax", args.softmax))
+        m = run_search(scfg, out / "search", resume=(out / "search" / "config.json").exists(), progress=False)
+        rec["inherited_quality"] = m["quality"]["gain_db"]
+        rec["search_notes"] = m["search"]["notes"]
+        arch = SubnetSpec.load(out / "search" / "subnet.json").choices
+    else:
+        arch = job["arch"]
+    spec = SubnetSpec(get_preset("tiny"), arch)
+    spec.save(out / "subnet.json")
+    tcfg = TrainConfig(preset="tiny", subnet=str(out / "subnet.json"), steps=args.train_steps, batch_size=args.batch, lr=args.lr,
+                       seed=job["seed"], eval=ev)
+    m = train(tcfg, out / "train", resume=(out / "train" / "config.json").exists(), progress=False)
+    q = m["quality"]
+    rec.update(arch=spec.hash, choices=arch, quality=q["gain_db"], quality_lo=q["gain_lo"], quality_hi=q["gain_hi"],
+               denoise_mse=q["denoise_mse"], psnr_gain_db=m["psnr_gain_db"], params=m["params"], seconds=time.perf_counter() - t0)
+    return rec
+
+
+def _worker(payload):
+    job, args = payload
+    try:
+        return run_job(job, args)
+    except Exception as e:  # keep the other jobs going; the failure is recorded
+        return {"id": job["id"], "error": f"{type(e).__name__}: {e}"}
+
+
+def measure_loops(records: list[dict], args) -> dict[str, dict]:
+    """Whole-loop latency of every distinct architecture, interleaved rounds, ONNX Runtime."""
+    from rcai.deploy import BenchConfig, export_subnet_onnx
+    from rcai.deploy.compare import compare_loops
+    from rcai.space.presets import get_preset
+    from rcai.space.subnet import SubnetSpec
+
+    onnx_dir = Path(args.out) / "onnx"
+    cands = {}
+    for r in records:
+        if r["arch"] not in cands:
+            path = onnx_dir / f"{r['arch']}.onnx"
+            if not path.exists():
+                export_subnet_onnx(SubnetSpec(get_preset("tiny"), r["choices"]), None, path, verify=False)
+            cands[r["arch"]] = (path, "onnx")
+    return compare_loops(cands, BenchConfig(device="cpu", threads=1, sampler="ddim", steps=args.steps_per_sample, psnr=False), rounds=args.rounds)
+
+
+def ci95(xs: list[float]) -> float:
+    if len(xs) < 2:
+        return float("nan")
+    t = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78}.get(len(xs), 2.0)  # Student t, n-1 dof
+    return t * statistics.stdev(xs) / math.sqrt(len(xs))
+
+
+def report(rows: list[dict], args, header: str) -> str:
+    lines = [header, ""]
+    by = lambda m, f=None: [r for r in rows if r["method"] == m and (f is None or r["budget_frac"] == f)]  # noqa: E731
+    base = by("base")
+    bq = [r["quality"] for r in base]
+    lines += ["## Reference points", "", "| model | seeds | table loop ms | measured loop ms | quality dB (mean ± 95% CI) | sampled PSNR gain dB |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for name, rs in (("base", base), ("cheapest subnet", by("cheapest"))):
+        q = [r["quality"] for r in rs]
+        lines.append(f"| {name} | {len(rs)} | {rs[0]['table_loop_ms']:.1f} | {rs[0]['measured_loop_ms']:.1f} | {statistics.mean(q):+.3f} ± {ci95(q):.3f} | "
+                     f"{statistics.mean(r['psnr_gain_db'] for r in rs):+.2f} |")
+    lines += ["| bicubic (= zero residual) | | | | +0.000 | 0.00 |", ""]
+    lines += ["## Per budget", "",
+              "| budget | searched: quality (mean ± CI, 3 seeds) | inherited+fine-tuned | random: median / best / worst (n) | uniform | "
+              "searched measured loop ms | random measured loop ms (median) | goal: ≥ median / ≥ best |",
+              "|---:|---:|---:|---:|---:|---:|---:|---|"]
+    met_median, met_best = 0, 0
+    for f in args.budgets:
+        s, rnd, uni = by("searched", f), by("random", f), by("uniform", f)
+        if not s or not rnd:
+            continue
+        sq, rq = [r["quality"] for r in s], sorted(r["quality"] for r in rnd)
+        inh = [r["inherited_quality"] for r in s]
+        ok_med, ok_best = statistics.mean(sq) >= statistics.median(rq), statistics.mean(sq) >= max(rq)
+        met_median += ok_med
+        met_best += ok_best
+        u = f"{uni[0]['quality']:+.3f} ({uni[0]['uniform_op']})" if uni else "none within 15%"
+        lines.append(f"| {f:.2f} | {statistics.mean(sq):+.3f} ± {ci95(sq):.3f} | {statistics.mean(inh):+.3f} | "
+                     f"{statistics.median(rq):+.3f} / {max(rq):+.3f} / {min(rq):+.3f} ({len(rq)}) | {u} | "
+                     f"{statistics.mean(r['measured_loop_ms'] for r in s):.1f} | {statistics.median(r['measured_loop_ms'] for r in rnd):.1f} | "
+                     f"{'yes' if ok_med else 'NO'} / {'yes' if ok_best else 'no'} |")
+    n = len([f for f in args.budgets if by("searched", f)])
+    lines += ranking_lines(rows)
+    lines += variant_lines(rows, args)
+    lines += ["", f"Goal (searched mean ≥ median random at every budget; ≥ best random at 2 of 3): median met at {met_median} of {n} budgets, "
+              f"best at {met_best} of {n}.", "", "![quality vs measured loop](search_pareto.png)", ""]
+    return "\n".join(lines)
+
+
+def ranking_lines(rows: list[dict]) -> list[str]:
+    """Does the metric rank networks the same way whatever the training seed?"""
+    from scipy.stats import spearmanr
+
+    by_arch: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        if r["method"] in ("base", "cheapest", "ranking") and r["seed"] in (0, 1):
+            by_arch.setdefault(r["arch"], {})[r["seed"]] = r
+    pairs = [v for v in by_arch.values() if 0 in v and 1 in v]
+    if len(pairs) < 3:
+        return []
+    q0, q1 = [p[0]["quality"] for p in pairs], [p[1]["quality"] for p in pairs]
+    s0, s1 = [p[0]["psnr_gain_db"] for p in pairs], [p[1]["psnr_gain_db"] for p in pairs]
+    rho = spearmanr(q0, q1).statistic
+    rho_sampled = spearmanr(s0, s1).statistic
+    rho_views = spearmanr([(a + b) / 2 for a, b in zip(q0, q1)], [(a + b) / 2 for a, b in zip(s0, s1)]).statistic
+    base = [r["quality"] for r in rows if r["method"] == "base"]
+    seed_sd = statistics.stdev(base) if len(base) > 1 else float("nan")
+    diffs = [abs(a - b) for a, b in zip(q0, q1)]
+    return (["", "## The metric: ranking across training seeds", "",
+            f"{len(pairs)} subnets across the latency range (base, cheapest, every uniform op, random at {', '.join(map(str, RANK_FRACS))} "
+            f"of the base), each trained with seeds 0 and 1: **Spearman of the quality ranking seed 0 vs seed 1 = {rho:.3f}** "
+            f"(goal ≥ 0.8); the same for sampled PSNR gain: {rho_sampled:.3f}. Mean over seeds, quality vs sampled PSNR gain: "
+            f"Spearman {rho_views:.3f}.", "",
+            f"Seed-to-seed spread: base over {len(base)} seeds sd {seed_sd:.3f} dB; |seed 0 − seed 1| over the subnets median "
+            f"{statistics.median(diffs):.3f} dB, max {max(diffs):.3f} dB. Eval noise (same weights, 5 noise seeds of the metric): see "
+            f"`eval_noise_sd` below.", "",
+            "| subnet | table loop ms | quality seed 0 | quality seed 1 | sampled gain seed 0 | sampled gain seed 1 |", "|---|---:|---:|---:|---:|---:|"]
+            + [f"| {p[0].get('rank_name', p[0]['method'])} ({p[0]['arch']}) | {p[0]['table_loop_ms']:.1f} | {p[0]['quality']:+.3f} | {p[1]['quality']:+.3f} | "
+               f"{p[0]['psnr_gain_db']:+.2f} | {p[1]['psnr_gain_db']:+.2f} |" for p in sorted(pairs, key=lambda p: p[0]["table_loop_ms"])])
+
+
+def variant_lines(rows: list[dict], args) -> list[str]:
+    """The report's Table 5.1 on this protocol: one budget, every softmax variant (seed 0)."""
+    f = args.variant_budget
+    v = [r for r in rows if r["method"] == "variant"] + [r for r in rows if r["method"] == "searched" and r["budget_frac"] == f and r["seed"] == 0]
+    rnd = [r["quality"] for r in rows if r["method"] == "random" and r["budget_frac"] == f]
+    if not v:
+        return []
+    out = ["", f"## Table 5.1 on this protocol (budget {f} x base, seed 0)", "",
+           "| softmax | subnet | table loop ms | measured loop ms | quality from scratch dB | inherited+fine-tuned dB | sampled PSNR gain dB |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for r in v:
+        out.append(f"| {r.get('softmax') or args.softmax} | {r['arch']} | {r['table_loop_ms']:.1f} | {r['measured_loop_ms']:.1f} | {r['quality']:+.3f} | "
+                   f"{r['inherited_quality']:+.3f} | {r['psnr_gain_db']:+.2f} |")
+    if rnd:
+        out.append(f"\nRandom subnets at this budget: median {statistics.median(rnd):+.3f} dB, best {max(rnd):+.3f} dB.")
+    return out
+
+
+def eval_noise(args) -> float:
+    """sd of the metric over 5 noise seeds for the same weights (base, seed 0)."""
+    import torch
+
+    from rcai.space.subnet import SubnetSpec
+    from rcai.train.quality import QualityConfig, eval_set, quality
+    from rcai.train.setup import schedule_of
+
+    run = Path(args.out) / "base-s0" / "train"
+    spec = SubnetSpec.load(run / "subnet.json")
+    model = spec.build()
+    model.load_state_dict(torch.load(run / "model.pt", weights_only=True))
+    ev = eval_set(spec.preset)
+    gains = [quality(model, ev, schedule_of(spec.preset), QualityConfig(seed=s))["gain_db"] for s in range(5)]
+    return statistics.stdev(gains)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    style = {"random": ("#bbb", "o", 18), "uniform": ("#e90", "s", 40), "searched": ("#1a7", "*", 120), "base": ("#333", "D", 40),
+             "cheapest": ("#c33", "v", 40), "ranking": ("#69c", "x", 25), "variant": ("#a4c", "P", 50)}
+    for m in METHODS:
+        rs = [r for r in rows if r["method"] == m]
+        if rs:
+            c, mk, sz = style[m]
+            ax.scatter([r["measured_loop_ms"] for r in rs], [r["quality"] for r in rs], c=c, marker=mk, s=sz, label=m, zorder=3 if m == "searched" else 2)
+    ax.axhline(0, c="k", lw=0.8, ls="--", label="bicubic")
+    ax.set_xlabel("measured whole 50-step DDIM loop (ms, ONNX Runtime, 1 thread)")
+    ax.set_ylabel("quality: posterior-mean gain over bicubic (dB)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--budgets", type=float, nargs="+", default=[0.8, 0.6, 0.45])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--random", type=int, default=8)
+    ap.add_argument("--train-steps", type=int, default=800)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--softmax", default="gdas")
+    ap.add_argument("--steps-per-sample", type=int, default=50)
+    ap.add_argument("--table", default="latency_tables/cpu-tiny.csv")
+    ap.add_argument("--out", default="runs/pareto")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--name", default="search_pareto")
+    ap.add_argument("--variants", nargs="*", default=[], help="softmax variants for Table 5.1 (e.g. simple temperature gumbel)")
+    ap.add_argument("--variant-budget", type=float, default=0.6)
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from rcai.cost.model import TableCostModel
+    from rcai.cost.table import CostTable
+    from rcai.space.presets import get_preset
+
+    header = f"# Search vs random subnets at the same latency (tiny)\n\nMachine: {machine()}; rcai {git_rev()}."
+    table = TableCostModel(get_preset("tiny"), CostTable.load(args.table))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "results.jsonl"
+    done = {json.loads(x)["id"]: json.loads(x) for x in log.read_text().splitlines() if x.strip()} if log.exists() else {}
+    done = {k: v for k, v in done.items() if "error" not in v}
+    todo = [j for j in jobs_for(args, table) if j["id"] not in done]
+    print(f"{len(done)} jobs done, {len(todo)} to run", file=sys.stderr)
+    todo.sort(key=lambda j: j["method"] != "searched")  # the long ones first
+    with mp.get_context("spawn").Pool(args.jobs) as pool:
+        for rec in pool.imap_unordered(_worker, [(j, args) for j in todo]):
+            with open(log, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            print(f"{rec['id']}: {rec.get('quality', rec.get('error'))}", file=sys.stderr)
+            if "error" not in rec:
+                done[rec["id"]] = rec
+    rows = list(done.values())
+    S = args.steps_per_sample
+    for r in rows:
+        r["table_loop_ms"] = table.estimate(r["choices"], S).loop_ms
+    header += f" Load average after training: {os.getloadavg()[0]:.2f}."
+    timing = measure_loops(rows, args)
+    for r in rows:
+        r["measured_loop_ms"] = timing[r["arch"]]["median_ms"]
+        r["loop_repeatability"] = timing[r["arch"]]["repeatability"]
+    from rcai.io import atomic_write_csv
+
+    cols = ["budget_frac", "method", "softmax", "seed", "arch", "rank_name", "table_loop_ms", "measured_loop_ms", "loop_repeatability", "quality", "quality_lo",
+            "quality_hi", "psnr_gain_db", "inherited_quality", "denoise_mse", "params", "uniform_op", "seconds"]
+    rows.sort(key=lambda r: (-r["budget_frac"], METHODS.index(r["method"]), r["seed"], r["arch"]))
+    atomic_write_csv(RESULTS / f"{args.name}.csv", [{c: r.get(c, "") for c in cols} for r in rows], cols)
+    plot(rows, RESULTS / f"{args.name}.png")
+    settings = (f"Settings: every architecture trained from scratch for {args.train_steps} steps, batch {args.batch}, Adam lr {args.lr}; "
+                f"search: `rcai search` defaults, softmax {args.softmax}, budget = fraction x base table loop; table `{args.table}`; "
+                f"loops timed in {args.rounds} interleaved rounds (load average at the end {os.getloadavg()[0]:.2f}).")
+    noise = f"\nEval noise of the metric (base seed 0, 5 noise seeds of the posterior mean): eval_noise_sd = {eval_noise(args):.4f} dB.\n"
+    write(f"{args.name}.md", report(rows, args, header) + "\n" + settings + "\n" + noise)
+    print(f"wrote {RESULTS / (args.name + '.md')}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
