@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, git_rev, machine, write  # noqa: E402
 
 METHODS = ("searched", "random", "uniform", "base", "cheapest", "ranking", "variant")
-RANK_FRACS = (0.9, 0.7, 0.5)  # extra random subnets of the metric's ranking study (with every uniform subnet, base, cheapest)
+RANK_FRACS = (0.7,)  # extra random subnets of the metric's ranking study (with every uniform subnet, base, cheapest)
 
 
 def jobs_for(args, table) -> list[dict]:
@@ -41,11 +41,6 @@ def jobs_for(args, table) -> list[dict]:
     cheapest, _ = space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=False)
     jobs = [dict(id=f"base-s{s}", method="base", budget_frac=1.0, seed=s, arch=base) for s in args.seeds]
     jobs += [dict(id=f"cheapest-s{s}", method="cheapest", budget_frac=loop(cheapest) / loop(base), seed=s, arch=cheapest) for s in (0, 1)]
-    # the metric's ranking study: ~10 subnets across the latency range, each trained with seeds 0 and 1
-    spread = [(f"uniform-{op}", space.pick(lambda s, op=op: op if op in s.choices else next(iter(s.choices)))) for op in table.preset.gnconv_ops[1:]]
-    spread += [(f"random-{f}", sample_at_latency(space, loop, f * loop(base), 0.05, 1, seed=7)[0]) for f in RANK_FRACS]
-    jobs += [dict(id=f"rank-{name}-s{s}", method="ranking", budget_frac=loop(a) / loop(base), seed=s, arch=a, rank_name=name)
-             for name, a in spread for s in (0, 1)]
     for frac in args.budgets:
         target = frac * loop(base)
         jobs += [dict(id=f"searched-{frac}-s{s}", method="searched", budget_frac=frac, seed=s, budget_ms=target) for s in args.seeds]
@@ -55,6 +50,13 @@ def jobs_for(args, table) -> list[dict]:
         op, a = min(uniform, key=lambda u: abs(loop(u[1]) / target - 1))
         if abs(loop(a) / target - 1) <= 0.15:
             jobs.append(dict(id=f"uniform-{frac}", method="uniform", budget_frac=frac, seed=0, arch=a, uniform_op=op))
+    # the metric's ranking study: ~10 subnets across the latency range, each trained with seeds 0 and 1
+    # (a uniform subnet already trained at seed 0 for a budget serves as its seed-0 run)
+    have = {(tuple(sorted(j["arch"].items())), j["seed"]) for j in jobs if "arch" in j}
+    spread = [(f"uniform-{op}", space.pick(lambda s, op=op: op if op in s.choices else next(iter(s.choices)))) for op in table.preset.gnconv_ops[1:]]
+    spread += [(f"random-{f}", sample_at_latency(space, loop, f * loop(base), 0.05, 1, seed=7)[0]) for f in RANK_FRACS]
+    jobs += [dict(id=f"rank-{name}-s{s}", method="ranking", budget_frac=loop(a) / loop(base), seed=s, arch=a, rank_name=name)
+             for name, a in spread for s in (0, 1) if (tuple(sorted(a.items())), s) not in have]
     for v in args.variants:  # the report's Table 5.1: each softmax variant at one budget, on this protocol
         jobs.append(dict(id=f"variant-{v}-s0", method="variant", budget_frac=args.variant_budget, seed=0,
                          budget_ms=args.variant_budget * loop(base), softmax=v))
@@ -174,7 +176,7 @@ def ranking_lines(rows: list[dict]) -> list[str]:
 
     by_arch: dict[str, dict[int, dict]] = {}
     for r in rows:
-        if r["method"] in ("base", "cheapest", "ranking") and r["seed"] in (0, 1):
+        if r["method"] in ("base", "cheapest", "ranking", "uniform") and r["seed"] in (0, 1):
             by_arch.setdefault(r["arch"], {})[r["seed"]] = r
     pairs = [v for v in by_arch.values() if 0 in v and 1 in v]
     if len(pairs) < 3:
@@ -291,7 +293,8 @@ def main() -> None:
     done = {k: v for k, v in done.items() if "error" not in v}
     todo = [j for j in jobs_for(args, table) if j["id"] not in done]
     print(f"{len(done)} jobs done, {len(todo)} to run", file=sys.stderr)
-    todo.sort(key=lambda j: j["method"] != "searched")  # the long ones first
+    order = ("searched", "base", "cheapest", "uniform", "random", "ranking", "variant")
+    todo.sort(key=lambda j: order.index(j["method"]))  # the long ones first, the Pareto set before the extra studies
     with mp.get_context("spawn").Pool(args.jobs) as pool:
         for rec in pool.imap_unordered(_worker, [(j, args) for j in todo]):
             with open(log, "a") as f:

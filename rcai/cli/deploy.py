@@ -64,7 +64,7 @@ def bench(
     batch: int = typer.Option(BENCH["batch"], "--batch", help="Inference batch (images per loop)."),
     image: Optional[str] = typer.Option(BENCH["image"], "--image", help="LR image of the preset's LR size, or 'random' (default: a built-in photo crop)."),
     threads: Optional[int] = ThreadsOpt(BENCH["threads"]),
-    engine: str = typer.Option(BENCH["engine"], "--engine", help="onnx (the deployed model) | torch (eager loop, for comparison)."),
+    engine: str = typer.Option(BENCH["engine"], "--engine", help="onnx (the deployed model) | torch (eager loop, for comparison) | torch-cuda (the subnet as one CUDA graph replayed every step)."),
     loops: int = typer.Option(BENCH["loops"], "--loops", help="Timed whole loops."),
     seed: int = typer.Option(BENCH["seed"], "--seed"),
     cost_table: Optional[str] = CostTableOpt(help="Cost table CSV: its estimate is shown beside the measurement."),
@@ -72,6 +72,7 @@ def bench(
     preset: Optional[str] = typer.Option(BENCH["preset"], "--preset", "-p", help="Only without a sidecar: the preset whose schedule to use."),
     weights: Optional[str] = typer.Option(BENCH["weights"], "--weights", help="Torch weights for the PSNR reference (default: from the sidecar)."),
     check: bool = typer.Option(BENCH["psnr"], "--psnr/--no-psnr", help="Run the other engine once and report the PSNR between the images."),
+    host: Optional[str] = typer.Option(None, "--host", envvar="RCAI_REMOTE_HOST", help="Run the loop on [user@]addr[:port] over ssh (the host needs rcai's dependencies: numpy, torch, the runtime)."),
     json: bool = JsonOpt,
 ) -> None:
     """Run the full sampling loop of MODEL on the target and report per-step latency percentiles,
@@ -83,7 +84,12 @@ def bench(
         device=device, threads=threads, engine=engine, sampler=sampler, steps=sample_steps, batch=batch, image=image, seed=seed,
         loops=loops, preset=preset, weights=weights, table=cost_table, predictor=predictor, psnr=check,
     )
-    res = bench_loop(model, cfg, progress=None if json else (lambda m: console.print(f"[dim]{m}[/]")))
+    if host:
+        from ..deploy.remote_bench import bench_on_host
+
+        res = bench_on_host(model, cfg, host)
+    else:
+        res = bench_loop(model, cfg, progress=None if json else (lambda m: console.print(f"[dim]{m}[/]")))
     if json:
         print_json(res.to_dict())
         return

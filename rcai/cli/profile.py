@@ -14,7 +14,7 @@ from .main import app
 
 @app.command()
 def profile(
-    device: str = typer.Option("cpu", "--device", "-d", help="Target: cpu (ONNX Runtime), gpu (TensorRT, unverified), jetson (TensorRT over ssh, unverified)."),
+    device: str = typer.Option("cpu", "--device", "-d", help="Target: cpu (ONNX Runtime), torch (torch eager on this CPU), gpu (TensorRT if installed, else torch-cuda with CUDA graphs), jetson (TensorRT over ssh, unverified)."),
     preset: str = PresetOpt,
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Table CSV (default latency_tables/<device>-<preset>.csv)."),
     threads: Optional[int] = typer.Option(None, help="Backend threads (default: all cores)."),
@@ -35,6 +35,7 @@ def profile(
     check: bool = typer.Option(False, "--check", help="Run the fidelity check here instead (table + calibration, 40+ subnets, a second table; repeatability, agreement, load) in a temp folder or --out."),
     check_methods: str = typer.Option("new", help="--check: comma-separated methods: new, new-wall (interleaved, wall clock), old (before issue 10)."),
     check_subnets: int = typer.Option(40, help="--check: subnets measured besides the base model."),
+    host: Optional[str] = typer.Option(None, "--host", envvar="RCAI_REMOTE_HOST", help="Measure on [user@]addr[:port] over ssh (the host needs Python, numpy and the runtime; $RCAI_REMOTE_PYTHON, $RCAI_SSH_CONFIG)."),
     json: bool = JsonOpt,
 ) -> None:
     """Measure every distinct op of the preset's supernet on the target into a cost table
@@ -58,7 +59,7 @@ def profile(
     result: dict = {}
     if not skip_ops:
         cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=OP_MEASURE, method=method,
-                            interleave=icfg, calibrate=calibrate)
+                            interleave=icfg, calibrate=calibrate, host=host)
         table = profile_ops(cfg, table_path, progress=not json)
         result["table"] = {"path": str(table.path), "ops": len(table.rows), "overhead_ms": table.overhead_ms, "drift": table.meta.get("drift"),
                            "half_split": table.meta.get("half_split_summary"), "calibration": table.meta.get("calibration")}
@@ -77,7 +78,7 @@ def profile(
     if archs:
         folder = Path(archs_out) if archs_out else table_path.with_name(table_path.name.removesuffix(".csv") + "-archs")
         cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=NET_MEASURE,
-                            interleave=replace(icfg, rounds=rounds))
+                            interleave=replace(icfg, rounds=rounds), host=host)
         dataset = profile_archs(cfg, acfg, folder, progress=not json)
         result["dataset"] = str(dataset)
         if not json:

@@ -82,6 +82,8 @@ def _profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: Path, prog
     out = Path(out)
     if acfg.method not in ("interleaved", "sequential"):
         raise RcaiError(f"unknown measurement method {acfg.method!r}; known: interleaved, sequential")
+    if acfg.method == "interleaved" and (pcfg.host or not target.takes_onnx):
+        raise RcaiError("--archs with a remote (--host) or torch target: use --method sequential (interleaved rounds time ONNX models locally)")
     meta = {**table_meta(pcfg, preset, target), "archs": acfg.archs, "rounds": acfg.rounds, "seed": acfg.seed, "sampling": acfg.sampling,
             "method": acfg.method}
     if acfg.method == "interleaved":
@@ -123,10 +125,8 @@ def _profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: Path, prog
                 for name in names:
                     if (name, r) in done:
                         continue
-                    weights = Path(tmp) / f"{name}.weights.onnx"
-                    if not weights.exists():
-                        _export_with_weights(SubnetSpec.load(out / "subnets" / f"{name}.json"), weights, pcfg.batch)
-                    stats = target.prepare(weights).measure(pcfg.measure, seed=r)
+                    stats = _prepare(target, SubnetSpec.load(out / "subnets" / f"{name}.json"), Path(tmp) / f"{name}.weights.onnx",
+                                     pcfg.batch).measure(pcfg.measure, seed=r)
                     row = {"model": name, "round": r, **{k: getattr(stats, k) for k in RAW_COLUMNS[2:]}}
                     append_line(raw_path, ",".join(str(row[c]) for c in RAW_COLUMNS))
                     advance(f"{name} round {r}")
@@ -173,6 +173,17 @@ def export_subnet(spec: SubnetSpec, out: Path, name: str, batch: int, tmp: Path)
     model = spec.build().eval()
     export_onnx(model, denoiser_inputs(spec.preset, batch), DENOISER_INPUTS, out / "models" / f"{name}.onnx", DENOISER_OUTPUTS, export_params=False)
     spec.save(out / "subnets" / f"{name}.json")
+
+
+def _prepare(target: Any, spec: SubnetSpec, weights: Path, batch: int) -> Any:
+    """The subnet ready on the target: its ONNX file with weights, or the module for torch targets."""
+    if not target.takes_onnx:
+        torch.manual_seed(0)
+        specs = {n: (tuple(t.shape), "float32") for n, t in zip(DENOISER_INPUTS, denoiser_inputs(spec.preset, batch))}
+        return target.prepare(spec.build().eval(), specs)
+    if not weights.exists():
+        _export_with_weights(spec, weights, batch)
+    return target.prepare(weights)
 
 
 HEADER = "model,latency_ms,device,p10_ms,p90_ms,cv,count,round_ms,repeatability,subnet,half1_ms,half2_ms"

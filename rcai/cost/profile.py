@@ -24,7 +24,7 @@ import os
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -104,6 +104,7 @@ class ProfileConfig:
     interleave: InterleaveConfig = field(default_factory=InterleaveConfig)
     calibrate: int = 0  # whole subnets measured in the same run to calibrate the table (<= 10)
     calibrate_seed: int = 1000
+    host: str | None = None  # [user@]addr[:port]: measure there over ssh (sequential method)
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
@@ -113,7 +114,7 @@ class ProfileConfig:
 
     def target(self) -> Target:
         settings = {"threads": self.threads} if self.threads else {}
-        return resolve_device(self.device, **settings)
+        return resolve_device(self.device, host=self.host, **settings)
 
 
 def default_table_path(device: str, preset: str) -> Path:
@@ -135,6 +136,7 @@ def table_meta(cfg: ProfileConfig, preset: Preset, target: Target) -> dict[str, 
         "arch_hash": preset.arch_hash,
         "measure": cfg.measure.to_dict(),
         "target_settings": target.settings(),
+        "host_facts": target.host_facts(),
     }
 
 
@@ -171,6 +173,8 @@ def export_overhead(workdir: Path) -> Path:
 
 
 def measure_overhead(target: Target, cfg: MeasureConfig, workdir: Path) -> float:
+    if not target.takes_onnx:
+        return target.prepare(_Overhead(), {"x": ((1, 1), "float32")}).measure(cfg).median_ms
     path = export_onnx(_Overhead(), [torch.ones(1, 1)], ["x"], workdir / "overhead.onnx")
     return target.prepare(path).measure(cfg).median_ms
 
@@ -195,8 +199,11 @@ def profile_op(spec: OpSpec, target: Target, batch: int, measure: MeasureConfig,
     module = build_op(spec).eval()
     inputs = example_inputs(spec, batch)
     names = list(spec.input_shapes(batch))
-    path = export_onnx(module, inputs, names, workdir / f"{spec.key}.onnx")
-    stats = target.prepare(path).measure(measure)
+    if target.takes_onnx:
+        stats = target.prepare(export_onnx(module, inputs, names, workdir / f"{spec.key}.onnx")).measure(measure)
+    else:  # torch targets run the module itself
+        specs = {n: (tuple(t.shape), str(t.dtype).replace("torch.", "")) for n, t in zip(names, inputs)}
+        stats = target.prepare(module, specs).measure(measure)
     counts = op_counts(spec, batch)
     ds_flops, ds_macs = deepspeed_counts(module, inputs)
     mismatch = abs(2 * ds_macs - counts["flops"]) / max(counts["flops"], 1.0) > FLOPS_TOLERANCE
@@ -348,6 +355,8 @@ def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool 
         raise RcaiError(f"--calibrate takes 0 to 10 subnets (got {cfg.calibrate})")
     preset = get_preset(cfg.preset)
     target = cfg.target()
+    if cfg.host or not target.takes_onnx:  # a remote call or a torch module: timed one op after the other
+        return profile_ops_sequential(replace(cfg, method="sequential"), out, progress)
     space = SearchSpace.of(preset)
     specs = space.all_specs()
     meta = {**{k: v for k, v in table_meta(cfg, preset, target).items() if k != "measure"}, "method": "interleaved", "interleave": icfg.to_dict(),

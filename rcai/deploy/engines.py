@@ -58,6 +58,20 @@ def _torch(onnx_path: Path, side: DeploySidecar, batch: int, device: str, thread
     return Engine("torch", PreparedDenoiser(prepared), info, f"torch {info['backend_version']} eager ({note})")
 
 
+@register_engine("torch-cuda")
+def _torch_cuda(onnx_path: Path, side: DeploySidecar, batch: int, device: str, threads: int | None, weights: str | Path | None) -> Engine:
+    """The torch subnet on the GPU as one CUDA graph, captured once and replayed at every step of the loop."""
+    from ..targets.torch_cuda import CudaGraphDenoiser
+
+    if not side.choices:
+        raise RcaiError(f"{onnx_path}: --engine torch-cuda needs the sidecar (subnet choices and weights)")
+    model, note = reference_model(side, onnx_path, weights)
+    if model is None:
+        raise RcaiError(f"{onnx_path}: --engine torch-cuda: {note}")
+    den = CudaGraphDenoiser(model, batch, side.preset.hr_size, device="cuda" if device in ("cpu", "gpu") else device)
+    return Engine("torch-cuda", den, den.prepared.info().to_dict(), f"torch-cuda CUDA graph ({note})")
+
+
 def torch_threads(threads: int | None) -> ContextManager[None]:
     """Run torch with `threads` intra-op threads inside the block (None: unchanged), as the torch
     target does around each call: set once around a whole loop, its per-call setting is a no-op."""

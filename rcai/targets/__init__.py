@@ -10,7 +10,7 @@ from .overhead import identity_onnx, measure_call_overhead, prepare_identity
 from .registry import get_target, list_targets, register_target, resolve_device
 
 # Implementations register themselves on import (one file each).
-from . import onnxruntime, remote, tensorrt, torch_eager  # noqa: E402,F401  isort: skip
+from . import onnxruntime, remote, tensorrt, torch_cuda, torch_eager  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "MeasureConfig", "Prepared", "Target", "TargetInfo", "TimingStats",

@@ -110,3 +110,8 @@ class Target(ABC):
     def settings(self) -> dict[str, Any]:
         """The settings this target was created with (JSON-able), to re-create it elsewhere."""
         return dict(getattr(self, "_settings", {}))
+
+    def host_facts(self) -> dict[str, Any]:
+        """What the measuring machine is beyond TargetInfo (a remote host's platform, a Jetson's
+        power mode), for the metadata; {} where there is nothing more to say."""
+        return {}

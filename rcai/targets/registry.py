@@ -1,7 +1,9 @@
 """Target registry (`@register_target`, `get_target`, `list_targets`) and the CLI's --device map."""
 from __future__ import annotations
 
+import importlib.util
 import inspect
+import os
 from typing import Any, Callable
 
 from ..errors import RcaiError
@@ -30,23 +32,69 @@ def get_target(name: str, **settings: Any) -> Target:
     return cls(**settings)
 
 
-# --device value -> (target name, settings) given the user's settings.
-DEVICES: dict[str, Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]] = {
-    "cpu": lambda s: ("onnxruntime", s),
-    "gpu": lambda s: ("tensorrt", s),
-}  # "jetson": added by remote.py (TensorRT over ssh)
+# Settings that configure the connection, not the target on the host.
+REMOTE_KEYS = ("user", "port", "key", "remote_dir", "python", "ssh_config", "timeout_s")
+REMOTE_ENV = {"python": "RCAI_REMOTE_PYTHON", "remote_dir": "RCAI_REMOTE_DIR"}
 
 
-def register_device(name: str, rule: Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]) -> None:
-    """Add a `--device NAME` rule: the user's settings -> (target name, its settings)."""
+def _remote(inner: str, settings: dict[str, Any], host: str) -> tuple[str, dict[str, Any]]:
+    """`inner` (with the user's settings) run on `host` over ssh."""
+    own = {k: settings.pop(k) for k in list(settings) if k in REMOTE_KEYS}
+    for k, env in REMOTE_ENV.items():
+        if own.get(k) is None and os.environ.get(env):
+            own[k] = os.environ[env]
+    inner_settings = {**settings.pop("target_settings", {}), **settings}
+    return "remote", {"target": inner, "transport": "ssh", "host": host, **own, "target_settings": inner_settings}
+
+
+def _cpu(settings: dict[str, Any], host: str | None) -> tuple[str, dict[str, Any]]:
+    return _remote("onnxruntime", settings, host) if host else ("onnxruntime", settings)
+
+
+def _gpu(settings: dict[str, Any], host: str | None) -> tuple[str, dict[str, Any]]:
+    """TensorRT where importable, else torch-cuda with CUDA graphs (the table's metadata says which:
+    its backend). On a host: TensorRT there (the host gets ONNX files)."""
+    if host:
+        return _remote("tensorrt", settings, host)
+    if importlib.util.find_spec("tensorrt") is not None:
+        return "tensorrt", settings
+    return "torch-cuda", {"graphs": True, **settings}
+
+
+def _jetson(settings: dict[str, Any], host: str | None) -> tuple[str, dict[str, Any]]:
+    """TensorRT on a Jetson over ssh ($RCAI_JETSON_HOST when no --host)."""
+    host = host or settings.pop("host", None) or os.environ.get("RCAI_JETSON_HOST")
+    if not host:
+        raise RcaiError("--device jetson: no host; pass --host [user@]addr[:port] (or set RCAI_REMOTE_HOST / RCAI_JETSON_HOST)")
+    return _remote("tensorrt", settings, host)
+
+
+def _torch(settings: dict[str, Any], host: str | None) -> tuple[str, dict[str, Any]]:
+    """torch eager on this CPU (per-op overhead unlike ONNX Runtime's: a target of another character)."""
+    if host:
+        raise RcaiError("--device torch runs torch modules on this machine; --host takes cpu, gpu or jetson")
+    return "torch", settings
+
+
+# --device value -> (target name, settings) given the user's settings and --host (None: this machine).
+DEVICES: dict[str, Callable[[dict[str, Any], "str | None"], tuple[str, dict[str, Any]]]] = {
+    "cpu": _cpu,
+    "gpu": _gpu,
+    "jetson": _jetson,
+    "torch": _torch,
+}
+
+
+def register_device(name: str, rule: Callable[[dict[str, Any], "str | None"], tuple[str, dict[str, Any]]]) -> None:
+    """Add a `--device NAME` rule: (the user's settings, --host or None) -> (target name, its settings)."""
     DEVICES[name] = rule
 
 
-def resolve_device(device: str, **settings: Any) -> Target:
-    """The target behind the CLI's `--device cpu|gpu|jetson` (see DEVICES)."""
+def resolve_device(device: str, host: str | None = None, **settings: Any) -> Target:
+    """The target behind the CLI's `--device cpu|gpu|jetson [--host user@addr[:port]]` (see DEVICES)."""
     try:
         rule = DEVICES[device]
     except KeyError:
         raise RcaiError(f"unknown device {device!r}; known: {', '.join(sorted(DEVICES))}") from None
-    name, resolved = rule(dict(settings))
+    name, resolved = rule(dict(settings), host or None)
     return get_target(name, **resolved)

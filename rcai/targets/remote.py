@@ -1,19 +1,16 @@
-"""Run any other target on another host: copy the ONNX file and a JSON request there, run
-`python -m rcai.targets.worker REQUEST.json`, read back the JSON reply (see worker.py).
+"""Run any ONNX target on another host: `--host user@addr[:port]` (see transport.py).
 
-The host needs rcai installed (plus the inner target's library). With transport="ssh" this is
-unverified here (no Jetson reachable); transport="local" runs the very same worker in a
-subprocess on this machine and is what the tests exercise.
+One worker session per RemoteTarget: each model is uploaded once (named by content hash, kept on
+the host), each measurement is one request on the open session, so the caller appends each row as
+its reply arrives. A session that dies (dropped connection, killed worker) is reopened and the
+request in flight sent again; finished rows are never measured again because the caller has them.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
-import inspect
 import io
-import json
-import os
-import tempfile
-import uuid
+import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -22,69 +19,152 @@ import numpy as np
 from ..errors import RcaiError
 from .base import MeasureConfig, Prepared, Target, TargetInfo, TimingStats, onnx_path
 from .inputs import Specs, check_feeds, normalize_specs, specs_from_onnx, specs_to_json
-from .registry import register_device, register_target
-from .transport import make_transport
-from .worker import REPLY_PREFIX
+from .registry import register_target
+from .transport import WORKER, Session, SessionLost, make_transport
+
+RECONNECTS = 3  # reopen attempts per request after a lost session
 
 
 @register_target("remote")
 class RemoteTarget(Target):
-    """target / target_settings: what runs on the host (e.g. "tensorrt", {"fp16": True}).
-    transport: "ssh" (host, user, port, key, remote_dir, python) or "local" (remote_dir, python).
-    timeout_s: limit for one worker call (an engine build can take minutes)."""
+    """target / target_settings: what runs on the host (e.g. "onnxruntime", {"threads": 1}); or
+    device: a --device name resolved on the host ("gpu": TensorRT there if importable, else torch-cuda).
+    transport: "ssh" (host, user, port, key, ssh_config, remote_dir, python) or "local" (remote_dir, python).
+    timeout_s: limit for one request (an engine build can take minutes)."""
+
+    worker_entry = WORKER  # the module serving the session on the host (a higher layer may serve more modes)
 
     def __init__(
         self, target: str = "onnxruntime", target_settings: Mapping[str, Any] | None = None,
         transport: str = "ssh", host: str | None = None, user: str | None = None, port: int | None = None,
-        key: str | None = None, remote_dir: str | None = None, python: str | None = None, timeout_s: float = 3600.0,
+        key: str | None = None, remote_dir: str | None = None, python: str | None = None,
+        ssh_config: str | None = None, device: str | None = None, timeout_s: float = 3600.0,
     ):
-        if target == "remote":
-            raise RcaiError("remote target: the inner target cannot be 'remote' again")
-        from .registry import target_class
+        from .registry import DEVICES, target_class
 
-        target_class(target)  # unknown name -> RcaiError listing the known ones, before any connection
-        self.inner, self.inner_settings = target, dict(target_settings or {})
-        self.transport = make_transport(transport, host=host, user=user, port=port, key=key,
-                                        remote_dir=remote_dir, python=python)
+        if device is None:
+            if target == "remote":
+                raise RcaiError("remote target: the inner target cannot be 'remote' again")
+            cls = target_class(target)  # unknown name -> RcaiError listing the known ones, before any connection
+            if not cls.takes_onnx:
+                raise RcaiError(f"remote target: {target!r} takes a torch module; only ONNX targets run on a host")
+        elif device not in DEVICES:
+            raise RcaiError(f"unknown device {device!r}; known: {', '.join(sorted(DEVICES))}")
+        self.inner, self.device, self.inner_settings = target, device, dict(target_settings or {})
+        self.transport = make_transport(transport, host=host, user=user, port=port, key=key, remote_dir=remote_dir,
+                                        python=python, **({"ssh_config": ssh_config} if transport == "ssh" else {}))
         self.timeout_s = float(timeout_s)
         self._info: TargetInfo | None = None
-        self._settings = {"target": target, "target_settings": self.inner_settings, "transport": transport,
-                          "host": host, "user": user, "port": port, "key": key, "remote_dir": remote_dir,
-                          "python": python, "timeout_s": self.timeout_s}
+        self._session: Session | None = None
+        self._uploaded: set[str] = set()
+        self._blobs: dict[str, Path] = {}  # remote name -> local file (to upload again to a fresh host)
+        self._facts: dict[str, Any] = {}
+        self._settings = {"target": target, "device": device, "target_settings": self.inner_settings,
+                          "transport": transport, "host": host, "user": user, "port": port, "key": key,
+                          "remote_dir": remote_dir, "python": python, "ssh_config": ssh_config, "timeout_s": self.timeout_s}
+        if transport != "ssh":  # only ssh takes these
+            for k in ("host", "user", "port", "key", "ssh_config"):
+                self._settings.pop(k)
 
-    def call(self, mode: str, jobs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        """One worker round trip; returns the reply dict (errors become RcaiError)."""
+    # --- session ---------------------------------------------------------------------------
+    def session(self) -> Session:
+        if self._session is None or not self._session.alive():
+            if self._session is not None:
+                self._session.close()
+            self._session = self.transport.open(self.worker_entry)
+            self._uploaded.clear()  # the host may have lost files with the session (a reboot)
+            self._facts = {"host": self.transport.describe(), **self._session.ready.get("host", {})}
+        return self._session
+
+    def request(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """One request; a lost session is reopened (up to RECONNECTS times) and the request sent again."""
         where = self.transport.describe()
-        request = {"mode": mode, "target": self.inner, "settings": self.inner_settings, "jobs": jobs, **extra}
-        name = f"request-{uuid.uuid4().hex[:12]}.json"
-        with tempfile.TemporaryDirectory(prefix="rcai-req-") as tmp:
-            local = Path(tmp) / name
-            local.write_text(json.dumps(request), encoding="utf-8")
-            self.transport.put(local, name)
-        proc = self.transport.run_worker(name, self.timeout_s)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(REPLY_PREFIX)]
-        if not lines:
-            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise RcaiError(f"{where}: worker failed (exit {proc.returncode}): {tail}")
-        reply = json.loads(lines[-1][len(REPLY_PREFIX):])
+        for attempt in range(RECONNECTS + 1):
+            try:
+                reply = self.session().request(obj, self.timeout_s)
+                break
+            except RcaiError as e:  # lost mid-request, or (when reconnecting) could not connect again
+                self.close()
+                if attempt == RECONNECTS or not (isinstance(e, SessionLost) or attempt):
+                    raise
+                time.sleep(min(2.0 ** attempt, 5.0))
         if not reply.get("ok"):
             raise RcaiError(f"{where}: {reply.get('error', 'unknown worker error')}")
-        self._info = TargetInfo.from_dict(reply["target_info"], where)
+        return reply
+
+    def host_facts(self) -> dict[str, Any]:
+        """The host's platform (and a Jetson's L4T release and power mode), as its worker reports it."""
+        if not self._facts:
+            self.session()
+        return dict(self._facts)
+
+    def close(self) -> None:
+        """End the session (the worker exits when its stdin closes)."""
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                session.close()
+            except (OSError, ValueError):
+                pass
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # --- files -----------------------------------------------------------------------------
+    def upload(self, path: Path) -> str:
+        """Copy an ONNX file to the host once (named by content hash); returns its remote name."""
+        data = path.read_bytes()
+        name = f"model-{hashlib.sha256(data).hexdigest()[:20]}.onnx"
+        self._blobs[name] = path
+        if name not in self._uploaded:
+            if not self.request({"mode": "exists", "name": name})["exists"]:
+                self.request({"mode": "put", "name": name, "data": base64.b64encode(data).decode()})
+            self._uploaded.add(name)
+        return name
+
+    def upload_bytes(self, name: str) -> None:
+        path = self._blobs.get(name)
+        if path is not None and name not in self._uploaded:
+            self.upload(path)
+
+    def put(self, local: Path, name: str) -> None:
+        """Copy a local file into the host's work dir as `name`."""
+        self.request({"mode": "put", "name": name, "data": base64.b64encode(local.read_bytes()).decode()})
+
+    def energy(self, onnx_path: Path, seconds: float = 5.0) -> dict[str, Any]:
+        """Energy per inference on a Jetson host (tegrastats there): {"energy_mj", "mean_power_w", ...}."""
+        job = self.prepare(onnx_path).job()
+        what = {"device": self.device} if self.device else {"target": self.inner}
+        return self.request({"mode": "energy", **what, "settings": self.inner_settings, "jobs": [job], "seconds": seconds})["energy"]
+
+    # --- target interface ------------------------------------------------------------------
+    def call(self, mode: str, jobs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        """One target request (info/measure/run); the models of `jobs` are re-uploaded after a reconnect."""
+        what = {"device": self.device} if self.device else {"target": self.inner}
+        request = {"mode": mode, **what, "settings": self.inner_settings, "jobs": jobs, **extra}
+        needs = [j["model"] for j in jobs]
+        for attempt in range(2):
+            for name in needs:
+                self.upload_bytes(name)
+            try:
+                reply = self.request(request)
+                break
+            except RcaiError as e:  # a fresh host (after a reconnect) may lack a model: upload, retry once
+                if attempt or "not on the host" not in str(e):
+                    raise
+                self._uploaded.difference_update(needs)
+        self._info = TargetInfo.from_dict(reply["target_info"], self.transport.describe())
         return reply
 
     def info(self, precision: str | None = None) -> TargetInfo:
-        """The inner target's info, as the host reports it (one round trip the first time)."""
+        """The inner target's info, as the host reports it (one request the first time)."""
         if self._info is None:
             self.call("info", [])
         assert self._info is not None
         return self._info if precision is None else TargetInfo.from_dict({**self._info.to_dict(), "precision": precision})
-
-    def upload(self, path: Path) -> str:
-        """Copy an ONNX file to the host once (named by content hash); returns its remote name."""
-        name = f"model-{hashlib.sha256(path.read_bytes()).hexdigest()[:20]}.onnx"
-        if not self.transport.exists(name):
-            self.transport.put(path, name)
-        return name
 
     def prepare(self, model: Any, input_specs: Mapping[str, Any] | None = None) -> "RemotePrepared":
         if not isinstance(model, (str, Path)):
@@ -96,7 +176,7 @@ class RemoteTarget(Target):
     def measure_many(
         self, items: Sequence[tuple[Any, Mapping[str, Any] | None]], cfg: MeasureConfig = MeasureConfig(), seed: int = 0
     ) -> list[TimingStats]:
-        """All models in one worker call (one process start and connection for the lot)."""
+        """All models in one request."""
         prepared = [self.prepare(model, specs) for model, specs in items]
         reply = self.call("measure", [p.job(seed) for p in prepared], measure=cfg.to_dict())
         for p, job in zip(prepared, reply["jobs"]):
@@ -105,8 +185,7 @@ class RemoteTarget(Target):
 
 
 class RemotePrepared(Prepared):
-    """A model uploaded to the host. Each measure/run is one worker call, so the model is built
-    there again each time (the TensorRT target caches engines on disk, so that is cheap)."""
+    """A model uploaded to the host; the worker keeps the last few prepared, so repeated runs are cheap."""
 
     target: RemoteTarget
 
@@ -134,34 +213,12 @@ class RemotePrepared(Prepared):
         return check_feeds(self.input_specs, feeds, "remote")
 
     def execute(self, staged: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Ship the inputs as .npz, run once on the host, fetch the outputs."""
-        tag = uuid.uuid4().hex[:12]
-        feeds_name, out_name = f"feeds-{tag}.npz", f"outputs-{tag}.npz"
-        with tempfile.TemporaryDirectory(prefix="rcai-run-") as tmp:
-            buf = io.BytesIO()
-            np.savez(buf, **staged)
-            (Path(tmp) / feeds_name).write_bytes(buf.getvalue())
-            self.target.transport.put(Path(tmp) / feeds_name, feeds_name)
-            reply = self.target.call("run", [self.job()], feeds=feeds_name, outputs=out_name)
-            self.target.transport.get(out_name, Path(tmp) / out_name)
-            self.target.transport.remove(out_name)
-            with np.load(Path(tmp) / out_name) as z:
-                return [z[f"out{i}"] for i in range(reply["jobs"][0]["outputs"])]
+        """Ship the inputs, run once on the host, bring the outputs back (in the request/reply)."""
+        buf = io.BytesIO()
+        np.savez(buf, **staged)
+        reply = self.target.call("run", [self.job()], feeds=base64.b64encode(buf.getvalue()).decode())
+        with np.load(io.BytesIO(base64.b64decode(reply["jobs"][0]["outputs"]))) as z:
+            return [z[f"out{i}"] for i in range(len(z.files))]
 
     def outputs(self, result: list[np.ndarray]) -> list[np.ndarray]:
         return result
-
-
-def _jetson(settings: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """TensorRT on a Jetson over ssh. Settings the remote target does not take (fp16, ...)
-    go to the TensorRT target on the Jetson."""
-    host = settings.pop("host", None) or os.environ.get("RCAI_JETSON_HOST")
-    if not host:
-        raise RcaiError("--device jetson: no host; set RCAI_JETSON_HOST=[user@]host or pass host=...")
-    own = set(inspect.signature(RemoteTarget.__init__).parameters) - {"self"}
-    remote = {k: settings.pop(k) for k in list(settings) if k in own}
-    inner = {**remote.pop("target_settings", {}), **settings}
-    return "remote", {"target": "tensorrt", "transport": "ssh", "host": host, **remote, "target_settings": inner}
-
-
-register_device("jetson", _jetson)

@@ -1,0 +1,207 @@
+"""GPU targets: torch-cuda (eager and CUDA-graph replay, fp32/fp16/bf16, CUDA-event timing), the
+`--device gpu` choice, TensorRT. The GPU tests run where a CUDA GPU is and skip with the reason
+elsewhere; the device-independent parts (choice of backend, errors, the profiler's torch-module
+path) run everywhere."""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from rcai.errors import RcaiError
+from rcai.targets import MeasureConfig, get_target, resolve_device
+from rcai.targets.registry import DEVICES
+
+HAS_CUDA = torch.cuda.is_available()
+HAS_TRT = importlib.util.find_spec("tensorrt") is not None
+needs_gpu = pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU on this machine (torch.cuda.is_available() is False)")
+needs_trt = pytest.mark.skipif(not (HAS_CUDA and HAS_TRT), reason="TensorRT not installed (not installable on this "
+                               "project's GPU machine: no package registry there); the tensorrt target stays unverified")
+FAST = MeasureConfig(warmup=2, min_repeats=5, max_repeats=20, chunk=5, max_seconds=1.0)
+
+
+class Net(torch.nn.Module):
+    """A small denoiser-shaped net: (x6, noise_level) -> eps."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Conv2d(6, 16, 3, padding=1)
+        self.b = torch.nn.Conv2d(16, 3, 3, padding=1)
+        self.emb = torch.nn.Linear(1, 16)
+
+    def forward(self, x6, level):
+        h = torch.nn.functional.silu(self.a(x6) + self.emb(level)[:, :, None, None])
+        return self.b(h)
+
+
+SPECS = {"x6": ((1, 6, 16, 16), "float32"), "noise_level": ((1, 1), "float32")}
+
+
+def _feeds(seed):
+    rng = np.random.default_rng(seed)
+    return {"x6": rng.standard_normal((1, 6, 16, 16), dtype=np.float32), "noise_level": rng.random((1, 1), dtype=np.float32)}
+
+
+# --- everywhere -------------------------------------------------------------------------------
+
+@pytest.mark.skipif(HAS_TRT, reason="TensorRT is installed here: --device gpu picks it")
+def test_device_gpu_without_tensorrt_is_torch_cuda_with_graphs():
+    assert DEVICES["gpu"]({}, None) == ("torch-cuda", {"graphs": True})
+    assert DEVICES["gpu"]({"precision": "fp16"}, None) == ("torch-cuda", {"graphs": True, "precision": "fp16"})
+    name, settings = DEVICES["gpu"]({}, "pi@10.0.0.5")  # on a host: it gets ONNX files, so TensorRT there
+    assert name == "remote" and settings["target"] == "tensorrt"
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="a GPU is present")
+def test_torch_cuda_without_a_gpu_is_a_one_line_error():
+    with pytest.raises(RcaiError, match="no CUDA GPU here"):
+        get_target("torch-cuda")
+    with pytest.raises(RcaiError, match="no CUDA GPU here"):
+        resolve_device("gpu") if not HAS_TRT else get_target("torch-cuda")
+
+
+def test_torch_cuda_bad_settings_fail_before_touching_a_gpu():
+    with pytest.raises(RcaiError, match="unknown precision 'int4'"):
+        get_target("torch-cuda", precision="int4")
+    with pytest.raises(RcaiError, match="only ONNX targets"):
+        get_target("remote", transport="local", target="torch-cuda")
+
+
+def test_profiler_hands_torch_targets_the_module(micro, tmp_path):
+    """The op profiler's path for targets that take an nn.Module (torch, torch-cuda), on the CPU."""
+    from rcai.cost.profile import measure_overhead, profile_op
+    from rcai.space.space import SearchSpace
+
+    target = get_target("torch", threads=1)
+    spec = SearchSpace.of(micro).all_specs()[0]
+    row = profile_op(spec, target, 1, FAST, tmp_path)
+    assert row["key"] == spec.key and row["count"] >= FAST.min_repeats and row["median_ms"] > 0
+    assert measure_overhead(target, FAST, tmp_path) > 0
+    assert not list(tmp_path.glob("*.onnx"))  # nothing exported for a torch target
+
+
+def test_profile_torch_device_table_and_archs(tmp_path):
+    """`rcai profile --device torch`: ops and whole subnets through the module path, on the CPU."""
+    from rcai.cost.archs import ArchDatasetConfig, profile_archs
+    from rcai.cost.profile import ProfileConfig, profile_ops
+
+    cfg = ProfileConfig(preset="micro", device="torch", threads=1, measure=FAST)
+    table = profile_ops(cfg, tmp_path / "torch-micro.csv", progress=False)
+    assert table.meta["backend"] == "torch" and table.meta["threads"] == 1 and len(table.rows) > 0
+    ds = profile_archs(cfg, ArchDatasetConfig(archs=2, rounds=1), tmp_path / "archs", progress=False)
+    import csv
+
+    rows = list(csv.DictReader((ds / "dataset.csv" if ds.is_dir() else ds).open()))
+    assert len(rows) == 2 and all(float(r["latency_ms"]) > 0 for r in rows)
+    with pytest.raises(RcaiError, match="--device torch runs torch modules on this machine"):
+        resolve_device("torch", host="pi@10.0.0.5")
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="a GPU is present")
+def test_bench_engine_torch_cuda_without_a_gpu_is_one_line(tmp_path):
+    from rcai.deploy.bench import BenchConfig, bench_loop
+    from rcai.deploy.export import export_subnet_onnx
+    from rcai.space.presets import get_preset
+    from rcai.space.space import SearchSpace
+    from rcai.space.subnet import SubnetSpec
+
+    micro = get_preset("micro")
+    model = SubnetSpec(micro, SearchSpace.of(micro).base_arch()).build()
+    path = tmp_path / "m.onnx"
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    export_subnet_onnx(SubnetSpec(micro, SearchSpace.of(micro).base_arch()), model.state_dict(), path, weights_path=tmp_path / "m.pt", verify=False)
+    with pytest.raises(RcaiError, match="no CUDA GPU here"):
+        bench_loop(path, BenchConfig(engine="torch-cuda", sampler="ddim", steps=2, loops=1, psnr=False))
+
+
+# --- on a GPU ---------------------------------------------------------------------------------
+
+@needs_gpu
+@pytest.mark.parametrize("graphs", [False, True])
+@pytest.mark.parametrize("precision,atol", [("fp32", 1e-4), ("fp16", 2e-2), ("bf16", 1e-1)])
+def test_torch_cuda_matches_cpu(graphs, precision, atol):
+    torch.manual_seed(0)
+    net = Net().eval()
+    p = get_target("torch-cuda", graphs=graphs, precision=precision).prepare(net, SPECS)
+    assert next(net.parameters()).device.type == "cpu"  # the caller's module stays put
+    outs = []
+    for seed in (1, 2):  # a second call with other inputs: the static buffers are really refilled
+        f = _feeds(seed)
+        with torch.no_grad():
+            ref = net(torch.from_numpy(f["x6"]), torch.from_numpy(f["noise_level"])).numpy()
+        out = p.run(f)[0]
+        assert out.dtype == np.float32 and np.allclose(out, ref, atol=atol), np.abs(out - ref).max()
+        outs.append(out)
+    assert not np.allclose(outs[0], outs[1])
+    assert (p.graph is not None) == graphs
+    info = p.info()
+    assert info.device.startswith("cuda") and info.precision == precision
+    assert info.backend == ("torch-cuda-graphs" if graphs else "torch-cuda-eager")
+
+
+@needs_gpu
+def test_torch_cuda_measures_with_events():
+    p = get_target("torch-cuda", graphs=True).prepare(Net().eval(), SPECS)
+    s = p.measure(FAST)
+    assert FAST.min_repeats <= s.count <= FAST.max_repeats and 0 < s.p10_ms <= s.median_ms <= s.p90_ms < 1000
+
+
+@needs_gpu
+def test_cuda_graph_denoiser_replays_one_graph_for_the_whole_loop(micro):
+    from rcai.diffusion import TorchDenoiser, sample
+    from rcai.train.setup import schedule_of
+    from rcai.space.space import SearchSpace
+    from rcai.space.subnet import SubnetSpec
+    from rcai.targets.torch_cuda import CudaGraphDenoiser
+
+    torch.manual_seed(0)
+    model = SubnetSpec(micro, SearchSpace.of(micro).base_arch()).build().eval()
+    lr_up = np.random.default_rng(0).uniform(-1, 1, (1, 3, micro.hr_size, micro.hr_size)).astype(np.float32)
+    schedule = schedule_of(micro)
+    graph = CudaGraphDenoiser(model, 1, micro.hr_size)
+    captured = graph.prepared.graph
+    a = sample(graph, lr_up, schedule, sampler="ddim", steps=10, seed=0).image
+    b = sample(TorchDenoiser(model, "cuda"), lr_up, schedule, sampler="ddim", steps=10, seed=0).image
+    assert graph.calls == 10 and graph.prepared.graph is captured  # captured once, replayed every step
+    assert np.abs(a - b).max() < 1e-3
+
+
+@needs_gpu
+@pytest.mark.skipif(HAS_TRT, reason="TensorRT is installed here: --device gpu picks it")
+def test_profile_micro_on_gpu_records_the_backend(tmp_path):
+    from rcai.cost.profile import ProfileConfig, profile_ops
+
+    table = profile_ops(ProfileConfig(preset="micro", device="gpu", measure=FAST), tmp_path / "gpu.csv", progress=False)
+    assert table.meta["backend"] == "torch-cuda-graphs" and table.meta["target_settings"]["graphs"] is True
+    assert len(table.rows) > 0 and all(r["median_ms"] > 0 for r in table.rows.values())
+
+
+@needs_trt
+def test_tensorrt_runs_an_onnx_file_like_onnxruntime(tmp_path):
+    path = tmp_path / "net.onnx"
+    torch.onnx.export(Net().eval(), tuple(torch.from_numpy(v) for v in _feeds(0).values()), str(path),
+                      input_names=list(SPECS), dynamo=False)
+    f = _feeds(3)
+    ref = get_target("onnxruntime", threads=1).prepare(path).run(f)[0]
+    out = get_target("tensorrt").prepare(path).run(f)[0]
+    assert np.allclose(out, ref, atol=1e-3)
+
+
+@needs_gpu
+def test_bench_whole_loop_on_one_cuda_graph(tmp_path):
+    from rcai.deploy.bench import BenchConfig, bench_loop
+    from rcai.deploy.export import export_subnet_onnx
+    from rcai.space.presets import get_preset
+    from rcai.space.space import SearchSpace
+    from rcai.space.subnet import SubnetSpec
+
+    micro = get_preset("micro")
+    spec = SubnetSpec(micro, SearchSpace.of(micro).base_arch())
+    model = spec.build()
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    export_subnet_onnx(spec, model.state_dict(), tmp_path / "m.onnx", weights_path=tmp_path / "m.pt", verify=False)
+    res = bench_loop(tmp_path / "m.onnx", BenchConfig(engine="torch-cuda", sampler="ddim", steps=10, loops=2, psnr=True))
+    assert res.step_count >= 20 and res.target["backend"] == "torch-cuda-graphs"
+    assert res.psnr_db is not None and res.psnr_db > 40  # vs the ONNX Runtime loop on the CPU, same noise
