@@ -83,7 +83,7 @@ def _profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: Path, prog
     if acfg.method not in ("interleaved", "sequential"):
         raise RcaiError(f"unknown measurement method {acfg.method!r}; known: interleaved, sequential")
     if acfg.method == "interleaved" and (pcfg.host or not target.takes_onnx):
-        raise RcaiError("--archs with a remote (--host) or torch target: use --method sequential (interleaved rounds time ONNX models locally)")
+        acfg = replace(acfg, method="sequential")  # a remote call or a torch module: interleaved rounds time ONNX models locally
     meta = {**table_meta(pcfg, preset, target), "archs": acfg.archs, "rounds": acfg.rounds, "seed": acfg.seed, "sampling": acfg.sampling,
             "method": acfg.method}
     if acfg.method == "interleaved":
