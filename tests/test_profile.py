@@ -56,7 +56,7 @@ SCRIPT = textwrap.dedent(
     import rcai.cost.profile as P
     from rcai.targets import MeasureConfig
     slow = MeasureConfig(warmup=1, min_repeats=2000, max_repeats=2000, chunk=500, max_seconds=60)
-    P.profile_ops(P.ProfileConfig(preset="micro", threads=1, measure=slow), sys.argv[1], progress=False)
+    P.profile_ops(P.ProfileConfig(preset="micro", threads=1, measure=slow, method="sequential"), sys.argv[1], progress=False)
     """
 )
 
@@ -66,7 +66,7 @@ def _rows(path):
         return list(csv.reader(f))[1:]
 
 
-def test_profile_resumes_after_kill_without_losing_rows(tmp_path):
+def test_sequential_profile_resumes_after_kill_without_losing_rows(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
     out = tmp_path / "t.csv"

@@ -40,7 +40,7 @@ def made(tmp_path_factory):
     """A real micro cost table and a 3-subnet dataset (one round), copied by the tests that damage them."""
     root = tmp_path_factory.mktemp("made")
     profile_ops(PCFG, root / "t.csv", progress=False)
-    profile_archs(PCFG, ArchDatasetConfig(archs=3, rounds=1), root / "archs", progress=False)
+    profile_archs(PCFG, ArchDatasetConfig(archs=3, rounds=1, method="sequential"), root / "archs", progress=False)
     return root
 
 
@@ -133,7 +133,7 @@ def test_torn_measurements_row_is_remeasured(made, tmp_path, capsys):
     shutil.copytree(made / "archs", folder)
     raw = folder / "measurements.csv"
     raw.write_text(raw.read_text()[:-5])  # the last row cut by a kill
-    profile_archs(PCFG, ArchDatasetConfig(archs=3, rounds=1), folder, progress=False)
+    profile_archs(PCFG, ArchDatasetConfig(archs=3, rounds=1, method="sequential"), folder, progress=False)
     assert "dropped an incomplete last line" in capsys.readouterr().err
     rows = list(csv.DictReader(raw.open()))
     assert sorted(r["model"] for r in rows) == ["0000", "0001", "0002"] and all(int(r["round"]) == 0 for r in rows)
@@ -217,7 +217,7 @@ def test_archs_resume_after_a_kill_between_onnx_and_json(made, tmp_path):
     (folder / "subnets" / "0002.json").unlink()  # killed after models/0002.onnx, before subnets/0002.json
     raw = folder / "measurements.csv"
     raw.write_text("".join(raw.read_text().splitlines(keepends=True)[:3]))  # and before measuring 0002
-    profile_archs(PCFG, ArchDatasetConfig(archs=3, rounds=1), folder, progress=False)
+    profile_archs(PCFG, ArchDatasetConfig(archs=3, rounds=1, method="sequential"), folder, progress=False)
     assert (folder / "subnets" / "0002.json").is_file()
     assert len(list(csv.DictReader((folder / "dataset.csv").open()))) == 3
 

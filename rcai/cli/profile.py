@@ -1,6 +1,7 @@
 """`rcai profile`: per-op cost table and whole-subnet latency dataset on a target."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -20,10 +21,20 @@ def profile(
     batch: int = typer.Option(1, help="Batch size of every measurement."),
     archs: int = typer.Option(0, help="Also measure N random whole subnets end to end (the predictor's dataset)."),
     archs_out: Optional[str] = typer.Option(None, help="Dataset folder (default: <table without .csv>-archs/)."),
-    rounds: int = typer.Option(2, help="Interleaved measurement rounds per subnet (--archs)."),
+    rounds: int = typer.Option(12, help="Interleaved measurement rounds per subnet (--archs)."),
     seed: int = typer.Option(0, help="Seed of the random subnets (--archs)."),
     sampling: str = typer.Option("uniform", help="How --archs draws subnets: uniform | skewed (ops biased per subnet: reaches the extremes)."),
     skip_ops: bool = typer.Option(False, help="Only the --archs dataset, no op table."),
+    method: str = typer.Option("interleaved", help="interleaved (short random-order rounds over everything) | sequential (one op after the other, the method before issue 10)."),
+    calibrate: int = typer.Option(0, help="Calibrate the table on N (<= 10) whole subnets measured in the same run (stored in its meta.json, used by every estimate)."),
+    op_rounds: int = typer.Option(16, help="Interleaved rounds of the op table."),
+    estimator: str = typer.Option("p10", help="Latency of an item from all its calls: p10 | median (tables); also min | trimmed_low (--archs)."),
+    clock: str = typer.Option("auto", help="auto (thread CPU time for --threads 1 on cpu, else wall) | wall | thread_cpu."),
+    correct_drift: bool = typer.Option(False, help="Divide each round's calls by the reference kernel's speed that round."),
+    pin: bool = typer.Option(True, help="Pin to --threads CPUs where the OS allows."),
+    check: bool = typer.Option(False, "--check", help="Run the fidelity check here instead (table + calibration, 40+ subnets, a second table; repeatability, agreement, load) in a temp folder or --out."),
+    check_methods: str = typer.Option("new", help="--check: comma-separated methods: new, new-wall (interleaved, wall clock), old (before issue 10)."),
+    check_subnets: int = typer.Option(40, help="--check: subnets measured besides the base model."),
     host: Optional[str] = typer.Option(None, "--host", envvar="RCAI_REMOTE_HOST", help="Measure on [user@]addr[:port] over ssh (the host needs Python, numpy and the runtime; $RCAI_REMOTE_PYTHON, $RCAI_SSH_CONFIG)."),
     json: bool = JsonOpt,
 ) -> None:
@@ -31,23 +42,43 @@ def profile(
     (median/p10/p90/CV/count, FLOPs by DeepSpeed cross-checked by torch, params, bytes, peak activation
     memory). Resumable: run the same command again after a kill and it continues where it stopped."""
     from ..cost.archs import ArchDatasetConfig, profile_archs
-    from ..cost.profile import NET_MEASURE, OP_MEASURE, ProfileConfig, default_table_path, profile_ops
+    from ..cost.profile import NET_MEASURE, OP_MEASURE, InterleaveConfig, ProfileConfig, default_table_path, profile_ops
     from ..errors import RcaiError
 
+    if check:
+        from .tables import run_check_command
+
+        run_check_command(preset, device, threads if threads is not None else 1, batch, calibrate or 8, check_subnets, seed or 1,
+                          check_methods, out, json)
+        return
     if archs < 0 or rounds < 1:
         raise RcaiError(f"--archs must be >= 0 (0: no subnets) and --rounds >= 1, got {archs} and {rounds}")
-    acfg = ArchDatasetConfig(archs=archs, rounds=rounds, seed=seed, sampling=sampling) if archs else None
+    acfg = ArchDatasetConfig(archs=archs, rounds=rounds, seed=seed, sampling=sampling, method=method) if archs else None
+    icfg = InterleaveConfig(rounds=op_rounds, estimator=estimator, clock=clock, correct_drift=correct_drift, pin=pin)
     table_path = Path(out) if out else default_table_path(device, preset)
     result: dict = {}
     if not skip_ops:
-        cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=OP_MEASURE, host=host)
+        cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=OP_MEASURE, method=method,
+                            interleave=icfg, calibrate=calibrate, host=host)
         table = profile_ops(cfg, table_path, progress=not json)
-        result["table"] = {"path": str(table.path), "ops": len(table.rows), "overhead_ms": table.overhead_ms}
+        result["table"] = {"path": str(table.path), "ops": len(table.rows), "overhead_ms": table.overhead_ms, "drift": table.meta.get("drift"),
+                           "half_split": table.meta.get("half_split_summary"), "calibration": table.meta.get("calibration")}
         if not json:
             stdout.print(f"{table.path}: {len(table.rows)} ops, per-call overhead {table.overhead_ms * 1000:.1f} us")
+            if table.meta.get("drift"):
+                d, h = table.meta["drift"], table.meta["half_split_summary"]
+                stdout.print(f"  clock {table.meta.get('clock')}, load {table.meta.get('load_average')}; machine speed per round "
+                              f"{d['min']:.3f}..{d['max']:.3f} (reference kernel); repeatability: first vs second half of the rounds "
+                              f"median {h['median']:.1%}, max {h['max']:.1%}, {h['within_10pct']:.0%} of ops within 10%")
+            cal = table.calibration
+            if cal:
+                fs = ", ".join(f"{k} {v:.2f}" for k, v in sorted(cal.factors.items()))
+                stdout.print(f"  calibrated on {cal.subnets} subnets: overhead {cal.overhead_ms:.3f} ms, factors {fs}; "
+                              f"fit error on them {cal.fit['mape']:.1%} (max {cal.fit['max_err']:.1%})")
     if archs:
         folder = Path(archs_out) if archs_out else table_path.with_name(table_path.name.removesuffix(".csv") + "-archs")
-        cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=NET_MEASURE, host=host)
+        cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=NET_MEASURE,
+                            interleave=replace(icfg, rounds=rounds), host=host)
         dataset = profile_archs(cfg, acfg, folder, progress=not json)
         result["dataset"] = str(dataset)
         if not json:

@@ -35,7 +35,16 @@ def show(
     m = t.meta
     out.print(f"[bold]{table}[/]: {m.get('device_model')} / {m.get('backend')} {m.get('backend_version')}, {m.get('precision')}, "
               f"threads {m.get('threads')}, batch {m.get('batch')}, preset {m.get('preset')} ({m.get('preset_hash')}), {m.get('date')}")
-    out.print(f"per-call overhead {t.overhead_ms * 1000:.1f} us (subtracted from each op, added once per network)")
+    out.print(f"per-call overhead {t.overhead_ms * 1000:.1f} us (subtracted from each op, added once per network); "
+              f"latency column {t.latency_column}, method {m.get('method', 'sequential')}, clock {m.get('clock', 'wall')}")
+    if m.get("drift"):
+        h = m.get("half_split_summary", {})
+        out.print(f"load {m.get('load_average')}; machine speed per round {m['drift']['min']:.3f}..{m['drift']['max']:.3f}; "
+                  f"first vs second half of the rounds: median {h.get('median', float('nan')):.1%}, max {h.get('max', float('nan')):.1%}")
+    cal = t.calibration
+    if cal:
+        out.print(f"calibrated on {cal.subnets} whole subnets: network overhead {cal.overhead_ms:.3f} ms, factors "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in sorted(cal.factors.items())) + " (used by every estimate)")
     grid = Table("op key", "median ms", "p10-p90", "cv", "n", "FLOPs", "DS/torch")
     for r in t.rows.values():
         grid.add_row(r["key"], f"{r['median_ms']:.4f}", f"{r['p10_ms']:.4f}-{r['p90_ms']:.4f}", f"{r['cv']:.2f}", f"{r['count']:.0f}",
@@ -52,20 +61,77 @@ def check(
     force: bool = typer.Option(False, "--force", help="Use a table measured for another preset/batch/precision."),
     json: bool = JsonOpt,
 ) -> None:
-    """Table sum vs measured whole subnets: Acc+-10%, Spearman, MAPE, bias (and the measurement's
-    own round-to-round repeatability, the ceiling of any estimate)."""
+    """Table estimate (calibrated where the table is) vs measured whole subnets: Acc+-10%, Spearman,
+    MAPE, bias, beside the measurement's own repeatability (first vs second half of its rounds, the
+    ceiling of any estimate) and the load average. Run `rcai profile --check` for the whole check."""
     from ..cost.check import check_table
+    from ..cost.profile import load_average
     from ..cost.table import CostTable
 
     res = check_table(CostTable.load(table), latency_data, force=force)
     res.pop("_arrays")
+    res["load_average"] = load_average()
     if json:
         print_json(res)
         return
     out = Console()
-    grid = Table("estimate", "n", "Acc+-10%", "Acc+-5%", "Spearman", "MAPE", "bias")
-    for k in ("table_sum", "raw_sum", "repeatability"):
-        if k in res:
-            r = res[k]
-            grid.add_row(k, str(r["n"]), f"{r['acc_10']:.1%}", f"{r['acc_5']:.1%}", f"{r['spearman']:.3f}", f"{r['mape']:.1%}", f"{r['bias']:+.1%}")
-    out.print(grid)
+    out.print(_grid({k: res[k] for k in ("repeatability", "table_sum", "uncalibrated", "raw_sum") if k in res}, LABELS))
+    out.print(f"load average {res['load_average']}; {res['calibration_subnets_left_out']} calibration subnets left out")
+
+
+LABELS = {
+    "repeatability": "re-measurement (2nd half of rounds vs 1st)",
+    "table_sum": "table estimate (calibrated if the table is)",
+    "uncalibrated": "table without its calibration",
+    "raw_sum": "raw sum of isolated ops",
+}
+
+
+def _grid(rows: dict, labels: dict) -> Table:
+    grid = Table("figure", "n", "Acc+-10%", "Acc+-5%", "Spearman", "MAPE", "bias")
+    for k, r in rows.items():
+        grid.add_row(labels.get(k, k), str(r["n"]), f"{r['acc_10']:.1%}", f"{r['acc_5']:.1%}", f"{r['spearman']:.3f}", f"{r['mape']:.1%}", f"{r['bias']:+.1%}")
+    return grid
+
+
+def run_check_command(preset: str, device: str, threads: int, batch: int, calibrate: int, subnets: int, seed: int, methods: str,
+                      out: Optional[str], json: bool) -> None:
+    """`rcai profile --check`: fidelity_check for each method, printed (or JSON)."""
+    import tempfile
+    from pathlib import Path
+
+    from ..cost.check import FidelityConfig, fidelity_check
+    from ..errors import RcaiError
+
+    cfg = FidelityConfig(preset=preset, device=device, threads=threads, batch=batch, subnets=subnets, calibrate=calibrate, seed=seed)
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    if not names:
+        raise RcaiError("--check-methods: name at least one method")
+    from .common import console, out as stdout
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="rcai-check-") as tmp:
+        root = Path(out) if out else Path(tmp)
+        for m in names:
+            res = fidelity_check(cfg, m, root / m, progress=not json, log=console.print)
+            for k in ("a", "b"):
+                res[k].pop("_arrays")
+            results.append(res)
+            if not json:
+                print_check(stdout, res)
+    if json:
+        print_json(results)
+
+
+def print_check(out: Console, res: dict) -> None:
+    a, b, ab = res["a"], res["b"], res["a_vs_b"]
+    out.print(f"[bold]{res['method']}[/] (clock {res['clock']}): load {res['load_start']} -> {res['load_end']}; "
+              f"table A profiled in {res['profile_seconds']:.0f} s, subnets in {res['subnets_seconds']:.0f} s, "
+              f"table B {res['minutes_between_tables']:.1f} min after A")
+    rows = {"repeatability": a["repeatability"]} if "repeatability" in a else {}
+    rows.update({f"A {k}": a[k] for k in ("table_sum", "uncalibrated", "raw_sum") if k in a})
+    rows.update({f"B {k}": b[k] for k in ("table_sum",)})
+    labels = {**LABELS, **{f"{t} {k}": f"table {t}: {v}" for t in "AB" for k, v in LABELS.items()}}
+    out.print(_grid(rows, labels))
+    out.print(f"tables A vs B op by op ({ab['ops']} ops): {ab['within_10']:.0%} within 10%, {ab['within_5']:.0%} within 5%, "
+              f"median {ab['median_dev']:.1%}, max {ab['max_dev']:.1%} ({ab['worst_op']})")

@@ -1,21 +1,26 @@
 """`rcai profile --archs N`: whole random subnets measured end to end on the target.
 
 Writes a latency dataset (the GNN predictor's data and the cost table's check) in a folder:
-  dataset.csv    model,latency_ms,device,p10_ms,p90_ms,cv,count,round_ms,repeatability,subnet
+  dataset.csv    model,latency_ms,device,p10_ms,p90_ms,cv,count,round_ms,repeatability,subnet,half1_ms,half2_ms
   models/NNNN.onnx        one denoising step of the subnet (graph only, export_params=False)
   subnets/NNNN.json       its subnet.json
-  measurements.csv        raw rows (one per subnet and round), appended as measured: resumable
-Each subnet is measured in `rounds` interleaved passes (all subnets once, then all again...) and
-its latency is the median of its per-round medians, so machine drift spreads over all of them.
+  rounds/gNNN.csv         raw calls (interleaved method), one line per subnet and round: resumable
+  measurements.csv        raw rows of the sequential method, appended as measured: resumable
+Methods (ArchDatasetConfig.method):
+- interleaved (default): groups of up to `group` subnets (sessions held open together) are timed in
+  `rounds` rounds, each visiting every subnet of the group and a reference kernel in a new random
+  order with a short burst of calls (InterleaveConfig.net_burst); latency = the estimator (p10)
+  over all calls. repeatability = |first half of the rounds - second half| / latency.
+- sequential (before issue 10): `rounds` passes over all subnets, each subnet measured to
+  convergence per pass; latency = median of its per-round medians.
 """
 from __future__ import annotations
 
 import csv
 import io
-import random
 import statistics
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,7 @@ from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
 from ..progress import progress_bar
 from .profile import ProfileConfig, table_meta
+from .subnets import SAMPLINGS, export_with_weights as _export_with_weights, sample_archs  # noqa: F401 (re-exported)
 
 RAW_COLUMNS = ["model", "round", "median_ms", "p10_ms", "p90_ms", "cv", "count"]
 
@@ -37,42 +43,15 @@ RAW_COLUMNS = ["model", "round", "median_ms", "p10_ms", "p90_ms", "cv", "count"]
 @dataclass(frozen=True)
 class ArchDatasetConfig:
     archs: int
-    rounds: int = 2
+    rounds: int = 12
     seed: int = 0
     sampling: str = "uniform"  # uniform | skewed (see SAMPLINGS)
+    method: str = "interleaved"  # interleaved | sequential (see the module doc)
+    group: int = 48  # interleaved: subnets timed together (one ONNX Runtime session each)
 
     def __post_init__(self) -> None:
         if self.archs < 1 or self.rounds < 1:
             raise RcaiError(f"--archs and --rounds must be >= 1, got {self.archs} and {self.rounds}")
-
-
-def _skewed_arch(space: SearchSpace, rng: random.Random) -> dict[str, str]:
-    """One subnet from a random preference over op names (Gamma(0.3) weights): most picks fall on one
-    or two ops, so nets near the extremes (all skip, all 5x5...) appear, which uniform sampling of
-    9 billion subnets practically never draws."""
-    names = sorted({n for s in space.all_slots() for n in s.choices})
-    pref = {n: rng.gammavariate(0.3, 1.0) + 1e-9 for n in names}
-    return space.pick(lambda s: rng.choices(list(s.choices), weights=[pref[n] for n in s.choices])[0])
-
-
-SAMPLINGS = {"uniform": lambda space, rng: space.random_arch(rng), "skewed": _skewed_arch}
-
-
-def sample_archs(space: SearchSpace, n: int, seed: int, sampling: str = "uniform") -> list[dict[str, str]]:
-    """n distinct random subnets (the base model first: it is the reference of every comparison)."""
-    if sampling not in SAMPLINGS:
-        raise RcaiError(f"unknown sampling {sampling!r}; known: {', '.join(SAMPLINGS)}")
-    draw = SAMPLINGS[sampling]
-    rng = random.Random(seed)
-    archs, seen = [space.base_arch()], set()
-    seen.add(tuple(sorted(archs[0].items())))
-    while len(archs) < min(n, space.size):
-        a = draw(space, rng)
-        key = tuple(sorted(a.items()))
-        if key not in seen:
-            seen.add(key)
-            archs.append(a)
-    return archs[:n]
 
 
 def _read_raw(path: Path) -> list[dict[str, Any]]:
@@ -101,22 +80,35 @@ def _profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: Path, prog
     space = SearchSpace.of(preset)
     target = pcfg.target()
     out = Path(out)
-    meta = {**table_meta(pcfg, preset, target), "archs": acfg.archs, "rounds": acfg.rounds, "seed": acfg.seed, "sampling": acfg.sampling}
+    if acfg.method not in ("interleaved", "sequential"):
+        raise RcaiError(f"unknown measurement method {acfg.method!r}; known: interleaved, sequential")
+    if acfg.method == "interleaved" and (pcfg.host or not target.takes_onnx):
+        acfg = replace(acfg, method="sequential")  # a remote call or a torch module: interleaved rounds time ONNX models locally
+    meta = {**table_meta(pcfg, preset, target), "archs": acfg.archs, "rounds": acfg.rounds, "seed": acfg.seed, "sampling": acfg.sampling,
+            "method": acfg.method}
+    if acfg.method == "interleaved":
+        from ..targets.measure import resolve_clock
+
+        meta = {**{k: v for k, v in meta.items() if k != "measure"}, "interleave": pcfg.interleave.to_dict(), "group": acfg.group,
+                "clock": resolve_clock(pcfg.interleave.clock, target)}
     meta_file = out / "meta.json"
+    defaults = {"sampling": "uniform", "method": "sequential"}  # folders written before these keys existed
     if meta_file.exists():
         old = read_json(meta_file, expect=dict)
-        for k in ("arch_hash", "archs", "rounds", "seed", "sampling", "batch", "backend", "threads"):
-            if old.get(k, "uniform" if k == "sampling" else None) != meta.get(k):
+        for k in ("arch_hash", "archs", "rounds", "seed", "sampling", "method", "clock", "batch", "backend", "threads"):
+            if old.get(k, defaults.get(k)) != meta.get(k):
                 raise RcaiError(f"{out}: exists with {k}={old.get(k)!r}, this run has {meta.get(k)!r}; use another folder")
     else:
         atomic_write_json(meta_file, meta)
+    archs = sample_archs(space, acfg.archs, acfg.seed, acfg.sampling)
+    names = [f"{i:04d}" for i in range(len(archs))]
+    if acfg.method == "interleaved":
+        return _measure_interleaved(pcfg, acfg, out, preset, archs, names, meta, progress)
     raw_path = out / "measurements.csv"
     if not raw_path.exists():
         atomic_write_text(raw_path, ",".join(RAW_COLUMNS) + "\n")
     else:
         repair_torn_line(raw_path)  # a row cut by a kill: dropped (and said) before appending
-    archs = sample_archs(space, acfg.archs, acfg.seed, acfg.sampling)
-    names = [f"{i:04d}" for i in range(len(archs))]
     done = {(r["model"], int(r["round"])) for r in _read_raw(raw_path)}
 
     with tempfile.TemporaryDirectory(prefix="rcai-archs-") as tmp:
@@ -141,6 +133,40 @@ def _profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: Path, prog
     return write_dataset(out, names, meta)
 
 
+def _export_all(out: Path, preset, archs: list[dict[str, str]], names: list[str], batch: int, advance) -> None:
+    """The export pass (a stored subnet.json wins: the dataset's truth)."""
+    for name, arch in zip(names, archs):
+        if not _entry_complete(out, name):
+            stored = out / "subnets" / f"{name}.json"
+            spec = SubnetSpec.load(stored) if stored.exists() else SubnetSpec(preset, arch)
+            export_subnet(spec, out, name, batch, out)
+        advance(name)
+
+
+def _measure_interleaved(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: Path, preset, archs, names, meta, progress: bool) -> Path:
+    from ..targets.measure import pinned
+    from .profile import NET, REFERENCE, measure_interleaved, read_rounds
+
+    target = pcfg.target()
+    icfg = pcfg.interleave
+    groups = [names[i : i + max(acfg.group, 1)] for i in range(0, len(names), max(acfg.group, 1))]
+    with tempfile.TemporaryDirectory(prefix="rcai-archs-") as tmp, pinned(target.settings().get("threads"), icfg.pin):
+        with progress_bar(progress, "subnets (interleaved rounds)", len(names) + len(groups) * icfg.rounds, transient=False) as advance:
+            _export_all(out, preset, archs, names, pcfg.batch, advance)
+            for g, group in enumerate(groups):
+                raw = out / "rounds" / f"g{g:03d}.csv"
+                if raw.exists() and len(read_rounds(raw, [NET + n for n in group] + [REFERENCE])) >= acfg.rounds:
+                    continue  # measured before a kill
+                models = {}
+                for name in group:
+                    weights = Path(tmp) / f"{name}.weights.onnx"
+                    _export_with_weights(SubnetSpec.load(out / "subnets" / f"{name}.json"), weights, pcfg.batch)
+                    models[NET + name] = weights
+                raw.parent.mkdir(parents=True, exist_ok=True)
+                measure_interleaved(target, models, replace(icfg, rounds=acfg.rounds, seed=icfg.seed + g), raw, advance)
+    return write_dataset(out, names, meta)
+
+
 def export_subnet(spec: SubnetSpec, out: Path, name: str, batch: int, tmp: Path) -> None:
     """subnets/NAME.json and the weightless graph models/NAME.onnx."""
     torch.manual_seed(0)
@@ -160,28 +186,55 @@ def _prepare(target: Any, spec: SubnetSpec, weights: Path, batch: int) -> Any:
     return target.prepare(weights)
 
 
-def _export_with_weights(spec: SubnetSpec, path: Path, batch: int) -> None:
-    torch.manual_seed(0)
-    export_onnx(spec.build().eval(), denoiser_inputs(spec.preset, batch), DENOISER_INPUTS, path, DENOISER_OUTPUTS)
+HEADER = "model,latency_ms,device,p10_ms,p90_ms,cv,count,round_ms,repeatability,subnet,half1_ms,half2_ms"
 
 
 def write_dataset(out: Path, names: list[str], meta: dict[str, Any]) -> Path:
-    """dataset.csv from the raw rows: latency = median of per-round medians."""
+    """dataset.csv from the raw rows (see the module doc for each method's latency)."""
+    if meta.get("method", "sequential") == "interleaved":
+        return _write_interleaved(out, names, meta)
     by_model: dict[str, list[dict[str, Any]]] = {}
     for r in _read_raw(out / "measurements.csv"):
         by_model.setdefault(r["model"], []).append(r)
-    lines = ["model,latency_ms,device,p10_ms,p90_ms,cv,count,round_ms,repeatability,subnet"]
+    lines = [HEADER]
     for name in names:
         rows = sorted(by_model.get(name, []), key=lambda r: int(r["round"]))
         if not rows:
             continue
         med = [float(r["median_ms"]) for r in rows]
-        rep = abs(med[-1] - med[0]) / statistics.median(med) if len(med) > 1 else float("nan")
+        h = len(med) // 2
+        h1, h2 = (statistics.median(med[:h]), statistics.median(med[len(med) - h :])) if h else (float("nan"), float("nan"))
+        rep = abs(h2 - h1) / statistics.median(med) if h else float("nan")
         lines.append(
             f"models/{name}.onnx,{statistics.median(med):.6g},{meta['device_name']},{statistics.median(float(r['p10_ms']) for r in rows):.6g},"
             f"{statistics.median(float(r['p90_ms']) for r in rows):.6g},{statistics.median(float(r['cv']) for r in rows):.4g},"
-            f"{sum(int(r['count']) for r in rows)},{'|'.join(f'{m:.6g}' for m in med)},{rep:.4g},subnets/{name}.json"
+            f"{sum(int(r['count']) for r in rows)},{'|'.join(f'{m:.6g}' for m in med)},{rep:.4g},subnets/{name}.json,{h1:.6g},{h2:.6g}"
         )
+    path = out / "dataset.csv"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _write_interleaved(out: Path, names: list[str], meta: dict[str, Any]) -> Path:
+    from ..targets.measure import estimate
+    from .profile import NET, REFERENCE, InterleaveConfig, call_stats, corrected, drift_summary, read_rounds
+
+    icfg = InterleaveConfig.from_dict(meta["interleave"])
+    lines, drifts = [HEADER], []
+    for raw in sorted((out / "rounds").glob("g*.csv")):
+        items = [r.split(",", 2)[1] for r in raw.read_text().splitlines()[1:] if r.count(",") >= 2]
+        done = read_rounds(raw, sorted(set(items)))
+        if not done:
+            continue
+        calls = {n: [r[n] for r in done] for n in done[0]}
+        calls, factors = corrected(calls, icfg)
+        drifts.append(drift_summary(factors))
+        for item in sorted(n for n in calls if n != REFERENCE):
+            name, st = item[len(NET):], call_stats(calls[item], icfg.estimator)
+            per_round = "|".join(f"{estimate(r, icfg.estimator):.6g}" for r in calls[item])
+            lines.append(f"models/{name}.onnx,{st['value_ms']:.6g},{meta['device_name']},{st['p10_ms']:.6g},{st['p90_ms']:.6g},{st['cv']:.4g},"
+                         f"{st['count']},{per_round},{st['half_split']:.4g},subnets/{name}.json,{st['half1_ms']:.6g},{st['half2_ms']:.6g}")
+    atomic_write_json(out / "drift.json", drifts)
     path = out / "dataset.csv"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -85,19 +85,26 @@ class CounterCostModel(OpCostModel):
 
 
 class TableCostModel(OpCostModel):
-    """Latency, FLOPs and params looked up in a measured cost table."""
+    """Latency, FLOPs and params looked up in a measured cost table. A calibrated table (`rcai profile
+    --calibrate N`) scales each op's latency by its kind's factor and adds the fitted per-network
+    overhead; the per-op costs the search propagates carry the same factors, so the differentiable
+    expected cost and every estimate agree. calibrated=False reads the bare table."""
 
     name = "table"
 
-    def __init__(self, preset: Preset, table: CostTable, force: bool = False):
+    def __init__(self, preset: Preset, table: CostTable, force: bool = False, calibrated: bool = True):
         super().__init__(preset)
         table.check_compatible(preset, force=force)
         table.require(self.space.all_specs())
         self.table = table
+        self.calibration = table.calibration if calibrated else None
 
     @property
     def overhead_ms(self) -> float:
-        return self.table.overhead_ms
+        return self.calibration.overhead_ms if self.calibration else self.table.overhead_ms
 
     def op_metric(self, spec: OpSpec, metric: str) -> float:
-        return self.table.value(spec, metric)
+        value = self.table.value(spec, metric)
+        if metric == "latency_ms" and self.calibration:
+            value *= self.calibration.factor(spec.op)
+        return value

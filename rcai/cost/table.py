@@ -122,14 +122,31 @@ class CostTable:
             raise RcaiError(f"{self.path}: {len(missing)} ops missing from the table: {shown}")
 
     @property
+    def latency_column(self) -> str:
+        """The column an op's latency is read from: the profiling run's estimator (meta
+        `latency_column`; tables from before it existed: median_ms)."""
+        col = self.meta.get("latency_column", "median_ms")
+        if col not in STAT_COLUMNS[:3]:
+            raise RcaiError(f"{self.path}: latency_column {col!r} is not one of {STAT_COLUMNS[:3]}")
+        return col
+
+    @property
+    def calibration(self) -> "Calibration | None":
+        """The whole-network correction fitted by `rcai profile --calibrate N` (meta `calibration`)."""
+        from .calibration import Calibration
+
+        c = self.meta.get("calibration")
+        return Calibration.from_dict(c, where=f"{meta_path(self.path)}: calibration") if c else None
+
+    @property
     def overhead_ms(self) -> float:
         """Per-call overhead of the backend (an empty model's latency), counted once per network."""
         return float(self.meta.get("overhead_ms", 0.0))
 
     def latency(self, spec: OpSpec) -> float:
-        """The op's own latency: its median minus the per-call overhead that every isolated
-        measurement pays but a whole network pays only once."""
-        return max(self.rows[spec.key]["median_ms"] - self.overhead_ms, 0.0)
+        """The op's own latency: its latency column minus the per-call overhead that every isolated
+        measurement pays but a whole network pays only once (uncalibrated)."""
+        return max(self.rows[spec.key][self.latency_column] - self.overhead_ms, 0.0)
 
     def value(self, spec: OpSpec, metric: str) -> float:
         if metric == "latency_ms":

@@ -1,0 +1,87 @@
+"""Calibration of a cost table to whole networks (`rcai profile --calibrate N`).
+
+An isolated op's latency is not its cost inside a graph: a skip op costs a call and a copy alone and
+nothing in a graph; caches are warm in a graph; the graph pays the per-call overhead once. A handful
+of whole subnets measured in the same interleaved run as the ops fit
+
+    network_ms = overhead_ms + sum over ops of factor[op kind] * table latency(op)
+
+by least squares on relative errors, the factors pulled towards their common scale (ridge: a kind
+departs from the others only where the subnets show it, which keeps the table's ranking) and
+bounded to [0, MAX].
+Kinds whose sum is the same in every calibration subnet (the fixed ops) keep factor 1: their
+in-graph difference is one constant, absorbed by overhead_ms. The fit is stored in the table's
+meta.json and every estimate made from the table uses it (TableCostModel; the search's expected
+cost folds the factors into the per-op costs).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..config import JsonConfig
+from ..errors import RcaiError
+
+MAX_FACTOR = 3.0
+RIDGE = 0.3  # weight of (factor - scale)^2, scaled by the kind's share of a network
+
+
+@dataclass
+class Calibration(JsonConfig):
+    overhead_ms: float  # added once per network, replacing the table's per-call overhead; it also absorbs the
+    # in-graph difference of the fixed ops (the same in every subnet), so it may be negative
+    factors: dict[str, float] = field(default_factory=dict)  # op kind -> factor; absent kinds: 1
+    subnets: int = 0  # how many whole subnets the fit saw
+    ridge: float = RIDGE
+    fit: dict[str, float] = field(default_factory=dict)  # errors on the calibration subnets themselves
+    measured: list[dict[str, Any]] = field(default_factory=list)  # the calibration subnets (arch, ms)
+
+    def factor(self, kind: str) -> float:
+        return float(self.factors.get(kind, 1.0))
+
+
+def fit_calibration(
+    kind_sums: Sequence[Mapping[str, float]], measured_ms: Sequence[float], ridge: float = RIDGE, prior_overhead_ms: float = 0.0
+) -> Calibration:
+    """Fit overhead_ms and per-kind factors. kind_sums[i][kind] = sum of the table latencies of
+    subnet i's ops of that kind; measured_ms[i] = subnet i measured whole."""
+    from scipy.optimize import lsq_linear
+
+    if len(kind_sums) != len(measured_ms) or not kind_sums:
+        raise RcaiError("calibration: need one measured latency per subnet, and at least one subnet")
+    y = np.asarray(measured_ms, dtype=np.float64)
+    if not np.all(np.isfinite(y)) or np.any(y <= 0):
+        raise RcaiError("calibration: measured latencies must be positive")
+    kinds = sorted({k for s in kind_sums for k in s})
+    S = np.array([[float(s.get(k, 0.0)) for k in kinds] for s in kind_sums])
+    spread = S.max(0) - S.min(0)
+    varying = [j for j, k in enumerate(kinds) if spread[j] > 1e-9 * max(S[:, j].max(), 1e-12)]
+    fixed = S[:, [j for j in range(len(kinds)) if j not in varying]].sum(1)  # same in every subnet
+    const = float(fixed[0]) if fixed.size else 0.0
+    V, K = S[:, varying], len(varying)
+    # unknowns x = [overhead, scale, f_k for varying k]; data rows relative to the measured latency;
+    # each factor is pulled towards the common scale (ridge), the scale weakly towards 1
+    A = np.column_stack([np.ones(len(y)), np.zeros(len(y)), V]) / y[:, None]
+    b = (y - fixed) / y
+    share = V.mean(0) / y.mean()
+    reg_A, reg_b = np.zeros((K + 2, K + 2)), np.zeros(K + 2)
+    weak = np.sqrt(ridge * 0.01)
+    reg_A[0, 0], reg_b[0] = weak / y.mean(), weak * prior_overhead_ms / y.mean()
+    reg_A[1, 1], reg_b[1] = weak, weak
+    for i, w in enumerate(share):
+        reg_A[i + 2, i + 2], reg_A[i + 2, 1] = np.sqrt(ridge) * w, -np.sqrt(ridge) * w
+    lo = np.r_[-const, 0.2, np.zeros(K)]
+    hi = np.r_[np.inf, 5.0, np.full(K, MAX_FACTOR)]
+    x = lsq_linear(np.vstack([A, reg_A]), np.r_[b, reg_b], bounds=(lo, hi)).x
+    factors = {kinds[j]: float(f) for j, f in zip(varying, x[2:])}
+    pred = x[0] + fixed + V @ x[2:]
+    err = np.abs(pred / y - 1)
+    return Calibration(
+        overhead_ms=float(x[0]),
+        factors=factors,
+        subnets=len(y),
+        ridge=ridge,
+        fit={"mape": float(err.mean()), "max_err": float(err.max()), "acc_10": float((err <= 0.10).mean()), "scale": float(x[1])},
+    )
