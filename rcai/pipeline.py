@@ -47,6 +47,7 @@ class PipelineConfig:
     softmax: str = "gdas"
     seed: int = 0
     rounds: int = 5  # interleaved timing rounds, base vs subnet
+    calibrate: int = 8  # whole subnets that calibrate the profiled table to in-graph latency (rcai profile --calibrate)
     eval_images: int = 8
     predictor: str | None = None  # a GNN predictor file (trained on this machine's subnets); none by default
     cost_table: str | None = None  # default: profile into the run folder; an existing file is reused
@@ -60,7 +61,7 @@ def find_table(cfg: PipelineConfig, out: Path, say: Callable[[str], None], progr
         say(f"using the given cost table {path}")
         return path
     say(f"profiling {cfg.preset}'s ops on {cfg.device} on this machine ({cfg.threads} thread(s)) -> {path}")
-    profile_ops(ProfileConfig(preset=cfg.preset, device=cfg.device, threads=cfg.threads, measure=OP_MEASURE), path, progress=progress)
+    profile_ops(ProfileConfig(preset=cfg.preset, device=cfg.device, threads=cfg.threads, measure=OP_MEASURE, calibrate=cfg.calibrate), path, progress=progress)
     return path
 
 
