@@ -22,6 +22,7 @@ from rcai.predictor.metrics import evaluate
 from rcai.predictor.model import aggregate
 from rcai.predictor.predictor import LatencyPredictor, train_predictor
 from rcai.predictor.train import TrainConfig
+from helpers import run_cli  # noqa: E402
 
 FAST = TrainConfig(epochs=30, patience=10, min_val=4, finetune_epochs=30)
 
@@ -265,17 +266,6 @@ def test_missing_column(tmp_path):
     p.write_text("model,ms\nok.onnx,1.5\n")
     with pytest.raises(RcaiError, match="missing column.*latency_ms"):
         load_dataset(p)
-
-
-def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    """The real `rcai` entry point, in-process (a subprocess would re-import torch: slow)."""
-    from rcai.cli.main import main
-
-    monkeypatch.setattr(sys, "argv", ["rcai", *args])
-    with pytest.raises(SystemExit) as e:
-        main()
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 def test_cli_train_eval_predict(tmp_path, monkeypatch, capsys):

@@ -30,6 +30,7 @@ from rcai.train import rundir as rundir_mod
 from rcai.train.evaluate import EvalConfig
 from rcai.train.rundir import RunDir
 from rcai.train.trainer import TrainConfig, train
+from helpers import run_cli  # noqa: E402
 
 FAST = MeasureConfig(warmup=1, min_repeats=3, max_repeats=5, chunk=3, max_seconds=0.5)
 PCFG = ProfileConfig(preset="micro", threads=1, measure=FAST)
@@ -48,17 +49,6 @@ def _copy_table(made: Path, tmp_path: Path) -> Path:
     for name in ("t.csv", "t.meta.json"):
         shutil.copy(made / name, tmp_path / name)
     return tmp_path / "t.csv"
-
-
-def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    """The real `rcai` entry point, in-process (a subprocess would re-import torch: slow)."""
-    from rcai.cli.main import main
-
-    monkeypatch.setattr(sys, "argv", ["rcai", *args])
-    with pytest.raises(SystemExit) as e:
-        main()
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 def _one_line_error(code: int, err: str) -> None:
