@@ -21,6 +21,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,8 @@ def main() -> None:
     ap.add_argument("--results", default="/work/main/runs/pareto/results.jsonl")
     ap.add_argument("--cache", default="runs/proxies/scores.jsonl")
     ap.add_argument("--short-train", action="store_true", help="also the short-training estimator (seconds per subnet)")
+    ap.add_argument("--supernet", default="/work/main/runs/pareto/searched-0.8-s0/search/supernet.pt",
+                    help="trained supernet for the inherited-weights estimator (skipped if absent)")
     ap.add_argument("--boot", type=int, default=2000)
     args = ap.parse_args()
     import torch
@@ -83,13 +86,14 @@ def main() -> None:
     cfg = ProxyConfig()
     load_start = os.getloadavg()
     gt = ground_truth(Path(args.results))
-    names = [n for n in PROXIES.names() if n != "short_train" or args.short_train]
+    names = [n for n in PROXIES.names() if (n != "short_train" or args.short_train) and (n != "inherited" or Path(args.supernet).is_file())]
+    cfg_of = lambda n: replace(cfg, supernet=args.supernet) if n == "inherited" else cfg  # noqa: E731
     cache_path = Path(args.cache)
     cache: dict[tuple[str, str], dict] = {}
     if cache_path.exists():
         for line in cache_path.read_text().splitlines():
             r = json.loads(line)
-            if r.get("config") == cfg.to_dict():
+            if r.get("config") == cfg_of(r["proxy"]).to_dict():
                 cache[(r["arch"], r["proxy"])] = r
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -97,10 +101,10 @@ def main() -> None:
         for h, a in gt.items():
             if (h, name) in cache:
                 continue
-            est = est or make_estimator(name, preset, cfg)
+            est = est or make_estimator(name, preset, cfg_of(name))
             t0 = time.perf_counter()
             score = est(a["choices"])
-            rec = {"arch": h, "proxy": name, "score": score, "seconds": time.perf_counter() - t0, "config": cfg.to_dict()}
+            rec = {"arch": h, "proxy": name, "score": score, "seconds": time.perf_counter() - t0, "config": cfg_of(name).to_dict()}
             cache[(h, name)] = rec
             with open(cache_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
@@ -149,7 +153,8 @@ def main() -> None:
         f"each trained from scratch and scored by the primary quality metric (gain over bicubic, dB; mean over seeds). "
         f"Quality range {q.min():+.3f} to {q.max():+.3f} dB, median {np.median(q):+.3f}.", "",
         f"Proxies: seeded init (seed {cfg.seed}, output conv drawn), a fixed batch of {cfg.batch} training crops, the loss is the "
-        "v-prediction L1 of `diffusion_loss` (rcai/proxies/base.py). Intervals: 95% bootstrap over subnets "
+        "v-prediction L1 of `diffusion_loss` (rcai/proxies/base.py). `inherited`: the subnet's weights copied from the trained "
+        f"supernet `{args.supernet}` (a default search run of the same protocol), scored by the quality metric untrained further. Intervals: 95% bootstrap over subnets "
         f"({args.boot} resamples). s/subnet: median seconds per subnet (1 thread, shared machine).", "",
         ceiling, "",
         "| rank | proxy | Spearman ρ [95% CI] | Kendall τ [95% CI] | ρ within one budget (random subnets at ±5% of the loop) | s/subnet |",

@@ -2,6 +2,7 @@
 finite, and tells architectures apart; the gradient proxies see gradients below the output head."""
 import math
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -21,11 +22,27 @@ def _archs(preset):
     return [space.base_arch(), space.pick(lambda s: list(s.choices)[-1]), space.random_arch(rng)]
 
 
+@pytest.fixture(scope="module")
+def supernet(micro, tmp_path_factory):
+    """A micro supernet's weights with the output conv drawn (a trained one's head is not zero either)."""
+    from rcai.model.unet import UNet
+
+    torch.manual_seed(0)
+    net = UNet(micro)
+    for m in net.head.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.reset_parameters()
+    path = tmp_path_factory.mktemp("supernet") / "supernet.pt"
+    torch.save(net.state_dict(), path)
+    return str(path)
+
+
 @pytest.mark.parametrize("name", PROXIES.names())
-def test_proxy_is_deterministic_finite_and_depends_on_the_arch(micro, name):
-    archs = _archs(micro)[: 2 if name == "short_train" else 3]  # short_train: seconds per subnet
-    first = [make_estimator(name, micro, FAST)(a) for a in archs]
-    again = [make_estimator(name, micro, FAST)(a) for a in archs]
+def test_proxy_is_deterministic_finite_and_depends_on_the_arch(micro, supernet, name):
+    archs = _archs(micro)[: 2 if name in ("short_train", "inherited") else 3]  # seconds per subnet
+    cfg = replace(FAST, supernet=supernet) if name == "inherited" else FAST
+    first = [make_estimator(name, micro, cfg)(a) for a in archs]
+    again = [make_estimator(name, micro, cfg)(a) for a in archs]
     assert first == again
     assert all(math.isfinite(v) for v in first)
     assert len(set(first)) > 1, f"{name} scores every architecture the same: {first}"
@@ -56,6 +73,26 @@ def test_vote_position_is_the_interpolated_rank():
     assert position(0.0, refs) == 0.0 and position(5.0, refs) == 1.0 and position(2.0, refs) == 0.5 and position(2.5, refs) == 0.75
 
 
-def test_unknown_proxy_is_a_one_line_error(micro):
+def test_unknown_proxy_and_missing_supernet_are_one_line_errors(micro, tiny, supernet):
     with pytest.raises(RcaiError, match="unknown proxy 'nope'"):
         make_estimator("nope", micro)
+    with pytest.raises(RcaiError, match="needs a trained supernet"):
+        make_estimator("inherited", micro)
+    with pytest.raises(RcaiError, match="not a supernet of preset tiny"):
+        make_estimator("inherited", tiny, ProxyConfig(supernet=supernet))
+
+
+def test_inherited_copies_the_supernet_weights(micro, supernet):
+    """The inherited estimate of a subnet is the quality of the supernet's own ops: the same as the
+    subnet built with the copied tensors by hand."""
+    from rcai.model.unet import UNet
+    from rcai.train.quality import eval_set, quality
+    from rcai.train.setup import schedule_of
+
+    arch = _archs(micro)[2]
+    sub = UNet(micro, arch)  # subnet and supernet share parameter paths
+    state = torch.load(supernet)
+    sub.load_state_dict({k: state[k] for k in sub.state_dict()})
+    got = make_estimator("inherited", micro, replace(FAST, supernet=supernet))(arch)
+    assert got == quality(sub, eval_set(micro), schedule_of(micro))["gain_db"]
+    assert got != 0.0  # not the zero-head bicubic of an untrained subnet

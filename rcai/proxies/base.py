@@ -36,6 +36,7 @@ class ProxyConfig(JsonConfig):
     train_steps: int = 50  # short_train: optimizer steps from scratch
     lr: float = 2e-3  # short_train
     vote_refs: int = 16  # vote: random reference subnets each member's score is ranked against
+    supernet: str | None = None  # inherited: a trained supernet's weights (a search run's supernet.pt)
 
     def __post_init__(self) -> None:
         for name in ("batch", "train_steps", "vote_refs"):
