@@ -94,6 +94,11 @@ def test_resume_refuses_another_config(micro_table, budget, tmp_path):
         run_strategy(_cfg(micro_table, budget, "random", seed=5), tmp_path / "r", resume=True)
 
 
+def test_darts_needs_its_own_config(micro_table, budget, tmp_path):
+    with pytest.raises(RcaiError, match="not a sample-based strategy"):
+        run_strategy(_cfg(micro_table, budget, "darts"), tmp_path / "d")
+
+
 def test_impossible_budget_is_refused_before_the_run_folder(micro_table, tmp_path):
     with pytest.raises(RcaiError, match="no subnet meets the latency budget"):
         run_strategy(_cfg(micro_table, 1e-6, "evolution"), tmp_path / "x")
@@ -131,15 +136,32 @@ def test_darts_is_a_registered_strategy(micro_table, budget, tmp_path):
     assert result.estimate.loop_ms <= budget and len(result.history) >= 4
 
 
-def test_cli_sample_search(micro_table, budget, tmp_path):
+def test_cli_search_killed_and_resumed_equals_uninterrupted(micro_table, budget, tmp_path):
+    """A real `rcai search --strategy evolution` process is SIGKILLed mid-run, resumed with --resume,
+    and its journal equals an uninterrupted run of the same config.json."""
+    import os
+    import signal
     import subprocess
     import sys
+    import time
 
+    from rcai.io import read_json
+
+    out = tmp_path / "s"
     args = [sys.executable, "-m", "rcai", "search", "--preset", "micro", "--cost-table", micro_table, "--strategy", "evolution",
-            "--proxy", "params", "--evaluations", "6", "--sample-steps", "10", "--latency-budget-ms", str(budget), "--json"]
-    done = subprocess.run(args + ["--out", str(tmp_path / "s")], capture_output=True, text=True, timeout=120)
+            "--proxy", "grasp", "--evaluations", "16", "--sample-steps", "10", "--latency-budget-ms", str(budget), "--out", str(out)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal, deadline = out / "evaluations.jsonl", time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (journal.exists() and journal.read_text().count("\n") >= 3):
+        time.sleep(0.02)
+    assert proc.poll() is None, "the search ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert journal.read_text().count("\n") >= 3
+    done = subprocess.run(args + ["--resume", "--json"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout)
-    assert out["evaluations"] == 6 and out["table"]["loop_ms"] <= budget and (tmp_path / "s" / "subnet.json").exists()
-    bad = subprocess.run(args[:-1] + ["--proxy", "nope", "--out", str(tmp_path / "t")], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "unknown proxy" in bad.stderr
+    summary = json.loads(done.stdout)
+    assert summary["evaluations"] == 16 and summary["table"]["loop_ms"] <= budget
+    cfg = StrategyConfig.from_dict(read_json(out / "config.json"))
+    run_strategy(cfg, tmp_path / "uninterrupted")
+    assert _trace(out) == _trace(tmp_path / "uninterrupted")

@@ -5,6 +5,7 @@ Sample-based strategies run inside a `Session`, which
 - never lets an over-budget subnet reach the estimator (`feasible`; strategies repair or reject),
 - counts estimator calls against `evaluations` (a repeated subnet is answered from memory, free, but
   every proposal counts towards 20 x evaluations, so a converged strategy still stops),
+- stops at `time_limit_s` too, checked before each proposal (an evaluation under way finishes),
 - appends one JSON line per proposal to `evaluations.jsonl` in the run folder. A strategy is a
   deterministic function of its seed and the scores it receives, so resuming after a kill replays
   the journal (the same proposals come out, answered from their lines) and then carries on: the

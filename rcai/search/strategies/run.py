@@ -17,7 +17,8 @@ from ...space.presets import get_preset
 from ...space.space import SearchSpace
 from ...train.rundir import RunDir
 from ..result import SearchResult
-from .base import JOURNAL, STRATEGIES, Problem, Session, StrategyConfig
+from ...errors import RcaiError
+from .base import JOURNAL, STRATEGIES, Problem, SearchStrategy, Session, StrategyConfig
 
 
 def build_problem(cfg: StrategyConfig) -> Problem:
@@ -35,6 +36,8 @@ def build_problem(cfg: StrategyConfig) -> Problem:
 
 def run_strategy(cfg: StrategyConfig, out: str | Path, resume: bool = False) -> tuple[SearchResult, dict[str, Any]]:
     strategy = STRATEGIES.get(cfg.strategy)
+    if not (isinstance(strategy, type) and issubclass(strategy, SearchStrategy)):
+        raise RcaiError(f"{cfg.strategy} is not a sample-based strategy (darts runs with its own config: rcai search --strategy darts)")
     with exclusive(out):
         problem = build_problem(cfg)
         run = RunDir(Path(out))
