@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import git_rev, machine, write  # noqa: E402
 
-STRATEGIES = ("random", "evolution", "area", "rl")
+STRATEGIES = ("grid", "random", "evolution", "area", "rl")
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from rcai.search.strategies.run import run_strategy
 from rcai.targets import MeasureConfig
 
 FAST = MeasureConfig(warmup=1, min_repeats=3, max_repeats=5, chunk=3, max_seconds=0.5)
-SAMPLED = ("random", "evolution", "area", "rl")
+SAMPLED = ("grid", "random", "evolution", "area", "rl")
 
 
 @pytest.fixture(scope="module")

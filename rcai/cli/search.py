@@ -36,7 +36,7 @@ def search(
     eval_images: int = typer.Option(EVAL["max_images"], help="Test crops evaluated."),
     force: bool = typer.Option(False, "--force", help="Use a table measured for another preset/batch/precision."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed search from its last checkpoint."),
-    strategy: str = typer.Option("darts", help="darts (bilevel supernet search) | random | evolution | area | rl (sample-based)."),
+    strategy: str = typer.Option("darts", help="darts (bilevel supernet search) | grid | random | evolution | area | rl (sample-based)."),
     proxy: Optional[str] = typer.Option(None, help=f"Sample-based strategies: quality estimator (rcai/proxies; default {STRATEGY['proxy']})."),
     evaluations: int = typer.Option(STRATEGY["evaluations"], help="Sample-based strategies: quality-estimator calls."),
     reward: str = typer.Option(STRATEGY["reward"], help="rl: reward form hard | soft | linear."),
@@ -45,7 +45,7 @@ def search(
     """Train the supernet's weights and architecture parameters alternately with the target's
     latency in the architecture loss, extract the best subnet under the budget, fine-tune it and
     evaluate PSNR/SSIM. Multi-process: `torchrun --nproc_per_node N -m rcai search ...`.
-    With --strategy random|evolution|area|rl: sample subnets within the budget, score them with
+    With --strategy grid|random|evolution|area|rl: sample subnets within the budget, score them with
     --proxy and keep the best (subnet.json; train it with `rcai train --subnet`)."""
     if strategy != "darts":
         return _sample_search(strategy, proxy, cost_table, out, preset, latency_budget_ms, sample_steps, evaluations, reward, seed,

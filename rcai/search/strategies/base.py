@@ -36,7 +36,7 @@ PROPOSALS_PER_EVALUATION = 20
 
 @dataclass(frozen=True)
 class StrategyConfig(JsonConfig):
-    strategy: str = "evolution"  # random | evolution | area | rl (darts runs `rcai search` itself)
+    strategy: str = "evolution"  # grid | random | evolution | area | rl (darts runs `rcai search` itself)
     preset: str = "tiny"
     cost_table: str = "latency_tables/cpu-tiny.csv"
     proxy: str = "naswot"  # the quality estimator (rcai/proxies)

@@ -1,4 +1,4 @@
-"""`rcai search --strategy random|evolution|area|rl`: a sample-based search in a run folder.
+"""`rcai search --strategy grid|random|evolution|area|rl`: a sample-based search in a run folder.
 
 Run folder: config.json, evaluations.jsonl (one line per proposal: kind, arch, score, table loop ms,
 seconds), subnet.json (the best subnet evaluated within the budget), result.json (the SearchResult
