@@ -167,8 +167,14 @@ def main() -> None:
               "placed among 16 fixed random references, averaged); the rank-sum form needs the whole set and so cannot drive a search.", ""]
     if len(hs) < 30:
         lines += [f"**Only {len(hs)} subnets so far (the goal is ≥ 30): the search-quality run was still adding results; intervals are wide.**", ""]
+    lines += ["Per-subnet scores: `proxies.csv`.", ""]
     print("\n".join(lines))
     write("proxies.md", "\n".join(lines) + "\n")
+    header = ["arch", "methods", "seeds", "quality"] + names + ["table_loop_ms"]
+    csv = [",".join(header)] + [",".join([h, "+".join(sorted(gt[h]["methods"])), str(len(gt[h]["by_seed"])), f"{q[i]:.6g}"]
+                                         + [f"{cols[n][i]:.6g}" for n in names] + [f"{baselines['table loop latency'][i]:.4g}"])
+                                for i, h in enumerate(hs)]
+    write("proxies.csv", "\n".join(csv) + "\n")
 
 
 if __name__ == "__main__":
