@@ -6,8 +6,10 @@ from typing import Optional
 import typer
 
 from .common import CostTableOpt, ImageDirOpt, JsonOpt, PresetOpt, out as stdout, print_json
-from .defaults import EVAL, SEARCH
+from .defaults import EVAL, SEARCH, defaults
 from .main import app
+
+STRATEGY = defaults("search/strategies/base.py", "StrategyConfig")
 
 
 @app.command()
@@ -34,11 +36,24 @@ def search(
     eval_images: int = typer.Option(EVAL["max_images"], help="Test crops evaluated."),
     force: bool = typer.Option(False, "--force", help="Use a table measured for another preset/batch/precision."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed search from its last checkpoint."),
+    strategy: str = typer.Option("darts", help="darts (bilevel supernet search) | grid | random | evolution | area | rl (sample-based)."),
+    proxy: Optional[str] = typer.Option(None, help=f"Sample-based strategies: quality estimator (rcai/proxies; default {STRATEGY['proxy']})."),
+    evaluations: int = typer.Option(STRATEGY["evaluations"], help="Sample-based strategies: quality-estimator calls."),
+    reward: str = typer.Option(STRATEGY["reward"], help="rl: reward form hard | soft | linear."),
     json: bool = JsonOpt,
 ) -> None:
     """Train the supernet's weights and architecture parameters alternately with the target's
     latency in the architecture loss, extract the best subnet under the budget, fine-tune it and
-    evaluate PSNR/SSIM. Multi-process: `torchrun --nproc_per_node N -m rcai search ...`."""
+    evaluate PSNR/SSIM. Multi-process: `torchrun --nproc_per_node N -m rcai search ...`.
+    With --strategy grid|random|evolution|area|rl: sample subnets within the budget, score them with
+    --proxy and keep the best (subnet.json; train it with `rcai train --subnet`)."""
+    if strategy != "darts":
+        return _sample_search(strategy, proxy, cost_table, out, preset, latency_budget_ms, sample_steps, evaluations, reward, seed,
+                              image_dir, resume, json)
+    if proxy is not None:
+        from ..errors import RcaiError
+
+        raise RcaiError("--proxy applies to the sample-based strategies (random, evolution, area, rl), not darts")
     from ..search.config import SearchConfig
     from ..search.run import run_search
     from ..train.evaluate import EvalConfig
@@ -63,6 +78,25 @@ def search(
     stdout.print(f"{out}: subnet {s['subnet_hash']} ({s['selection']}): loop {t['loop_ms']:.1f} ms vs base {b['loop_ms']:.1f} ms "
                   f"({b['loop_ms'] / t['loop_ms']:.2f}x), FLOPs {t['flops'] / 1e6:.1f}M vs {b['flops'] / 1e6:.1f}M, "
                   f"quality {metrics['quality']['gain_db']:+.3f} dB over bicubic, sampled PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}")
+
+
+def _sample_search(strategy, proxy, cost_table, out, preset, budget, sample_steps, evaluations, reward, seed, image_dir, resume, json) -> None:
+    from ..proxies import ProxyConfig
+    from ..search.strategies.base import StrategyConfig
+    from ..search.strategies.run import run_strategy
+
+    cfg = StrategyConfig(strategy=strategy, preset=preset, cost_table=cost_table, proxy=proxy or STRATEGY["proxy"], latency_budget_ms=budget,
+                         steps_per_sample=sample_steps, evaluations=evaluations, reward=reward, seed=seed,
+                         proxy_config=ProxyConfig(data_dir=image_dir, seed=seed))
+    _, summary = run_strategy(cfg, out, resume=resume)
+    if json:
+        print_json(summary)
+        return
+    for note in summary["notes"]:
+        stdout.print(note)
+    budget_txt = f" (budget {budget:.1f} ms)" if budget else ""
+    stdout.print(f"{out}: subnet {summary['subnet_hash']}: {cfg.proxy} {summary['best_score']:.6g}, loop {summary['table']['loop_ms']:.1f} ms"
+                 f"{budget_txt}; {summary['evaluations']} evaluations in {summary['wall_s']:.1f} s")
 
 
 class distributed:

@@ -1,0 +1,178 @@
+"""Sample-based strategies on the micro preset with a real (profiled) cost table: the budget holds for
+every subnet evaluated, a seed reproduces a run, a resumed run (journal cut by a kill) equals the
+uninterrupted one, and each reports its evaluations and wall time. DARTS runs through the seam too."""
+import json
+import shutil
+
+import pytest
+
+from rcai.cost.load import load_cost_model
+from rcai.cost.profile import ProfileConfig, profile_ops
+from rcai.errors import RcaiError
+from rcai.proxies import ProxyConfig
+from rcai.search.strategies import STRATEGIES, StrategyConfig
+from rcai.search.strategies.rl import REWARDS
+from rcai.search.strategies.run import run_strategy
+from rcai.targets import MeasureConfig
+
+FAST = MeasureConfig(warmup=1, min_repeats=3, max_repeats=5, chunk=3, max_seconds=0.5)
+SAMPLED = ("grid", "random", "evolution", "area", "rl")
+
+
+@pytest.fixture(scope="module")
+def micro_table(tmp_path_factory):
+    path = tmp_path_factory.mktemp("table") / "cpu-micro.csv"
+    profile_ops(ProfileConfig(preset="micro", threads=1, measure=FAST), path, progress=False)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def budget(micro_table, micro):
+    """Halfway between the cheapest subnet's loop and the base's: a real constraint."""
+    table = load_cost_model(micro_table, micro)
+    cheapest, _ = table.space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=False)
+    lo, hi = table.estimate(cheapest, 10).loop_ms, table.estimate(table.space.base_arch(), 10).loop_ms
+    return (lo + hi) / 2
+
+
+def _cfg(table, budget, strategy, **kw):
+    base = dict(strategy=strategy, preset="micro", cost_table=table, proxy="params", latency_budget_ms=budget, steps_per_sample=10,
+                evaluations=12, population=4, sample_size=2, area_pool=8, area_proxy="synflow", crossover=0.5,
+                proxy_config=ProxyConfig(batch=2))
+    return StrategyConfig(**{**base, **kw})
+
+
+def _expected_evaluations(cfg) -> int:
+    """The evaluation budget, or fewer for a grid with fewer points within the budget (a measured table)."""
+    if cfg.strategy != "grid":
+        return cfg.evaluations
+    from rcai.search.strategies.grid import grid
+    from rcai.search.strategies.run import build_problem
+
+    problem = build_problem(cfg)
+    return min(cfg.evaluations, sum(problem.feasible(a) for a in grid(problem.space)))
+
+
+def _journal(out):
+    return [json.loads(line) for line in (out / "evaluations.jsonl").read_text().splitlines()]
+
+
+def _trace(out):
+    return [(r["kind"], r["arch"], r["score"]) for r in _journal(out)]
+
+
+@pytest.mark.parametrize("strategy", SAMPLED)
+def test_budget_held_reports_and_seed_reproduces(micro_table, budget, strategy, tmp_path):
+    cfg = _cfg(micro_table, budget, strategy)
+    result, summary = run_strategy(cfg, tmp_path / "a")
+    journal = _journal(tmp_path / "a")
+    evaluated = [r for r in journal if r["kind"] != "rejected"]
+    assert evaluated and all(r["loop_ms"] <= budget for r in evaluated)
+    assert result.estimate.loop_ms <= budget and summary["table"]["loop_ms"] <= budget
+    assert summary["evaluations"] == _expected_evaluations(cfg) == sum(r["kind"] == "quality" and not r["cached"] for r in journal)
+    assert summary["wall_s"] > 0 and summary["proposals"] == len(journal)
+    best = max((r for r in journal if r["kind"] == "quality"), key=lambda r: r["score"])
+    assert summary["best_score"] == best["score"] and result.subnet.choices == best["arch"]
+    if strategy == "area":
+        assert summary["proxy_evaluations"] == cfg.area_pool
+    run_strategy(cfg, tmp_path / "b")
+    assert _trace(tmp_path / "a") == _trace(tmp_path / "b")
+    run_strategy(_cfg(micro_table, budget, strategy, seed=1), tmp_path / "c")
+    assert _trace(tmp_path / "a") != _trace(tmp_path / "c")
+
+
+@pytest.mark.parametrize("strategy", SAMPLED)
+def test_resume_after_a_kill_equals_the_uninterrupted_run(micro_table, budget, strategy, tmp_path):
+    cfg = _cfg(micro_table, budget, strategy)
+    full, _ = run_strategy(cfg, tmp_path / "full")
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    shutil.copy(tmp_path / "full" / "config.json", killed / "config.json")
+    lines = (tmp_path / "full" / "evaluations.jsonl").read_text().splitlines(keepends=True)
+    cut = len(lines) // 2
+    (killed / "evaluations.jsonl").write_text("".join(lines[:cut]) + lines[cut][: len(lines[cut]) // 2])  # a torn last line
+    with pytest.raises(RcaiError, match="exists"):
+        run_strategy(cfg, killed)
+    resumed, summary = run_strategy(cfg, killed, resume=True)
+    assert _trace(killed) == _trace(tmp_path / "full")
+    assert resumed.subnet.choices == full.subnet.choices
+    assert summary["evaluations"] == _expected_evaluations(cfg)
+
+
+def test_resume_refuses_another_config(micro_table, budget, tmp_path):
+    run_strategy(_cfg(micro_table, budget, "random"), tmp_path / "r")
+    with pytest.raises(RcaiError, match="different config"):
+        run_strategy(_cfg(micro_table, budget, "random", seed=5), tmp_path / "r", resume=True)
+
+
+def test_darts_needs_its_own_config(micro_table, budget, tmp_path):
+    with pytest.raises(RcaiError, match="not a sample-based strategy"):
+        run_strategy(_cfg(micro_table, budget, "darts"), tmp_path / "d")
+
+
+def test_impossible_budget_is_refused_before_the_run_folder(micro_table, tmp_path):
+    with pytest.raises(RcaiError, match="no subnet meets the latency budget"):
+        run_strategy(_cfg(micro_table, 1e-6, "evolution"), tmp_path / "x")
+    assert not (tmp_path / "x" / "config.json").exists()
+
+
+def test_reward_forms_of_the_seeds():
+    c = StrategyConfig(gamma=-0.07, alpha=0.5)
+    assert REWARDS.get("hard")(0.8, 11.0, 10.0, c) == 0 and REWARDS.get("hard")(0.8, 9.0, 10.0, c) == 0.8
+    assert REWARDS.get("soft")(0.8, 20.0, 10.0, c) == pytest.approx(0.8 * 2 ** -0.07)
+    assert REWARDS.get("soft")(0.8, 5.0, 10.0, c) > 0.8  # MNAS: a faster model earns a little more
+    assert REWARDS.get("linear")(0.8, 5.0, 10.0, c) == pytest.approx(0.5 * 0.8 + 0.5 * 0.5)
+
+
+@pytest.mark.parametrize("reward", ("hard", "linear"))
+def test_rl_learns_to_stay_within_the_budget(micro_table, budget, reward, tmp_path):
+    """Over-budget samples are rejected unevaluated; the policy learns where the budget is, so the
+    second half of its proposals is rejected less often than the first."""
+    _, summary = run_strategy(_cfg(micro_table, budget, "rl", reward=reward, evaluations=60, rl_lr=0.5), tmp_path / reward)
+    journal = _journal(tmp_path / reward)
+    half = len(journal) // 2
+    rate = lambda rs: sum(r["kind"] == "rejected" for r in rs) / len(rs)  # noqa: E731
+    assert summary["rejected"] > 0 and rate(journal[half:]) < rate(journal[:half])
+
+
+def test_darts_is_a_registered_strategy(micro_table, budget, tmp_path):
+    from rcai.search.config import SearchConfig
+    from rcai.space.subnet import SubnetSpec
+    from rcai.train.evaluate import EvalConfig
+
+    cfg = SearchConfig(preset="micro", cost_table=micro_table, steps=4, warmup_steps=0, batch_size=2, finetune_steps=1, steps_per_sample=10,
+                       latency_budget_ms=budget, ckpt_every=2, log_every=1, eval=EvalConfig(steps=2, max_images=1))
+    result = STRATEGIES.get("darts")(cfg).search(tmp_path / "d")
+    assert result.subnet.choices == SubnetSpec.load(tmp_path / "d" / "subnet.json").choices
+    assert result.estimate.loop_ms <= budget and len(result.history) >= 4
+
+
+def test_cli_search_killed_and_resumed_equals_uninterrupted(micro_table, budget, tmp_path):
+    """A real `rcai search --strategy evolution` process is SIGKILLed mid-run, resumed with --resume,
+    and its journal equals an uninterrupted run of the same config.json."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from rcai.io import read_json
+
+    out = tmp_path / "s"
+    args = [sys.executable, "-m", "rcai", "search", "--preset", "micro", "--cost-table", micro_table, "--strategy", "evolution",
+            "--proxy", "grasp", "--evaluations", "16", "--sample-steps", "10", "--latency-budget-ms", str(budget), "--out", str(out)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal, deadline = out / "evaluations.jsonl", time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (journal.exists() and journal.read_text().count("\n") >= 3):
+        time.sleep(0.02)
+    assert proc.poll() is None, "the search ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert journal.read_text().count("\n") >= 3
+    done = subprocess.run(args + ["--resume", "--json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["evaluations"] == 16 and summary["table"]["loop_ms"] <= budget
+    cfg = StrategyConfig.from_dict(read_json(out / "config.json"))
+    run_strategy(cfg, tmp_path / "uninterrupted")
+    assert _trace(out) == _trace(tmp_path / "uninterrupted")
