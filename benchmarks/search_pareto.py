@@ -114,14 +114,20 @@ def measure_loops(records: list[dict], args) -> dict[str, dict]:
     from rcai.space.subnet import SubnetSpec
 
     onnx_dir = Path(args.out) / "onnx"
+    cache = Path(args.out) / "timing.json"
+    known = json.loads(cache.read_text()) if cache.exists() else {}
     cands = {}
     for r in records:
-        if r["arch"] not in cands:
+        if r["arch"] not in cands and r["arch"] not in known:
             path = onnx_dir / f"{r['arch']}.onnx"
             if not path.exists():
                 export_subnet_onnx(SubnetSpec(get_preset("tiny"), r["choices"]), None, path, verify=False)
             cands[r["arch"]] = (path, "onnx")
-    return compare_loops(cands, BenchConfig(device="cpu", threads=1, sampler="ddim", steps=args.steps_per_sample, psnr=False), rounds=args.rounds)
+    if cands:  # archs measured by an earlier report keep their figures (a later run only adds new ones)
+        res = compare_loops(cands, BenchConfig(device="cpu", threads=1, sampler="ddim", steps=args.steps_per_sample, psnr=False), rounds=args.rounds)
+        known.update({k: {"median_ms": v["median_ms"], "repeatability": v["repeatability"], "load": os.getloadavg()[0]} for k, v in res.items()})
+        cache.write_text(json.dumps(known, indent=1))
+    return known
 
 
 def ci95(xs: list[float]) -> float:
@@ -279,6 +285,8 @@ def main() -> None:
     ap.add_argument("--variants", nargs="*", default=[], help="softmax variants for Table 5.1 (e.g. simple temperature gumbel)")
     ap.add_argument("--variant-budget", type=float, default=0.6)
     ap.add_argument("--report-only", action="store_true", help="measure and report the finished jobs, run none")
+    ap.add_argument("--methods", nargs="*", default=None, help="run only the jobs of these methods")
+    ap.add_argument("--no-report", action="store_true", help="run the jobs, leave measuring and reporting to a later --report-only")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from rcai.cost.model import TableCostModel
@@ -292,7 +300,7 @@ def main() -> None:
     log = out / "results.jsonl"
     done = {json.loads(x)["id"]: json.loads(x) for x in log.read_text().splitlines() if x.strip()} if log.exists() else {}
     done = {k: v for k, v in done.items() if "error" not in v}
-    todo = [] if args.report_only else [j for j in jobs_for(args, table) if j["id"] not in done]
+    todo = [] if args.report_only else [j for j in jobs_for(args, table) if j["id"] not in done and (args.methods is None or j["method"] in args.methods)]
     print(f"{len(done)} jobs done, {len(todo)} to run", file=sys.stderr)
     order = ("searched", "base", "cheapest", "uniform", "random", "ranking", "variant")
     todo.sort(key=lambda j: order.index(j["method"]))  # the long ones first, the Pareto set before the extra studies
@@ -303,6 +311,8 @@ def main() -> None:
             print(f"{rec['id']}: {rec.get('quality', rec.get('error'))}", file=sys.stderr)
             if "error" not in rec:
                 done[rec["id"]] = rec
+    if args.no_report:
+        return
     rows = list(done.values())
     S = args.steps_per_sample
     for r in rows:

@@ -8,6 +8,7 @@ is tested on lines written in the formats of JetPack 4.x (`POM_5V_IN 3306/3306`,
 from __future__ import annotations
 
 import re
+import select
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -97,12 +98,15 @@ class Tegrastats:
         if shutil.which(self.cmd[0]) is None:
             raise RcaiError("tegrastats not found (not a Jetson?)")
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        # the measured block starts once the sampler is live (its start-up would otherwise eat the window)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 10.0)
+        self.first = self.proc.stdout.readline() if ready else ""
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.proc.terminate()
         out, _ = self.proc.communicate(timeout=10)
-        self.lines = [ln for ln in out.splitlines() if ln.strip()]
+        self.lines = [ln for ln in [self.first, *out.splitlines()] if ln.strip()]
 
     def samples(self) -> list[TegraSample]:
         return [parse_tegrastats(ln) for ln in self.lines]
