@@ -17,7 +17,9 @@ LAYERS: list[set[str]] = [
     {"diffusion", "data"},
     {"targets"},
     {"cost", "predictor"},
-    {"train", "search"},
+    {"train"},
+    {"proxies"},  # quality estimators: zero-cost proxies and short training, used by the search strategies
+    {"search"},
     {"deploy"},
     {"pipeline", "report"},
     {"cli", "__main__"},
