@@ -21,6 +21,17 @@ def check_prediction(prediction: str) -> str:
     return prediction
 
 
+def chain_x0(hr, lr_up, residual: float):
+    """What the chain diffuses: residual * (hr - lr_up) (SRDiff-style) if residual > 0, else hr (SR3).
+    numpy or torch alike."""
+    return residual * (hr - lr_up) if residual else hr
+
+
+def chain_to_image(x0, lr_up, residual: float):
+    """The inverse of chain_x0: an image from the chain's x0 (unclipped)."""
+    return lr_up + x0 / residual if residual else x0
+
+
 def training_target(prediction: str, x0: torch.Tensor, eps: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
     """The regression target for noise draw `eps` at level γ (float64 [B])."""
     if check_prediction(prediction) == "eps":

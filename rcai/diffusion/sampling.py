@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import RcaiError
 from ..progress import progress_bar
 from .denoiser import Denoiser
-from .parametrisation import check_prediction, to_eps
+from .parametrisation import chain_to_image, check_prediction, to_eps
 from .samplers import Sampler, get_sampler, sampler_class
 from .schedule import NoiseSchedule
 
@@ -109,7 +109,6 @@ def sample(
             if t_prev in wanted:
                 intermediates[t_prev] = x.copy()
             advance()
-    if residual:
-        x = lr_up + x / residual
+    x = chain_to_image(x, lr_up, residual)
     image = np.clip(x, -1.0, 1.0) if clip_output else x
     return SampleResult(image=image, intermediates=intermediates, timesteps=np.asarray(ts, np.int64))

@@ -6,7 +6,7 @@ from typing import Callable
 import torch
 
 from ..errors import RcaiError
-from .parametrisation import training_target
+from .parametrisation import chain_x0, training_target
 from .schedule import NoiseSchedule
 
 TorchDenoiserFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -61,7 +61,7 @@ def diffusion_loss(
     t = sample_timesteps(schedule, b, generator)
     gamma = sample_gamma(schedule, t, generator)
     eps = torch.randn(hr.shape, generator=generator, dtype=hr.dtype).to(hr.device)
-    x0 = residual * (hr - lr_up) if residual else hr
+    x0 = chain_x0(hr, lr_up, residual)
     y_t = q_sample(x0, gamma, eps)
     noise_level = gamma.sqrt().to(hr.device, torch.float32).view(b, 1)
     pred = denoiser(torch.cat([lr_up, y_t], dim=1), noise_level)

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..config import JsonConfig
 from ..diffusion import diffusion_loss
+from ..diffusion.parametrisation import chain_x0
 from ..errors import RcaiError
 from ..model.unet import UNet
 from ..registry import Registry
@@ -109,7 +110,7 @@ def noisy_input(preset: Preset, cfg: ProxyConfig) -> tuple[torch.Tensor, torch.T
     t = sample_timesteps(schedule, len(hr), gen)
     gamma = sample_gamma(schedule, t, gen)
     eps = torch.randn(hr.shape, generator=gen, dtype=hr.dtype)
-    x0 = preset.residual * (hr - lr_up) if preset.residual else hr
+    x0 = chain_x0(hr, lr_up, preset.residual)
     return torch.cat([lr_up, q_sample(x0, gamma, eps)], 1), gamma.sqrt().float().view(-1, 1)
 
 

@@ -31,7 +31,7 @@ from ..data.files import list_images, split_files
 from ..data.images import ImageFolderSR
 from ..data.loaders import resolve_hr_dir
 from ..diffusion import NoiseSchedule, TorchDenoiser, q_sample, sample
-from ..diffusion.parametrisation import to_x0
+from ..diffusion.parametrisation import chain_to_image, chain_x0, to_x0
 from ..metrics import psnr_per_image
 from ..space.presets import Preset
 
@@ -76,15 +76,6 @@ def _eval_set(hr_dir: str, scale: int, hr_size: int, crops: int) -> EvalSet:
     return EvalSet(torch.stack([it["lr_up"] for it in items]), torch.stack([it["hr"] for it in items]), [str(f.name) for f in ds.files])
 
 
-def _chain_x0(preset: Preset, ev: EvalSet) -> torch.Tensor:
-    return preset.residual * (ev.hr - ev.lr_up) if preset.residual else ev.hr
-
-
-def _to_image(preset: Preset, x0: torch.Tensor, lr_up: torch.Tensor) -> torch.Tensor:
-    img = lr_up + x0 / preset.residual if preset.residual else x0
-    return img.clamp(-1.0, 1.0)
-
-
 def _batches(n: int, size: int):
     for i in range(0, n, size):
         yield slice(i, min(i + size, n))
@@ -110,14 +101,14 @@ def posterior_mean(model: torch.nn.Module, ev: EvalSet, schedule: NoiseSchedule,
         for s in _batches(len(ev), cfg.batch):
             lv = level.expand(y[s].shape[0], 1)
             x0[s] += to_x0("v", model(torch.cat([ev.lr_up[s], y[s]], 1), lv), y[s], lv)
-    return _to_image(preset, (x0 / cfg.draws).clamp(-1.0, 1.0), ev.lr_up)
+    return chain_to_image((x0 / cfg.draws).clamp(-1.0, 1.0), ev.lr_up, preset.residual).clamp(-1.0, 1.0)
 
 
 @torch.no_grad()
 def denoise_mse(model: torch.nn.Module, ev: EvalSet, schedule: NoiseSchedule, cfg: QualityConfig) -> float:
     """Mean squared x0 error (the chain's space) over a fixed grid of noise levels and fixed noise."""
     preset: Preset = model.preset
-    x0 = _chain_x0(preset, ev)
+    x0 = chain_x0(ev.hr, ev.lr_up, preset.residual)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     total = 0.0
     for k in range(cfg.grid):
