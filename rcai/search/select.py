@@ -55,37 +55,33 @@ class _Front:
     picks: list
 
     @classmethod
-    def of(cls, points: list[tuple[float, float, object]]) -> "_Front":
-        points.sort(key=lambda p: (p[0], -p[1]))
+    def of(cls, cost: np.ndarray, score: np.ndarray, pick: Callable[[int], object]) -> "_Front":
+        """The Pareto-optimal points among these (ascending cost, each scoring above every cheaper
+        one); pick(k) gives point k's picks, asked for the kept points only."""
         keep, best = [], -math.inf
-        for c, s, pk in points:
-            if s > best:
-                keep.append((c, s, pk))
-                best = s
-        return cls(np.array([p[0] for p in keep]), np.array([p[1] for p in keep]), [p[2] for p in keep])
+        for k in np.lexsort((-score, cost)):
+            if score[k] > best:
+                keep.append(k)
+                best = score[k]
+        return cls(cost[keep], score[keep], [pick(k) for k in keep])
 
     def merge(self, other: "_Front") -> "_Front":
         """Every pair (one point of each), pruned back to a front."""
-        c = (self.cost[:, None] + other.cost[None, :]).ravel()
-        s = (self.score[:, None] + other.score[None, :]).ravel()
-        order = np.lexsort((-s, c))
-        keep, best = [], -math.inf
-        for k in order:
-            if s[k] > best:
-                keep.append(k)
-                best = s[k]
         n = len(other.cost)
-        return _Front(c[keep], s[keep], [(self.picks[k // n], other.picks[k % n]) for k in keep])
+        return _Front.of((self.cost[:, None] + other.cost[None, :]).ravel(), (self.score[:, None] + other.score[None, :]).ravel(),
+                         lambda k: (self.picks[k // n], other.picks[k % n]))
 
 
 def _slot_front(slot: SlotInfo, op_latency: OpLatency, logp: LogProbs) -> _Front:
-    points = []
+    cost, score, picks = [], [], []
     for name, choice in slot.choices.items():
         front = _Front(np.array([sum(map(op_latency, choice.specs))]), np.array([logp[slot.path][name]]), [(slot.path, name)])
         for nested in choice.slots:
             front = front.merge(_slot_front(nested, op_latency, logp))
-        points += zip(front.cost, front.score, front.picks)
-    return _Front.of(points)
+        cost += list(front.cost)
+        score += list(front.score)
+        picks += front.picks
+    return _Front.of(np.array(cost), np.array(score), picks.__getitem__)
 
 
 def _unlink(picks, out: dict[str, str]) -> dict[str, str]:
@@ -129,17 +125,6 @@ def best_under_budget(space: SearchSpace, logp: LogProbs, op_latency: OpLatency,
 def uniform_logprobs(space: SearchSpace, prefer: Callable[[SlotInfo, str], float] | None = None) -> LogProbs:
     """Log-probabilities for selection without alpha (e.g. `prefer` = -latency: the cheapest subnet)."""
     return {s.path: {n: (prefer(s, n) if prefer else 0.0) for n in s.choices} for s in space.all_slots()}
-
-
-def sample_candidates(space: SearchSpace, logp: LogProbs, n: int, seed: int) -> list[Arch]:
-    """n subnets drawn from the softmax of alpha (for ranking with a predictor)."""
-    rng = random.Random(seed)
-
-    def draw(s):
-        names, lps = zip(*logp[s.path].items())
-        return rng.choices(names, weights=[math.exp(v) for v in lps])[0]
-
-    return [space.pick(draw) for _ in range(n)]
 
 
 def sample_at_latency(space: SearchSpace, latency: Callable[[Arch], float], target_ms: float, tol: float, n: int, seed: int,
