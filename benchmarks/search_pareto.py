@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, git_rev, machine, write  # noqa: E402
 
 METHODS = ("searched", "random", "uniform", "base", "cheapest", "ranking", "variant")
-RANK_FRACS = (0.7,)  # extra random subnets of the metric's ranking study (with every uniform subnet, base, cheapest)
+RANK_FRACS = (0.4, 0.55, 0.7, 0.85)  # extra random subnets of the metric's ranking study (with every uniform subnet, base, cheapest)
 
 
 def jobs_for(args, table) -> list[dict]:

@@ -19,6 +19,7 @@ from rcai.diffusion import (
     list_samplers,
     sample,
     sample_gamma,
+    sample_timesteps,
 )
 from rcai.errors import RcaiError
 
@@ -108,6 +109,41 @@ def test_training_steps_lower_the_loss():
 def test_diffusion_loss_rejects_shape_mismatch():
     with pytest.raises(RcaiError):
         diffusion_loss(TinyDenoiser(), SMALL, torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 16, 16))
+
+
+def test_l2_loss_is_the_squared_error_and_l1_the_absolute_error_on_the_same_draws():
+    s, net = SMALL, TinyDenoiser()
+    hr = torch.rand(2, 3, 16, 16) * 2 - 1
+    lr_up = torch.zeros_like(hr)
+    seen = {}
+
+    def spy(x, level):
+        seen["pred"] = net(x, level)
+        return seen["pred"]
+
+    with torch.no_grad():
+        l1 = float(diffusion_loss(spy, s, lr_up, hr, torch.Generator().manual_seed(5), loss="l1"))
+        pred = seen["pred"]
+        l2 = float(diffusion_loss(spy, s, lr_up, hr, torch.Generator().manual_seed(5), loss="l2"))
+    g = torch.Generator().manual_seed(5)  # the same draws as diffusion_loss: t, γ, ε
+    gamma = sample_gamma(s, sample_timesteps(s, 2, g), g)
+    eps = torch.randn(hr.shape, generator=g, dtype=hr.dtype)
+    assert torch.equal(pred, seen["pred"])
+    assert l1 == pytest.approx(float((pred - eps).abs().mean()), rel=1e-6)
+    assert l2 == pytest.approx(float(((pred - eps) ** 2).mean()), rel=1e-6)
+    assert gamma.shape == (2,)
+    with pytest.raises(RcaiError, match="loss must be one of"):
+        diffusion_loss(spy, s, lr_up, hr, loss="huber")
+
+
+def test_preset_validates_its_loss_and_tiny_trains_with_l2():
+    from dataclasses import replace
+
+    from rcai.space.presets import get_preset
+
+    assert get_preset("tiny").loss == "l2" and get_preset("rcai-report").loss == "l1"
+    with pytest.raises(RcaiError, match="loss must be 'l1' or 'l2'"):
+        replace(get_preset("tiny"), loss="l3")
 
 
 # -- samplers ------------------------------------------------------------------------------------

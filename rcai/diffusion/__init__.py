@@ -3,7 +3,7 @@ from .denoiser import Denoiser, TorchDenoiser
 from .samplers import DDIMSampler, DDPMSampler, Sampler, StepOutput, get_sampler, list_samplers, register_sampler
 from .sampling import SampleResult, sample
 from .schedule import NoiseSchedule, ScheduleConfig
-from .training import diffusion_loss, q_sample, sample_gamma, sample_timesteps
+from .training import diffusion_loss, preset_loss, q_sample, sample_gamma, sample_timesteps
 
 __all__ = [
     "Denoiser",
@@ -20,6 +20,7 @@ __all__ = [
     "NoiseSchedule",
     "ScheduleConfig",
     "diffusion_loss",
+    "preset_loss",
     "q_sample",
     "sample_gamma",
     "sample_timesteps",

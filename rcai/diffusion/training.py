@@ -1,4 +1,4 @@
-"""SR3 training objective (report Algorithm 1 with eq. 7): continuous noise level γ, L1 on ε."""
+"""SR3 training objective (report Algorithm 1 with eq. 7): continuous noise level γ, L1 (or L2) on ε (or v)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -9,6 +9,7 @@ from ..errors import RcaiError
 from .parametrisation import chain_x0, training_target
 from .schedule import NoiseSchedule
 
+LOSSES = {"l1": torch.nn.functional.l1_loss, "l2": torch.nn.functional.mse_loss}
 TorchDenoiserFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -47,8 +48,9 @@ def diffusion_loss(
     generator: torch.Generator | None = None,
     residual: float = 0.0,
     prediction: str = "eps",
+    loss: str = "l1",
 ) -> torch.Tensor:
-    """Mean L1 between the target (ε, or v with prediction="v") and denoiser(cat[lr_up, y_t], √γ) for one batch (report eq. 7).
+    """Mean L1 (or squared error, loss="l2") between the target (ε, or v with prediction="v") and denoiser(cat[lr_up, y_t], √γ) for one batch (report eq. 7).
 
     lr_up, hr: [B,3,H,W] in [-1,1]. The denoiser is fed noise_level = √γ as float32 [B,1].
     residual: if > 0, the chain models y_0 = residual * (hr - lr_up) instead of hr (SRDiff-style
@@ -67,4 +69,12 @@ def diffusion_loss(
     pred = denoiser(torch.cat([lr_up, y_t], dim=1), noise_level)
     if pred.shape != eps.shape:
         raise RcaiError(f"diffusion_loss: denoiser returned {tuple(pred.shape)}, expected {tuple(eps.shape)}")
-    return torch.nn.functional.l1_loss(pred, training_target(prediction, x0, eps, gamma))
+    if loss not in LOSSES:
+        raise RcaiError(f"diffusion_loss: loss must be one of {tuple(LOSSES)}, got {loss!r}")
+    return LOSSES[loss](pred, training_target(prediction, x0, eps, gamma))
+
+
+def preset_loss(denoiser: TorchDenoiserFn, schedule: NoiseSchedule, preset, lr_up: torch.Tensor, hr: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """`diffusion_loss` with the chain a preset trains (its residual, prediction and loss)."""
+    return diffusion_loss(denoiser, schedule, lr_up, hr, generator, residual=preset.residual, prediction=preset.prediction, loss=preset.loss)

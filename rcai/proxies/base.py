@@ -2,8 +2,8 @@
 initialisation and the loss the gradient-based proxies differentiate.
 
 Our denoiser is a regression network, so the proxies written for classifiers need a loss: we use the
-training objective itself, `rcai.diffusion.diffusion_loss` (mean L1 between the network output and the
-v-prediction target, tiny's parametrisation) on one fixed batch of training crops, with fixed noise
+training objective itself, `rcai.diffusion.preset_loss` (tiny: mean squared error between the network
+output and the v-prediction target) on one fixed batch of training crops, with fixed noise
 levels and noise (a seeded generator). Every proxy scores the subnet at a seeded initialisation; the
 output conv, which training starts at zero (so an untrained net predicts bicubic), is drawn like any
 other conv, otherwise no gradient would reach the layers below it.
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..config import JsonConfig
-from ..diffusion import diffusion_loss
+from ..diffusion import preset_loss
 from ..diffusion.parametrisation import chain_x0
 from ..errors import RcaiError
 from ..model.unet import UNet
@@ -93,11 +93,11 @@ def fixed_batch(preset: Preset, cfg: ProxyConfig) -> tuple[torch.Tensor, torch.T
 
 
 def proxy_loss(model: UNet, preset: Preset, cfg: ProxyConfig, lr_up: torch.Tensor | None = None, hr: torch.Tensor | None = None) -> torch.Tensor:
-    """The v-prediction L1 of `diffusion_loss` on the fixed batch with fixed noise levels and noise."""
+    """The preset's training loss (`preset_loss`) on the fixed batch with fixed noise levels and noise."""
     if lr_up is None:
         lr_up, hr = fixed_batch(preset, cfg)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    return diffusion_loss(model, schedule_of(preset), lr_up, hr, generator=gen, residual=preset.residual, prediction=preset.prediction)
+    return preset_loss(model, schedule_of(preset), preset, lr_up, hr, generator=gen)
 
 
 def noisy_input(preset: Preset, cfg: ProxyConfig) -> tuple[torch.Tensor, torch.Tensor]:

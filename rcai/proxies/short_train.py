@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..diffusion import diffusion_loss
+from ..diffusion import preset_loss
 from ..model.unet import UNet
 from ..train.batches import BatchStream
 from ..train.quality import eval_set, quality
@@ -22,7 +22,7 @@ def short_train(preset, arch, cfg) -> float:
         stream = BatchStream(splits_of(preset, cfg.data_dir, cfg.seed, cfg.batch).train, cfg.batch, cfg.seed)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         for _ in range(cfg.train_steps):
-            loss = diffusion_loss(model, schedule, *stream.next(), residual=preset.residual, prediction=preset.prediction)
+            loss = preset_loss(model, schedule, preset, *stream.next())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -22,7 +22,7 @@ class SearchConfig(JsonConfig):
     mu_rate: float = 0.05  # budget penalty: its multiplier mu += mu_rate * (E[loop] - budget) / budget per alpha step
     mu_max: float = 2.0  # ... up to this many times the data term's pull (the knapsack enforces the budget exactly)
     lambda_flops: float = 0.0  # on E[FLOPs] / base FLOPs
-    data_weight: float = 1.0  # weight of the val L1 in the architecture loss (0: cost alone, an ablation)
+    data_weight: float = 1.0  # weight of the val loss in the architecture loss (0: cost alone, an ablation)
     steps: int = 300  # bilevel iterations (one weight step, then, after the warm-up, one alpha step each)
     warmup_steps: int = 150  # weight-only steps before alpha moves: the weights learn which ops matter first
     lr_weights: float = 2e-3  # report: 3e-6 at its scale (minutes of CPU here, days of DGX there)

@@ -1,6 +1,6 @@
 """The report's bilevel search, step-alternating (first-order DARTS): a model engine trains the
 network weights on the train split, an architecture engine trains only alpha on the validation
-split with loss = L1 + latency penalty (+ FLOPs term). The temperature follows eq. 8 per step.
+split with loss = the preset's diffusion loss + latency penalty (+ FLOPs term). The temperature follows eq. 8 per step.
 
 Data-parallel with torch.distributed (gloo on CPU, NCCL on GPU): gradients of both engines are
 averaged across ranks by all-reduce, so every rank applies the same update and alpha stays
@@ -18,7 +18,7 @@ import torch.distributed as dist
 
 from ..cost.expected import expected_cost
 from ..cost.model import OpCostModel
-from ..diffusion import NoiseSchedule, diffusion_loss
+from ..diffusion import NoiseSchedule, preset_loss
 from ..space.extract import argmax_arch
 from ..model.mixed import TanhTemperature
 from ..model.unet import UNet
@@ -88,7 +88,7 @@ class Bilevel:
     def weight_step(self) -> float:
         _requires_grad(self.alphas, False)
         _requires_grad(self.weights, True)
-        loss = diffusion_loss(self.supernet, self.schedule, *self.train_stream.next(), residual=self.supernet.preset.residual, prediction=self.supernet.preset.prediction)
+        loss = preset_loss(self.supernet, self.schedule, self.supernet.preset, *self.train_stream.next())
         self.opt_w.zero_grad(set_to_none=True)
         loss.backward()
         _average_grads(self.weights)
@@ -126,7 +126,7 @@ class Bilevel:
         _requires_grad(self.alphas, True)
         for m in self.mixed:  # single path: a nested slot the sampled path skips must not keep an old graph's weights
             m.last_weights = None
-        data_loss = diffusion_loss(self.supernet, self.schedule, *self.val_stream.next(), residual=self.supernet.preset.residual, prediction=self.supernet.preset.prediction)
+        data_loss = preset_loss(self.supernet, self.schedule, self.supernet.preset, *self.val_stream.next())
         data_term = self.cfg.data_weight * data_loss / (self.data_ref if self.data_ref > 0 else 1.0)
         budget = self.cfg.latency_budget_ms
         if budget and self.cfg.penalty_name == "budget":

@@ -8,7 +8,7 @@ from typing import Any
 from ..io import atomic_write_bytes
 
 PANELS = [
-    ("losses", [("loss_weights", "model engine (train L1)"), ("loss_data", "arch engine (val L1)"), ("loss_arch", "arch loss (with cost)")]),
+    ("losses", [("loss_weights", "model engine (train loss)"), ("loss_data", "arch engine (val loss)"), ("loss_arch", "arch loss (with cost)")]),
     ("latency_ms", [("expected_loop_ms", "E[loop latency] of the supernet"), ("subnet_loop_ms", "argmax subnet (table)")]),
     ("flops", [("expected_flops", "E[FLOPs] of the supernet"), ("subnet_flops", "argmax subnet")]),
     ("alpha", [("alpha_entropy", "mean alpha entropy (nats)")]),

@@ -14,7 +14,7 @@ import torch
 
 from ..cost.load import load_cost_model
 from ..cost.model import CostModel, OpCostModel
-from ..diffusion import diffusion_loss
+from ..diffusion import preset_loss
 from ..errors import RcaiError
 from ..io import atomic_torch_save, atomic_write_csv, atomic_write_json
 from ..lock import exclusive
@@ -182,7 +182,7 @@ def finetune(subnet: UNet, engine: Bilevel, cfg: SearchConfig, run: RunDir, stat
     subnet.train()
     with progress_bar(progress, "fine-tuning", cfg.finetune_steps, step) as advance:
         while step < cfg.finetune_steps:
-            loss = diffusion_loss(subnet, engine.schedule, *engine.train_stream.next(), residual=subnet.preset.residual, prediction=subnet.preset.prediction)
+            loss = preset_loss(subnet, engine.schedule, subnet.preset, *engine.train_stream.next())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -37,6 +37,11 @@ class Preset(JsonConfig):
     # at every noise level and at pure noise is the network's regression of E[x0 | lr], the quality
     # metric's posterior mean (rcai/train/quality.py). tiny uses v.
     prediction: str = "eps"
+    # Training loss on the prediction: "l1" (report eq. 7) or "l2". L1's optimum at high noise is the
+    # posterior median, and the median of an SR residual is ~0: trained for minutes, an L1 model sits at
+    # zero residual (bicubic) and only some seeds leave it, which scrambles any ranking of subnets. L2's
+    # optimum is the posterior mean, the quality metric's target. tiny uses l2.
+    loss: str = "l1"
     emb_mult: int = 4  # noise-embedding width = emb_mult * base_channels
     # Diffusion schedule (report: T=2000, betas linspace(1e-6, 0.01)).
     T: int = 2000
@@ -47,6 +52,8 @@ class Preset(JsonConfig):
     def __post_init__(self) -> None:
         if self.prediction not in ("eps", "v"):
             raise RcaiError(f"preset {self.name!r}: prediction must be 'eps' or 'v', got {self.prediction!r}")
+        if self.loss not in ("l1", "l2"):
+            raise RcaiError(f"preset {self.name!r}: loss must be 'l1' or 'l2', got {self.loss!r}")
 
     @property
     def levels(self) -> int:
@@ -147,6 +154,7 @@ def tiny() -> Preset:
         dropout=0.0,
         residual=4.0,
         prediction="v",
+        loss="l2",
         T=1000,
         beta_start=1e-6,
         beta_end=0.02,

@@ -1,5 +1,5 @@
 """`rcai train`: the report's model training engine for a base model or a subnet (Algorithm 1 with
-gamma ~ U(abar_t, abar_{t-1}), L1), with atomic checkpoints, --resume and a PSNR/SSIM evaluation."""
+gamma ~ U(abar_t, abar_{t-1}), the preset's L1 or L2), with atomic checkpoints, --resume and a PSNR/SSIM evaluation."""
 from __future__ import annotations
 
 import time
@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ..config import JsonConfig
-from ..diffusion import diffusion_loss
+from ..diffusion import preset_loss
 from ..errors import RcaiError
 from ..io import atomic_torch_save, atomic_write_json, load_torch
 from ..lock import exclusive
@@ -94,7 +94,7 @@ def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool) -> d
         while step < cfg.steps:
             t0 = time.perf_counter()
             lr_up, hr = stream.next()
-            loss = diffusion_loss(model, schedule, lr_up, hr, residual=preset.residual, prediction=preset.prediction)
+            loss = preset_loss(model, schedule, preset, lr_up, hr)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
