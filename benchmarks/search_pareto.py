@@ -89,7 +89,7 @@ def run_job(job: dict, args) -> dict:
         arch = job["arch"]
     spec = SubnetSpec(get_preset("tiny"), arch)
     spec.save(out / "subnet.json")
-    tcfg = TrainConfig(preset="tiny", subnet=str(out / "subnet.json"), steps=args.train_steps, batch_size=args.batch, lr=args.lr,
+    tcfg = TrainConfig(preset="tiny", subnet=str(out / "subnet.json"), steps=args.train_steps, batch_size=args.batch, lr=args.lr, lr_schedule=args.lr_schedule,
                        seed=job["seed"], eval=ev)
     m = train(tcfg, out / "train", resume=(out / "train" / "config.json").exists(), progress=False)
     q = m["quality"]
@@ -275,6 +275,7 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=800)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr-schedule", default="cosine")
     ap.add_argument("--softmax", default="gdas")
     ap.add_argument("--steps-per-sample", type=int, default=50)
     ap.add_argument("--table", default="latency_tables/cpu-tiny.csv")

@@ -139,3 +139,10 @@ def test_flops_profiler_keeps_stdout_clean():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "32.0"
+
+
+def test_train_refuses_an_unknown_lr_schedule_in_one_line(tmp_path, monkeypatch, capsys):
+    from helpers import run_cli
+
+    code, _, err = run_cli(monkeypatch, capsys, "train", "--preset", "micro", "--out", str(tmp_path / "t"), "--steps", "1", "--lr-schedule", "warm")
+    assert code == 2 and "lr schedule must be one of" in err and "Traceback" not in err and not (tmp_path / "t").exists()

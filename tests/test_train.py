@@ -90,3 +90,24 @@ def test_cli_train_then_sample_writes_an_sr_image(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "rcai", "sample", "--run", str(run), "--image", str(tmp_path / "none.png"), "--out", str(out)],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "none.png" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_cosine_lr_decays_to_zero_and_a_bad_schedule_is_refused():
+    from rcai.train.lr import set_lr
+
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    lrs = [set_lr(opt, 2e-3, "cosine", s, 10) for s in range(11)]
+    assert lrs[0] == pytest.approx(2e-3) and lrs[5] == pytest.approx(1e-3) and lrs[10] == pytest.approx(0.0, abs=1e-18)
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    assert opt.param_groups[0]["lr"] == lrs[-1]
+    assert set_lr(opt, 2e-3, "constant", 9, 10) == 2e-3
+    with pytest.raises(RcaiError, match="lr schedule must be one of"):
+        _cfg(lr_schedule="step")
+
+
+def test_the_lr_schedule_is_what_the_trainer_steps_with(tmp_path):
+    a = train(_cfg(lr_schedule="constant"), tmp_path / "constant", progress=False)
+    b = train(_cfg(), tmp_path / "cosine", progress=False)
+    wa, wb = torch.load(tmp_path / "constant" / "model.pt"), torch.load(tmp_path / "cosine" / "model.pt")
+    assert any(not torch.equal(wa[k], wb[k]) for k in wa)
+    assert a["quality"]["gain_db"] != b["quality"]["gain_db"]

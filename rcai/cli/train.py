@@ -19,6 +19,7 @@ def train(
     steps: int = typer.Option(TRAIN["steps"], help="Optimizer steps."),
     batch_size: int = typer.Option(TRAIN["batch_size"], "--batch-size", help="Training batch size."),
     lr: float = typer.Option(TRAIN["lr"], help="Adam learning rate (report: 3e-6 at its scale)."),
+    lr_schedule: str = typer.Option(TRAIN["lr_schedule"], "--lr-schedule", help="constant | cosine (decays to 0 at the last step)."),
     seed: int = typer.Option(TRAIN["seed"]),
     image_dir: Optional[str] = ImageDirOpt(),
     eval_steps: int = typer.Option(EVAL["steps"], help="DDIM steps of the PSNR/SSIM evaluation."),
@@ -31,7 +32,7 @@ def train(
     from ..train.evaluate import EvalConfig
     from ..train.trainer import TrainConfig, train as run_train
 
-    cfg = TrainConfig(preset=preset, subnet=subnet, init=init, steps=steps, batch_size=batch_size, lr=lr, seed=seed, data_dir=image_dir,
+    cfg = TrainConfig(preset=preset, subnet=subnet, init=init, steps=steps, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, seed=seed, data_dir=image_dir,
                       eval=EvalConfig(steps=eval_steps, max_images=eval_images))
     metrics = run_train(cfg, out, resume=resume, progress=not json)
     if json:

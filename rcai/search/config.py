@@ -7,6 +7,7 @@ from typing import Any
 from ..config import JsonConfig
 from ..errors import RcaiError
 from ..train.evaluate import EvalConfig
+from ..train.lr import check_lr_schedule
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class SearchConfig(JsonConfig):
     tau_min: float = 0.08
     batch_size: int = 8
     finetune_steps: int = 200
+    finetune_lr_schedule: str = "cosine"  # the fine-tune's lr (lr_weights) schedule; the search's own lr is constant
     seed: int = 0
     data_dir: str | None = None
     ckpt_every: int = 50
@@ -47,6 +49,7 @@ class SearchConfig(JsonConfig):
         b = self.latency_budget_ms
         if b is not None and not (isinstance(b, (int, float)) and 0 < b < float("inf")):
             raise RcaiError(f"latency budget must be a positive finite number of ms (or none), got {b!r}")
+        check_lr_schedule(self.finetune_lr_schedule)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str | None = None) -> "SearchConfig":

@@ -24,6 +24,7 @@ from ..space.presets import get_preset
 from ..space.subnet import SubnetSpec
 from ..train.batches import BatchStream
 from ..train.evaluate import evaluate
+from ..train.lr import set_lr
 from ..train.quality import eval_set, quality
 from ..train.rundir import RunDir, seed_everything, set_rng_state
 from ..train.setup import schedule_of, splits_of
@@ -185,6 +186,7 @@ def finetune(subnet: UNet, engine: Bilevel, cfg: SearchConfig, run: RunDir, stat
             loss = preset_loss(subnet, engine.schedule, subnet.preset, *engine.train_stream.next())
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            set_lr(opt, cfg.lr_weights, cfg.finetune_lr_schedule, step, cfg.finetune_steps)
             opt.step()
             step += 1
             if step % cfg.log_every == 0 or step == cfg.finetune_steps:

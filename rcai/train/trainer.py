@@ -23,6 +23,7 @@ from .batches import BatchStream
 from .evaluate import EvalConfig, evaluate
 from .quality import eval_set, quality
 from .rundir import RunDir, seed_everything
+from .lr import check_lr_schedule, set_lr
 from .setup import schedule_of, splits_of
 
 
@@ -34,6 +35,7 @@ class TrainConfig(JsonConfig):
     steps: int = 400
     batch_size: int = 8
     lr: float = 2e-3  # report: 3e-6 at its scale (64 ch, batch 8, thousands of epochs)
+    lr_schedule: str = "cosine"  # constant | cosine (to 0 at the last step; rcai/train/lr.py)
     seed: int = 0
     data_dir: str | None = None
     ckpt_every: int = 50
@@ -46,6 +48,7 @@ class TrainConfig(JsonConfig):
                 raise RcaiError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")):
             raise RcaiError(f"lr must be a positive finite number, got {self.lr!r}")
+        check_lr_schedule(self.lr_schedule)
 
 
 def build_model(cfg: TrainConfig) -> tuple[UNet, SubnetSpec]:
@@ -97,6 +100,7 @@ def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool) -> d
             loss = preset_loss(model, schedule, preset, lr_up, hr)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            set_lr(opt, cfg.lr, cfg.lr_schedule, step, cfg.steps)
             opt.step()
             step += 1
             if step % cfg.log_every == 0 or step == cfg.steps:
