@@ -24,10 +24,11 @@ class SearchConfig(JsonConfig):
     mu_max: float = 2.0  # ... up to this many times the data term's pull (the knapsack enforces the budget exactly)
     lambda_flops: float = 0.0  # on E[FLOPs] / base FLOPs
     data_weight: float = 1.0  # weight of the val loss in the architecture loss (0: cost alone, an ablation)
-    steps: int = 300  # bilevel iterations (one weight step, then, after the warm-up, one alpha step each)
+    steps: int = 450  # bilevel iterations (one weight step, then, after the warm-up, one alpha step each)
     warmup_steps: int = 150  # weight-only steps before alpha moves: the weights learn which ops matter first
     lr_weights: float = 2e-3  # report: 3e-6 at its scale (minutes of CPU here, days of DGX there)
-    lr_alpha: float = 3e-3  # report: 3e-5 at its scale
+    lr_alpha: float = 3e-2  # report: 3e-5 at its scale; Adam moves alpha ~lr per step, so it must be large enough that
+    # E[loop] can reach the budget within the search (3e-3: alpha barely moved, mu saturated and the cost decided)
     tau_max: float = 20.0  # eq. 8
     tau_min: float = 0.08
     batch_size: int = 8
