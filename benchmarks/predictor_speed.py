@@ -104,7 +104,7 @@ def report(df, args, desc: str, build_s: float, preset: str) -> str:
         return float(np.median(df[c]))
 
     def spread(c: str) -> str:
-        return f"{(df[c].max() - df[c].min()) / med(c):.0%}"
+        return f"{(df[c].max() - df[c].min()) / med(c):.0%} ({df[c].min():,.0f}-{df[c].max():,.0f})"
 
     old = max(med("onnx_path_per_s_1t"), med("onnx_path_per_s_2t"))
     lines = [
@@ -118,7 +118,7 @@ def report(df, args, desc: str, build_s: float, preset: str) -> str:
         "(max - min) / median over the rounds. Building the encoder (labelling exports, once per preset and input batch): "
         f"{build_s:.1f} s.", "",
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}. `vs ONNX path`: against the old path's better thread count.", "",
-        "| path | torch threads | subnets/s (median) | spread | vs ONNX path |", "|---|---:|---:|---:|---:|",
+        "| path | torch threads | subnets/s (median) | spread (min-max) | vs ONNX path |", "|---|---:|---:|---:|---:|",
     ]
     for t in (1, 2):
         c = f"onnx_path_per_s_{t}t"
@@ -131,12 +131,17 @@ def report(df, args, desc: str, build_s: float, preset: str) -> str:
         lines.append(f"| of which GNN alone | {t} | {med(f'gnn_only_per_s_{t}t'):,.0f} | {spread(f'gnn_only_per_s_{t}t')} | |")
     lines.append(f"| `PredictorCostModel.estimate_many` (+ FLOPs/params/memory counters) | 2 | {med('cost_model_per_s_2t'):,.0f} | "
                  f"{spread('cost_model_per_s_2t')} | {med('cost_model_per_s_2t') / old:,.0f}x |")
-    best = max(med("arch_path_per_s_1t"), med("arch_path_per_s_2t"))
-    verdict = "met" if best >= GOAL else "not met"
+    t_best = max((1, 2), key=lambda t: med(f"arch_path_per_s_{t}t"))
+    c = f"arch_path_per_s_{t_best}t"
+    verdict = "met" if med(c) >= GOAL else "not met"
+    slow = int((df[c] < GOAL).sum())
     first, last = df.iloc[0], df.iloc[-1]
     lines += [
-        "", f"Goal >= {GOAL:,.0f} subnets/s end to end (encode + GNN) on 2 cores: **{verdict}** ({best:,.0f}/s, "
-        f"on a machine at load {df.load_start.median():.1f}).",
+        "", f"Goal >= {GOAL:,.0f} subnets/s end to end (encode + GNN) on 2 cores: **{verdict}** by the median "
+        f"({med(c):,.0f}/s with {t_best} torch thread{'s' if t_best > 1 else ''}; {slow} of {len(df)} rounds below the goal), "
+        f"on a machine at load {df.load_start.median():.1f} (2 cores shared with another benchmark). With that load, 2 torch "
+        "threads are slower than 1; on an idle machine the GNN alone runs faster at 2 threads "
+        "(`predictor_throughput.md`: 8.4k/s at 1 thread, 12.5k/s at 2 for 171-node graphs).",
         f"Repeatability: last / first round, new path at 2 threads: "
         f"{last.arch_path_per_s_2t / first.arch_path_per_s_2t:.2f}; old path: {last.onnx_path_per_s_1t / first.onnx_path_per_s_1t:.2f} (1 thread).",
         "", "The encoding is no longer the bottleneck: the GNN's forward pass is most of the time. "
