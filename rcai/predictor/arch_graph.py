@@ -1,5 +1,6 @@
 """Subnet -> predictor graph straight from the architecture: the graph `encode_onnx` builds from the
-subnet's ONNX export, without exporting the subnet (~50x-1000x faster, many subnets at once).
+subnet's ONNX export, without exporting the subnet (~1000x faster end to end on tiny, many subnets
+at once; benchmarks/results/predictor_speed.md).
 
 The encoded graph of a subnet is a concatenation of pieces: the fixed skeleton (noise embedding,
 stem, FiLMs, down/up, merges, residual adds, head) and, for every active slot, the nodes of its
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -53,7 +54,7 @@ class _Mark(torch.autograd.Function):
         return out
 
 
-def _marked(slot) -> callable:
+def _marked(slot) -> Callable[..., torch.Tensor]:
     inner = slot.forward
 
     def forward(*args: torch.Tensor) -> torch.Tensor:
