@@ -41,6 +41,8 @@ SHORT = {"-p": "--preset", "-o": "--out", "-d": "--device"}
 def commands(cmd=None, path=()):
     cmd = cmd or typer.main.get_command(app)
     if hasattr(cmd, "commands"):
+        if path and cmd.invoke_without_command:  # a group that is also a command (`rcai space`)
+            yield " ".join(path), cmd
         for name, sub in cmd.commands.items():
             yield from commands(sub, path + (name,))
     else:
@@ -56,7 +58,7 @@ def options(cmd) -> list:
 
 def test_the_walk_sees_every_command():
     assert {"space", "train", "sample", "profile", "search", "export", "bench", "pipeline", "predict",
-            "tables show", "tables check", "predictor train", "predictor eval"} <= set(COMMANDS)
+            "tables show", "tables check", "predictor train", "predictor eval", "space select"} <= set(COMMANDS)
 
 
 def test_no_synonyms():

@@ -1,40 +1,47 @@
 """The GNN predictor behind the cost-model interface: whole-subnet latency from its ONNX graph.
 
-Search uses it to rank candidate subnets and to check the budget. Graphs are exported in memory
-without weights, the same form as the predictor's training data (rcai.cost.archs)."""
+Search uses it to rank candidate subnets and to check the budget. The graph is the one of the
+subnet's ONNX export without weights (the form of the predictor's training data, rcai.cost.archs),
+built by default straight from the architecture (encoder "arch", rcai.predictor.arch_graph); encoder
+"onnx" exports each subnet in memory and encodes the export (the same graphs, ~100x slower)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
 import onnx
-import torch
 
-from ..onnx_export import DENOISER_INPUTS, DENOISER_OUTPUTS, denoiser_inputs, onnx_bytes
+from ..errors import RcaiError
 from ..space.presets import Preset
-from ..space.subnet import SubnetSpec
 from .model import Cost, CostModel, CounterCostModel
 
 
 class PredictorCostModel(CostModel):
     name = "predictor"
 
-    def __init__(self, preset: Preset, predictor: str | Path, batch: int = 1):
+    def __init__(self, preset: Preset, predictor: str | Path, batch: int = 1, encoder: str = "arch"):
         super().__init__(preset)
         from ..predictor import LatencyPredictor
 
+        if encoder not in ENCODERS:
+            raise RcaiError(f"unknown predictor encoder {encoder!r}; known: {', '.join(ENCODERS)}")
         self.predictor = LatencyPredictor.load(predictor)
         self.counters = CounterCostModel(preset)
         self.batch = batch
+        self.encoder = encoder
 
     def graph(self, arch: Mapping[str, str]) -> onnx.ModelProto:
-        torch.manual_seed(0)
-        model = SubnetSpec(self.preset, dict(arch)).build().eval()
-        data = onnx_bytes(model, denoiser_inputs(self.preset, self.batch), DENOISER_INPUTS, DENOISER_OUTPUTS, export_params=False)
-        return onnx.load_from_string(data)
+        from ..predictor.arch_graph import subnet_onnx
+
+        return subnet_onnx(self.preset, arch, self.batch)
+
+    def step_ms(self, archs: Sequence[Mapping[str, str]]) -> np.ndarray:
+        """Predicted latency of one denoising step of each subnet."""
+        return ENCODERS[self.encoder](self, archs)
 
     def estimate_many(self, archs: Sequence[Mapping[str, str]], steps: int = 1) -> list[Cost]:
-        step_ms = self.predictor.predict([self.graph(a) for a in archs])
+        step_ms = self.step_ms(archs)
         out = []
         for a, ms in zip(archs, step_ms):
             c = self.counters.estimate(a, steps)
@@ -43,3 +50,9 @@ class PredictorCostModel(CostModel):
 
     def estimate(self, arch: Mapping[str, str], steps: int = 1) -> Cost:
         return self.estimate_many([arch], steps)[0]
+
+
+ENCODERS = {  # how the predictor gets each subnet's graph
+    "arch": lambda m, archs: m.predictor.predict_archs(m.preset, archs, batch=m.batch),
+    "onnx": lambda m, archs: m.predictor.predict([m.graph(a) for a in archs]),
+}

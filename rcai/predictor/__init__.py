@@ -4,9 +4,11 @@
     pred = train_predictor("data/cpu.csv")            # CSV: model, latency_ms[, device]
     pred.save("predictors/cpu.pt")
     ms = LatencyPredictor.load("predictors/cpu.pt").predict([onnx_model_or_path, ...])
+    ms = LatencyPredictor.load("predictors/cpu-tiny.pt").predict_archs(preset, [arch, ...])  # no export
 """
+from .arch_graph import ArchEncoder
 from .graph import FEATURE_VERSION, encode_onnx
 from .metrics import evaluate
 from .predictor import LatencyPredictor, train_predictor
 
-__all__ = ["FEATURE_VERSION", "LatencyPredictor", "encode_onnx", "evaluate", "train_predictor"]
+__all__ = ["ArchEncoder", "FEATURE_VERSION", "LatencyPredictor", "encode_onnx", "evaluate", "train_predictor"]

@@ -46,19 +46,27 @@ def collate(graphs: list[Data]) -> GraphBatch:
     n_nodes = torch.tensor([d.num_nodes for d in graphs], dtype=torch.long)
     n_edges = torch.tensor([d.edge_index.shape[1] for d in graphs], dtype=torch.long)
     offsets = torch.cumsum(n_nodes, 0) - n_nodes
-    n = int(n_nodes.sum())
     ei = torch.cat([d.edge_index for d in graphs], 1) + torch.repeat_interleave(offsets, n_edges)
-    src, dst = ei[0], ei[1]  # each graph's edges are sorted by dst, so the union is too
+    # each graph's edges are sorted by (dst, src), so the union is too
+    return make_batch(torch.cat([_op_index(d) for d in graphs]), torch.cat([d.x[:, N_OPS:] for d in graphs]),
+                      ei[0], ei[1], n_nodes, torch.cat([d.g for d in graphs]))
+
+
+def make_batch(op: torch.Tensor, num: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, n_nodes: torch.Tensor,
+               g: torch.Tensor) -> GraphBatch:
+    """The batch of graphs with `n_nodes` nodes each, numbered consecutively; edges (src -> dst, batch
+    numbering) sorted by (dst, src)."""
+    n = int(n_nodes.sum())
     order = torch.argsort(src, stable=True)
-    b = len(graphs)
+    b = len(n_nodes)
     batch = torch.repeat_interleave(torch.arange(b), n_nodes)
     return GraphBatch(
-        op=torch.cat([_op_index(d) for d in graphs]),
-        num=torch.cat([d.x[:, N_OPS:] for d in graphs]),
+        op=op,
+        num=num,
         fwd=_csr(dst, src, n, n),
         bwd=_csr(src[order], dst[order], n, n),
         pool=_csr(batch, torch.arange(n), b, n),
         spread=_csr(torch.arange(n), batch, n, b),
         sizes=n_nodes.clamp(min=1).float().unsqueeze(1),
-        g=torch.cat([d.g for d in graphs]),
+        g=g,
     )

@@ -153,7 +153,7 @@ def _channels(t: _Tensor | None) -> int:
     return s[-1] if len(s) == 3 else (s[1] if len(s) >= 2 else s[0])
 
 
-def _node_features(node: onnx.NodeProto, gr: _Graph, n_data: int) -> tuple[list, float, float, float, int]:
+def node_features(node: onnx.NodeProto, gr: _Graph, n_data: int) -> tuple[list, float, float, float, int]:
     """Raw numeric features (NUMERIC_FEATURES order) and the node's FLOPs, params, bytes, outputs."""
     t = gr.tensors
     ins = [t.get(i) if i else None for i in node.input]
@@ -207,11 +207,8 @@ def _toposort(g: onnx.GraphProto) -> list[onnx.NodeProto]:
     return order
 
 
-def encode_onnx(model: str | os.PathLike | onnx.ModelProto) -> Data:
-    """Encode an ONNX model (file or ModelProto) as a graph: x [N, NODE_DIM] (op one-hot + log1p
-    numerics), edge_index [2, E] (producer -> consumer, sorted by consumer), g [1, GLOBAL_DIM],
-    op [N] (index of the one-hot 1: the same information, kept for fast batching)."""
-    m = load_model(model)
+def graph_nodes(m: onnx.ModelProto) -> tuple[_Graph, list[onnx.NodeProto]]:
+    """Shape-infer `m`; its tensors (constants marked) and the nodes that run, in topological order."""
     try:
         m = shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
     except Exception:  # shapes stay unknown where inference fails; the op is still encoded
@@ -230,12 +227,20 @@ def encode_onnx(model: str | os.PathLike | onnx.ModelProto) -> Data:
                     gr.tensors[n.output[0]] = _Tensor(tuple(v.dims))
         else:
             nodes.append(n)
+    return gr, nodes
+
+
+def encode_onnx(model: str | os.PathLike | onnx.ModelProto) -> Data:
+    """Encode an ONNX model (file or ModelProto) as a graph: x [N, NODE_DIM] (op one-hot + log1p
+    numerics), edge_index [2, E] (producer -> consumer, sorted by consumer), g [1, GLOBAL_DIM],
+    op [N] (index of the one-hot 1: the same information, kept for fast batching)."""
+    gr, nodes = graph_nodes(load_model(model))
     index = {o: k for k, n in enumerate(nodes) for o in n.output if o}
     edges: set[tuple[int, int]] = set()
     feats, op_idx, tot = [], [], np.zeros(4)
     for k, n in enumerate(nodes):
         data_in = [i for i in n.input if i and i not in gr.const]
-        f, fl, pa, by, no = _node_features(n, gr, len(data_in))
+        f, fl, pa, by, no = node_features(n, gr, len(data_in))
         op_idx.append(ops.OP_INDEX.get(n.op_type, ops.N_OPS - 1))
         feats.append(f)
         tot += (fl, pa, by, no)

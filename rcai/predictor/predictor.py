@@ -1,11 +1,12 @@
 """LatencyPredictor: a trained GNN plus its metadata; predicts whole-network latency in ms for ONNX
-models given as files, in-memory ModelProtos (e.g. from a search loop) or already encoded graphs."""
+models given as files, in-memory ModelProtos or already encoded graphs, and for subnets of a preset
+given by their architecture (encoded without export: the fast path of searches)."""
 from __future__ import annotations
 
 import datetime
 import os
 from pathlib import Path
-from typing import Iterator, Sequence, Union
+from typing import Iterable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 import onnx
@@ -15,7 +16,9 @@ from torch_geometric.data import Data
 from .. import __version__
 from ..errors import RcaiError
 from . import io
-from .batch import collate
+from ..space.presets import Preset
+from .arch_graph import ArchEncoder
+from .batch import GraphBatch, collate
 from .dataset import LatencyDataset, load_dataset
 from .finetune import adapt
 from .graph import FEATURE_VERSION, encode_onnx
@@ -69,14 +72,22 @@ class LatencyPredictor:
     def predict_log(self, models: Sequence[ModelLike], max_nodes: int = 6000) -> np.ndarray:
         """log(ms) for every head: [len(models), len(targets)]. Batches of at most `max_nodes` graph
         nodes keep the activations in cache: on CPU much faster than one huge batch."""
-        graphs = self.encode(models)
-        out = []
+        return self._log_ms(collate(b) for b in _batches(self.encode(models), max_nodes))
+
+    def _log_ms(self, batches: Iterable[GraphBatch]) -> np.ndarray:
         with torch.inference_mode():
-            for batch in _batches(graphs, max_nodes):
-                out.append(self.model.log_ms(collate(batch)))
+            out = [self.model.log_ms(b) for b in batches]
         if not out:
             return np.zeros((0, len(self.targets)))
         return torch.cat(out).numpy().astype(np.float64)
+
+    def predict_archs(self, preset: Preset, archs: Sequence[Mapping[str, str]], target: str | None = None,
+                      batch: int = 1, max_nodes: int = 6000) -> np.ndarray:
+        """Latency in ms of subnets of `preset` (slot -> op dicts) run at input batch `batch`: the
+        same as `predict` on their ONNX exports, with the graphs built from the architecture
+        (arch_graph.ArchEncoder, no export): thousands of subnets per second."""
+        k = self.head(target)
+        return np.exp(self._log_ms(ArchEncoder.of(preset, batch).batches(archs, max_nodes))[:, k])
 
     def predict(self, models: Sequence[ModelLike], target: str | None = None, max_nodes: int = 6000) -> np.ndarray:
         """Latency in ms of each model on `target` (may be omitted for a one-target predictor)."""
