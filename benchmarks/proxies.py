@@ -11,7 +11,7 @@ vote that strategies use. Also per budget: ρ among the random subnets of one la
 size proxies cannot win by tracking latency.
 
 Proxy scores are cached per subnet in --cache, so a re-run with more results only computes new ones.
-Usage: python benchmarks/proxies.py [--results /work/main/runs/pareto/results.jsonl] [--short-train]
+Usage: python benchmarks/proxies.py [--results /work/main/runs/pareto-v2/results.jsonl] [--short-train]
 """
 from __future__ import annotations
 
@@ -66,10 +66,10 @@ def boot_ci(x: np.ndarray, y: np.ndarray, stat, n: int, seed: int = 0) -> tuple[
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--results", default="/work/main/runs/pareto/results.jsonl")
-    ap.add_argument("--cache", default="runs/proxies/scores.jsonl")
+    ap.add_argument("--results", default="/work/main/runs/pareto-v2/results.jsonl")
+    ap.add_argument("--cache", default="runs/proxies-v2/scores.jsonl", help="proxy scores per subnet (scores under another preset loss need another file)")
     ap.add_argument("--short-train", action="store_true", help="also the short-training estimator (seconds per subnet)")
-    ap.add_argument("--supernet", default="/work/main/runs/pareto/searched-0.8-s0/search/supernet.pt",
+    ap.add_argument("--supernet", default="/work/main/runs/pareto-v2/searched-0.8-s0/search/supernet.pt",
                     help="trained supernet for the inherited-weights estimator (skipped if absent)")
     ap.add_argument("--boot", type=int, default=2000)
     args = ap.parse_args()
@@ -156,7 +156,7 @@ def main() -> None:
         f"each trained from scratch and scored by the primary quality metric (gain over bicubic, dB; mean over seeds). "
         f"Quality range {q.min():+.3f} to {q.max():+.3f} dB, median {np.median(q):+.3f}.", "",
         f"Proxies: seeded init (seed {cfg.seed}, output conv drawn), a fixed batch of {cfg.batch} training crops, the loss is the "
-        "v-prediction L1 of `diffusion_loss` (rcai/proxies/base.py). `inherited`: the subnet's weights copied from the trained "
+        f"preset's training loss (`preset_loss`: v-prediction, {preset.loss.upper()}; rcai/proxies/base.py). `inherited`: the subnet's weights copied from the trained "
         f"supernet `{args.supernet}` (a default search run of the same protocol), scored by the quality metric untrained further. Intervals: 95% bootstrap over subnets "
         f"({args.boot} resamples). s/subnet: median seconds per subnet (1 thread, shared machine).", "",
         ceiling, "",

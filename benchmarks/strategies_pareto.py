@@ -1,0 +1,169 @@
+"""Issue 14: the sample-based strategies on the Pareto benchmark of the search-quality protocol.
+
+At one latency budget (a fraction of the base's 50-step loop by the cost table) each strategy searches
+under one wall-clock budget with one quality estimator; the subnet it returns is then trained from
+scratch exactly as benchmarks/search_pareto.py trains every architecture (its `run_job`: tiny, 800
+steps, batch 8, lr 2e-3, cosine, seed 0, the primary quality metric) and its whole sampling loop timed
+with ONNX Runtime (1 thread) in interleaved rounds beside the base (search_pareto's `measure_loops`).
+Beside them: the Pareto run's random subnets and DARTS searches at the same budget, read from its
+results.jsonl (trained there with the same protocol).
+
+Strategies run one after the other, training sequential (1 torch thread): the machine is shared.
+Each finished strategy appends one line to <out>/results.jsonl; a re-run skips those, and a killed
+training resumes from its checkpoint.
+Usage: python benchmarks/strategies_pareto.py [--estimator zen] [--seconds 60] [--budget-frac 0.6]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, git_rev, machine, write  # noqa: E402
+from search_pareto import measure_loops, run_job  # noqa: E402
+
+STRATEGIES = ("grid", "random", "evolution", "area", "rl")
+
+
+def search(s: str, args, budget_ms: float) -> dict:
+    """One strategy's search (its result.json if it already finished)."""
+    from rcai.proxies import ProxyConfig
+    from rcai.search.strategies import StrategyConfig
+    from rcai.search.strategies.run import run_strategy
+
+    out = Path(args.out) / f"{s}-{args.estimator}-s{args.seed}" / "search"
+    if (out / "result.json").exists():
+        return json.loads((out / "result.json").read_text())
+    cfg = StrategyConfig(strategy=s, preset="tiny", cost_table=args.table, proxy=args.estimator, area_proxy=args.area_proxy,
+                         latency_budget_ms=budget_ms, steps_per_sample=args.steps_per_sample, evaluations=100000,
+                         time_limit_s=args.seconds, seed=args.seed, population=16, sample_size=4, area_pool=64, crossover=0.2,
+                         proxy_config=ProxyConfig(supernet=args.supernet))
+    _, r = run_strategy(cfg, out, resume=(out / "config.json").exists())
+    return r
+
+
+def pareto_rows(path: Path, frac: float) -> dict[str, list[dict]]:
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    rows = [r for r in rows if "error" not in r and "quality" in r and abs(r["budget_frac"] - frac) < 1e-9]
+    return {m: [r for r in rows if r["method"] == m] for m in ("random", "searched")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--estimator", default="zen", help="quality estimator of every strategy (rcai/proxies)")
+    ap.add_argument("--area-proxy", default="naswot", help="AREA's population-seeding proxy")
+    ap.add_argument("--supernet", default="/work/main/runs/pareto-v2/searched-0.8-s0/search/supernet.pt", help="for --estimator inherited")
+    ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    ap.add_argument("--seconds", type=float, default=60.0, help="wall-clock budget of each search")
+    ap.add_argument("--budget-frac", type=float, default=0.6)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pareto", default="/work/main/runs/pareto-v2/results.jsonl", help="the search-quality run to compare with (read only)")
+    ap.add_argument("--train-steps", type=int, default=800)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr-schedule", default="cosine")
+    ap.add_argument("--steps-per-sample", type=int, default=50)
+    ap.add_argument("--table", default="latency_tables/cpu-tiny.csv")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--out", default="runs/strategies-pareto")
+    ap.add_argument("--name", default="strategies_pareto")
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    from rcai.cost.load import load_cost_model
+    from rcai.io import atomic_write_csv
+    from rcai.space.presets import get_preset
+    from rcai.space.subnet import SubnetSpec
+
+    load_start = os.getloadavg()
+    preset = get_preset("tiny")
+    table = load_cost_model(args.table, preset, warn=lambda m: None)
+    loop = lambda a: table.estimate(a, args.steps_per_sample).loop_ms  # noqa: E731
+    base = table.space.base_arch()
+    budget = args.budget_frac * loop(base)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "results.jsonl"
+    done = {r["id"]: r for r in (json.loads(x) for x in log.read_text().splitlines() if x.strip())} if log.exists() else {}
+    for s in args.strategies:
+        jid = f"{s}-{args.estimator}-s{args.seed}"
+        if jid in done:
+            continue
+        r = search(s, args, budget)
+        print(f"{jid}: best {r['best_score']:.4g}, {r['evaluations']} evals, {r['wall_s']:.1f} s; training", file=sys.stderr, flush=True)
+        job = dict(id=jid, method=s, budget_frac=args.budget_frac, seed=args.seed, arch=r["choices"])
+        rec = run_job(job, args)  # search_pareto's protocol: trained from scratch, quality metric
+        rec.update(strategy=s, estimator=args.estimator, search_wall_s=r["wall_s"], evaluations=r["evaluations"],
+                   proxy_evaluations=r["proxy_evaluations"], proposals=r["proposals"], rejected=r["rejected"], best_score=r["best_score"],
+                   best_at=r["best_at"], load=os.getloadavg()[0])
+        with open(log, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        done[jid] = rec
+        print(f"{jid}: quality {rec['quality']:+.3f} dB", file=sys.stderr, flush=True)
+
+    rows = [r for r in done.values() if r["budget_frac"] == args.budget_frac and r["strategy"] in args.strategies]
+    pareto = pareto_rows(Path(args.pareto), args.budget_frac)
+    base_rec = {"arch": SubnetSpec(preset, base).hash, "choices": base}
+    timing = measure_loops(rows + pareto["random"] + pareto["searched"] + [base_rec], args)
+    ms = lambda r: timing[r["arch"]]["median_ms"]  # noqa: E731
+    for r in rows:
+        r["table_loop_ms"], r["measured_loop_ms"], r["loop_repeatability"] = loop(r["choices"]), ms(r), timing[r["arch"]]["repeatability"]
+    cols = ["strategy", "estimator", "seed", "search_wall_s", "evaluations", "proxy_evaluations", "rejected", "best_score", "best_at", "arch",
+            "table_loop_ms", "measured_loop_ms", "loop_repeatability", "quality", "quality_lo", "quality_hi", "psnr_gain_db", "params", "seconds"]
+    rows.sort(key=lambda r: STRATEGIES.index(r["strategy"]))
+    atomic_write_csv(RESULTS / f"{args.name}.csv", [{c: r.get(c, "") for c in cols} for r in rows], cols)
+
+    base_ms = ms(base_rec)
+    lines = [
+        "# Sample-based strategies on the Pareto benchmark (tiny, trained from scratch)", "",
+        f"`benchmarks/strategies_pareto.py`, rcai {git_rev()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Machine: {machine()}; "
+        f"load average at start {load_start[0]:.2f}/{load_start[1]:.2f}/{load_start[2]:.2f}, at end "
+        f"{os.getloadavg()[0]:.2f}/{os.getloadavg()[1]:.2f}/{os.getloadavg()[2]:.2f}; 1 torch thread; the machine is shared with another "
+        "training benchmark, so wall-clock budgets buy fewer evaluations than on an idle machine.", "",
+        f"Budget: {args.budget_frac:.2f} x the base's {args.steps_per_sample}-step loop by the cost table `{args.table}` = {budget:.1f} ms "
+        f"(the base measures {base_ms:.1f} ms in the same interleaved rounds). Each strategy: estimator `{args.estimator}`, "
+        f"{args.seconds:.0f} s wall clock, seed {args.seed}; population 16, tournament 4, crossover 0.2; AREA seeds its population "
+        f"with the best 16 of 64 random subnets by `{args.area_proxy}`; RL: soft reward (MNAS, γ = -0.07). The subnet each returns is "
+        f"trained from scratch with the search-quality protocol (search_pareto.py `run_job`: {args.train_steps} steps, batch {args.batch}, "
+        f"Adam lr {args.lr}, {args.lr_schedule} decay, seed {args.seed}) and scored by the primary quality metric (posterior-mean gain "
+        f"over bicubic, dB, with its 95% interval over the evaluation images). Loops: ONNX Runtime, 1 thread, {args.rounds} interleaved "
+        "rounds, median.", "",
+        "| strategy | estimator | search wall s | evaluations | best estimator score | table loop ms | measured loop ms | quality dB [95% CI] | sampled PSNR gain dB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        ev = f"{r['evaluations']}" + (f" (+{r['proxy_evaluations']} seeding)" if r["proxy_evaluations"] else "")
+        lines.append(f"| {r['strategy']} | {r['estimator']} | {r['search_wall_s']:.1f} | {ev} | {r['best_score']:.4g} | {r['table_loop_ms']:.1f} | "
+                     f"{r['measured_loop_ms']:.1f} | {r['quality']:+.3f} [{r['quality_lo']:+.3f}, {r['quality_hi']:+.3f}] | {r['psnr_gain_db']:+.2f} |")
+    rnd, srch = pareto["random"], pareto["searched"]
+    lines += ["", f"Beside them, from the search-quality run `{args.pareto}` at the same budget fraction (same training protocol; "
+              "read when this report was written):", "", "| reference | n | quality dB | table loop ms | measured loop ms (median) |", "|---|---:|---:|---:|---:|"]
+    if rnd:
+        rq = sorted(r["quality"] for r in rnd)
+        lines.append(f"| random subnets at ±5% of the budget: median / best / worst | {len(rnd)} | {statistics.median(rq):+.3f} / {rq[-1]:+.3f} / {rq[0]:+.3f} | "
+                     f"{statistics.median(loop(r['choices']) for r in rnd):.1f} | {statistics.median(ms(r) for r in rnd):.1f} |")
+    else:
+        lines.append("| random subnets at this budget | 0 | not yet in the file | | |")
+    if srch:
+        sq = [r["quality"] for r in srch]
+        lines.append(f"| DARTS (`rcai search` defaults), seeds {', '.join(str(r['seed']) for r in srch)}: mean (min..max) | {len(srch)} | "
+                     f"{statistics.mean(sq):+.3f} ({min(sq):+.3f}..{max(sq):+.3f}) | {statistics.mean(loop(r['choices']) for r in srch):.1f} | "
+                     f"{statistics.mean(ms(r) for r in srch):.1f} |")
+    else:
+        lines.append("| DARTS searches at this budget | 0 | not yet in the file | | |")
+    lines += ["", "One seed per strategy and one training seed per subnet: a difference between two strategies smaller than the "
+              "training-seed spread of the metric (search_pareto.md, ranking section) is not evidence that one strategy is better.", "",
+              f"Per strategy: `{args.name}.csv`; run folders (search journal, training) under `{args.out}`.", ""]
+    print("\n".join(lines))
+    write(f"{args.name}.md", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
