@@ -11,6 +11,8 @@ vote that strategies use. Also per budget: ρ among the random subnets of one la
 size proxies cannot win by tracking latency.
 
 Proxy scores are cached per subnet in --cache, so a re-run with more results only computes new ones.
+Beside each ρ: the same proxy's ρ in an earlier run's per-subnet csv (--previous; by default the first
+search-quality run, L1 loss and constant lr: results/proxies_l1.csv).
 Usage: python benchmarks/proxies.py [--results /work/main/runs/pareto-v2/results.jsonl] [--short-train]
 """
 from __future__ import annotations
@@ -29,6 +31,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import git_rev, machine, write  # noqa: E402
 
+MEMBERS_RANK_SUM = ("synflow", "jacob_cov", "snip")  # rcai.proxies.vote.MEMBERS (checked in main)
+
 
 def ground_truth(path: Path) -> dict[str, dict]:
     archs: dict[str, dict] = {}
@@ -46,6 +50,24 @@ def ground_truth(path: Path) -> dict[str, dict]:
     for a in archs.values():
         a["quality"] = statistics.mean(a["by_seed"].values())
     return archs
+
+
+def previous_rho(path: Path, names: list[str]) -> tuple[int, dict[str, float]]:
+    """Spearman ρ of each proxy vs quality in an earlier run's per-subnet csv (0, {} if absent)."""
+    from scipy.stats import spearmanr
+
+    if not path.is_file():
+        return 0, {}
+    lines = [x.split(",") for x in path.read_text().splitlines() if x.strip()]
+    head, body = lines[0], lines[1:]
+    col = lambda n: np.array([float(r[head.index(n)]) for r in body])  # noqa: E731
+    q = col("quality")
+    out = {n: float(spearmanr(col(n), q).statistic) for n in names if n in head}
+    if all(m in head for m in MEMBERS_RANK_SUM):
+        out["vote (rank sum over the set)"] = float(spearmanr(sum(np.argsort(np.argsort(col(m))) for m in MEMBERS_RANK_SUM), q).statistic)
+    if "table_loop_ms" in head:
+        out["table loop latency"] = float(spearmanr(col("table_loop_ms"), q).statistic)
+    return len(body), out
 
 
 def method_counts(gt: dict[str, dict]) -> str:
@@ -72,6 +94,10 @@ def main() -> None:
     ap.add_argument("--supernet", default="/work/main/runs/pareto-v2/searched-0.8-s0/search/supernet.pt",
                     help="trained supernet for the inherited-weights estimator (skipped if absent)")
     ap.add_argument("--boot", type=int, default=2000)
+    ap.add_argument("--previous", default=str(Path(__file__).resolve().parent / "results" / "proxies_l1.csv"),
+                    help="an earlier run's proxies.csv (another protocol): its ρ per proxy goes beside today's")
+    ap.add_argument("--previous-label", default="the first search-quality run (/work/main/runs/pareto): trained with the L1 loss and a constant lr, "
+                    "proxies on the L1 loss")
     args = ap.parse_args()
     import torch
     from scipy.stats import kendalltau, spearmanr
@@ -80,6 +106,8 @@ def main() -> None:
     from rcai.cost.load import load_cost_model
     from rcai.proxies import PROXIES, ProxyConfig, make_estimator
     from rcai.proxies.vote import MEMBERS
+
+    assert tuple(MEMBERS) == MEMBERS_RANK_SUM
     from rcai.space.presets import get_preset
 
     preset = get_preset("tiny")
@@ -123,6 +151,7 @@ def main() -> None:
     tau = lambda x, y: kendalltau(x, y).statistic  # noqa: E731
 
     cis: dict[str, tuple[float, float]] = {}
+    n_prev, prev = previous_rho(Path(args.previous), names)
 
     def row(name, x, s="") -> tuple[float, str]:
         r, rlo, rhi = boot_ci(x, q, rho, args.boot)
@@ -133,7 +162,8 @@ def main() -> None:
             if gt[h]["methods"] == {"random"} and len(gt[h]["budgets"]) == 1:
                 groups.setdefault(next(iter(gt[h]["budgets"])), []).append(i)
         within = [f"{b:.1f}: {rho(x[idx], q[idx]):+.2f} (n={len(idx)})" for b, idx in sorted(groups.items()) if len(idx) >= 5]
-        return r, f"| {name} | {r:+.3f} [{rlo:+.2f}, {rhi:+.2f}] | {t:+.3f} [{tlo:+.2f}, {thi:+.2f}] | {'; '.join(within) or '–'} | {s} |"
+        p = f"{prev[name]:+.3f}" if name in prev else "–"
+        return r, f"| {name} | {r:+.3f} [{rlo:+.2f}, {rhi:+.2f}] | {t:+.3f} [{tlo:+.2f}, {thi:+.2f}] | {'; '.join(within) or '–'} | {p} | {s} |"
 
     rows = sorted((row(n, cols[n], f"{secs[n]:.2f}" if n in secs else "from its members") for n in cols), key=lambda r: -r[0])
     ranked = [(i + 1, r) for i, r in enumerate(rows)]
@@ -160,8 +190,9 @@ def main() -> None:
         f"supernet `{args.supernet}` (a default search run of the same protocol), scored by the quality metric untrained further. Intervals: 95% bootstrap over subnets "
         f"({args.boot} resamples). s/subnet: median seconds per subnet (1 thread, shared machine).", "",
         ceiling, "",
-        "| rank | proxy | Spearman ρ [95% CI] | Kendall τ [95% CI] | ρ within one budget (random subnets at ±5% of the loop) | s/subnet |",
-        "|---:|---|---:|---:|---|---:|",
+        f"Previous protocol (column 'ρ before'): `{Path(args.previous).name}`, {n_prev} subnets, {args.previous_label}.", "",
+        "| rank | proxy | Spearman ρ [95% CI] | Kendall τ [95% CI] | ρ within one budget (random subnets at ±5% of the loop) | ρ before | s/subnet |",
+        "|---:|---|---:|---:|---|---:|---:|",
     ]
     lines += [f"| {i} {line}" for i, (_, line) in ranked]
     perm = np.random.default_rng(1)
@@ -172,12 +203,13 @@ def main() -> None:
               f"{np.percentile(null8, 2.5):+.2f} .. {np.percentile(null8, 97.5):+.2f} for the 8 subnets of one budget: a proxy "
               "inside that band has shown nothing."]
     sure = [n for n in cols if cis[n][0] > 0]
+    wrong = [n for n in cols if cis[n][1] < 0]
     vote_rank = next(i for i, (_, line) in ranked if line.startswith("| vote |"))
-    lines += ["", f"Reading: {'only ' + ', '.join(sure) if sure else 'no estimator'} has a Spearman interval above 0 over all "
-              f"{len(hs)} subnets; the vote ranks {vote_rank} of {len(ranked)}. As in the seeds' tables, no proxy wins everywhere, "
-              "and here most are indistinguishable from no information: the subnets differ little in trained quality relative "
-              "to the training-seed spread (see the repeatability line above), and within one budget n = 8 leaves any ρ inside ±0.7 unproven."]
-    lines += ["", "Baselines (not proxies):", "", "| baseline | Spearman ρ [95% CI] | Kendall τ [95% CI] | within one budget | |", "|---|---:|---:|---|---|"]
+    lines += ["", f"Reading: {', '.join(sure) if sure else 'no estimator'} ha{'ve' if len(sure) > 1 else 's'} a Spearman interval above 0 over all "
+              f"{len(hs)} subnets ({len(sure)} of {len(ranked)})" + (f"; {', '.join(wrong)} rank{'s' if len(wrong) == 1 else ''} them the wrong way round "
+              "(interval below 0)" if wrong else "") + f"; the per-subnet vote ranks {vote_rank} of {len(ranked)}. "
+              "Within one budget, n = 8 leaves any ρ inside ±0.7 unproven."]
+    lines += ["", "Baselines (not proxies):", "", "| baseline | Spearman ρ [95% CI] | Kendall τ [95% CI] | within one budget | ρ before | |", "|---|---:|---:|---|---:|---|"]
     lines += [row(n, x)[1] for n, x in baselines.items()]
     lines += ["", f"Vote members: {', '.join(MEMBERS)}. `vote` is the per-subnet score the strategies use (each member's score "
               "placed among 16 fixed random references, averaged); the rank-sum form needs the whole set and so cannot drive a search.", ""]
