@@ -49,8 +49,9 @@ def search(s: str, args, budget_ms: float) -> dict:
 
 def pareto_rows(path: Path, frac: float) -> dict[str, list[dict]]:
     rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-    rows = [r for r in rows if "error" not in r and "quality" in r and abs(r["budget_frac"] - frac) < 1e-9]
-    return {m: [r for r in rows if r["method"] == m] for m in ("random", "searched")}
+    rows = [r for r in rows if "error" not in r and "quality" in r]
+    out = {m: [r for r in rows if r["method"] == m and abs(r["budget_frac"] - frac) < 1e-9] for m in ("random", "searched")}
+    return {**out, "base": [r for r in rows if r["method"] == "base"]}
 
 
 def main() -> None:
@@ -116,8 +117,9 @@ def main() -> None:
     for r in rows:
         r["table_loop_ms"], r["measured_loop_ms"], r["loop_repeatability"] = loop(r["choices"]), ms(r), timing[r["arch"]]["repeatability"]
     cols = ["strategy", "estimator", "seed", "search_wall_s", "evaluations", "proxy_evaluations", "rejected", "best_score", "best_at", "arch",
-            "table_loop_ms", "measured_loop_ms", "loop_repeatability", "quality", "quality_lo", "quality_hi", "psnr_gain_db", "params", "seconds"]
-    rows.sort(key=lambda r: STRATEGIES.index(r["strategy"]))
+            "table_loop_ms", "measured_loop_ms", "loop_repeatability", "quality", "quality_lo", "quality_hi", "psnr_gain_db", "params", "seconds", "load"]
+    rows.sort(key=lambda r: (r["estimator"] != args.estimator, r["estimator"], STRATEGIES.index(r["strategy"])))
+    estimators = ", ".join(f"`{e}`" for e in dict.fromkeys(r["estimator"] for r in rows))
     atomic_write_csv(RESULTS / f"{args.name}.csv", [{c: r.get(c, "") for c in cols} for r in rows], cols)
 
     base_ms = ms(base_rec)
@@ -128,7 +130,7 @@ def main() -> None:
         f"{os.getloadavg()[0]:.2f}/{os.getloadavg()[1]:.2f}/{os.getloadavg()[2]:.2f}; 1 torch thread; the machine is shared with another "
         "training benchmark, so wall-clock budgets buy fewer evaluations than on an idle machine.", "",
         f"Budget: {args.budget_frac:.2f} x the base's {args.steps_per_sample}-step loop by the cost table `{args.table}` = {budget:.1f} ms "
-        f"(the base measures {base_ms:.1f} ms in the same interleaved rounds). Each strategy: estimator `{args.estimator}`, "
+        f"(the base measures {base_ms:.1f} ms in the same interleaved rounds). Each strategy: one estimator ({estimators}; one run each), "
         f"{args.seconds:.0f} s wall clock, seed {args.seed}; population 16, tournament 4, crossover 0.2; AREA seeds its population "
         f"with the best 16 of 64 random subnets by `{args.area_proxy}`; RL: soft reward (MNAS, γ = -0.07). The subnet each returns is "
         f"trained from scratch with the search-quality protocol (search_pareto.py `run_job`: {args.train_steps} steps, batch {args.batch}, "
@@ -158,6 +160,10 @@ def main() -> None:
                      f"{statistics.mean(ms(r) for r in srch):.1f} |")
     else:
         lines.append("| DARTS searches at this budget | 0 | not yet in the file | | |")
+    if pareto["base"]:
+        bq = [r["quality"] for r in pareto["base"]]
+        lines.append(f"| the base (no search, 1.0 x budget), seeds {', '.join(str(r['seed']) for r in pareto['base'])}: mean (min..max) | {len(bq)} | "
+                     f"{statistics.mean(bq):+.3f} ({min(bq):+.3f}..{max(bq):+.3f}) | {loop(base):.1f} | {base_ms:.1f} |")
     lines += ["", "One seed per strategy and one training seed per subnet: a difference between two strategies smaller than the "
               "training-seed spread of the metric (search_pareto.md, ranking section) is not evidence that one strategy is better.", "",
               f"Per strategy: `{args.name}.csv`; run folders (search journal, training) under `{args.out}`.", ""]
