@@ -96,6 +96,7 @@ def main() -> None:
     ap.add_argument("--boot", type=int, default=2000)
     ap.add_argument("--previous", default=str(Path(__file__).resolve().parent / "results" / "proxies_l1.csv"),
                     help="an earlier run's proxies.csv (another protocol): its ρ per proxy goes beside today's")
+    ap.add_argument("--previous-results", default="/work/main/runs/pareto/results.jsonl", help="the previous protocol's results.jsonl (its seed-to-seed ρ)")
     ap.add_argument("--previous-label", default="the first search-quality run (/work/main/runs/pareto): trained with the L1 loss and a constant lr, "
                     "proxies on the L1 loss")
     args = ap.parse_args()
@@ -165,16 +166,20 @@ def main() -> None:
         p = f"{prev[name]:+.3f}" if name in prev else "–"
         return r, f"| {name} | {r:+.3f} [{rlo:+.2f}, {rhi:+.2f}] | {t:+.3f} [{tlo:+.2f}, {thi:+.2f}] | {'; '.join(within) or '–'} | {p} | {s} |"
 
+    cols_rho = {n: rho(cols[n], q) for n in cols}
     rows = sorted((row(n, cols[n], f"{secs[n]:.2f}" if n in secs else "from its members") for n in cols), key=lambda r: -r[0])
     ranked = [(i + 1, r) for i, r in enumerate(rows)]
-    pairs = [(a["by_seed"][0], a["by_seed"][1]) for a in gt.values() if 0 in a["by_seed"] and 1 in a["by_seed"]]
-    ceiling = ""
-    if len(pairs) >= 3:
+    def seed_rho(gt_: dict[str, dict]) -> str:
+        pairs = [(a["by_seed"][0], a["by_seed"][1]) for a in gt_.values() if 0 in a["by_seed"] and 1 in a["by_seed"]]
+        if len(pairs) < 3:
+            return f"only {len(pairs)} subnets trained with two seeds so far (need ≥ 3)"
         x0, x1 = np.array(pairs).T
         r, lo, hi = boot_ci(x0, x1, rho, args.boot)
-        ceiling = f"Ground truth's own repeatability (the ceiling no proxy can beat): {len(pairs)} subnets trained with seeds 0 and 1, Spearman ρ seed 0 vs seed 1 = {r:+.3f} [{lo:+.2f}, {hi:+.2f}]."
-    else:
-        ceiling = f"Ground truth's own repeatability: only {len(pairs)} subnets trained with two seeds so far (need ≥ 3)."
+        return f"{len(pairs)} subnets trained with seeds 0 and 1, Spearman ρ seed 0 vs seed 1 = {r:+.3f} [{lo:+.2f}, {hi:+.2f}]"
+
+    ceiling = f"Ground truth's own repeatability (the ceiling no proxy can beat): {seed_rho(gt)}."
+    if Path(args.previous_results).is_file():
+        ceiling += f" Under the previous protocol (`{args.previous_results}`): {seed_rho(ground_truth(Path(args.previous_results)))}."
     lines = [
         "# Zero-cost proxies vs trained quality (tiny)", "",
         f"`benchmarks/proxies.py`, rcai {git_rev()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Machine: {machine()}; "
@@ -209,6 +214,13 @@ def main() -> None:
               f"{len(hs)} subnets ({len(sure)} of {len(ranked)})" + (f"; {', '.join(wrong)} rank{'s' if len(wrong) == 1 else ''} them the wrong way round "
               "(interval below 0)" if wrong else "") + f"; the per-subnet vote ranks {vote_rank} of {len(ranked)}. "
               "Within one budget, n = 8 leaves any ρ inside ±0.7 unproven."]
+    prev_est = sorted(((v, k) for k, v in prev.items() if k in cols), reverse=True)
+    if prev_est:
+        order = [k for _, k in prev_est]
+        moved = sorted(((cols_rho[k] - v, k) for v, k in prev_est), reverse=True)
+        vote = f", the per-subnet vote ranked {order.index('vote') + 1} of {len(order)}" if "vote" in order else ""
+        lines += ["", f"Before (the previous protocol, {n_prev} subnets): best {order[0]} ρ {prev_est[0][0]:+.3f}{vote}. Largest changes of ρ "
+                  "since: " + ", ".join(f"{k} {d:+.2f}" for d, k in moved[:3]) + "; " + ", ".join(f"{k} {d:+.2f}" for d, k in moved[-2:]) + "."]
     lines += ["", "Baselines (not proxies):", "", "| baseline | Spearman ρ [95% CI] | Kendall τ [95% CI] | within one budget | ρ before | |", "|---|---:|---:|---|---:|---|"]
     lines += [row(n, x)[1] for n, x in baselines.items()]
     lines += ["", f"Vote members: {', '.join(MEMBERS)}. `vote` is the per-subnet score the strategies use (each member's score "

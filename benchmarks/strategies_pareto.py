@@ -164,8 +164,18 @@ def main() -> None:
         bq = [r["quality"] for r in pareto["base"]]
         lines.append(f"| the base (no search, 1.0 x budget), seeds {', '.join(str(r['seed']) for r in pareto['base'])}: mean (min..max) | {len(bq)} | "
                      f"{statistics.mean(bq):+.3f} ({min(bq):+.3f}..{max(bq):+.3f}) | {loop(base):.1f} | {base_ms:.1f} |")
-    lines += ["", "One seed per strategy and one training seed per subnet: a difference between two strategies smaller than the "
-              "training-seed spread of the metric (search_pareto.md, ranking section) is not evidence that one strategy is better.", "",
+    best = max(rows, key=lambda r: r["quality"])
+    read = [f"Best trained quality: {best['strategy']} with `{best['estimator']}`, {best['quality']:+.3f} dB at {best['measured_loop_ms']:.1f} ms measured; "
+            f"the {len(rows)} strategy runs span {min(r['quality'] for r in rows):+.3f} .. {best['quality']:+.3f} dB"]
+    if rnd:
+        read.append(f"{sum(r['quality'] >= statistics.median(rq) for r in rows)} of {len(rows)} reach the random median, "
+                    f"{sum(r['quality'] >= rq[-1] for r in rows)} the best random subnet")
+    if srch:
+        read.append(f"{sum(r['quality'] >= statistics.mean(sq) for r in rows)} of {len(rows)} reach the DARTS mean")
+    if len(pareto["base"]) > 1:
+        read.append(f"for scale, the base trained with {len(bq)} seeds has sd {statistics.stdev(bq):.3f} dB")
+    lines += ["", "Reading: " + "; ".join(read) + ". One seed per strategy and one training seed per subnet: a difference smaller than "
+              "the training-seed spread of the metric is not evidence that one strategy (or estimator) is better.", "",
               f"Per strategy: `{args.name}.csv`; run folders (search journal, training) under `{args.out}`.", ""]
     print("\n".join(lines))
     write(f"{args.name}.md", "\n".join(lines))
