@@ -165,6 +165,10 @@ def main() -> None:
         bq = [r["quality"] for r in pareto["base"]]
         lines.append(f"| the base (no search, 1.0 x budget), seeds {', '.join(str(r['seed']) for r in pareto['base'])}: mean (min..max) | {len(bq)} | "
                      f"{statistics.mean(bq):+.3f} ({min(bq):+.3f}..{max(bq):+.3f}) | {loop(base):.1f} | {base_ms:.1f} |")
+    reps = sorted(timing[a]["repeatability"] for a in {r["arch"] for r in rows + rnd + srch} | {base_rec["arch"]})
+    lines += ["", f"Timing repeatability (|median of the first rounds − median of the last| / median, per loop, in the same session): "
+              f"median {statistics.median(reps):.0%}, max {reps[-1]:.0%} over {len(reps)} loops; a loop difference below that is noise of "
+              "the shared machine. Loops measured in an earlier session are kept (`timing.json`)."]
     best = max(rows, key=lambda r: r["quality"])
     read = [f"Best trained quality: {best['strategy']} with `{best['estimator']}`, {best['quality']:+.3f} dB at {best['measured_loop_ms']:.1f} ms measured; "
             f"the {len(rows)} strategy runs span {min(r['quality'] for r in rows):+.3f} .. {best['quality']:+.3f} dB"]
