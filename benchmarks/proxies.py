@@ -162,7 +162,7 @@ def main() -> None:
         for i, h in enumerate(hs):
             if gt[h]["methods"] == {"random"} and len(gt[h]["budgets"]) == 1:
                 groups.setdefault(next(iter(gt[h]["budgets"])), []).append(i)
-        within = [f"{b:.1f}: {rho(x[idx], q[idx]):+.2f} (n={len(idx)})" for b, idx in sorted(groups.items()) if len(idx) >= 5]
+        within = [f"{b:g}: {rho(x[idx], q[idx]):+.2f} (n={len(idx)})" for b, idx in sorted(groups.items()) if len(idx) >= 5]
         p = f"{prev[name]:+.3f}" if name in prev else "–"
         return r, f"| {name} | {r:+.3f} [{rlo:+.2f}, {rhi:+.2f}] | {t:+.3f} [{tlo:+.2f}, {thi:+.2f}] | {'; '.join(within) or '–'} | {p} | {s} |"
 
