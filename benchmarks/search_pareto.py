@@ -170,21 +170,49 @@ def report(rows: list[dict], args, header: str) -> str:
                      f"{'yes' if ok_med else 'NO'} / {'yes' if ok_best else 'no'} |")
     n = len([f for f in args.budgets if by("searched", f)])
     lines += ranking_lines(rows)
+    lines += ablation_lines(args.ablation)
     lines += variant_lines(rows, args)
     lines += ["", f"Goal (searched mean ≥ median random at every budget; ≥ best random at 2 of 3): median met at {met_median} of {n} budgets, "
               f"best at {met_best} of {n}.", "", "![quality vs measured loop](search_pareto.png)", ""]
     return "\n".join(lines)
 
 
-def ranking_lines(rows: list[dict]) -> list[str]:
-    """Does the metric rank networks the same way whatever the training seed?"""
-    from scipy.stats import spearmanr
-
+def seed_pairs(rows: list[dict]) -> list[dict[int, dict]]:
+    """The architectures of the ranking study trained with both seed 0 and seed 1."""
     by_arch: dict[str, dict[int, dict]] = {}
     for r in rows:
         if r["method"] in ("base", "cheapest", "ranking", "uniform") and r["seed"] in (0, 1):
             by_arch.setdefault(r["arch"], {})[r["seed"]] = r
-    pairs = [v for v in by_arch.values() if 0 in v and 1 in v]
+    return [v for v in by_arch.values() if 0 in v and 1 in v]
+
+
+def ablation_lines(specs: list[str]) -> list[str]:
+    """The same ranking study from earlier runs of this benchmark under other training settings."""
+    from scipy.stats import spearmanr
+
+    out = []
+    for spec in specs:
+        path, _, label = spec.partition("=")
+        rows = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
+        rows = [r for r in rows if "error" not in r]
+        pairs = seed_pairs(rows)
+        base = [r["quality"] for r in rows if r["method"] == "base"]
+        rho = f"{spearmanr([p[0]['quality'] for p in pairs], [p[1]['quality'] for p in pairs]).statistic:.3f}" if len(pairs) >= 3 else "n/a (< 3 pairs)"
+        diffs = [abs(p[0]["quality"] - p[1]["quality"]) for p in pairs]
+        out.append(f"| {label} | {len(pairs)} | {rho} | {statistics.median(diffs) if diffs else float('nan'):.3f} / {max(diffs, default=float('nan')):.3f} | "
+                   f"{len(base)} | {statistics.mean(base) if base else float('nan'):+.3f} | {statistics.stdev(base) if len(base) > 1 else float('nan'):.3f} |")
+    if not out:
+        return []
+    return ["", "Earlier runs of this benchmark under other training settings (the same subnets where they overlap):", "",
+            "| training | subnets with seeds 0 and 1 | Spearman seed 0 vs 1 | abs(seed 0 - seed 1) median / max dB | base seeds | base mean dB | base sd dB |",
+            "|---|---:|---:|---:|---:|---:|---:|"] + out
+
+
+def ranking_lines(rows: list[dict]) -> list[str]:
+    """Does the metric rank networks the same way whatever the training seed?"""
+    from scipy.stats import spearmanr
+
+    pairs = seed_pairs(rows)
     if len(pairs) < 3:
         return []
     q0, q1 = [p[0]["quality"] for p in pairs], [p[1]["quality"] for p in pairs]
@@ -285,6 +313,7 @@ def main() -> None:
     ap.add_argument("--name", default="search_pareto")
     ap.add_argument("--variants", nargs="*", default=[], help="softmax variants for Table 5.1 (e.g. simple temperature gumbel)")
     ap.add_argument("--variant-budget", type=float, default=0.6)
+    ap.add_argument("--ablation", nargs="*", default=[], help="RESULTS.jsonl=LABEL of earlier runs (other training settings) for the ranking study")
     ap.add_argument("--report-only", action="store_true", help="measure and report the finished jobs, run none")
     ap.add_argument("--methods", nargs="*", default=None, help="run only the jobs of these methods")
     ap.add_argument("--no-report", action="store_true", help="run the jobs, leave measuring and reporting to a later --report-only")
@@ -330,7 +359,9 @@ def main() -> None:
     rows.sort(key=lambda r: (-r["budget_frac"], METHODS.index(r["method"]), r["seed"], r["arch"]))
     atomic_write_csv(RESULTS / f"{args.name}.csv", [{c: r.get(c, "") for c in cols} for r in rows], cols)
     plot(rows, RESULTS / f"{args.name}.png")
-    settings = (f"Settings: every architecture trained from scratch for {args.train_steps} steps, batch {args.batch}, Adam lr {args.lr}; "
+    preset = get_preset("tiny")
+    settings = (f"Settings: every architecture trained from scratch for {args.train_steps} steps, batch {args.batch}, Adam lr {args.lr} "
+                f"({args.lr_schedule} schedule), {preset.loss.upper()} loss on {preset.prediction}; "
                 f"search: `rcai search` defaults, softmax {args.softmax}, budget = fraction x base table loop; table `{args.table}`; "
                 f"loops timed in {args.rounds} interleaved rounds (load average at the end {os.getloadavg()[0]:.2f}).")
     noise = f"\nEval noise of the metric (base seed 0, 5 noise seeds of the posterior mean): eval_noise_sd = {eval_noise(args):.4f} dB.\n"
