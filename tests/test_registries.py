@@ -106,7 +106,7 @@ class TestTargetContract:
 ALPHA = torch.tensor([[1.0, 0.5, -0.5], [0.0, 0.0, 0.0]])
 
 
-@pytest.mark.parametrize("name", list_softmax())
+@pytest.mark.parametrize("name", [n for n in list_softmax() if not getattr(get_softmax(n), "score_function", False)])
 @pytest.mark.parametrize("tau", [0.08, 1.0, 20.0])  # the range the report's temperature decay covers
 def test_softmax_variant_gives_differentiable_weights(name, tau):
     torch.manual_seed(0)

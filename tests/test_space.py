@@ -133,7 +133,7 @@ def test_eq8_temperature_curve_runs_from_max_to_min():
 
 
 def test_softmax_variants_registered_and_behave():
-    assert set(list_softmax()) == {"simple", "temperature", "gumbel", "gdas"}
+    assert set(list_softmax()) == {"simple", "temperature", "gumbel", "gdas", "paired"}
     alpha = torch.tensor([1.0, 0.5, 0.0])
     simple = get_softmax("simple")(alpha, 1.0)
     assert torch.allclose(simple, torch.softmax(alpha, 0))
@@ -155,6 +155,11 @@ def test_softmax_variants_registered_and_behave():
     assert sorted(h.detach().tolist()) == [0.0, 0.0, 1.0]
     (h * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
     assert a.grad.abs().sum() > 0
+    # paired: a one-hot path drawn from softmax(alpha), no gradient (the search scores it by its loss)
+    torch.manual_seed(0)
+    draws = torch.stack([get_softmax("paired")(alpha, 1.0) for _ in range(4000)])
+    assert set(draws.sum(1).tolist()) == {1.0} and not draws.requires_grad
+    assert torch.allclose(draws.mean(0), torch.softmax(alpha, 0), atol=0.03)
     with pytest.raises(RcaiError):
         get_softmax("sparsemax")
 

@@ -17,7 +17,7 @@ def search(
     cost_table: str = CostTableOpt(...),
     out: str = typer.Option(..., "--out", "-o", help="Run folder, e.g. runs/search."),
     preset: str = PresetOpt,
-    softmax: str = typer.Option(SEARCH["softmax"], help="Mixed-op weights: simple | temperature | gumbel | gdas (single path)."),
+    softmax: str = typer.Option(SEARCH["softmax"], help="Mixed-op weights: simple | temperature | gumbel | gdas (single path) | paired (single path, paired REINFORCE)."),
     latency_budget_ms: Optional[float] = typer.Option(SEARCH["latency_budget_ms"], help="Budget for the whole sampling loop (ms)."),
     sample_steps: int = typer.Option(SEARCH["steps_per_sample"], "--sample-steps", help="Sampling steps of the deployed loop; latency counts all of them."),
     penalty: str = typer.Option(SEARCH["penalty"], help="expected | budget | mul-log (auto: budget if a budget is set)."),

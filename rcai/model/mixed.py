@@ -49,6 +49,21 @@ def gdas_softmax(alpha: torch.Tensor, tau: float) -> torch.Tensor:
 gdas_softmax.single_path = True  # type: ignore[attr-defined]
 
 
+@register_softmax("paired")
+def paired_sample(alpha: torch.Tensor, tau: float) -> torch.Tensor:
+    """Single path sampled from softmax(alpha), without a gradient: the search scores paths by
+    their loss instead (leave-one-out REINFORCE over two paths on the same batch and noise, see
+    rcai/search/darts.py). Unlike GDAS's straight-through gradient, which tells whether scaling the
+    sampled op's output up would help, the paired difference compares ops with each other."""
+    n = alpha.shape[-1]
+    k = torch.multinomial(torch.softmax(alpha.detach(), dim=-1).reshape(-1, n), 1).reshape(alpha.shape[:-1])
+    return F.one_hot(k, n).to(alpha.dtype)
+
+
+paired_sample.single_path = True  # type: ignore[attr-defined]
+paired_sample.score_function = True  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class TanhTemperature:
     """The report's eq. 8 temperature decay, over `width` steps from `max` down to `min`.
@@ -91,6 +106,7 @@ class MixedOp(Slot):
         self.softmax = softmax
         self.tau = 1.0
         self.last_weights: torch.Tensor | None = None
+        self.last_choice: int | None = None  # the op a single-path forward ran
 
     def weights(self) -> torch.Tensor:
         return get_softmax(self.softmax)(self.alpha, self.tau)
@@ -99,7 +115,7 @@ class MixedOp(Slot):
         w = self.weights()
         self.last_weights = w
         if getattr(get_softmax(self.softmax), "single_path", False):
-            k = int(torch.argmax(w.detach()))
+            k = self.last_choice = int(torch.argmax(w.detach()))
             return w[k] * list(self.ops.values())[k](*args)  # w[k] is 1 with the soft gradient
         out = None
         for wi, op in zip(w, self.ops.values()):

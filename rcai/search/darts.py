@@ -20,7 +20,7 @@ from ..cost.expected import expected_cost
 from ..cost.model import OpCostModel
 from ..diffusion import NoiseSchedule, preset_loss
 from ..space.extract import argmax_arch
-from ..model.mixed import TanhTemperature
+from ..model.mixed import TanhTemperature, get_softmax
 from ..model.unet import UNet
 from ..space.space import SearchSpace
 from ..train.batches import BatchStream
@@ -78,6 +78,7 @@ class Bilevel:
         self.temperature = TanhTemperature(self.cfg.tau_max, self.cfg.tau_min, width=self.cfg.steps)
         self.penalty = get_penalty(self.cfg.penalty_name)
         self.supernet.set_softmax(self.cfg.softmax)
+        self.score_function = getattr(get_softmax(self.cfg.softmax), "score_function", False)
         # Scales that make the two terms of the architecture loss commensurate (see arch_step).
         self.data_ref = 0.0  # running mean of the data loss over the warm-up, then frozen
         self.mu = 0.0  # budget multiplier (dual variable), adapted every alpha step
@@ -126,8 +127,8 @@ class Bilevel:
         _requires_grad(self.alphas, True)
         for m in self.mixed:  # single path: a nested slot the sampled path skips must not keep an old graph's weights
             m.last_weights = None
-        data_loss = preset_loss(self.supernet, self.schedule, self.supernet.preset, *self.val_stream.next())
-        data_term = self.cfg.data_weight * data_loss / (self.data_ref if self.data_ref > 0 else 1.0)
+        data_loss, carrier = self._data_loss()
+        data_term = self.cfg.data_weight * carrier / (self.data_ref if self.data_ref > 0 else 1.0)
         budget = self.cfg.latency_budget_ms
         if budget and self.cfg.penalty_name == "budget":
             lat, flops = self.expected_loop_cost(under_alpha=True)
@@ -147,6 +148,27 @@ class Bilevel:
         self.opt_a.step()
         _requires_grad(self.weights, True)
         return {"loss_data": data_loss.item(), "loss_arch": loss.item(), "expected_loop_ms": lat.item(), "expected_flops": flops.item(), "mu": self.mu, "kappa": self.kappa}
+
+    def _data_loss(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The validation loss and the term whose alpha-gradient carries it. Relaxed and straight-through
+        weights: the loss itself. A score-function sampler ("paired"): two paths drawn from softmax(alpha)
+        run on the same batch, noise levels and noise, and the surrogate
+        loss + (L_a - L_b)(log p(a) - log p(b)) / 2 has the leave-one-out REINFORCE gradient, unbiased for
+        the expected loss; pairing cancels the batch-to-batch noise that dwarfs op differences."""
+        batch = self.val_stream.next()
+        if not self.score_function:
+            loss = preset_loss(self.supernet, self.schedule, self.supernet.preset, *batch)
+            return loss, loss
+        seed = int(torch.randint(0, 2**62, (1,)))
+        losses, logps = [], []
+        for _ in range(2):
+            for m in self.mixed:
+                m.last_weights = None
+            with torch.no_grad():
+                losses.append(preset_loss(self.supernet, self.schedule, self.supernet.preset, *batch, generator=torch.Generator().manual_seed(seed)))
+            logps.append(sum(torch.log_softmax(m.alpha, 0)[m.last_choice] for m in self.mixed if m.last_weights is not None))
+        loss = (losses[0] + losses[1]) / 2
+        return loss, loss + (losses[0] - losses[1]) * (logps[0] - logps[1]) / 2
 
     def _gradient_ratio(self, data_term: torch.Tensor, rel_lat: torch.Tensor) -> float:
         """|d data / d alpha| / |d (E[loop]/budget) / d alpha| at the first alpha step: the scale that
