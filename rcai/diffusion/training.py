@@ -59,6 +59,8 @@ def diffusion_loss(
     """
     if lr_up.shape != hr.shape or hr.dim() != 4:
         raise RcaiError(f"diffusion_loss: lr_up {tuple(lr_up.shape)} and hr {tuple(hr.shape)} must both be [B,C,H,W]")
+    if loss not in LOSSES:
+        raise RcaiError(f"diffusion_loss: loss must be one of {tuple(LOSSES)}, got {loss!r}")
     b = hr.shape[0]
     t = sample_timesteps(schedule, b, generator)
     gamma = sample_gamma(schedule, t, generator)
@@ -69,8 +71,6 @@ def diffusion_loss(
     pred = denoiser(torch.cat([lr_up, y_t], dim=1), noise_level)
     if pred.shape != eps.shape:
         raise RcaiError(f"diffusion_loss: denoiser returned {tuple(pred.shape)}, expected {tuple(eps.shape)}")
-    if loss not in LOSSES:
-        raise RcaiError(f"diffusion_loss: loss must be one of {tuple(LOSSES)}, got {loss!r}")
     return LOSSES[loss](pred, training_target(prediction, x0, eps, gamma))
 
 
