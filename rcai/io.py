@@ -185,6 +185,22 @@ def append_line(path: str | os.PathLike, line: str) -> None:
             os.fsync(f.fileno())
 
 
+def read_jsonl(path: str | os.PathLike, stop_at_bad: bool = False) -> list[Any]:
+    """The records of a JSON-lines file ([] if it does not exist). An unparsable line (cut by a kill)
+    is skipped, or with `stop_at_bad` ends the read (a journal replays only up to it)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            if stop_at_bad:
+                break
+    return out
+
+
 def read_json(path: str | os.PathLike, expect: type | None = None) -> Any:
     """JSON from `path`; with `expect` (dict, list) a file of another type is a one-line error."""
     from .errors import RcaiError

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import RcaiError
-from ..io import append_line, atomic_torch_save, atomic_write_json, load_torch, read_json
+from ..io import append_line, atomic_torch_save, atomic_write_json, load_torch, read_json, read_jsonl
 
 
 @dataclass
@@ -49,16 +49,7 @@ class RunDir:
         append_line(self.file("log.jsonl"), json.dumps(record, default=float))
 
     def read_log(self) -> list[dict[str, Any]]:
-        p = self.file("log.jsonl")
-        if not p.exists():
-            return []
-        out = []
-        for line in p.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut by a kill
-                pass
-        return out
+        return read_jsonl(self.file("log.jsonl"))
 
     def truncate_log(self, step: int) -> None:
         """On resume, drop log lines written after the checkpoint (they will be redone)."""

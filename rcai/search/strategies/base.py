@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 from ...config import JsonConfig
 from ...cost.model import CostModel
 from ...errors import RcaiError
-from ...io import append_line
+from ...io import append_line, read_jsonl
 from ...proxies import Estimator, ProxyConfig
 from ...registry import Registry
 from ...space.space import Arch, SearchSpace
@@ -133,7 +133,7 @@ class Session:
 
     def __init__(self, problem: Problem, cfg: StrategyConfig, journal: Path | None = None):
         self.problem, self.cfg, self.journal = problem, cfg, journal
-        self.replay: list[dict[str, Any]] = _read_journal(journal) if journal else []
+        self.replay: list[dict[str, Any]] = read_jsonl(journal, stop_at_bad=True) if journal else []  # a line cut by a kill: redone
         self.history: list[dict[str, Any]] = []
         self.memo: dict[tuple[str, str], float] = {}
         self.evaluations = self.proxy_evaluations = 0
@@ -199,16 +199,6 @@ class Session:
         return max(scored, key=lambda r: r["score"])  # first of equals: the earliest
 
 
-def _read_journal(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut by a kill: redone
-            break
-    return out
 
 
 class SearchStrategy(ABC):
