@@ -177,6 +177,12 @@ def report(rows: list[dict], args, header: str) -> str:
     return "\n".join(lines)
 
 
+def finished(path: Path) -> list[dict]:
+    """The jobs of a results.jsonl that finished (an error record is a job to redo)."""
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    return [r for r in rows if "error" not in r]
+
+
 def seed_pairs(rows: list[dict]) -> list[dict[int, dict]]:
     """The architectures of the ranking study trained with both seed 0 and seed 1."""
     by_arch: dict[str, dict[int, dict]] = {}
@@ -193,8 +199,7 @@ def ablation_lines(specs: list[str]) -> list[str]:
     out = []
     for spec in specs:
         path, _, label = spec.partition("=")
-        rows = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
-        rows = [r for r in rows if "error" not in r]
+        rows = finished(Path(path))
         pairs = seed_pairs(rows)
         base = [r["quality"] for r in rows if r["method"] == "base"]
         rho = f"{spearmanr([p[0]['quality'] for p in pairs], [p[1]['quality'] for p in pairs]).statistic:.3f}" if len(pairs) >= 3 else "n/a (< 3 pairs)"
@@ -328,8 +333,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "results.jsonl"
-    done = {json.loads(x)["id"]: json.loads(x) for x in log.read_text().splitlines() if x.strip()} if log.exists() else {}
-    done = {k: v for k, v in done.items() if "error" not in v}
+    done = {r["id"]: r for r in finished(log)}
     todo = [] if args.report_only else [j for j in jobs_for(args, table) if j["id"] not in done and (args.methods is None or j["method"] in args.methods)]
     print(f"{len(done)} jobs done, {len(todo)} to run", file=sys.stderr)
     order = ("searched", "base", "cheapest", "uniform", "random", "ranking", "variant")

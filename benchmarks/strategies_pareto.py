@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, git_rev, machine, write  # noqa: E402
-from search_pareto import measure_loops, run_job  # noqa: E402
+from search_pareto import finished, measure_loops, run_job  # noqa: E402
 
 STRATEGIES = ("grid", "random", "evolution", "area", "rl")
 
@@ -48,8 +48,7 @@ def search(s: str, args, budget_ms: float) -> dict:
 
 
 def pareto_rows(path: Path, frac: float) -> dict[str, list[dict]]:
-    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-    rows = [r for r in rows if "error" not in r and "quality" in r]
+    rows = [r for r in finished(path) if "quality" in r]
     out = {m: [r for r in rows if r["method"] == m and abs(r["budget_frac"] - frac) < 1e-9] for m in ("random", "searched")}
     return {**out, "base": [r for r in rows if r["method"] == "base"]}
 
