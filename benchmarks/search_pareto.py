@@ -58,8 +58,9 @@ def jobs_for(args, table) -> list[dict]:
     jobs += [dict(id=f"rank-{name}-s{s}", method="ranking", budget_frac=loop(a) / loop(base), seed=s, arch=a, rank_name=name)
              for name, a in spread for s in (0, 1) if (tuple(sorted(a.items())), s) not in have]
     for v in args.variants:  # the report's Table 5.1: each softmax variant at one budget, on this protocol
-        jobs.append(dict(id=f"variant-{v}-s0", method="variant", budget_frac=args.variant_budget, seed=0,
-                         budget_ms=args.variant_budget * loop(base), softmax=v))
+        softmax, _, penalty = v.partition("/")  # "paired/target": a softmax with another penalty
+        jobs.append(dict(id=f"variant-{v.replace('/', '-')}-s0", method="variant", budget_frac=args.variant_budget, seed=0,
+                         budget_ms=args.variant_budget * loop(base), softmax=softmax, **({"penalty": penalty} if penalty else {})))
     return jobs
 
 
@@ -80,7 +81,7 @@ def run_job(job: dict, args) -> dict:
     rec = {k: v for k, v in job.items() if k != "arch"}
     if job["method"] in ("searched", "variant"):
         scfg = SearchConfig(preset="tiny", cost_table=args.table, latency_budget_ms=job["budget_ms"], seed=job["seed"], eval=ev,
-                            softmax=job.get("softmax", args.softmax))
+                            softmax=job.get("softmax", args.softmax), penalty=job.get("penalty", args.penalty))
         m = run_search(scfg, out / "search", resume=(out / "search" / "config.json").exists(), progress=False)
         rec["inherited_quality"] = m["quality"]["gain_db"]
         rec["search_notes"] = m["search"]["notes"]
@@ -170,6 +171,7 @@ def report(rows: list[dict], args, header: str) -> str:
                      f"{'yes' if ok_med else 'NO'} / {'yes' if ok_best else 'no'} |")
     n = len([f for f in args.budgets if by("searched", f)])
     lines += ranking_lines(rows)
+    lines += noise_floor_lines(rows, args)
     lines += ablation_lines(args.ablation)
     lines += variant_lines(rows, args)
     lines += ["", f"Goal (searched mean ≥ median random at every budget; ≥ best random at 2 of 3): median met at {met_median} of {n} budgets, "
@@ -241,6 +243,39 @@ def ranking_lines(rows: list[dict]) -> list[str]:
                f"{p[0]['psnr_gain_db']:+.2f} | {p[1]['psnr_gain_db']:+.2f} |" for p in sorted(pairs, key=lambda p: p[0]["table_loop_ms"])])
 
 
+def expected_max_normal(n: int) -> float:
+    """E[max of n independent standard normals] (1.42 for n = 8), by quadrature."""
+    import numpy as np
+    from scipy.stats import norm
+
+    x = np.linspace(-8, 8, 16001)
+    return float(np.trapezoid(x * n * norm.pdf(x) * norm.cdf(x) ** (n - 1), x))
+
+
+def noise_floor_lines(rows: list[dict], args) -> list[str]:
+    """How much of the random cloud's spread is training noise: the seed-to-seed sd of one architecture
+    (pooled over the ranking study's pairs) against the cloud's sd at each budget, and how far above the
+    cloud's median the best of n draws lies from training noise alone."""
+    pairs = seed_pairs(rows)
+    if len(pairs) < 3:
+        return []
+    sd_seed = math.sqrt(statistics.mean((p[0]["quality"] - p[1]["quality"]) ** 2 for p in pairs) / 2)
+    out = ["", "## What the random cloud's spread is made of", "",
+           f"Training noise: one architecture's sd over training seeds, pooled over the {len(pairs)} pairs above, is **{sd_seed:.3f} dB**. "
+           "If the random subnets at a budget were all equally good, their qualities would still spread by that much, and the best of n "
+           f"would lie ~{expected_max_normal(args.random):.2f} sd above the mean (n = {args.random}) from training noise alone.", "",
+           "| budget | random: sd of quality | architecture sd = sqrt(sd² − seed sd²) | best − median | best − median expected from noise alone |",
+           "|---:|---:|---:|---:|---:|"]
+    for f in args.budgets:
+        q = [r["quality"] for r in rows if r["method"] == "random" and r["budget_frac"] == f]
+        if len(q) < 3:
+            continue
+        sd = statistics.stdev(q)
+        out.append(f"| {f:.2f} | {sd:.3f} | {math.sqrt(max(sd ** 2 - sd_seed ** 2, 0.0)):.3f} | {max(q) - statistics.median(q):.3f} | "
+                   f"{sd_seed * expected_max_normal(len(q)):.3f} |")
+    return out
+
+
 def variant_lines(rows: list[dict], args) -> list[str]:
     """The report's Table 5.1 on this protocol: one budget, every softmax variant (seed 0)."""
     f = args.variant_budget
@@ -252,7 +287,8 @@ def variant_lines(rows: list[dict], args) -> list[str]:
            "| softmax | subnet | table loop ms | measured loop ms | quality from scratch dB | inherited+fine-tuned dB | sampled PSNR gain dB |",
            "|---|---|---:|---:|---:|---:|---:|"]
     for r in v:
-        out.append(f"| {r.get('softmax') or args.softmax} | {r['arch']} | {r['table_loop_ms']:.1f} | {r['measured_loop_ms']:.1f} | {r['quality']:+.3f} | "
+        name = (r.get("softmax") or args.softmax) + (f" ({r['penalty']} penalty)" if r.get("penalty") else "")
+        out.append(f"| {name} | {r['arch']} | {r['table_loop_ms']:.1f} | {r['measured_loop_ms']:.1f} | {r['quality']:+.3f} | "
                    f"{r['inherited_quality']:+.3f} | {r['psnr_gain_db']:+.2f} |")
     if rnd:
         out.append(f"\nRandom subnets at this budget: median {statistics.median(rnd):+.3f} dB, best {max(rnd):+.3f} dB.")
@@ -310,13 +346,15 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--lr-schedule", default="cosine")
     ap.add_argument("--softmax", default="gdas")
+    ap.add_argument("--penalty", default="auto", help="the search's latency penalty (rcai/search/penalty.py)")
     ap.add_argument("--steps-per-sample", type=int, default=50)
     ap.add_argument("--table", default="latency_tables/cpu-tiny.csv")
     ap.add_argument("--out", default="runs/pareto")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--name", default="search_pareto")
-    ap.add_argument("--variants", nargs="*", default=[], help="softmax variants for Table 5.1 (e.g. simple temperature gumbel)")
+    ap.add_argument("--variants", nargs="*", default=[], help="softmax variants for Table 5.1 (e.g. simple temperature gumbel; "
+                    "SOFTMAX/PENALTY for another penalty, e.g. paired/target)")
     ap.add_argument("--variant-budget", type=float, default=0.6)
     ap.add_argument("--ablation", nargs="*", default=[], help="RESULTS.jsonl=LABEL of earlier runs (other training settings) for the ranking study")
     ap.add_argument("--report-only", action="store_true", help="measure and report the finished jobs, run none")
@@ -366,7 +404,7 @@ def main() -> None:
     preset = get_preset("tiny")
     settings = (f"Settings: every architecture trained from scratch for {args.train_steps} steps, batch {args.batch}, Adam lr {args.lr} "
                 f"({args.lr_schedule} schedule), {preset.loss.upper()} loss on {preset.prediction}; "
-                f"search: `rcai search` defaults, softmax {args.softmax}, budget = fraction x base table loop; table `{args.table}`; "
+                f"search: `rcai search` defaults, softmax {args.softmax}, penalty {args.penalty}, budget = fraction x base table loop; table `{args.table}`; "
                 f"loops timed in {args.rounds} interleaved rounds (load average at the end {os.getloadavg()[0]:.2f}).")
     noise = f"\nEval noise of the metric (base seed 0, 5 noise seeds of the posterior mean): eval_noise_sd = {eval_noise(args):.4f} dB.\n"
     write(f"{args.name}.md", report(rows, args, header) + "\n" + settings + "\n" + noise)

@@ -107,6 +107,23 @@ def test_cost_term_alone_moves_alpha_toward_cheaper_ops(micro_table):
             assert p[m.choices.index("skip")] > p[m.choices.index("conv5x5")]
 
 
+@pytest.mark.parametrize("penalty, rises", [("budget", False), ("target", True)])
+def test_target_penalty_pushes_up_to_a_budget_the_search_is_under(micro_table, penalty, rises):
+    """Cost term alone, budget 1.5x the starting E[loop]: the hinge ("budget") leaves alpha where it is
+    (mu stays 0), the target penalty's mu goes negative and moves alpha toward dearer ops."""
+    eng = _engine(_cfg(micro_table, data_weight=0.0, lr_alpha=0.05))
+    with torch.no_grad():
+        eng.supernet(torch.zeros(1, 6, 32, 32), torch.ones(1, 1))
+    before = eng.expected_loop_cost(under_alpha=True)[0].item()
+    eng.cfg = _cfg(micro_table, data_weight=0.0, lr_alpha=0.05, latency_budget_ms=1.5 * before, penalty=penalty, mu_rate=0.2)
+    eng.kappa = 1.0
+    for _ in range(30):
+        eng.arch_step()
+    after = eng.expected_loop_cost(under_alpha=True)[0].item()
+    assert (eng.mu < 0) == rises
+    assert (after > 1.05 * before) == rises
+
+
 def test_budget_enforced_by_knapsack_selection(micro_table):
     eng = _engine(_cfg(micro_table))
     with torch.no_grad():  # make the argmax the most expensive subnet: conv5x5 / attention everywhere

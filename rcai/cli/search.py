@@ -20,7 +20,7 @@ def search(
     softmax: str = typer.Option(SEARCH["softmax"], help="Mixed-op weights: simple | temperature | gumbel | gdas (single path) | paired (single path, paired REINFORCE)."),
     latency_budget_ms: Optional[float] = typer.Option(SEARCH["latency_budget_ms"], help="Budget for the whole sampling loop (ms)."),
     sample_steps: int = typer.Option(SEARCH["steps_per_sample"], "--sample-steps", help="Sampling steps of the deployed loop; latency counts all of them."),
-    penalty: str = typer.Option(SEARCH["penalty"], help="expected | budget | mul-log (auto: budget if a budget is set)."),
+    penalty: str = typer.Option(SEARCH["penalty"], help="expected | budget | target | mul-log (auto: budget if a budget is set; target: the budget is a target, pushed up to from below)."),
     lambda_latency: float = typer.Option(SEARCH["lambda_latency"], help="Weight of the latency term (on latency / base latency)."),
     lambda_flops: float = typer.Option(SEARCH["lambda_flops"], help="Weight of the FLOPs term (on FLOPs / base FLOPs)."),
     search_steps: int = typer.Option(SEARCH["steps"], "--search-steps", help="Bilevel search steps."),

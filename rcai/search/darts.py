@@ -25,7 +25,7 @@ from ..model.unet import UNet
 from ..space.space import SearchSpace
 from ..train.batches import BatchStream
 from .config import SearchConfig
-from .penalty import get_penalty
+from .penalty import DUAL, SIGNED_MU, get_penalty
 
 
 def world() -> tuple[int, int]:
@@ -122,7 +122,9 @@ class Bilevel:
         pulls only as hard as it takes to hold the budget, and the data decides which ops keep it:
         at the equilibrium each slot trades quality against milliseconds at one price. (A constant
         pull instead collapses every slot to its cheapest op long before the weights have learnt
-        which ops matter.) The exact knapsack at the end turns that ranking into a subnet."""
+        which ops matter.) The exact knapsack at the end turns that ranking into a subnet. With the
+        "target" penalty mu may go negative: below the budget the cost term then pays for latency, so
+        the budget is spent where the data says it helps most instead of being left unused."""
         _requires_grad(self.weights, False)
         _requires_grad(self.alphas, True)
         for m in self.mixed:  # single path: a nested slot the sampled path skips must not keep an old graph's weights
@@ -130,11 +132,12 @@ class Bilevel:
         data_loss, carrier = self._data_loss()
         data_term = self.cfg.data_weight * carrier / (self.data_ref if self.data_ref > 0 else 1.0)
         budget = self.cfg.latency_budget_ms
-        if budget and self.cfg.penalty_name == "budget":
+        if budget and self.cfg.penalty_name in DUAL:
             lat, flops = self.expected_loop_cost(under_alpha=True)
             if self.kappa == 0.0:
                 self.kappa = self._gradient_ratio(data_term, lat / budget)
-            self.mu = min(max(self.mu + self.cfg.mu_rate * (lat.item() - budget) / budget, 0.0), self.cfg.mu_max)
+            floor = -self.cfg.mu_max if self.cfg.penalty_name in SIGNED_MU else 0.0
+            self.mu = min(max(self.mu + self.cfg.mu_rate * (lat.item() - budget) / budget, floor), self.cfg.mu_max)
             lam = self.cfg.lambda_latency * self.kappa * self.mu
         else:
             lat, flops = self.expected_loop_cost()
