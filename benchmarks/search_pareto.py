@@ -3,6 +3,8 @@
 Per budget (a fraction of the base's whole-loop latency by the cost table):
   searched  the default search (3 seeds), its subnet trained from scratch; also the search's own
             inherited-and-fine-tuned subnet (`inherited_quality`)
+  predicted `rcai search --strategy knapsack` with the quality model `--quality-model` (fitted on other
+            random subnets trained from scratch, `rcai quality collect`): its subnet trained with 3 seeds
   random    random subnets whose table latency lies within +-5% of the budget (one seed each)
   uniform   the base with one op in every GN-conv slot, where one lands within +-15% of the budget
 plus the base (3 seeds) and the cheapest subnet (1 seed). Every architecture is trained from scratch
@@ -28,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, git_rev, machine, write  # noqa: E402
 
-METHODS = ("searched", "random", "uniform", "base", "cheapest", "ranking", "variant")
+METHODS = ("searched", "predicted", "random", "uniform", "base", "cheapest", "ranking", "variant")
 RANK_FRACS = (0.4, 0.55, 0.7, 0.85)  # extra random subnets of the metric's ranking study (with every uniform subnet, base, cheapest)
 
 
@@ -44,6 +46,8 @@ def jobs_for(args, table) -> list[dict]:
     for frac in args.budgets:
         target = frac * loop(base)
         jobs += [dict(id=f"searched-{frac}-s{s}", method="searched", budget_frac=frac, seed=s, budget_ms=target) for s in args.seeds]
+        if args.quality_model:
+            jobs += [dict(id=f"predicted-{frac}-s{s}", method="predicted", budget_frac=frac, seed=s, budget_ms=target) for s in args.seeds]
         for i, a in enumerate(sample_at_latency(space, loop, target, 0.05, args.random, seed=int(frac * 1000))):
             jobs.append(dict(id=f"random-{frac}-{i}", method="random", budget_frac=frac, seed=0, arch=a))
         uniform = [(op, space.pick(lambda s, op=op: op if op in s.choices else next(iter(s.choices)))) for op in table.preset.gnconv_ops]
@@ -62,6 +66,70 @@ def jobs_for(args, table) -> list[dict]:
         jobs.append(dict(id=f"variant-{v.replace('/', '-')}-s0", method="variant", budget_frac=args.variant_budget, seed=0,
                          budget_ms=args.variant_budget * loop(base), softmax=softmax, **({"penalty": penalty} if penalty else {})))
     return jobs
+
+
+REUSED_FIELDS = ("quality", "quality_lo", "quality_hi", "psnr_gain_db", "denoise_mse", "params", "seconds")
+
+
+def reuse_rows(args, table, done: dict[str, dict]) -> list[dict]:
+    """Records for this run's jobs taken from an earlier run's CSV: a job whose method, seed and subnet
+    hash match a row there (so the same architecture, trained by the same protocol) is imported, except
+    the jobs named by --retrain, which run again so the report can show the earlier figure beside today's."""
+    import csv
+
+    from rcai.space.presets import get_preset
+    from rcai.space.subnet import SubnetSpec
+
+    path, _, label = args.reuse.partition("=")
+    with open(path, newline="") as f:
+        old = {(r["method"], int(r["seed"]), r["arch"]): r for r in csv.DictReader(f)}
+    out = []
+    for job in jobs_for(args, table):
+        if "arch" not in job or job["id"] in done:
+            continue
+        row = old.get((job["method"], job["seed"], SubnetSpec(get_preset("tiny"), job["arch"]).hash))
+        if row is None:
+            continue
+        rec = {**{k: v for k, v in job.items() if k != "arch"}, "arch": row["arch"], "choices": job["arch"], "reused": label or path,
+               **{k: float(row[k]) for k in REUSED_FIELDS if row.get(k) not in (None, "")}}
+        if job["id"] in args.retrain:
+            rec = {"id": job["id"], "reuse_check": rec}  # no quality: the job runs again; the report compares
+        out.append(rec)
+    return out
+
+
+def reuse_check_lines(log: Path, rows: list[dict]) -> list[str]:
+    """Jobs imported from an earlier run and trained again now: the two figures side by side."""
+    checks = {r["id"]: r["reuse_check"] for r in records(log) if "reuse_check" in r}
+    now = {r.get("id"): r for r in rows}
+    pairs = [(i, c, now[i]) for i, c in checks.items() if i in now and "reused" not in now[i]]
+    if not pairs:
+        return []
+    searched = [r for r in rows if r["method"] == "searched"]
+    same = sum(bool(r.get("search_reproduced")) for r in searched)
+    return (["", "## Rows reused from an earlier run", "",
+             f"{sum('reused' in r for r in rows)} rows (random, uniform, base, cheapest and ranking subnets) come from an earlier run of this "
+             f"benchmark ({next(iter(checks.values()))['reused']}): the same architectures (same subnet hash), the same training protocol. "
+             f"The searches ran again: {same} of {len(searched)} found the very subnet (same hash) the earlier run had found and trained, "
+             "so their training figures are imported too (the others were trained now). "
+             "Trained again in this run to check that the import is sound:", "",
+             "| job | subnet | quality then | quality now | sampled PSNR gain then / now |", "|---|---|---:|---:|---:|"]
+            + [f"| {i} | {c['arch']} | {c['quality']:+.4f} | {r['quality']:+.4f} | {c['psnr_gain_db']:+.2f} / {r['psnr_gain_db']:+.2f} |" for i, c, r in pairs])
+
+
+def earlier_training(args, job: dict, arch_hash: str) -> dict | None:
+    """With --reuse, a searched job whose search reproduces the earlier run's subnet (same budget, seed
+    and subnet hash) takes that subnet's training figures instead of training it again."""
+    import csv
+
+    if not args.reuse or job["method"] != "searched":
+        return None
+    path, _, label = args.reuse.partition("=")
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if (row["method"], int(row["seed"]), row["arch"]) == ("searched", job["seed"], arch_hash) and abs(float(row["budget_frac"]) - job["budget_frac"]) < 1e-9:
+                return {"reused": label or path, "search_reproduced": True, **{k: float(row[k]) for k in REUSED_FIELDS if row.get(k) not in (None, "")}}
+    return None
 
 
 def run_job(job: dict, args) -> dict:
@@ -86,10 +154,24 @@ def run_job(job: dict, args) -> dict:
         rec["inherited_quality"] = m["quality"]["gain_db"]
         rec["search_notes"] = m["search"]["notes"]
         arch = SubnetSpec.load(out / "search" / "subnet.json").choices
+    elif job["method"] == "predicted":
+        from rcai.proxies import ProxyConfig
+        from rcai.search.strategies import StrategyConfig
+        from rcai.search.strategies.run import run_strategy
+
+        kcfg = StrategyConfig(strategy="knapsack", preset="tiny", cost_table=args.table, proxy="quality-model", latency_budget_ms=job["budget_ms"],
+                              steps_per_sample=args.steps_per_sample, proxy_config=ProxyConfig(quality_model=args.quality_model))
+        result, summary = run_strategy(kcfg, out / "search", resume=(out / "search" / "config.json").exists())
+        rec["predicted_quality"] = summary["best_score"]
+        arch = result.subnet.choices
     else:
         arch = job["arch"]
     spec = SubnetSpec(get_preset("tiny"), arch)
     spec.save(out / "subnet.json")
+    earlier = earlier_training(args, job, spec.hash)
+    if earlier is not None:  # the search found the very subnet the earlier run trained: its training is reused
+        rec.update(arch=spec.hash, choices=arch, **earlier)
+        return rec
     tcfg = TrainConfig(preset="tiny", subnet=str(out / "subnet.json"), steps=args.train_steps, batch_size=args.batch, lr=args.lr, lr_schedule=args.lr_schedule,
                        seed=job["seed"], eval=ev)
     m = train(tcfg, out / "train", resume=(out / "train" / "config.json").exists(), progress=False)
@@ -142,7 +224,6 @@ def report(rows: list[dict], args, header: str) -> str:
     lines = [header, ""]
     by = lambda m, f=None: [r for r in rows if r["method"] == m and (f is None or r["budget_frac"] == f)]  # noqa: E731
     base = by("base")
-    bq = [r["quality"] for r in base]
     lines += ["## Reference points", "", "| model | seeds | table loop ms | measured loop ms | quality dB (mean ± 95% CI) | sampled PSNR gain dB |",
               "|---|---:|---:|---:|---:|---:|"]
     for name, rs in (("base", base), ("cheapest subnet", by("cheapest"))):
@@ -150,39 +231,75 @@ def report(rows: list[dict], args, header: str) -> str:
         lines.append(f"| {name} | {len(rs)} | {rs[0]['table_loop_ms']:.1f} | {rs[0]['measured_loop_ms']:.1f} | {statistics.mean(q):+.3f} ± {ci95(q):.3f} | "
                      f"{statistics.mean(r['psnr_gain_db'] for r in rs):+.2f} |")
     lines += ["| bicubic (= zero residual) | | | | +0.000 | 0.00 |", ""]
-    lines += ["## Per budget", "",
-              "| budget | searched: quality (mean ± CI, 3 seeds) | inherited+fine-tuned | random: median / best / worst (n) | uniform | "
-              "searched measured loop ms | random measured loop ms (median) | goal: ≥ median / ≥ best |",
-              "|---:|---:|---:|---:|---:|---:|---:|---|"]
-    met_median, met_best = 0, 0
-    for f in args.budgets:
-        s, rnd, uni = by("searched", f), by("random", f), by("uniform", f)
-        if not s or not rnd:
-            continue
-        sq, rq = [r["quality"] for r in s], sorted(r["quality"] for r in rnd)
-        inh = [r["inherited_quality"] for r in s]
-        ok_med, ok_best = statistics.mean(sq) >= statistics.median(rq), statistics.mean(sq) >= max(rq)
-        met_median += ok_med
-        met_best += ok_best
-        u = f"{uni[0]['quality']:+.3f} ({uni[0]['uniform_op']})" if uni else "none within 15%"
-        lines.append(f"| {f:.2f} | {statistics.mean(sq):+.3f} ± {ci95(sq):.3f} | {statistics.mean(inh):+.3f} | "
-                     f"{statistics.median(rq):+.3f} / {max(rq):+.3f} / {min(rq):+.3f} ({len(rq)}) | {u} | "
-                     f"{statistics.mean(r['measured_loop_ms'] for r in s):.1f} | {statistics.median(r['measured_loop_ms'] for r in rnd):.1f} | "
-                     f"{'yes' if ok_med else 'NO'} / {'yes' if ok_best else 'no'} |")
-    n = len([f for f in args.budgets if by("searched", f)])
+    goals = []
+    for method, label in (("searched", "searched (DARTS, `rcai search` defaults)"), ("predicted", "predicted (knapsack on the quality model)")):
+        table, met_median, met_best, n = per_budget(rows, args, by, method, label)
+        if n:
+            lines += table
+            goals.append(f"{label}: median met at {met_median} of {n} budgets, best at {met_best} of {n}")
     lines += ranking_lines(rows)
+    lines += seed_effect_lines(rows)
+    lines += reuse_check_lines(Path(args.out) / "results.jsonl", rows)
     lines += noise_floor_lines(rows, args)
     lines += ablation_lines(args.ablation)
     lines += variant_lines(rows, args)
-    lines += ["", f"Goal (searched mean ≥ median random at every budget; ≥ best random at 2 of 3): median met at {met_median} of {n} budgets, "
-              f"best at {met_best} of {n}.", "", "![quality vs measured loop](search_pareto.png)", ""]
+    lines += ["", "Goal (mean over seeds ≥ median random at every budget; ≥ best random at 2 of 3): " + "; ".join(goals) + ".", "",
+              f"![quality vs measured loop]({args.name}.png)", ""]
     return "\n".join(lines)
 
 
+def per_budget(rows: list[dict], args, by, method: str, label: str) -> tuple[list[str], int, int, int]:
+    """One method's row per budget beside the random subnets there, and how many budgets meet the goal
+    (on the mean over training seeds; the seed-0 columns compare like with like, as every random
+    subnet is trained with seed 0 and seed 0 is a lucky seed here, see `seed_effect_lines`)."""
+    side_name = "inherited+fine-tuned" if method == "searched" else "predicted by the model"
+    lines = [f"## Per budget: {label}", "",
+             f"| budget | quality (mean ± CI, seeds) | seed 0 | {side_name} | random (seed 0): median / best / worst (n) | uniform | "
+             "measured loop ms | random measured loop ms (median) | goal on the mean: ≥ median / ≥ best | seed 0: ≥ median / ≥ best |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    met_median = met_best = n = 0
+    yn = lambda ok: "yes" if ok else "no"  # noqa: E731
+    for f in args.budgets:
+        s, rnd, uni = by(method, f), by("random", f), by("uniform", f)
+        if not s or not rnd:
+            continue
+        n += 1
+        sq, rq = [r["quality"] for r in s], sorted(r["quality"] for r in rnd)
+        s0 = [r["quality"] for r in s if r["seed"] == 0]
+        side = statistics.mean(r["inherited_quality" if method == "searched" else "predicted_quality"] for r in s)
+        ok_med, ok_best = statistics.mean(sq) >= statistics.median(rq), statistics.mean(sq) >= max(rq)
+        met_median += ok_med
+        met_best += ok_best
+        seed0 = f"{yn(s0[0] >= statistics.median(rq))} / {yn(s0[0] >= max(rq))}" if s0 else ""
+        u = f"{uni[0]['quality']:+.3f} ({uni[0]['uniform_op']})" if uni else "none within 15%"
+        lines.append(f"| {f:.2f} | {statistics.mean(sq):+.3f} ± {ci95(sq):.3f} ({len(sq)}) | {s0[0] if s0 else float('nan'):+.3f} | {side:+.3f} | "
+                     f"{statistics.median(rq):+.3f} / {max(rq):+.3f} / {min(rq):+.3f} ({len(rq)}) | {u} | "
+                     f"{statistics.mean(r['measured_loop_ms'] for r in s):.1f} | {statistics.median(r['measured_loop_ms'] for r in rnd):.1f} | "
+                     f"{'yes' if ok_med else 'NO'} / {yn(ok_best)} | {seed0} |")
+    return lines + [""], met_median, met_best, n
+
+
+def seed_effect_lines(rows: list[dict]) -> list[str]:
+    """Is one training seed better for every subnet? Seed 0 minus seed 1 over the subnets trained with both."""
+    pairs = seed_pairs(rows)
+    if len(pairs) < 3:
+        return []
+    d = [p[0]["quality"] - p[1]["quality"] for p in pairs]
+    se = statistics.stdev(d) / math.sqrt(len(d))
+    return ["", "## A lucky seed", "",
+            f"Over the {len(d)} subnets trained with seeds 0 and 1, seed 0 scores **{statistics.mean(d):+.3f} ± {1.96 * se:.3f} dB** "
+            f"(mean ± 95%) above seed 1 ({sum(x > 0 for x in d)} of {len(d)} higher): with 800 steps, the seed's data order and "
+            "initialisation move every subnet alike. Every random subnet is trained with seed 0 only, so a method's mean over seeds 0, 1 "
+            "and 2 stands against a cloud that had the lucky seed; the seed-0 columns compare like with like."]
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+
+
 def finished(path: Path) -> list[dict]:
-    """The jobs of a results.jsonl that finished (an error record is a job to redo)."""
-    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-    return [r for r in rows if "error" not in r]
+    """The jobs of a results.jsonl that finished (an error record or a reuse check is a job to redo)."""
+    return [r for r in records(path) if "error" not in r and "reuse_check" not in r]
 
 
 def seed_pairs(rows: list[dict]) -> list[dict[int, dict]]:
@@ -259,9 +376,10 @@ def noise_floor_lines(rows: list[dict], args) -> list[str]:
     pairs = seed_pairs(rows)
     if len(pairs) < 3:
         return []
-    sd_seed = math.sqrt(statistics.mean((p[0]["quality"] - p[1]["quality"]) ** 2 for p in pairs) / 2)
+    sd_seed = math.sqrt(statistics.variance([p[0]["quality"] - p[1]["quality"] for p in pairs]) / 2)  # the shift common to all subnets removed
     out = ["", "## What the random cloud's spread is made of", "",
-           f"Training noise: one architecture's sd over training seeds, pooled over the {len(pairs)} pairs above, is **{sd_seed:.3f} dB**. "
+           f"Training noise: one architecture's sd over training seeds, pooled over the {len(pairs)} pairs above (the lucky seed's common "
+           f"shift removed: the random subnets all share seed 0), is **{sd_seed:.3f} dB**. "
            "If the random subnets at a budget were all equally good, their qualities would still spread by that much, and the best of n "
            f"would lie ~{expected_max_normal(args.random):.2f} sd above the mean (n = {args.random}) from training noise alone.", "",
            "| budget | random: sd of quality | architecture sd = sqrt(sd² − seed sd²) | best − median | best − median expected from noise alone |",
@@ -319,13 +437,13 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.6))
-    style = {"random": ("#bbb", "o", 18), "uniform": ("#e90", "s", 40), "searched": ("#1a7", "*", 120), "base": ("#333", "D", 40),
+    style = {"random": ("#bbb", "o", 18), "uniform": ("#e90", "s", 40), "searched": ("#1a7", "*", 120), "predicted": ("#17c", "P", 90), "base": ("#333", "D", 40),
              "cheapest": ("#c33", "v", 40), "ranking": ("#69c", "x", 25), "variant": ("#a4c", "P", 50)}
     for m in METHODS:
         rs = [r for r in rows if r["method"] == m]
         if rs:
             c, mk, sz = style[m]
-            ax.scatter([r["measured_loop_ms"] for r in rs], [r["quality"] for r in rs], c=c, marker=mk, s=sz, label=m, zorder=3 if m == "searched" else 2)
+            ax.scatter([r["measured_loop_ms"] for r in rs], [r["quality"] for r in rs], c=c, marker=mk, s=sz, label=m, zorder=3 if m in ("searched", "predicted") else 2)
     ax.axhline(0, c="k", lw=0.8, ls="--", label="bicubic")
     ax.set_xlabel("measured whole 50-step DDIM loop (ms, ONNX Runtime, 1 thread)")
     ax.set_ylabel("quality: posterior-mean gain over bicubic (dB)")
@@ -356,7 +474,11 @@ def main() -> None:
     ap.add_argument("--variants", nargs="*", default=[], help="softmax variants for Table 5.1 (e.g. simple temperature gumbel; "
                     "SOFTMAX/PENALTY for another penalty, e.g. paired/target)")
     ap.add_argument("--variant-budget", type=float, default=0.6)
+    ap.add_argument("--quality-model", default=None, help="also run method `predicted`: knapsack on this quality model (rcai quality fit)")
+    ap.add_argument("--reuse", default=None, help="CSV=LABEL: import the finished rows of an earlier run of this benchmark whose "
+                    "architecture this run's job list regenerates (same id and subnet hash); searched rows are never imported")
     ap.add_argument("--ablation", nargs="*", default=[], help="RESULTS.jsonl=LABEL of earlier runs (other training settings) for the ranking study")
+    ap.add_argument("--retrain", nargs="*", default=["base-s0", "random-0.6-0"], help="with --reuse: jobs trained again as a check")
     ap.add_argument("--report-only", action="store_true", help="measure and report the finished jobs, run none")
     ap.add_argument("--methods", nargs="*", default=None, help="run only the jobs of these methods")
     ap.add_argument("--no-report", action="store_true", help="run the jobs, leave measuring and reporting to a later --report-only")
@@ -372,9 +494,15 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     log = out / "results.jsonl"
     done = {r["id"]: r for r in finished(log)}
+    if args.reuse and not args.report_only:
+        for rec in reuse_rows(args, table, done):
+            with open(log, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            if "reuse_check" not in rec:
+                done[rec["id"]] = rec
     todo = [] if args.report_only else [j for j in jobs_for(args, table) if j["id"] not in done and (args.methods is None or j["method"] in args.methods)]
     print(f"{len(done)} jobs done, {len(todo)} to run", file=sys.stderr)
-    order = ("searched", "base", "cheapest", "uniform", "random", "ranking", "variant")
+    order = ("searched", "predicted", "base", "cheapest", "uniform", "random", "ranking", "variant")
     todo.sort(key=lambda j: order.index(j["method"]))  # the long ones first, the Pareto set before the extra studies
     with mp.get_context("spawn").Pool(args.jobs) as pool:
         for rec in pool.imap_unordered(_worker, [(j, args) for j in todo]):

@@ -4,8 +4,10 @@
      PATH; an existing PATH is reused, with a warning if it was measured elsewhere)
   2. base model and the cheapest subnet: trained with the same weight-update budget as the search
      (the references: the network the search starts from, and the trivial answer to a budget)
-  3. search: bilevel search under a budget (base table latency / speedup), fine-tune, evaluate
-  4. export both to ONNX; time both whole sampling loops on the target in interleaved rounds;
+  3. search: bilevel search under a budget (base table latency / speedup), fine-tune, evaluate; and,
+     where a quality model for the preset exists (predictors/quality-PRESET.json), its knapsack pick
+     under the same budget, trained from scratch like the base
+  4. export them to ONNX; time the whole sampling loops on the target in interleaved rounds;
      bench the subnet against the table (and predictor) estimates and the torch loop's image
   5. runs/NAME/report.md with plots
 """
@@ -51,6 +53,7 @@ class PipelineConfig:
     eval_images: int = 8
     predictor: str | None = None  # a GNN predictor file (trained on this machine's subnets); none by default
     cost_table: str | None = None  # default: profile into the run folder; an existing file is reused
+    quality_model: str | None = None  # default: predictors/quality-PRESET.json where it exists ("none": skip the pick)
 
 
 def find_table(cfg: PipelineConfig, out: Path, say: Callable[[str], None], progress: bool = False) -> Path:
@@ -107,10 +110,20 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
                             finetune_steps=cfg.finetune_steps, lr_weights=cfg.lr, seed=cfg.seed, eval=ev)
         run_search(scfg, search_dir, resume=(search_dir / "config.json").exists(), progress=progress)
 
-    say("exporting the denoisers to ONNX")
-    onnx = {"base": base_dir / "model.onnx", "subnet": search_dir / "subnet.onnx", "cheapest": cheap_dir / "model.onnx"}
-    weights = {"base": base_dir / "model.pt", "subnet": search_dir / "subnet.pt", "cheapest": cheap_dir / "model.pt"}
     dirs = {"base": base_dir, "subnet": search_dir, "cheapest": cheap_dir}
+    model_file = quality_model_file(cfg)
+    if model_file:
+        dirs["predicted"] = pick_dir = out / "predicted"
+        say(f"the quality model's pick under the budget ({model_file}), trained from scratch ({cfg.search_steps + cfg.finetune_steps} steps)")
+        if not (pick_dir / "metrics.json").exists():
+            pick = knapsack_pick(cfg, str(table_path), str(model_file), budget, out / "predicted-search")
+            train(TrainConfig(preset=cfg.preset, subnet=str(pick), steps=cfg.search_steps + cfg.finetune_steps, lr=cfg.lr, seed=cfg.seed, eval=ev),
+                  pick_dir, resume=(pick_dir / "config.json").exists(), progress=progress)
+
+    say("exporting the denoisers to ONNX")
+    names = {"base": "model", "subnet": "subnet", "cheapest": "model", "predicted": "model"}
+    onnx = {k: d / f"{names[k]}.onnx" for k, d in dirs.items()}
+    weights = {k: d / f"{names[k]}.pt" for k, d in dirs.items()}
     exports = {}
     for k in onnx:
         spec = SubnetSpec.load(dirs[k] / "subnet.json")
@@ -138,6 +151,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
         "base": _row(base_dir, table, S, timing["base"], bench_base),
         "subnet": _row(search_dir, table, S, timing["subnet"], bench),
         "cheapest": _row(cheap_dir, table, S, timing["cheapest"], None),
+        **({"predicted": _row(dirs["predicted"], table, S, timing["predicted"], None)} if "predicted" in dirs else {}),
         "exports": exports,
         "search": read_json(search_dir / "metrics.json")["search"],
     }
@@ -149,6 +163,28 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
 
     write_report(out, summary, cfg)
     return summary
+
+
+def quality_model_file(cfg: PipelineConfig) -> Path | None:
+    """The quality model the pipeline picks with: the one named, else the shipped one for the preset if any."""
+    if cfg.quality_model == "none":
+        return None
+    path = Path(cfg.quality_model or f"predictors/quality-{cfg.preset}.json")
+    if cfg.quality_model is None and not path.exists():
+        return None
+    return path
+
+
+def knapsack_pick(cfg: PipelineConfig, table: str, model: str, budget: float, out: Path) -> Path:
+    """The subnet of highest predicted quality within the budget (`rcai search --strategy knapsack`)."""
+    from .proxies import ProxyConfig
+    from .search.strategies import StrategyConfig
+    from .search.strategies.run import run_strategy
+
+    scfg = StrategyConfig(strategy="knapsack", preset=cfg.preset, cost_table=table, proxy="quality-model", latency_budget_ms=budget,
+                          steps_per_sample=cfg.steps_per_sample, proxy_config=ProxyConfig(quality_model=model))
+    run_strategy(scfg, out, resume=(out / "config.json").exists())
+    return out / "subnet.json"
 
 
 def _row(run: Path, table: CostModel, S: int, timing: dict[str, Any] | None, bench: dict[str, Any] | None) -> dict[str, Any]:

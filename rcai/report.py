@@ -9,8 +9,13 @@ from typing import Any
 from .io import atomic_write_bytes, atomic_write_text
 
 
-NAMES = ("base", "subnet", "cheapest")
-COLORS = {"base": "#888", "subnet": "#3a7", "cheapest": "#c55"}
+ORDER = ("base", "subnet", "predicted", "cheapest")  # "predicted": the quality model's pick, where the run made one
+COLORS = {"base": "#888", "subnet": "#3a7", "predicted": "#37c", "cheapest": "#c55"}
+LABELS = {"base": "base", "subnet": "searched subnet", "predicted": "quality-model pick", "cheapest": "cheapest subnet"}
+
+
+def names(summary: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(n for n in ORDER if n in summary)
 
 
 def _bar_plots(summary: dict[str, Any], path: Path) -> None:
@@ -19,27 +24,28 @@ def _bar_plots(summary: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    shown = names(summary)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
-    x = range(len(NAMES))
+    x = range(len(shown))
     ax = axes[0]
-    ax.bar([i - 0.2 for i in x], [summary[n]["table_loop_ms"] for n in NAMES], 0.4, label="table estimate")
-    ax.bar([i + 0.2 for i in x], [summary[n]["measured_loop_ms"] for n in NAMES], 0.4, label="measured")
+    ax.bar([i - 0.2 for i in x], [summary[n]["table_loop_ms"] for n in shown], 0.4, label="table estimate")
+    ax.bar([i + 0.2 for i in x], [summary[n]["measured_loop_ms"] for n in shown], 0.4, label="measured")
     ax.axhline(summary["budget_ms"], ls=":", c="k", lw=1, label="budget")
-    ax.set_xticks(list(x), NAMES)
+    ax.set_xticks(list(x), shown)
     ax.set_ylabel("whole loop latency (ms)")
     ax.set_title("latency: estimate vs measurement")
     ax.legend(fontsize=7)
     ax = axes[1]
-    q = [summary[n]["quality"] for n in NAMES]
-    ax.bar(x, [r["gain_db"] for r in q], 0.5, color=[COLORS[n] for n in NAMES],
+    q = [summary[n]["quality"] for n in shown]
+    ax.bar(x, [r["gain_db"] for r in q], 0.5, color=[COLORS[n] for n in shown],
            yerr=[[r["gain_db"] - r["gain_lo"] for r in q], [r["gain_hi"] - r["gain_db"] for r in q]], capsize=4)
     ax.axhline(0, ls="--", c="k", lw=1, label="bicubic")
-    ax.set_xticks(list(x), NAMES)
+    ax.set_xticks(list(x), shown)
     ax.set_ylabel("gain over bicubic (dB)")
     ax.set_title("quality: posterior mean, held-out photos")
     ax.legend(fontsize=7)
     ax = axes[2]
-    for n in NAMES:
+    for n in shown:
         r = summary[n]
         ax.errorbar(r["measured_loop_ms"], r["quality"]["gain_db"], yerr=[[r["quality"]["gain_db"] - r["quality"]["gain_lo"]], [r["quality"]["gain_hi"] - r["quality"]["gain_db"]]],
                     fmt="o", ms=8, c=COLORS[n], label=n)
@@ -90,8 +96,8 @@ def write_report(out: Path, summary: dict[str, Any], cfg) -> Path:
         "| model | params | MFLOPs/step | table loop ms | measured loop ms | repeatability | quality: gain dB [95% CI] | sampled PSNR dB | vs bicubic | SSIM |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    labels = {"base": "base", "subnet": "searched subnet", "cheapest": "cheapest subnet"}
-    for name in NAMES:
+    labels = LABELS
+    for name in names(summary):
         r = summary[name]
         q = r["quality"]
         lines.append(f"| {labels[name]} ({r['subnet']}) | {r['params']:,} | {r['flops_per_step'] / 1e6:.1f} | {r['table_loop_ms']:.1f} | "
@@ -104,7 +110,13 @@ def write_report(out: Path, summary: dict[str, Any], cfg) -> Path:
         f"(searched subnet vs base; the searched subnet is inherited from the supernet and fine-tuned, the base and the cheapest subnet "
         f"are trained from scratch with the same number of weight updates).",
     ]
-    below = [labels[n] for n in NAMES if summary[n]["psnr_gain_db"] < 0]
+    if "predicted" in summary:
+        p = summary["predicted"]
+        lines.append(f"\nThe quality model's pick (`rcai search --strategy knapsack`: the subnet of highest predicted quality within the budget, "
+                     f"by per-op effects fitted on subnets trained from scratch) measures {p['measured_loop_ms']:.1f} ms at "
+                     f"{p['quality']['gain_db']:+.3f} dB, trained from scratch like the base: {b['measured_loop_ms'] / p['measured_loop_ms']:.2f}x "
+                     f"faster than the base at {p['quality']['gain_db'] - b['quality']['gain_db']:+.3f} dB.")
+    below = [labels[n] for n in names(summary) if summary[n]["psnr_gain_db"] < 0]
     if below:
         lines.append(f"\nSampled outputs are **below bicubic** for: {', '.join(below)} (one sample has about twice the error of the posterior "
                      "mean, so models trained for minutes sample below bicubic; the quality column is what ranks them).")

@@ -5,8 +5,24 @@ import sys
 from rcai.pipeline import PipelineConfig, run_pipeline
 
 
+def _micro_quality_model(path):
+    """A quality model of micro (planted effects: 3x3 convs help, attention hurts)."""
+    import random
+
+    from rcai.proxies.additive import AdditiveQuality
+    from rcai.space.presets import get_preset
+    from rcai.space.space import SearchSpace
+
+    planted, rng = {"conv3x3": 0.03, "dwsep3x3": -0.04, "attention": -0.05}, random.Random(0)
+    space = SearchSpace.of(get_preset("micro"))
+    recs = [{"choices": a, "quality": 0.5 + sum(planted.get(op, 0.0) for op in a.values())} for a in (space.random_arch(rng) for _ in range(30))]
+    AdditiveQuality.fit(get_preset("micro"), recs, resamples=20).save(path)
+    return str(path)
+
+
 def test_pipeline_end_to_end_on_micro(tmp_path):
-    cfg = PipelineConfig(preset="micro", search_steps=4, warmup_steps=1, finetune_steps=2, steps_per_sample=4, rounds=1, eval_images=2)
+    cfg = PipelineConfig(preset="micro", search_steps=4, warmup_steps=1, finetune_steps=2, steps_per_sample=4, rounds=1, eval_images=2,
+                         quality_model=_micro_quality_model(tmp_path / "q.json"))
     summary = run_pipeline(cfg, tmp_path / "run", say=lambda m: None, progress=False)
     for name in ("report.md", "summary.json", "latency_quality.png", "base/model.onnx", "search/subnet.onnx", "search/plots/search.png",
                  "base/samples.png", "search/samples.png", "cpu-micro.csv"):
@@ -18,9 +34,13 @@ def test_pipeline_end_to_end_on_micro(tmp_path):
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Measured speed-up" in report and "search/plots/search.png" in report
     assert "cheapest subnet" in report and "bicubic (= zero residual)" in report and "of the budget" in report
-    for name in ("base", "subnet", "cheapest"):
+    for name in ("base", "subnet", "cheapest", "predicted"):
         q = summary[name]["quality"]
         assert q["gain_lo"] <= q["gain_db"] <= q["gain_hi"]
+    # the quality model's knapsack pick: within the budget, trained and timed beside the others, in the report
+    assert summary["predicted"]["table_loop_ms"] <= summary["budget_ms"] and summary["predicted"]["measured_loop_ms"] > 0
+    assert "attention" not in json.loads((tmp_path / "run" / "predicted" / "subnet.json").read_text())["choices"].values()
+    assert "quality-model pick" in report
     # the table was profiled on this machine, into the run folder, and the report says how loaded it was
     assert summary["table"] == str(tmp_path / "run" / "cpu-micro.csv") and summary["table_meta"]["host"] == summary["host"]
     assert all(len(summary["load_avg"][k]) == 3 for k in ("start", "before_timing", "end"))
@@ -42,7 +62,7 @@ def test_pipeline_uses_a_given_table_and_profiles_otherwise(tmp_path):
 
 def test_cli_help_lists_every_command():
     out = subprocess.run([sys.executable, "-m", "rcai", "--help"], capture_output=True, text=True, check=True).stdout
-    for cmd in ("space", "train", "sample", "profile", "tables", "search", "export", "bench", "pipeline", "predictor", "predict"):
+    for cmd in ("space", "train", "sample", "profile", "tables", "search", "quality", "export", "bench", "pipeline", "predictor", "predict"):
         assert cmd in out, cmd
 
 

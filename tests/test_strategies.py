@@ -176,3 +176,69 @@ def test_cli_search_killed_and_resumed_equals_uninterrupted(micro_table, budget,
     cfg = StrategyConfig.from_dict(read_json(out / "config.json"))
     run_strategy(cfg, tmp_path / "uninterrupted")
     assert _trace(out) == _trace(tmp_path / "uninterrupted")
+
+
+@pytest.fixture(scope="module")
+def micro_quality(tmp_path_factory, micro):
+    """A quality model of micro with planted per-op effects (exact: no noise)."""
+    import random
+
+    from rcai.proxies.additive import AdditiveQuality
+    from rcai.space.space import SearchSpace
+
+    planted = {"conv3x3": 0.03, "conv5x5": 0.02, "dwsep3x3": -0.04, "narrow3x3": 0.01, "attention": -0.05}
+    space, rng = SearchSpace.of(micro), random.Random(0)
+    recs = [{"choices": a, "quality": 0.5 + sum(planted.get(op, 0.0) for op in a.values())} for a in (space.random_arch(rng) for _ in range(40))]
+    path = tmp_path_factory.mktemp("quality") / "quality-micro.json"
+    AdditiveQuality.fit(micro, recs, resamples=50).save(path)
+    return str(path)
+
+
+def test_knapsack_is_the_exact_optimum_of_an_additive_model(micro_table, budget, micro_quality, tmp_path):
+    """One evaluation, within the budget, and no worse than evolution with 200 evaluations of the same model."""
+    from rcai.cost.load import load_cost_model
+    from rcai.proxies.additive import AdditiveQuality
+
+    q = ProxyConfig(quality_model=micro_quality)
+    ks, summary = run_strategy(_cfg(micro_table, budget, "knapsack", proxy="quality-model", proxy_config=q), tmp_path / "k")
+    evo, _ = run_strategy(_cfg(micro_table, budget, "evolution", proxy="quality-model", proxy_config=q, evaluations=200), tmp_path / "e")
+    model = AdditiveQuality.load(micro_quality)
+    assert summary["evaluations"] == 1 and ks.estimate.loop_ms <= budget
+    assert model(ks.subnet.choices) >= model(evo.subnet.choices) - 1e-12
+    # no budget: the best op in every slot, whatever it costs (attention and dwsep never, conv3x3 everywhere)
+    free, _ = run_strategy(_cfg(micro_table, None, "knapsack", proxy="quality-model", proxy_config=q), tmp_path / "f")
+    table = load_cost_model(micro_table, ks.subnet.preset)
+    assert set(free.subnet.choices.values()) == {"conv3x3", "gnconv"} and table.space.validate(free.subnet.choices)
+
+
+def test_knapsack_refuses_a_non_additive_estimator(micro_table, budget, tmp_path):
+    with pytest.raises(RcaiError, match="additive quality estimator"):
+        run_strategy(_cfg(micro_table, budget, "knapsack", proxy="params"), tmp_path / "k")
+
+
+def test_cli_quality_collect_fit_and_knapsack_search(micro_table, budget, tmp_path):
+    """Real processes end to end on micro: train 4 random subnets from scratch (a few steps), fit the
+    model, and search with it; a second collect is a no-op (every subnet already recorded)."""
+    import subprocess
+    import sys
+
+    rcai = [sys.executable, "-m", "rcai"]
+    data = tmp_path / "data"
+    collect = rcai + ["quality", "collect", "--preset", "micro", "--cost-table", micro_table, "--frac", "0.6", "--frac", "0.9",
+                      "--per-frac", "2", "--train-steps", "3", "--out", str(data)]
+    first = subprocess.run(collect, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    lines = (data / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and all("quality" in json.loads(x) for x in lines)
+    again = subprocess.run(collect, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and (data / "results.jsonl").read_text().splitlines() == lines
+    model = tmp_path / "q.json"
+    fit = subprocess.run(rcai + ["quality", "fit", str(data / "results.jsonl"), "--preset", "micro", "--out", str(model)], capture_output=True, text=True)
+    assert fit.returncode == 0 and "leave-one-out" in fit.stdout, fit.stderr
+    search = subprocess.run(rcai + ["search", "--preset", "micro", "--cost-table", micro_table, "--strategy", "knapsack", "--quality-model", str(model),
+                                    "--sample-steps", "10", "--latency-budget-ms", str(budget), "--out", str(tmp_path / "s"), "--json"],
+                            capture_output=True, text=True, timeout=120)
+    assert search.returncode == 0, search.stderr
+    assert json.loads(search.stdout)["table"]["loop_ms"] <= budget
+    bad = subprocess.run(rcai + ["quality", "fit", str(tmp_path / "missing.jsonl"), "--out", str(model)], capture_output=True, text=True)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1

@@ -25,6 +25,8 @@ def pipeline(
     predictor: Optional[str] = typer.Option(D["predictor"], help="GNN predictor file, e.g. trained on this machine's `rcai profile --archs` data (default: none)."),
     cost_table: Optional[str] = CostTableOpt(D["cost_table"], help="Cost table CSV: reused if it exists (warned if measured elsewhere), "
                                              "else profiled into it (default: profile into the run folder)."),
+    quality_model: Optional[str] = typer.Option(D["quality_model"], "--quality-model", help="Quality model (rcai quality fit) whose knapsack pick "
+                                                "is trained and timed beside the searched subnet (default: predictors/quality-PRESET.json if it exists; none: skip)."),
     seed: int = typer.Option(D["seed"]),
     json: bool = JsonOpt,
 ) -> None:
@@ -35,7 +37,7 @@ def pipeline(
 
     cfg = PipelineConfig(preset=preset, device=device, threads=threads, speedup=speedup, steps_per_sample=sample_steps,
                          search_steps=search_steps, finetune_steps=finetune_steps, warmup_steps=warmup_steps, rounds=rounds,
-                         predictor=predictor, cost_table=cost_table, seed=seed)
+                         predictor=predictor, cost_table=cost_table, quality_model=quality_model, seed=seed)
     summary = run_pipeline(cfg, out, say=lambda m: console.print(f"[bold]>[/] {m}"), progress=not json)
     if json:
         print_json(summary)

@@ -36,8 +36,11 @@ def search(
     eval_images: int = typer.Option(EVAL["max_images"], help="Test crops evaluated."),
     force: bool = typer.Option(False, "--force", help="Use a table measured for another preset/batch/precision."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed search from its last checkpoint."),
-    strategy: str = typer.Option("darts", help="darts (bilevel supernet search) | grid | random | evolution | area | rl (sample-based)."),
-    proxy: Optional[str] = typer.Option(None, help=f"Sample-based strategies: quality estimator (rcai/proxies; default {STRATEGY['proxy']})."),
+    strategy: str = typer.Option("darts", help="darts (bilevel supernet search) | grid | random | evolution | area | rl (sample-based) | "
+                                 "knapsack (exact, with --proxy quality-model)."),
+    proxy: Optional[str] = typer.Option(None, help=f"Sample-based strategies: quality estimator (rcai/proxies; default {STRATEGY['proxy']}, "
+                                        "quality-model for knapsack)."),
+    quality_model: Optional[str] = typer.Option(None, "--quality-model", help="Quality model of `rcai quality fit` (default predictors/quality-PRESET.json)."),
     evaluations: int = typer.Option(STRATEGY["evaluations"], help="Sample-based strategies: quality-estimator calls."),
     reward: str = typer.Option(STRATEGY["reward"], help="rl: reward form hard | soft | linear."),
     json: bool = JsonOpt,
@@ -46,10 +49,14 @@ def search(
     latency in the architecture loss, extract the best subnet under the budget, fine-tune it and
     evaluate PSNR/SSIM. Multi-process: `torchrun --nproc_per_node N -m rcai search ...`.
     With --strategy grid|random|evolution|area|rl: sample subnets within the budget, score them with
-    --proxy and keep the best (subnet.json; train it with `rcai train --subnet`)."""
+    --proxy and keep the best (subnet.json; train it with `rcai train --subnet`). With --strategy knapsack:
+    the subnet of highest predicted quality within the budget, exactly, by a quality model fitted on
+    subnets trained from scratch (`rcai quality collect`, `rcai quality fit`)."""
     if strategy != "darts":
+        if strategy == "knapsack":
+            proxy = proxy or "quality-model"
         return _sample_search(strategy, proxy, cost_table, out, preset, latency_budget_ms, sample_steps, evaluations, reward, seed,
-                              image_dir, resume, json)
+                              image_dir, resume, json, quality_model or f"predictors/quality-{preset}.json")
     if proxy is not None:
         from ..errors import RcaiError
 
@@ -80,14 +87,15 @@ def search(
                   f"quality {metrics['quality']['gain_db']:+.3f} dB over bicubic, sampled PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}")
 
 
-def _sample_search(strategy, proxy, cost_table, out, preset, budget, sample_steps, evaluations, reward, seed, image_dir, resume, json) -> None:
+def _sample_search(strategy, proxy, cost_table, out, preset, budget, sample_steps, evaluations, reward, seed, image_dir, resume, json,
+                   quality_model) -> None:
     from ..proxies import ProxyConfig
     from ..search.strategies.base import StrategyConfig
     from ..search.strategies.run import run_strategy
 
     cfg = StrategyConfig(strategy=strategy, preset=preset, cost_table=cost_table, proxy=proxy or STRATEGY["proxy"], latency_budget_ms=budget,
                          steps_per_sample=sample_steps, evaluations=evaluations, reward=reward, seed=seed,
-                         proxy_config=ProxyConfig(data_dir=image_dir, seed=seed))
+                         proxy_config=ProxyConfig(data_dir=image_dir, seed=seed, quality_model=quality_model))
     _, summary = run_strategy(cfg, out, resume=resume)
     if json:
         print_json(summary)

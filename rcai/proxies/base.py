@@ -38,6 +38,7 @@ class ProxyConfig(JsonConfig):
     lr: float = 2e-3  # short_train
     vote_refs: int = 16  # vote: random reference subnets each member's score is ranked against
     supernet: str | None = None  # inherited: a trained supernet's weights (a search run's supernet.pt)
+    quality_model: str | None = None  # quality-model: a file of `rcai quality fit` (rcai/proxies/additive.py)
 
     def __post_init__(self) -> None:
         for name in ("batch", "train_steps", "vote_refs"):
