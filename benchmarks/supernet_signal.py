@@ -73,6 +73,9 @@ def report(rows: list[dict], model, args) -> str:
         r["rho"] = rho
         lines.append(f"| {r['softmax']} | {r['seed']} | " + " | ".join(f"{p[o]:+.2f}" for o in truth_order)
                      + f" | {p['attention'] - p['gnconv']:+.2f} | {rho:+.2f} | {r['seconds']:.0f} |")
+    imported = [f"{r['softmax']} seed {r['seed']}" for r in rows if r.get("imported")]
+    if imported:
+        lines += ["", f"Rows {', '.join(imported)}: {next(r['imported'] for r in rows if r.get('imported'))} (same config, preferences to 3 decimals)."]
     lines += ["", "Mean Spearman per estimator: " + ", ".join(
         f"{s} {statistics.mean(r['rho'] for r in rows if r['softmax'] == s):+.2f}" for s in args.softmax if any(r["softmax"] == s for r in rows)) + ".", ""]
     return "\n".join(lines)

@@ -69,8 +69,10 @@ def fit_cmd(
     if as_json:
         print_json({"out": str(out), **model.__dict__})
         return
-    stdout.print(f"wrote {out}: {model.n} subnets; leave-one-out Spearman {model.loo_spearman:+.2f}, RMSE {model.loo_rmse:.3f} dB "
-                 f"(training-seed sd {model.noise_sd:.3f} dB); intercept {model.intercept:+.3f} dB")
+    fmt = lambda x, spec: "n/a" if x is None else format(x, spec)  # noqa: E731
+    seed_sd = "" if model.noise_sd is None else f" (one subnet's sd over training seeds {model.noise_sd:.3f} dB)"
+    stdout.print(f"wrote {out}: {model.n} subnets; leave-one-out Spearman {fmt(model.loo_spearman, '+.2f')}, RMSE {fmt(model.loo_rmse, '.3f')} dB"
+                 f"{seed_sd}; intercept {model.intercept:+.3f} dB")
     for op, e in sorted(model.effects.items(), key=lambda kv: -kv[1]):
         lo, hi = model.ci95[op]
         stdout.print(f"  {op:12s} {e:+.4f} dB per slot  [{lo:+.4f}, {hi:+.4f}]")

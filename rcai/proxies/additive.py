@@ -54,9 +54,9 @@ class AdditiveQuality:
     effects: dict[str, float]  # op name -> dB per slot that takes it, vs the slot's reference
     ci95: dict[str, list[float]] = field(default_factory=dict)  # op -> [lo, hi] (bootstrap over subnets)
     n: int = 0  # subnets fitted
-    loo_spearman: float = float("nan")  # leave-one-out predictions vs measured
-    loo_rmse: float = float("nan")
-    noise_sd: float = float("nan")  # one subnet's sd over training seeds, where the data repeat a subnet
+    loo_spearman: float | None = None  # leave-one-out predictions vs measured (None: undefined)
+    loo_rmse: float | None = None
+    noise_sd: float | None = None  # one subnet's sd over training seeds, where the data repeat a subnet
     seed_offsets: dict[str, float] = field(default_factory=dict)  # training seed -> dB vs the average seed
     metric: str = "quality (posterior-mean gain over bicubic, dB)"
     source: str = ""  # how the data were made (training protocol)
@@ -102,7 +102,7 @@ class AdditiveQuality:
         return cls(preset=preset.name, arch_hash=preset.arch_hash, intercept=float(coef[0]),
                    effects={op: float(c) for op, c in zip(ops, coef[1:])},
                    ci95={op: [float(np.percentile(boot[:, j + 1], 2.5)), float(np.percentile(boot[:, j + 1], 97.5))] for j, op in enumerate(ops)},
-                   n=len(y), loo_spearman=float(spearmanr(loo, y)[0]), loo_rmse=float(np.sqrt(np.mean((loo - y) ** 2))),
+                   n=len(y), loo_spearman=_finite(spearmanr(loo, y)[0]), loo_rmse=_finite(np.sqrt(np.mean((loo - y) ** 2))),
                    noise_sd=_seed_sd(rows), seed_offsets={k: float(v) for k, v in zip(seeds, offsets)} if seeds else {},
                    source=source)
 
@@ -144,14 +144,18 @@ def _predict(coef: np.ndarray, x: np.ndarray) -> float:
     return float(coef[0] + x @ coef[1:])
 
 
-def _seed_sd(rows: list[tuple[dict, float, Any]]) -> float:
-    """Pooled sd over training seeds of the subnets trained more than once (nan if none)."""
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _seed_sd(rows: list[tuple[dict, float, Any]]) -> float | None:
+    """Pooled sd over training seeds of the subnets trained more than once (None if none is)."""
     groups: dict[str, list[float]] = {}
     for arch, q, _ in rows:
         groups.setdefault(json.dumps(sorted(arch.items())), []).append(q)
     reps = [g for g in groups.values() if len(g) > 1]
     if not reps:
-        return float("nan")
+        return None
     ss = sum(sum((q - sum(g) / len(g)) ** 2 for q in g) for g in reps)
     return math.sqrt(ss / sum(len(g) - 1 for g in reps))
 
