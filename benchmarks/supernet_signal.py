@@ -76,8 +76,11 @@ def report(rows: list[dict], model, args) -> str:
     imported = [f"{r['softmax']} seed {r['seed']}" for r in rows if r.get("imported")]
     if imported:
         lines += ["", f"Rows {', '.join(imported)}: {next(r['imported'] for r in rows if r.get('imported'))} (same config, preferences to 3 decimals)."]
-    lines += ["", "Mean Spearman per estimator: " + ", ".join(
-        f"{s} {statistics.mean(r['rho'] for r in rows if r['softmax'] == s):+.2f}" for s in args.softmax if any(r["softmax"] == s for r in rows)) + ".", ""]
+    lines += ["", "Mean Spearman vs from scratch per estimator: " + ", ".join(
+        f"{s} {statistics.mean(r['rho'] for r in rows if r['softmax'] == s):+.2f}" for s in args.softmax if any(r["softmax"] == s for r in rows)) + ".",
+        "Does an estimator agree with itself? Spearman of the 5 GN-conv ops' preferences, seed against seed: " + ", ".join(
+        f"{s} {spearmanr(*[[r['pref'][o] for o in GNCONV] for r in rs[:2]]).statistic:+.2f}"
+        for s in args.softmax for rs in [[r for r in rows if r["softmax"] == s]] if len(rs) >= 2) + ".", ""]
     return "\n".join(lines)
 
 
