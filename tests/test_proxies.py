@@ -37,10 +37,23 @@ def supernet(micro, tmp_path_factory):
     return str(path)
 
 
+@pytest.fixture(scope="module")
+def quality_model(micro, tmp_path_factory):
+    """A micro quality model (rcai quality fit) with per-op effects: 3x3 convs help, depthwise ones hurt."""
+    from rcai.proxies.additive import AdditiveQuality
+
+    space, rng = SearchSpace.of(micro), random.Random(0)
+    recs = [{"choices": a, "quality": 0.5 + 0.03 * list(a.values()).count("conv3x3") - 0.04 * list(a.values()).count("dwsep3x3")}
+            for a in (space.random_arch(rng) for _ in range(30))]
+    path = tmp_path_factory.mktemp("quality") / "quality-micro.json"
+    AdditiveQuality.fit(micro, recs, resamples=20).save(path)
+    return str(path)
+
+
 @pytest.mark.parametrize("name", PROXIES.names())
-def test_proxy_is_deterministic_finite_and_depends_on_the_arch(micro, supernet, name):
+def test_proxy_is_deterministic_finite_and_depends_on_the_arch(micro, supernet, quality_model, name):
     archs = _archs(micro)[: 2 if name in ("short_train", "inherited") else 3]  # seconds per subnet
-    cfg = replace(FAST, supernet=supernet) if name == "inherited" else FAST
+    cfg = {"inherited": replace(FAST, supernet=supernet), "quality-model": replace(FAST, quality_model=quality_model)}.get(name, FAST)
     first = [make_estimator(name, micro, cfg)(a) for a in archs]
     again = [make_estimator(name, micro, cfg)(a) for a in archs]
     assert first == again

@@ -225,7 +225,7 @@ def test_cli_quality_collect_fit_and_knapsack_search(micro_table, budget, tmp_pa
     rcai = [sys.executable, "-m", "rcai"]
     data = tmp_path / "data"
     collect = rcai + ["quality", "collect", "--preset", "micro", "--cost-table", micro_table, "--frac", "0.6", "--frac", "0.9",
-                      "--per-frac", "2", "--train-steps", "3", "--out", str(data)]
+                      "--per-frac", "2", "--steps", "3", "--out", str(data)]
     first = subprocess.run(collect, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
     lines = (data / "results.jsonl").read_text().splitlines()

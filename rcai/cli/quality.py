@@ -21,7 +21,7 @@ def collect_cmd(
     preset: str = PresetOpt,
     fracs: List[float] = typer.Option([0.35, 0.45, 0.55, 0.65, 0.75, 0.85], "--frac", help="Loop latency of the subnets, as fractions of the base's (repeatable)."),
     per_frac: int = typer.Option(6, "--per-frac", help="Subnets per fraction."),
-    train_steps: int = typer.Option(800, "--train-steps", help="Training steps of each subnet (the protocol its searches will be judged by)."),
+    train_steps: int = typer.Option(800, "--steps", help="Optimizer steps of each subnet's training (the protocol its searches will be judged by)."),
     jobs: int = typer.Option(1, "--jobs", help="Subnets trained at once (one torch thread each)."),
     as_json: bool = JsonOpt,
 ) -> None:
