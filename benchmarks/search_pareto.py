@@ -232,7 +232,7 @@ def report(rows: list[dict], args, header: str) -> str:
                      f"{statistics.mean(r['psnr_gain_db'] for r in rs):+.2f} |")
     lines += ["| bicubic (= zero residual) | | | | +0.000 | 0.00 |", ""]
     goals = []
-    for method, label in (("searched", "searched (DARTS, `rcai search` defaults)"), ("predicted", "predicted (knapsack on the quality model)")):
+    for method, label in (("searched", f"searched (DARTS, softmax {args.softmax})"), ("predicted", "predicted (knapsack on the quality model)")):
         table, met_median, met_best, n = per_budget(rows, args, by, method, label)
         if n:
             lines += table
