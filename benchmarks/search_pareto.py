@@ -71,27 +71,35 @@ def jobs_for(args, table) -> list[dict]:
 REUSED_FIELDS = ("quality", "quality_lo", "quality_hi", "psnr_gain_db", "denoise_mse", "params", "seconds")
 
 
+def earlier_run(reuse: str) -> tuple[str, dict[tuple[str, int, str], dict]]:
+    """--reuse CSV=LABEL: the label and the earlier run's training figures by (method, seed, subnet hash)."""
+    import csv
+
+    path, _, label = reuse.partition("=")
+    with open(path, newline="") as f:
+        rows = {(r["method"], int(r["seed"]), r["arch"]): r for r in csv.DictReader(f)}
+    return label or path, {k: {"budget_frac": float(r["budget_frac"]), **{f: float(r[f]) for f in REUSED_FIELDS if r.get(f) not in (None, "")}}
+                           for k, r in rows.items()}
+
+
 def reuse_rows(args, table, done: dict[str, dict]) -> list[dict]:
     """Records for this run's jobs taken from an earlier run's CSV: a job whose method, seed and subnet
     hash match a row there (so the same architecture, trained by the same protocol) is imported, except
     the jobs named by --retrain, which run again so the report can show the earlier figure beside today's."""
-    import csv
-
     from rcai.space.presets import get_preset
     from rcai.space.subnet import SubnetSpec
 
-    path, _, label = args.reuse.partition("=")
-    with open(path, newline="") as f:
-        old = {(r["method"], int(r["seed"]), r["arch"]): r for r in csv.DictReader(f)}
+    label, old = earlier_run(args.reuse)
     out = []
     for job in jobs_for(args, table):
         if "arch" not in job or job["id"] in done:
             continue
-        row = old.get((job["method"], job["seed"], SubnetSpec(get_preset("tiny"), job["arch"]).hash))
+        arch = SubnetSpec(get_preset("tiny"), job["arch"]).hash
+        row = old.get((job["method"], job["seed"], arch))
         if row is None:
             continue
-        rec = {**{k: v for k, v in job.items() if k != "arch"}, "arch": row["arch"], "choices": job["arch"], "reused": label or path,
-               **{k: float(row[k]) for k in REUSED_FIELDS if row.get(k) not in (None, "")}}
+        rec = {**{k: v for k, v in job.items() if k != "arch"}, "arch": arch, "choices": job["arch"], "reused": label,
+               **{k: v for k, v in row.items() if k != "budget_frac"}}
         if job["id"] in args.retrain:
             rec = {"id": job["id"], "reuse_check": rec}  # no quality: the job runs again; the report compares
         out.append(rec)
@@ -120,16 +128,13 @@ def reuse_check_lines(log: Path, rows: list[dict]) -> list[str]:
 def earlier_training(args, job: dict, arch_hash: str) -> dict | None:
     """With --reuse, a searched job whose search reproduces the earlier run's subnet (same budget, seed
     and subnet hash) takes that subnet's training figures instead of training it again."""
-    import csv
-
     if not args.reuse or job["method"] != "searched":
         return None
-    path, _, label = args.reuse.partition("=")
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            if (row["method"], int(row["seed"]), row["arch"]) == ("searched", job["seed"], arch_hash) and abs(float(row["budget_frac"]) - job["budget_frac"]) < 1e-9:
-                return {"reused": label or path, "search_reproduced": True, **{k: float(row[k]) for k in REUSED_FIELDS if row.get(k) not in (None, "")}}
-    return None
+    label, old = earlier_run(args.reuse)
+    row = old.get(("searched", job["seed"], arch_hash))
+    if row is None or abs(row["budget_frac"] - job["budget_frac"]) > 1e-9:
+        return None
+    return {"reused": label, "search_reproduced": True, **{k: v for k, v in row.items() if k != "budget_frac"}}
 
 
 def run_job(job: dict, args) -> dict:
@@ -155,13 +160,9 @@ def run_job(job: dict, args) -> dict:
         rec["search_notes"] = m["search"]["notes"]
         arch = SubnetSpec.load(out / "search" / "subnet.json").choices
     elif job["method"] == "predicted":
-        from rcai.proxies import ProxyConfig
-        from rcai.search.strategies import StrategyConfig
-        from rcai.search.strategies.run import run_strategy
+        from rcai.search.strategies.run import run_knapsack
 
-        kcfg = StrategyConfig(strategy="knapsack", preset="tiny", cost_table=args.table, proxy="quality-model", latency_budget_ms=job["budget_ms"],
-                              steps_per_sample=args.steps_per_sample, proxy_config=ProxyConfig(quality_model=args.quality_model))
-        result, summary = run_strategy(kcfg, out / "search", resume=(out / "search" / "config.json").exists())
+        result, summary = run_knapsack("tiny", args.table, args.quality_model, job["budget_ms"], args.steps_per_sample, out / "search")
         rec["predicted_quality"] = summary["best_score"]
         arch = result.subnet.choices
     else:

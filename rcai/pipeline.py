@@ -29,6 +29,7 @@ from .deploy.compare import compare_loops
 from .io import atomic_write_json, read_json
 from .search.config import SearchConfig
 from .search.run import run_search
+from .search.strategies.run import run_knapsack
 from .space.presets import get_preset
 from .space.subnet import SubnetSpec
 from .train.evaluate import EvalConfig
@@ -116,8 +117,8 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
         dirs["predicted"] = pick_dir = out / "predicted"
         say(f"the quality model's pick under the budget ({model_file}), trained from scratch ({cfg.search_steps + cfg.finetune_steps} steps)")
         if not (pick_dir / "metrics.json").exists():
-            pick = knapsack_pick(cfg, str(table_path), str(model_file), budget, out / "predicted-search")
-            train(TrainConfig(preset=cfg.preset, subnet=str(pick), steps=cfg.search_steps + cfg.finetune_steps, lr=cfg.lr, seed=cfg.seed, eval=ev),
+            run_knapsack(cfg.preset, str(table_path), str(model_file), budget, S, out / "predicted-search")
+            train(TrainConfig(preset=cfg.preset, subnet=str(out / "predicted-search" / "subnet.json"), steps=cfg.search_steps + cfg.finetune_steps, lr=cfg.lr, seed=cfg.seed, eval=ev),
                   pick_dir, resume=(pick_dir / "config.json").exists(), progress=progress)
 
     say("exporting the denoisers to ONNX")
@@ -173,18 +174,6 @@ def quality_model_file(cfg: PipelineConfig) -> Path | None:
     if cfg.quality_model is None and not path.exists():
         return None
     return path
-
-
-def knapsack_pick(cfg: PipelineConfig, table: str, model: str, budget: float, out: Path) -> Path:
-    """The subnet of highest predicted quality within the budget (`rcai search --strategy knapsack`)."""
-    from .proxies import ProxyConfig
-    from .search.strategies import StrategyConfig
-    from .search.strategies.run import run_strategy
-
-    scfg = StrategyConfig(strategy="knapsack", preset=cfg.preset, cost_table=table, proxy="quality-model", latency_budget_ms=budget,
-                          steps_per_sample=cfg.steps_per_sample, proxy_config=ProxyConfig(quality_model=model))
-    run_strategy(scfg, out, resume=(out / "config.json").exists())
-    return out / "subnet.json"
 
 
 def _row(run: Path, table: CostModel, S: int, timing: dict[str, Any] | None, bench: dict[str, Any] | None) -> dict[str, Any]:

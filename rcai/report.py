@@ -96,11 +96,10 @@ def write_report(out: Path, summary: dict[str, Any], cfg) -> Path:
         "| model | params | MFLOPs/step | table loop ms | measured loop ms | repeatability | quality: gain dB [95% CI] | sampled PSNR dB | vs bicubic | SSIM |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    labels = LABELS
     for name in names(summary):
         r = summary[name]
         q = r["quality"]
-        lines.append(f"| {labels[name]} ({r['subnet']}) | {r['params']:,} | {r['flops_per_step'] / 1e6:.1f} | {r['table_loop_ms']:.1f} | "
+        lines.append(f"| {LABELS[name]} ({r['subnet']}) | {r['params']:,} | {r['flops_per_step'] / 1e6:.1f} | {r['table_loop_ms']:.1f} | "
                      f"{r['measured_loop_ms']:.1f} | {r['repeatability']:.1%} | {q['gain_db']:+.3f} [{q['gain_lo']:+.3f}, {q['gain_hi']:+.3f}] | "
                      f"{r['psnr']:.2f} | {r['psnr_gain_db']:+.2f} | {r['ssim']:.3f} |")
     lines += [
@@ -116,7 +115,7 @@ def write_report(out: Path, summary: dict[str, Any], cfg) -> Path:
                      f"by per-op effects fitted on subnets trained from scratch) measures {p['measured_loop_ms']:.1f} ms at "
                      f"{p['quality']['gain_db']:+.3f} dB, trained from scratch like the base: {b['measured_loop_ms'] / p['measured_loop_ms']:.2f}x "
                      f"faster than the base at {p['quality']['gain_db'] - b['quality']['gain_db']:+.3f} dB.")
-    below = [labels[n] for n in names(summary) if summary[n]["psnr_gain_db"] < 0]
+    below = [LABELS[n] for n in names(summary) if summary[n]["psnr_gain_db"] < 0]
     if below:
         lines.append(f"\nSampled outputs are **below bicubic** for: {', '.join(below)} (one sample has about twice the error of the posterior "
                      "mean, so models trained for minutes sample below bicubic; the quality column is what ranks them).")

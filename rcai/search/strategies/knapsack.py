@@ -3,6 +3,7 @@ the subnet of highest predicted quality whose loop latency is within the budget,
 multiple-choice knapsack of rcai/search/select.py. One evaluation: the optimum itself."""
 from __future__ import annotations
 
+from ...cost.model import OpCostModel
 from ...errors import RcaiError
 from ..select import best_under_budget
 from .base import STRATEGIES, SearchStrategy
@@ -17,7 +18,7 @@ class Knapsack(SearchStrategy):
         if slot_scores is None:
             raise RcaiError(f"--strategy knapsack needs an additive quality estimator (--proxy quality-model), not {self.cfg.proxy}")
         cost = problem.cost
-        if not hasattr(cost, "op_metric"):
+        if not isinstance(cost, OpCostModel):
             raise RcaiError(f"--strategy knapsack needs a per-op cost model (a cost table), got {cost.name}")
         op_ms = lambda sp: cost.op_metric(sp, "latency_ms")  # noqa: E731
         budget = problem.budget_ms

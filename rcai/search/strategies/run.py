@@ -49,6 +49,17 @@ def run_strategy(cfg: StrategyConfig, out: str | Path, resume: bool = False) -> 
         return result, summary
 
 
+def run_knapsack(preset: str, cost_table: str, quality_model: str, budget_ms: float, steps_per_sample: int,
+                 out: str | Path) -> tuple[SearchResult, dict[str, Any]]:
+    """`rcai search --strategy knapsack`: the subnet of highest predicted quality within the budget
+    (a run folder that exists is resumed, i.e. replayed)."""
+    from ...proxies import ProxyConfig
+
+    cfg = StrategyConfig(strategy="knapsack", preset=preset, cost_table=cost_table, proxy="quality-model", latency_budget_ms=budget_ms,
+                         steps_per_sample=steps_per_sample, proxy_config=ProxyConfig(quality_model=quality_model))
+    return run_strategy(cfg, out, resume=(Path(out) / "config.json").exists())
+
+
 def summarize(cfg: StrategyConfig, result: SearchResult, session: Session) -> dict[str, Any]:
     best = session.best()
     return {**result.to_dict(), "strategy": cfg.strategy, "proxy": cfg.proxy, "best_score": best["score"], "best_at": best["i"],
