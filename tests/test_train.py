@@ -7,6 +7,7 @@ from rcai.model.unet import UNet
 from rcai.space.space import SearchSpace
 from rcai.train import rundir as rundir_mod
 from rcai.train.evaluate import EvalConfig
+from rcai.train.rundir import RunDir
 from rcai.train.setup import schedule_of
 from rcai.train.trainer import TrainConfig, train
 
@@ -111,3 +112,43 @@ def test_the_lr_schedule_is_what_the_trainer_steps_with(tmp_path):
     wa, wb = torch.load(tmp_path / "constant" / "model.pt"), torch.load(tmp_path / "cosine" / "model.pt")
     assert any(not torch.equal(wa[k], wb[k]) for k in wa)
     assert a["quality"]["gain_db"] != b["quality"]["gain_db"]
+
+
+def _weights(run):
+    return torch.load(run / "model.pt", weights_only=True)
+
+
+def test_constant_lr_run_extended_equals_one_longer_run(tmp_path):
+    """The rungs of a multi-fidelity search: 6 steps, then resumed to 10, is the 10-step run, EMA and
+    the logged learning curve included."""
+    kw = dict(lr_schedule="constant", ema=0.9, eval_at=(3, 6, 10))
+    long = train(_cfg(steps=10, **kw), tmp_path / "long", progress=False)
+    short = train(_cfg(steps=6, eval_at=(3, 6), **{k: v for k, v in kw.items() if k != "eval_at"}), tmp_path / "ext", progress=False)
+    ext = train(_cfg(steps=10, **kw), tmp_path / "ext", resume=True, progress=False)
+    assert short["quality"]["gain_db"] != ext["quality"]["gain_db"]
+    assert ext["quality"] == long["quality"]
+    for k, v in _weights(tmp_path / "long").items():
+        assert torch.equal(v, _weights(tmp_path / "ext")[k]), k
+    curve = lambda run: [(r["step"], r["quality"]) for r in RunDir(run).read_log() if "quality" in r]  # noqa: E731
+    assert [s for s, _ in curve(tmp_path / "long")] == [3, 6, 10]
+    assert curve(tmp_path / "long") == curve(tmp_path / "ext")
+
+
+def test_cosine_run_cannot_be_extended(tmp_path):
+    train(_cfg(steps=4), tmp_path / "r", progress=False)
+    with pytest.raises(RcaiError, match="different config"):
+        train(_cfg(steps=8), tmp_path / "r", resume=True, progress=False)
+
+
+def test_ema_weights_are_what_is_saved_and_differ_from_the_last(tmp_path):
+    train(_cfg(lr_schedule="constant", ema=0.5), tmp_path / "r", progress=False)
+    state = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    saved = _weights(tmp_path / "r")
+    assert all(torch.equal(saved[k], state["ema"]["module"][k]) for k in saved)
+    assert any(not torch.equal(saved[k], state["model"][k]) for k in saved if saved[k].is_floating_point())
+
+
+@pytest.mark.parametrize("bad", [dict(ema=1.0), dict(ema=-0.1), dict(eval_at=(0,)), dict(eval_at=(2.5,))])
+def test_bad_ema_or_eval_steps_are_one_line_errors(bad):
+    with pytest.raises(RcaiError):
+        _cfg(**bad)

@@ -29,16 +29,23 @@ class RunDir:
     def checkpoint(self) -> Path:
         return self.file("checkpoint.pt")
 
-    def start(self, config: dict[str, Any], resume: bool) -> None:
-        """A new run refuses to overwrite an existing one; --resume requires the same config."""
+    def start(self, config: dict[str, Any], resume: bool, growable: tuple[str, ...] = ()) -> None:
+        """A new run refuses to overwrite an existing one; --resume requires the same config, except
+        that `growable` keys may grow (more steps of a run whose lr does not depend on its length):
+        the stored config is then updated to the new one."""
         cfg_path = self.file("config.json")
+        config = json.loads(json.dumps(config))  # tuples as the stored JSON has them (lists)
         if resume:
             if not cfg_path.exists():
                 raise RcaiError(f"{self.path}: nothing to resume (no config.json)")
             old = read_json(cfg_path, expect=dict)
-            if _comparable(old) != _comparable(config):
-                diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-                raise RcaiError(f"{self.path}: --resume with a different config ({', '.join(diff)})")
+            old_c, new_c = _comparable(old), _comparable(config)
+            diff = sorted(k for k in set(old_c) | set(new_c) if old_c.get(k) != new_c.get(k))
+            grown = [k for k in diff if k in growable and _grows(old_c.get(k), new_c.get(k))]
+            if len(grown) != len(diff):
+                raise RcaiError(f"{self.path}: --resume with a different config ({', '.join(k for k in diff if k not in grown)})")
+            if grown:
+                atomic_write_json(cfg_path, config)
             return
         if cfg_path.exists():
             raise RcaiError(f"{self.path}: run folder exists; use --resume or another --out")
@@ -73,6 +80,15 @@ class RunDir:
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise RcaiError(f"{self.checkpoint}: damaged checkpoint ({type(e).__name__}: {str(e)[:100]})") from None
         return state
+
+
+def _grows(old: Any, new: Any) -> bool:
+    """`new` continues `old`: a larger count, or a list that starts with the old one."""
+    if isinstance(old, int) and isinstance(new, int):
+        return new >= old
+    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
+        return list(new[: len(old)]) == list(old)
+    return False
 
 
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from ..space.presets import Preset, get_preset
 from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
 from .batches import BatchStream
+from .ema import WeightEMA
 from .evaluate import EvalConfig, evaluate
 from .quality import eval_set, quality
 from .rundir import RunDir, seed_everything
@@ -40,6 +41,11 @@ class TrainConfig(JsonConfig):
     data_dir: str | None = None
     ckpt_every: int = 50
     log_every: int = 10
+    # EMA decay of the weights that are evaluated and saved (0: the last weights; rcai/train/ema.py).
+    ema: float = 0.0
+    # Steps at which the primary metric is logged ({"step", "quality", ...} lines of log.jsonl): the
+    # learning curve, and the rungs of a multi-fidelity search.
+    eval_at: tuple[int, ...] = ()
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
@@ -48,7 +54,17 @@ class TrainConfig(JsonConfig):
                 raise RcaiError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")):
             raise RcaiError(f"lr must be a positive finite number, got {self.lr!r}")
+        if not (isinstance(self.ema, (int, float)) and 0.0 <= self.ema < 1.0):
+            raise RcaiError(f"ema must be a decay in [0, 1) (0: off), got {self.ema!r}")
+        if any(not isinstance(s, int) or s < 1 for s in self.eval_at):
+            raise RcaiError(f"eval_at must list whole steps >= 1, got {self.eval_at!r}")
         check_lr_schedule(self.lr_schedule)
+
+    @property
+    def extendable(self) -> bool:
+        """A run of this config trained further (more steps) equals one run of the longer config:
+        the lr does not depend on the run's length."""
+        return self.lr_schedule == "constant"
 
 
 def build_model(cfg: TrainConfig) -> tuple[UNet, SubnetSpec]:
@@ -70,7 +86,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
 
 def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool) -> dict[str, Any]:
     run = RunDir(Path(out))
-    run.start(cfg.to_dict(), resume)
+    run.start(cfg.to_dict(), resume, growable=("steps", "eval_at") if cfg.extendable else ())
     seed_everything(cfg.seed)
     model, spec = build_model(cfg)
     spec.save(run.file("subnet.json"))
@@ -79,18 +95,24 @@ def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool) -> d
     splits = splits_of(preset, cfg.data_dir, cfg.seed, cfg.batch_size)
     stream = BatchStream(splits.train, cfg.batch_size, cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    ema = WeightEMA(model, cfg.ema) if cfg.ema else None
     step = 0
     state = run.load_checkpoint() if resume else None
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         stream.load_state_dict(state["stream"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         step = state["step"]
     if resume:
         run.truncate_log(step)  # lines after the checkpoint (or all, if none was reached) are redone
+    judged = ema.module if ema is not None else model  # the weights evaluated and saved
+    ev = eval_set(preset, cfg.data_dir)
 
     def checkpoint() -> None:
-        run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "stream": stream.state_dict(), "step": step})
+        extra = {"ema": ema.state_dict()} if ema is not None else {}
+        run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "stream": stream.state_dict(), "step": step, **extra})
 
     model.train()
     with progress_bar(progress, "training", cfg.steps, step) as advance:
@@ -102,16 +124,21 @@ def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool) -> d
             loss.backward()
             set_lr(opt, cfg.lr, cfg.lr_schedule, step, cfg.steps)
             opt.step()
+            if ema is not None:
+                ema.update(model)
             step += 1
             if step % cfg.log_every == 0 or step == cfg.steps:
                 run.log({"step": step, "loss": loss.item(), "step_s": time.perf_counter() - t0})
-            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            if step in cfg.eval_at:
+                q = quality(judged, ev, schedule)
+                run.log({"step": step, "quality": q["gain_db"], "quality_lo": q["gain_lo"], "quality_hi": q["gain_hi"], "denoise_mse": q["denoise_mse"]})
+                model.train()
+            if step % cfg.ckpt_every == 0 or step == cfg.steps or step in cfg.eval_at:
                 checkpoint()
             advance(f"loss {loss.item():.4f}")
-    atomic_torch_save(model.state_dict(), run.file("model.pt"))
-    ev = eval_set(preset, cfg.data_dir)
-    metrics = evaluate(model, ev, schedule, cfg.eval)
-    metrics["quality"] = quality(model, ev, schedule)
+    atomic_torch_save(judged.state_dict(), run.file("model.pt"))
+    metrics = evaluate(judged, ev, schedule, cfg.eval)
+    metrics["quality"] = quality(judged, ev, schedule)
     save_samples(run.file("samples.png"), metrics.pop("_arrays"))
     metrics.update(train_steps=step, params=sum(p.numel() for p in model.parameters()), subnet_hash=spec.hash)
     atomic_write_json(run.file("metrics.json"), metrics)
