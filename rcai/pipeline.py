@@ -7,8 +7,10 @@
   3. search: bilevel search under a budget (base table latency / speedup), fine-tune, evaluate; and,
      where a quality model for the preset exists (predictors/quality-PRESET.json), its knapsack pick
      under the same budget, trained from scratch like the base
-  4. export them to ONNX; time the whole sampling loops on the target in interleaved rounds;
-     bench the subnet against the table (and predictor) estimates and the torch loop's image
+  4. export them to ONNX; measure every model's whole sampling loop once, together, with the one
+     loop measurement (rcai.targets.loops: interleaved rounds, both clocks, the load beside), the
+     base a second time among them (the same model measured twice in one report); the table (and
+     predictor) estimates against those figures; the torch loop's image against the ONNX loop's
   5. runs/NAME/report.md with plots
 """
 from __future__ import annotations
@@ -24,8 +26,10 @@ import torch
 from .cost.load import load_cost_model
 from .cost.model import CostModel
 from .cost.profile import OP_MEASURE, ProfileConfig, profile_ops
-from .deploy import BenchConfig, bench_loop, export_subnet_onnx
+from .deploy import BenchConfig, export_subnet_onnx
+from .deploy.bench import psnr_vs_reference
 from .deploy.compare import compare_loops
+from .deploy.estimates import estimate_vs_measured
 from .io import atomic_write_json, read_json
 from .search.config import SearchConfig
 from .search.run import run_search
@@ -49,7 +53,7 @@ class PipelineConfig:
     lr: float = 2e-3
     softmax: str = "gdas"
     seed: int = 0
-    rounds: int = 5  # interleaved timing rounds, base vs subnet
+    rounds: int = 6  # rounds of the loop measurement (every model's loop once a round, in a new random order)
     calibrate: int = 8  # whole subnets that calibrate the profiled table to in-graph latency (rcai profile --calibrate)
     eval_images: int = 8
     predictor: str | None = None  # a GNN predictor file (trained on this machine's subnets); none by default
@@ -130,29 +134,26 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
         spec = SubnetSpec.load(dirs[k] / "subnet.json")
         exports[k] = export_subnet_onnx(spec, torch.load(weights[k], weights_only=True), onnx[k], weights_path=weights[k]).to_dict()
 
-    say(f"timing the whole loops on {cfg.device} ({cfg.rounds} interleaved rounds)")
+    say(f"measuring the whole loops on {cfg.device} ({cfg.rounds} interleaved rounds, the base twice)")
     load["before_timing"] = load_avg()
     bcfg = BenchConfig(device=cfg.device, threads=cfg.threads, sampler="ddim", steps=S, psnr=False)
-    timing = compare_loops({k: (onnx[k], "onnx") for k in onnx}, bcfg, rounds=cfg.rounds)
-    say("benching the subnet: estimates vs measurement, ONNX vs torch image")
+    timing = compare_loops({**{k: (onnx[k], "onnx") for k in onnx}, AGAIN: (onnx["base"], "onnx")}, bcfg, rounds=cfg.rounds)
+    say("estimates vs the measured loops; ONNX vs torch image")
     models = {"table": table, **({"predictor": load_cost_model(predictor, preset)} if predictor else {})}  # loaded once
-    bench = bench_loop(onnx["subnet"], BenchConfig(device=cfg.device, threads=cfg.threads, sampler="ddim", steps=S,
-                                                   table=str(table_path), predictor=predictor), cost_models=models).to_dict()
-    bench_base = bench_loop(onnx["base"], BenchConfig(device=cfg.device, threads=cfg.threads, sampler="ddim", steps=S,
-                                                      table=str(table_path), predictor=predictor, psnr=False), cost_models=models).to_dict()
+    psnr = psnr_vs_reference(onnx["subnet"], bcfg)
     load["end"] = load_avg()
     summary = {
         "budget_ms": budget,
+        "steps": S,
         "table": str(table_path),
         "table_meta": {k: table.table.meta.get(k) for k in ("host", "device_model", "backend", "backend_version", "threads", "date")},
         "load_avg": load,
         "cpu_count": os.cpu_count(),
         "host": socket.gethostname(),
         "predictor": predictor,
-        "base": _row(base_dir, table, S, timing["base"], bench_base),
-        "subnet": _row(search_dir, table, S, timing["subnet"], bench),
-        "cheapest": _row(cheap_dir, table, S, timing["cheapest"], None),
-        **({"predicted": _row(dirs["predicted"], table, S, timing["predicted"], None)} if "predicted" in dirs else {}),
+        **{k: _row(dirs[k], table, S, timing[k], models, psnr if k == "subnet" else None) for k in dirs},
+        "base_again": {k: timing[AGAIN][k] for k in ("median_ms", "wall_ms", "cpu_ms", "remeasure_pct", "clock")},
+        "loop_measurement": {k: timing["base"]["loop"][k] for k in ("clock", "statistic", "rounds", "loops_per_round", "load_before", "load_after")},
         "exports": exports,
         "search": read_json(search_dir / "metrics.json")["search"],
     }
@@ -176,7 +177,10 @@ def quality_model_file(cfg: PipelineConfig) -> Path | None:
     return path
 
 
-def _row(run: Path, table: CostModel, S: int, timing: dict[str, Any] | None, bench: dict[str, Any] | None) -> dict[str, Any]:
+AGAIN = "base (again)"  # the base measured a second time in the same rounds
+
+
+def _row(run: Path, table: CostModel, S: int, timing: dict[str, Any], models: dict[str, CostModel], psnr: dict[str, Any] | None) -> dict[str, Any]:
     m = read_json(run / "metrics.json")
     spec = SubnetSpec.load(run / "subnet.json")
     est = table.estimate(spec.choices, S)
@@ -185,9 +189,10 @@ def _row(run: Path, table: CostModel, S: int, timing: dict[str, Any] | None, ben
         "quality": m["quality"], "psnr": m["psnr"], "ssim": m["ssim"], "psnr_gain_db": m["psnr_gain_db"],
         "bicubic_psnr": m["bicubic_psnr"], "bicubic_ssim": m["bicubic_ssim"],
     }
-    if timing is not None:
-        row.update(measured_loop_ms=timing["median_ms"], repeatability=timing["repeatability"])
-    if bench is not None:
-        row.update(estimates=bench.get("estimates", {}), bench_psnr_onnx_vs_torch=bench.get("psnr_db"), step_p50_ms=bench["step_p50_ms"],
-                   images_per_s=bench["images_per_s"], bench_loop_ms=bench["loop_ms"])
+    row.update(measured_loop_ms=timing["median_ms"], repeatability=timing["repeatability"], remeasure_pct=timing["remeasure_pct"],
+               loop_clock=timing["clock"], loop_wall_ms=timing["wall_ms"], loop_cpu_ms=timing["cpu_ms"],
+               images_per_s=1e3 / timing["median_ms"],
+               estimates={k: estimate_vs_measured(m, spec.choices, S, timing["median_ms"]) for k, m in models.items()})
+    if psnr is not None:
+        row.update(bench_psnr_onnx_vs_torch=psnr.get("psnr_db"), psnr_reference=psnr.get("reference"))
     return row

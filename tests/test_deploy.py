@@ -31,7 +31,7 @@ from rcai.space.space import SearchSpace
 from rcai.space.subnet import SubnetSpec
 from rcai.train.setup import schedule_of
 
-FAST = dict(sampler="ddim", steps=5, threads=1, image="random", loops=2, warmup=1)
+FAST = dict(sampler="ddim", steps=5, threads=1, image="random", loops=1, rounds=2, warmup=1)
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +234,7 @@ def test_cli_export_and_bench_json(trained, tmp_path):
     assert done.returncode == 0, done.stderr
     rep = json.loads(done.stdout)
     assert rep["max_abs_diff"] <= 1e-4 and Path(rep["sidecar_path"]).is_file()
-    done = _cli("bench", str(out), "--sampler", "ddim", "--sample-steps", "3", "--threads", "1", "--image", "random", "--loops", "1", "--json")
+    done = _cli("bench", str(out), "--sampler", "ddim", "--sample-steps", "3", "--threads", "1", "--image", "random", "--loops", "1", "--rounds", "1", "--json")
     assert done.returncode == 0, done.stderr
     res = json.loads(done.stdout)
     assert res["steps"] == 3 and res["psnr_ok"] is True and res["target"]["threads"] == 1
@@ -255,7 +255,7 @@ def test_a_table_from_another_machine_warns_in_one_line(exported, micro, micro_t
     foreign.write_text(micro_table.read_text())
     meta = json.loads(meta_path(micro_table).read_text())
     meta_path(foreign).write_text(json.dumps({**meta, "host": "elsewhere", "backend_version": "0.0"}))
-    done = _cli("bench", str(out), "--sample-steps", "2", "--threads", "1", "--image", "random", "--loops", "1", "--no-psnr", "--json",
+    done = _cli("bench", str(out), "--sample-steps", "2", "--threads", "1", "--image", "random", "--loops", "1", "--rounds", "1", "--no-psnr", "--json",
                 "--cost-table", str(foreign))
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().count("\n") == 0 and done.stderr.startswith(f"warning: {foreign} was profiled on another target")

@@ -20,7 +20,9 @@ def export(
     run: Optional[str] = typer.Option(None, "--run", help="Run folder with subnet.json and model.pt / subnet.pt."),
     subnet: Optional[str] = typer.Option(None, "--subnet", help="subnet.json (instead of --run)."),
     weights: Optional[str] = typer.Option(None, "--weights", help="state_dict .pt for --subnet (omitted: random init, warned)."),
-    fp16: bool = typer.Option(False, "--fp16", help="Write an fp16 model (fp32 inputs/outputs)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Write an fp16 model (fp32 inputs/outputs); the same as --precision fp16."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32 | fp16 | int8 (ONNX Runtime static quantization, QDQ, Conv in int8, calibrated on the model's own sampling loop). Default fp32."),
+    calibration: int = typer.Option(64, "--calibration", help="int8: calibration inputs (crops of the training photos x 8 noise levels of their fp32 DDIM loop)."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare ONNX Runtime with torch (fp32 max abs diff <= 1e-4)."),
     seed: int = typer.Option(0, help="Seed of the random init when there are no weights."),
     json: bool = JsonOpt,
@@ -28,6 +30,8 @@ def export(
     """Export the subnet's denoiser (inputs x [B,6,H,W], noise_level [B,1]; output eps; dynamic
     batch; opset 17), check it with onnx.checker, verify it against torch and write the sidecar."""
     from ..deploy import export_subnet_onnx, load_state, run_files
+    from ..deploy.export import INT8_TOLERANCE
+    from ..deploy.quantize import CalibrationConfig
     from ..space.subnet import SubnetSpec
 
     if (run is None) == (subnet is None):
@@ -42,7 +46,8 @@ def export(
     state = load_state(weights_path) if weights_path else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report carries the random-init warning
-        rep = export_subnet_onnx(spec, state, out, fp16=fp16, verify=verify, weights_path=weights_path, seed=seed)
+        rep = export_subnet_onnx(spec, state, out, fp16=fp16, verify=verify, weights_path=weights_path, seed=seed, precision=precision,
+                                 calibration=CalibrationConfig(inputs=calibration))
     if json:
         print_json(rep.to_dict())
         return
@@ -53,6 +58,13 @@ def export(
     stdout.print(f"onnx.checker ok; ONNX Runtime vs torch max abs diff (fp32, batch {rep.verify_batch}): {diff}")
     if rep.precision == "fp16":
         stdout.print(f"fp16 ({rep.fp16_converter}) max abs diff vs torch fp32: {rep.fp16_max_abs_diff:.2e}")
+    if rep.precision == "int8":
+        st, cal = rep.quantization["settings"], rep.quantization["calibration"]
+        stdout.print(f"int8 ({st['format']}, {st['activations']} activations, {st['weights']} weights{' per channel' if st['per_channel'] else ''}; "
+                     f"{st['quantized_nodes']} {'/'.join(st['op_types'])} nodes quantized, the rest fp32), calibrated on {cal['inputs']} loop inputs "
+                     f"({cal['crops']} crops x {len(cal['recorded_steps'])} steps)")
+        if rep.int8_rel_error is not None:
+            stdout.print(f"int8 vs torch fp32 on held-out loop inputs: relative error {rep.int8_rel_error:.2%} (tolerance {INT8_TOLERANCE:.0%}), max abs diff {rep.int8_max_abs_diff:.2e}")
 
 
 @app.command()
@@ -65,13 +77,16 @@ def bench(
     image: Optional[str] = typer.Option(BENCH["image"], "--image", help="LR image of the preset's LR size, or 'random' (default: a built-in photo crop)."),
     threads: Optional[int] = ThreadsOpt(BENCH["threads"]),
     engine: str = typer.Option(BENCH["engine"], "--engine", help="onnx (the deployed model) | torch (eager loop, for comparison) | torch-cuda (the subnet as one CUDA graph replayed every step)."),
-    loops: int = typer.Option(BENCH["loops"], "--loops", help="Timed whole loops."),
+    loops: int = typer.Option(BENCH["loops"], "--loops", help="Timed whole loops per round."),
+    rounds: int = typer.Option(BENCH["rounds"], "--rounds", help="Rounds of the loop measurement (the figure: median of all timed loops)."),
+    clock: str = typer.Option(BENCH["clock"], "--clock", help="Clock the loop figure is quoted on: auto (process CPU time for one CPU thread, else wall) | wall | cpu; both are recorded."),
     seed: int = typer.Option(BENCH["seed"], "--seed"),
     cost_table: Optional[str] = CostTableOpt(help="Cost table CSV: its estimate is shown beside the measurement."),
     predictor: Optional[str] = typer.Option(BENCH["predictor"], "--predictor", help="Latency predictor file: its estimate too."),
     preset: Optional[str] = typer.Option(BENCH["preset"], "--preset", "-p", help="Only without a sidecar: the preset whose schedule to use."),
     weights: Optional[str] = typer.Option(BENCH["weights"], "--weights", help="Torch weights for the PSNR reference (default: from the sidecar)."),
     check: bool = typer.Option(BENCH["psnr"], "--psnr/--no-psnr", help="Run the other engine once and report the PSNR between the images."),
+    quality: Optional[bool] = typer.Option(None, "--quality/--no-quality", help="The primary metric (gain over bicubic, held-out crops) of MODEL vs its fp32 torch model; default: on for int8 models."),
     host: Optional[str] = typer.Option(None, "--host", envvar="RCAI_REMOTE_HOST", help="Run the loop on [user@]addr[:port] over ssh (the host needs rcai's dependencies: numpy, torch, the runtime)."),
     json: bool = JsonOpt,
 ) -> None:
@@ -82,7 +97,7 @@ def bench(
 
     cfg = BenchConfig(
         device=device, threads=threads, engine=engine, sampler=sampler, steps=sample_steps, batch=batch, image=image, seed=seed,
-        loops=loops, preset=preset, weights=weights, table=cost_table, predictor=predictor, psnr=check,
+        loops=loops, rounds=rounds, clock=clock, preset=preset, weights=weights, table=cost_table, predictor=predictor, psnr=check, quality=quality,
     )
     if host:
         from ..deploy.remote_bench import bench_on_host
@@ -101,11 +116,17 @@ def _print(res) -> None:
     out.print(f"[bold]{res.model}[/] on {res.engine_label} — {res.sampler}, {res.steps} steps, batch {res.batch}, image: {res.image}")
     t = Table("measure", "value")
     t.add_row("per step p10 / p50 / p90", f"{res.step_p10_ms:.2f} / {res.step_p50_ms:.2f} / {res.step_p90_ms:.2f} ms ({res.step_count} calls)")
-    t.add_row("whole loop (median)", f"{res.loop_ms:.0f} ms, median of {len(res.loop_runs_ms)} loop(s) ({', '.join(f'{x:.0f}' for x in res.loop_runs_ms)})")
+    t.add_row("whole loop", f"{res.loop_ms:.1f} ms: median of {len(res.loop_runs_ms)} loop(s) in {res.loop.get('rounds')} rounds, "
+              f"{res.loop_clock} clock; re-measured {res.remeasure_pct:+.1f}% (2nd half of the rounds vs 1st)")
+    t.add_row("both clocks", f"wall {res.loop_wall_ms:.1f} ms, process CPU {res.loop_cpu_ms:.1f} ms; load {res.loop.get('load_before')} -> {res.loop.get('load_after')}")
     t.add_row("images/s", f"{res.images_per_s:.3f}")
     t.add_row("peak memory", f"{res.peak_mem_bytes / 2**20:.1f} MiB ({res.mem_method})")
     for name, e in res.estimates.items():
         t.add_row(f"{name} estimate", f"{e['loop_ms']:.0f} ms loop ({e['loop_error_pct']:+.1f}%), {e['step_ms']:.2f} ms/step ({e['step_error_pct']:+.1f}%)")
+    if res.quality is not None:
+        q = res.quality
+        t.add_row("quality vs fp32 model", f"gain over bicubic {q['gain_db']:+.3f} dB vs {q['fp32_gain_db']:+.3f} dB (fp32): loss {q['loss_db']:+.3f} dB "
+                  f"[{q['loss_lo']:+.3f}, {q['loss_hi']:+.3f}] on {q['crops']} held-out crops")
     if res.psnr_db is not None:
         ok = "" if res.psnr_ok is None else (" ok" if res.psnr_ok else " [red]BELOW 50 dB[/]")
         t.add_row("PSNR vs reference", f"{res.psnr_db:.1f} dB vs {res.psnr_reference}{ok}")

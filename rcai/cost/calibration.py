@@ -1,10 +1,16 @@
-"""Calibration of a cost table to whole networks (`rcai profile --calibrate N`).
+"""Calibration of a cost table to whole sampling loops (`rcai profile --calibrate N`).
 
 An isolated op's latency is not its cost inside a graph: a skip op costs a call and a copy alone and
-nothing in a graph; caches are warm in a graph; the graph pays the per-call overhead once. A handful
-of whole subnets measured in the same interleaved run as the ops fit
+nothing in a graph; caches are warm in a graph; the graph pays the per-call overhead once. Nor is a
+statistic of isolated calls (p10 of an op's calls, one fixed input) the figure a loop is quoted by
+(the median of whole loops: every call, a new input each step). A handful of whole subnets, their
+DDIM loops measured right after the ops with the one loop measurement (rcai.cost.loops), fit per step
 
-    network_ms = overhead_ms + sum over ops of factor[op kind] * table latency(op)
+    (loop_ms - sampler loop_ms) / steps = overhead_ms + sum over ops of factor[op kind] * table latency(op)
+
+(target "loop"; tables from before fitted single calls: target "call"). That fit is the measured
+conversion from the table's statistic and clock to the loop's; the sampler's own per-step cost is
+the separate, measured term `sampler_ms` of the table's meta.
 
 by least squares on relative errors, the factors pulled towards their common scale (ridge: a kind
 departs from the others only where the subnets show it, which keeps the table's ranking) and
@@ -37,6 +43,7 @@ class Calibration(JsonConfig):
     ridge: float = RIDGE
     fit: dict[str, float] = field(default_factory=dict)  # errors on the calibration subnets themselves
     measured: list[dict[str, Any]] = field(default_factory=list)  # the calibration subnets (arch, ms)
+    target: str = "call"  # what was fitted: "loop" (whole loops per step, the sampler's term removed) | "call" (single calls)
 
     def factor(self, kind: str) -> float:
         return float(self.factors.get(kind, 1.0))

@@ -5,7 +5,9 @@
     load_cost_model("counters", preset)                       # CounterCostModel (FLOPs/params, no latency)
 
 A table measured on another machine than the one it will be used on still loads, with a one-line
-warning on stderr saying how to re-profile here (see `foreign_table`).
+warning on stderr saying how to re-profile here (see `foreign_table`). A table of another precision
+than the target's (`precision="int8"`: an INT8 deployment) is refused in one line, as is one of
+another batch.
 """
 from __future__ import annotations
 
@@ -24,10 +26,14 @@ from .table import CostTable
 @dataclass(frozen=True)
 class LoadOptions:
     force: bool = False  # a table of another preset/batch/precision: use it anyway
+    # the deployed model's precision; an int8 table for another precision, or another table for int8, is refused
+    # (None: any; fp16 is not checked: GPU tables carry their target's own fp16 setting)
+    precision: str | None = None
     batch: int = 1  # batch the estimates are for (the predictor's graphs; a table's must match)
     device: str | None = None  # the --device the estimates are for (None: the table's own device and threads)
     threads: int | None = None  # threads of that target (None: its default)
     warn: Callable[[str], None] | None = None  # where the foreign-table warning goes (default: stderr)
+    sampler: str = "ddim"  # the sampler of the loop the estimates are for (its own per-step cost is a term of them)
 
 
 LOADERS: Registry[Callable[[str, Preset, LoadOptions], CostModel]] = Registry("cost model")
@@ -51,10 +57,14 @@ def load_cost_model(path: str | Path, preset: Preset, **options: Any) -> CostMod
 @LOADERS.register("table")
 def _table(path: str, preset: Preset, opt: LoadOptions) -> TableCostModel:
     table = CostTable.load(path)
+    tp = table.precision
+    if opt.precision is not None and tp != opt.precision and "int8" in (tp, opt.precision) and not opt.force:
+        redo = f"rcai profile --precision {opt.precision}" + (f" --preset {table.meta['preset']}" if table.meta.get("preset") else "")
+        raise RcaiError(f"{path}: table was measured at precision {tp}, the target is {opt.precision}; profile one ({redo}) or pass --force")
     tb = table.meta.get("batch")
     if tb is not None and tb != opt.batch and not opt.force:
         raise RcaiError(f"{path}: table was measured at batch {tb}, the estimates are for batch {opt.batch}; pass --force to use it anyway")
-    model = TableCostModel(preset, table, force=opt.force)
+    model = TableCostModel(preset, table, force=opt.force, sampler=opt.sampler)
     message = foreign_table(table, opt.device, opt.threads)
     if message:
         (opt.warn or _stderr)(message)
@@ -65,9 +75,11 @@ def _table(path: str, preset: Preset, opt: LoadOptions) -> TableCostModel:
 def _predictor(path: str, preset: Preset, opt: LoadOptions) -> CostModel:
     if not Path(path).is_file():
         raise RcaiError(f"{path}: predictor file not found")
+    if opt.precision == "int8" and not opt.force:
+        raise RcaiError(f"{path}: latency predictors are trained on fp32 loops, the target is int8; use an int8 cost table or pass --force")
     from .predictor_model import PredictorCostModel
 
-    return PredictorCostModel(preset, path, batch=opt.batch)
+    return PredictorCostModel(preset, path, batch=opt.batch, sampler=opt.sampler)
 
 
 @LOADERS.register("counters")

@@ -19,11 +19,12 @@ from .table import CostTable
 
 @dataclass(frozen=True)
 class Cost:
-    latency_ms: float  # one denoising step (one network evaluation)
+    latency_ms: float  # one step of the sampling loop: the network evaluation, plus sampler_ms
     flops: float
     params: float
     memory_bytes: float  # peak activation memory of the largest op (weights excluded)
     steps: int = 1  # sampling steps of the loop the latency is for
+    sampler_ms: float = 0.0  # the sampler's own work per step (update, noise, copies), included in latency_ms
 
     @property
     def loop_ms(self) -> float:
@@ -52,7 +53,10 @@ class CostModel(ABC):
 
 class OpCostModel(CostModel):
     """A cost model that is a sum over ops: also defines the per-op metrics the supernet's
-    expected cost propagates. Latency is `overhead + sum(op latency)`."""
+    expected cost propagates. Latency is `overhead + sum(op latency)`; the overhead includes the
+    sampler's per-step term (`sampler_ms`), a constant, so the expected cost stays differentiable."""
+
+    sampler_ms: float = 0.0
 
     metrics = ("latency_ms", "flops", "params")
 
@@ -72,6 +76,7 @@ class OpCostModel(CostModel):
             params=total["params"],
             memory_bytes=max(op_counts(s)["peak_act_bytes"] for s in specs),
             steps=steps,
+            sampler_ms=self.sampler_ms,
         )
 
 
@@ -88,20 +93,24 @@ class TableCostModel(OpCostModel):
     """Latency, FLOPs and params looked up in a measured cost table. A calibrated table (`rcai profile
     --calibrate N`) scales each op's latency by its kind's factor and adds the fitted per-network
     overhead; the per-op costs the search propagates carry the same factors, so the differentiable
-    expected cost and every estimate agree. calibrated=False reads the bare table."""
+    expected cost and every estimate agree. calibrated=False reads the bare table. A table profiled
+    with calibration also measured every sampler's own per-step cost (meta `sampler_ms`): `sampler`
+    names the one the loop runs, added to every step (0 for tables without it)."""
 
     name = "table"
 
-    def __init__(self, preset: Preset, table: CostTable, force: bool = False, calibrated: bool = True):
+    def __init__(self, preset: Preset, table: CostTable, force: bool = False, calibrated: bool = True, sampler: str = "ddim"):
         super().__init__(preset)
         table.check_compatible(preset, force=force)
         table.require(self.space.all_specs())
         self.table = table
         self.calibration = table.calibration if calibrated else None
+        self.sampler = sampler
+        self.sampler_ms = float((table.meta.get("sampler_ms") or {}).get(sampler, 0.0))
 
     @property
     def overhead_ms(self) -> float:
-        return self.calibration.overhead_ms if self.calibration else self.table.overhead_ms
+        return (self.calibration.overhead_ms if self.calibration else self.table.overhead_ms) + self.sampler_ms
 
     def op_metric(self, spec: OpSpec, metric: str) -> float:
         value = self.table.value(spec, metric)

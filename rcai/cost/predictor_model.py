@@ -18,9 +18,12 @@ from .model import Cost, CostModel, CounterCostModel
 
 
 class PredictorCostModel(CostModel):
+    """Per step: the predicted network call plus the sampler's own per-step cost where the predictor's
+    file carries it (meta `sampler_ms`, copied from its latency dataset's meta.json at training)."""
+
     name = "predictor"
 
-    def __init__(self, preset: Preset, predictor: str | Path, batch: int = 1, encoder: str = "arch"):
+    def __init__(self, preset: Preset, predictor: str | Path, batch: int = 1, encoder: str = "arch", sampler: str = "ddim"):
         super().__init__(preset)
         from ..predictor import LatencyPredictor
 
@@ -30,6 +33,7 @@ class PredictorCostModel(CostModel):
         self.counters = CounterCostModel(preset)
         self.batch = batch
         self.encoder = encoder
+        self.sampler_ms = float((self.predictor.meta.get("sampler_ms") or {}).get(sampler, 0.0))
 
     def graph(self, arch: Mapping[str, str]) -> onnx.ModelProto:
         from ..predictor.arch_graph import subnet_onnx
@@ -45,7 +49,8 @@ class PredictorCostModel(CostModel):
         out = []
         for a, ms in zip(archs, step_ms):
             c = self.counters.estimate(a, steps)
-            out.append(Cost(latency_ms=float(ms), flops=c.flops, params=c.params, memory_bytes=c.memory_bytes, steps=steps))
+            out.append(Cost(latency_ms=float(ms) + self.sampler_ms, flops=c.flops, params=c.params, memory_bytes=c.memory_bytes, steps=steps,
+                            sampler_ms=self.sampler_ms))
         return out
 
     def estimate(self, arch: Mapping[str, str], steps: int = 1) -> Cost:

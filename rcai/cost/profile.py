@@ -45,7 +45,9 @@ from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
 from ..targets import MeasureConfig, Target, resolve_device
 from ..targets.measure import CLOCKS, ESTIMATORS, call_timer, resolve_clock, drift, estimate, half_split, interleave, pinned
+from ..targets.loops import LoopConfig
 from .counters import op_counts
+from .loops import LOOP_STEPS, SAMPLER, measure_model_loops, sampler_terms
 from .subnets import export_with_weights, sample_archs
 from .table import CostTable, spec_columns
 
@@ -102,11 +104,17 @@ class ProfileConfig:
     measure: MeasureConfig = field(default_factory=MeasureConfig)  # the sequential method's loop
     method: str = "interleaved"  # see PROFILE_METHODS
     interleave: InterleaveConfig = field(default_factory=InterleaveConfig)
-    calibrate: int = 0  # whole subnets measured in the same run to calibrate the table (<= 10)
+    calibrate: int = 0  # whole subnets whose sampling loops calibrate the table in the same run (<= 10)
     calibrate_seed: int = 1000
+    calibrate_loops: LoopConfig = field(default_factory=LoopConfig)  # how their loops (and the sampler's) are measured
+    loop_steps: int = LOOP_STEPS  # DDIM steps of the calibration loops
     host: str | None = None  # [user@]addr[:port]: measure there over ssh (sequential method)
+    precision: str = "fp32"  # fp32 | int8 (each op and calibration subnet quantized as in a whole INT8 network: targets/quantize.py)
 
     def __post_init__(self) -> None:
+        from ..targets.quantize import check_precision
+
+        check_precision(self.precision)
         if self.threads is not None and self.threads < 1:
             raise RcaiError(f"--threads must be >= 1 (or left out for all cores), got {self.threads}")
         if self.batch < 1:
@@ -117,8 +125,8 @@ class ProfileConfig:
         return resolve_device(self.device, host=self.host, **settings)
 
 
-def default_table_path(device: str, preset: str) -> Path:
-    return Path("latency_tables") / f"{device}-{preset}.csv"
+def default_table_path(device: str, preset: str, precision: str = "fp32") -> Path:
+    return Path("latency_tables") / f"{device}-{preset}{'' if precision == 'fp32' else '-' + precision}.csv"
 
 
 def table_meta(cfg: ProfileConfig, preset: Preset, target: Target) -> dict[str, Any]:
@@ -127,7 +135,7 @@ def table_meta(cfg: ProfileConfig, preset: Preset, target: Target) -> dict[str, 
         **info,
         "device_name": cfg.device,
         "batch": cfg.batch,
-        "precision": info.get("precision", "fp32"),
+        "precision": info.get("precision", "fp32") if cfg.precision == "fp32" else cfg.precision,
         "host": socket.gethostname(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "rcai_version": __version__,
@@ -240,6 +248,8 @@ def op_count_columns(spec: OpSpec, batch: int) -> dict[str, Any]:
 
 def profile_ops_sequential(cfg: ProfileConfig, out: str | Path, progress: bool = True) -> CostTable:
     """The method before issue 10: each op measured to completion, one after the other."""
+    if cfg.precision != "fp32":
+        raise RcaiError(f"--precision {cfg.precision}: only the interleaved method on the cpu (onnxruntime) target, not sequential/remote/torch")
     preset = get_preset(cfg.preset)
     target = cfg.target()
     specs = SearchSpace.of(preset).all_specs()
@@ -361,6 +371,12 @@ def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool 
     specs = space.all_specs()
     meta = {**{k: v for k, v in table_meta(cfg, preset, target).items() if k != "measure"}, "method": "interleaved", "interleave": icfg.to_dict(),
             "latency_column": LATENCY_COLUMN[icfg.estimator], "calibrate": cfg.calibrate, "clock": resolve_clock(icfg.clock, target)}
+    if cfg.precision == "int8":
+        from ..targets.quantize import QuantConfig
+
+        if target.name != "onnxruntime":
+            raise RcaiError(f"--precision int8: only the cpu (onnxruntime) target quantizes, not {target.name}")
+        meta["quantization"] = {**QuantConfig().to_dict(), "calibration": "random inputs (timing only: the quantized graph does not depend on the ranges)"}
     table = CostTable.create(out, meta)
     for k, default in (("method", "sequential"), ("clock", "wall"), ("calibrate", 0), ("latency_column", "median_ms")):
         if table.meta.get(k, default) != meta[k]:
@@ -373,13 +389,14 @@ def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool 
     with tempfile.TemporaryDirectory(prefix="rcai-profile-") as tmp, pinned(target.settings().get("threads"), icfg.pin) as pin:
         workdir = Path(tmp)
         models = {s.key: export_op(s, cfg.batch, workdir) for s in specs}
+        if cfg.precision == "int8":  # every op as it runs in a whole INT8 network (Conv quantized, the rest fp32)
+            from ..targets.quantize import quantize_for_timing
+
+            models = {n: quantize_for_timing(p) for n, p in models.items()}
         models[OVERHEAD] = export_overhead(workdir)
-        for i, arch in enumerate(archs):
-            path = workdir / f"net{i:04d}.onnx"
-            export_with_weights(SubnetSpec(preset, arch), path, cfg.batch)
-            models[f"{NET}{i:04d}"] = path
         with progress_bar(progress, "profiling ops (interleaved rounds)", icfg.rounds, transient=False) as advance:
             calls = measure_interleaved(target, models, icfg, raw_path, advance)
+        loops = calibration_loops(cfg, target, preset, archs, workdir) if archs else {}
     calls, factors = corrected(calls, icfg)
     stats = {n: call_stats(c, icfg.estimator) for n, c in calls.items()}
     overhead = stats[OVERHEAD]["value_ms"]
@@ -398,13 +415,43 @@ def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool 
         reference_ms=stats[REFERENCE]["value_ms"], measure_seconds=round(time.perf_counter() - t0, 1), interleave=icfg.to_dict(),
     )
     if archs:
-        sums = [kind_sums(table, space, a) for a in archs]
-        measured = [stats[f"{NET}{i:04d}"]["value_ms"] for i in range(len(archs))]
-        cal = fit_calibration(sums, measured, prior_overhead_ms=table.overhead_ms)
-        cal.measured = [{"arch": a, "measured_ms": m, "half_split": stats[f"{NET}{i:04d}"]["half_split"]}
-                        for i, (a, m) in enumerate(zip(archs, measured))]
-        table.update_meta(calibration=cal.to_dict())
+        fit_loop_calibration(table, space, archs, loops, cfg.loop_steps)
     return table
+
+
+def calibration_loops(cfg: ProfileConfig, target: Target, preset: Preset, archs: list[dict[str, str]], workdir: Path) -> dict[str, Any]:
+    """The calibration subnets' whole DDIM loops and every sampler's own loop, measured together
+    (rcai.cost.loops: the loop `rcai bench` runs, with the one loop measurement)."""
+    nets = {}
+    for i, arch in enumerate(archs):
+        nets[f"{NET}{i:04d}"] = path = workdir / f"net{i:04d}.onnx"
+        export_with_weights(SubnetSpec(preset, arch), path, cfg.batch)
+        if cfg.precision == "int8":
+            from ..targets.quantize import quantize_for_timing
+
+            quantize_for_timing(path, path)
+    return measure_model_loops(target, nets, preset, cfg.calibrate_loops, cfg.loop_steps, cfg.batch)
+
+
+def fit_loop_calibration(table: CostTable, space: SearchSpace, archs: list[dict[str, str]], loops: dict[str, Any], steps: int) -> None:
+    """Fit the table to whole loops: per step, (loop - the sampler's own loop) / steps =
+    overhead + sum of factor[kind] x table latency; the sampler's per-step terms go into the meta
+    (`sampler_ms`), the loop measurement's clock and statistic with them (`loop`)."""
+    from .calibration import fit_calibration
+
+    terms = sampler_terms(loops, space.preset, steps)
+    ddim = loops[SAMPLER + "ddim"].loop_ms
+    nets = [loops[f"{NET}{i:04d}"] for i in range(len(archs))]
+    measured = [(m.loop_ms - ddim) / steps for m in nets]
+    cal = fit_calibration([kind_sums(table, space, a) for a in archs], measured, prior_overhead_ms=table.overhead_ms)
+    cal.target = "loop"
+    cal.measured = [{"arch": a, "measured_ms": x, "loop_ms": m.loop_ms, "loop_wall_ms": m.wall.value_ms, "remeasure_pct": m.remeasure_pct}
+                    for a, x, m in zip(archs, measured, nets)]
+    first = nets[0]
+    table.update_meta(calibration=cal.to_dict(), sampler_ms=terms,
+                      loop={"steps": steps, "sampler": "ddim", "clock": first.clock, "statistic": first.statistic, "rounds": first.rounds,
+                            "loops_per_round": first.loops_per_round, "load_before": first.load_before, "load_after": first.load_after,
+                            "cpu_share": first.cpu_share})
 
 
 def kind_sums(table: CostTable, space: SearchSpace, arch: dict[str, str]) -> dict[str, float]:

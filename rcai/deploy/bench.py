@@ -1,13 +1,17 @@
 """`rcai bench`: the whole sampling loop of a deployed denoiser on a target, timed per step and per
 loop, with peak memory, the cost table's / predictor's estimates beside the measurement and the
-PSNR against the other engine's image from the same noise (ONNX loop vs torch sampler)."""
+PSNR against the other engine's image from the same noise (ONNX loop vs torch sampler).
+
+The loop is measured the one way every loop is (rcai.targets.loops.measure_loops: rounds, both
+clocks, the load beside); `measure_engines` is that measurement for ready engines, which the
+pipeline's comparison (compare.py) and the benchmarks use too."""
 from __future__ import annotations
 
 import dataclasses
-import time
-from dataclasses import dataclass, field
+import statistics
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
@@ -16,6 +20,7 @@ from ..config import JsonConfig
 from ..errors import RcaiError
 from ..metrics import psnr
 from ..space.presets import get_preset
+from ..targets.loops import LoopConfig, LoopMeasurement, measure_loops
 from ..targets.measure import summarize
 from .engines import Engine, build_engine, torch_threads
 from .estimates import estimate_vs_measured, load_estimators
@@ -42,13 +47,16 @@ class BenchConfig(JsonConfig):
     seed: int = 0
     eta: float = 0.0
     clip_x0: bool = True
-    loops: int = 3  # timed whole loops
+    loops: int = 1  # timed whole loops per round
+    rounds: int = 6  # rounds of the loop measurement (rcai.targets.loops)
+    clock: str = "auto"  # the clock the loop figure is quoted on: auto | wall | cpu (rcai.targets.loops)
     warmup: int = 5  # untimed denoiser calls before them
     preset: str | None = None  # only when the sidecar is missing
     weights: str | None = None  # torch weights for the reference (default: what the sidecar names)
     table: str | None = None
     predictor: str | None = None
     psnr: bool = True  # also run the other engine once and compare images
+    quality: bool | None = None  # the primary metric vs the fp32 torch model (rcai/deploy/quality.py); None: for int8 models
 
 
 @dataclass
@@ -70,8 +78,8 @@ class BenchResult:
     step_p90_ms: float
     step_mean_ms: float
     step_count: int
-    loop_ms: float  # median over the timed loops (denoiser + sampler updates + noise draws)
-    loop_runs_ms: list[float]
+    loop_ms: float  # the loop figure to quote (loop_clock; denoiser + sampler updates + noise draws + copies)
+    loop_runs_ms: list[float]  # every timed loop on that clock
     images_per_s: float
     peak_mem_bytes: int  # increase of the process's peak RSS while loading + running the loop
     peak_rss_bytes: int
@@ -80,7 +88,13 @@ class BenchResult:
     psnr_db: float | None = None  # this engine's image vs the reference engine's, same noise
     psnr_reference: str = ""
     psnr_ok: bool | None = None  # fp32 only: psnr_db >= 50
+    quality: dict[str, Any] | None = None  # int8: gain over bicubic of this model and of the fp32 torch model, and the loss
     notes: list[str] = field(default_factory=list)
+    loop_clock: str = "wall"
+    loop_wall_ms: float = 0.0  # the same statistic on the wall clock
+    loop_cpu_ms: float = 0.0  # ... and on this process's CPU time
+    remeasure_pct: float = 0.0  # second half of the rounds vs the first, on loop_clock
+    loop: dict[str, Any] = field(default_factory=dict)  # the whole LoopMeasurement (every loop, both clocks, load)
     output: np.ndarray | None = field(default=None, repr=False)  # the last loop's image [B,3,H,W]
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,11 +107,41 @@ def _run_loop(engine: Engine, lr_up: np.ndarray, schedule, cfg: BenchConfig, ste
                   residual=preset.residual, prediction=preset.prediction)
 
 
+def loop_fn(engine: Engine, side, cfg: BenchConfig, on_step: Callable | None = None) -> Callable[[], Any]:
+    """A no-argument callable running one whole sampling loop of `engine` (deployed with `side`) as
+    `cfg` says; it returns the SampleResult."""
+    schedule = side.noise_schedule()
+    steps = default_steps(cfg.sampler, schedule.T) if cfg.steps is None else cfg.steps
+    lr_up, _ = lr_input(cfg.image, side.preset.lr_size, side.preset.hr_size, cfg.batch, cfg.seed)
+    return lambda: _run_loop(engine, lr_up, schedule, cfg, steps, side.preset, on_step)
+
+
+def on_calling_thread(engines: Mapping[str, Engine]) -> bool:
+    """Whether every engine computes on this thread (CPU, one thread): then a loop is quoted in CPU time."""
+    return all(e.info.get("device") == "cpu" and e.info.get("threads") == 1 for e in engines.values())
+
+
+def measure_engines(engines: Mapping[str, tuple[Engine, Any]], cfg: BenchConfig, loops: LoopConfig,
+                    on_step: Mapping[str, Callable] | None = None) -> dict[str, LoopMeasurement]:
+    """The whole loops of ready engines (name -> (engine, its sidecar)) measured together."""
+    on_step = on_step or {}
+    fns = {name: loop_fn(eng, side, cfg, on_step.get(name)) for name, (eng, side) in engines.items()}
+    timers = {name: eng.timer for name, (eng, _) in engines.items() if eng.timer is not None}
+    return measure_loops(fns, loops, on_calling_thread({n: e for n, (e, _) in engines.items()}), timers)
+
+
+def loop_row(m: LoopMeasurement, engine: str = "") -> dict[str, Any]:
+    """One candidate of a comparison as a dict (what compare_loops returns, the pipeline and the benchmarks read)."""
+    per_round = [statistics.median(r) for r in (m.cpu_ms if m.clock == "cpu" else m.wall_ms)]
+    return {"median_ms": m.loop_ms, "repeatability": abs(m.remeasure_pct) / 100.0, "per_round_medians": per_round, "clock": m.clock,
+            "wall_ms": m.wall.value_ms, "cpu_ms": m.cpu.value_ms, "remeasure_pct": m.remeasure_pct, "engine": engine, "loop": m.to_dict()}
+
+
 def _check_config(cfg: BenchConfig) -> None:
     if cfg.sampler not in list_samplers():
         raise RcaiError(f"--sampler: unknown {cfg.sampler!r}; known: {', '.join(list_samplers())}")
-    if cfg.batch < 1 or cfg.loops < 1 or cfg.warmup < 0:
-        raise RcaiError("need --batch >= 1, --loops >= 1 and --warmup >= 0")
+    if cfg.batch < 1 or cfg.loops < 1 or cfg.rounds < 1 or cfg.warmup < 0:
+        raise RcaiError("need --batch >= 1, --loops >= 1, --rounds >= 1 and --warmup >= 0")
     if cfg.threads is not None and cfg.threads < 1:
         raise RcaiError("--threads must be >= 1")
 
@@ -118,10 +162,9 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
     lr_up, image_desc = lr_input(cfg.image, preset.lr_size, preset.hr_size, cfg.batch, cfg.seed)
     notes: list[str] = []
     if cost_models is None:
-        cost_models = load_estimators({"table": cfg.table, "predictor": cfg.predictor}, side, cfg.batch, cfg.device, cfg.threads)
+        cost_models = load_estimators({"table": cfg.table, "predictor": cfg.predictor}, side, cfg.batch, cfg.device, cfg.threads, sampler=cfg.sampler)
 
     step_ms: list[float] = []
-    loop_ms: list[float] = []
     import onnxruntime  # noqa: F401  loaded before the memory window: library pages are not the model's memory
 
     with torch_threads(cfg.threads), PeakRss() as mem:
@@ -131,29 +174,58 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
         level = np.full((cfg.batch, 1), 0.5, np.float32)
         for _ in range(cfg.warmup):
             engine.denoiser(x6, level)
-        for k in range(cfg.loops):
-            say(f"loop {k + 1}/{cfg.loops} ({steps} steps)")
-            t0 = time.perf_counter()
-            result = _run_loop(engine, lr_up, schedule, cfg, steps, preset, lambda i, t, s: step_ms.append(s * 1e3))
-            loop_ms.append((time.perf_counter() - t0) * 1e3)
+        say(f"{cfg.rounds} rounds x {cfg.loops} loop(s) of {steps} steps")
+        lcfg = LoopConfig(rounds=cfg.rounds, loops=cfg.loops, clock=cfg.clock)
+        m = measure_engines({"model": (engine, side)}, cfg, lcfg, on_step={"model": lambda i, t, s: step_ms.append(s * 1e3)})["model"]
+        del step_ms[: steps * lcfg.warmup]  # the untimed warm-up loop's steps
+        result = loop_fn(engine, side, cfg)()  # one more loop, untimed: the image
     stats = summarize(step_ms)
-    loop_median = float(np.median(loop_ms))
     image = result.image
+    runs = [t for r in (m.cpu_ms if m.clock == "cpu" else m.wall_ms) for t in r]
 
     res = BenchResult(
         model=str(onnx_path), engine=cfg.engine, engine_label=engine.label, target=engine.info,
         precision=side.precision if cfg.engine == "onnx" else "fp32", sampler=cfg.sampler, steps=steps, batch=cfg.batch,
         seed=cfg.seed, image=image_desc, has_sidecar=has_sidecar, subnet_hash=side.subnet_hash if side.choices else None,
         step_p10_ms=stats.p10_ms, step_p50_ms=stats.median_ms, step_p90_ms=stats.p90_ms, step_mean_ms=stats.mean_ms,
-        step_count=stats.count, loop_ms=loop_median, loop_runs_ms=loop_ms, images_per_s=cfg.batch / (loop_median / 1e3),
+        step_count=stats.count, loop_ms=m.loop_ms, loop_runs_ms=runs, images_per_s=cfg.batch / (m.loop_ms / 1e3),
         peak_mem_bytes=mem.delta_bytes, peak_rss_bytes=mem.peak_bytes, mem_method=mem.method, notes=notes, output=image,
+        loop_clock=m.clock, loop_wall_ms=m.wall.value_ms, loop_cpu_ms=m.cpu.value_ms, remeasure_pct=m.remeasure_pct, loop=m.to_dict(),
     )
+    if m.cpu_share < 0.9 and m.clock == "cpu":
+        notes.append(f"the loop got {m.cpu_share:.0%} of a core (wall {m.wall.value_ms:.1f} ms, load {m.load_after}): "
+                     "the machine is oversubscribed; the CPU-time figure is the loop's own cost")
     if cfg.psnr:
         _compare(res, cfg, onnx_path, side, lr_up, schedule, steps, say)
+    if (side.precision == "int8" if cfg.quality is None else cfg.quality) and cfg.engine == "onnx":
+        from .quality import quality_vs_reference
+
+        say("quality vs the fp32 model (held-out crops)")
+        res.quality, note = quality_vs_reference(onnx_path, side, cfg.weights, cfg.threads)
+        if note:
+            notes.append(note)
     paths = {"table": cfg.table, "predictor": cfg.predictor}
     for name, model in cost_models.items():
-        res.estimates[name] = estimate_vs_measured(model, side.choices, steps, loop_median, stats.median_ms, str(paths.get(name) or ""))
+        res.estimates[name] = estimate_vs_measured(model, side.choices, steps, m.loop_ms, stats.median_ms, str(paths.get(name) or ""))
     return res
+
+
+def psnr_vs_reference(onnx_path: str | Path, cfg: BenchConfig) -> dict[str, Any]:
+    """One untimed loop of the deployed ONNX model and one of the torch reference, same noise:
+    {"psnr_db", "reference", "ok", "note"} (psnr_db None where there is no reference)."""
+    onnx_path = Path(onnx_path)
+    side, _ = read_deployment(onnx_path, None)
+    steps = default_steps(cfg.sampler, side.schedule.T) if cfg.steps is None else cfg.steps
+    lr_up, _ = lr_input(cfg.image, side.preset.lr_size, side.preset.hr_size, cfg.batch, cfg.seed)
+    with torch_threads(cfg.threads):
+        engine = build_engine("onnx", onnx_path, side, cfg.batch, cfg.device, cfg.threads, cfg.weights)
+        image = _run_loop(engine, lr_up, side.noise_schedule(), cfg, steps, side.preset).image
+    res = BenchResult(model=str(onnx_path), engine="onnx", engine_label=engine.label, target=engine.info, precision=side.precision,
+                      sampler=cfg.sampler, steps=steps, batch=cfg.batch, seed=cfg.seed, image="", has_sidecar=True, subnet_hash=None,
+                      step_p10_ms=0, step_p50_ms=0, step_p90_ms=0, step_mean_ms=0, step_count=0, loop_ms=0, loop_runs_ms=[], images_per_s=0,
+                      peak_mem_bytes=0, peak_rss_bytes=0, mem_method="", output=image)
+    _compare(res, replace(cfg, engine="onnx"), onnx_path, side, lr_up, side.noise_schedule(), steps, lambda m: None)
+    return {"psnr_db": res.psnr_db, "reference": res.psnr_reference, "ok": res.psnr_ok, "note": "; ".join(res.notes)}
 
 
 def _compare(res: BenchResult, cfg: BenchConfig, onnx_path: Path, side, lr_up, schedule, steps: int, say) -> None:

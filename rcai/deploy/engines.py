@@ -21,6 +21,7 @@ class Engine:
     denoiser: Callable[..., Any]
     info: dict[str, Any]  # device, backend and version, precision, threads
     label: str  # human-readable, e.g. "onnxruntime 1.20 (fp32, 2 threads)"
+    timer: Any = None  # the target's wall-clock timer (CUDA events on a GPU); None: perf_counter
 
 
 # builder(onnx_path, sidecar, batch, device, threads, weights) -> Engine
@@ -40,7 +41,7 @@ def _onnx(onnx_path: Path, side: DeploySidecar, batch: int, device: str, threads
     dm = DeployedModel.load(onnx_path, target=resolve_device(device, **settings), batch=batch, deployment=(side, True))
     info = dm.prepared.info().to_dict()
     label = f"{info['backend']} {info['backend_version']} ({info['precision']}, {info['threads']} threads)"
-    return Engine("onnx", dm.denoiser, info, label)
+    return Engine("onnx", dm.denoiser, info, label, dm.prepared.timer())
 
 
 @register_engine("torch")
@@ -55,7 +56,7 @@ def _torch(onnx_path: Path, side: DeploySidecar, batch: int, device: str, thread
     specs = {t.name: (t.concrete(batch), t.dtype) for t in side.inputs}
     prepared = get_target("torch", threads=threads).prepare(model, specs)  # the torch target: its threads, its info
     info = prepared.info().to_dict()
-    return Engine("torch", PreparedDenoiser(prepared), info, f"torch {info['backend_version']} eager ({note})")
+    return Engine("torch", PreparedDenoiser(prepared), info, f"torch {info['backend_version']} eager ({note})", prepared.timer())
 
 
 @register_engine("torch-cuda")
@@ -69,7 +70,7 @@ def _torch_cuda(onnx_path: Path, side: DeploySidecar, batch: int, device: str, t
     if model is None:
         raise RcaiError(f"{onnx_path}: --engine torch-cuda: {note}")
     den = CudaGraphDenoiser(model, batch, side.preset.hr_size, device="cuda" if device in ("cpu", "gpu") else device)
-    return Engine("torch-cuda", den, den.prepared.info().to_dict(), f"torch-cuda CUDA graph ({note})")
+    return Engine("torch-cuda", den, den.prepared.info().to_dict(), f"torch-cuda CUDA graph ({note})", den.prepared.timer())
 
 
 def torch_threads(threads: int | None) -> ContextManager[None]:

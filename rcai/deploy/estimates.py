@@ -14,16 +14,18 @@ if TYPE_CHECKING:  # the cost models import the model code, which a deployed loo
 
 def load_estimators(
     paths: Mapping[str, str | None], side: DeploySidecar, batch: int = 1, device: str | None = None,
-    threads: int | None = None, force: bool = False,
+    threads: int | None = None, force: bool = False, sampler: str = "ddim",
 ) -> dict[str, CostModel]:
     """{name: cost model} for each given path (name: "table", "predictor"...), loaded once by the
-    factory; a table measured on another target warns once."""
+    factory; a table measured on another target warns once, one of another precision than the
+    deployed model's (an fp32 table for an int8 model, or the reverse) is refused in one line."""
     from ..cost.load import load_cost_model
 
     paths = {k: p for k, p in paths.items() if p}
     if paths and not side.choices:
         raise RcaiError(f"--{'/--'.join(paths)}: estimates need the subnet's choices, which only the sidecar has (no sidecar here)")
-    return {k: load_cost_model(p, side.preset, batch=batch, device=device, threads=threads, force=force) for k, p in paths.items()}
+    return {k: load_cost_model(p, side.preset, batch=batch, device=device, threads=threads, force=force, sampler=sampler,
+                            precision=side.precision) for k, p in paths.items()}
 
 
 def error_pct(estimate: float, measured: float) -> float:
@@ -32,9 +34,11 @@ def error_pct(estimate: float, measured: float) -> float:
 
 def estimate_vs_measured(model: CostModel, choices: Mapping[str, str], steps: int, measured_loop_ms: float,
                          measured_step_ms: float | None = None, path: str = "") -> dict[str, Any]:
-    """The model's Cost of the subnet over `steps` steps, with its errors against the measurement."""
+    """The model's Cost of the subnet over `steps` steps, with its errors against the measurement.
+    step_ms: the network call alone (the sampler's per-step term left out), against the measured call."""
     cost = model.estimate(choices, steps)
-    row: dict[str, Any] = {"source": model.name, "path": path, **cost.to_dict(), "step_ms": cost.latency_ms,
+    call = cost.latency_ms - cost.sampler_ms
+    row: dict[str, Any] = {"source": model.name, "path": path, **cost.to_dict(), "step_ms": call,
                            "loop_error_pct": error_pct(cost.loop_ms, measured_loop_ms)}
-    row["step_error_pct"] = None if measured_step_ms is None else error_pct(cost.latency_ms, measured_step_ms)
+    row["step_error_pct"] = None if measured_step_ms is None else error_pct(call, measured_step_ms)
     return row

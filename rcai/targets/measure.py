@@ -84,22 +84,22 @@ def measure_callable(fn: Callable[[], float | None], cfg: MeasureConfig) -> Timi
 
 def repeatability(round_medians: Sequence[float]) -> float:
     """|median(first half) - median(second half)| / median(all), over the per-round medians in
-    order. With an odd number of rounds the middle round is in neither half. 0.03 means the
-    second half of the run measured 3% away from the first half."""
+    order (half_split with the median). With an odd number of rounds the middle round is in neither
+    half. 0.03 means the second half of the run measured 3% away from the first half."""
     m = list(round_medians)
     if len(m) < 2:
         return float("nan")
-    h = len(m) // 2
-    first, second = statistics.median(m[:h]), statistics.median(m[len(m) - h :])
+    first, second = half_split([[x] for x in m], "median")
     overall = statistics.median(m)
     return abs(first - second) / overall if overall > 0 else 0.0
 
 
 def interleaved_rounds(
-    fns: Mapping[str, Callable[[], float | None] | Any], rounds: int, per_round: MeasureConfig
+    fns: Mapping[str, Callable[[], float | None] | Any], rounds: int, per_round: MeasureConfig, seed: int = 0
 ) -> dict[str, dict[str, Any]]:
-    """Measure every candidate once per round, alternating candidates (order rotates each round),
-    so drift of the machine (clock, thermals, neighbours) hits all of them alike.
+    """Measure every candidate once per round with `interleave` (a new random order each round), so
+    drift of the machine (clock, thermals, neighbours) hits all of them alike; one round's visit of a
+    candidate is a converging MeasureConfig loop and yields its median.
 
     A candidate is a Prepared (measured with its own staging and timer, seed = round) or a
     no-argument callable (see measure_callable). Returns per name: median_ms (median of the
@@ -108,14 +108,20 @@ def interleaved_rounds(
         raise RcaiError("interleaved_rounds: rounds must be >= 1")
     if not fns:
         raise RcaiError("interleaved_rounds: no candidates")
-    names = list(fns)
-    medians: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            f = fns[name]
+    visit = {name: 0 for name in fns}
+
+    def item(name: str) -> Callable[[], float]:
+        f = fns[name]
+
+        def one() -> float:
+            r, visit[name] = visit[name], visit[name] + 1
             stats = f.measure(per_round, seed=r) if hasattr(f, "measure") else measure_callable(f, per_round)
-            medians[name].append(stats.median_ms)
+            return stats.median_ms
+
+        return one
+
+    calls = interleave({name: item(name) for name in fns}, rounds, 1, warmup=0, visit_warmup=0, seed=seed)
+    medians = {name: [r[0] for r in rs] for name, rs in calls.items()}
     return {
         name: {"median_ms": statistics.median(m), "per_round_medians": m, "repeatability": repeatability(m)}
         for name, m in medians.items()
@@ -175,7 +181,7 @@ def round_visits(names: Sequence[str], rounds: int, seed: int, start: int = 0) -
 
 
 def interleave(
-    items: Mapping[str, Callable[[], float]],
+    items: Mapping[str, Callable[[], Any]],
     rounds: int,
     burst: int | Mapping[str, int],
     warmup: int = 3,
@@ -183,11 +189,12 @@ def interleave(
     seed: int = 0,
     start: int = 0,
     on_round: Callable[[int, dict[str, list[float]]], None] | None = None,
-) -> dict[str, list[list[float]]]:
-    """Time every item in `rounds` rounds; each round visits all items in a new random order and times
-    a burst of `burst` calls of each (after `visit_warmup` untimed ones; a mapping gives each name
-    its own burst). An item is a no-argument
-    callable that runs one call and returns its time in ms (see call_timer). Every item first gets
+) -> dict[str, list[list[Any]]]:
+    """The one rounds engine (op tables, subnet datasets, whole loops, benchmarks): time every item in
+    `rounds` rounds; each round visits all items in a new random order and times a burst of `burst`
+    calls of each (after `visit_warmup` untimed ones; a mapping gives each name its own burst). An
+    item is a no-argument callable that runs one call and returns its time in ms (see call_timer),
+    or any record of it (a whole loop returns both clocks: rcai.targets.loops). Every item first gets
     `warmup` untimed calls. on_round(r, {name: calls}) is called after each round (to save it).
     Returns {name: [calls of round start, ..., calls of round rounds-1]}."""
     if not items:
