@@ -19,6 +19,7 @@ def profile(
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Table CSV (default latency_tables/<device>-<preset>.csv)."),
     threads: Optional[int] = typer.Option(None, help="Backend threads (default: all cores)."),
     batch: int = typer.Option(1, help="Batch size of every measurement."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 | int8 (cpu: each op and calibration subnet quantized with ONNX Runtime static quantization as in a whole INT8 network; default table latency_tables/<device>-<preset>-int8.csv)."),
     archs: int = typer.Option(0, help="Also measure N random whole subnets end to end (the predictor's dataset)."),
     archs_out: Optional[str] = typer.Option(None, help="Dataset folder (default: <table without .csv>-archs/)."),
     rounds: int = typer.Option(12, help="Interleaved measurement rounds per subnet (--archs)."),
@@ -45,6 +46,8 @@ def profile(
     from ..cost.profile import NET_MEASURE, OP_MEASURE, InterleaveConfig, ProfileConfig, default_table_path, profile_ops
     from ..errors import RcaiError
 
+    if precision != "fp32" and (check or archs):
+        raise RcaiError(f"--precision {precision}: the op table only (not --check or --archs); measure INT8 loops with benchmarks/precision.py")
     if check:
         from .tables import run_check_command
 
@@ -55,16 +58,16 @@ def profile(
         raise RcaiError(f"--archs must be >= 0 (0: no subnets) and --rounds >= 1, got {archs} and {rounds}")
     acfg = ArchDatasetConfig(archs=archs, rounds=rounds, seed=seed, sampling=sampling, method=method) if archs else None
     icfg = InterleaveConfig(rounds=op_rounds, estimator=estimator, clock=clock, correct_drift=correct_drift, pin=pin)
-    table_path = Path(out) if out else default_table_path(device, preset)
+    table_path = Path(out) if out else default_table_path(device, preset, precision)
     result: dict = {}
     if not skip_ops:
         cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=OP_MEASURE, method=method,
-                            interleave=icfg, calibrate=calibrate, host=host)
+                            interleave=icfg, calibrate=calibrate, host=host, precision=precision)
         table = profile_ops(cfg, table_path, progress=not json)
         result["table"] = {"path": str(table.path), "ops": len(table.rows), "overhead_ms": table.overhead_ms, "drift": table.meta.get("drift"),
                            "half_split": table.meta.get("half_split_summary"), "calibration": table.meta.get("calibration")}
         if not json:
-            stdout.print(f"{table.path}: {len(table.rows)} ops, per-call overhead {table.overhead_ms * 1000:.1f} us")
+            stdout.print(f"{table.path}: {len(table.rows)} ops ({table.precision}), per-call overhead {table.overhead_ms * 1000:.1f} us")
             if table.meta.get("drift"):
                 d, h = table.meta["drift"], table.meta["half_split_summary"]
                 stdout.print(f"  clock {table.meta.get('clock')}, load {table.meta.get('load_average')}; machine speed per round "

@@ -389,10 +389,10 @@ def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool 
     with tempfile.TemporaryDirectory(prefix="rcai-profile-") as tmp, pinned(target.settings().get("threads"), icfg.pin) as pin:
         workdir = Path(tmp)
         models = {s.key: export_op(s, cfg.batch, workdir) for s in specs}
-        if cfg.precision == "int8":  # every op as it runs in a whole INT8 network (Conv quantized, the rest fp32)
-            from ..targets.quantize import quantize_for_timing
+        if cfg.precision == "int8":  # every op as it runs in a whole INT8 network (Conv quantized but stem/head, the rest fp32)
+            from ..targets.quantize import QuantConfig, quantize_for_timing
 
-            models = {n: quantize_for_timing(p) for n, p in models.items()}
+            models = {s.key: models[s.key] if QuantConfig().keeps_fp32(s.op) else quantize_for_timing(models[s.key]) for s in specs}
         models[OVERHEAD] = export_overhead(workdir)
         with progress_bar(progress, "profiling ops (interleaved rounds)", icfg.rounds, transient=False) as advance:
             calls = measure_interleaved(target, models, icfg, raw_path, advance)

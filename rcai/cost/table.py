@@ -102,13 +102,19 @@ class CostTable:
             rows[row["key"]] = row
         return cls(path, meta, rows)
 
+    @property
+    def precision(self) -> str:
+        """The precision the ops were measured at (meta `precision`; tables from before it: fp32)."""
+        return str(self.meta.get("precision") or "fp32")
+
     def check_compatible(self, preset, batch: int | None = None, precision: str | None = None, force: bool = False) -> None:
         """Refuse a table measured for another preset, batch or precision unless forced."""
         want = {"arch_hash": preset.arch_hash, "batch": batch, "precision": precision}
         for k, v in want.items():
-            if v is not None and self.meta.get(k) != v and not force:
+            have = self.precision if k == "precision" else self.meta.get(k)
+            if v is not None and have != v and not force:
                 raise RcaiError(
-                    f"{self.path}: table has {k}={self.meta.get(k)!r} ({self.meta.get('preset')}), expected {v!r} "
+                    f"{self.path}: table has {k}={have!r} ({self.meta.get('preset')}), expected {v!r} "
                     f"({preset.name}); pass --force to use it anyway"
                 )
 

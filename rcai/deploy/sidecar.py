@@ -82,6 +82,8 @@ class DeploySidecar:
     opset: int = 17
     weights: WeightsRef | None = None
     export_check: dict[str, Any] = field(default_factory=dict)  # max abs diffs measured at export
+    # int8: {"settings": quantize_static's settings, "calibration": the calibration set} ({} otherwise)
+    quantization: dict[str, Any] = field(default_factory=dict)
     rcai_version: str = __version__
 
     @property
@@ -115,6 +117,7 @@ class DeploySidecar:
             "opset": self.opset,
             "weights": self.weights.to_dict() if self.weights else None,
             "export_check": dict(self.export_check),
+            "quantization": dict(self.quantization),
         }
 
     @classmethod
@@ -137,6 +140,7 @@ class DeploySidecar:
                 opset=int(d.get("opset", 17)),
                 weights=WeightsRef.from_dict(d["weights"]) if d.get("weights") else None,
                 export_check=dict(d.get("export_check") or {}),
+                quantization=dict(d.get("quantization") or {}),
                 rcai_version=str(d.get("rcai_version", "?")),
             )
         except (KeyError, TypeError, ValueError) as e:
@@ -150,6 +154,8 @@ class DeploySidecar:
         got = betas_sha256(side.noise_schedule())
         if got != want_hash:
             raise RcaiError(f"{source}: this rcai computes other betas for {schedule} (hash {got[:12]} != {want_hash[:12]})")
+        if side.precision == "int8" and not side.quantization.get("settings"):
+            raise RcaiError(f"{source}: precision int8 but no quantization settings (export it with rcai export --precision int8)")
         names = [t.name for t in side.inputs]
         if sorted(names) != ["noise_level", "x"]:
             raise RcaiError(f"{source}: inputs must be 'x' and 'noise_level', got {names}")

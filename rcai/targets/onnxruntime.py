@@ -67,8 +67,10 @@ class OnnxRuntimeTarget(Target):
         names = [i.name for i in sess.get_inputs()]
         if sorted(names) != sorted(specs):
             raise RcaiError(f"{path}: model inputs {names} do not match input_specs {list(specs)}")
-        prepared = OrtPrepared(self, specs, sess)
-        self._precision = model_precision(specs)
+        from .quantize import onnx_precision
+
+        prepared = OrtPrepared(self, specs, sess, onnx_precision(path))  # int8: a quantized graph with fp32 I/O
+        self._precision = prepared.precision
         return prepared
 
 
@@ -77,9 +79,10 @@ class OrtPrepared(Prepared):
     `stage` makes one IOBinding per input set (inputs bound zero-copy from the numpy arrays),
     so the timed `execute` is only `run_with_iobinding`."""
 
-    def __init__(self, target: OnnxRuntimeTarget, specs: Specs, session: Any):
+    def __init__(self, target: OnnxRuntimeTarget, specs: Specs, session: Any, precision: str | None = None):
         super().__init__(target, specs)
         self.session = session
+        self.precision = precision or model_precision(specs)
         self.output_names = [o.name for o in session.get_outputs()]
         from .inputs import make_input_pool
 
@@ -93,7 +96,7 @@ class OrtPrepared(Prepared):
             self._out_values = [ort.OrtValue.ortvalue_from_numpy(a) for a in self._out_arrays]
 
     def info(self) -> TargetInfo:
-        return self.target.info(precision=model_precision(self.input_specs))
+        return self.target.info(precision=self.precision)
 
     def stage(self, feeds: Mapping[str, np.ndarray]) -> Any:
         feeds = check_feeds(self.input_specs, feeds, "onnxruntime")
