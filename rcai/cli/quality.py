@@ -26,19 +26,22 @@ def collect_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Train random subnets across the latency range from scratch and record their quality."""
-    from ..search.quality_data import CollectConfig, collect, plan
+    from ..search.quality_data import CollectConfig, collect
 
+    _counts(jobs=jobs, per_frac=per_frac, steps=train_steps)
     cfg = CollectConfig(preset=preset, cost_table=cost_table, fracs=tuple(fracs), per_frac=per_frac, train_steps=train_steps)
-    total = len(plan(cfg))
     count = [0]
+
+    def start(total: int, finished: int) -> None:
+        count[0] = finished
+        typer.echo(f"{total} subnets planned ({finished} already trained); {train_steps} training steps each", err=True)
 
     def done(rec: dict) -> None:
         count[0] += 1
         if not as_json:
             typer.echo(f"[{count[0]}] {rec['id']} ({rec['frac']:.2f} x base loop, seed {rec['seed']}): quality {rec['quality']:+.3f} dB", err=True)
 
-    typer.echo(f"{total} subnets planned; {train_steps} training steps each", err=True)
-    recs = collect(cfg, out, jobs=jobs, on_done=done)
+    recs = collect(cfg, out, jobs=jobs, on_done=done, on_start=start)
     if as_json:
         print_json({"out": str(out), "subnets": len(recs)})
     else:
@@ -54,8 +57,9 @@ def fit_cmd(
 ) -> None:
     """Fit the additive per-op quality model and print each op's effect with its interval."""
     from ..errors import RcaiError
-    from ..io import read_jsonl, refuse_special
+    from ..io import refuse_special
     from ..proxies.additive import AdditiveQuality
+    from ..search.quality_data import read_results
     from ..space.presets import get_preset
 
     refuse_special(out)
@@ -63,7 +67,7 @@ def fit_cmd(
     for path in data:
         if not path.is_file():
             raise RcaiError(f"{path}: no such file")
-        records += [r for r in read_jsonl(path) if isinstance(r, dict) and "choices" in r and "quality" in r]
+        records += read_results(path).values()  # every line a record (id, choices, finite quality), else one line naming it
     model = AdditiveQuality.fit(get_preset(preset), records, source=", ".join(map(str, data)))
     model.save(out)
     if as_json:
@@ -78,3 +82,12 @@ def fit_cmd(
         stdout.print(f"  {op:12s} {e:+.4f} dB per slot  [{lo:+.4f}, {hi:+.4f}]")
     if model.seed_offsets:
         stdout.print("  training seeds vs their average: " + ", ".join(f"seed {k} {v:+.3f} dB" for k, v in model.seed_offsets.items()))
+
+
+def _counts(**options: int) -> None:
+    """Counts at the edge: a whole number >= 1, named by its option (--per-frac, not per_frac)."""
+    from ..errors import RcaiError
+
+    for name, v in options.items():
+        if v < 1:
+            raise RcaiError(f"--{name.replace('_', '-')} must be a whole number >= 1, got {v}")

@@ -52,6 +52,8 @@ def search(
     --proxy and keep the best (subnet.json; train it with `rcai train --subnet`). With --strategy knapsack:
     the subnet of highest predicted quality within the budget, exactly, by a quality model fitted on
     subnets trained from scratch (`rcai quality collect`, `rcai quality fit`)."""
+    _check_options(lr_weights=lr_weights, lr_alpha=lr_alpha, lambda_latency=lambda_latency, lambda_flops=lambda_flops,
+                   eval_images=eval_images, evaluations=evaluations)
     if strategy != "darts":
         if strategy == "knapsack":
             proxy = proxy or "quality-model"
@@ -105,6 +107,23 @@ def _sample_search(strategy, proxy, cost_table, out, preset, budget, sample_step
     budget_txt = f" (budget {budget:.1f} ms)" if budget else ""
     stdout.print(f"{out}: subnet {summary['subnet_hash']}: {cfg.proxy} {summary['best_score']:.6g}, loop {summary['table']['loop_ms']:.1f} ms"
                  f"{budget_txt}; {summary['evaluations']} evaluations in {summary['wall_s']:.1f} s")
+
+
+def _check_options(lr_weights: float, lr_alpha: float, lambda_latency: float, lambda_flops: float, eval_images: int, evaluations: int) -> None:
+    """Numbers at the edge, one line each (torch would raise on a NaN lr; a NaN weight trains to NaN)."""
+    import math
+
+    from ..errors import RcaiError
+
+    for name, v in (("--lr-weights", lr_weights), ("--lr-alpha", lr_alpha)):
+        if not (math.isfinite(v) and v > 0):
+            raise RcaiError(f"{name} must be a positive finite learning rate, got {v}")
+    for name, v in (("--lambda-latency", lambda_latency), ("--lambda-flops", lambda_flops)):
+        if not math.isfinite(v):
+            raise RcaiError(f"{name} must be a finite weight, got {v}")
+    for name, v in (("--eval-images", eval_images), ("--evaluations", evaluations)):
+        if v < 1:
+            raise RcaiError(f"{name} must be a whole number >= 1, got {v}")
 
 
 class distributed:

@@ -34,6 +34,7 @@ from ..space.space import SearchSpace
 from .base import PROXIES, ProxyConfig
 
 KIND = "rcai-quality-model"
+MAX_DB = 1000.0  # bound on every figure of the model (dB)
 
 
 def references(space: SearchSpace) -> dict[str, str]:
@@ -82,7 +83,10 @@ class AdditiveQuality:
         """records: {"choices": arch, "quality": dB[, "seed": training seed]} of subnets trained from scratch."""
         space = SearchSpace.of(preset)
         refs = set(references(space).values())
-        rows = [(space.validate(dict(r["choices"])), float(r["quality"]), r.get("seed")) for r in records]
+        try:
+            rows = [(space.validate(dict(r["choices"])), _db(r["quality"], f"record {k + 1}: quality"), r.get("seed")) for k, r in enumerate(records)]
+        except (KeyError, TypeError, ValueError) as e:
+            raise RcaiError(f"not a trained subnet's record ({type(e).__name__}: {e})") from None
         if len(rows) < 3:
             raise RcaiError(f"a quality model needs at least 3 trained subnets, got {len(rows)}")
         ops = sorted({op for arch, _, _ in rows for op in arch.values()} - refs)
@@ -97,6 +101,8 @@ class AdditiveQuality:
         loo = np.array([_predict(_ridge(np.delete(X, k, 0), np.delete(y, k), ridge), X[k]) for k in range(len(y))])
         from scipy.stats import spearmanr
 
+        if not np.all(np.isfinite(coef)) or np.abs(coef).max() > MAX_DB:
+            raise RcaiError(f"the fit gives no finite per-op effects within {MAX_DB:g} dB (degenerate data?)")
         offsets = np.r_[0.0, coef[1 + len(ops):]]
         offsets -= offsets.mean()
         return cls(preset=preset.name, arch_hash=preset.arch_hash, intercept=float(coef[0]),
@@ -123,8 +129,13 @@ class AdditiveQuality:
             raise RcaiError(f"{p}: not a quality model (no \"kind\": \"{KIND}\")")
         try:
             model = cls(**d)
-            model.effects = {str(k): float(v) for k, v in model.effects.items()}
-            model.intercept = float(model.intercept)
+            model.effects = {str(k): _db(v, f"effects.{k}") for k, v in model.effects.items()}
+            model.intercept = _db(model.intercept, "intercept")
+            model.seed_offsets = {str(k): _db(v, f"seed_offsets.{k}") for k, v in model.seed_offsets.items()}
+            model.ci95 = {str(k): [_db(x, f"ci95.{k}") for x in v] for k, v in model.ci95.items()}
+            for name in ("loo_rmse", "noise_sd"):
+                if getattr(model, name) is not None:
+                    setattr(model, name, _db(getattr(model, name), name))
         except (TypeError, ValueError, AttributeError) as e:
             raise RcaiError(f"{p}: corrupt quality model ({e})") from None
         if preset is not None:
@@ -142,6 +153,16 @@ def _ridge(X: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
 
 def _predict(coef: np.ndarray, x: np.ndarray) -> float:
     return float(coef[0] + x @ coef[1:])
+
+
+def _db(x: Any, what: str) -> float:
+    """A figure in dB: a real number (not a string or bool), finite and within +-MAX_DB (a quality
+    gain over bicubic of a thousand dB is no measurement, and sums of such numbers overflow)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise ValueError(f"{what} must be a number of dB, got {x!r}")
+    if not (math.isfinite(x) and abs(x) <= MAX_DB):
+        raise ValueError(f"{what} must be a finite number of dB within +-{MAX_DB:g}, got {x!r}")
+    return float(x)
 
 
 def _finite(x: float) -> float | None:

@@ -5,11 +5,13 @@ data cover the budgets a search will be asked for, and each is trained with the 
 (`rcai train`: steps, batch, lr, cosine schedule) and scored by the primary quality metric. Training
 seeds rotate over `seeds`, so the model does not learn one seed's luck. Every finished subnet is one
 line of <out>/results.jsonl (a killed run continues with the next subnet; its run folder resumes).
+The pool's workers die with the command (rcai/procs.py): a kill -9 leaves no worker training on and
+holding a subnet's lock, so the rerun resumes at once.
 """
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -18,8 +20,10 @@ from ..config import JsonConfig
 from ..cost.load import load_cost_model
 from ..cost.model import OpCostModel
 from ..errors import RcaiError
-from ..io import append_line, atomic_write_json, read_jsonl
+from ..io import append_line, atomic_write_json, read_json
 from ..lock import exclusive
+from ..procs import owned_pool
+from ..proxies.additive import MAX_DB
 from ..space.presets import get_preset
 from ..space.subnet import SubnetSpec
 from ..train.evaluate import EvalConfig
@@ -43,13 +47,13 @@ class CollectConfig(JsonConfig):
     steps_per_sample: int = 50
 
     def __post_init__(self) -> None:
-        if not self.fracs or any(not 0 < f for f in self.fracs):
-            raise RcaiError(f"fracs must be positive fractions of the base's loop, got {self.fracs!r}")
+        if not self.fracs or any(isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < math.inf for f in self.fracs):
+            raise RcaiError(f"fracs must be positive finite fractions of the base's loop, got {self.fracs!r}")
         for name in ("per_frac", "train_steps", "batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise RcaiError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
-        if not self.seeds:
-            raise RcaiError("seeds must name at least one training seed")
+        if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds):
+            raise RcaiError(f"seeds must name at least one training seed (whole numbers), got {self.seeds!r}")
 
 
 def plan(cfg: CollectConfig) -> list[dict[str, Any]]:
@@ -61,6 +65,12 @@ def plan(cfg: CollectConfig) -> list[dict[str, Any]]:
     space = table.space
     loop = lambda a: table.estimate(a, cfg.steps_per_sample).loop_ms  # noqa: E731
     base = loop(space.base_arch())
+    lo = loop(space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=False)[0]) / base
+    hi = loop(space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=True)[0]) / base
+    for f in cfg.fracs:  # the +-5% window must meet the space's range, else no subnet can be drawn there
+        if f * 1.05 < lo or f * 0.95 > hi:
+            raise RcaiError(f"fraction {f:g} of the base's loop is outside this space's range ({lo:.3f} to {hi:.3f} x base, "
+                            f"by {cfg.cost_table})")
     jobs, i = [], 0
     for f in cfg.fracs:
         for arch in sample_at_latency(space, loop, f * base, 0.05, cfg.per_frac, seed=cfg.sample_seed + round(f * 100)):
@@ -83,6 +93,8 @@ def train_one(job: dict[str, Any], cfg: CollectConfig, out: Path) -> dict[str, A
                        lr_schedule=cfg.lr_schedule, seed=job["seed"], eval=EvalConfig(steps=20, max_images=8, seed=0))
     m = train(tcfg, run / "train", resume=(run / "train" / "config.json").exists(), progress=False)
     q = m["quality"]
+    if not (isinstance(q["gain_db"], (int, float)) and math.isfinite(q["gain_db"])):
+        raise RcaiError(f"{run}: subnet {job['id']} trained to a non-finite quality ({q['gain_db']!r}); not recorded")
     return {**job, "arch": spec.hash, "quality": q["gain_db"], "quality_lo": q["gain_lo"], "quality_hi": q["gain_hi"],
             "psnr_gain_db": m["psnr_gain_db"], "params": m["params"]}
 
@@ -92,20 +104,74 @@ def _worker(payload):
     return train_one(job, cfg, out)
 
 
-def collect(cfg: CollectConfig, out: str | Path, jobs: int = 1, on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Train every planned subnet not yet in <out>/results.jsonl; return all finished records."""
+def read_results(path: Path, plan_jobs: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """The finished records of a results.jsonl by id. A line that is not a record of this collection
+    (not a dict, no planned id, choices other than the plan's, no finite quality) is a one-line
+    RcaiError naming it; an unparsable last line (cut by a kill) is left to be redone."""
+    if not path.exists():
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RcaiError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+    planned = {j["id"]: j for j in plan_jobs} if plan_jobs is not None else None
+    lines, done = text.splitlines(), {}
+    for n, line in enumerate(lines, 1):
+        where = f"{path}: line {n}"
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if n == len(lines) and not text.endswith("\n"):
+                break  # torn by a kill: append_line drops it, the subnet is trained again
+            raise RcaiError(f"{where} is not JSON; fix or remove the line (its subnet is trained again)") from None
+        check_record(rec, where)
+        if planned is not None:
+            job = planned.get(rec["id"])
+            if job is None or job["choices"] != rec["choices"]:
+                raise RcaiError(f"{where}: subnet {rec['id']!r} is not this collection's (another config?); use another --out")
+        if rec["id"] in done:
+            raise RcaiError(f"{where}: subnet {rec['id']!r} recorded twice; remove one of its lines")
+        done[rec["id"]] = rec
+    return done
+
+
+def check_record(rec: Any, where: str) -> None:
+    """A results.jsonl record: a dict with a string id, a dict of choices and a finite number as quality."""
+    if not isinstance(rec, dict):
+        raise RcaiError(f"{where}: expected a JSON object (a trained subnet's record), got a JSON {type(rec).__name__}")
+    if not isinstance(rec.get("id"), str):
+        raise RcaiError(f"{where}: no subnet \"id\" (a string) in the record")
+    if not isinstance(rec.get("choices"), dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in rec["choices"].items()):
+        raise RcaiError(f"{where}: \"choices\" must map slots to op names")
+    q = rec.get("quality")
+    if isinstance(q, bool) or not isinstance(q, (int, float)) or not math.isfinite(q) or abs(q) > MAX_DB:
+        raise RcaiError(f"{where}: \"quality\" must be a finite number of dB (|q| <= {MAX_DB:g}), got {q!r}")
+    s = rec.get("seed")
+    if s is not None and (isinstance(s, bool) or not isinstance(s, (int, str))):
+        raise RcaiError(f"{where}: \"seed\" must be a training seed (a whole number), got {s!r}")
+
+
+def collect(cfg: CollectConfig, out: str | Path, jobs: int = 1, on_done: Callable[[dict[str, Any]], None] | None = None,
+            on_start: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+    """Train every planned subnet not yet in <out>/results.jsonl; return all finished records.
+    on_start(planned, already done) is called once the inputs are checked, before any training."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise RcaiError(f"--jobs must be a whole number >= 1, got {jobs!r}")
     out = Path(out)
     with exclusive(out):
         out.mkdir(parents=True, exist_ok=True)
         cfg_file = out / "config.json"
-        if cfg_file.exists() and json.loads(cfg_file.read_text()) != json.loads(json.dumps(cfg.to_dict())):
+        if cfg_file.exists() and read_json(cfg_file, dict) != json.loads(json.dumps(cfg.to_dict())):
             raise RcaiError(f"{out} holds data of another collection config; use another --out")
-        atomic_write_json(cfg_file, cfg.to_dict())
+        planned = plan(cfg)
         log = out / RESULTS
-        done = {r["id"]: r for r in read_jsonl(log)}
-        todo = [j for j in plan(cfg) if j["id"] not in done]
+        done = read_results(log, planned)  # before anything is written: a bad file changes nothing
+        atomic_write_json(cfg_file, cfg.to_dict())
+        todo = [j for j in planned if j["id"] not in done]
+        if on_start:
+            on_start(len(planned), len(done))
         if todo:
-            with mp.get_context("spawn").Pool(jobs) as pool:
+            with owned_pool(min(jobs, len(todo))) as pool:
                 for rec in pool.imap_unordered(_worker, [(j, cfg, out) for j in todo]):
                     append_line(log, json.dumps(rec))
                     done[rec["id"]] = rec

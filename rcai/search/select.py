@@ -109,6 +109,7 @@ def best_under_budget(space: SearchSpace, logp: LogProbs, op_latency: OpLatency,
     """The subnet of highest score with steps * (overhead + sum of op latencies) <= budget_ms (exact)."""
     if not (budget_ms > 0 and math.isfinite(budget_ms)):
         raise RcaiError(f"latency budget must be a positive number of ms, got {budget_ms}")
+    _check_sums(space, logp, op_latency)
     fixed = sum(map(op_latency, space.fixed_specs))
     front = _Front(np.zeros(1), np.zeros(1), [None])
     for slot in space.slots:
@@ -120,6 +121,26 @@ def best_under_budget(space: SearchSpace, logp: LogProbs, op_latency: OpLatency,
     k = int(ok[-1])  # the front's score rises with cost: the last feasible point scores highest
     arch = space.validate(_unlink(front.picks[k], {}))
     return Selection(arch, float(loop[k]), float(front.score[k]), len(front.cost))
+
+
+def _check_sums(space: SearchSpace, logp: LogProbs, op_latency: OpLatency) -> None:
+    """Every score and op latency a finite number whose sums over a subnet stay finite (the fronts
+    add them up in numpy, which would overflow to inf with only a warning): else a one-line error."""
+    worst_score = worst_ms = 0.0
+    for s in space.all_slots():
+        scores = logp.get(s.path)
+        if not isinstance(scores, Mapping) or any(n not in scores for n in s.choices):
+            raise RcaiError(f"no score for every choice of slot {s.path}")
+        for n, c in s.choices.items():
+            v, ms = scores[n], sum(map(op_latency, c.specs))
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise RcaiError(f"slot {s.path}, choice {n}: score {v!r} is not a finite number")
+            if not (math.isfinite(ms) and ms >= 0):
+                raise RcaiError(f"slot {s.path}, choice {n}: latency {ms!r} ms is not a finite number >= 0")
+            worst_score, worst_ms = max(worst_score, abs(v)), max(worst_ms, ms)
+    n = len(space.all_slots())
+    if not (math.isfinite(worst_score * n) and math.isfinite(worst_ms * n)):
+        raise RcaiError(f"scores or latencies too large to add up over {n} slots (largest {worst_score:.3g}, {worst_ms:.3g} ms)")
 
 
 def uniform_logprobs(space: SearchSpace, prefer: Callable[[SlotInfo, str], float] | None = None) -> LogProbs:
