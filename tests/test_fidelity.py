@@ -123,14 +123,16 @@ def test_estimates_and_expected_cost_use_the_calibration(calibrated, micro):
     cal, space = calibrated.calibration, SearchSpace(micro)
     arch = space.base_arch()
     sums = kind_sums(calibrated, space, arch)
-    want = cal.overhead_ms + sum(cal.factor(k) * v for k, v in sums.items())
+    want = cal.overhead_ms + sum(cal.factor(k) * v for k, v in sums.items()) + model.sampler_ms  # + the sampler's per-step term
+    assert model.sampler_ms > 0 and cal.target == "loop"
     assert model.estimate(arch).latency_ms == pytest.approx(want)
-    assert bare.estimate(arch).latency_ms == pytest.approx(calibrated.overhead_ms + sum(sums.values()))
+    assert bare.estimate(arch).latency_ms == pytest.approx(calibrated.overhead_ms + sum(sums.values()) + bare.sampler_ms)
     assert model.estimate(arch).latency_ms != pytest.approx(bare.estimate(arch).latency_ms, rel=1e-6)
     assert model.estimate(arch).flops == bare.estimate(arch).flops
-    # the calibrated fit reproduces the calibration subnets it saw
+    # the calibrated fit reproduces the calibration subnets' loops it saw (per step, the sampler's term apart)
     for meas in cal.measured:
-        assert model.estimate(meas["arch"]).latency_ms == pytest.approx(meas["measured_ms"], rel=0.25)
+        assert model.estimate(meas["arch"]).latency_ms - model.sampler_ms == pytest.approx(meas["measured_ms"], rel=0.25)
+        assert model.estimate(meas["arch"], 50).loop_ms == pytest.approx(meas["loop_ms"], rel=0.25)
     # the search's differentiable expected cost of a one-hot supernet is the same number
     net = UNet(micro)
     for mo in net.mixed_ops():

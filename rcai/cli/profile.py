@@ -33,9 +33,9 @@ def profile(
     clock: str = typer.Option("auto", help="auto (thread CPU time for --threads 1 on cpu, else wall) | wall | thread_cpu."),
     correct_drift: bool = typer.Option(False, help="Divide each round's calls by the reference kernel's speed that round."),
     pin: bool = typer.Option(True, help="Pin to --threads CPUs where the OS allows."),
-    check: bool = typer.Option(False, "--check", help="Run the fidelity check here instead (table + calibration, 40+ subnets, a second table; repeatability, agreement, load) in a temp folder or --out."),
-    check_methods: str = typer.Option("new", help="--check: comma-separated methods: new, new-wall (interleaved, wall clock), old (before issue 10)."),
-    check_subnets: int = typer.Option(40, help="--check: subnets measured besides the base model."),
+    check: bool = typer.Option(False, "--check", help="Run the fidelity check here instead: a table calibrated on loops, then the whole DDIM loops of 30+ subnets, the base (twice) and the cheapest measured; table and predictor (predictors/DEVICE-PRESET.pt) vs the loops beside their re-measurement, CPU model and load; in a temp folder or --out."),
+    check_methods: str = typer.Option("new", help="--check: comma-separated methods: new (the table's and the loops' clock auto: CPU time for one CPU thread), new-wall (both on the wall clock)."),
+    check_subnets: int = typer.Option(30, help="--check: random subnets whose whole loops are measured besides the base (twice) and the cheapest."),
     host: Optional[str] = typer.Option(None, "--host", envvar="RCAI_REMOTE_HOST", help="Measure on [user@]addr[:port] over ssh (the host needs Python, numpy and the runtime; $RCAI_REMOTE_PYTHON, $RCAI_SSH_CONFIG)."),
     json: bool = JsonOpt,
 ) -> None:

@@ -96,7 +96,8 @@ def _grid(rows: dict, labels: dict) -> Table:
 
 def run_check_command(preset: str, device: str, threads: int, batch: int, calibrate: int, subnets: int, seed: int, methods: str,
                       out: Optional[str], json: bool) -> None:
-    """`rcai profile --check`: fidelity_check for each method, printed (or JSON)."""
+    """`rcai profile --check`: fidelity_check for each method, printed (or JSON). The predictor is
+    the shipped one for the preset and device (predictors/DEVICE-PRESET.pt) where it exists."""
     import tempfile
     from pathlib import Path
 
@@ -109,13 +110,13 @@ def run_check_command(preset: str, device: str, threads: int, batch: int, calibr
         raise RcaiError("--check-methods: name at least one method")
     from .common import console, out as stdout
 
+    predictor = Path("predictors") / f"{device}-{preset}.pt"
     results = []
     with tempfile.TemporaryDirectory(prefix="rcai-check-") as tmp:
         root = Path(out) if out else Path(tmp)
         for m in names:
-            res = fidelity_check(cfg, m, root / m, progress=not json, log=console.print)
-            for k in ("a", "b"):
-                res[k].pop("_arrays")
+            res = fidelity_check(cfg, m, root / m, progress=not json, log=console.print, predictor=predictor if predictor.is_file() else None)
+            res.pop("rows")
             results.append(res)
             if not json:
                 print_check(stdout, res)
@@ -123,15 +124,27 @@ def run_check_command(preset: str, device: str, threads: int, batch: int, calibr
         print_json(results)
 
 
+CHECK_LABELS = {
+    "remeasurement": "the loops re-measured (2nd half of the rounds vs 1st)",
+    "table": "table estimate (calibrated on loops, + sampler term)",
+    "uncalibrated": "table without its calibration (+ sampler term)",
+    "predictor": "GNN predictor (+ its sampler term)",
+    "table_vs_wall": "table vs the wall-clock loops (this load)",
+}
+
+
 def print_check(out: Console, res: dict) -> None:
-    a, b, ab = res["a"], res["b"], res["a_vs_b"]
-    out.print(f"[bold]{res['method']}[/] (clock {res['clock']}): load {res['load_start']} -> {res['load_end']}; "
-              f"table A profiled in {res['profile_seconds']:.0f} s, subnets in {res['subnets_seconds']:.0f} s, "
-              f"table B {res['minutes_between_tables']:.1f} min after A")
-    rows = {"repeatability": a["repeatability"]} if "repeatability" in a else {}
-    rows.update({f"A {k}": a[k] for k in ("table_sum", "uncalibrated", "raw_sum") if k in a})
-    rows.update({f"B {k}": b[k] for k in ("table_sum",)})
-    labels = {**LABELS, **{f"{t} {k}": f"table {t}: {v}" for t in "AB" for k, v in LABELS.items()}}
-    out.print(_grid(rows, labels))
-    out.print(f"tables A vs B op by op ({ab['ops']} ops): {ab['within_10']:.0%} within 10%, {ab['within_5']:.0%} within 5%, "
-              f"median {ab['median_dev']:.1%}, max {ab['max_dev']:.1%} ({ab['worst_op']})")
+    out.print(f"[bold]{res['method']}[/] on {res['cpu_model']} ({res['cpus']} CPUs): load {res['load_start']} -> {res['load_end']}; "
+              f"table profiled in {res['profile_seconds']:.0f} s (clock {res['table_clock']}), {res['loops']} whole {res['steps']}-step "
+              f"DDIM loops in {res['loops_seconds']:.0f} s ({res['rounds']} rounds, {res['statistic']} on the {res['clock']} clock; "
+              f"the loops got {res['cpu_share']:.0%} of a core)")
+    grid = Table("figure", "n", "median |err|", "Acc+-5%", "Acc+-10%", "Spearman", "bias", "max |err|")
+    for k, label in CHECK_LABELS.items():
+        if k in res:
+            r = res[k]
+            grid.add_row(label, str(r["n"]), f"{r['median_abs_err']:.1%}", f"{r['acc_5']:.0%}", f"{r['acc_10']:.0%}", f"{r['spearman']:.3f}",
+                         f"{r['bias']:+.1%}", f"{r['max_abs_err']:.1%}")
+    out.print(grid)
+    if "base_twice" in res:
+        b = res["base_twice"]
+        out.print(f"the base measured twice in the same rounds: {b['first_ms']:.1f} and {b['second_ms']:.1f} ms ({b['diff_pct']:+.1f}%)")

@@ -98,6 +98,7 @@ def _profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: Path, prog
         for k in ("arch_hash", "archs", "rounds", "seed", "sampling", "method", "clock", "batch", "backend", "threads"):
             if old.get(k, defaults.get(k)) != meta.get(k):
                 raise RcaiError(f"{out}: exists with {k}={old.get(k)!r}, this run has {meta.get(k)!r}; use another folder")
+        meta.update({k: old[k] for k in ("sampler_ms", "loop") if k in old})  # measured before a kill
     else:
         atomic_write_json(meta_file, meta)
     archs = sample_archs(space, acfg.archs, acfg.seed, acfg.sampling)
@@ -164,7 +165,22 @@ def _measure_interleaved(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: Path
                     models[NET + name] = weights
                 raw.parent.mkdir(parents=True, exist_ok=True)
                 measure_interleaved(target, models, replace(icfg, rounds=acfg.rounds, seed=icfg.seed + g), raw, advance)
+        if "sampler_ms" not in meta:
+            meta = measure_sampler_terms(target, preset, pcfg, out, meta)
     return write_dataset(out, names, meta)
+
+
+def measure_sampler_terms(target: Any, preset, pcfg: ProfileConfig, out: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """Every sampler's own per-step cost on this machine (rcai.cost.loops), into the dataset's
+    meta.json: a predictor trained on the dataset adds it to each step (its file carries it)."""
+    from .loops import measure_model_loops, sampler_terms
+
+    res = measure_model_loops(target, {}, preset, pcfg.calibrate_loops, pcfg.loop_steps, pcfg.batch)
+    first = next(iter(res.values()))
+    meta = {**meta, "sampler_ms": sampler_terms(res, preset, pcfg.loop_steps),
+            "loop": {"steps": pcfg.loop_steps, "clock": first.clock, "statistic": first.statistic, "load_after": first.load_after}}
+    atomic_write_json(out / "meta.json", meta)
+    return meta
 
 
 def export_subnet(spec: SubnetSpec, out: Path, name: str, batch: int, tmp: Path) -> None:

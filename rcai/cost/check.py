@@ -120,7 +120,7 @@ def compare_tables(a: CostTable, b: CostTable) -> dict[str, Any]:
             "median_dev": float(np.median(dev)), "max_dev": float(dev.max()), "worst_op": keys[worst]}
 
 
-# -- the whole check ---------------------------------------------------------------------------------
+# -- the whole check: the table and the predictor against measured whole loops ---------------------
 
 @dataclass(frozen=True)
 class FidelityConfig:
@@ -128,57 +128,132 @@ class FidelityConfig:
     device: str = "cpu"
     threads: int | None = 1
     batch: int = 1
-    subnets: int = 40  # measured subnets the tables are checked against (besides the base model)
-    calibrate: int = 8  # whole subnets the table is calibrated on (<= 10)
+    subnets: int = 30  # random subnets whose whole loops are measured (besides the base, twice, and the cheapest)
+    calibrate: int = 8  # whole subnets whose loops calibrate the table (<= 10)
     seed: int = 1  # of the measured subnets (calibration subnets come from their own seed)
-    rounds: int = 12  # interleaved rounds of the subnet measurement
+    rounds: int = 6  # rounds of the loop measurement
+    steps: int = 50  # DDIM steps of every loop
 
 
-def _configs(cfg: FidelityConfig, method: str):
-    from .archs import ArchDatasetConfig
-    from .profile import NET_MEASURE, OP_MEASURE, InterleaveConfig, ProfileConfig
-
-    base = ProfileConfig(preset=cfg.preset, device=cfg.device, threads=cfg.threads, batch=cfg.batch)
-    archs = ArchDatasetConfig(archs=cfg.subnets + 1, rounds=cfg.rounds, seed=cfg.seed)
-    if method == "old":  # the methods before issue 10, with their defaults then
-        return (replace(base, method="sequential", measure=OP_MEASURE), replace(base, measure=NET_MEASURE),
-                replace(archs, method="sequential", rounds=2))
-    clock = {"new": "auto", "new-wall": "wall"}[method]
-    p = replace(base, interleave=InterleaveConfig(clock=clock), calibrate=cfg.calibrate)
-    return p, p, archs
+CHECK_METHODS = ("new", "new-wall")  # op and loop clocks: auto (thread / process CPU for one CPU thread) | wall
 
 
-CHECK_METHODS = ("new", "new-wall", "old")
+def _loop_figures(est: list[float], measured: list[float]) -> dict[str, float]:
+    e, t = np.asarray(est), np.asarray(measured)
+    rel = e / t - 1
+    return {**evaluate(e, t), "bias": float(np.median(rel)), "median_abs_err": float(np.median(np.abs(rel))), "max_abs_err": float(np.abs(rel).max())}
+
+
+def loop_check(table: CostTable, archs: dict[str, dict[str, str]], workdir: str | Path, cfg: FidelityConfig, clock: str = "auto",
+               predictor: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
+    """Measure the whole DDIM loops of `archs` ({name: arch}; the name "base" is measured a second
+    time as "base (again)") with the one loop measurement and compare the table's (calibrated and
+    not) and the predictor's loop estimates with them, beside the loops' own re-measurement (second
+    half of the rounds vs the first)."""
+    from ..space.presets import get_preset
+    from ..targets.loops import LoopConfig
+    from .loops import SAMPLER, measure_model_loops
+    from .subnets import export_with_weights
+
+    preset = get_preset(cfg.preset)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, arch in archs.items():
+        paths[name] = workdir / f"{name}.onnx"
+        if not paths[name].exists():
+            export_with_weights(SubnetSpec(preset, arch), paths[name], cfg.batch)
+    if "base" in paths:
+        paths["base (again)"] = paths["base"]
+    target = _target(cfg, clock)
+    res = measure_model_loops(target, paths, preset, LoopConfig(rounds=cfg.rounds, loops=1, clock="wall" if clock == "wall" else "auto"),
+                              cfg.steps, cfg.batch)
+    models = {"table": TableCostModel(preset, table), "uncalibrated": TableCostModel(preset, table, calibrated=False)}
+    if predictor:
+        from .predictor_model import PredictorCostModel
+
+        models["predictor"] = PredictorCostModel(preset, predictor, batch=cfg.batch)
+    names = [n for n in archs]
+    rows = []
+    for n in names:
+        m = res[n]
+        row = {"name": n, "measured_ms": m.loop_ms, "wall_ms": m.wall.value_ms, "cpu_ms": m.cpu.value_ms, "half1_ms": m.quoted.half1_ms,
+               "half2_ms": m.quoted.half2_ms, "remeasure_pct": m.remeasure_pct}
+        for k, model in models.items():
+            row[k] = model.estimate(archs[n], cfg.steps).loop_ms
+        rows.append(row)
+    measured = [r["measured_ms"] for r in rows]
+    first = res[names[0]]
+    out: dict[str, Any] = {
+        "clock": first.clock, "statistic": first.statistic, "rounds": cfg.rounds, "steps": cfg.steps, "loops": len(rows),
+        "load_before": first.load_before, "load_after": first.load_after, "cpu_share": float(np.median([r["cpu_ms"] / r["wall_ms"] for r in rows])),
+        "remeasurement": _loop_figures([r["half2_ms"] for r in rows], [r["half1_ms"] for r in rows]),
+        **{k: _loop_figures([r[k] for r in rows], measured) for k in models},
+        "sampler_loop_ms": {k[len(SAMPLER):]: v.loop_ms for k, v in res.items() if k.startswith(SAMPLER)},
+        "rows": rows,
+    }
+    if "base" in res:
+        b, again = res["base"].loop_ms, res["base (again)"].loop_ms
+        out["base_twice"] = {"first_ms": b, "second_ms": again, "diff_pct": 100.0 * (again / b - 1),
+                             "wall_first_ms": res["base"].wall.value_ms, "wall_second_ms": res["base (again)"].wall.value_ms}
+    if first.clock == "cpu":  # the same table against the wall-clock loops (what this load made the user wait)
+        out["table_vs_wall"] = _loop_figures([r["table"] for r in rows], [r["wall_ms"] for r in rows])
+    return out
+
+
+def _target(cfg: FidelityConfig, clock: str):
+    from ..targets import resolve_device
+
+    return resolve_device(cfg.device, **({"threads": cfg.threads} if cfg.threads else {}))
+
+
+def check_archs(preset_name: str, subnets: int, seed: int, table: CostTable) -> dict[str, dict[str, str]]:
+    """base, the cheapest subnet by the table, and `subnets` random ones (uniform, seeded)."""
+    import random
+
+    from ..space.presets import get_preset
+    from ..space.space import SearchSpace
+
+    preset = get_preset(preset_name)
+    space = SearchSpace.of(preset)
+    model = TableCostModel(preset, table)
+    archs = {"base": space.base_arch(), "cheapest": space.extreme_arch(lambda sp: model.op_metric(sp, "latency_ms"), largest=False)[0]}
+    rng = random.Random(seed)
+    for k in range(subnets):
+        archs[f"r{k:03d}"] = space.random_arch(rng)
+    return archs
 
 
 def fidelity_check(cfg: FidelityConfig, method: str, workdir: str | Path, progress: bool = False,
-                   log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
-    """Table A (timed), the subnets, table B, then every figure; files stay in workdir."""
-    from .archs import profile_archs
-    from .profile import load_average, profile_ops
+                   log: Callable[[str], None] = lambda s: None, predictor: str | Path | None = None) -> dict[str, Any]:
+    """Profile a table here (calibrated on whole loops, timed), then measure the whole loops of the
+    base (twice), the cheapest and `cfg.subnets` random subnets and compare (loop_check). Files stay in workdir."""
+    from ..targets.sysinfo import cpu_model
+    from .profile import InterleaveConfig, ProfileConfig, load_average, profile_ops
 
     if method not in CHECK_METHODS:
         raise RcaiError(f"unknown check method {method!r}; known: {', '.join(CHECK_METHODS)}")
     workdir = Path(workdir)
-    pcfg, ncfg, acfg = _configs(cfg, method)
-    out: dict[str, Any] = {"method": method, "load_start": load_average(), "started": time.strftime("%H:%M:%S", time.gmtime())}
+    clock = {"new": "auto", "new-wall": "wall"}[method]
+    pcfg = ProfileConfig(preset=cfg.preset, device=cfg.device, threads=cfg.threads, batch=cfg.batch, interleave=InterleaveConfig(clock=clock),
+                         calibrate=cfg.calibrate, loop_steps=cfg.steps)
+    if clock == "wall":
+        from ..targets.loops import LoopConfig
+
+        pcfg = replace(pcfg, calibrate_loops=LoopConfig(clock="wall"))
+    out: dict[str, Any] = {"method": method, "cpu_model": cpu_model(), "cpus": __import__("os").cpu_count(), "load_start": load_average(),
+                           "started": time.strftime("%H:%M:%S", time.gmtime())}
     t0 = time.perf_counter()
-    log(f"[{method}] profiling table A")
-    a = profile_ops(pcfg, workdir / "a.csv", progress=progress)
+    log(f"[{method}] profiling the table (calibrated on {cfg.calibrate} whole loops)")
+    table = profile_ops(pcfg, workdir / "table.csv", progress=progress)
     out["profile_seconds"] = time.perf_counter() - t0
-    log(f"[{method}] measuring {acfg.archs} subnets")
+    archs = check_archs(cfg.preset, cfg.subnets, cfg.seed, table)
+    log(f"[{method}] measuring {len(archs) + 1} whole loops ({cfg.rounds} rounds)")
     t1 = time.perf_counter()
-    dataset = profile_archs(ncfg, acfg, workdir / "archs", progress=progress)
-    out["subnets_seconds"] = time.perf_counter() - t1
-    log(f"[{method}] profiling table B")
-    t2 = time.perf_counter()
-    b = profile_ops(pcfg, workdir / "b.csv", progress=progress)
-    out["minutes_between_tables"] = (t2 - t0) / 60
+    out.update(loop_check(table, archs, workdir / "loops", cfg, clock, predictor, progress))
+    out["loops_seconds"] = time.perf_counter() - t1
     out["load_end"] = load_average()
-    out["a"] = check_table(a, dataset)
-    out["b"] = check_table(b, dataset)
-    out["a_vs_b"] = compare_tables(a, b)
-    out["drift"] = {k: t.meta.get("drift") for k, t in (("a", a), ("b", b))}
-    out["clock"] = a.meta.get("clock", "wall")
-    out["calibration"] = {k: t.meta.get("calibration", {}).get("factors") for k, t in (("a", a), ("b", b))}
+    out["table_clock"] = table.meta.get("clock")
+    out["calibration"] = (table.meta.get("calibration") or {}).get("factors")
+    out["sampler_ms_per_step"] = table.meta.get("sampler_ms")
     return out

@@ -124,5 +124,17 @@ def train_predictor(data: LatencyDataset | str | os.PathLike, init: LatencyPredi
         "model_config": model.cfg.to_json(),
         "training": info,
         "init": None if base is None else {"targets": base.targets, "train_data": base.meta.get("train_data")},
+        # each sampler's own per-step cost, measured with the dataset (rcai.cost.archs): a term of every loop estimate
+        "sampler_ms": _dataset_meta(ds.csv).get("sampler_ms") or (base.meta.get("sampler_ms") if base is not None else None) or {},
     }
     return LatencyPredictor(model, meta)
+
+
+def _dataset_meta(csv: str | os.PathLike | None) -> dict:
+    import json
+
+    path = Path(csv).parent / "meta.json" if csv else None
+    try:
+        return json.loads(path.read_text()) if path and path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
