@@ -1,15 +1,19 @@
-"""Kill loop (issue 11): SIGKILL real `rcai` processes at random moments, resume each to completion,
-and compare with an uninterrupted run of the same command.
+"""Kill loop (issues 11 and 24): SIGKILL real `rcai` processes at random moments, resume each to
+completion, and compare with an uninterrupted run of the same command.
 
 Scenarios (micro preset, one thread): `rcai profile` (op table), `rcai profile --archs`,
-`rcai train`, the search phase of `rcai search` and its fine-tune phase. For each: rows lost (a
-complete row seen before a kill and missing at the end), rows duplicated (an op, a (subnet, round)
-or a log step twice), and whether the resumed result equals the uninterrupted one (weights bit for
-bit, log rows, subnets; for measured tables the op set and every non-timing column: timings are
-re-measurements and are reported beside the reference's own spread).
+`rcai train`, the search phase of `rcai search` and its fine-tune phase, `rcai quality collect`
+(a pool of 2 training workers), a sample-based `rcai search --strategy evolution` and
+`rcai predictor train`. For each: rows lost (a complete row seen before a kill and missing at the
+end), rows duplicated (an op, a (subnet, round), a log step, a subnet or a proposal twice), orphans
+(processes the killed command started that are still alive 5 s after the kill: only the command
+itself is killed, as by `kill -9 PID` or the OOM killer, so its workers must end with it), and
+whether the resumed result equals the uninterrupted one (weights bit for bit, log rows, subnets,
+records; for measured tables the op set and every non-timing column: timings are re-measurements
+and are reported beside the reference's own spread).
 
-    PYTHONPATH=. .venv/bin/python benchmarks/kill_loop.py [--kills 5] [--seed 0]
-Writes benchmarks/results/reliability.md and reliability.csv.
+    PYTHONPATH=. .venv/bin/python benchmarks/kill_loop.py [--kills 5] [--seed 0] [--only NAME ...]
+Writes benchmarks/results/reliability.md and reliability.csv (not with --only).
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's rcai (compare() reads its files)
 from common import git_rev, machine, write  # noqa: E402
+from rcai.procs import descendants, group, start_time  # noqa: E402
 
 PY = [sys.executable, "-m", "rcai"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -38,6 +43,9 @@ TRAIN = ["train", "--preset", "micro", "--steps", "300", "--batch-size", "2", "-
 SEARCH_STEPS, FT_STEPS = 100, 100
 SEARCH = ["search", "--preset", "micro", "--search-steps", str(SEARCH_STEPS), "--warmup-steps", "10", "--finetune-steps", str(FT_STEPS), "--batch-size", "2",
           "--sample-steps", "10", "--eval-steps", "2", "--eval-images", "1", "--json"]
+COLLECT = ["quality", "collect", "--preset", "micro", "--frac", "0.6", "--frac", "0.9", "--per-frac", "2", "--steps", "60", "--jobs", "2", "--json"]
+EVOLUTION = ["search", "--preset", "micro", "--strategy", "evolution", "--proxy", "naswot", "--evaluations", "60", "--sample-steps", "10", "--json"]
+ORPHAN_WAIT_S = 5.0
 
 
 def start(args: list[str]) -> subprocess.Popen:
@@ -52,10 +60,29 @@ def finish(args: list[str]) -> tuple[float, str]:
     return time.perf_counter() - t0, p.stderr
 
 
-def kill(p: subprocess.Popen) -> str:
-    os.killpg(p.pid, signal.SIGKILL)  # the process group this script started
+def kill(p: subprocess.Popen) -> tuple[str, int]:
+    """SIGKILL the command alone (not its process group: what `kill -9 PID` or the OOM killer does),
+    then count its orphans: the processes below it or in its group still alive ORPHAN_WAIT_S after
+    the kill. They are then ended with the group, so that they cannot disturb the next run."""
+    tree = {pid: start_time(pid) for pid in descendants(p.pid)}
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    tree.update({pid: start_time(pid) for pid in group(p.pid)})  # any started after the snapshot
+
+    def alive() -> list[int]:
+        return [pid for pid, t in tree.items() if t is not None and start_time(pid) == t]
+
+    t0 = time.perf_counter()
+    while alive() and time.perf_counter() - t0 < ORPHAN_WAIT_S:
+        time.sleep(0.05)
+    orphans = alive() + [pid for pid in group(p.pid) if pid not in tree]
+    if orphans:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     _, err = p.communicate()
-    return err
+    return err, len(orphans)
 
 
 def lines(path: Path) -> list[str]:
@@ -130,6 +157,10 @@ class Scenario:
     def started(self, out: Path) -> bool:
         return (out / "config.json").exists()
 
+    def kill_delay(self, left: float) -> float:
+        """When to kill, once ready: a random moment in the first half of the work left."""
+        return self.rng.uniform(0.0, 0.5 * left * self.work_s)
+
     def reference(self) -> None:
         """The uninterrupted run, timed: in all, and from its first write to its last row (the work
         a kill can interrupt)."""
@@ -163,7 +194,7 @@ class Scenario:
         shutil.rmtree(self.out, ignore_errors=True)
         for f in self.out.parent.glob(self.out.name + ".*"):  # its lock file, left by a kill
             f.unlink()
-        seen, kills, torn = set(), 0, 0
+        seen, kills, torn, orphans = set(), 0, 0, 0
         while kills < kills_left:
             since = time.time_ns()
             p = start(self.args(self.out, self.started(self.out)))
@@ -171,19 +202,20 @@ class Scenario:
             while not self.ready(self.out, since) and p.poll() is None and time.perf_counter() - t0 < 300:
                 time.sleep(0.02)
             left = max(0.05, 1 - len(self.progress_rows(self.out)) / max(self.ref_rows, 1))
-            time.sleep(self.rng.uniform(0.0, 0.5 * left * self.work_s))  # a random moment in the first half of the work left
+            time.sleep(self.kill_delay(left))
             if p.poll() is not None:  # finished before the kill: nothing left to interrupt
                 self.events.append("finished before the next kill")
                 break
-            err = kill(p)
+            err, left_behind = kill(p)
             kills += 1
+            orphans += left_behind
             torn += err.count("dropped an incomplete last line")
             seen |= {self.identity(r) for r in self.progress_rows(self.out)}
             self.events.append(self.state(self.out))
         _, err = finish(self.args(self.out, self.started(self.out)))
         torn += err.count("dropped an incomplete last line")
         keys = self.dup_keys(self.out)
-        return {"kills": kills, "rows_seen_before_kills": len(seen),
+        return {"kills": kills, "orphans": orphans, "rows_seen_before_kills": len(seen),
                 "rows_lost": len(seen - {self.identity(r) for r in self.progress_rows(self.out)}),
                 "rows_duplicated": len(keys) - len(set(keys)), "torn_lines_repaired": torn, **self.compare()}
 
@@ -194,7 +226,7 @@ class Scenario:
         while sum(r["kills"] for r in rounds) < kills and len(rounds) < max_rounds:
             self.events.append(f"round {len(rounds) + 1}:")
             rounds.append(self.one_round(kills - sum(r["kills"] for r in rounds)))
-        total = {k: sum(r[k] for r in rounds) for k in ("kills", "rows_seen_before_kills", "rows_lost", "rows_duplicated", "torn_lines_repaired")}
+        total = {k: sum(r[k] for r in rounds) for k in ("kills", "orphans", "rows_seen_before_kills", "rows_lost", "rows_duplicated", "torn_lines_repaired")}
         return {"scenario": self.name, **total, "rounds": len(rounds), "identical": all(r["identical"] for r in rounds),
                 "ref_s": round(self.ref_s, 1), "work_s": round(self.work_s, 1), "what": rounds[-1]["what"],
                 "timing": "; ".join(r["timing"] for r in rounds if r["timing"])}
@@ -318,11 +350,115 @@ class Search(Scenario):
         return {"identical": same, "what": "supernet.pt and subnet.pt bit for bit, subnet.json, every log row", "timing": ""}
 
 
+class QualityCollect(Scenario):
+    """`rcai quality collect` with a pool of 2 workers: kills land while subnets train; a rerun of the
+    same command continues (records kept, each killed subnet's run folder resumed)."""
+
+    name = "quality-collect"
+
+    def __init__(self, work, rng, table: Path):
+        self.table = table
+        super().__init__(work, rng)
+
+    def args(self, out, resume):
+        return COLLECT + ["--cost-table", str(self.table), "--out", str(out)]
+
+    def started(self, out):
+        return False  # the same command resumes
+
+    def rows_file(self, out):
+        return out / "results.jsonl"
+
+    def row_key(self, line):
+        return json.loads(line)["id"]
+
+    def ready(self, out, since_ns):  # a worker of this process has logged a training step
+        return any(f.stat().st_mtime_ns >= since_ns for f in out.glob("q*/train/log.jsonl"))
+
+    def state(self, out):
+        training = [f"{f.parent.parent.name} step {json.loads(lines(f)[-1])['step']}" for f in sorted(out.glob("q*/train/log.jsonl")) if lines(f)]
+        return f"{len(self.progress_rows(out))} subnets recorded ({', '.join(training)})"
+
+    def compare(self):
+        recs = [sorted(map(json.loads, lines(d / "results.jsonl")), key=lambda r: r["id"]) for d in (self.ref, self.out)]
+        return {"identical": recs[0] == recs[1], "what": f"{len(recs[0])} subnet records (choices, quality, PSNR gain, params)", "timing": ""}
+
+
+class SampleSearch(Scenario):
+    """`rcai search --strategy evolution --proxy naswot`: the journal replays after a kill (--resume)."""
+
+    name = "search-evolution"
+
+    def __init__(self, work, rng, table: Path):
+        self.table = table
+        super().__init__(work, rng)
+
+    def args(self, out, resume):
+        return EVOLUTION + ["--cost-table", str(self.table), "--out", str(out)] + (["--resume"] if resume else [])
+
+    def rows_file(self, out):
+        return out / "evaluations.jsonl"
+
+    def row_key(self, line):
+        return str(json.loads(line)["i"])
+
+    def compare(self):
+        rows = [[{k: v for k, v in json.loads(x).items() if k not in ("eval_s", "wall_s")} for x in lines(d / "evaluations.jsonl")] for d in (self.ref, self.out)]
+        same = rows[0] == rows[1] and (self.ref / "subnet.json").read_text() == (self.out / "subnet.json").read_text()
+        return {"identical": same, "what": f"{len(rows[0])} journal rows (proposal, score), subnet.json", "timing": ""}
+
+
+class PredictorTrain(Scenario):
+    """`rcai predictor train`: no partial state to resume (one file, written atomically at the end); a
+    kill at a random moment of the run, the same command again, the same predictor."""
+
+    name = "predictor-train"
+
+    def __init__(self, work, rng, data: Path):
+        self.data = data
+        super().__init__(work, rng)
+
+    def args(self, out, resume):
+        return ["predictor", "train", "--latency-data", str(self.data), "--out", str(out / "p.pt"), "--seed", "0", "--json"]
+
+    def started(self, out):
+        return False
+
+    def rows_file(self, out):
+        return out / "p.pt"
+
+    def progress_rows(self, out):
+        return []
+
+    def dup_keys(self, out):
+        return []
+
+    def ready(self, out, since_ns):
+        return True
+
+    def kill_delay(self, left):
+        return self.rng.uniform(0.2, 0.9) * self.ref_s  # imports, graph encoding or training
+
+    def state(self, out):
+        temps = list(out.glob(".p.pt.*"))
+        return ("p.pt written" if (out / "p.pt").exists() else "no p.pt") + (f", {len(temps)} temp files" if temps else "")
+
+    def compare(self):
+        import torch
+
+        a, b = (torch.load(d / "p.pt", weights_only=True) for d in (self.ref, self.out))
+        meta = [{k: v for k, v in json.loads(x["meta_json"]).items() if k != "created"} for x in (a, b)]
+        same = a["state_dict"].keys() == b["state_dict"].keys() and all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+        same &= meta[0] == meta[1] and not list(self.out.glob(".p.pt.*"))
+        return {"identical": same, "what": "predictor weights bit for bit, its metadata but the date, no temp file left", "timing": ""}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kills", type=int, default=5, help="kill attempts per scenario")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--only", nargs="*", default=None, help="run these scenarios only (their inputs' references too); writes no results")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     who = machine()
@@ -330,8 +466,16 @@ def main() -> None:
     t0 = time.perf_counter()
     results = []
     try:
-        table = work / "profile-ref" / "t.csv"  # the search scenarios use the reference table
-        for sc in (ProfileOps(work, rng), ProfileArchs(work, rng), Train(work, rng), Search(work, rng, table, "search"), Search(work, rng, table, "finetune")):
+        table = work / "profile-ref" / "t.csv"  # the search and collect scenarios use the reference table
+        data = work / "profile-archs-ref" / "dataset.csv"  # the predictor's training data
+        scenarios = [ProfileOps(work, rng), ProfileArchs(work, rng), Train(work, rng), Search(work, rng, table, "search"),
+                     Search(work, rng, table, "finetune"), QualityCollect(work, rng, table), SampleSearch(work, rng, table),
+                     PredictorTrain(work, rng, data)]
+        for sc in scenarios:
+            if args.only is not None and sc.name not in args.only:
+                if sc.name in ("profile", "profile-archs"):
+                    sc.reference()  # an input of the others
+                continue
             results.append(sc.run(args.kills))
             print(json.dumps(results[-1]), flush=True)
             results[-1]["events"] = "; ".join(sc.events)
@@ -340,33 +484,39 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     total = time.perf_counter() - t0
     load_end = os.getloadavg()[0]
-    cols = ["scenario", "kills", "rounds", "rows_seen_before_kills", "rows_lost", "rows_duplicated", "torn_lines_repaired", "identical", "ref_s", "work_s"]
+    if args.only is not None:
+        return
+    cols = ["scenario", "kills", "orphans", "rounds", "rows_seen_before_kills", "rows_lost", "rows_duplicated", "torn_lines_repaired", "identical", "ref_s", "work_s"]
     with open(Path(__file__).resolve().parent / "results" / "reliability.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols + ["what", "timing", "events"])
         w.writeheader()
         w.writerows(results)
     kills = sum(r["kills"] for r in results)
     md = [
-        "# Kill loop: SIGKILL at random moments, resume, compare (issue 11)",
+        "# Kill loop: SIGKILL at random moments, resume, compare (issues 11 and 24)",
         "",
-        f"`benchmarks/kill_loop.py --kills {args.kills} --seed {args.seed}` at {git_rev()}; {who}, load avg {load_end:.2f} at the end; "
-        f"{total / 60:.1f} min in all. Micro preset, one thread. Real `rcai` processes killed with SIGKILL (their process group) "
-        "once each has written new work (a table row, a measurement row, a log line; for the fine-tune scenario a fine-tune "
-        "log line), at a uniformly random moment of the first half of the work the uninterrupted run still had left; then the same command "
-        "(`--resume` for train/search) again, and so on; the last run goes to completion and is compared with the "
-        "uninterrupted reference. A scenario whose run finishes before its kills are spent starts a new round from scratch.",
+        f"`benchmarks/kill_loop.py --kills {args.kills} --seed {args.seed}` at {git_rev()}; {who}, load avg {load_end:.2f} at the end; {total / 60:.1f} min in all. Micro preset, one thread per process. Real `rcai` processes killed "
+        "with SIGKILL (the command alone, as by `kill -9 PID` or the OOM killer: its workers are not signalled) once each has written "
+        "new work (a table row, a measurement row, a log line; for the fine-tune scenario a fine-tune log line; for quality collect a "
+        "training log line of one of its pool workers; for predictor train, which writes only its result, at a random moment of 20-90% "
+        "of the uninterrupted run's time), at a uniformly random moment of the first half of the work the uninterrupted run still had left; "
+        "then the same command (`--resume` for train/search) again, and so on; the last run goes to completion and is compared with the "
+        "uninterrupted reference. A scenario whose run finishes before its kills are spent starts a new round from scratch. "
+        f"Orphans: processes the killed command had started (its process tree and process group) still alive {ORPHAN_WAIT_S:g} s after the kill.",
         "",
         f"**{kills} kills survived**: every resumed run finished; "
         f"rows lost {sum(r['rows_lost'] for r in results)}, rows duplicated {sum(r['rows_duplicated'] for r in results)}, "
+        f"orphan processes {sum(r['orphans'] for r in results)}, "
         f"resumed = uninterrupted in {sum(bool(r['identical']) for r in results)} of {len(results)} scenarios.",
         "",
-        "| scenario | kills | rounds | complete rows seen at kills | rows lost | rows duplicated | torn lines repaired | resumed = uninterrupted | compared | ref run s (work s) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | kills | orphans | rounds | complete rows seen at kills | rows lost | rows duplicated | torn lines repaired | resumed = uninterrupted | compared | ref run s (work s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        md.append(f"| {r['scenario']} | {r['kills']} | {r['rounds']} | {r['rows_seen_before_kills']} | {r['rows_lost']} | {r['rows_duplicated']} | "
+        md.append(f"| {r['scenario']} | {r['kills']} | {r['orphans']} | {r['rounds']} | {r['rows_seen_before_kills']} | {r['rows_lost']} | {r['rows_duplicated']} | "
                   f"{r['torn_lines_repaired']} | {'yes' if r['identical'] else '**no**'} | {r['what']} | {r['ref_s']} ({r['work_s']}) |")
-    md += ["", "Rows: table rows (op keys), `measurements.csv` rows (subnet, round), `log.jsonl` steps. A row is lost when it was "
+    md += ["", "Rows: table rows (op keys), `measurements.csv` rows (subnet, round), `log.jsonl` steps, `results.jsonl` subnets, "
+           "`evaluations.jsonl` proposals (predictor train has none: its result is one file). A row is lost when it was "
            "complete on disk after a kill and is missing at the end; duplicated when its key appears twice in the final file.",
            "", "Measured tables cannot be bit-identical to another run (they are new measurements); beside them, the killed run's "
            "latencies relative to the reference run:", ""]

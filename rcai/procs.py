@@ -88,6 +88,18 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def group(pgid: int) -> list[int]:
+    """The live processes of process group `pgid` (a command started in a session of its own: all
+    that it started, unless they left the group), from /proc (Linux); [] elsewhere."""
+    out = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            st = _stat(int(entry))
+            if st is not None and st[0] != "Z" and st[3] == pgid:
+                out.append(int(entry))
+    return out
+
+
 def start_time(pid: int) -> int | None:
     """The process's start time (clock ticks since boot): with its pid, an identity that survives
     pid reuse. None if it is gone or a zombie."""
@@ -95,12 +107,12 @@ def start_time(pid: int) -> int | None:
     return None if st is None or st[0] == "Z" else st[2]
 
 
-def _stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, ppid, start time) from /proc/<pid>/stat, None if the process is gone."""
+def _stat(pid: int) -> tuple[str, int, int, int] | None:
+    """(state, ppid, start time, process group) from /proc/<pid>/stat, None if the process is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             text = f.read()
     except OSError:
         return None
     fields = text[text.rfind(")") + 2:].split()  # after "pid (comm) ", comm may hold spaces
-    return fields[0], int(fields[1]), int(fields[19])
+    return fields[0], int(fields[1]), int(fields[19]), int(fields[2])
