@@ -271,11 +271,14 @@ class ProfileArchs(Scenario):
     def started(self, out):
         return False
 
-    def rows_file(self, out):
-        return out / "measurements.csv"
+    def rows_file(self, out):  # the interleaved method's raw calls, one line per subnet and round (first group)
+        return out / "rounds" / "g000.csv"
+
+    def progress_rows(self, out):  # every group's lines, named by their group
+        return [f"{f.stem},{x}" for f in sorted((out / "rounds").glob("g*.csv")) for x in lines(f)[1:]]
 
     def row_key(self, line):
-        return ",".join(line.split(",")[:2])  # model, round
+        return ",".join(line.split(",")[:3])  # group, round, subnet
 
     def compare(self):
         names = sorted(p.name for p in (self.ref / "subnets").iterdir())
@@ -515,7 +518,7 @@ def main() -> None:
     for r in results:
         md.append(f"| {r['scenario']} | {r['kills']} | {r['orphans']} | {r['rounds']} | {r['rows_seen_before_kills']} | {r['rows_lost']} | {r['rows_duplicated']} | "
                   f"{r['torn_lines_repaired']} | {'yes' if r['identical'] else '**no**'} | {r['what']} | {r['ref_s']} ({r['work_s']}) |")
-    md += ["", "Rows: table rows (op keys), `measurements.csv` rows (subnet, round), `log.jsonl` steps, `results.jsonl` subnets, "
+    md += ["", "Rows: table rows (op keys), `rounds/gNNN.csv` rows (subnet or reference kernel, round), `log.jsonl` steps, `results.jsonl` subnets, "
            "`evaluations.jsonl` proposals (predictor train has none: its result is one file). A row is lost when it was "
            "complete on disk after a kill and is missing at the end; duplicated when its key appears twice in the final file.",
            "", "Measured tables cannot be bit-identical to another run (they are new measurements); beside them, the killed run's "
