@@ -62,7 +62,9 @@ def build_graphs(jobs: list[tuple[str, str]], tool: Path, workers: int) -> None:
     if not todo:
         return
     print(f"building {len(todo)} ONNX graphs with {tool.name} ({workers} processes)...", flush=True)
-    with ProcessPoolExecutor(workers, initializer=_init_builder, initargs=(str(tool),)) as ex:
+    from rcai.procs import owned
+
+    with ProcessPoolExecutor(workers, **owned(_init_builder, str(tool))) as ex:  # workers die with this script (issue 24)
         list(ex.map(_build, todo, chunksize=16))
 
 
@@ -305,7 +307,9 @@ def main() -> None:
     t_encode = time.time() - t0 - t_build
 
     results = []
-    with ProcessPoolExecutor(args.jobs, initializer=_init_worker, initargs=(str(csv_path),)) as ex:
+    from rcai.procs import owned
+
+    with ProcessPoolExecutor(args.jobs, **owned(_init_worker, str(csv_path))) as ex:  # workers die with this script (issue 24)
         futs = [ex.submit(task_fewshot, d, train, test, draws, shots) for d in devices]
         futs += [ex.submit(task_single, d, train, test) for d in devices]
         for f in futs:

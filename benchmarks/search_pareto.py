@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -505,7 +504,9 @@ def main() -> None:
     print(f"{len(done)} jobs done, {len(todo)} to run", file=sys.stderr)
     order = ("searched", "predicted", "base", "cheapest", "uniform", "random", "ranking", "variant")
     todo.sort(key=lambda j: order.index(j["method"]))  # the long ones first, the Pareto set before the extra studies
-    with mp.get_context("spawn").Pool(args.jobs) as pool:
+    from rcai.procs import owned_pool
+
+    with owned_pool(args.jobs) as pool:  # workers die with this script (issue 24)
         for rec in pool.imap_unordered(_worker, [(j, args) for j in todo]):
             with open(log, "a") as f:
                 f.write(json.dumps(rec) + "\n")

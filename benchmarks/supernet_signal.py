@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -103,7 +102,9 @@ def main() -> None:
     done = {(r["softmax"], r["seed"]) for r in rows}
     todo = [(s, seed, args.table) for s in args.softmax for seed in args.seeds if (s, seed) not in done]
     print(f"{len(done)} runs done, {len(todo)} to run", file=sys.stderr)
-    with mp.get_context("spawn").Pool(args.jobs) as pool:
+    from rcai.procs import owned_pool
+
+    with owned_pool(args.jobs) as pool:  # workers die with this script (issue 24)
         for rec in pool.imap_unordered(run, sorted(todo, key=lambda t: t[0] != "simple")):  # the slow one first
             with open(log, "a") as f:
                 f.write(json.dumps(rec) + "\n")
