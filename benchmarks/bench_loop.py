@@ -24,7 +24,7 @@ import onnxruntime as ort
 import torch
 
 from rcai.deploy import BenchConfig, DeploySidecar, export_subnet_onnx
-from rcai.deploy.compare import PER_ROUND, compare_loops
+from rcai.deploy.compare import compare_loops
 from rcai.deploy.engines import Engine
 from rcai.io import atomic_write_bytes, atomic_write_csv, atomic_write_text
 from rcai.space.presets import get_preset
@@ -56,13 +56,14 @@ def plain_engine(path: Path, batch: int, threads: int) -> Engine:
     """ORT with session.run(feeds) each step: allocates outputs every call, no IO binding."""
     target = get_target("onnxruntime", threads=threads)
     sess = ort.InferenceSession(str(path), target.session_options(), providers=["CPUExecutionProvider"])
-    return Engine("onnx-plain", lambda x6, lvl: sess.run(None, {"x": x6, "noise_level": lvl})[0], {}, "onnxruntime session.run")
+    return Engine("onnx-plain", lambda x6, lvl: sess.run(None, {"x": x6, "noise_level": lvl})[0], {"device": "cpu", "threads": threads},
+                  "onnxruntime session.run")
 
 
 def sampler_only(path: Path, batch: int) -> Engine:
     hr = DeploySidecar.for_onnx(path).preset.hr_size
     zeros = np.zeros((batch, 3, hr, hr), np.float32)
-    return Engine("none", lambda x6, lvl: zeros, {}, "denoiser returns zeros (sampler + loop only)")
+    return Engine("none", lambda x6, lvl: zeros, {"device": "cpu", "threads": 1}, "denoiser returns zeros (sampler + loop only)")
 
 
 def run(args) -> list[dict]:
@@ -83,7 +84,8 @@ def run(args) -> list[dict]:
             for name, r in res.items():
                 m = r["per_round_medians"]
                 rows.append({
-                    "threads": t, "candidate": name, "steps": args.steps, "loop_ms": r["median_ms"],
+                    "threads": t, "candidate": name, "steps": args.steps, "loop_ms": r["median_ms"], "clock": r["clock"],
+                    "wall_ms": r["wall_ms"], "cpu_ms": r["cpu_ms"],
                     "step_ms": r["median_ms"] / args.steps, "round_min_ms": min(m), "round_max_ms": max(m),
                     "repeatability": r["repeatability"], "rounds": len(m), "load_before": load0, "load_after": load1,
                     "engine": r["engine"],
@@ -107,17 +109,18 @@ def report(rows: list[dict], args) -> str:
         "agents' jobs (load averages below), so absolute times are noisy; ratios come from one run with "
         "candidates interleaved (order rotating each round).",
         f"- Loop: DDIM {args.steps} steps, batch 1, LR 32x32 -> 64x64, the same numpy sampler for every candidate. "
-        f"{args.rounds} rounds; per round 1 untimed loop then the median of {PER_ROUND.min_repeats} timed loops; "
-        "figure = median of the per-round medians. Repeatability = |median of first half of rounds - median "
-        "of second half| / median.",
+        f"Measured with the one loop measurement (rcai.targets.loops, as `rcai bench` and the pipeline): {args.rounds} rounds, "
+        "a new random order each round, one timed loop per candidate a round; figure = median of all its loops on the clock "
+        "`rcai bench` quotes (process CPU time with 1 thread, wall with 2: several threads are not one thread's CPU time). "
+        "Repeatability = |second half of the rounds - first half| / figure.",
         "- Threads set explicitly: ORT intra-op threads and torch.set_num_threads are both = `threads`.",
         "",
-        "| threads | candidate | loop (ms) | per step (ms) | round min..max (ms) | repeatability | load before/after |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| threads | candidate | loop (ms) | clock | wall / CPU (ms) | per step (ms) | round min..max (ms) | repeatability | load before/after |",
+        "|---:|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['threads']} | {r['candidate']} | {r['loop_ms']:.1f} | {r['step_ms']:.2f} | {r['round_min_ms']:.1f}..{r['round_max_ms']:.1f} "
+            f"| {r['threads']} | {r['candidate']} | {r['loop_ms']:.1f} | {r['clock']} | {r['wall_ms']:.1f} / {r['cpu_ms']:.1f} | {r['step_ms']:.2f} | {r['round_min_ms']:.1f}..{r['round_max_ms']:.1f} "
             f"| {r['repeatability']:.1%} | {r['load_before']:.2f}/{r['load_after']:.2f} |"
         )
     lines += ["", "## Ratios (torch eager loop time / ORT loop time, same run)", ""]
@@ -167,7 +170,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--out", type=Path, default=RESULTS / "bench_loop")
     args = ap.parse_args()

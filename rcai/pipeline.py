@@ -53,7 +53,7 @@ class PipelineConfig:
     lr: float = 2e-3
     softmax: str = "gdas"
     seed: int = 0
-    rounds: int = 6  # rounds of the loop measurement (every model's loop once a round, in a new random order)
+    rounds: int = 8  # rounds of the loop measurement (every model's loop once a round, in a new random order)
     calibrate: int = 8  # whole subnets that calibrate the profiled table to in-graph latency (rcai profile --calibrate)
     eval_images: int = 8
     predictor: str | None = None  # a GNN predictor file (trained on this machine's subnets); none by default

@@ -127,6 +127,7 @@ def run_check_command(preset: str, device: str, threads: int, batch: int, calibr
 CHECK_LABELS = {
     "remeasurement": "the loops re-measured (2nd half of the rounds vs 1st)",
     "table": "table estimate (calibrated on loops, + sampler term)",
+    "same_rounds": "table calibrated on loops in these rounds (no drift since the profile)",
     "uncalibrated": "table without its calibration (+ sampler term)",
     "predictor": "GNN predictor (+ its sampler term)",
     "table_vs_wall": "table vs the wall-clock loops (this load)",

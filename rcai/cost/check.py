@@ -83,8 +83,8 @@ def check_table(table: CostTable, dataset: str | Path, force: bool = False) -> d
             continue
         specs = model.space.arch_specs(spec.choices)
         measured.append(_ms(dataset, line, "latency_ms", r["latency_ms"]))
-        est.append(model.estimate(spec.choices).latency_ms)
-        uncal.append(bare.estimate(spec.choices).latency_ms)
+        est.append(model.estimate(spec.choices).latency_ms - model.sampler_ms)  # a dataset holds network calls: the sampler's term apart
+        uncal.append(bare.estimate(spec.choices).latency_ms - bare.sampler_ms)
         raw.append(sum(table.rows[s.key][table.latency_column] for s in specs))
         halves.append(_halves(r, dataset, line))
     if not measured:
@@ -165,10 +165,17 @@ def loop_check(table: CostTable, archs: dict[str, dict[str, str]], workdir: str 
             export_with_weights(SubnetSpec(preset, arch), paths[name], cfg.batch)
     if "base" in paths:
         paths["base (again)"] = paths["base"]
+    cal_archs = {f"cal{i}": m["arch"] for i, m in enumerate((table.meta.get("calibration") or {}).get("measured", []))}
+    for name, arch in cal_archs.items():  # the table's calibration subnets, measured again in these rounds
+        paths[name] = workdir / f"{name}.onnx"
+        if not paths[name].exists():
+            export_with_weights(SubnetSpec(preset, arch), paths[name], cfg.batch)
     target = _target(cfg, clock)
     res = measure_model_loops(target, paths, preset, LoopConfig(rounds=cfg.rounds, loops=1, clock="wall" if clock == "wall" else "auto"),
                               cfg.steps, cfg.batch)
     models = {"table": TableCostModel(preset, table), "uncalibrated": TableCostModel(preset, table, calibrated=False)}
+    if cal_archs:
+        models["same_rounds"] = TableCostModel(preset, recalibrated(table, cal_archs, res, cfg.steps))
     if predictor:
         from .predictor_model import PredictorCostModel
 
@@ -177,7 +184,7 @@ def loop_check(table: CostTable, archs: dict[str, dict[str, str]], workdir: str 
     rows = []
     for n in names:
         m = res[n]
-        row = {"name": n, "measured_ms": m.loop_ms, "wall_ms": m.wall.value_ms, "cpu_ms": m.cpu.value_ms, "half1_ms": m.quoted.half1_ms,
+        row = {"name": n, "arch": archs[n], "measured_ms": m.loop_ms, "wall_ms": m.wall.value_ms, "cpu_ms": m.cpu.value_ms, "half1_ms": m.quoted.half1_ms,
                "half2_ms": m.quoted.half2_ms, "remeasure_pct": m.remeasure_pct}
         for k, model in models.items():
             row[k] = model.estimate(archs[n], cfg.steps).loop_ms
@@ -188,7 +195,7 @@ def loop_check(table: CostTable, archs: dict[str, dict[str, str]], workdir: str 
         "clock": first.clock, "statistic": first.statistic, "rounds": cfg.rounds, "steps": cfg.steps, "loops": len(rows),
         "load_before": first.load_before, "load_after": first.load_after, "cpu_share": float(np.median([r["cpu_ms"] / r["wall_ms"] for r in rows])),
         "remeasurement": _loop_figures([r["half2_ms"] for r in rows], [r["half1_ms"] for r in rows]),
-        **{k: _loop_figures([r[k] for r in rows], measured) for k in models},
+        **score(rows, list(models)),
         "sampler_loop_ms": {k[len(SAMPLER):]: v.loop_ms for k, v in res.items() if k.startswith(SAMPLER)},
         "rows": rows,
     }
@@ -199,6 +206,49 @@ def loop_check(table: CostTable, archs: dict[str, dict[str, str]], workdir: str 
     if first.clock == "cpu":  # the same table against the wall-clock loops (what this load made the user wait)
         out["table_vs_wall"] = _loop_figures([r["table"] for r in rows], [r["wall_ms"] for r in rows])
     return out
+
+
+def recalibrated(table: CostTable, cal_archs: dict[str, dict[str, str]], res: dict[str, Any], steps: int) -> CostTable:
+    """A copy of `table` calibrated (and its sampler terms taken) from loops measured in the given
+    rounds (`res`): the same fit as `rcai profile --calibrate`, without the machine's drift between
+    the profile and the check."""
+    import copy
+
+    from ..space.space import SearchSpace
+    from .loops import SAMPLER
+    from .profile import NET, fit_loop_calibration
+
+    t = copy.deepcopy(table)
+    t.path = table.path.with_name(table.path.name.removesuffix('.csv') + '-same-rounds.csv')  # its meta is written beside, not over
+    loops = {**{f"{NET}{i:04d}": res[name] for i, name in enumerate(cal_archs)}, **{k: v for k, v in res.items() if k.startswith(SAMPLER)}}
+    space = SearchSpace.of(_preset_of(table))
+    fit_loop_calibration(t, space, list(cal_archs.values()), loops, steps)
+    return t
+
+
+def _preset_of(table: CostTable):
+    from ..space.presets import get_preset
+
+    return get_preset(table.meta["preset"])
+
+
+def score(rows: list[dict[str, Any]], sources: list[str]) -> dict[str, dict[str, float]]:
+    """Each source's loop estimates (row[source]) against the measured loops (row["measured_ms"])."""
+    measured = [r["measured_ms"] for r in rows]
+    return {k: _loop_figures([r[k] for r in rows], measured) for k in sources}
+
+
+def rescore_predictor(res: dict[str, Any], predictor: str | Path, preset_name: str = "tiny", steps: int = 50) -> dict[str, Any]:
+    """A loop check's result with the predictor's estimates (re)computed from `predictor` on the same
+    measured loops (the estimate depends on the architecture alone)."""
+    from ..space.presets import get_preset
+    from .predictor_model import PredictorCostModel
+
+    model = PredictorCostModel(get_preset(preset_name), predictor)
+    est = model.estimate_many([r["arch"] for r in res["rows"]], steps)
+    for r, c in zip(res["rows"], est):
+        r["predictor"] = c.loop_ms
+    return {**res, **score(res["rows"], ["predictor"]), "predictor_file": str(predictor)}
 
 
 def _target(cfg: FidelityConfig, clock: str):
