@@ -60,9 +60,9 @@ def export(
         stdout.print(f"fp16 ({rep.fp16_converter}) max abs diff vs torch fp32: {rep.fp16_max_abs_diff:.2e}")
     if rep.precision == "int8":
         st, cal = rep.quantization["settings"], rep.quantization["calibration"]
+        which = f"{st['quantized_nodes']} {'/'.join(st['op_types'])} nodes quantized, the rest fp32" if st["op_types"] else "every op ORT quantizes"
         stdout.print(f"int8 ({st['format']}, {st['activations']} activations, {st['weights']} weights{' per channel' if st['per_channel'] else ''}; "
-                     f"{st['quantized_nodes']} {'/'.join(st['op_types'])} nodes quantized, the rest fp32), calibrated on {cal['inputs']} loop inputs "
-                     f"({cal['crops']} crops x {len(cal['recorded_steps'])} steps)")
+                     f"{which}), calibrated on {cal['inputs']} loop inputs ({cal['crops']} crops x {len(cal['recorded_steps'])} steps)")
         if rep.int8_rel_error is not None:
             stdout.print(f"int8 vs torch fp32 on held-out loop inputs: relative error {rep.int8_rel_error:.2%} (tolerance {INT8_TOLERANCE:.0%}), max abs diff {rep.int8_max_abs_diff:.2e}")
 

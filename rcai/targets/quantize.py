@@ -61,7 +61,7 @@ class QuantConfig(JsonConfig):
     per_channel: bool = True
     reduce_range: bool = False
     method: str = "minmax"  # minmax | entropy | percentile
-    op_types: tuple[str, ...] = ("Conv",)  # ONNX op types quantized; everything else stays fp32
+    op_types: tuple[str, ...] = ("Conv",)  # ONNX op types quantized, everything else stays fp32; (): all ORT can quantize
     exclude: tuple[str, ...] = FP32_MODULES  # node-name substrings kept fp32 (the UNet's "/<module>/" scopes)
 
     def keeps_fp32(self, op: str) -> bool:
@@ -74,8 +74,6 @@ class QuantConfig(JsonConfig):
                                    ("weights", self.weights, _TYPES), ("method", self.method, _METHODS)):
             if value not in known:
                 raise RcaiError(f"quantization {name}: unknown {value!r}; known: {', '.join(known)}")
-        if not self.op_types:
-            raise RcaiError("quantization op_types: give at least one ONNX op type to quantize (e.g. Conv)")
 
 
 class _Reader:
@@ -123,10 +121,11 @@ def _quiet() -> Iterator[None]:
 
 
 def node_names(model_path: str | Path, op_types: Iterable[str]) -> list[str]:
+    """Names of the nodes of `op_types` (empty: every node)."""
     import onnx
 
     wanted = set(op_types)
-    return [n.name for n in onnx.load(str(model_path), load_external_data=False).graph.node if n.op_type in wanted]
+    return [n.name for n in onnx.load(str(model_path), load_external_data=False).graph.node if not wanted or n.op_type in wanted]
 
 
 def quantize_file(src: str | Path, dst: str | Path, reader: Any, cfg: QuantConfig = QuantConfig()) -> dict[str, Any]:
@@ -140,13 +139,13 @@ def quantize_file(src: str | Path, dst: str | Path, reader: Any, cfg: QuantConfi
     excluded = [n for n in candidates if any(s in n for s in cfg.exclude)]
     quantized = [n for n in candidates if n not in excluded]
     if not quantized:
-        raise RcaiError(f"{src}: nothing to quantize (no {', '.join(cfg.op_types)} node outside the exclusions)")
+        raise RcaiError(f"{src}: nothing to quantize (no {', '.join(cfg.op_types) or 'quantizable'} node outside the exclusions)")
     with _quiet(), tempfile.TemporaryDirectory(prefix="rcai-quant-") as tmp:
         try:
             quantize_static(
                 str(src), str(Path(tmp) / "q.onnx"), reader,
                 quant_format=getattr(QuantFormat, _FORMATS[cfg.format]),
-                op_types_to_quantize=list(cfg.op_types), per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
+                op_types_to_quantize=list(cfg.op_types) or None, per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
                 activation_type=getattr(QuantType, _TYPES[cfg.activations]), weight_type=getattr(QuantType, _TYPES[cfg.weights]),
                 nodes_to_exclude=excluded, calibrate_method=getattr(CalibrationMethod, _METHODS[cfg.method]),
                 calibration_providers=["CPUExecutionProvider"],
@@ -158,7 +157,7 @@ def quantize_file(src: str | Path, dst: str | Path, reader: Any, cfg: QuantConfi
 
     atomic_write_bytes(dst, data)
     return {"tool": "onnxruntime.quantization.quantize_static", "onnxruntime": ort.__version__, **cfg.to_dict(),
-            "quantized_nodes": len(quantized), "fp32_nodes_of_quantized_types": excluded,
+            "quantized_nodes": len(quantized) if cfg.op_types else None, "fp32_nodes_of_quantized_types": excluded,
             "calibration_inputs": len(reader) if hasattr(reader, "__len__") else None}
 
 
