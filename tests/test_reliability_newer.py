@@ -87,14 +87,13 @@ def test_killed_collect_leaves_no_worker_and_its_rerun_resumes_identically(table
         assert len(workers) == 2, tree
         os.kill(p.pid, signal.SIGKILL)
         p.wait(timeout=30)
-        _wait(lambda: not _alive(workers), 3, f"the workers {_alive(workers)} to end with their parent")
+        _wait(lambda: not _alive(workers), 5, f"the workers {_alive(workers)} to end with their parent")
         _wait(lambda: not _alive(tree), 20, f"the resource tracker {_alive(tree)} to end")
         _, err = p.communicate(timeout=30)  # every writer of the pipe is gone
         assert "Traceback" not in err and "leaked" not in err, err
     finally:
         if p.poll() is None or _alive({pid: start_time(pid) for pid in descendants(p.pid)}):
             os.killpg(p.pid, signal.SIGKILL)
-    assert not (out / "results.jsonl").exists()
     again = subprocess.run(RCAI + args + ["--out", str(out)], env=ENV, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "in use by" not in again.stderr, again.stderr
     # the uninterrupted result: what each worker computes, in this process (same seeds, one thread)
