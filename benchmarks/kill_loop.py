@@ -422,7 +422,7 @@ class PredictorTrain(Scenario):
         super().__init__(work, rng)
 
     def args(self, out, resume):
-        return ["predictor", "train", "--latency-data", str(self.data), "--out", str(out / "p.pt"), "--seed", "0", "--json"]
+        return ["predictor", "train", "--latency-data", str(self.data), "--out", str(out / "p.pt"), "--seed", "0", "--epochs", "600", "--json"]
 
     def started(self, out):
         return False
@@ -437,14 +437,17 @@ class PredictorTrain(Scenario):
         return []
 
     def ready(self, out, since_ns):
+        self._since = since_ns
         return True
 
     def kill_delay(self, left):
-        return self.rng.uniform(0.2, 0.9) * self.ref_s  # imports, graph encoding or training
+        return self.rng.uniform(0.2, 0.8) * self.ref_s  # imports, graph encoding or training
 
     def state(self, out):
         temps = list(out.glob(".p.pt.*"))
-        return ("p.pt written" if (out / "p.pt").exists() else "no p.pt") + (f", {len(temps)} temp files" if temps else "")
+        p = out / "p.pt"
+        done = "no p.pt" if not p.exists() else "p.pt of an earlier run" if p.stat().st_mtime_ns < self._since else "p.pt written by the killed run"
+        return done + (f", {len(temps)} temp files" if temps else "")
 
     def compare(self):
         import torch
@@ -501,7 +504,7 @@ def main() -> None:
         f"`benchmarks/kill_loop.py --kills {args.kills} --seed {args.seed}` at {git_rev()}; {who}, load avg {load_end:.2f} at the end; {total / 60:.1f} min in all. Micro preset, one thread per process. Real `rcai` processes killed "
         "with SIGKILL (the command alone, as by `kill -9 PID` or the OOM killer: its workers are not signalled) once each has written "
         "new work (a table row, a measurement row, a log line; for the fine-tune scenario a fine-tune log line; for quality collect a "
-        "training log line of one of its pool workers; for predictor train, which writes only its result, at a random moment of 20-90% "
+        "training log line of one of its pool workers; for predictor train, which writes only its result, at a random moment of 20-80% "
         "of the uninterrupted run's time), at a uniformly random moment of the first half of the work the uninterrupted run still had left; "
         "then the same command (`--resume` for train/search) again, and so on; the last run goes to completion and is compared with the "
         "uninterrupted reference. A scenario whose run finishes before its kills are spent starts a new round from scratch. "
