@@ -30,6 +30,7 @@ from ..train.evaluate import EvalConfig
 from .select import sample_at_latency
 
 RESULTS = "results.jsonl"
+TOL = 0.05  # a subnet drawn at fraction f has a loop within f * base * (1 +- TOL)
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,15 @@ def plan(cfg: CollectConfig) -> list[dict[str, Any]]:
     space = table.space
     loop = lambda a: table.estimate(a, cfg.steps_per_sample).loop_ms  # noqa: E731
     base = loop(space.base_arch())
-    lo = loop(space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=False)[0]) / base
-    hi = loop(space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=True)[0]) / base
-    for f in cfg.fracs:  # the +-5% window must meet the space's range, else no subnet can be drawn there
-        if f * 1.05 < lo or f * 0.95 > hi:
+    op_ms = lambda sp: table.op_metric(sp, "latency_ms")  # noqa: E731
+    lo, hi = (loop(space.extreme_arch(op_ms, largest=side)[0]) / base for side in (False, True))
+    for f in cfg.fracs:  # the window must meet the space's range, else no subnet can be drawn there
+        if f * (1 + TOL) < lo or f * (1 - TOL) > hi:
             raise RcaiError(f"fraction {f:g} of the base's loop is outside this space's range ({lo:.3f} to {hi:.3f} x base, "
                             f"by {cfg.cost_table})")
     jobs, i = [], 0
     for f in cfg.fracs:
-        for arch in sample_at_latency(space, loop, f * base, 0.05, cfg.per_frac, seed=cfg.sample_seed + round(f * 100)):
+        for arch in sample_at_latency(space, loop, f * base, TOL, cfg.per_frac, seed=cfg.sample_seed + round(f * 100)):
             jobs.append({"id": f"q{i:03d}", "frac": f, "seed": cfg.seeds[i % len(cfg.seeds)], "choices": arch})
             i += 1
     return jobs
