@@ -95,6 +95,28 @@ def _loop_lines(summary: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def verdict_lines(summary: dict[str, Any]) -> list[str]:
+    """The report's first lines: does each pick beat the trivial answer, the cheapest subnet (higher
+    quality, or equal quality at a lower measured loop)? Said plainly where it does not."""
+    c = summary.get("cheapest")
+    if not c:
+        return []
+    cq, cms = c["quality"]["gain_db"], c["measured_loop_ms"]
+    out = []
+    for name in ("subnet", "predicted"):
+        r = summary.get(name)
+        if not r:
+            continue
+        q, ms = r["quality"]["gain_db"], r["measured_loop_ms"]
+        if q > cq:
+            out.append(f"The {LABELS[name]} beats the cheapest subnet: {q:+.3f} dB at {ms:.1f} ms vs {cq:+.3f} dB at {cms:.1f} ms "
+                       f"({q - cq:+.3f} dB for {ms / cms:.2f}x its loop; the intervals are in the table below).")
+        else:
+            out.append(f"**The {LABELS[name]} does not beat the cheapest subnet**: {q:+.3f} dB at {ms:.1f} ms vs {cq:+.3f} dB at {cms:.1f} ms: "
+                       "at this training budget the trivial answer wins.")
+    return out + [""] if out else []
+
+
 def write_report(out: Path, summary: dict[str, Any], cfg) -> Path:
     _bar_plots(summary, out / "latency_quality.png")
     b, s = summary["base"], summary["subnet"]
@@ -103,6 +125,7 @@ def write_report(out: Path, summary: dict[str, Any], cfg) -> Path:
     lines = [
         f"# rcai pipeline report: {cfg.preset} on {cfg.device}",
         "",
+        *verdict_lines(summary),
         f"Cost table `{summary['table']}`; predictor `{summary['predictor'] or 'none'}`. Budget {summary['budget_ms']:.1f} ms for the whole "
         f"DDIM loop of {cfg.steps_per_sample} steps (base table latency / {cfg.speedup}). The searched subnet lands at "
         f"{search['table_loop_ms'] or s['table_loop_ms']:.1f} ms by the table ({(search['table_loop_ms'] or s['table_loop_ms']) / summary['budget_ms']:.0%} "

@@ -78,3 +78,13 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path):
 def test_space_json_reports_the_report_count():
     out = subprocess.run([sys.executable, "-m", "rcai", "space", "--preset", "rcai-report", "--json"], capture_output=True, text=True, check=True).stdout
     assert json.loads(out)["subnets"] == 944_784
+
+
+def test_report_says_first_when_a_pick_does_not_beat_the_cheapest_subnet():
+    from rcai.report import verdict_lines
+
+    row = lambda q, ms: {"quality": {"gain_db": q}, "measured_loop_ms": ms}  # noqa: E731
+    lines = verdict_lines({"cheapest": row(0.378, 64.7), "subnet": row(-0.081, 115.8), "predicted": row(0.5, 117.7)})
+    assert lines[0].startswith("**The searched subnet does not beat the cheapest subnet**")
+    assert lines[1].startswith("The quality-model pick beats the cheapest subnet: +0.500 dB")
+    assert verdict_lines({"subnet": row(0.1, 10.0)}) == []

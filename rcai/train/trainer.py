@@ -137,9 +137,11 @@ def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool) -> d
                 checkpoint()
             advance(f"loss {loss.item():.4f}")
     atomic_torch_save(judged.state_dict(), run.file("model.pt"))
-    metrics = evaluate(judged, ev, schedule, cfg.eval)
+    metrics: dict[str, Any] = {}
+    if cfg.eval.max_images:  # 0: no sampled evaluation (a rung of a search reads the primary metric only)
+        metrics = evaluate(judged, ev, schedule, cfg.eval)
+        save_samples(run.file("samples.png"), metrics.pop("_arrays"))
     metrics["quality"] = quality(judged, ev, schedule)
-    save_samples(run.file("samples.png"), metrics.pop("_arrays"))
     metrics.update(train_steps=step, params=sum(p.numel() for p in model.parameters()), subnet_hash=spec.hash)
     atomic_write_json(run.file("metrics.json"), metrics)
     return metrics

@@ -1,0 +1,198 @@
+"""Issue 20 §1: at which training protocol do architectures differ by more than training noise?
+
+12 subnets spread over the latency range (the base, the cheapest, and 2 random subnets at each of
+0.35 / 0.45 / 0.55 / 0.65 / 0.75 x the base's loop by the cost table, +-5 %) are each trained from
+scratch with 3 seeds under `rcai.train.protocol.SIGNAL` (constant lr, EMA of the weights, one run
+per subnet and seed evaluated at every step of `eval_at`, so the curve costs one training). Per step:
+the seed-to-seed Spearman of the 12 subnets (mean over the seed pairs), the ICC(1) (between-subnet
+variance / total), the pooled seed-to-seed sd of one subnet, the spread of the subnet means, and the
+cost (core-seconds per subnet). Resumable: a killed run continues each training where it stopped.
+
+Usage: python benchmarks/training_signal.py [--jobs 2] [--seeds 0 1 2] [--out benchmarks/.cache/signal]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, git_rev, machine, write  # noqa: E402
+
+FRACS = (0.35, 0.45, 0.55, 0.65, 0.75)
+PREV = {"protocol": "cosine lr 2e-3, 800 steps, last weights (results/search_pareto.md)", "spearman": 0.58}
+
+
+def plan(table_path: str, out: Path) -> dict[str, dict]:
+    """name -> {choices, table_loop_ms}; fixed once in results/signal_plan.json."""
+    if (RESULTS / "signal_plan.json").exists():
+        return json.loads((RESULTS / "signal_plan.json").read_text())
+    from rcai.cost.load import load_cost_model
+    from rcai.search.select import sample_at_latency
+    from rcai.space.presets import get_preset
+
+    table = load_cost_model(table_path, get_preset("tiny"))
+    space = table.space
+    loop = lambda a: table.estimate(a, 50).loop_ms  # noqa: E731
+    base = space.base_arch()
+    cheapest, _ = space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=False)
+    archs = {"base": base, "cheapest": cheapest}
+    for f in FRACS:
+        for i, a in enumerate(sample_at_latency(space, loop, f * loop(base), 0.05, 2, seed=9100 + round(f * 100))):
+            archs[f"r{round(f * 100)}-{i}"] = a
+    p = {k: {"choices": a, "table_loop_ms": loop(a), "frac": loop(a) / loop(base)} for k, a in archs.items()}
+    (RESULTS / "signal_plan.json").write_text(json.dumps(p, indent=1))
+    return p
+
+
+def job(payload) -> dict:
+    name, choices, seed, out = payload
+    os.environ["OMP_NUM_THREADS"] = "1"
+    from rcai.space.presets import get_preset
+    from rcai.space.subnet import SubnetSpec
+    from rcai.train.protocol import SIGNAL, curve, train_to
+
+    run = Path(out) / f"{name}-s{seed}"
+    t0 = time.process_time()
+    m = train_to(SubnetSpec(get_preset("tiny"), choices), seed, run, SIGNAL)
+    cpu = time.process_time() - t0
+    if not (run / "cpu_s.json").exists() or cpu > 5:
+        (run / "cpu_s.json").write_text(json.dumps({"cpu_s": cpu}))
+    return {"name": name, "seed": seed, "curve": curve(run), "final": m["quality"]["gain_db"],
+            "cpu_s": json.loads((run / "cpu_s.json").read_text())["cpu_s"], "params": m["params"]}
+
+
+def committed(p: dict) -> list[dict]:
+    """Finished (subnet, seed) curves of results/signal.csv: a later run (another session) trains only the rest."""
+    from rcai.train.protocol import SIGNAL
+
+    path = RESULTS / "signal.csv"
+    if not path.exists():
+        return []
+    curves: dict[tuple[str, int], dict] = {}
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            c = curves.setdefault((r["subnet"], int(r["seed"])), {"name": r["subnet"], "seed": int(r["seed"]), "curve": {}, "cpu_s": float(r["cpu_s"])})
+            c["curve"][int(r["step"])] = float(r["quality_db"])
+    return [c for (n, _), c in curves.items() if n in p and set(SIGNAL.eval_at) <= set(c["curve"])]
+
+
+def analyse(rows: list[dict], p: dict) -> list[dict]:
+    import numpy as np
+
+    from rcai.stats import icc, pooled_sd, seed_spearman
+    from rcai.train.protocol import SIGNAL
+
+    out = []
+    for step in SIGNAL.eval_at:
+        by = {}
+        for r in rows:
+            if step in r["curve"]:
+                by.setdefault(r["name"], {})[r["seed"]] = r["curve"][step]
+        means = [np.mean(list(v.values())) for v in by.values()]
+        rho, pairs = seed_spearman(by)
+        cost = np.median([r["cpu_s"] for r in rows]) * step / SIGNAL.steps
+        out.append({"step": step, "subnets": len(by), "spearman": rho, "spearman_pairs": pairs, "icc": icc({k: list(v.values()) for k, v in by.items()}),
+                    "seed_sd": pooled_sd({k: list(v.values()) for k, v in by.items()}), "between_sd": float(np.std(means, ddof=1)),
+                    "spread": float(max(means) - min(means)), "cpu_s": float(cost)})
+    return out
+
+
+def report(rows: list[dict], p: dict, stats: list[dict], started: str, args) -> None:
+    import numpy as np
+
+    from rcai.train.protocol import SIGNAL
+
+    with open(RESULTS / "signal.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["subnet", "table_frac_of_base", "seed", "step", "quality_db", "cpu_s"])
+        for r in sorted(rows, key=lambda r: (r["name"], r["seed"])):
+            for s, q in sorted(r["curve"].items()):
+                w.writerow([r["name"], f"{p[r['name']]['frac']:.3f}", r["seed"], s, f"{q:.4f}", f"{r['cpu_s']:.0f}"])
+    last = max(s["step"] for s in stats)
+    lines = [
+        "# Signal before search: training length vs seed-to-seed agreement (issue 20 §1)",
+        "",
+        f"Machine: {started}; load avg at the end {os.getloadavg()[0]:.2f}; rcai {git_rev()}. "
+        f"{len({r['name'] for r in rows})} subnets (base, cheapest, 2 random at each of {', '.join(map(str, FRACS))} x the base's table loop) x "
+        f"seeds {sorted({r['seed'] for r in rows})}, tiny preset, trained from scratch with `rcai.train.protocol.SIGNAL`: "
+        f"{SIGNAL.to_dict()}; each (subnet, seed) is one run evaluated at every step of eval_at on the 64 held-out crops "
+        "(primary metric: posterior-mean gain over bicubic, dB). Reproduce: `python benchmarks/training_signal.py --jobs 2`.",
+        "",
+        "| steps | subnets | seed-vs-seed Spearman (mean of pairs) | pairs | ICC(1) | one subnet's seed sd (dB) | sd of subnet means (dB) | spread of means (dB) | CPU s per subnet |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for s in stats:
+        lines.append(f"| {s['step']} | {s['subnets']} | {s['spearman']:+.2f} | {' '.join(f'{x:+.2f}' for x in s['spearman_pairs'])} | {s['icc']:.2f} | "
+                     f"{s['seed_sd']:.3f} | {s['between_sd']:.3f} | {s['spread']:.3f} | {s['cpu_s']:.0f} |")
+    lines += ["", f"Previous protocol ({PREV['protocol']}): seed 0 vs seed 1 Spearman {PREV['spearman']:+.2f} over 10 subnets.", "",
+              f"Per subnet at {last} steps (mean ± sd over seeds):", "", "| subnet | table loop (x base) | quality (dB) | per seed |", "|---|---:|---:|---|"]
+    by = {}
+    for r in rows:
+        if last in r["curve"]:
+            by.setdefault(r["name"], {})[r["seed"]] = r["curve"][last]
+    for name, v in sorted(by.items(), key=lambda kv: -p[kv[0]]["frac"]):
+        q = list(v.values())
+        lines.append(f"| {name} | {p[name]['frac']:.2f} | {np.mean(q):+.3f} ± {np.std(q, ddof=1) if len(q) > 1 else float('nan'):.3f} | "
+                     + " ".join(f"s{k} {x:+.3f}" for k, x in sorted(v.items())) + " |")
+    goal = [s for s in stats if s["spearman"] >= 0.8 and s["icc"] >= 0.8]
+    lines += ["", "Reading: " + (f"the goal (Spearman >= 0.8 and ICC >= 0.8) is first met at {goal[0]['step']} steps "
+                                 f"({goal[0]['cpu_s']:.0f} CPU s per subnet)." if goal else
+                                 f"the goal (Spearman >= 0.8 and ICC >= 0.8) is not met up to {last} steps; best: Spearman "
+                                 f"{max(s['spearman'] for s in stats):+.2f}, ICC {max(s['icc'] for s in stats):.2f}."), "", "![curve](signal.png)", ""]
+    write("signal.md", "\n".join(lines))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    steps = [s["step"] for s in stats]
+    a1.plot(steps, [s["spearman"] for s in stats], "o-", label="seed-vs-seed Spearman")
+    a1.plot(steps, [s["icc"] for s in stats], "s-", label="ICC(1)")
+    a1.axhline(0.8, color="gray", ls="--", lw=1)
+    a1.set_xlabel("training steps")
+    a1.set_ylim(-0.2, 1.0)
+    a1.legend(fontsize=8)
+    for name, v in by.items():
+        xs = [p[name]["frac"]] * len(v)
+        a2.scatter(xs, list(v.values()), s=10)
+    a2.set_xlabel("table loop latency / base's")
+    a2.set_ylabel(f"quality at {last} steps (dB)")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "signal.png", dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--cost-table", default="latency_tables/cpu-tiny.csv")
+    ap.add_argument("--out", default="benchmarks/.cache/signal")
+    args = ap.parse_args()
+    out = Path(args.out)
+    started = machine()
+    p = plan(args.cost_table, out)
+    rows = committed(p)
+    have = {(r["name"], r["seed"]) for r in rows}
+    todo = [(n, p[n]["choices"], s, str(out)) for s in args.seeds for n in p if (n, s) not in have]  # seed-major: a partial run already pairs seeds
+    import multiprocessing as mp
+
+    from rcai.procs import owned
+
+    with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"), **owned()) as pool:
+        for i, r in enumerate(pool.map(job, todo), 1):
+            rows.append(r)
+            print(f"[{i}/{len(todo)}] {r['name']} seed {r['seed']}: " + " ".join(f"{s}:{q:+.3f}" for s, q in sorted(r["curve"].items())), flush=True)
+            report(rows, p, analyse(rows, p), started, args)
+    report(rows, p, analyse(rows, p), started, args)
+
+
+if __name__ == "__main__":
+    main()

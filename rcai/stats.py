@@ -1,0 +1,56 @@
+"""Statistics of repeated measurements: how much of a figure's spread is the thing measured and how
+much is noise (training seeds, timing rounds), and paired differences with their intervals."""
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Mapping, Sequence
+
+import numpy as np
+from scipy.stats import spearmanr
+
+
+def icc(table: Mapping[str, Sequence[float]]) -> float:
+    """One-way random-effects intraclass correlation ICC(1): the share of the variance of a single
+    measurement that lies between items (architectures) rather than within one (seeds). Items may
+    have unequal counts (the k0 of the unbalanced ANOVA)."""
+    groups = [np.asarray(v, float) for v in table.values() if len(v) >= 1]
+    n = np.array([len(g) for g in groups])
+    N, a = n.sum(), len(groups)
+    if a < 2 or N - a < 1:
+        return float("nan")
+    grand = np.concatenate(groups).mean()
+    msb = sum(len(g) * (g.mean() - grand) ** 2 for g in groups) / (a - 1)
+    msw = sum(((g - g.mean()) ** 2).sum() for g in groups) / (N - a)
+    k0 = (N - (n**2).sum() / N) / (a - 1)
+    return float((msb - msw) / (msb + (k0 - 1) * msw))
+
+
+def seed_spearman(table: Mapping[str, Mapping[int, float]]) -> tuple[float, list[float]]:
+    """Mean over seed pairs of the Spearman correlation of the items' figures under seed i vs seed j
+    (items measured under both); and the per-pair values."""
+    seeds = sorted({s for v in table.values() for s in v})
+    pairs = []
+    for i, j in combinations(seeds, 2):
+        both = [k for k, v in table.items() if i in v and j in v]
+        if len(both) >= 3:
+            pairs.append(float(spearmanr([table[k][i] for k in both], [table[k][j] for k in both])[0]))
+    return (float(np.mean(pairs)) if pairs else float("nan")), pairs
+
+
+def pooled_sd(table: Mapping[str, Sequence[float]]) -> float:
+    """Within-item standard deviation pooled over items (seed-to-seed sd of one architecture)."""
+    groups = [np.asarray(v, float) for v in table.values() if len(v) >= 2]
+    dof = sum(len(g) - 1 for g in groups)
+    return float(np.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / dof)) if dof else float("nan")
+
+
+def paired_diff(a: Mapping[int, float], b: Mapping[int, float], resamples: int = 4000, seed: int = 0) -> dict[str, float]:
+    """Mean of a - b over the seeds both have, with a 95% bootstrap interval over those seeds (a
+    paired comparison: a seed's luck shared by both cancels)."""
+    common = sorted(set(a) & set(b))
+    d = np.array([a[s] - b[s] for s in common], float)
+    if len(d) == 0:
+        return {"diff": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": 0}
+    idx = np.random.default_rng(seed).integers(0, len(d), (resamples, len(d)))
+    lo, hi = np.percentile(d[idx].mean(1), [2.5, 97.5])
+    return {"diff": float(d.mean()), "lo": float(lo), "hi": float(hi), "n": len(d)}
