@@ -64,7 +64,7 @@ def export(
         stdout.print(f"int8 ({st['format']}, {st['activations']} activations, {st['weights']} weights{' per channel' if st['per_channel'] else ''}; "
                      f"{which}), calibrated on {cal['inputs']} loop inputs ({cal['crops']} crops x {len(cal['recorded_steps'])} steps)")
         if rep.int8_rel_error is not None:
-            stdout.print(f"int8 vs torch fp32 on held-out loop inputs: relative error {rep.int8_rel_error:.2%} (tolerance {INT8_TOLERANCE:.0%}), max abs diff {rep.int8_max_abs_diff:.2e}")
+            stdout.print(f"int8 vs torch fp32 on held-out loop inputs: relative error {rep.int8_rel_error:.2%} (warned above {INT8_TOLERANCE:.0%}), max abs diff {rep.int8_max_abs_diff:.2e}")
 
 
 @app.command()

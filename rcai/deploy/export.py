@@ -28,8 +28,11 @@ if TYPE_CHECKING:
 
 FP32_TOLERANCE = 1e-4  # max |ONNX Runtime - torch| on random inputs
 # INT8: relative RMS error of the quantized model's output vs torch fp32, ||int8 - fp32|| / ||fp32||, on
-# held-out loop inputs (validation photo, its fp32 sampling loop); above it the export is refused.
+# held-out loop inputs (validation photo, its fp32 sampling loop). Above INT8_TOLERANCE the export warns
+# (check the quality loss with `rcai bench`: the output error is a coarse proxy; the all-skip tiny subnet
+# is 17.8% off at a 0.002 dB loss of the primary metric); above INT8_REFUSE it is refused as broken.
 INT8_TOLERANCE = 0.10
+INT8_REFUSE = 0.50
 PRECISIONS = ("fp32", "fp16", "int8")
 VERIFY_BATCH = 2  # also proves the batch dimension is dynamic (exported with batch 1)
 
@@ -123,7 +126,7 @@ def export_subnet_onnx(
     precision: fp32 | fp16 | int8 (None: fp16 if `fp16`, else fp32). int8: ONNX Runtime static
     quantization (`quant`, default QuantConfig()) calibrated on the model's own sampling loop
     (`calibration`, default CalibrationConfig()); verify: its relative error vs torch fp32 on held-out
-    loop inputs must stay within INT8_TOLERANCE (else RcaiError)."""
+    loop inputs is reported, warned above INT8_TOLERANCE and refused (RcaiError) above INT8_REFUSE."""
     t0 = time.perf_counter()
     precision = precision or ("fp16" if fp16 else "fp32")
     if precision not in PRECISIONS or (fp16 and precision != "fp16"):
@@ -162,9 +165,13 @@ def export_subnet_onnx(
             if verify:
                 rel8, diff8 = int8_vs_torch(dst, module, preset)
             data = dst.read_bytes()
-        if rel8 is not None and not rel8 <= INT8_TOLERANCE:
-            raise RcaiError(f"export: the int8 model's output is {rel8:.1%} off torch fp32 on held-out loop inputs (> {INT8_TOLERANCE:.0%}); "
+        if rel8 is not None and not rel8 <= INT8_REFUSE:
+            raise RcaiError(f"export: the int8 model's output is {rel8:.1%} off torch fp32 on held-out loop inputs (> {INT8_REFUSE:.0%}); "
                             "keep more ops in fp32 (QuantConfig.exclude) or calibrate on more inputs")
+        if rel8 is not None and rel8 > INT8_TOLERANCE:
+            warns.append(f"the int8 model's output is {rel8:.1%} off torch fp32 on held-out loop inputs (> {INT8_TOLERANCE:.0%}): "
+                         "check its quality loss with rcai bench (reported for int8 models)")
+            warnings.warn(warns[-1], stacklevel=2)
     if precision == "fp16":
         model, converter = to_fp16(model)
         _check(model, "the fp16 model")
