@@ -96,8 +96,8 @@ def _loop_lines(summary: dict[str, Any]) -> list[str]:
 
 
 def verdict_lines(summary: dict[str, Any]) -> list[str]:
-    """The report's first lines: does each pick beat the trivial answer, the cheapest subnet (higher
-    quality, or equal quality at a lower measured loop)? Said plainly where it does not."""
+    """The report's first lines: does each pick beat the trivial answer, the cheapest subnet, on
+    quality (it always costs more loop)? Said plainly where it does not."""
     c = summary.get("cheapest")
     if not c:
         return []
