@@ -118,7 +118,15 @@ def render(runs: list[dict]) -> str:
                 md.append(_row(name, r[k]))
         goals = [("same model twice", abs(r["base_twice"]["diff_pct"]) <= 3.0), ("median |err| <= 3 %", r["table"]["median_abs_err"] <= 0.03),
                  ("Acc±5 >= 90 %", r["table"]["acc_5"] >= 0.90), ("Acc±10 = 100 %", r["table"]["acc_10"] >= 1.0)]
-        md += ["", "Goals (table): " + "; ".join(f"{g} {'met' if ok else '**missed**'}" for g, ok in goals) + "."]
+        md += ["", "Goals (table as profiled): " + "; ".join(f"{g} {'met' if ok else '**missed**'}" for g, ok in goals) + "."]
+        if "same_rounds" in r:
+            q = r["same_rounds"]
+            ok2 = [("median |err| <= 3 %", q["median_abs_err"] <= 0.03), ("Acc±5 >= 90 %", q["acc_5"] >= 0.90), ("Acc±10 = 100 %", q["acc_10"] >= 1.0)]
+            md += ["", "Goals (table calibrated in the same rounds): " + "; ".join(f"{g} {'met' if ok else '**missed**'}" for g, ok in ok2) + "."]
+        if "predictor" in r:
+            q = r["predictor"]
+            md += ["", f"Predictor (`{r.get('predictor_file', 'predictors/cpu-tiny.pt')}`): median |err| {100 * q['median_abs_err']:.1f} %, "
+                   f"Acc±5 {100 * q['acc_5']:.0f} %, Acc±10 {100 * q['acc_10']:.0f} % (goal: at least as good as the table)."]
     return "\n".join(md) + "\n"
 
 

@@ -43,8 +43,12 @@ def show(
                   f"first vs second half of the rounds: median {h.get('median', float('nan')):.1%}, max {h.get('max', float('nan')):.1%}")
     cal = t.calibration
     if cal:
-        out.print(f"calibrated on {cal.subnets} whole subnets: network overhead {cal.overhead_ms:.3f} ms, factors "
+        what = f"whole {m.get('loop', {}).get('steps', '?')}-step loops ({m.get('loop', {}).get('clock')} clock)" if cal.target == "loop" else "single calls"
+        out.print(f"calibrated on {cal.subnets} whole subnets' {what}: network overhead {cal.overhead_ms:.3f} ms, factors "
                   + ", ".join(f"{k} {v:.2f}" for k, v in sorted(cal.factors.items())) + " (used by every estimate)")
+    if m.get("sampler_ms"):
+        out.print("the sampler's own work per step (measured, added to every step of an estimate): "
+                  + ", ".join(f"{k} {v * 1000:.0f} us" for k, v in sorted(m["sampler_ms"].items())))
     grid = Table("op key", "median ms", "p10-p90", "cv", "n", "FLOPs", "DS/torch")
     for r in t.rows.values():
         grid.add_row(r["key"], f"{r['median_ms']:.4f}", f"{r['p10_ms']:.4f}-{r['p90_ms']:.4f}", f"{r['cv']:.2f}", f"{r['count']:.0f}",
