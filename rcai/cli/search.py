@@ -1,7 +1,7 @@
 """`rcai search`: latency-aware bilevel search, subnet under a budget, fine-tune, evaluate."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -43,6 +43,14 @@ def search(
     quality_model: Optional[str] = typer.Option(None, "--quality-model", help="Quality model of `rcai quality fit` (default predictors/quality-PRESET.json)."),
     evaluations: int = typer.Option(STRATEGY["evaluations"], help="Sample-based strategies: quality-estimator calls."),
     reward: str = typer.Option(STRATEGY["reward"], help="rl: reward form hard | soft | linear."),
+    rungs: List[int] = typer.Option(list(STRATEGY["rungs"]), "--rung", help="halving: training steps at which candidates are compared (repeatable; the last is the full training)."),
+    eta: int = typer.Option(STRATEGY["eta"], help="halving: keep the best 1/eta of the candidates at each rung."),
+    initial: int = typer.Option(STRATEGY["initial"], help="halving: candidates of each bracket at the first rung."),
+    brackets: int = typer.Option(STRATEGY["brackets"], help="halving: brackets (the first random near the budget, later ones by the surrogate)."),
+    train_seed: int = typer.Option(STRATEGY["train_seed"], "--train-seed", help="halving: training seed of every candidate (a paired comparison)."),
+    jobs: int = typer.Option(STRATEGY["jobs"], help="halving: trainings at once."),
+    executor: str = typer.Option(STRATEGY["executor"], help="halving: local (process pool) | ray (pip install 'rcai[distributed]')."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="halving, ray: a cluster to join (auto or HOST:PORT; default: start a local one)."),
     json: bool = JsonOpt,
 ) -> None:
     """Train the supernet's weights and architecture parameters alternately with the target's
@@ -51,14 +59,18 @@ def search(
     With --strategy grid|random|evolution|area|rl: sample subnets within the budget, score them with
     --proxy and keep the best (subnet.json; train it with `rcai train --subnet`). With --strategy knapsack:
     the subnet of highest predicted quality within the budget, exactly, by a quality model fitted on
-    subnets trained from scratch (`rcai quality collect`, `rcai quality fit`)."""
+    subnets trained from scratch (`rcai quality collect`, `rcai quality fit`). With --strategy halving:
+    subnets within the budget trained from scratch, compared at rungs of the training (successive
+    halving), candidates proposed by a surrogate fitted on what has been trained (trains: minutes each)."""
     _check_options(lr_weights=lr_weights, lr_alpha=lr_alpha, lambda_latency=lambda_latency, lambda_flops=lambda_flops,
                    eval_images=eval_images, evaluations=evaluations)
     if strategy != "darts":
         if strategy == "knapsack":
             proxy = proxy or "quality-model"
+        halving = dict(rungs=tuple(rungs), eta=eta, initial=initial, brackets=brackets, train_seed=train_seed, jobs=jobs, executor=executor,
+                       ray_address=ray_address, batch_size=batch_size)
         return _sample_search(strategy, proxy, cost_table, out, preset, latency_budget_ms, sample_steps, evaluations, reward, seed,
-                              image_dir, resume, json, quality_model or f"predictors/quality-{preset}.json")
+                              image_dir, resume, json, quality_model or f"predictors/quality-{preset}.json", halving)
     if proxy is not None:
         from ..errors import RcaiError
 
@@ -90,14 +102,19 @@ def search(
 
 
 def _sample_search(strategy, proxy, cost_table, out, preset, budget, sample_steps, evaluations, reward, seed, image_dir, resume, json,
-                   quality_model) -> None:
+                   quality_model, halving) -> None:
     from ..proxies import ProxyConfig
     from ..search.strategies.base import StrategyConfig
     from ..search.strategies.run import run_strategy
+    from ..train.protocol import SIGNAL, TrainProtocol
 
+    rungs, batch_size = halving.pop("rungs"), halving.pop("batch_size")
+    protocol = TrainProtocol(steps=max(rungs), batch_size=batch_size, lr=SIGNAL.lr, lr_schedule=SIGNAL.lr_schedule, ema=SIGNAL.ema,
+                             eval_at=tuple(sorted(set(rungs))))
     cfg = StrategyConfig(strategy=strategy, preset=preset, cost_table=cost_table, proxy=proxy or STRATEGY["proxy"], latency_budget_ms=budget,
                          steps_per_sample=sample_steps, evaluations=evaluations, reward=reward, seed=seed,
-                         proxy_config=ProxyConfig(data_dir=image_dir, seed=seed, quality_model=quality_model))
+                         proxy_config=ProxyConfig(data_dir=image_dir, seed=seed, quality_model=quality_model),
+                         rungs=rungs, protocol=protocol, **halving)
     _, summary = run_strategy(cfg, out, resume=resume)
     if json:
         print_json(summary)

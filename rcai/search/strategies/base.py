@@ -28,6 +28,7 @@ from ...io import append_line, read_jsonl
 from ...proxies import Estimator, ProxyConfig
 from ...registry import Registry
 from ...space.space import Arch, SearchSpace
+from ...train.protocol import TrainProtocol
 from ..result import SearchResult
 
 JOURNAL = "evaluations.jsonl"
@@ -55,9 +56,22 @@ class StrategyConfig(JsonConfig):
     alpha: float = 0.5  # rl linear: weight of the accuracy term
     rl_lr: float = 0.2  # rl: policy learning rate
     proxy_config: ProxyConfig = field(default_factory=ProxyConfig)
+    # halving (rcai/search/strategies/halving.py): subnets trained from scratch with `protocol`
+    protocol: TrainProtocol = field(default_factory=TrainProtocol)
+    rungs: tuple[int, ...] = (400, 800, 1600)  # steps of the protocol at which candidates are compared
+    eta: int = 2  # keep the best 1/eta at each rung
+    initial: int = 8  # candidates of a bracket at its first rung
+    brackets: int = 2
+    train_seed: int = 0
+    fill_tol: float = 0.08  # candidates drawn with a loop in [1 - 2 fill_tol, 1] x the budget
+    surrogate_pool: int = 64  # near-budget subnets the surrogate ranks
+    jobs: int = 2  # trainings at once
+    executor: str = "local"  # local | ray (rcai/search/executors.py)
+    ray_address: str | None = None  # ray: None starts a local cluster; "auto" or HOST:PORT joins one
+    work_dir: str | None = None  # trainings' folder when the run has no journal
 
     def __post_init__(self) -> None:
-        for name in ("evaluations", "population", "sample_size", "area_pool", "steps_per_sample"):
+        for name in ("evaluations", "population", "sample_size", "area_pool", "steps_per_sample", "eta", "initial", "brackets", "jobs", "surrogate_pool"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise RcaiError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
         if self.sample_size > self.population:
@@ -68,7 +82,8 @@ class StrategyConfig(JsonConfig):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str | None = None) -> "StrategyConfig":
-        return super().from_dict({**d, "proxy_config": ProxyConfig.from_dict(d.get("proxy_config", {}), "proxy_config")}, where)
+        return super().from_dict({**d, "proxy_config": ProxyConfig.from_dict(d.get("proxy_config", {}), "proxy_config"),
+                                  "protocol": TrainProtocol.from_dict(d.get("protocol", {}), "protocol")}, where)
 
 
 def key(arch: Mapping[str, str]) -> str:

@@ -25,8 +25,9 @@ def build_problem(cfg: StrategyConfig) -> Problem:
     preset = get_preset(cfg.preset)
     cost = load_cost_model(cfg.cost_table, preset)
     extra = {cfg.area_proxy: make_estimator(cfg.area_proxy, preset, cfg.proxy_config)} if cfg.strategy == "area" else {}
-    problem = Problem(SearchSpace.of(preset), make_estimator(cfg.proxy, preset, cfg.proxy_config), cost, cfg.latency_budget_ms,
-                      cfg.steps_per_sample, extra)
+    trains = getattr(STRATEGIES.get(cfg.strategy), "trains", False)  # its own estimator: training the subnets
+    estimate = None if trains else make_estimator(cfg.proxy, preset, cfg.proxy_config)
+    problem = Problem(SearchSpace.of(preset), estimate, cost, cfg.latency_budget_ms, cfg.steps_per_sample, extra)
     if cfg.latency_budget_ms is not None:  # before the run folder exists: an impossible budget is a one-line error
         import random
 
