@@ -107,4 +107,5 @@ def test_the_readme_tables_check_line_runs_on_the_shipped_files():
     done = subprocess.run([sys.executable, "-m", "rcai", *args, "--json"], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     res = json.loads(done.stdout)
-    assert res["table_sum"]["n"] >= 100 and res["table_sum"]["acc_10"] > 0.5
+    # figures, not goals: the dataset holds isolated calls, the table predicts calls inside the loop (benchmarks/results/fidelity.md)
+    assert res["table_sum"]["n"] >= 100 and res["table_sum"]["spearman"] > 0.8 and "repeatability" in res

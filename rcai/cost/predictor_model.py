@@ -18,8 +18,10 @@ from .model import Cost, CostModel, CounterCostModel
 
 
 class PredictorCostModel(CostModel):
-    """Per step: the predicted network call plus the sampler's own per-step cost where the predictor's
-    file carries it (meta `sampler_ms`, copied from its latency dataset's meta.json at training)."""
+    """Per step: the predicted network call times the file's `loop_scale` plus the sampler's own
+    per-step cost, where the predictor's file carries them (meta `sampler_ms`, copied from its latency
+    dataset's meta.json at training; meta `loop_scale`, the measured conversion from the dataset's
+    isolated calls to a call inside the loop: `calibrate_predictor`)."""
 
     name = "predictor"
 
@@ -34,6 +36,7 @@ class PredictorCostModel(CostModel):
         self.batch = batch
         self.encoder = encoder
         self.sampler_ms = float((self.predictor.meta.get("sampler_ms") or {}).get(sampler, 0.0))
+        self.loop_scale = float(self.predictor.meta.get("loop_scale") or 1.0)
 
     def graph(self, arch: Mapping[str, str]) -> onnx.ModelProto:
         from ..predictor.arch_graph import subnet_onnx
@@ -49,7 +52,7 @@ class PredictorCostModel(CostModel):
         out = []
         for a, ms in zip(archs, step_ms):
             c = self.counters.estimate(a, steps)
-            out.append(Cost(latency_ms=float(ms) + self.sampler_ms, flops=c.flops, params=c.params, memory_bytes=c.memory_bytes, steps=steps,
+            out.append(Cost(latency_ms=float(ms) * self.loop_scale + self.sampler_ms, flops=c.flops, params=c.params, memory_bytes=c.memory_bytes, steps=steps,
                             sampler_ms=self.sampler_ms))
         return out
 
@@ -61,3 +64,26 @@ ENCODERS = {  # how the predictor gets each subnet's graph
     "arch": lambda m, archs: m.predictor.predict_archs(m.preset, archs, batch=m.batch),
     "onnx": lambda m, archs: m.predictor.predict([m.graph(a) for a in archs]),
 }
+
+
+def calibrate_predictor(predictor: str | Path, table: str | Path, out: str | Path | None = None) -> float:
+    """Fit the predictor's `loop_scale` to the whole loops a calibrated table was fitted on (its
+    meta: each calibration subnet's per-step loop cost without the sampler): the median of measured /
+    predicted call. Stored in the predictor file (`out`, default in place); returns the scale."""
+    from ..predictor import LatencyPredictor
+    from .table import CostTable
+
+    t = CostTable.load(table)
+    cal = t.calibration
+    if cal is None or cal.target != "loop" or not cal.measured:
+        raise RcaiError(f"{table}: not calibrated on whole loops (rcai profile --calibrate N)")
+    from ..space.presets import get_preset
+
+    model = PredictorCostModel(get_preset(t.meta["preset"]), predictor, batch=int(t.meta.get("batch", 1)))
+    pred = model.step_ms([m["arch"] for m in cal.measured])
+    scale = float(np.median([m["measured_ms"] / p for m, p in zip(cal.measured, pred)]))
+    p = LatencyPredictor.load(predictor)
+    p.meta["loop_scale"] = scale
+    p.meta["loop_scale_from"] = {"table": str(table), "date": t.meta.get("date"), "subnets": len(cal.measured)}
+    p.save(out or predictor)
+    return scale
