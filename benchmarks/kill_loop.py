@@ -3,7 +3,7 @@ completion, and compare with an uninterrupted run of the same command.
 
 Scenarios (micro preset, one thread): `rcai profile` (op table), `rcai profile --archs`,
 `rcai train`, the search phase of `rcai search` and its fine-tune phase, `rcai quality collect`
-(a pool of 2 training workers), a sample-based `rcai search --strategy evolution` and
+(a pool of 2 training workers), a sample-based `rcai search --strategy evolution`, `rcai search --strategy halving` (a pool of 2 training workers) and
 `rcai predictor train`. For each: rows lost (a complete row seen before a kill and missing at the
 end), rows duplicated (an op, a (subnet, round), a log step, a subnet or a proposal twice), orphans
 (processes the killed command started that are still alive 5 s after the kill: only the command
@@ -45,6 +45,8 @@ SEARCH = ["search", "--preset", "micro", "--search-steps", str(SEARCH_STEPS), "-
           "--sample-steps", "10", "--eval-steps", "2", "--eval-images", "1", "--json"]
 COLLECT = ["quality", "collect", "--preset", "micro", "--frac", "0.6", "--frac", "0.9", "--per-frac", "2", "--steps", "60", "--jobs", "2", "--json"]
 EVOLUTION = ["search", "--preset", "micro", "--strategy", "evolution", "--proxy", "naswot", "--evaluations", "60", "--sample-steps", "10", "--json"]
+HALVING = ["search", "--preset", "micro", "--strategy", "halving", "--rung", "20", "--rung", "40", "--initial", "4", "--brackets", "1", "--jobs", "2",
+           "--batch-size", "2", "--sample-steps", "10", "--json"]
 ORPHAN_WAIT_S = 5.0
 
 
@@ -411,6 +413,23 @@ class SampleSearch(Scenario):
         return {"identical": same, "what": f"{len(rows[0])} journal rows (proposal, score), subnet.json", "timing": ""}
 
 
+class HalvingSearch(SampleSearch):
+    """`rcai search --strategy halving` with a pool of 2 training workers: kills land while candidates
+    train; --resume replays the journal and each killed training resumes from its own folder."""
+
+    name = "search-halving"
+
+    def args(self, out, resume):
+        return HALVING + ["--cost-table", str(self.table), "--out", str(out)] + (["--resume"] if resume else [])
+
+    def ready(self, out, since_ns):  # a worker of this process has logged a training step
+        return any(f.stat().st_mtime_ns >= since_ns for f in out.glob("trainings/*/train/log.jsonl"))
+
+    def state(self, out):
+        training = [f"{f.parent.parent.name[:6]} step {json.loads(lines(f)[-1])['step']}" for f in sorted(out.glob("trainings/*/train/log.jsonl")) if lines(f)]
+        return f"{len(self.progress_rows(out))} journal rows ({', '.join(training)})"
+
+
 class PredictorTrain(Scenario):
     """`rcai predictor train`: no partial state to resume (one file, written atomically at the end); a
     kill at a random moment of the run, the same command again, the same predictor."""
@@ -476,7 +495,7 @@ def main() -> None:
         data = work / "profile-archs-ref" / "dataset.csv"  # the predictor's training data
         scenarios = [ProfileOps(work, rng), ProfileArchs(work, rng), Train(work, rng), Search(work, rng, table, "search"),
                      Search(work, rng, table, "finetune"), QualityCollect(work, rng, table), SampleSearch(work, rng, table),
-                     PredictorTrain(work, rng, data)]
+                     HalvingSearch(work, rng, table), PredictorTrain(work, rng, data)]
         for sc in scenarios:
             if args.only is not None and sc.name not in args.only:
                 if sc.name in ("profile", "profile-archs"):

@@ -94,12 +94,22 @@ def analyse(rows: list[dict], p: dict) -> list[dict]:
         for r in rows:
             if step in r["curve"]:
                 by.setdefault(r["name"], {})[r["seed"]] = r["curve"][step]
+        by = {k: v for k, v in by.items() if len(v) >= 2}  # subnets measured under two seeds or more
+        if len(by) < 3:
+            continue
         means = [np.mean(list(v.values())) for v in by.values()]
         rho, pairs = seed_spearman(by)
         cost = np.median([r["cpu_s"] for r in rows]) * step / SIGNAL.steps
         out.append({"step": step, "subnets": len(by), "spearman": rho, "spearman_pairs": pairs, "icc": icc({k: list(v.values()) for k, v in by.items()}),
                     "seed_sd": pooled_sd({k: list(v.values()) for k, v in by.items()}), "between_sd": float(np.std(means, ddof=1)),
                     "spread": float(max(means) - min(means)), "cpu_s": float(cost)})
+    return out
+
+
+def _by_name(rows: list[dict]) -> dict[str, set]:
+    out: dict[str, set] = {}
+    for r in rows:
+        out.setdefault(r["name"], set()).add(r["seed"])
     return out
 
 
@@ -114,6 +124,8 @@ def report(rows: list[dict], p: dict, stats: list[dict], started: str, args) -> 
         for r in sorted(rows, key=lambda r: (r["name"], r["seed"])):
             for s, q in sorted(r["curve"].items()):
                 w.writerow([r["name"], f"{p[r['name']]['frac']:.3f}", r["seed"], s, f"{q:.4f}", f"{r['cpu_s']:.0f}"])
+    if not stats:
+        return
     last = max(s["step"] for s in stats)
     lines = [
         "# Signal before search: training length vs seed-to-seed agreement (issue 20 §1)",
@@ -123,6 +135,8 @@ def report(rows: list[dict], p: dict, stats: list[dict], started: str, args) -> 
         f"seeds {sorted({r['seed'] for r in rows})}, tiny preset, trained from scratch with `rcai.train.protocol.SIGNAL`: "
         f"{SIGNAL.to_dict()}; each (subnet, seed) is one run evaluated at every step of eval_at on the 64 held-out crops "
         "(primary metric: posterior-mean gain over bicubic, dB). Reproduce: `python benchmarks/training_signal.py --jobs 2`.",
+        "",
+        f"Figures over the subnets trained with two seeds or more ({sum(len(v) >= 2 for v in _by_name(rows).values())} so far; the rest wait for a later run).",
         "",
         "| steps | subnets | seed-vs-seed Spearman (mean of pairs) | pairs | ICC(1) | one subnet's seed sd (dB) | sd of subnet means (dB) | spread of means (dB) | CPU s per subnet |",
         "|---:|---:|---:|---|---:|---:|---:|---:|---:|",
@@ -175,11 +189,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--cost-table", default="latency_tables/cpu-tiny.csv")
     ap.add_argument("--out", default="benchmarks/.cache/signal")
+    ap.add_argument("--report-only", action="store_true", help="rewrite signal.md/.png from results/signal.csv")
     args = ap.parse_args()
     out = Path(args.out)
     started = machine()
     p = plan(args.cost_table, out)
     rows = committed(p)
+    if args.report_only:
+        return report(rows, p, analyse(rows, p), started, args)
     have = {(r["name"], r["seed"]) for r in rows}
     todo = [(n, p[n]["choices"], s, str(out)) for s in args.seeds for n in p if (n, s) not in have]  # seed-major: a partial run already pairs seeds
     import multiprocessing as mp
