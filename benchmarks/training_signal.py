@@ -85,7 +85,9 @@ def committed(p: dict) -> list[dict]:
 def analyse(rows: list[dict], p: dict) -> list[dict]:
     import numpy as np
 
-    from rcai.stats import icc, pooled_sd, seed_spearman
+    from scipy.stats import spearmanr
+
+    from rcai.stats import icc, icc_consistency, pooled_sd, seed_spearman
     from rcai.train.protocol import SIGNAL
 
     out = []
@@ -99,10 +101,18 @@ def analyse(rows: list[dict], p: dict) -> list[dict]:
             continue
         means = [np.mean(list(v.values())) for v in by.values()]
         rho, pairs = seed_spearman(by)
+        last = max(SIGNAL.eval_at)
+        within = []  # does the ranking at this step predict the ranking at the last step, under one seed (a rung's job)?
+        for seed in sorted({r["seed"] for r in rows}):
+            both = [r for r in rows if r["seed"] == seed and step in r["curve"] and last in r["curve"]]
+            if len(both) >= 4:
+                within.append(float(spearmanr([r["curve"][step] for r in both], [r["curve"][last] for r in both])[0]))
         cost = np.median([r["cpu_s"] for r in rows]) * step / SIGNAL.steps
         out.append({"step": step, "subnets": len(by), "spearman": rho, "spearman_pairs": pairs, "icc": icc({k: list(v.values()) for k, v in by.items()}),
+                    "icc3": icc_consistency(by), "seed_shift": {s: float(np.mean([v[s] - np.mean(list(v.values())) for v in by.values() if s in v]))
+                                                                for s in sorted({s for v in by.values() for s in v})},
                     "seed_sd": pooled_sd({k: list(v.values()) for k, v in by.items()}), "between_sd": float(np.std(means, ddof=1)),
-                    "spread": float(max(means) - min(means)), "cpu_s": float(cost)})
+                    "spread": float(max(means) - min(means)), "cpu_s": float(cost), "to_last": float(np.mean(within)) if within else float("nan")})
     return out
 
 
@@ -138,13 +148,16 @@ def report(rows: list[dict], p: dict, stats: list[dict], started: str, args) -> 
         "",
         f"Figures over the subnets trained with two seeds or more ({sum(len(v) >= 2 for v in _by_name(rows).values())} so far; the rest wait for a later run).",
         "",
-        "| steps | subnets | seed-vs-seed Spearman (mean of pairs) | pairs | ICC(1) | one subnet's seed sd (dB) | sd of subnet means (dB) | spread of means (dB) | CPU s per subnet |",
-        "|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| steps | subnets | seed-vs-seed Spearman (mean of pairs) | pairs | ICC(1) | ICC(3,1) consistency | each seed's shift (dB) | one subnet's seed sd (dB) | sd of subnet means (dB) | spread of means (dB) | rank vs the last step, same seed | CPU s per subnet |",
+        "|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for s in stats:
-        lines.append(f"| {s['step']} | {s['subnets']} | {s['spearman']:+.2f} | {' '.join(f'{x:+.2f}' for x in s['spearman_pairs'])} | {s['icc']:.2f} | "
-                     f"{s['seed_sd']:.3f} | {s['between_sd']:.3f} | {s['spread']:.3f} | {s['cpu_s']:.0f} |")
-    lines += ["", f"Previous protocol ({PREV['protocol']}): seed 0 vs seed 1 Spearman {PREV['spearman']:+.2f} over 10 subnets.", "",
+        lines.append(f"| {s['step']} | {s['subnets']} | {s['spearman']:+.2f} | {' '.join(f'{x:+.2f}' for x in s['spearman_pairs'])} | {s['icc']:.2f} | {s['icc3']:.2f} | "
+                     f"{' '.join(f's{k} {v:+.3f}' for k, v in s['seed_shift'].items())} | {s['seed_sd']:.3f} | {s['between_sd']:.3f} | {s['spread']:.3f} | {s['to_last']:+.2f} | {s['cpu_s']:.0f} |")
+    lines += ["", "ICC(1) counts a seed that is lucky for every subnet as noise; ICC(3,1) removes each seed's common shift first: "
+              "the figure for comparisons made under one common training seed, as `rcai search --strategy halving` makes them "
+              "(`--train-seed`). \"Rank vs the last step\": Spearman of the subnets' quality at that step against their quality at the "
+              "last step under the same seed (mean over seeds): how well a rung of a multi-fidelity search predicts the full training.", "", f"Previous protocol ({PREV['protocol']}): seed 0 vs seed 1 Spearman {PREV['spearman']:+.2f} over 10 subnets.", "",
               f"Per subnet at {last} steps (mean ± sd over seeds):", "", "| subnet | table loop (x base) | quality (dB) | per seed |", "|---|---:|---:|---|"]
     by = {}
     for r in rows:

@@ -25,6 +25,22 @@ def icc(table: Mapping[str, Sequence[float]]) -> float:
     return float((msb - msw) / (msb + (k0 - 1) * msw))
 
 
+def icc_consistency(table: Mapping[str, Mapping[int, float]]) -> float:
+    """Two-way ICC(3,1), consistency: as ICC(1), but with each seed's shift common to every item
+    removed first (a seed that is lucky for every subnet does not count as noise). The figure for
+    comparisons made under one common seed. Items measured under every seed only."""
+    seeds = sorted({s for v in table.values() for s in v})
+    rows = [[v[s] for s in seeds] for v in table.values() if all(s in v for s in seeds)]
+    X = np.asarray(rows, float)
+    n, k = X.shape if X.ndim == 2 else (0, 0)
+    if n < 2 or k < 2:
+        return float("nan")
+    resid = X - X.mean(1, keepdims=True) - X.mean(0, keepdims=True) + X.mean()
+    msr = k * ((X.mean(1) - X.mean()) ** 2).sum() / (n - 1)
+    mse = (resid**2).sum() / ((n - 1) * (k - 1))
+    return float((msr - mse) / (msr + (k - 1) * mse))
+
+
 def seed_spearman(table: Mapping[str, Mapping[int, float]]) -> tuple[float, list[float]]:
     """Mean over seed pairs of the Spearman correlation of the items' figures under seed i vs seed j
     (items measured under both); and the per-pair values."""
