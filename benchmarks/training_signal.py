@@ -140,13 +140,13 @@ def report(rows: list[dict], p: dict, stats: list[dict], started: str, args) -> 
     lines = [
         "# Signal before search: training length vs seed-to-seed agreement (issue 20 §1)",
         "",
-        f"Machine: {started}; load avg at the end {os.getloadavg()[0]:.2f}; rcai {git_rev()}. "
+        f"Machine: {started}; load avg at the end {os.getloadavg()[0]:.2f}; rcai {git_rev()}. {args.note} "
         f"{len({r['name'] for r in rows})} subnets (base, cheapest, 2 random at each of {', '.join(map(str, FRACS))} x the base's table loop) x "
         f"seeds {sorted({r['seed'] for r in rows})}, tiny preset, trained from scratch with `rcai.train.protocol.SIGNAL`: "
         f"{SIGNAL.to_dict()}; each (subnet, seed) is one run evaluated at every step of eval_at on the 64 held-out crops "
         "(primary metric: posterior-mean gain over bicubic, dB). Reproduce: `python benchmarks/training_signal.py --jobs 2`.",
         "",
-        f"Figures over the subnets trained with two seeds or more ({sum(len(v) >= 2 for v in _by_name(rows).values())} so far; the rest wait for a later run).",
+        f"Figures over the subnets trained with two seeds or more: {sum(len(v) >= 2 for v in _by_name(rows).values())} of {len(p)}.",
         "",
         "| steps | subnets | seed-vs-seed Spearman (mean of pairs) | pairs | ICC(1) | ICC(3,1) consistency | each seed's shift (dB) | one subnet's seed sd (dB) | sd of subnet means (dB) | spread of means (dB) | rank vs the last step, same seed | CPU s per subnet |",
         "|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|",
@@ -182,6 +182,8 @@ def report(rows: list[dict], p: dict, stats: list[dict], started: str, args) -> 
     steps = [s["step"] for s in stats]
     a1.plot(steps, [s["spearman"] for s in stats], "o-", label="seed-vs-seed Spearman")
     a1.plot(steps, [s["icc"] for s in stats], "s-", label="ICC(1)")
+    a1.plot(steps, [s["icc3"] for s in stats], "^-", label="ICC(3,1), seed shift removed")
+    a1.plot(steps, [s["to_last"] for s in stats], "x:", label="rank vs last step, same seed")
     a1.axhline(0.8, color="gray", ls="--", lw=1)
     a1.set_xlabel("training steps")
     a1.set_ylim(-0.2, 1.0)
@@ -203,6 +205,7 @@ def main() -> None:
     ap.add_argument("--cost-table", default="latency_tables/cpu-tiny.csv")
     ap.add_argument("--out", default="benchmarks/.cache/signal")
     ap.add_argument("--report-only", action="store_true", help="rewrite signal.md/.png from results/signal.csv")
+    ap.add_argument("--note", default="", help="a sentence for the report (e.g. the load the trainings ran at)")
     args = ap.parse_args()
     out = Path(args.out)
     started = machine()

@@ -59,7 +59,7 @@ class StrategyConfig(JsonConfig):
     # halving (rcai/search/strategies/halving.py): subnets trained from scratch with `protocol`
     protocol: TrainProtocol = field(default_factory=TrainProtocol)
     # steps of the protocol at which candidates are compared: at 800 steps the ranking of 12 subnets
-    # predicts the 1600-step ranking at Spearman 0.8, at 400 at 0.5 (benchmarks/results/signal.md)
+    # predicts the 1600-step ranking at Spearman 0.81, at 400 at 0.45 (benchmarks/results/signal.md)
     rungs: tuple[int, ...] = (800, 1600)
     eta: int = 2  # keep the best 1/eta at each rung
     initial: int = 8  # candidates of a bracket at its first rung
