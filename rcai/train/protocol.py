@@ -14,6 +14,7 @@ from typing import Any
 
 from ..config import JsonConfig
 from ..errors import RcaiError
+from ..io import read_json
 from ..space.subnet import SubnetSpec
 from .evaluate import EvalConfig
 from .rundir import RunDir
@@ -63,8 +64,6 @@ def train_to(spec: SubnetSpec, seed: int, run: str | Path, protocol: TrainProtoc
                       lr_schedule=p.lr_schedule, ema=p.ema, eval_at=p.eval_at, seed=seed, data_dir=data_dir, eval=EvalConfig(steps=20, max_images=4 if samples else 0, seed=0))
     done = RunDir(run / "train")
     if (run / "train" / "metrics.json").exists():
-        from ..io import read_json
-
         old = read_json(done.file("config.json"), expect=dict)
         if old.get("steps") == p.steps:
             return read_json(done.file("metrics.json"), expect=dict)

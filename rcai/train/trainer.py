@@ -115,6 +115,7 @@ def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool) -> d
         run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "stream": stream.state_dict(), "step": step, **extra})
 
     model.train()
+    q = None  # the primary metric of the last step, where eval_at measured it
     with progress_bar(progress, "training", cfg.steps, step) as advance:
         while step < cfg.steps:
             t0 = time.perf_counter()
@@ -132,7 +133,6 @@ def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool) -> d
             if step in cfg.eval_at:
                 q = quality(judged, ev, schedule)
                 run.log({"step": step, "quality": q["gain_db"], "quality_lo": q["gain_lo"], "quality_hi": q["gain_hi"], "denoise_mse": q["denoise_mse"]})
-                model.train()
             if step % cfg.ckpt_every == 0 or step == cfg.steps or step in cfg.eval_at:
                 checkpoint()
             advance(f"loss {loss.item():.4f}")
@@ -141,7 +141,8 @@ def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool) -> d
     if cfg.eval.max_images:  # 0: no sampled evaluation (a rung of a search reads the primary metric only)
         metrics = evaluate(judged, ev, schedule, cfg.eval)
         save_samples(run.file("samples.png"), metrics.pop("_arrays"))
-    metrics["quality"] = quality(judged, ev, schedule)
+    measured_last = q is not None and step in cfg.eval_at  # the loop ended on an evaluated step: same weights, same figure
+    metrics["quality"] = q if measured_last else quality(judged, ev, schedule)
     metrics.update(train_steps=step, params=sum(p.numel() for p in model.parameters()), subnet_hash=spec.hash)
     atomic_write_json(run.file("metrics.json"), metrics)
     return metrics

@@ -34,7 +34,7 @@ def train_rung(payload: tuple[str, dict, int, str, dict, int]) -> float:
     from ...space.presets import get_preset
     from ...train.protocol import curve, train_to
 
-    done = curve(run) if (Path(run) / "train" / "log.jsonl").exists() else {}
+    done = curve(run)  # {} for a run folder not started yet
     if rung not in done:
         train_to(SubnetSpec(get_preset(preset), choices), seed, run, TrainProtocol.from_dict(protocol), steps=rung, samples=False)
         done = curve(run)
