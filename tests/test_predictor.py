@@ -284,3 +284,47 @@ def test_cli_train_eval_predict(tmp_path, monkeypatch, capsys):
     assert code == 2 and err.strip().count("\n") == 0 and "line 2 (nope.onnx): model file not found" in err
     code, _, err = cli("predict", str(tmp_path / "ds" / "m5_0.onnx"), "--predictor", str(out), "--device", "gpu")
     assert code == 2 and "no target 'gpu'" in err
+
+
+def test_rows_without_their_onnx_file_encode_from_the_subnet_json(tmp_path):
+    """A shipped latency dataset has subnets/*.json but no models/ (exports are not committed): the row
+    is encoded from its subnet by the architecture encoder, the same graph as the export's (failed
+    before: 'model file not found', so `rcai predictor train` did not run on a fresh clone)."""
+    from rcai.predictor.arch_graph import subnet_onnx
+    from rcai.space.presets import get_preset
+    from rcai.space.space import SearchSpace
+    from rcai.space.subnet import SubnetSpec
+    import random
+
+    preset = get_preset("micro")
+    space = SearchSpace.of(preset)
+    archs = [space.base_arch(), space.random_arch(random.Random(1))]
+    (tmp_path / "subnets").mkdir()
+    lines = ["model,latency_ms,subnet"]
+    for i, a in enumerate(archs):
+        SubnetSpec(preset, a).save(tmp_path / "subnets" / f"{i}.json")
+        lines.append(f"models/{i}.onnx,{1.5 + i},subnets/{i}.json")
+    (tmp_path / "dataset.csv").write_text("\n".join(lines) + "\n")
+    ds = load_dataset(tmp_path / "dataset.csv")
+    assert len(ds) == 2 and ds.latency_ms[:, 0].tolist() == [1.5, 2.5]
+    for g, a, i in zip(ds.graphs, archs, range(2)):
+        onnx.save(subnet_onnx(preset, a), tmp_path / f"{i}.onnx")
+        ref = encode_onnx(tmp_path / f"{i}.onnx")
+        assert torch.equal(g.x, ref.x) and torch.equal(g.edge_index, ref.edge_index) and torch.equal(g.g, ref.g)
+    (tmp_path / "subnets" / "1.json").unlink()  # neither the export nor the subnet: one line naming both
+    with pytest.raises(RcaiError, match=r"line 3 \(models/1.onnx\): model file not found \(nor its subnet subnets/1.json\)"):
+        load_dataset(tmp_path / "dataset.csv")
+
+
+def test_the_readme_predictor_train_line_runs_on_the_shipped_dataset(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    line = next(ln for ln in (root / "README.md").read_text().splitlines() if ln.startswith("rcai predictor train"))
+    args = line.split("#")[0].split()[1:]
+    args[args.index("--out") + 1] = str(tmp_path / "p.pt")  # not over the shipped predictor
+    done = subprocess.run([sys.executable, "-m", "rcai", *args, "--epochs", "1", "--json"], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stderr
+    res = json.loads(done.stdout)
+    assert res["train_data"]["models"] == 480 and res["training"]["train"] + res["training"]["val"] == 480

@@ -1,6 +1,9 @@
-"""Latency datasets: a CSV with columns `model` (ONNX path relative to the CSV), `latency_ms` and an
-optional `device`. Rows are validated (errors name the CSV line); encoded graphs are cached next to
-the CSV, keyed by the ONNX file's hash and FEATURE_VERSION, so re-training does not re-encode."""
+"""Latency datasets: a CSV with columns `model` (ONNX path relative to the CSV), `latency_ms` and
+optional `device` and `subnet` (the subnet's JSON, relative to the CSV). Rows are validated (errors
+name the CSV line). A row whose ONNX file is absent (datasets ship without their exports) is encoded
+from its subnet JSON by the architecture encoder, which builds the very graph of the export
+(rcai/predictor/arch_graph.py). ONNX graphs are cached next to the CSV, keyed by the file's hash and
+FEATURE_VERSION, so re-training does not re-encode."""
 from __future__ import annotations
 
 import csv
@@ -8,6 +11,8 @@ import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
+
+import json
 
 import numpy as np
 import torch
@@ -148,7 +153,10 @@ def load_dataset(csv_path: str | Path, progress: bool = False, use_cache: bool =
         path = (csv_path.parent / r["model"]).resolve()
         where = f"{where} ({r['model']})"
         if not path.is_file():
-            raise RcaiError(f"{where}: model file not found")
+            spec = (csv_path.parent / r["subnet"]).resolve() if r.get("subnet") else None
+            if spec is None or not spec.is_file():
+                raise RcaiError(f"{where}: model file not found" + (f" (nor its subnet {r['subnet']})" if r.get("subnet") else ""))
+            path = spec
         ms = _latency(where, r.get("latency_ms", ""))
         models.setdefault(path, (where, len(models)))
         values.setdefault((path, r.get("device", "")), []).append(ms)
@@ -158,5 +166,33 @@ def load_dataset(csv_path: str | Path, progress: bool = False, use_cache: bool =
     row_of, col_of = {p: i for i, p in enumerate(paths)}, {d: j for j, d in enumerate(devices)}
     for (p, d), v in values.items():  # repeated measurements: geometric mean
         lat[row_of[p], col_of[d]] = float(np.exp(np.mean(np.log(v))))
-    graphs = encode_files([(models[p][0], p) for p in paths], cache_path(csv_path) if use_cache else None, progress)
-    return LatencyDataset(csv_path, paths, graphs, devices, lat)
+    onnx_files = [(models[p][0], p) for p in paths if p.suffix != ".json"]
+    encoded = dict(zip([p for _, p in onnx_files], encode_files(onnx_files, cache_path(csv_path) if use_cache else None, progress)))
+    encoded.update(_encode_subnets([(models[p][0], p) for p in paths if p.suffix == ".json"], _batch_of(csv_path)))
+    return LatencyDataset(csv_path, paths, [encoded[p] for p in paths], devices, lat)
+
+
+def _batch_of(csv_path: Path) -> int:
+    """The batch the dataset's subnets were measured at (meta.json of `rcai profile --archs`; else 1)."""
+    try:
+        return int(json.loads((csv_path.parent / "meta.json").read_text()).get("batch", 1))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 1
+
+
+def _encode_subnets(files: list[tuple[str, Path]], batch: int) -> dict[Path, Data]:
+    """Graphs of subnet JSON files, by the architecture encoder (one batch per preset)."""
+    from ..space.subnet import SubnetSpec
+    from .arch_graph import ArchEncoder
+
+    specs = {}
+    for where, path in files:
+        try:
+            specs[path] = SubnetSpec.load(path)
+        except RcaiError as e:
+            raise RcaiError(f"{where}: {e}") from None
+    out: dict[Path, Data] = {}
+    for preset in {s.preset for s in specs.values()}:
+        group = [p for p, s in specs.items() if s.preset == preset]
+        out.update(zip(group, ArchEncoder.of(preset, batch).encode_many([specs[p].choices for p in group])))
+    return out
