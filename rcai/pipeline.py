@@ -2,11 +2,12 @@
 
   1. cost table: profile the preset's ops on this machine into the run folder (or into --cost-table
      PATH; an existing PATH is reused, with a warning if it was measured elsewhere)
-  2. base model and the cheapest subnet: trained with the same weight-update budget as the search
-     (the references: the network the search starts from, and the trivial answer to a budget)
-  3. search: bilevel search under a budget (base table latency / speedup), fine-tune, evaluate; and,
-     where a quality model for the preset exists (predictors/quality-PRESET.json), its knapsack pick
-     under the same budget, trained from scratch like the base
+  2. search under a budget (base table latency / speedup) with the strategy's stage
+     (rcai/pipeline_search.py): by default successive halving over subnets trained from scratch
+  3. the models of the report, trained from scratch alike (`jobs` at a time): the base, the
+     cheapest subnet (the trivial answer to a budget), a random subnet of the pick's table latency,
+     the pick itself (halving), and where a quality model for the preset exists
+     (predictors/quality-PRESET.json) its knapsack pick under the same budget
   4. export them to ONNX; measure every model's whole sampling loop once, together, with the one
      loop measurement (rcai.targets.loops: interleaved rounds, both clocks, the load beside), the
      base a second time among them (the same model measured twice in one report); the table (and
@@ -30,14 +31,12 @@ from .deploy import BenchConfig, export_subnet_onnx
 from .deploy.bench import psnr_vs_reference
 from .deploy.compare import compare_loops
 from .deploy.estimates import estimate_vs_measured
+from .errors import RcaiError
 from .io import atomic_write_json, read_json
-from .search.config import SearchConfig
-from .search.run import run_search
+from .pipeline_search import SEARCH_STAGES, random_match, save_spec
 from .search.strategies.run import run_knapsack
 from .space.presets import get_preset
 from .space.subnet import SubnetSpec
-from .train.evaluate import EvalConfig
-from .train.trainer import TrainConfig, train
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,15 @@ class PipelineConfig:
     threads: int = 1  # target threads for profiling and timing, and torch threads for training
     speedup: float = 1.6  # latency budget = base table latency / speedup
     steps_per_sample: int = 50  # DDIM steps of the deployed loop
+    strategy: str = "halving"  # halving | darts (rcai/pipeline_search.py)
+    # halving: every model of the report trained from scratch with the signal protocol stopped at
+    # train_steps; the search compares candidates at `rungs` (benchmarks/results/search_halving.md)
+    train_steps: int = 800
+    rungs: tuple[int, ...] = (400, 800)
+    initial: int = 4
+    brackets: int = 1
+    jobs: int = 2  # trainings at once (one torch thread each)
+    # darts: the bilevel search, its subnet fine-tuned; the references get as many weight updates
     search_steps: int = 240
     warmup_steps: int = 120  # alpha moves after the weights have learnt (see SearchConfig)
     finetune_steps: int = 160
@@ -59,6 +67,14 @@ class PipelineConfig:
     predictor: str | None = None  # a GNN predictor file (trained on this machine's subnets); none by default
     cost_table: str | None = None  # default: profile into the run folder; an existing file is reused
     quality_model: str | None = None  # default: predictors/quality-PRESET.json where it exists ("none": skip the pick)
+
+    def __post_init__(self) -> None:  # bad settings fail before the minutes of profiling
+        SEARCH_STAGES.get(self.strategy)
+        for name in ("train_steps", "initial", "brackets", "jobs", "steps_per_sample", "rounds"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise RcaiError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
+        if not self.rungs or list(self.rungs) != sorted(set(self.rungs)) or self.rungs[0] < 1 or self.rungs[-1] != self.train_steps:
+            raise RcaiError(f"rungs {tuple(self.rungs)} must be increasing steps ending at train_steps {self.train_steps}")
 
 
 def find_table(cfg: PipelineConfig, out: Path, say: Callable[[str], None], progress: bool = False) -> Path:
@@ -95,38 +111,31 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
     S = cfg.steps_per_sample
     base_est = table.estimate(table.space.base_arch(), S)
     budget = base_est.loop_ms / cfg.speedup
-    ev = EvalConfig(steps=20, max_images=cfg.eval_images, seed=cfg.seed)
     predictor = cfg.predictor  # only when asked: a shipped predictor was trained on another machine's measurements
 
-    base_dir, cheap_dir = out / "base", out / "cheapest"
+    stage = SEARCH_STAGES.get(cfg.strategy)(cfg)
+    say(f"searching ({cfg.strategy}) under a budget of {budget:.1f} ms for {S} DDIM steps (base: {base_est.loop_ms:.1f} ms by the table)")
+    found, search = stage.search(table_path, budget, out, say, progress)
+    pick = SubnetSpec.load(found / "subnet.json", preset)
     cheapest, _ = table.space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=False)
-    if not (out / "cheapest.json").exists():
-        SubnetSpec(preset, cheapest).save(out / "cheapest.json")
-    for name, run, subnet in (("the base model", base_dir, None), ("the cheapest subnet", cheap_dir, str(out / "cheapest.json"))):
-        say(f"training {name} ({cfg.search_steps + cfg.finetune_steps} steps)")
-        if not (run / "metrics.json").exists():
-            train(TrainConfig(preset=cfg.preset, subnet=subnet, steps=cfg.search_steps + cfg.finetune_steps, lr=cfg.lr, seed=cfg.seed, eval=ev),
-                  run, resume=(run / "config.json").exists(), progress=progress)
-    say(f"searching under a budget of {budget:.1f} ms for {S} DDIM steps (base: {base_est.loop_ms:.1f} ms by the table)")
-    search_dir = out / "search"
-    if not (search_dir / "metrics.json").exists():
-        scfg = SearchConfig(preset=cfg.preset, cost_table=str(table_path), predictor=predictor, softmax=cfg.softmax,
-                            latency_budget_ms=budget, steps_per_sample=S, steps=cfg.search_steps, warmup_steps=cfg.warmup_steps,
-                            finetune_steps=cfg.finetune_steps, lr_weights=cfg.lr, seed=cfg.seed, eval=ev)
-        run_search(scfg, search_dir, resume=(search_dir / "config.json").exists(), progress=progress)
-
-    dirs = {"base": base_dir, "subnet": search_dir, "cheapest": cheap_dir}
+    subnet_dir, pending = stage.trained_pick(found, out)
+    dirs = {"base": out / "base", "subnet": subnet_dir, "cheapest": out / "cheapest"}
+    runs = {"base": (dirs["base"], None), "cheapest": (dirs["cheapest"], save_spec(preset, cheapest, out / "cheapest.json"))}
+    runs.update({k: (subnet_dir, v) for k, v in pending.items()})
+    rand = random_match(table.space, lambda a: table.estimate(a, S).loop_ms, table.estimate(pick.choices, S).loop_ms, cfg.seed)
+    if rand is not None:  # a latency-matched random subnet: what the search is worth beyond its latency
+        dirs["random"] = out / "random"
+        runs["random"] = (dirs["random"], save_spec(preset, rand, out / "random.json"))
     model_file = quality_model_file(cfg)
     if model_file:
-        dirs["predicted"] = pick_dir = out / "predicted"
-        say(f"the quality model's pick under the budget ({model_file}), trained from scratch ({cfg.search_steps + cfg.finetune_steps} steps)")
-        if not (pick_dir / "metrics.json").exists():
-            run_knapsack(cfg.preset, str(table_path), str(model_file), budget, S, out / "predicted-search")
-            train(TrainConfig(preset=cfg.preset, subnet=str(out / "predicted-search" / "subnet.json"), steps=cfg.search_steps + cfg.finetune_steps, lr=cfg.lr, seed=cfg.seed, eval=ev),
-                  pick_dir, resume=(pick_dir / "config.json").exists(), progress=progress)
+        say(f"the quality model's pick under the budget ({model_file})")
+        run_knapsack(cfg.preset, str(table_path), str(model_file), budget, S, out / "predicted-search")
+        dirs["predicted"] = out / "predicted"
+        runs["predicted"] = (dirs["predicted"], str(out / "predicted-search" / "subnet.json"))
+    stage.train_all(runs, say)
 
     say("exporting the denoisers to ONNX")
-    names = {"base": "model", "subnet": "subnet", "cheapest": "model", "predicted": "model"}
+    names = {k: stage.weights if k == "subnet" else "model" for k in dirs}
     onnx = {k: d / f"{names[k]}.onnx" for k, d in dirs.items()}
     weights = {k: d / f"{names[k]}.pt" for k, d in dirs.items()}
     exports = {}
@@ -155,7 +164,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
         "base_again": {k: timing[AGAIN][k] for k in ("median_ms", "wall_ms", "cpu_ms", "remeasure_pct", "clock")},
         "loop_measurement": {k: timing["base"]["loop"][k] for k in ("clock", "statistic", "rounds", "loops_per_round", "load_before", "load_after")},
         "exports": exports,
-        "search": read_json(search_dir / "metrics.json")["search"],
+        "search": search,
     }
     summary["speedup_measured"] = summary["base"]["measured_loop_ms"] / summary["subnet"]["measured_loop_ms"]
     summary["psnr_delta"] = summary["subnet"]["psnr"] - summary["base"]["psnr"]

@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from rcai.pipeline import PipelineConfig, run_pipeline
 
 
@@ -20,23 +22,45 @@ def _micro_quality_model(path):
     return str(path)
 
 
-def test_pipeline_end_to_end_on_micro(tmp_path):
-    cfg = PipelineConfig(preset="micro", search_steps=4, warmup_steps=1, finetune_steps=2, steps_per_sample=4, rounds=1, eval_images=2,
-                         quality_model=_micro_quality_model(tmp_path / "q.json"))
+MICRO = {"halving": dict(strategy="halving", train_steps=4, rungs=(2, 4), initial=3, brackets=1),
+         "darts": dict(strategy="darts", search_steps=4, warmup_steps=1, finetune_steps=2)}
+
+
+@pytest.mark.parametrize("stage", sorted(MICRO))
+def test_pipeline_end_to_end_on_micro(tmp_path, stage):
+    from rcai.pipeline_search import SEARCH_STAGES
+
+    assert sorted(SEARCH_STAGES.names()) == sorted(MICRO)  # every registered stage runs here
+    cfg = PipelineConfig(preset="micro", steps_per_sample=4, rounds=1, eval_images=2, quality_model=_micro_quality_model(tmp_path / "q.json"),
+                         **MICRO[stage])
     summary = run_pipeline(cfg, tmp_path / "run", say=lambda m: None, progress=False)
-    for name in ("report.md", "summary.json", "latency_quality.png", "base/model.onnx", "search/subnet.onnx", "search/plots/search.png",
-                 "base/samples.png", "search/samples.png", "cpu-micro.csv"):
+    subnet_dir = "search" if stage == "darts" else "subnet"
+    names = {"darts": ("search/subnet.onnx", "search/plots/search.png"), "halving": ("subnet/model.onnx", "search/evaluations.jsonl")}[stage]
+    for name in ("report.md", "summary.json", "latency_quality.png", "base/model.onnx", "base/samples.png", f"{subnet_dir}/samples.png",
+                 "cpu-micro.csv", "random/model.onnx", *names):
         assert (tmp_path / "run" / name).exists(), name
     assert summary["subnet"]["table_loop_ms"] <= summary["budget_ms"]
     assert summary["base"]["measured_loop_ms"] > 0 and summary["subnet"]["measured_loop_ms"] > 0
     assert summary["subnet"]["bench_psnr_onnx_vs_torch"] >= 50
     assert "table" in summary["subnet"]["estimates"]
     report = (tmp_path / "run" / "report.md").read_text()
-    assert "Measured speed-up" in report and "search/plots/search.png" in report
+    assert "Measured speed-up" in report and f"{subnet_dir}/samples.png" in report
+    assert ("search/plots/search.png" in report) == (stage == "darts")
     assert "cheapest subnet" in report and "bicubic (= zero residual)" in report and "of the budget" in report
-    for name in ("base", "subnet", "cheapest", "predicted"):
+    # the verdict against the trivial answers comes first: the cheapest subnet and a random subnet of the pick's latency
+    assert "the cheapest subnet" in report.split("Cost table")[0] and "random subnet of its latency" in report.split("Cost table")[0]
+    assert abs(summary["random"]["table_loop_ms"] / summary["subnet"]["table_loop_ms"] - 1) <= 0.05
+    for name in ("base", "subnet", "cheapest", "predicted", "random"):
         q = summary[name]["quality"]
         assert q["gain_lo"] <= q["gain_db"] <= q["gain_hi"]
+    # every from-scratch model of a halving report: the same training, seed 0; the search trained its candidates under seed 1
+    if stage == "halving":
+        for name in ("base", "subnet", "cheapest", "random", "predicted"):
+            c = json.loads((tmp_path / "run" / name / "config.json").read_text())
+            assert (c["steps"], c["seed"], c["lr_schedule"]) == (4, 0, "constant"), name
+        assert json.loads((tmp_path / "run" / "search" / "config.json").read_text())["train_seed"] == 1
+        assert json.loads((tmp_path / "run" / "subnet" / "subnet.json").read_text())["choices"] == \
+            json.loads((tmp_path / "run" / "search" / "subnet.json").read_text())["choices"]
     # the quality model's knapsack pick: within the budget, trained and timed beside the others, in the report
     assert summary["predicted"]["table_loop_ms"] <= summary["budget_ms"] and summary["predicted"]["measured_loop_ms"] > 0
     assert "attention" not in json.loads((tmp_path / "run" / "predicted" / "subnet.json").read_text())["choices"].values()
@@ -68,7 +92,9 @@ def test_cli_help_lists_every_command():
 
 def test_cli_bad_input_is_one_line_exit_2(tmp_path):
     for args in (["space", "--preset", "nope"], ["tables", "show", str(tmp_path / "none.csv")],
-                 ["search", "--cost-table", str(tmp_path / "none.csv"), "--out", str(tmp_path / "s")]):
+                 ["search", "--cost-table", str(tmp_path / "none.csv"), "--out", str(tmp_path / "s")],
+                 ["pipeline", "--strategy", "nope", "--out", str(tmp_path / "p")], ["pipeline", "--rung", "300", "--out", str(tmp_path / "p")],
+                 ["pipeline", "--jobs", "0", "--out", str(tmp_path / "p")]):
         p = subprocess.run([sys.executable, "-m", "rcai", *args], capture_output=True, text=True)
         assert p.returncode == 2, (args, p.stderr)
         assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("error:"), p.stderr
@@ -88,3 +114,6 @@ def test_report_says_first_when_a_pick_does_not_beat_the_cheapest_subnet():
     assert lines[0].startswith("**The searched subnet does not beat the cheapest subnet**")
     assert lines[1].startswith("The quality-model pick beats the cheapest subnet: +0.500 dB")
     assert verdict_lines({"subnet": row(0.1, 10.0)}) == []
+    lines = verdict_lines({"cheapest": row(0.3, 60.0), "random": row(0.6, 100.0), "subnet": row(0.5, 100.0)})
+    assert lines[0].startswith("The searched subnet beats the cheapest subnet: +0.500 dB")
+    assert lines[1].startswith("**The searched subnet does not beat the random subnet of its latency**")

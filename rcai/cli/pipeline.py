@@ -1,7 +1,7 @@
 """`rcai pipeline`: the main job on built-in defaults (what `make demo` runs)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -17,9 +17,15 @@ def pipeline(
     device: str = DeviceOpt(D["device"]),
     threads: int = ThreadsOpt(D["threads"]),
     speedup: float = typer.Option(D["speedup"], help="Latency budget = base table latency / speedup."),
-    search_steps: int = typer.Option(D["search_steps"], "--search-steps", help="Bilevel search steps (the base model trains search + fine-tune steps)."),
-    finetune_steps: int = typer.Option(D["finetune_steps"], help="Fine-tuning steps of the extracted subnet."),
-    warmup_steps: int = typer.Option(D["warmup_steps"], "--warmup-steps", help="Weight-only steps before alpha moves."),
+    strategy: str = typer.Option(D["strategy"], help="halving (subnets trained from scratch, successive halving) | darts (the report's supernet search)."),
+    train_steps: int = typer.Option(D["train_steps"], "--steps", help="halving: optimizer steps of every from-scratch training of the report."),
+    rungs: List[int] = typer.Option(list(D["rungs"]), "--rung", help="halving: steps at which candidates are compared (repeatable)."),
+    initial: int = typer.Option(D["initial"], help="halving: candidates of each bracket at the first rung."),
+    brackets: int = typer.Option(D["brackets"], help="halving: brackets (later ones proposed by the surrogate)."),
+    jobs: int = typer.Option(D["jobs"], help="Trainings at once (one torch thread each)."),
+    search_steps: int = typer.Option(D["search_steps"], "--search-steps", help="darts: bilevel search steps (the references train search + fine-tune steps)."),
+    finetune_steps: int = typer.Option(D["finetune_steps"], help="darts: fine-tuning steps of the extracted subnet."),
+    warmup_steps: int = typer.Option(D["warmup_steps"], "--warmup-steps", help="darts: weight-only steps before alpha moves."),
     sample_steps: int = typer.Option(D["steps_per_sample"], "--sample-steps", help="DDIM steps of the deployed loop."),
     rounds: int = typer.Option(D["rounds"], help="Interleaved timing rounds."),
     predictor: Optional[str] = typer.Option(D["predictor"], help="GNN predictor file, e.g. trained on this machine's `rcai profile --archs` data (default: none)."),
@@ -30,17 +36,17 @@ def pipeline(
     seed: int = typer.Option(D["seed"]),
     json: bool = JsonOpt,
 ) -> None:
-    """Profile the ops on this machine -> train the base model -> search a subnet under a
-    latency budget -> export both to ONNX -> measure both whole sampling loops on the target ->
-    report.md with plots. Resumable: run it again after a kill."""
+    """Profile the ops on this machine -> search a subnet under a latency budget -> train it, the
+    base, the cheapest and a random subnet of its latency alike -> export them to ONNX -> measure
+    their whole sampling loops on the target -> report.md with plots. Resumable: run it again after a kill."""
     from ..pipeline import PipelineConfig, run_pipeline
 
-    cfg = PipelineConfig(preset=preset, device=device, threads=threads, speedup=speedup, steps_per_sample=sample_steps,
-                         search_steps=search_steps, finetune_steps=finetune_steps, warmup_steps=warmup_steps, rounds=rounds,
+    cfg = PipelineConfig(preset=preset, device=device, threads=threads, speedup=speedup, steps_per_sample=sample_steps, strategy=strategy,
+                         train_steps=train_steps, rungs=tuple(rungs), initial=initial, brackets=brackets, jobs=jobs, search_steps=search_steps, finetune_steps=finetune_steps, warmup_steps=warmup_steps, rounds=rounds,
                          predictor=predictor, cost_table=cost_table, quality_model=quality_model, seed=seed)
     summary = run_pipeline(cfg, out, say=lambda m: console.print(f"[bold]>[/] {m}"), progress=not json)
     if json:
         print_json(summary)
         return
-    parts = [f"{n} {summary[n]['measured_loop_ms']:.1f} ms, {summary[n]['quality']['gain_db']:+.3f} dB" for n in ("base", "subnet", "predicted", "cheapest") if n in summary]
+    parts = [f"{n} {summary[n]['measured_loop_ms']:.1f} ms, {summary[n]['quality']['gain_db']:+.3f} dB" for n in ("base", "subnet", "random", "predicted", "cheapest") if n in summary]
     stdout.print(" | ".join(parts) + f" (quality: gain over bicubic) | speed-up {summary['speedup_measured']:.2f}x measured | report: {out}/report.md")

@@ -1,0 +1,139 @@
+"""The pipeline's search stage, one per strategy (`rcai pipeline --strategy`): how the searched subnet
+is found and how every model of the report is trained, so that the report compares like with like.
+
+  halving  (default) `rcai search --strategy halving` on subnets trained from scratch with the
+           signal protocol (rcai/train/protocol.py) stopped at `train_steps`, compared at its rungs
+           under training seed `seed + 1`; the pick is then trained afresh with `seed`, like the
+           base, the cheapest and the random subnet: its figure is not the score that selected it
+  darts    the report's bilevel supernet search, its subnet inherited and fine-tuned; the
+           references trained from scratch with as many weight updates (cosine lr)
+
+The references run side by side on `jobs` processes (one torch thread each).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from .registry import Registry
+from .space.subnet import SubnetSpec
+from .train.evaluate import EvalConfig
+from .train.trainer import TrainConfig
+
+SEARCH_STAGES: Registry[type["SearchStage"]] = Registry("pipeline search stage")
+
+
+class SearchStage:
+    weights = "model"  # the searched subnet's weights file in its run folder (model.pt)
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.ev = EvalConfig(steps=20, max_images=cfg.eval_images, seed=cfg.seed)
+
+    def train_config(self, subnet: str | None) -> TrainConfig:
+        raise NotImplementedError
+
+    def search(self, table_path: Path, budget: float, out: Path, say: Callable[[str], None], progress: bool) -> tuple[Path, dict[str, Any]]:
+        """The searched subnet: (a folder holding its subnet.json, {notes, selection, table_loop_ms, ...})."""
+        raise NotImplementedError
+
+    def trained_pick(self, found: Path, out: Path) -> tuple[Path, dict[str, str | None]]:
+        """Where the searched subnet's trained weights are, and what is left to train for it."""
+        return out / "subnet", {"subnet": str(found / "subnet.json")}
+
+    def train_all(self, runs: dict[str, tuple[Path, str | None]], say: Callable[[str], None]) -> None:
+        """Train every (run folder, subnet.json | None = base) not trained yet, `jobs` at a time."""
+        from .search.executors import make_executor
+
+        todo = [(name, run, sub) for name, (run, sub) in runs.items() if not (run / "metrics.json").exists()]
+        if not todo:
+            return
+        say(f"training {', '.join(n for n, _, _ in todo)} from scratch ({self.train_config(None).steps} steps each, {self.cfg.jobs} at a time)")
+        pool = make_executor("local", min(self.cfg.jobs, len(todo)))
+        try:
+            list(pool.map(_train, [(self.train_config(sub), str(run)) for _, run, sub in todo]))
+        finally:
+            pool.close()
+
+
+def _train(payload: tuple[TrainConfig, str]) -> None:
+    import torch
+
+    from .train.trainer import train
+
+    cfg, run = payload
+    torch.set_num_threads(1)
+    train(cfg, Path(run), resume=(Path(run) / "config.json").exists(), progress=False)
+
+
+@SEARCH_STAGES.register("halving")
+class HalvingStage(SearchStage):
+    def protocol(self):
+        """The signal protocol (rcai/train/protocol.py) run to train_steps, evaluated at the rungs."""
+        from dataclasses import replace
+
+        from .train.protocol import SIGNAL
+
+        return replace(SIGNAL, steps=self.cfg.train_steps, eval_at=tuple(sorted(set(self.cfg.rungs) | {self.cfg.train_steps})))
+
+    def train_config(self, subnet: str | None) -> TrainConfig:
+        p, c = self.protocol(), self.cfg
+        return TrainConfig(preset=c.preset, subnet=subnet, steps=p.steps, batch_size=p.batch_size, lr=p.lr, lr_schedule=p.lr_schedule,
+                           ema=p.ema, eval_at=(p.steps,), seed=c.seed, eval=self.ev)
+
+    def search(self, table_path, budget, out, say, progress):
+        from .search.strategies.base import StrategyConfig
+        from .search.strategies.run import run_strategy
+
+        c, run = self.cfg, out / "search"
+        say(f"halving search: {c.initial} x {c.brackets} candidates trained from scratch, compared at {c.rungs} steps (training seed {c.seed + 1}, {c.jobs} at a time)")
+        scfg = StrategyConfig(strategy="halving", preset=c.preset, cost_table=str(table_path), latency_budget_ms=budget,
+                              steps_per_sample=c.steps_per_sample, seed=c.seed, protocol=self.protocol(), rungs=tuple(c.rungs),
+                              initial=c.initial, brackets=c.brackets, train_seed=c.seed + 1, jobs=c.jobs)
+        _, summary = run_strategy(scfg, run, resume=(run / "config.json").exists())
+        return run, {"notes": summary["notes"], "selection": summary["selection"], "table_loop_ms": summary["table"]["loop_ms"],
+                     "far_under_budget": summary.get("far_under_budget", False), "strategy": "halving"}
+
+
+@SEARCH_STAGES.register("darts")
+class DartsStage(SearchStage):
+    weights = "subnet"  # run_search writes subnet.pt
+
+    def train_config(self, subnet: str | None) -> TrainConfig:
+        c = self.cfg
+        return TrainConfig(preset=c.preset, subnet=subnet, steps=c.search_steps + c.finetune_steps, lr=c.lr, seed=c.seed, eval=self.ev)
+
+    def search(self, table_path, budget, out, say, progress):
+        from .io import read_json
+        from .search.config import SearchConfig
+        from .search.run import run_search
+
+        c, run = self.cfg, out / "search"
+        say(f"bilevel ({c.softmax}) search: {c.search_steps} steps, fine-tune {c.finetune_steps}")
+        if not (run / "metrics.json").exists():
+            scfg = SearchConfig(preset=c.preset, cost_table=str(table_path), predictor=c.predictor, softmax=c.softmax, latency_budget_ms=budget,
+                                steps_per_sample=c.steps_per_sample, steps=c.search_steps, warmup_steps=c.warmup_steps,
+                                finetune_steps=c.finetune_steps, lr_weights=c.lr, seed=c.seed, eval=self.ev)
+            run_search(scfg, run, resume=(run / "config.json").exists(), progress=progress)
+        return run, {**read_json(run / "metrics.json")["search"], "strategy": "darts"}
+
+    def trained_pick(self, found, out):
+        return found, {}  # inherited from the supernet and fine-tuned by the search itself
+
+
+def random_match(space, loop: Callable[[dict], float], target_ms: float, seed: int) -> dict[str, str] | None:
+    """A random subnet within +-5 % of `target_ms` by the table (None where the space has none)."""
+    from .errors import RcaiError
+    from .search.select import sample_at_latency
+
+    try:
+        return sample_at_latency(space, loop, target_ms, 0.05, 1, seed=seed)[0]
+    except RcaiError:
+        return None
+
+
+def save_spec(preset, arch: dict[str, str], path: Path) -> str:
+    if not path.exists():
+        SubnetSpec(preset, arch).save(path)
+    return str(path)
+
