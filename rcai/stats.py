@@ -70,3 +70,21 @@ def paired_diff(a: Mapping[int, float], b: Mapping[int, float], resamples: int =
     idx = np.random.default_rng(seed).integers(0, len(d), (resamples, len(d)))
     lo, hi = np.percentile(d[idx].mean(1), [2.5, 97.5])
     return {"diff": float(d.mean()), "lo": float(lo), "hi": float(hi), "n": len(d)}
+
+
+def gap_to_median(a: Sequence[float], groups: Sequence[Sequence[float]], resamples: int = 4000, seed: int = 0) -> dict[str, float]:
+    """mean(a) - median of the groups' means (one subnet's seeds vs a set of other subnets, each with
+    its seeds), with a 95 % bootstrap interval that resamples a's seeds, the groups, and each drawn
+    group's seeds: the interval holds both the pick's seed noise and which baselines were drawn."""
+    a_arr = np.asarray(a, float)
+    gs = [np.asarray(g, float) for g in groups if len(g)]
+    if len(a_arr) == 0 or not gs:
+        return {"diff": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": 0}
+    rng = np.random.default_rng(seed)
+    boot = np.empty(resamples)
+    for k in range(resamples):
+        pick = a_arr[rng.integers(0, len(a_arr), len(a_arr))].mean()
+        means = [g[rng.integers(0, len(g), len(g))].mean() for g in (gs[i] for i in rng.integers(0, len(gs), len(gs)))]
+        boot[k] = pick - np.median(means)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return {"diff": float(a_arr.mean() - np.median([g.mean() for g in gs])), "lo": float(lo), "hi": float(hi), "n": len(gs)}

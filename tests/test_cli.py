@@ -28,6 +28,7 @@ CONCEPTS: dict[str, tuple[str, set[str]]] = {
     "bilevel search steps": ("--search-steps", {"--search-iters", "--iterations"}),
     "optimizer steps of training": ("--steps", {"--iters", "--train-steps", "--num-steps"}),
     "target (device) to run on": ("--device", {"--target", "--backend", "--hw"}),
+    "a predictor's output head": ("--head", {"--output-head", "--predictor-device"}),
     "target threads": ("--threads", {"--num-threads", "--intra-op-threads", "-j"}),
     "output file or folder": ("--out", {"--output", "--output-dir", "--out-dir", "--dest"}),
     "search-space preset": ("--preset", {"--space", "--config-preset"}),
@@ -59,6 +60,12 @@ def options(cmd) -> list:
 def test_the_walk_sees_every_command():
     assert {"space", "train", "sample", "profile", "search", "export", "bench", "pipeline", "predict",
             "tables show", "tables check", "predictor train", "predictor eval", "space select"} <= set(COMMANDS)
+
+
+def test_device_means_a_target_everywhere():
+    """One name, one meaning: every --device is where the models run, never e.g. a predictor's output head."""
+    helps = {cmd: p.help for cmd, command in COMMANDS.items() for p in options(command) if "--device" in p.opts}
+    assert helps and all(h.startswith("Target") for h in helps.values()), helps
 
 
 def test_no_synonyms():

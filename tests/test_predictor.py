@@ -282,7 +282,7 @@ def test_cli_train_eval_predict(tmp_path, monkeypatch, capsys):
     (tmp_path / "bad.csv").write_text("model,latency_ms\nnope.onnx,1\n")
     code, _, err = cli("predictor", "train", "--latency-data", str(tmp_path / "bad.csv"), "--out", str(out))
     assert code == 2 and err.strip().count("\n") == 0 and "line 2 (nope.onnx): model file not found" in err
-    code, _, err = cli("predict", str(tmp_path / "ds" / "m5_0.onnx"), "--predictor", str(out), "--device", "gpu")
+    code, _, err = cli("predict", str(tmp_path / "ds" / "m5_0.onnx"), "--predictor", str(out), "--head", "gpu")
     assert code == 2 and "no target 'gpu'" in err
 
 

@@ -49,11 +49,11 @@ def train_cmd(
               f"models, {t.get('epochs_run', 0)} epochs")
 
 
-def _targets_for(pred, devices: list[str], device: Optional[str], where: str) -> dict[str, str]:
+def _targets_for(pred, devices: list[str], head: Optional[str], where: str) -> dict[str, str]:
     """dataset device -> predictor target (its output head, named after a device)."""
-    if device is not None:
-        pred.head(device)
-        return {d: device for d in devices}
+    if head is not None:
+        pred.head(head)
+        return {d: head for d in devices}
     out = {}
     for d in devices:
         if d in pred.targets:
@@ -62,7 +62,7 @@ def _targets_for(pred, devices: list[str], device: Optional[str], where: str) ->
             out[d] = pred.targets[0]
         else:
             raise RcaiError(f"{where}: device {d!r} is not a target of the predictor "
-                            f"({', '.join(pred.targets)}); pass --device")
+                            f"({', '.join(pred.targets)}); pass --head")
     return out
 
 
@@ -70,7 +70,7 @@ def _targets_for(pred, devices: list[str], device: Optional[str], where: str) ->
 def eval_cmd(
     predictor: Path = typer.Option(..., "--predictor", help="Predictor file."),
     latency_data: Path = LatencyDataOpt(),
-    device: Optional[str] = typer.Option(None, "--device", "-d", help="The predictor's device (output head) to use for every row."),
+    head: Optional[str] = typer.Option(None, "--head", help="The predictor's output head (named after the device it learnt) for every row."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Accuracy on a dataset: n, spearman, kendall, acc_5, acc_10, rmse_ms, mape."""
@@ -82,7 +82,7 @@ def eval_cmd(
 
     pred = LatencyPredictor.load(predictor)
     ds = load_dataset(latency_data, progress=not as_json)
-    mapping = _targets_for(pred, ds.devices, device, str(latency_data))
+    mapping = _targets_for(pred, ds.devices, head, str(latency_data))
     logp = pred.predict_log(ds.graphs)
     results = {}
     for j, dev in enumerate(ds.devices):
@@ -103,14 +103,14 @@ def eval_cmd(
 def predict_cmd(
     models: List[Path] = typer.Argument(..., help="ONNX model file(s); weights are not needed"),
     predictor: Path = typer.Option(..., "--predictor", help="Predictor file."),
-    device: Optional[str] = typer.Option(None, "--device", "-d", help="The predictor's device (output head; for multi-device predictors)."),
+    head: Optional[str] = typer.Option(None, "--head", help="The predictor's output head (named after the device it learnt; for multi-device predictors)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Predicted latency (ms) of ONNX models on the predictor's target."""
     from ..predictor.predictor import LatencyPredictor
 
     pred = LatencyPredictor.load(predictor)
-    tgt = pred.targets[pred.head(device)]
+    tgt = pred.targets[pred.head(head)]
     ms = pred.predict(models, tgt)
     rows = [{"model": str(m), "target": tgt, "latency_ms": float(v)} for m, v in zip(models, ms)]
     if as_json:

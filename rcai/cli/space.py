@@ -62,7 +62,7 @@ def select(
     resolutions: str = typer.Option("48,64,80", help="HR input sizes (px), comma-separated; LR = HR / the preset's scale."),
     latency_budget_ms: Optional[float] = typer.Option(None, help="Budget for the whole sampling loop (ms), predicted by --predictor."),
     predictor: Optional[Path] = typer.Option(None, help="GNN predictor: the latency of each sampled subnet of every candidate space."),
-    device: Optional[str] = typer.Option(None, "--device", "-d", help="The predictor's device (output head; for multi-device predictors)."),
+    head: Optional[str] = typer.Option(None, "--head", help="The predictor's output head (named after the device it learnt; for multi-device predictors)."),
     sample_steps: int = typer.Option(SEARCH["steps_per_sample"], "--sample-steps", help="Sampling steps of the deployed loop; latency counts all of them."),
     max_memory_mib: Optional[float] = typer.Option(None, help="Peak activation memory limit (MiB, analytic, batch 1)."),
     samples: int = typer.Option(500, help="Random subnets drawn per candidate space."),
@@ -92,7 +92,7 @@ def select(
     if latency_budget_ms is not None:
         from ..predictor.predictor import LatencyPredictor
 
-        latency = LatencyLimit(latency_budget_ms, LatencyPredictor.load(predictor), sample_steps, device)
+        latency = LatencyLimit(latency_budget_ms, LatencyPredictor.load(predictor), sample_steps, head)
     memory = None if max_memory_mib is None else max_memory_mib * 2**20
     best, stats = select_space(base, w, r, memory, samples, seed, latency)
     out.mkdir(parents=True, exist_ok=True)

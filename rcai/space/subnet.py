@@ -64,6 +64,3 @@ class SubnetSpec:
 
         return UNet(self.preset, self.choices)
 
-
-def arch_of(spec_or_arch: SubnetSpec | Arch) -> Arch:
-    return spec_or_arch.choices if isinstance(spec_or_arch, SubnetSpec) else dict(spec_or_arch)

@@ -85,11 +85,6 @@ DEVICES: dict[str, Callable[[dict[str, Any], "str | None"], tuple[str, dict[str,
 }
 
 
-def register_device(name: str, rule: Callable[[dict[str, Any], "str | None"], tuple[str, dict[str, Any]]]) -> None:
-    """Add a `--device NAME` rule: (the user's settings, --host or None) -> (target name, its settings)."""
-    DEVICES[name] = rule
-
-
 def resolve_device(device: str, host: str | None = None, **settings: Any) -> Target:
     """The target behind the CLI's `--device cpu|gpu|jetson [--host user@addr[:port]]` (see DEVICES)."""
     try:
