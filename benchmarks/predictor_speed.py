@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -47,7 +46,6 @@ def main() -> None:
     ap.add_argument("--subnets", type=int, default=2048, help="subnets per measurement of the new path")
     ap.add_argument("--onnx-subnets", type=int, default=24, help="subnets per measurement of the old (ONNX export) path")
     args = ap.parse_args()
-    import numpy as np
     import pandas as pd
     import torch
 

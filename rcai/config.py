@@ -28,3 +28,16 @@ class JsonConfig:
             return cls(**values)
         except TypeError as e:
             raise RcaiError(f"{where}: {e}") from None
+
+
+def require_counts(values: Mapping[str, Any], what: str = "") -> None:
+    """Each value a whole number >= 1 (bools are not), else one line naming it: `what` prefixes the
+    name ("--" for a CLI option, "proxy " for a nested config)."""
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise RcaiError(f"{what}{name} must be a whole number >= 1, got {v!r}")
+
+
+def counts_of(obj: Any, *names: str) -> dict[str, Any]:
+    """{name: obj.name}: the fields of a config that `require_counts` checks."""
+    return {n: getattr(obj, n) for n in names}

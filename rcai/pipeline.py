@@ -37,6 +37,7 @@ from .pipeline_search import SEARCH_STAGES, random_match, save_spec
 from .search.strategies.run import run_knapsack
 from .space.presets import get_preset
 from .space.subnet import SubnetSpec
+from .config import counts_of, require_counts
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,7 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:  # bad settings fail before the minutes of profiling
         SEARCH_STAGES.get(self.strategy)
-        for name in ("train_steps", "initial", "brackets", "jobs", "steps_per_sample", "rounds"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise RcaiError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
+        require_counts(counts_of(self, "train_steps", "initial", "brackets", "jobs", "steps_per_sample", "rounds"))
         if not self.rungs or list(self.rungs) != sorted(set(self.rungs)) or self.rungs[0] < 1 or self.rungs[-1] != self.train_steps:
             raise RcaiError(f"rungs {tuple(self.rungs)} must be increasing steps ending at train_steps {self.train_steps}")
 

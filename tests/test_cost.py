@@ -6,7 +6,7 @@ import torch
 from rcai.cost.counters import op_counts
 from rcai.cost.expected import expected_cost
 from rcai.cost.model import CounterCostModel, TableCostModel
-from rcai.cost.table import COLUMNS, CostTable, meta_path, spec_columns
+from rcai.cost.table import CostTable, meta_path, spec_columns
 from rcai.errors import RcaiError
 from rcai.space.extract import extract_subnet
 from rcai.model.unet import UNet

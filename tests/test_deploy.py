@@ -19,7 +19,6 @@ from rcai.deploy import (
     DeployedModel,
     DeploySidecar,
     bench_loop,
-    build_model,
     export_subnet_onnx,
     lr_input,
     sidecar_path,

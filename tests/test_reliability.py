@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ from rcai.cost.profile import ProfileConfig, profile_ops
 from rcai.cost.table import CostTable, meta_path
 from rcai.errors import RcaiError
 from rcai.io import append_line, atomic_torch_save, atomic_write_json, atomic_write_text
-from rcai.search import run as search_run
 from rcai.search.config import SearchConfig
 from rcai.search.run import run_search
 from rcai.space.presets import get_preset

@@ -1,7 +1,6 @@
 """Budget-targeted selection: the knapsack is exact (brute force on a small space with a nested
 slot), respects the budget, and refuses an infeasible one with a one-line error."""
 import copy
-import itertools
 import random
 
 import pytest

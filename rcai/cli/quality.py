@@ -86,8 +86,6 @@ def fit_cmd(
 
 def _counts(**options: int) -> None:
     """Counts at the edge: a whole number >= 1, named by its option (--per-frac, not per_frac)."""
-    from ..errors import RcaiError
+    from ..config import require_counts
 
-    for name, v in options.items():
-        if v < 1:
-            raise RcaiError(f"--{name.replace('_', '-')} must be a whole number >= 1, got {v}")
+    require_counts({name.replace("_", "-"): v for name, v in options.items()}, "--")

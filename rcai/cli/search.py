@@ -130,6 +130,7 @@ def _check_options(lr_weights: float, lr_alpha: float, lambda_latency: float, la
     """Numbers at the edge, one line each (torch would raise on a NaN lr; a NaN weight trains to NaN)."""
     import math
 
+    from ..config import require_counts
     from ..errors import RcaiError
 
     for name, v in (("--lr-weights", lr_weights), ("--lr-alpha", lr_alpha)):
@@ -138,9 +139,7 @@ def _check_options(lr_weights: float, lr_alpha: float, lambda_latency: float, la
     for name, v in (("--lambda-latency", lambda_latency), ("--lambda-flops", lambda_flops)):
         if not math.isfinite(v):
             raise RcaiError(f"{name} must be a finite weight, got {v}")
-    for name, v in (("--eval-images", eval_images), ("--evaluations", evaluations)):
-        if v < 1:
-            raise RcaiError(f"{name} must be a whole number >= 1, got {v}")
+    require_counts({"eval-images": eval_images, "evaluations": evaluations}, "--")
 
 
 class distributed:

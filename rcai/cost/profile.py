@@ -356,7 +356,6 @@ def drift_summary(factors: list[float]) -> dict[str, Any]:
 
 
 def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool = True) -> CostTable:
-    from .calibration import fit_calibration
 
     icfg = cfg.interleave
     if icfg.estimator not in LATENCY_COLUMN:

@@ -20,11 +20,11 @@ from torch import nn
 from ..config import JsonConfig
 from ..diffusion import preset_loss
 from ..diffusion.parametrisation import chain_x0
-from ..errors import RcaiError
 from ..model.unet import UNet
 from ..registry import Registry
 from ..space.presets import Preset
 from ..train.setup import schedule_of, splits_of
+from ..config import counts_of, require_counts
 
 Estimator = Callable[[Mapping[str, str]], float]  # arch -> score, higher is better
 
@@ -41,9 +41,7 @@ class ProxyConfig(JsonConfig):
     quality_model: str | None = None  # quality-model: a file of `rcai quality fit` (rcai/proxies/additive.py)
 
     def __post_init__(self) -> None:
-        for name in ("batch", "train_steps", "vote_refs"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise RcaiError(f"proxy {name} must be a whole number >= 1, got {getattr(self, name)!r}")
+        require_counts(counts_of(self, "batch", "train_steps", "vote_refs"), "proxy ")
 
 
 # name -> factory(preset, cfg) -> Estimator. Factories may precompute (the vote's references).

@@ -16,12 +16,12 @@ from typing import Any, Callable, Sequence
 from ..errors import RcaiError
 from ..procs import owned_pool
 from ..registry import Registry
+from ..config import require_counts
 
 
 class Executor(ABC):
     def __init__(self, jobs: int, address: str | None = None):
-        if not isinstance(jobs, int) or jobs < 1:
-            raise RcaiError(f"jobs must be a whole number >= 1, got {jobs!r}")
+        require_counts({"jobs": jobs})
         self.jobs, self.address = jobs, address
 
     @abstractmethod

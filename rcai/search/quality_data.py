@@ -28,6 +28,7 @@ from ..space.presets import get_preset
 from ..space.subnet import SubnetSpec
 from ..train.evaluate import EvalConfig
 from .select import sample_at_latency
+from ..config import counts_of, require_counts
 
 RESULTS = "results.jsonl"
 TOL = 0.05  # a subnet drawn at fraction f has a loop within f * base * (1 +- TOL)
@@ -50,9 +51,7 @@ class CollectConfig(JsonConfig):
     def __post_init__(self) -> None:
         if not self.fracs or any(isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < math.inf for f in self.fracs):
             raise RcaiError(f"fracs must be positive finite fractions of the base's loop, got {self.fracs!r}")
-        for name in ("per_frac", "train_steps", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise RcaiError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
+        require_counts(counts_of(self, "per_frac", "train_steps", "batch_size"))
         if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds):
             raise RcaiError(f"seeds must name at least one training seed (whole numbers), got {self.seeds!r}")
 
@@ -156,8 +155,7 @@ def collect(cfg: CollectConfig, out: str | Path, jobs: int = 1, on_done: Callabl
             on_start: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """Train every planned subnet not yet in <out>/results.jsonl; return all finished records.
     on_start(planned, already done) is called once the inputs are checked, before any training."""
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise RcaiError(f"--jobs must be a whole number >= 1, got {jobs!r}")
+    require_counts({"jobs": jobs}, "--")
     out = Path(out)
     with exclusive(out):
         out.mkdir(parents=True, exist_ok=True)

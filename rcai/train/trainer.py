@@ -26,6 +26,7 @@ from .quality import eval_set, quality
 from .rundir import RunDir, seed_everything
 from .lr import check_lr_schedule, set_lr
 from .setup import schedule_of, splits_of
+from ..config import counts_of, require_counts
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,7 @@ class TrainConfig(JsonConfig):
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "ckpt_every", "log_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise RcaiError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
+        require_counts(counts_of(self, "steps", "batch_size", "ckpt_every", "log_every"))
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")):
             raise RcaiError(f"lr must be a positive finite number, got {self.lr!r}")
         if not (isinstance(self.ema, (int, float)) and 0.0 <= self.ema < 1.0):

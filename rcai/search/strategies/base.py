@@ -30,6 +30,7 @@ from ...registry import Registry
 from ...space.space import Arch, SearchSpace
 from ...train.protocol import TrainProtocol
 from ..result import SearchResult
+from ...config import counts_of, require_counts
 
 JOURNAL = "evaluations.jsonl"
 PROPOSALS_PER_EVALUATION = 20
@@ -73,9 +74,8 @@ class StrategyConfig(JsonConfig):
     work_dir: str | None = None  # trainings' folder when the run has no journal
 
     def __post_init__(self) -> None:
-        for name in ("evaluations", "population", "sample_size", "area_pool", "steps_per_sample", "eta", "initial", "brackets", "jobs", "surrogate_pool"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise RcaiError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}")
+        require_counts(counts_of(self, "evaluations", "population", "sample_size", "area_pool", "steps_per_sample", "eta", "initial", "brackets",
+                                 "jobs", "surrogate_pool"))
         if self.sample_size > self.population:
             raise RcaiError(f"sample_size {self.sample_size} exceeds the population {self.population}")
         b = self.latency_budget_ms
