@@ -162,7 +162,7 @@ def main() -> None:
     ap.add_argument("--subnets", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--calibrate", type=int, default=8)
-    ap.add_argument("--method", default="new", choices=CHECK_METHODS)
+    ap.add_argument("--method", default="auto", choices=CHECK_METHODS)
     ap.add_argument("--predictor", default="predictors/cpu-tiny.pt")
     ap.add_argument("--fresh", action="store_true", help="forget earlier runs in results/fidelity.json")
     ap.add_argument("--rescore", action="store_true", help="measure nothing: recompute the predictor's figures of every stored run with --predictor")

@@ -10,7 +10,7 @@
   to 10 and to 20 architectures of the held-out device (`--draws` random draws, mean reported).
 - Baselines computed here on the same split: FLOPs alone; ridge and gradient-boosted trees on a
   one-hot encoding of the cell (the ~0.97 reference of ../shared/data/README.md).
-Settings are the library defaults (TrainConfig, ModelConfig), the same for every device.
+Settings are the library defaults (PredictorTrainConfig, ModelConfig), the same for every device.
 ONNX graphs and encodings are cached under benchmarks/.cache/nb201/ (not committed).
 Writes benchmarks/results/predictor_nb201.{md,csv,png}.
 """

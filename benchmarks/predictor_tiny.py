@@ -26,7 +26,7 @@ from rcai.cost.model import TableCostModel  # noqa: E402
 from rcai.io import atomic_write_csv  # noqa: E402
 from rcai.cost.table import CostTable  # noqa: E402
 from rcai.predictor import LatencyPredictor, evaluate, train_predictor  # noqa: E402
-from rcai.predictor.train import TrainConfig  # noqa: E402
+from rcai.predictor.train import PredictorTrainConfig  # noqa: E402
 from rcai.space.subnet import SubnetSpec  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def main() -> None:
     atomic_write_csv(root / "test.csv", [r for g in groups.values() for r in g])
 
     t0 = time.perf_counter()
-    pred = train_predictor(str(train_csv), cfg=TrainConfig(seed=args.seed), progress=True)
+    pred = train_predictor(str(train_csv), cfg=PredictorTrainConfig(seed=args.seed), progress=True)
     train_s = time.perf_counter() - t0
     pred.save(args.out)
     pred = LatencyPredictor.load(args.out)

@@ -20,10 +20,10 @@ from rcai.predictor.graph import FEATURE_VERSION, NUMERIC_FEATURES, encode_onnx
 from rcai.predictor.metrics import evaluate
 from rcai.predictor.model import aggregate
 from rcai.predictor.predictor import LatencyPredictor, train_predictor
-from rcai.predictor.train import TrainConfig
+from rcai.predictor.train import PredictorTrainConfig
 from helpers import run_cli  # noqa: E402
 
-FAST = TrainConfig(epochs=30, patience=10, min_val=4, finetune_epochs=30)
+FAST = PredictorTrainConfig(epochs=30, patience=10, min_val=4, finetune_epochs=30)
 
 
 def feat(d, node: int, name: str) -> float:

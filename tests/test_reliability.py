@@ -378,7 +378,7 @@ def test_profile_refuses_bad_counts(tmp_path, monkeypatch, capsys, args):
 
 def test_predictor_on_too_few_rows_warns(made, capsys):
     from rcai.predictor.predictor import train_predictor
-    from rcai.predictor.train import TrainConfig as PredConfig
+    from rcai.predictor.train import PredictorTrainConfig as PredConfig
 
     train_predictor(made / "archs" / "dataset.csv", cfg=PredConfig(epochs=2))
     assert "3 models are too few for a validation split" in capsys.readouterr().err

@@ -29,10 +29,10 @@ def train_cmd(
     """Train a predictor (one output per device in the CSV) and save it."""
     from ..io import refuse_special
     from ..predictor.predictor import train_predictor
-    from ..predictor.train import TrainConfig
+    from ..predictor.train import PredictorTrainConfig
 
     refuse_special(out)  # before training, not after
-    cfg = TrainConfig(seed=seed)
+    cfg = PredictorTrainConfig(seed=seed)
     if epochs is not None:
         if epochs < 0:
             raise RcaiError(f"--epochs: must be >= 0, got {epochs}")

@@ -135,7 +135,7 @@ class FidelityConfig:
     steps: int = 50  # DDIM steps of every loop
 
 
-CHECK_METHODS = ("new", "new-wall")  # op and loop clocks: auto (thread / process CPU for one CPU thread) | wall
+CHECK_METHODS = ("auto", "wall")  # op and loop clocks: auto (thread / process CPU for one CPU thread) | wall
 
 
 def _loop_figures(est: list[float], measured: list[float]) -> dict[str, float]:
@@ -284,7 +284,7 @@ def fidelity_check(cfg: FidelityConfig, method: str, workdir: str | Path, progre
     if method not in CHECK_METHODS:
         raise RcaiError(f"unknown check method {method!r}; known: {', '.join(CHECK_METHODS)}")
     workdir = Path(workdir)
-    clock = {"new": "auto", "new-wall": "wall"}[method]
+    clock = method
     pcfg = ProfileConfig(preset=cfg.preset, device=cfg.device, threads=cfg.threads, batch=cfg.batch, interleave=InterleaveConfig(clock=clock),
                          calibrate=cfg.calibrate, loop_steps=cfg.steps)
     if clock == "wall":

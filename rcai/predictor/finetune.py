@@ -17,7 +17,7 @@ import torch
 from .batch import collate
 from .dataset import LatencyDataset
 from .model import LatencyGNN
-from .train import TrainConfig, fit, fit_target_stats, log_targets, robust_stats, seed_everything, split
+from .train import PredictorTrainConfig, fit, fit_target_stats, log_targets, robust_stats, seed_everything, split
 
 RIDGE_ALPHAS = np.logspace(-3, 3, 13)
 OUTLIER_CUT = 4.0  # robust standard deviations of the residuals from the base's guess...
@@ -52,7 +52,7 @@ def ridge_loo(f: np.ndarray, z: np.ndarray, prior: np.ndarray) -> tuple[np.ndarr
     return w, float(zm - fm @ w)
 
 
-def adapt(base: LatencyGNN, ds: LatencyDataset, cfg: TrainConfig, progress: bool = False) -> tuple[LatencyGNN, dict]:
+def adapt(base: LatencyGNN, ds: LatencyDataset, cfg: PredictorTrainConfig, progress: bool = False) -> tuple[LatencyGNN, dict]:
     gen = seed_everything(cfg.seed)
     k = base.n_targets
     model = LatencyGNN(base.cfg, n_targets=len(ds.devices))

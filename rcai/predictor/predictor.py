@@ -23,7 +23,7 @@ from .dataset import LatencyDataset, load_dataset
 from .finetune import adapt
 from .graph import FEATURE_VERSION, encode_onnx
 from .model import LatencyGNN, ModelConfig
-from .train import TrainConfig, deterministic, train_new
+from .train import PredictorTrainConfig, deterministic, train_new
 
 ModelLike = Union[str, os.PathLike, onnx.ModelProto, Data]
 
@@ -101,12 +101,12 @@ class LatencyPredictor:
 
 
 def train_predictor(data: LatencyDataset | str | os.PathLike, init: LatencyPredictor | str | os.PathLike | None = None,
-                    cfg: TrainConfig | None = None, model_cfg: ModelConfig | None = None,
+                    cfg: PredictorTrainConfig | None = None, model_cfg: ModelConfig | None = None,
                     progress: bool = False) -> LatencyPredictor:
     """Train on a latency dataset (LatencyDataset or CSV path): one output per device in it. With
     `init` (a predictor or its file), adapt that predictor to the dataset's device(s) instead."""
     ds = load_dataset(data, progress=progress) if isinstance(data, (str, os.PathLike)) else data
-    cfg = cfg or TrainConfig()
+    cfg = cfg or PredictorTrainConfig()
     base = LatencyPredictor.load(init) if isinstance(init, (str, os.PathLike)) else init
     with deterministic():
         if base is None:

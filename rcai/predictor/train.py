@@ -22,7 +22,7 @@ from .progress import bar
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class PredictorTrainConfig:
     seed: int = 0
     epochs: int = 80  # at most (cosine schedule over this length); early stopping may end sooner
     batch_size: int = 32
@@ -38,7 +38,7 @@ class TrainConfig:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "TrainConfig":
+    def from_json(cls, text: str) -> "PredictorTrainConfig":
         return cls(**json.loads(text))
 
 
@@ -88,7 +88,7 @@ def fit_target_stats(model: LatencyGNN, logy: torch.Tensor, fallback_std: float 
         model.y_mean[d], model.y_std[d] = robust_stats(v, fallback_std)
 
 
-def split(n: int, cfg: TrainConfig) -> tuple[list[int], list[int]]:
+def split(n: int, cfg: PredictorTrainConfig) -> tuple[list[int], list[int]]:
     perm = np.random.default_rng(cfg.seed).permutation(n).tolist()
     n_val = round(cfg.val_fraction * n)
     n_val = n_val if n_val >= cfg.min_val else 0
@@ -104,7 +104,7 @@ def masked_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def fit(model: LatencyGNN, ds: LatencyDataset, z: torch.Tensor, train_idx: list[int], val_idx: list[int],
-        cfg: TrainConfig, epochs: int, lr: float, gen: torch.Generator, progress: bool) -> dict:
+        cfg: PredictorTrainConfig, epochs: int, lr: float, gen: torch.Generator, progress: bool) -> dict:
     """Minimise the masked loss between model outputs and standardised targets `z` [n, heads].
     Returns a summary (epochs run, best validation loss); the model keeps its best state."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
@@ -150,7 +150,7 @@ def log_targets(ds: LatencyDataset) -> torch.Tensor:
     return torch.tensor(np.log(ds.latency_ms), dtype=torch.float32)
 
 
-def train_new(ds: LatencyDataset, cfg: TrainConfig, model_cfg: ModelConfig, progress: bool = False
+def train_new(ds: LatencyDataset, cfg: PredictorTrainConfig, model_cfg: ModelConfig, progress: bool = False
               ) -> tuple[LatencyGNN, dict]:
     """A new model with one head per device of the dataset."""
     if len(ds) < 2:

@@ -128,7 +128,7 @@ def interleaved_rounds(
     }
 
 
-# -- interleaved short bursts (what repeats on a shared VM: /work/shared/MEASUREMENT.md) ---------------
+# -- interleaved short bursts (what repeats on a shared VM: random order, short bursts, many rounds) ---
 
 def _trimmed_low(a: np.ndarray) -> float:
     """Mean of the calls between the 5th and 25th percentiles: a low estimate less jumpy than the minimum."""

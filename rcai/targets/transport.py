@@ -31,10 +31,9 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from ..errors import RcaiError
+from .worker import READY_PREFIX, REPLY_PREFIX  # the protocol's one definition
 
 WORKER = "rcai.targets.worker"
-REPLY_PREFIX = "RCAI-REPLY "
-READY_PREFIX = "RCAI-READY "
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # .../rcai
 
 # Runs on the host as `python -c BOOT DIR MODULE`: reads "RCAI-ZIP <sha256> <bytes>\n" + the zip of rcai
