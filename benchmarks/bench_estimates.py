@@ -22,7 +22,7 @@ import onnxruntime as ort
 from rcai.deploy import BenchConfig
 from rcai.deploy.accuracy import estimate_errors, study_subnets
 from rcai.io import atomic_write_csv, atomic_write_text
-from rcai.space.presets import get_preset
+from rcai.presets import get_preset
 from rcai.targets.sysinfo import cpu_model
 
 RESULTS = Path(__file__).parent / "results"

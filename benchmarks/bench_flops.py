@@ -30,7 +30,7 @@ from rcai.deploy import BenchConfig, DeploySidecar, build_engine, export_subnet_
 from rcai.deploy.compare import PER_ROUND, loop_fn
 from rcai.deploy.engines import torch_threads
 from rcai.io import atomic_write_csv, atomic_write_text
-from rcai.space.presets import get_preset
+from rcai.presets import get_preset
 from rcai.space.space import SearchSpace
 from rcai.space.subnet import SubnetSpec
 from rcai.targets import get_target, interleaved_rounds

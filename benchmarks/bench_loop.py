@@ -27,7 +27,7 @@ from rcai.deploy import BenchConfig, DeploySidecar, export_subnet_onnx
 from rcai.deploy.compare import compare_loops
 from rcai.deploy.engines import Engine
 from rcai.io import atomic_write_bytes, atomic_write_csv, atomic_write_text
-from rcai.space.presets import get_preset
+from rcai.presets import get_preset
 from rcai.space.space import SearchSpace
 from rcai.space.subnet import SubnetSpec
 from rcai.targets import get_target

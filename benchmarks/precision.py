@@ -39,7 +39,7 @@ from rcai.deploy.quantize import CalibrationConfig
 from rcai.deploy.weights import build_model
 from rcai.diffusion import TorchDenoiser
 from rcai.io import atomic_write_csv, atomic_write_json, atomic_write_text
-from rcai.space.presets import get_preset
+from rcai.presets import get_preset
 from rcai.space.space import SearchSpace
 from rcai.space.subnet import SubnetSpec
 from rcai.targets.sysinfo import cpu_model

@@ -53,7 +53,7 @@ def main() -> None:
     from rcai.predictor.arch_graph import ArchEncoder
     from rcai.predictor.model import LatencyGNN, ModelConfig
     from rcai.predictor.predictor import LatencyPredictor
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
     from rcai.space.space import SearchSpace
 
     desc = machine()

@@ -109,7 +109,7 @@ def main() -> None:
     from rcai.proxies.vote import MEMBERS
 
     assert tuple(MEMBERS) == MEMBERS_RANK_SUM
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
 
     preset = get_preset("tiny")
     cfg = ProxyConfig()

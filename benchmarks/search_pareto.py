@@ -85,7 +85,7 @@ def reuse_rows(args, table, done: dict[str, dict]) -> list[dict]:
     """Records for this run's jobs taken from an earlier run's CSV: a job whose method, seed and subnet
     hash match a row there (so the same architecture, trained by the same protocol) is imported, except
     the jobs named by --retrain, which run again so the report can show the earlier figure beside today's."""
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
     from rcai.space.subnet import SubnetSpec
 
     label, old = earlier_run(args.reuse)
@@ -142,7 +142,7 @@ def run_job(job: dict, args) -> dict:
     torch.set_num_threads(1)
     from rcai.search.config import SearchConfig
     from rcai.search.run import run_search
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
     from rcai.space.subnet import SubnetSpec
     from rcai.train.evaluate import EvalConfig
     from rcai.train.trainer import TrainConfig, train
@@ -193,7 +193,7 @@ def measure_loops(records: list[dict], args) -> dict[str, dict]:
     """Whole-loop latency of every distinct architecture, interleaved rounds, ONNX Runtime."""
     from rcai.deploy import BenchConfig, export_subnet_onnx
     from rcai.deploy.compare import compare_loops
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
     from rcai.space.subnet import SubnetSpec
 
     onnx_dir = Path(args.out) / "onnx"
@@ -486,7 +486,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from rcai.cost.model import TableCostModel
     from rcai.cost.table import CostTable
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
 
     header = f"# Search vs random subnets at the same latency (tiny)\n\nMachine: {machine()}; rcai {git_rev()}."
     table = TableCostModel(get_preset("tiny"), CostTable.load(args.table))

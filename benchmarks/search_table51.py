@@ -30,7 +30,7 @@ from rcai.deploy.export import export_subnet_onnx  # noqa: E402
 from rcai.io import read_json  # noqa: E402
 from rcai.search.config import SearchConfig  # noqa: E402
 from rcai.search.run import run_search  # noqa: E402
-from rcai.space.presets import get_preset  # noqa: E402
+from rcai.presets import get_preset  # noqa: E402
 from rcai.space.subnet import SubnetSpec  # noqa: E402
 from rcai.cost.summary import space_summary  # noqa: E402
 from rcai.train.evaluate import EvalConfig  # noqa: E402

@@ -23,7 +23,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=500)
     args = ap.parse_args()
     from rcai.search.space_select import plot_cdfs, select_space
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
 
     limit = args.max_memory_mib * 2**20
     t0 = time.perf_counter()

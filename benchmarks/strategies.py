@@ -37,7 +37,7 @@ def main() -> None:
     from rcai.cost.load import load_cost_model
     from rcai.search.strategies import StrategyConfig
     from rcai.search.strategies.run import run_strategy
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
 
     load_start = os.getloadavg()
     table_path = "latency_tables/cpu-tiny.csv"

@@ -80,7 +80,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from rcai.cost.load import load_cost_model
     from rcai.io import atomic_write_csv
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
     from rcai.space.subnet import SubnetSpec
 
     load_start = os.getloadavg()

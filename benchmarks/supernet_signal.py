@@ -93,7 +93,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
     from rcai.proxies.additive import AdditiveQuality
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
 
     model = AdditiveQuality.load(args.quality_model, get_preset("tiny"))
     log = Path(args.out) / "results.jsonl"

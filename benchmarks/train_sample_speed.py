@@ -21,7 +21,7 @@ from rcai.io import atomic_write_csv  # noqa: E402
 from rcai.cost.counters import op_flops  # noqa: E402
 from rcai.diffusion import diffusion_loss  # noqa: E402
 from rcai.model.unet import UNet  # noqa: E402
-from rcai.space.presets import get_preset  # noqa: E402
+from rcai.presets import get_preset  # noqa: E402
 from rcai.space.space import SearchSpace  # noqa: E402
 from rcai.targets import MeasureConfig, interleaved_rounds  # noqa: E402
 from rcai.train.setup import schedule_of  # noqa: E402

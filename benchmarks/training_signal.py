@@ -34,7 +34,7 @@ def plan(table_path: str, out: Path) -> dict[str, dict]:
         return json.loads((RESULTS / "signal_plan.json").read_text())
     from rcai.cost.load import load_cost_model
     from rcai.search.select import sample_at_latency
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
 
     table = load_cost_model(table_path, get_preset("tiny"))
     space = table.space
@@ -53,7 +53,7 @@ def plan(table_path: str, out: Path) -> dict[str, dict]:
 def job(payload) -> dict:
     name, choices, seed, out = payload
     os.environ["OMP_NUM_THREADS"] = "1"
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
     from rcai.space.subnet import SubnetSpec
     from rcai.train.protocol import SIGNAL, curve, train_to
 

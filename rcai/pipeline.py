@@ -35,7 +35,7 @@ from .errors import RcaiError
 from .io import atomic_write_json, read_json
 from .pipeline_search import SEARCH_STAGES, random_match, save_spec
 from .search.strategies.run import run_knapsack
-from .space.presets import get_preset
+from .presets import get_preset
 from .space.subnet import SubnetSpec
 from .config import counts_of, require_counts
 

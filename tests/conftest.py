@@ -9,7 +9,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="session")
 def tiny():
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
 
     return get_preset("tiny")
 
@@ -17,6 +17,6 @@ def tiny():
 @pytest.fixture(scope="session")
 def micro():
     """The smallest registered preset, for quick real runs (8 channels, 16->32)."""
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
 
     return get_preset("micro")

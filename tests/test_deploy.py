@@ -210,7 +210,7 @@ def test_bench_errors(exported, tmp_path, micro):
 
 
 def test_bench_without_sidecar_uses_preset_schedule(tmp_path):
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
 
     tiny = get_preset("tiny")
     path = tmp_path / "t.onnx"

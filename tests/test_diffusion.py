@@ -139,7 +139,7 @@ def test_l2_loss_is_the_squared_error_and_l1_the_absolute_error_on_the_same_draw
 def test_preset_validates_its_loss_and_tiny_trains_with_l2():
     from dataclasses import replace
 
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
 
     assert get_preset("tiny").loss == "l2" and get_preset("rcai-report").loss == "l1"
     with pytest.raises(RcaiError, match="loss must be 'l1' or 'l2'"):

@@ -103,7 +103,7 @@ def test_profile_torch_device_table_and_archs(tmp_path):
 def test_bench_engine_torch_cuda_without_a_gpu_is_one_line(tmp_path):
     from rcai.deploy.bench import BenchConfig, bench_loop
     from rcai.deploy.export import export_subnet_onnx
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
     from rcai.space.space import SearchSpace
     from rcai.space.subnet import SubnetSpec
 
@@ -193,7 +193,7 @@ def test_tensorrt_runs_an_onnx_file_like_onnxruntime(tmp_path):
 def test_bench_whole_loop_on_one_cuda_graph(tmp_path):
     from rcai.deploy.bench import BenchConfig, bench_loop
     from rcai.deploy.export import export_subnet_onnx
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
     from rcai.space.space import SearchSpace
     from rcai.space.subnet import SubnetSpec
 

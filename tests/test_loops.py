@@ -86,7 +86,7 @@ def test_the_sampler_term_is_measured_and_in_every_estimate(micro, loop_table):
 
 
 def test_a_table_for_another_preset_is_refused_in_one_line(micro, loop_table, tmp_path):
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
 
     with pytest.raises(RcaiError) as e:
         TableCostModel(get_preset("tiny"), CostTable.load(loop_table.path))

@@ -12,7 +12,7 @@ def _micro_quality_model(path):
     import random
 
     from rcai.proxies.additive import AdditiveQuality
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
     from rcai.space.space import SearchSpace
 
     planted, rng = {"conv3x3": 0.03, "dwsep3x3": -0.04, "attention": -0.05}, random.Random(0)

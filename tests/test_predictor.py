@@ -291,7 +291,7 @@ def test_rows_without_their_onnx_file_encode_from_the_subnet_json(tmp_path):
     is encoded from its subnet by the architecture encoder, the same graph as the export's (failed
     before: 'model file not found', so `rcai predictor train` did not run on a fresh clone)."""
     from rcai.predictor.arch_graph import subnet_onnx
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
     from rcai.space.space import SearchSpace
     from rcai.space.subnet import SubnetSpec
     import random

@@ -14,7 +14,7 @@ from rcai.cost.profile import ProfileConfig, profile_ops
 from rcai.cost.table import CostTable
 from rcai.model.mixed import MixedOp
 from rcai.model.unet import UNet
-from rcai.space.presets import get_preset, list_presets
+from rcai.presets import get_preset, list_presets
 from rcai.space.space import SearchSpace
 from rcai.targets import MeasureConfig
 

@@ -8,7 +8,7 @@ import torch
 
 from rcai.diffusion import q_sample
 from rcai.diffusion.parametrisation import to_eps, to_x0, training_target
-from rcai.space.presets import get_preset
+from rcai.presets import get_preset
 from rcai.space.space import SearchSpace
 from rcai.space.subnet import SubnetSpec
 from rcai.train.quality import QualityConfig, eval_set, gain_stats, quality

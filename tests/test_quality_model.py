@@ -10,7 +10,7 @@ import pytest
 from rcai.errors import RcaiError
 from rcai.proxies import ProxyConfig, make_estimator
 from rcai.proxies.additive import AdditiveQuality, references
-from rcai.space.presets import get_preset
+from rcai.presets import get_preset
 from rcai.space.space import SearchSpace
 
 PLANTED = {"conv3x3": 0.03, "conv5x5": 0.01, "dwsep3x3": -0.04, "narrow3x3": 0.0, "attention": -0.08}

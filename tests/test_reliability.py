@@ -21,7 +21,7 @@ from rcai.errors import RcaiError
 from rcai.io import append_line, atomic_torch_save, atomic_write_json, atomic_write_text
 from rcai.search.config import SearchConfig
 from rcai.search.run import run_search
-from rcai.space.presets import get_preset
+from rcai.presets import get_preset
 from rcai.space.space import SearchSpace
 from rcai.targets import MeasureConfig
 from rcai.train import rundir as rundir_mod

@@ -218,7 +218,7 @@ def test_fit_refuses_a_quality_that_is_not_a_finite_number(table, tmp_path, monk
 def model_file(table, tmp_path_factory):
     """A real quality model of micro, fitted on planted records."""
     from rcai.proxies.additive import AdditiveQuality
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
 
     jobs = plan(CollectConfig(preset="micro", cost_table=table, fracs=(0.4, 0.6, 0.9), per_frac=3, train_steps=2))
     recs = [{**j, "quality": 0.1 * sum(op == "conv3x3" for op in j["choices"].values())} for j in jobs]
@@ -251,7 +251,7 @@ def test_fit_refuses_huge_qualities_and_the_knapsack_huge_scores(table, model_fi
     from rcai.cost.load import load_cost_model
     from rcai.proxies.additive import AdditiveQuality
     from rcai.search.select import best_under_budget
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
 
     preset = get_preset("micro")
     jobs = plan(CollectConfig(preset="micro", cost_table=table, fracs=(0.6, 0.9), per_frac=2, train_steps=2))

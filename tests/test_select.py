@@ -7,7 +7,7 @@ import pytest
 
 from rcai.errors import RcaiError
 from rcai.search.select import best_under_budget, sample_at_latency, uniform_logprobs
-from rcai.space.presets import get_preset
+from rcai.presets import get_preset
 from rcai.space.space import SearchSpace
 
 

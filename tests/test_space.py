@@ -10,7 +10,7 @@ from rcai.model.mixed import FixedOp, MixedOp, TanhTemperature, get_softmax, lis
 from rcai.model.ops import OpSpec, build_op, list_ops
 from rcai.model.ops.registry import example_inputs
 from rcai.model.unet import UNet
-from rcai.space.presets import Preset, get_preset, list_presets
+from rcai.presets import Preset, get_preset, list_presets
 from rcai.space.space import SearchSpace
 from rcai.space.subnet import SubnetSpec
 

@@ -74,7 +74,7 @@ def test_cli_space_select_subprocess(micro, tmp_path):
     assert by_width[1.0]["satisfied"] == np.mean(loop <= budget) and 0 < by_width[1.0]["satisfied"] < 1
     chosen = summary["chosen"]
     assert chosen["mean_flops"] == max(s["mean_flops"] for s in summary["spaces"]) and chosen["chosen"]
-    from rcai.space.presets import Preset
+    from rcai.presets import Preset
 
     assert Preset.from_dict(json.loads((out / "preset.json").read_text())).name == chosen["preset"]
 

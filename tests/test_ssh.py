@@ -105,7 +105,7 @@ def _rows(path: Path) -> list[dict]:
 
 
 def _micro_ops() -> int:
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
     from rcai.space.space import SearchSpace
 
     return len(SearchSpace.of(get_preset("micro")).all_specs())
@@ -283,7 +283,7 @@ def test_unknown_host_key_is_refused(sshd, env, tmp_path):
 
 def test_bench_through_ssh(sshd, env, tmp_path):
     from rcai.deploy.export import export_subnet_onnx
-    from rcai.space.presets import get_preset
+    from rcai.presets import get_preset
     from rcai.space.space import SearchSpace
     from rcai.space.subnet import SubnetSpec
 

@@ -60,7 +60,7 @@ def fit_cmd(
     from ..io import refuse_special
     from ..proxies.additive import AdditiveQuality
     from ..search.quality_data import read_results
-    from ..space.presets import get_preset
+    from ..presets import get_preset
 
     refuse_special(out)
     records = []

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ..errors import RcaiError
-from ..space.presets import get_preset, list_presets
+from ..presets import get_preset, list_presets
 from .common import JsonOpt, PresetOpt, human, out as stdout, print_json
 from .defaults import SEARCH
 from .main import app

@@ -22,7 +22,7 @@ def show(
 ) -> None:
     """Summary: where it was measured, every op with its median latency, spread and FLOPs."""
     from ..cost.table import CostTable
-    from ..space.presets import get_preset
+    from ..presets import get_preset
     from ..space.space import SearchSpace
 
     t = CostTable.load(table)

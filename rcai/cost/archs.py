@@ -30,7 +30,7 @@ from ..errors import RcaiError
 from ..io import append_line, atomic_write_json, atomic_write_text, read_json, repair_torn_line
 from ..lock import exclusive
 from ..onnx_export import DENOISER_INPUTS, DENOISER_OUTPUTS, denoiser_inputs, export_onnx
-from ..space.presets import get_preset
+from ..presets import get_preset
 from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
 from ..progress import progress_bar

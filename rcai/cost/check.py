@@ -150,7 +150,7 @@ def loop_check(table: CostTable, archs: dict[str, dict[str, str]], workdir: str 
     time as "base (again)") with the one loop measurement and compare the table's (calibrated and
     not) and the predictor's loop estimates with them, beside the loops' own re-measurement (second
     half of the rounds vs the first)."""
-    from ..space.presets import get_preset
+    from ..presets import get_preset
     from ..targets.loops import LoopConfig
     from .loops import SAMPLER, measure_model_loops
     from .subnets import export_with_weights
@@ -227,7 +227,7 @@ def recalibrated(table: CostTable, cal_archs: dict[str, dict[str, str]], res: di
 
 
 def _preset_of(table: CostTable):
-    from ..space.presets import get_preset
+    from ..presets import get_preset
 
     return get_preset(table.meta["preset"])
 
@@ -241,7 +241,7 @@ def score(rows: list[dict[str, Any]], sources: list[str]) -> dict[str, dict[str,
 def rescore_predictor(res: dict[str, Any], predictor: str | Path, preset_name: str = "tiny", steps: int = 50) -> dict[str, Any]:
     """A loop check's result with the predictor's estimates (re)computed from `predictor` on the same
     measured loops (the estimate depends on the architecture alone)."""
-    from ..space.presets import get_preset
+    from ..presets import get_preset
     from .predictor_model import PredictorCostModel
 
     model = PredictorCostModel(get_preset(preset_name), predictor)
@@ -261,7 +261,7 @@ def check_archs(preset_name: str, subnets: int, seed: int, table: CostTable) -> 
     """base, the cheapest subnet by the table, and `subnets` random ones (uniform, seeded)."""
     import random
 
-    from ..space.presets import get_preset
+    from ..presets import get_preset
     from ..space.space import SearchSpace
 
     preset = get_preset(preset_name)

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from ..errors import RcaiError
 from ..registry import Registry
-from ..space.presets import Preset
+from ..presets import Preset
 from .model import CostModel, CounterCostModel, TableCostModel
 from .table import CostTable
 

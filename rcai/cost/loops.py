@@ -16,7 +16,7 @@ import numpy as np
 
 from ..diffusion import list_samplers, sample
 from ..diffusion.schedule import NoiseSchedule, ScheduleConfig
-from ..space.presets import Preset
+from ..presets import Preset
 from ..targets import Target
 from ..targets.loops import LoopConfig, LoopMeasurement, computes_on_calling_thread, host_copy_denoiser, measure_loops
 

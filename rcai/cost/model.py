@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Mapping, Sequence
 
 from ..model.ops import OpSpec
-from ..space.presets import Preset
+from ..presets import Preset
 from ..space.space import SearchSpace
 from .counters import op_counts
 from .table import CostTable

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 
 from ..errors import RcaiError
-from ..space.presets import Preset
+from ..presets import Preset
 from .model import Cost, CostModel, CounterCostModel
 
 
@@ -77,7 +77,7 @@ def calibrate_predictor(predictor: str | Path, table: str | Path, out: str | Pat
     cal = t.calibration
     if cal is None or cal.target != "loop" or not cal.measured:
         raise RcaiError(f"{table}: not calibrated on whole loops (rcai profile --calibrate N)")
-    from ..space.presets import get_preset
+    from ..presets import get_preset
 
     model = PredictorCostModel(get_preset(t.meta["preset"]), predictor, batch=int(t.meta.get("batch", 1)))
     pred = model.step_ms([m["arch"] for m in cal.measured])

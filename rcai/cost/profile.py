@@ -40,7 +40,7 @@ from ..model.ops import OpSpec, build_op
 from ..model.ops.registry import example_inputs
 from ..onnx_export import export_onnx
 from ..progress import progress_bar
-from ..space.presets import Preset, get_preset
+from ..presets import Preset, get_preset
 from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
 from ..targets import MeasureConfig, Target, resolve_device

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..space.presets import Preset
+from ..presets import Preset
 from ..space.space import SearchSpace
 from .counters import op_flops, op_params
 

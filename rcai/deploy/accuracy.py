@@ -14,7 +14,7 @@ import numpy as np
 
 from ..cost.model import CounterCostModel
 from ..errors import RcaiError
-from ..space.presets import Preset
+from ..presets import Preset
 from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
 from .bench import BenchConfig

@@ -19,7 +19,7 @@ from ..diffusion import list_samplers, sample
 from ..config import JsonConfig
 from ..errors import RcaiError
 from ..metrics import psnr
-from ..space.presets import get_preset
+from ..presets import get_preset
 from ..targets.loops import LoopConfig, LoopMeasurement, measure_loops
 from ..targets.measure import summarize
 from .engines import Engine, build_engine, torch_threads

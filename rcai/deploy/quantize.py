@@ -23,7 +23,7 @@ from ..data.images import ImageFolderSR
 from ..data.loaders import resolve_hr_dir
 from ..diffusion import NoiseSchedule, ScheduleConfig, TorchDenoiser, sample
 from ..errors import RcaiError
-from ..space.presets import Preset
+from ..presets import Preset
 from ..targets.quantize import QuantConfig, feeds_reader, quantize_file
 
 DEFAULT_CALIBRATION = 64  # `rcai export --precision int8 --calibration N`

@@ -11,7 +11,7 @@ import numpy as np
 from ..diffusion import NoiseSchedule, SampleResult, sample
 from ..diffusion.sampling import StepCallback
 from ..errors import RcaiError
-from ..space.presets import Preset
+from ..presets import Preset
 from ..targets import Prepared, Target, resolve_device
 from .onnxfile import check_io, load_onnx
 from .sidecar import DeploySidecar, sidecar_from_preset, sidecar_path

@@ -14,7 +14,7 @@ from .. import __version__
 from ..diffusion import NoiseSchedule, ScheduleConfig
 from ..errors import RcaiError
 from ..io import atomic_write_json, read_json
-from ..space.presets import Preset
+from ..presets import Preset
 from ..space.subnet import SubnetSpec
 
 FORMAT = "rcai-deploy/1"

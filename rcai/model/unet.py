@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import RcaiError
-from ..space.presets import Preset
+from ..presets import Preset
 from .mixed import FixedOp, MixedOp, Slot
 from .ops import OpSpec, build_op
 

@@ -27,7 +27,7 @@ from torch_geometric.data import Data
 
 from ..errors import RcaiError
 from ..onnx_export import DENOISER_INPUTS, DENOISER_OUTPUTS, denoiser_inputs, onnx_bytes
-from ..space.presets import Preset
+from ..presets import Preset
 from ..space.space import SearchSpace
 from . import ops
 from .batch import GraphBatch, make_batch

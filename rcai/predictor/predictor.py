@@ -16,7 +16,7 @@ from torch_geometric.data import Data
 from .. import __version__
 from ..errors import RcaiError
 from . import io
-from ..space.presets import Preset
+from ..presets import Preset
 from .arch_graph import ArchEncoder
 from .batch import GraphBatch, collate
 from .dataset import LatencyDataset, load_dataset

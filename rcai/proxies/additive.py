@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import RcaiError
 from ..io import atomic_write_json
-from ..space.presets import Preset
+from ..presets import Preset
 from ..space.space import SearchSpace
 from .base import PROXIES, ProxyConfig
 

@@ -22,7 +22,7 @@ from ..diffusion import preset_loss
 from ..diffusion.parametrisation import chain_x0
 from ..model.unet import UNet
 from ..registry import Registry
-from ..space.presets import Preset
+from ..presets import Preset
 from ..train.setup import schedule_of, splits_of
 from ..config import counts_of, require_counts
 

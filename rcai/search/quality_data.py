@@ -24,7 +24,7 @@ from ..io import append_line, atomic_write_json, read_json
 from ..lock import exclusive
 from ..procs import owned_pool
 from ..proxies.additive import MAX_DB
-from ..space.presets import get_preset
+from ..presets import get_preset
 from ..space.subnet import SubnetSpec
 from ..train.evaluate import EvalConfig
 from .select import sample_at_latency

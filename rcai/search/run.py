@@ -20,7 +20,7 @@ from ..io import atomic_torch_save, atomic_write_csv, atomic_write_json
 from ..lock import exclusive
 from ..space.extract import extract_subnet
 from ..model.unet import UNet
-from ..space.presets import get_preset
+from ..presets import get_preset
 from ..space.subnet import SubnetSpec
 from ..train.batches import BatchStream
 from ..train.evaluate import evaluate

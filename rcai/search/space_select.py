@@ -24,7 +24,7 @@ import numpy as np
 
 from ..cost.model import CounterCostModel
 from ..errors import RcaiError
-from ..space.presets import Preset
+from ..presets import Preset
 from ..space.space import SearchSpace
 
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import RcaiError
-from .presets import Preset
+from ..presets import Preset
 
 Arch = dict[str, str]  # slot path -> chosen op name (active searchable slots only)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import RcaiError
 from ..io import atomic_write_json, read_json
-from .presets import Preset, get_preset
+from ..presets import Preset, get_preset
 from .space import SearchSpace
 
 FORMAT = "rcai-subnet/1"

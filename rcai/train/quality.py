@@ -33,7 +33,7 @@ from ..data.loaders import resolve_hr_dir
 from ..diffusion import NoiseSchedule, TorchDenoiser, q_sample, sample
 from ..diffusion.parametrisation import chain_to_image, chain_x0, to_x0
 from ..metrics import psnr_per_image
-from ..space.presets import Preset
+from ..presets import Preset
 
 
 @dataclass(frozen=True)

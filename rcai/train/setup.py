@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..data import DataConfig, Splits, make_datasets
 from ..diffusion import NoiseSchedule, ScheduleConfig
-from ..space.presets import Preset
+from ..presets import Preset
 
 
 def schedule_of(preset: Preset) -> NoiseSchedule:

@@ -16,7 +16,7 @@ from ..io import atomic_torch_save, atomic_write_json, load_torch
 from ..lock import exclusive
 from ..model.unet import UNet
 from ..progress import progress_bar
-from ..space.presets import Preset, get_preset
+from ..presets import Preset, get_preset
 from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
 from .batches import BatchStream

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...cost.model import Cost
-from ...space.presets import get_preset
+from ...presets import get_preset
 from ...space.subnet import SubnetSpec
 from ..config import SearchConfig
 from ..result import SearchResult

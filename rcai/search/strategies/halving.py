@@ -31,7 +31,7 @@ from .base import STRATEGIES, Problem, SearchStrategy, Session, key
 def train_rung(payload: tuple[str, dict, int, str, dict, int]) -> float:
     """Quality (dB) of a subnet trained with `protocol` up to `rung` steps (a picklable task)."""
     preset, choices, seed, run, protocol, rung = payload
-    from ...space.presets import get_preset
+    from ...presets import get_preset
     from ...train.protocol import curve, train_to
 
     done = curve(run)  # {} for a run folder not started yet

@@ -13,7 +13,7 @@ from ...cost.load import load_cost_model
 from ...io import atomic_write_json
 from ...lock import exclusive
 from ...proxies import make_estimator
-from ...space.presets import get_preset
+from ...presets import get_preset
 from ...space.space import SearchSpace
 from ...train.rundir import RunDir
 from ..result import SearchResult

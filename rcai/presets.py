@@ -9,9 +9,9 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-from ..config import JsonConfig
-from ..errors import RcaiError
-from ..registry import Registry
+from .config import JsonConfig
+from .errors import RcaiError
+from .registry import Registry
 
 
 @dataclass(frozen=True)
