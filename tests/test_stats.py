@@ -40,3 +40,17 @@ def test_paired_difference_cancels_a_shared_seed_effect():
     d = paired_diff(a, b)
     assert d["n"] == 3 and d["diff"] == pytest.approx(0.1) and d["lo"] == pytest.approx(0.1) and d["hi"] == pytest.approx(0.1)
     assert math.isnan(paired_diff({0: 1.0}, {1: 1.0})["diff"])
+
+
+def test_gap_to_median_centres_on_the_median_subnet_and_widens_with_noise():
+    from rcai.stats import gap_to_median
+
+    exact = gap_to_median([1.0, 1.0], [[0.2, 0.2], [0.5, 0.5], [0.9, 0.9]])
+    assert exact["diff"] == pytest.approx(0.5) and exact["n"] == 3
+    assert exact["lo"] >= 0.1 - 1e-9 and exact["hi"] <= 0.8 + 1e-9  # resampled medians stay among the subnets' means
+    rng = np.random.default_rng(0)
+    groups = [list(0.5 + rng.normal(0, 0.01, 2)) for _ in range(12)]
+    tight = gap_to_median([0.7, 0.7], groups)
+    noisy = gap_to_median([0.5, 0.9], groups)  # same mean, noisy seeds: a wider interval
+    assert tight["lo"] > 0.15 and noisy["hi"] - noisy["lo"] > 3 * (tight["hi"] - tight["lo"])
+    assert gap_to_median([], groups)["n"] == 0
