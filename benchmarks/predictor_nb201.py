@@ -138,7 +138,7 @@ def baselines(archs: list[str], flops: np.ndarray, y: np.ndarray, tr: list[int],
 # ---------------------------------------------------------------- report
 
 def summarise(ds, devices, test, results, base, shots) -> pd.DataFrame:
-    from rcai.predictor.metrics import evaluate
+    from rcai.stats import accuracy as evaluate
 
     rows = []
     for dev in devices:

@@ -1,11 +1,13 @@
 """Statistics of repeated measurements: how much of a figure's spread is the thing measured and how
-much is noise (training seeds, timing rounds), and paired differences with their intervals."""
+much is noise (training seeds, timing rounds), paired differences with their intervals, and how well
+an estimate (a cost table, a latency predictor) matches a measurement: the one place for each."""
 from __future__ import annotations
 
 from itertools import combinations
 from typing import Mapping, Sequence
 
 import numpy as np
+from scipy import stats as _st
 from scipy.stats import spearmanr
 
 
@@ -88,3 +90,37 @@ def gap_to_median(a: Sequence[float], groups: Sequence[Sequence[float]], resampl
         boot[k] = pick - np.median(means)
     lo, hi = np.percentile(boot, [2.5, 97.5])
     return {"diff": float(a_arr.mean() - np.median([g.mean() for g in gs])), "lo": float(lo), "hi": float(hi), "n": len(gs)}
+
+
+def error_pct(estimate: float, measured: float) -> float:
+    """Signed error of an estimate, in % of the measurement."""
+    return 100.0 * (estimate - measured) / measured
+
+
+def rank_corr(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman of two sequences; NaN for fewer than 3 pairs or a constant one (undefined)."""
+    if len(a) < 3 or np.ptp(np.asarray(a, float)) == 0 or np.ptp(np.asarray(b, float)) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def accuracy(pred, true) -> dict[str, float]:
+    """n, spearman, kendall, acc_5, acc_10 (share with |pred - true| / true <= 5 % / 10 %),
+    rmse_ms, mape (mean |pred - true| / true, as a fraction). Latencies in ms."""
+    p = np.asarray(pred, dtype=np.float64).ravel()
+    t = np.asarray(true, dtype=np.float64).ravel()
+    if p.shape != t.shape:
+        raise ValueError(f"pred has {p.size} values, true has {t.size}")
+    if t.size == 0:
+        raise ValueError("no values to evaluate")
+    rel = np.abs(p - t) / t
+    constant = np.ptp(p) == 0 or np.ptp(t) == 0  # rank correlation undefined
+    return {
+        "n": int(t.size),
+        "spearman": float("nan") if constant else float(_st.spearmanr(p, t).statistic),
+        "kendall": float("nan") if constant else float(_st.kendalltau(p, t).statistic),
+        "acc_5": float(np.mean(rel <= 0.05 + 1e-12)),
+        "acc_10": float(np.mean(rel <= 0.10 + 1e-12)),
+        "rmse_ms": float(np.sqrt(np.mean((p - t) ** 2))),
+        "mape": float(np.mean(rel)),
+    }

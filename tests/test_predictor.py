@@ -17,7 +17,7 @@ from rcai.predictor import ops
 from rcai.predictor.batch import collate
 from rcai.predictor.dataset import cache_path, load_dataset
 from rcai.predictor.graph import FEATURE_VERSION, NUMERIC_FEATURES, encode_onnx
-from rcai.predictor.metrics import evaluate
+from rcai.stats import accuracy as evaluate
 from rcai.predictor.model import aggregate
 from rcai.predictor.predictor import LatencyPredictor, train_predictor
 from rcai.predictor.train import PredictorTrainConfig

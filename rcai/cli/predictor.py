@@ -77,7 +77,7 @@ def eval_cmd(
     import numpy as np
 
     from ..predictor.dataset import load_dataset
-    from ..predictor.metrics import evaluate
+    from ..stats import accuracy as evaluate
     from ..predictor.predictor import LatencyPredictor
 
     pred = LatencyPredictor.load(predictor)

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import RcaiError
-from ..predictor.metrics import evaluate
+from ..stats import accuracy as evaluate
 from ..space.subnet import SubnetSpec
 from .model import TableCostModel
 from .table import CostTable

@@ -10,13 +10,12 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-
 from ..cost.model import CounterCostModel
 from ..errors import RcaiError
 from ..presets import Preset
 from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
+from ..stats import rank_corr
 from .bench import BenchConfig
 from .compare import compare_loops
 from .estimates import estimate_vs_measured, load_estimators
@@ -35,13 +34,6 @@ def study_subnets(preset: Preset, n_random: int = 4, seed: int = 0) -> dict[str,
     for k in range(n_random):
         archs[f"random-{k}"] = space.random_arch(rng)
     return {name: SubnetSpec(preset, arch) for name, arch in archs.items()}
-
-
-def _spearman(a: list[float], b: list[float]) -> float:
-    if len(a) < 3:
-        return float("nan")
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def estimate_errors(
@@ -83,6 +75,6 @@ def estimate_errors(
             summary[source] = {
                 "mean_abs_error_pct": statistics.fmean(errs), "max_abs_error_pct": max(errs),
                 "mean_error_pct": statistics.fmean(r[key] for r in rows),
-                "spearman": _spearman([r[f"{source}_loop_ms"] for r in rows], [r["measured_loop_ms"] for r in rows]),
+                "spearman": rank_corr([r[f"{source}_loop_ms"] for r in rows], [r["measured_loop_ms"] for r in rows]),
             }
     return rows, summary

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import RcaiError
+from ..stats import error_pct
 from .sidecar import DeploySidecar
 
 if TYPE_CHECKING:  # the cost models import the model code, which a deployed loop never needs
@@ -26,10 +27,6 @@ def load_estimators(
         raise RcaiError(f"--{'/--'.join(paths)}: estimates need the subnet's choices, which only the sidecar has (no sidecar here)")
     return {k: load_cost_model(p, side.preset, batch=batch, device=device, threads=threads, force=force, sampler=sampler,
                             precision=side.precision) for k, p in paths.items()}
-
-
-def error_pct(estimate: float, measured: float) -> float:
-    return 100.0 * (estimate - measured) / measured
 
 
 def estimate_vs_measured(model: CostModel, choices: Mapping[str, str], steps: int, measured_loop_ms: float,

@@ -8,7 +8,7 @@
 """
 from .arch_graph import ArchEncoder
 from .graph import FEATURE_VERSION, encode_onnx
-from .metrics import evaluate
+from ..stats import accuracy as evaluate  # estimate vs measured: rcai/stats.py
 from .predictor import LatencyPredictor, train_predictor
 
 __all__ = ["ArchEncoder", "FEATURE_VERSION", "LatencyPredictor", "encode_onnx", "evaluate", "train_predictor"]
