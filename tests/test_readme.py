@@ -1,0 +1,83 @@
+"""The README is the manual: every `rcai` command line in it parses against the CLI as it is (options
+exist, values have the right types, files are not needed to parse), and its cheap lines run on the
+shipped files (the expensive ones run in their own tests: the pipeline, profile, search, training)."""
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from rcai.cli.main import app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    """`rcai ...` lines of the README's code blocks, continuation lines joined, comments dropped."""
+    out, block, pending = [], False, ""
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith("```"):
+            block = not block
+            continue
+        if not block:
+            continue
+        text = (pending + " " + line.strip()) if pending else line.strip()
+        pending = ""
+        code = text.split("  #")[0].split(" # ")[0].strip()
+        if code.endswith("\\"):
+            pending = code[:-1].strip()
+            continue
+        if code.startswith("rcai "):
+            out.append(code)
+    return out
+
+
+def unparsed(ctx) -> list[str]:
+    """What a group left for its subcommand (newer click keeps the subcommand's name apart)."""
+    return list(getattr(ctx, "_protected_args", None) or getattr(ctx, "protected_args", [])) + list(ctx.args)
+
+
+def parse(args: list[str]):
+    """Resolve the subcommand and parse its options the way `rcai` would, without running it (typer
+    vendors its own click, so groups are told by their `resolve_command`)."""
+    group = typer.main.get_command(app)
+    ctx = group.make_context("rcai", list(args))
+    cmd, rest = group, unparsed(ctx)
+    while hasattr(cmd, "resolve_command") and rest:
+        name, sub, rest = cmd.resolve_command(ctx, rest)
+        ctx = sub.make_context(name, rest, parent=ctx)
+        cmd, rest = sub, unparsed(ctx)
+    assert not rest, f"left unparsed: {rest}"
+    return ctx
+
+
+COMMANDS = readme_commands()
+
+
+def test_the_readme_has_its_command_lines():
+    assert len(COMMANDS) >= 20 and any(c.startswith("rcai pipeline") for c in COMMANDS)
+
+
+@pytest.mark.parametrize("line", COMMANDS)
+def test_every_readme_command_parses(line):
+    parse(shlex.split(line)[1:])
+
+
+def test_a_wrong_option_does_not_parse():  # the check above can fail
+    with pytest.raises(Exception, match="No such option: --latency-budget"):
+        parse(["search", "--latency-budget", "150"])
+    with pytest.raises(Exception, match="valid number"):
+        parse(["search", "--latency-budget-ms", "fast"])
+
+
+CHEAP = ("rcai space   --preset tiny", "rcai --version")
+
+
+@pytest.mark.parametrize("start", CHEAP)
+def test_cheap_readme_lines_run(start):
+    line = next((c for c in COMMANDS if c.startswith(start)), None) or start
+    done = subprocess.run([sys.executable, "-m", "rcai", *shlex.split(line)[1:]], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
