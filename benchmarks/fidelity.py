@@ -159,6 +159,7 @@ def plot(runs: list[dict], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--busy", type=int, default=0, help="busy-loop processes beside the run (0 quiet, 1 one core, 2 both cores)")
+    ap.add_argument("--label", help="the load in words when something else runs beside it (default: from --busy)")
     ap.add_argument("--subnets", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--calibrate", type=int, default=8)
@@ -180,7 +181,7 @@ def main() -> None:
         finish(runs, results, store)
         return
     cfg = FidelityConfig(subnets=args.subnets, calibrate=args.calibrate, rounds=args.rounds)
-    label = {0: "no extra load", 1: "one core busy", 2: "both cores busy"}.get(args.busy, f"{args.busy} busy processes")
+    label = args.label or {0: "no extra load", 1: "one core busy", 2: "both cores busy"}.get(args.busy, f"{args.busy} busy processes")
     procs = busy(args.busy)
     try:
         run = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"), "machine": machine(), "git": git_rev(),

@@ -23,6 +23,7 @@ from rcai.targets.loops import LoopConfig, measure_loops
 
 ROOT = Path(__file__).resolve().parents[1]
 SAME_LOOP_BOUND = 0.10  # two measurements of one loop in the same rounds, process CPU time, on a shared 2-core VM
+HALVES_BOUND = 0.20  # the first half of one model's rounds vs the second half
 
 
 def test_measure_loops_records_both_clocks_and_quotes_the_stated_one():
@@ -47,11 +48,16 @@ def test_measure_loops_records_both_clocks_and_quotes_the_stated_one():
 def test_the_same_loop_measured_twice_agrees_on_a_micro_model(micro, tmp_path):
     path = tmp_path / "net.onnx"
     export_with_weights(SubnetSpec(micro, SearchSpace.of(micro).base_arch()), path, 1)
-    res = measure_model_loops(get_target("onnxruntime", threads=1), {"a": path, "b": path}, micro, LoopConfig(rounds=6), steps=20)
-    a, b = res["a"], res["b"]
-    assert a.clock == b.clock == "cpu"
-    assert abs(b.loop_ms / a.loop_ms - 1) <= SAME_LOOP_BOUND, (a.loop_ms, b.loop_ms)
-    assert abs(a.remeasure_pct) <= 100 * SAME_LOOP_BOUND  # its own halves too
+    for attempt in range(2):  # one re-run: a neighbour on the shared VM can move a 1-s measurement; a real fault fails both
+        res = measure_model_loops(get_target("onnxruntime", threads=1), {"a": path, "b": path}, micro, LoopConfig(rounds=10, loops=2), steps=20)
+        a, b = res["a"], res["b"]
+        assert a.clock == b.clock == "cpu"
+        same = abs(b.loop_ms / a.loop_ms - 1) <= SAME_LOOP_BOUND  # interleaved rounds: the load's drift hits both alike
+        halves = abs(a.remeasure_pct) <= 100 * HALVES_BOUND  # its own halves are apart in time: drift shows, a looser bound
+        if same and halves:
+            break
+    assert same, (a.loop_ms, b.loop_ms)
+    assert halves, a.remeasure_pct
     assert {SAMPLER + "ddim", SAMPLER + "ddpm"} <= set(res)
     terms = sampler_terms(res, micro, 20)
     assert 0 < terms["ddim"] < a.loop_ms / 20  # the sampler alone costs less per step than sampler + network

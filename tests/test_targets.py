@@ -259,3 +259,27 @@ def test_identity_model_measures_the_call_overhead(name, tmp_path):
     assert np.array_equal(p.run({"x": x})[0], x)
     s = measure_call_overhead(target, FAST)
     assert s.count >= FAST.min_repeats and s.median_ms > 0
+
+
+# --- one way to prepare a torch module on any target ---------------------------------------
+
+def test_prepare_module_gives_the_same_outputs_on_onnx_and_torch_targets(tmp_path):
+    torch.manual_seed(0)
+    net, x = TinyNet().eval(), torch.randn(*SHAPE)
+    with torch.no_grad():
+        want = net(x).numpy()
+    path = tmp_path / "net.onnx"
+    for name in ("onnxruntime", "torch"):
+        p = get_target(name, threads=1).prepare_module(net, [x], ["x"], path)
+        assert np.allclose(p.run({"x": x.numpy()})[0], want, atol=1e-5), name
+    assert path.is_file()  # the ONNX target's export; the torch target ran the module itself
+
+
+def test_prepare_module_reuses_an_export_only_when_asked(tmp_path):
+    torch.manual_seed(0)
+    path, x = tmp_path / "net.onnx", torch.randn(*SHAPE)
+    target = get_target("onnxruntime", threads=1)
+    target.prepare_module(TinyNet().eval(), [x], ["x"], path)
+    first = target.prepare_module(TinyNet().eval(), [x], ["x"], path, reuse=True).run({"x": x.numpy()})[0]
+    fresh = target.prepare_module(TinyNet().eval(), [x], ["x"], path).run({"x": x.numpy()})[0]
+    assert not np.allclose(first, fresh)  # reused: the first net's weights; not reused: the third's

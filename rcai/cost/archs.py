@@ -192,14 +192,10 @@ def export_subnet(spec: SubnetSpec, out: Path, name: str, batch: int, tmp: Path)
 
 
 def _prepare(target: Any, spec: SubnetSpec, weights: Path, batch: int) -> Any:
-    """The subnet ready on the target: its ONNX file with weights, or the module for torch targets."""
-    if not target.takes_onnx:
-        torch.manual_seed(0)
-        specs = {n: (tuple(t.shape), "float32") for n, t in zip(DENOISER_INPUTS, denoiser_inputs(spec.preset, batch))}
-        return target.prepare(spec.build().eval(), specs)
-    if not weights.exists():
-        _export_with_weights(spec, weights, batch)
-    return target.prepare(weights)
+    """The subnet ready on the target (seed-0 weights): its ONNX export, kept at `weights` for reuse."""
+    torch.manual_seed(0)
+    return target.prepare_module(spec.build().eval(), denoiser_inputs(spec.preset, batch), DENOISER_INPUTS, weights,
+                                 DENOISER_OUTPUTS, reuse=True)
 
 
 HEADER = "model,latency_ms,device,p10_ms,p90_ms,cv,count,round_ms,repeatability,subnet,half1_ms,half2_ms"

@@ -181,10 +181,7 @@ def export_overhead(workdir: Path) -> Path:
 
 
 def measure_overhead(target: Target, cfg: MeasureConfig, workdir: Path) -> float:
-    if not target.takes_onnx:
-        return target.prepare(_Overhead(), {"x": ((1, 1), "float32")}).measure(cfg).median_ms
-    path = export_onnx(_Overhead(), [torch.ones(1, 1)], ["x"], workdir / "overhead.onnx")
-    return target.prepare(path).measure(cfg).median_ms
+    return target.prepare_module(_Overhead(), [torch.ones(1, 1)], ["x"], workdir / "overhead.onnx").measure(cfg).median_ms
 
 
 def deepspeed_counts(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[float, float]:
@@ -207,11 +204,7 @@ def profile_op(spec: OpSpec, target: Target, batch: int, measure: MeasureConfig,
     module = build_op(spec).eval()
     inputs = example_inputs(spec, batch)
     names = list(spec.input_shapes(batch))
-    if target.takes_onnx:
-        stats = target.prepare(export_onnx(module, inputs, names, workdir / f"{spec.key}.onnx")).measure(measure)
-    else:  # torch targets run the module itself
-        specs = {n: (tuple(t.shape), str(t.dtype).replace("torch.", "")) for n, t in zip(names, inputs)}
-        stats = target.prepare(module, specs).measure(measure)
+    stats = target.prepare_module(module, inputs, names, workdir / f"{spec.key}.onnx").measure(measure)
     counts = op_counts(spec, batch)
     ds_flops, ds_macs = deepspeed_counts(module, inputs)
     mismatch = abs(2 * ds_macs - counts["flops"]) / max(counts["flops"], 1.0) > FLOPS_TOLERANCE

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
@@ -100,6 +101,21 @@ class Target(ABC):
     def prepare(self, model: Any, input_specs: Mapping[str, Any] | None = None) -> Prepared:
         """Load/build `model` (an ONNX path; an nn.Module for the torch target) for fixed
         input shapes {name: (shape, dtype)}. ONNX targets read them from the file if omitted."""
+
+    def prepare_module(
+        self, module: Any, inputs: Sequence[Any], names: Sequence[str], path: str | Path,
+        output_names: Sequence[str] = ("y",), reuse: bool = False,
+    ) -> Prepared:
+        """A torch module ready on this target for inputs like the tensors `inputs` (named `names`):
+        its ONNX export at `path` prepared (ONNX targets, remote ones too; `reuse`: a file already at
+        `path` is taken as this module's export), or the module itself where the target runs torch."""
+        if not self.takes_onnx:
+            return self.prepare(module, {n: (tuple(t.shape), str(t.dtype).removeprefix("torch.")) for n, t in zip(names, inputs)})
+        if not (reuse and Path(path).is_file()):
+            from ..onnx_export import export_onnx
+
+            export_onnx(module, inputs, names, path, output_names)
+        return self.prepare(Path(path))
 
     def measure_many(
         self, items: Sequence[tuple[Any, Mapping[str, Any] | None]], cfg: MeasureConfig = MeasureConfig(), seed: int = 0

@@ -148,9 +148,9 @@ class TorchCudaPrepared(Prepared):
         return self.static_out
 
     def outputs(self, result: Any) -> list[np.ndarray]:
-        from .torch_eager import _flatten
+        from .torch_eager import flatten_outputs
 
-        return [t.detach().float().cpu().numpy().copy() for t in _flatten(result)]
+        return [t.detach().float().cpu().numpy().copy() for t in flatten_outputs(result)]
 
     def timer(self) -> Timer:
         """GPU time of one call between two CUDA events on the current stream."""

@@ -85,11 +85,12 @@ class TorchTarget(Target):
         return prepared
 
 
-def _flatten(out: Any) -> list[Any]:
+def flatten_outputs(out: Any) -> list[Any]:
+    """The tensors of a module's output (nested tuples, lists and dicts), in order."""
     if isinstance(out, (list, tuple)):
-        return [t for o in out for t in _flatten(o)]
+        return [t for o in out for t in flatten_outputs(o)]
     if isinstance(out, dict):
-        return [t for o in out.values() for t in _flatten(o)]
+        return [t for o in out.values() for t in flatten_outputs(o)]
     return [out]
 
 
@@ -120,7 +121,7 @@ class TorchPrepared(Prepared):
             return self.module(*staged)
 
     def outputs(self, result: Any) -> list[np.ndarray]:
-        return [t.detach().cpu().numpy().copy() for t in _flatten(result)]
+        return [t.detach().cpu().numpy().copy() for t in flatten_outputs(result)]
 
     def timer(self) -> Timer:
         if self.target.device.type != "cuda":
