@@ -57,13 +57,14 @@ def plain_engine(path: Path, batch: int, threads: int) -> Engine:
     target = get_target("onnxruntime", threads=threads)
     sess = ort.InferenceSession(str(path), target.session_options(), providers=["CPUExecutionProvider"])
     return Engine("onnx-plain", lambda x6, lvl: sess.run(None, {"x": x6, "noise_level": lvl})[0], {"device": "cpu", "threads": threads},
-                  "onnxruntime session.run")
+                  "onnxruntime session.run", on_calling_thread=target.computes_on_calling_thread())
 
 
 def sampler_only(path: Path, batch: int) -> Engine:
     hr = DeploySidecar.for_onnx(path).preset.hr_size
     zeros = np.zeros((batch, 3, hr, hr), np.float32)
-    return Engine("none", lambda x6, lvl: zeros, {"device": "cpu", "threads": 1}, "denoiser returns zeros (sampler + loop only)")
+    return Engine("none", lambda x6, lvl: zeros, {"device": "cpu", "threads": 1}, "denoiser returns zeros (sampler + loop only)",
+                  on_calling_thread=True)
 
 
 def run(args) -> list[dict]:

@@ -198,7 +198,7 @@ def ablation(exports: dict[str, dict[str, Any]], work: Path) -> dict[str, dict[s
 
 def torch_engine(model: torch.nn.Module, label: str) -> Engine:
     info = {"device": "cpu", "threads": 1, "backend": "torch", "backend_version": torch.__version__, "precision": label}
-    return Engine("torch", TorchDenoiser(model), info, f"torch {torch.__version__} eager ({label})")
+    return Engine("torch", TorchDenoiser(model), info, f"torch {torch.__version__} eager ({label})", on_calling_thread=True)
 
 
 def speed(exports: dict[str, dict[str, Any]], abl: dict[str, dict[str, Any]], rounds: int) -> dict[str, dict[str, Any]]:

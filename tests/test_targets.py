@@ -283,3 +283,17 @@ def test_prepare_module_reuses_an_export_only_when_asked(tmp_path):
     first = target.prepare_module(TinyNet().eval(), [x], ["x"], path, reuse=True).run({"x": x.numpy()})[0]
     fresh = target.prepare_module(TinyNet().eval(), [x], ["x"], path).run({"x": x.numpy()})[0]
     assert not np.allclose(first, fresh)  # reused: the first net's weights; not reused: the third's
+
+
+def test_capabilities_not_names_decide_clock_precision_and_locality():
+    from rcai.targets.measure import resolve_clock
+
+    ort1, ort2, torch1 = get_target("onnxruntime", threads=1), get_target("onnxruntime", threads=2), get_target("torch", threads=1)
+    assert ort1.computes_on_calling_thread() and torch1.computes_on_calling_thread() and not ort2.computes_on_calling_thread()
+    assert resolve_clock("auto", ort1) == "thread_cpu" and resolve_clock("auto", torch1) == "thread_cpu" and resolve_clock("auto", ort2) == "wall"
+    with pytest.raises(RcaiError, match="one thread"):
+        resolve_clock("thread_cpu", ort2)
+    assert ort1.int8 and not torch1.int8 and ort1.local and torch1.local
+    from rcai.targets.remote import RemoteTarget
+
+    assert not RemoteTarget.local and not RemoteTarget.int8

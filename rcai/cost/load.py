@@ -103,7 +103,7 @@ def foreign_table(table: CostTable, device: str | None = None, threads: int | No
         device, threads = meta.get("device_name") or "cpu", meta.get("threads")
     try:
         target = resolve_device(device, **({"threads": threads} if threads else {}))
-        if getattr(target, "name", "") == "remote":
+        if not target.local:
             return None
         here = target.info().to_dict()
     except (RcaiError, ImportError, TypeError):

@@ -18,7 +18,7 @@ from ..diffusion import list_samplers, sample
 from ..diffusion.schedule import NoiseSchedule, ScheduleConfig
 from ..presets import Preset
 from ..targets import Target
-from ..targets.loops import LoopConfig, LoopMeasurement, computes_on_calling_thread, host_copy_denoiser, measure_loops
+from ..targets.loops import LoopConfig, LoopMeasurement, host_copy_denoiser, measure_loops
 
 SAMPLER = "sampler:"  # prefix of the sampler-only loops
 LOOP_STEPS = 50  # DDIM steps of the deployed loop (the pipeline's and bench's default)
@@ -73,7 +73,7 @@ def measure_model_loops(target: Target, models: Mapping[str, str | Path], preset
         loops[name] = loop_of(prepared_denoiser(prepared), preset, sampler, steps, batch)
         timers[name] = prepared.timer()
     loops.update(sampler_loops(preset, steps, batch))
-    return measure_loops(loops, cfg, computes_on_calling_thread(target), timers)
+    return measure_loops(loops, cfg, target.computes_on_calling_thread(), timers)
 
 
 def sampler_terms(res: Mapping[str, LoopMeasurement], preset: Preset, steps: int = LOOP_STEPS) -> dict[str, float]:

@@ -366,7 +366,7 @@ def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool 
     if cfg.precision == "int8":
         from ..targets.quantize import QuantConfig
 
-        if target.name != "onnxruntime":
+        if not target.int8:
             raise RcaiError(f"--precision int8: only the cpu (onnxruntime) target quantizes, not {target.name}")
         meta["quantization"] = {**QuantConfig().to_dict(), "calibration": "random inputs (timing only: the quantized graph does not depend on the ranges)"}
     table = CostTable.create(out, meta)

@@ -118,7 +118,7 @@ def loop_fn(engine: Engine, side, cfg: BenchConfig, on_step: Callable | None = N
 
 def on_calling_thread(engines: Mapping[str, Engine]) -> bool:
     """Whether every engine computes on this thread (CPU, one thread): then a loop is quoted in CPU time."""
-    return all(e.info.get("device") == "cpu" and e.info.get("threads") == 1 for e in engines.values())
+    return all(e.on_calling_thread for e in engines.values())
 
 
 def measure_engines(engines: Mapping[str, tuple[Engine, Any]], cfg: BenchConfig, loops: LoopConfig,

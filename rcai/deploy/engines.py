@@ -22,6 +22,7 @@ class Engine:
     info: dict[str, Any]  # device, backend and version, precision, threads
     label: str  # human-readable, e.g. "onnxruntime 1.20 (fp32, 2 threads)"
     timer: Any = None  # the target's wall-clock timer (CUDA events on a GPU); None: perf_counter
+    on_calling_thread: bool = False  # the target computes on this thread (CPU, one thread): a loop is quoted in CPU time
 
 
 # builder(onnx_path, sidecar, batch, device, threads, weights) -> Engine
@@ -38,10 +39,11 @@ def build_engine(name: str, onnx_path: Path, side: DeploySidecar, batch: int, de
 @register_engine("onnx")
 def _onnx(onnx_path: Path, side: DeploySidecar, batch: int, device: str, threads: int | None, weights: Any) -> Engine:
     settings = {"threads": threads} if threads else {}
-    dm = DeployedModel.load(onnx_path, target=resolve_device(device, **settings), batch=batch, deployment=(side, True))
+    target = resolve_device(device, **settings)
+    dm = DeployedModel.load(onnx_path, target=target, batch=batch, deployment=(side, True))
     info = dm.prepared.info().to_dict()
     label = f"{info['backend']} {info['backend_version']} ({info['precision']}, {info['threads']} threads)"
-    return Engine("onnx", dm.denoiser, info, label, dm.prepared.timer())
+    return Engine("onnx", dm.denoiser, info, label, dm.prepared.timer(), target.computes_on_calling_thread())
 
 
 @register_engine("torch")
@@ -54,9 +56,11 @@ def _torch(onnx_path: Path, side: DeploySidecar, batch: int, device: str, thread
     if model is None:
         raise RcaiError(f"{onnx_path}: --engine torch: {note}")
     specs = {t.name: (t.concrete(batch), t.dtype) for t in side.inputs}
-    prepared = get_target("torch", threads=threads).prepare(model, specs)  # the torch target: its threads, its info
+    target = get_target("torch", threads=threads)
+    prepared = target.prepare(model, specs)  # the torch target: its threads, its info
     info = prepared.info().to_dict()
-    return Engine("torch", PreparedDenoiser(prepared), info, f"torch {info['backend_version']} eager ({note})", prepared.timer())
+    return Engine("torch", PreparedDenoiser(prepared), info, f"torch {info['backend_version']} eager ({note})", prepared.timer(),
+                  target.computes_on_calling_thread())
 
 
 @register_engine("torch-cuda")

@@ -91,6 +91,12 @@ class Target(ABC):
 
     name: ClassVar[str] = "?"
     takes_onnx: ClassVar[bool] = True  # False: prepare() takes an nn.Module (the torch target)
+    local: ClassVar[bool] = True  # False: it runs on another machine (the remote target)
+    int8: ClassVar[bool] = False  # True: prepares ONNX Runtime's statically quantized graphs (--precision int8)
+
+    def computes_on_calling_thread(self) -> bool:
+        """True where a call's work is the calling thread's CPU time (a CPU target with one thread)."""
+        return False
 
     @abstractmethod
     def info(self, precision: str | None = None) -> TargetInfo:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -66,11 +66,6 @@ def loop_clock(clock: str, on_calling_thread: bool) -> str:
     if clock == "auto":
         return "cpu" if on_calling_thread else "wall"
     return clock
-
-
-def computes_on_calling_thread(target: Any) -> bool:
-    """True for a CPU target with one thread (ONNX Runtime, torch eager): its work is this thread's CPU time."""
-    return getattr(target, "name", "") in ("onnxruntime", "torch") and target.settings().get("threads") == 1
 
 
 @dataclass

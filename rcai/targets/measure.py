@@ -234,13 +234,13 @@ CLOCKS = ("auto", "wall", "thread_cpu")
 
 
 def resolve_clock(clock: str, target: Any) -> str:
-    """auto: thread_cpu for ONNX Runtime on the CPU with one thread (it computes on the calling
+    """auto: thread_cpu where the target computes on the calling thread (a CPU target with one
     thread), the target's own wall-clock timer otherwise."""
     if clock not in CLOCKS:
         raise RcaiError(f"unknown clock {clock!r}; known: {', '.join(CLOCKS)}")
-    single = getattr(target, "name", "") == "onnxruntime" and target.settings().get("threads") == 1
+    single = target.computes_on_calling_thread()
     if clock == "thread_cpu" and not single:
-        raise RcaiError("clock thread_cpu needs the cpu target (ONNX Runtime) with --threads 1")
+        raise RcaiError("clock thread_cpu needs a CPU target with one thread (--device cpu --threads 1)")
     if clock == "auto":
         return "thread_cpu" if single else "wall"
     return clock

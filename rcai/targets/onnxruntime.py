@@ -20,6 +20,8 @@ class OnnxRuntimeTarget(Target):
     """threads: intra-op threads (default os.cpu_count()); inter-op is 1 and execution sequential.
     graph_optimization_level: disable | basic | extended | all."""
 
+    int8 = True
+
     def __init__(self, threads: int | None = None, graph_optimization_level: str = "all"):
         if graph_optimization_level not in OPT_LEVELS:
             raise RcaiError(f"onnxruntime: graph_optimization_level must be one of {list(OPT_LEVELS)}")
@@ -30,6 +32,9 @@ class OnnxRuntimeTarget(Target):
         self.graph_optimization_level = graph_optimization_level
         self._settings = {"threads": threads, "graph_optimization_level": graph_optimization_level}
         self._precision = "fp32"
+
+    def computes_on_calling_thread(self) -> bool:
+        return self.threads == 1
 
     def info(self, precision: str | None = None) -> TargetInfo:
         import onnxruntime as ort

@@ -32,6 +32,7 @@ class RemoteTarget(Target):
     transport: "ssh" (host, user, port, key, ssh_config, remote_dir, python) or "local" (remote_dir, python).
     timeout_s: limit for one request (an engine build can take minutes)."""
 
+    local = False
     worker_entry = WORKER  # the module serving the session on the host (a higher layer may serve more modes)
 
     def __init__(

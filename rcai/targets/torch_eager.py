@@ -53,6 +53,9 @@ class TorchTarget(Target):
             if self.threads is not None:
                 torch.set_num_threads(old)
 
+    def computes_on_calling_thread(self) -> bool:
+        return self.device.type == "cpu" and self.settings().get("threads") == 1
+
     def info(self, precision: str | None = None) -> TargetInfo:
         import torch
 
