@@ -112,6 +112,7 @@ def main() -> None:
     ap.add_argument("--random", type=int, default=12, help="random subnets per budget (at least the halving cost in trainings)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default="benchmarks/.cache/halving")
+    ap.add_argument("--name", default="search_halving", help="results/NAME.md and .csv (another name keeps earlier budgets' files)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -151,7 +152,7 @@ def report(rows: list[dict], results: dict, started: str, args, wall_s: float) -
     csv_rows += [{"budget": "", "method": m, "arch": "", "table_frac": f"{v['table_frac']:.3f}", **{f"q_s{s}": f"{q:.4f}" for s, q in v["quality"].items()}}
                  for m, v in ref.items()]
     fields = ["budget", "method", "arch", "table_frac", "q_s0", "q_s1", "q_s2"]
-    with open(RESULTS / "search_halving.csv", "w", newline="") as f:
+    with open(RESULTS / f"{args.name}.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fields)
         w.writeheader()
         w.writerows(csv_rows)
@@ -163,7 +164,7 @@ def report(rows: list[dict], results: dict, started: str, args, wall_s: float) -
          f"Budgets {args.budgets} x the base's 50-step loop by `{TABLE}`; search seeds {args.search_seeds}; every subnet trained from scratch "
          "with `rcai.train.protocol.SIGNAL` (1600 steps, batch 8, constant lr 2e-3, EMA 0.998); quality = posterior-mean gain over bicubic "
          "on the 64 held-out crops (dB). Picks are scored on training seeds 1 and 2 (their seed 0 selected them), random subnets on seeds 0 "
-         "and 1; base and cheapest: seeds 0/1/2 of results/signal.csv. Reproduce: `python benchmarks/search_halving.py`.", ""]
+         f"and 1; base and cheapest: seeds 0/1/2 of results/signal.csv. Reproduce: `python benchmarks/search_halving.py --budgets {' '.join(map(str, args.budgets))} --name {args.name}`.", ""]
     for frac in args.budgets:
         here = [r for r in rows if r["budget"] == frac]
         rnd = [r for r in here if r["method"] == "random" and len(r["quality"]) == 2]
@@ -193,7 +194,7 @@ def report(rows: list[dict], results: dict, started: str, args, wall_s: float) -
         L.append(f"\nCost: the halving search {cost:.1f} full trainings (train seed 0), random search of equal cost {N} trainings; "
                  "the knapsack pick costs no training beyond the 36 trainings of the signal study its quality model was fitted on.")
         L.append("")
-    write("search_halving.md", "\n".join(L) + "\n")
+    write(f"{args.name}.md", "\n".join(L) + "\n")
     print("\n".join(L))
 
 

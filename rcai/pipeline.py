@@ -37,6 +37,7 @@ from .pipeline_search import SEARCH_STAGES, random_match, save_spec
 from .search.strategies.run import run_knapsack
 from .presets import get_preset
 from .space.subnet import SubnetSpec
+from .targets.sysinfo import load_average
 from .config import counts_of, require_counts
 
 
@@ -88,14 +89,6 @@ def find_table(cfg: PipelineConfig, out: Path, say: Callable[[str], None], progr
     return path
 
 
-def load_avg() -> list[float]:
-    """1, 5 and 15 minute load averages of this machine (how busy it was around the timings)."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
-
-
 def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,7 +96,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
     # torch trains with the same thread count as the target runs: on a shared 2-core machine a
     # 2-thread torch stalls whenever another process holds a core (benchmarks/results/targets_overhead.md)
     torch.set_num_threads(cfg.threads)
-    load = {"start": load_avg()}
+    load = {"start": load_average()}
     table_path = find_table(cfg, out, say, progress)
     preset = get_preset(cfg.preset)
     table = load_cost_model(table_path, preset, device=cfg.device, threads=cfg.threads)
@@ -143,13 +136,13 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
         exports[k] = export_subnet_onnx(spec, torch.load(weights[k], weights_only=True), onnx[k], weights_path=weights[k]).to_dict()
 
     say(f"measuring the whole loops on {cfg.device} ({cfg.rounds} interleaved rounds, the base twice)")
-    load["before_timing"] = load_avg()
+    load["before_timing"] = load_average()
     bcfg = BenchConfig(device=cfg.device, threads=cfg.threads, sampler="ddim", steps=S, psnr=False)
     timing = compare_loops({**{k: (onnx[k], "onnx") for k in onnx}, AGAIN: (onnx["base"], "onnx")}, bcfg, rounds=cfg.rounds)
     say("estimates vs the measured loops; ONNX vs torch image")
     models = {"table": table, **({"predictor": load_cost_model(predictor, preset)} if predictor else {})}  # loaded once
     psnr = psnr_vs_reference(onnx["subnet"], bcfg)
-    load["end"] = load_avg()
+    load["end"] = load_average()
     summary = {
         "budget_ms": budget,
         "steps": S,

@@ -143,7 +143,7 @@ def test_the_cli_starts_without_torch():
 
 def test_flops_profiler_keeps_stdout_clean():
     """DeepSpeed's logger prints on stdout when imported; `rcai profile --json` must stay parseable."""
-    code = ("import torch\nfrom rcai.cost.profile import deepspeed_counts\n"
+    code = ("import torch\nfrom rcai.cost.flops import deepspeed_counts\n"
             "print(deepspeed_counts(torch.nn.Linear(4, 4), (torch.ones(1, 4),))[0])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

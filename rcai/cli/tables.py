@@ -69,7 +69,7 @@ def check(
     MAPE, bias, beside the measurement's own repeatability (first vs second half of its rounds, the
     ceiling of any estimate) and the load average. Run `rcai profile --check` for the whole check."""
     from ..cost.check import check_table
-    from ..cost.profile import load_average
+    from ..targets.sysinfo import load_average
     from ..cost.table import CostTable
 
     res = check_table(CostTable.load(table), latency_data, force=force)

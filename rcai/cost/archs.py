@@ -11,7 +11,7 @@ Methods (ArchDatasetConfig.method):
   `rounds` rounds, each visiting every subnet of the group and a reference kernel in a new random
   order with a short burst of calls (InterleaveConfig.net_burst); latency = the estimator (p10)
   over all calls. repeatability = |first half of the rounds - second half| / latency.
-- sequential (before issue 10): `rounds` passes over all subnets, each subnet measured to
+- sequential (remote and torch targets): `rounds` passes over all subnets, each subnet measured to
   convergence per pass; latency = median of its per-round medians.
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from ..errors import RcaiError
+from ..latency_data import COLUMNS as DATASET_COLUMNS
 from ..io import append_line, atomic_write_json, atomic_write_text, read_json, repair_torn_line
 from ..lock import exclusive
 from ..onnx_export import DENOISER_INPUTS, DENOISER_OUTPUTS, denoiser_inputs, export_onnx
@@ -198,7 +199,20 @@ def _prepare(target: Any, spec: SubnetSpec, weights: Path, batch: int) -> Any:
                                  DENOISER_OUTPUTS, reuse=True)
 
 
-HEADER = "model,latency_ms,device,p10_ms,p90_ms,cv,count,round_ms,repeatability,subnet,half1_ms,half2_ms"
+
+
+def _dataset_row(name: str, device: str, latency: float, p10: float, p90: float, cv: float, count: int, per_round: list[float],
+                 repeatability: float, half1: float, half2: float) -> str:
+    """One dataset.csv line in latency_data.COLUMNS order (6 significant digits; cv and repeatability 4)."""
+    g = lambda v: f"{v:.6g}"  # noqa: E731
+    return ",".join([f"models/{name}.onnx", g(latency), device, g(p10), g(p90), f"{cv:.4g}", str(count), "|".join(map(g, per_round)),
+                     f"{repeatability:.4g}", f"subnets/{name}.json", g(half1), g(half2)])
+
+
+def _write_lines(out: Path, rows: list[str]) -> Path:
+    path = out / "dataset.csv"
+    atomic_write_text(path, "\n".join([",".join(DATASET_COLUMNS), *rows]) + "\n")
+    return path
 
 
 def write_dataset(out: Path, names: list[str], meta: dict[str, Any]) -> Path:
@@ -208,7 +222,7 @@ def write_dataset(out: Path, names: list[str], meta: dict[str, Any]) -> Path:
     by_model: dict[str, list[dict[str, Any]]] = {}
     for r in _read_raw(out / "measurements.csv"):
         by_model.setdefault(r["model"], []).append(r)
-    lines = [HEADER]
+    lines = []
     for name in names:
         rows = sorted(by_model.get(name, []), key=lambda r: int(r["round"]))
         if not rows:
@@ -217,14 +231,10 @@ def write_dataset(out: Path, names: list[str], meta: dict[str, Any]) -> Path:
         h = len(med) // 2
         h1, h2 = (statistics.median(med[:h]), statistics.median(med[len(med) - h :])) if h else (float("nan"), float("nan"))
         rep = abs(h2 - h1) / statistics.median(med) if h else float("nan")
-        lines.append(
-            f"models/{name}.onnx,{statistics.median(med):.6g},{meta['device_name']},{statistics.median(float(r['p10_ms']) for r in rows):.6g},"
-            f"{statistics.median(float(r['p90_ms']) for r in rows):.6g},{statistics.median(float(r['cv']) for r in rows):.4g},"
-            f"{sum(int(r['count']) for r in rows)},{'|'.join(f'{m:.6g}' for m in med)},{rep:.4g},subnets/{name}.json,{h1:.6g},{h2:.6g}"
-        )
-    path = out / "dataset.csv"
-    atomic_write_text(path, "\n".join(lines) + "\n")
-    return path
+        col = lambda k: statistics.median(float(r[k]) for r in rows)  # noqa: E731
+        lines.append(_dataset_row(name, meta["device_name"], statistics.median(med), col("p10_ms"), col("p90_ms"), col("cv"),
+                                  sum(int(r["count"]) for r in rows), med, rep, h1, h2))
+    return _write_lines(out, lines)
 
 
 def _write_interleaved(out: Path, names: list[str], meta: dict[str, Any]) -> Path:
@@ -232,7 +242,7 @@ def _write_interleaved(out: Path, names: list[str], meta: dict[str, Any]) -> Pat
     from .profile import NET, REFERENCE, InterleaveConfig, call_stats, corrected, drift_summary, read_rounds
 
     icfg = InterleaveConfig.from_dict(meta["interleave"])
-    lines, drifts = [HEADER], []
+    lines, drifts = [], []
     for raw in sorted((out / "rounds").glob("g*.csv")):
         items = [r.split(",", 2)[1] for r in raw.read_text().splitlines()[1:] if r.count(",") >= 2]
         done = read_rounds(raw, sorted(set(items)))
@@ -243,10 +253,7 @@ def _write_interleaved(out: Path, names: list[str], meta: dict[str, Any]) -> Pat
         drifts.append(drift_summary(factors))
         for item in sorted(n for n in calls if n != REFERENCE):
             name, st = item[len(NET):], call_stats(calls[item], icfg.estimator)
-            per_round = "|".join(f"{estimate(r, icfg.estimator):.6g}" for r in calls[item])
-            lines.append(f"models/{name}.onnx,{st['value_ms']:.6g},{meta['device_name']},{st['p10_ms']:.6g},{st['p90_ms']:.6g},{st['cv']:.4g},"
-                         f"{st['count']},{per_round},{st['half_split']:.4g},subnets/{name}.json,{st['half1_ms']:.6g},{st['half2_ms']:.6g}")
+            lines.append(_dataset_row(name, meta["device_name"], st["value_ms"], st["p10_ms"], st["p90_ms"], st["cv"], st["count"],
+                                      [estimate(r, icfg.estimator) for r in calls[item]], st["half_split"], st["half1_ms"], st["half2_ms"]))
     atomic_write_json(out / "drift.json", drifts)
-    path = out / "dataset.csv"
-    atomic_write_text(path, "\n".join(lines) + "\n")
-    return path
+    return _write_lines(out, lines)

@@ -13,8 +13,7 @@ the profiling time and the load average.
 """
 from __future__ import annotations
 
-import csv
-import math
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import RcaiError
+from ..latency_data import positive_ms, read_rows
 from ..stats import accuracy as evaluate
 from ..space.subnet import SubnetSpec
 from .model import TableCostModel
@@ -30,15 +30,7 @@ from .table import CostTable
 
 
 def read_dataset_rows(path: str | Path) -> list[dict[str, str]]:
-    path = Path(path)
-    if not path.exists():
-        raise RcaiError(f"{path}: dataset not found")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    need = {"latency_ms", "subnet"}
-    if not rows or not need <= set(rows[0]):
-        raise RcaiError(f"{path}: needs columns {sorted(need)} and at least one row (written by `rcai profile --archs`)")
-    return rows
+    return [r for _, r in read_rows(path, ("latency_ms", "subnet"))]
 
 
 def _figures(est, measured) -> dict[str, float]:
@@ -58,14 +50,7 @@ def _halves(r: dict[str, str], path: str | Path, line: int) -> tuple[float, floa
 
 
 def _ms(path: str | Path, line: int, column: str, text: str | None) -> float:
-    """A measured latency: a positive finite number of ms, else a one-line error naming the line."""
-    try:
-        v = float(text or "")
-    except ValueError:
-        v = math.nan
-    if not math.isfinite(v) or v <= 0:
-        raise RcaiError(f"{path}:{line}: {column} must be a positive finite number of ms, got {text!r}")
-    return v
+    return positive_ms(f"{path}:{line}", column, text)
 
 
 def check_table(table: CostTable, dataset: str | Path, force: bool = False) -> dict[str, Any]:
@@ -278,8 +263,8 @@ def fidelity_check(cfg: FidelityConfig, method: str, workdir: str | Path, progre
                    log: Callable[[str], None] = lambda s: None, predictor: str | Path | None = None) -> dict[str, Any]:
     """Profile a table here (calibrated on whole loops, timed), then measure the whole loops of the
     base (twice), the cheapest and `cfg.subnets` random subnets and compare (loop_check). Files stay in workdir."""
-    from ..targets.sysinfo import cpu_model
-    from .profile import InterleaveConfig, ProfileConfig, load_average, profile_ops
+    from ..targets.sysinfo import cpu_model, load_average
+    from .profile import InterleaveConfig, ProfileConfig, profile_ops
 
     if method not in CHECK_METHODS:
         raise RcaiError(f"unknown check method {method!r}; known: {', '.join(CHECK_METHODS)}")
@@ -291,7 +276,7 @@ def fidelity_check(cfg: FidelityConfig, method: str, workdir: str | Path, progre
         from ..targets.loops import LoopConfig
 
         pcfg = replace(pcfg, calibrate_loops=LoopConfig(clock="wall"))
-    out: dict[str, Any] = {"method": method, "cpu_model": cpu_model(), "cpus": __import__("os").cpu_count(), "load_start": load_average(),
+    out: dict[str, Any] = {"method": method, "cpu_model": cpu_model(), "cpus": os.cpu_count(), "load_start": load_average(),
                            "started": time.strftime("%H:%M:%S", time.gmtime())}
     t0 = time.perf_counter()
     log(f"[{method}] profiling the table (calibrated on {cfg.calibrate} whole loops)")

@@ -12,7 +12,7 @@ Two methods (PROFILE_METHODS):
   alike instead of a few ops whole; the reference kernel's per-round speed reports the run's drift
   (and corrects it with correct_drift). Every finished round is appended to `<table>.rounds.csv`,
   so a killed run restarted with the same arguments continues from the next round.
-- sequential (the method before issue 10, kept for comparison): one op to completion after the
+- sequential (remote and torch targets, and for comparison): one op to completion after the
   other (median of a converging loop); rows are appended as measured.
 """
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
-import os
 import socket
 import tempfile
 import time
@@ -46,12 +45,12 @@ from ..space.subnet import SubnetSpec
 from ..targets import MeasureConfig, Target, resolve_device
 from ..targets.measure import CLOCKS, ESTIMATORS, call_timer, resolve_clock, drift, estimate, half_split, interleave, pinned
 from ..targets.loops import LoopConfig
-from .counters import op_counts
+from ..targets.sysinfo import load_average
+from .flops import op_count_columns
 from .loops import LOOP_STEPS, SAMPLER, measure_model_loops, sampler_terms
 from .subnets import export_with_weights, sample_archs
 from .table import CostTable, spec_columns
 
-FLOPS_TOLERANCE = 0.01  # DeepSpeed vs torch disagreement flagged above 1%
 # Isolated ops are fast (tens of microseconds): afford many repeats for a stable median.
 OP_MEASURE = MeasureConfig(warmup=10, min_repeats=50, max_repeats=2000, chunk=25, rel_tol=0.01, max_seconds=3.0)
 # Whole subnets (a few ms): fewer repeats per round, several interleaved rounds.
@@ -148,10 +147,6 @@ def table_meta(cfg: ProfileConfig, preset: Preset, target: Target) -> dict[str, 
     }
 
 
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else []
-
-
 class _Overhead(torch.nn.Module):
     """The smallest model: one multiply on one number. Its latency is the per-call overhead."""
 
@@ -184,44 +179,14 @@ def measure_overhead(target: Target, cfg: MeasureConfig, workdir: Path) -> float
     return target.prepare_module(_Overhead(), [torch.ones(1, 1)], ["x"], workdir / "overhead.onnx").measure(cfg).median_ms
 
 
-def deepspeed_counts(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[float, float]:
-    """(flops, macs) from DeepSpeed's flops profiler."""
-    import contextlib
-    import logging
-    import sys
-
-    logging.getLogger("DeepSpeed").setLevel(logging.ERROR)
-    with contextlib.redirect_stdout(sys.stderr):  # its logger, made at import, would print on stdout (breaking --json)
-        from deepspeed.profiling.flops_profiler import get_model_profile
-
-    with torch.no_grad():
-        flops, macs, _ = get_model_profile(module, args=list(inputs), print_profile=False, detailed=False, as_string=False)
-    return float(flops), float(macs)
-
-
 def profile_op(spec: OpSpec, target: Target, batch: int, measure: MeasureConfig, workdir: Path) -> dict[str, Any]:
     torch.manual_seed(0)
     module = build_op(spec).eval()
     inputs = example_inputs(spec, batch)
     names = list(spec.input_shapes(batch))
     stats = target.prepare_module(module, inputs, names, workdir / f"{spec.key}.onnx").measure(measure)
-    counts = op_counts(spec, batch)
-    ds_flops, ds_macs = deepspeed_counts(module, inputs)
-    mismatch = abs(2 * ds_macs - counts["flops"]) / max(counts["flops"], 1.0) > FLOPS_TOLERANCE
-    return {
-        **spec_columns(spec),
-        "median_ms": stats.median_ms,
-        "p10_ms": stats.p10_ms,
-        "p90_ms": stats.p90_ms,
-        "cv": stats.cv,
-        "count": stats.count,
-        "flops": ds_flops,
-        "flops_torch": counts["flops"],
-        "flops_mismatch": int(mismatch),
-        "params": counts["params"],
-        "bytes": counts["bytes"],
-        "peak_act_bytes": counts["peak_act_bytes"],
-    }
+    return {**spec_columns(spec), "median_ms": stats.median_ms, "p10_ms": stats.p10_ms, "p90_ms": stats.p90_ms, "cv": stats.cv,
+            "count": stats.count, **op_count_columns(spec, batch)}
 
 
 def export_op(spec: OpSpec, batch: int, workdir: Path) -> Path:
@@ -229,18 +194,8 @@ def export_op(spec: OpSpec, batch: int, workdir: Path) -> Path:
     return export_onnx(build_op(spec).eval(), example_inputs(spec, batch), list(spec.input_shapes(batch)), workdir / f"{spec.key}.onnx")
 
 
-def op_count_columns(spec: OpSpec, batch: int) -> dict[str, Any]:
-    torch.manual_seed(0)
-    module = build_op(spec).eval()
-    counts = op_counts(spec, batch)
-    ds_flops, ds_macs = deepspeed_counts(module, example_inputs(spec, batch))
-    mismatch = abs(2 * ds_macs - counts["flops"]) / max(counts["flops"], 1.0) > FLOPS_TOLERANCE
-    return {"flops": ds_flops, "flops_torch": counts["flops"], "flops_mismatch": int(mismatch), "params": counts["params"],
-            "bytes": counts["bytes"], "peak_act_bytes": counts["peak_act_bytes"]}
-
-
 def profile_ops_sequential(cfg: ProfileConfig, out: str | Path, progress: bool = True) -> CostTable:
-    """The method before issue 10: each op measured to completion, one after the other."""
+    """Each op measured to completion, one after the other (remote and torch targets; kept for comparison)."""
     if cfg.precision != "fp32":
         raise RcaiError(f"--precision {cfg.precision}: only the interleaved method on the cpu (onnxruntime) target, not sequential/remote/torch")
     preset = get_preset(cfg.preset)

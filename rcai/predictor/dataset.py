@@ -6,9 +6,7 @@ from its subnet JSON by the architecture encoder, which builds the very graph of
 FEATURE_VERSION, so re-training does not re-encode."""
 from __future__ import annotations
 
-import csv
 import hashlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from torch_geometric.data import Data
 
 from ..errors import RcaiError
 from ..io import atomic_torch_save
+from ..latency_data import positive_ms, read_rows
 from . import ops
 from .graph import FEATURE_VERSION, encode_onnx
 
@@ -51,39 +50,6 @@ class LatencyDataset:
     def summary(self) -> dict:
         return {"csv": str(self.csv), "models": len(self.models), "devices": self.devices,
                 "measurements": int(np.isfinite(self.latency_ms).sum())}
-
-
-def _rows(path: Path) -> list[tuple[int, dict[str, str]]]:
-    if not path.is_file():
-        raise RcaiError(f"{path}: file not found")
-    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheet exports
-        reader = csv.DictReader(f)
-        cols = [c.strip() for c in reader.fieldnames or []]
-        missing = [c for c in REQUIRED if c not in cols]
-        if missing:
-            raise RcaiError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(cols) or 'none'})")
-        reader.fieldnames = cols
-        rows = []
-        for r in reader:
-            if None in r or None in r.values():  # a line cut short (a kill mid-append) or with extra fields
-                n = len(cols) - sum(v is None for v in r.values()) + len(r.get(None) or [])
-                raise RcaiError(f"{path} line {reader.line_num}: {n} fields, the header has {len(cols)} (a truncated line?)")
-            rows.append((reader.line_num, {k: v.strip() for k, v in r.items()}))
-    if not rows:
-        raise RcaiError(f"{path}: no data rows")
-    return rows
-
-
-def _latency(where: str, text: str) -> float:
-    if not text:
-        raise RcaiError(f"{where}: latency_ms is missing")
-    try:
-        v = float(text)
-    except ValueError:
-        raise RcaiError(f"{where}: latency_ms {text!r} is not a number") from None
-    if not math.isfinite(v) or v <= 0:
-        raise RcaiError(f"{where}: latency_ms must be a positive finite number of ms, got {text}")
-    return v
 
 
 def _file_hash(path: Path) -> str:
@@ -143,7 +109,7 @@ def encode_files(files: list[tuple[str, Path]], cache_file: Path | None, progres
 
 def load_dataset(csv_path: str | Path, progress: bool = False, use_cache: bool = True) -> LatencyDataset:
     csv_path = Path(csv_path)
-    rows = _rows(csv_path)
+    rows = read_rows(csv_path, REQUIRED)
     models: dict[Path, tuple[str, int]] = {}
     values: dict[tuple[Path, str], list[float]] = {}
     for line, r in rows:
@@ -157,7 +123,7 @@ def load_dataset(csv_path: str | Path, progress: bool = False, use_cache: bool =
             if spec is None or not spec.is_file():
                 raise RcaiError(f"{where}: model file not found" + (f" (nor its subnet {r['subnet']})" if r.get("subnet") else ""))
             path = spec
-        ms = _latency(where, r.get("latency_ms", ""))
+        ms = positive_ms(where, "latency_ms", r.get("latency_ms", ""))
         models.setdefault(path, (where, len(models)))
         values.setdefault((path, r.get("device", "")), []).append(ms)
     devices = sorted({d for _, d in values})

@@ -24,7 +24,6 @@ half of the rounds against the second half (`remeasure_pct`): no estimate repeat
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -34,6 +33,7 @@ import numpy as np
 from ..config import JsonConfig
 from ..errors import RcaiError
 from .measure import estimate, half_split, interleave, perf_counter_timer
+from .sysinfo import load_average
 from .timing import Timer
 
 LOOP_CLOCKS = ("auto", "wall", "cpu")
@@ -120,10 +120,6 @@ class LoopMeasurement(JsonConfig):
         other = self.wall if self.clock == "cpu" else self.cpu
         return (f"{self.loop_ms:.1f} ms ({self.statistic} of {self.rounds}x{self.loops_per_round} loops, {self.clock} clock; "
                 f"re-measured {self.remeasure_pct:+.1f}%; {'wall' if self.clock == 'cpu' else 'cpu'} {other.value_ms:.1f} ms)")
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else []
 
 
 def _timed(fn: Callable[[], object], timer: Timer) -> Callable[[], tuple[float, float]]:

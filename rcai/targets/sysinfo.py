@@ -1,6 +1,7 @@
-"""What machine we are on: host name and a readable CPU / board model."""
+"""What machine we are on: host name, a readable CPU / board model, and how busy it is."""
 from __future__ import annotations
 
+import os
 import platform
 import socket
 from pathlib import Path
@@ -27,3 +28,18 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def load_average() -> list[float]:
+    """1, 5 and 15 minute load averages (how busy the machine was around a timing); [] where unknown."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return []
+
+
+def machine_facts() -> str:
+    """One line for a benchmark's header: CPU model, cores, Python, the load average now."""
+    load = load_average()
+    return (f"{cpu_model()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, "
+            f"load avg {load[0] if load else float('nan'):.2f} at start")
