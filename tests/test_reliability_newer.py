@@ -266,3 +266,34 @@ def test_fit_refuses_huge_qualities_and_the_knapsack_huge_scores(table, model_fi
         scores[next(iter(scores))] = {n: math.nan for n in cost.space.all_slots()[0].choices}
         with pytest.raises(RcaiError, match="not a finite number"):
             best_under_budget(cost.space, scores, lambda sp: cost.op_metric(sp, "latency_ms"), cost.overhead_ms, 10, 1e9)
+
+
+@pytest.mark.parametrize("strategy, args, flag", [
+    ("halving", ["--softmax", "gumbel"], "--softmax"),  # a DARTS option given to another strategy: refused, not ignored
+    ("evolution", ["--search-steps", "7"], "--search-steps"),
+    ("darts", ["--jobs", "3"], "--jobs"),
+    ("darts", ["--proxy", "naswot"], "--proxy"),
+    ("evolution", ["--reward", "hard"], "--reward"),
+    ("knapsack", ["--rung", "5", "--rung", "9"], "--rung"),
+])
+def test_an_option_the_strategy_does_not_read_is_one_line(monkeypatch, capsys, tmp_path, strategy, args, flag):
+    out = tmp_path / "s"
+    code, _, err = run_cli(monkeypatch, capsys, "search", "--preset", "micro", "--cost-table", "latency_tables/cpu-tiny.csv", "--strategy", strategy,
+                           *args, "--out", str(out))
+    _one_line_error(code, err, flag, f"not read by --strategy {strategy}")
+    assert not out.exists()
+
+
+def test_options_every_strategy_reads_are_not_refused(monkeypatch, capsys):
+    from rcai.cli.search import APPLIES, _refuse_inapplicable, search_params
+
+    names = {p.name for p in search_params()}
+    assert set(APPLIES) <= names  # the table names real options
+    _refuse_inapplicable("halving", {"batch_size": 4, "jobs": 1, "rungs": [2, 4]})
+    _refuse_inapplicable("darts", {"batch_size": 4, "softmax": "gumbel", "rungs": list(search_params_default("rungs"))})
+
+
+def search_params_default(name):
+    from rcai.cli.search import search_params
+
+    return next(p.default for p in search_params() if p.name == name)

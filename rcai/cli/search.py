@@ -64,6 +64,7 @@ def search(
     halving), candidates proposed by a surrogate fitted on what has been trained (trains: minutes each)."""
     _check_options(lr_weights=lr_weights, lr_alpha=lr_alpha, lambda_latency=lambda_latency, lambda_flops=lambda_flops,
                    eval_images=eval_images, evaluations=evaluations)
+    _refuse_inapplicable(strategy, {k: v for k, v in locals().items() if k in APPLIES})
     if strategy != "darts":
         if strategy == "knapsack":
             proxy = proxy or "quality-model"
@@ -124,6 +125,43 @@ def _sample_search(strategy, proxy, cost_table, out, preset, budget, sample_step
     budget_txt = f" (budget {budget:.1f} ms)" if budget else ""
     stdout.print(f"{out}: subnet {summary['subnet_hash']}: {cfg.proxy} {summary['best_score']:.6g}, loop {summary['table']['loop_ms']:.1f} ms"
                  f"{budget_txt}; {summary['evaluations']} evaluations in {summary['wall_s']:.1f} s")
+
+
+# Options that only some strategies read: anything else given them is refused, never silently ignored.
+_DARTS = ("darts",)
+_SAMPLED = ("grid", "random", "evolution", "area", "rl", "knapsack")
+APPLIES: dict[str, tuple[str, ...]] = {
+    **{k: _DARTS for k in ("softmax", "penalty", "lambda_latency", "lambda_flops", "search_steps", "warmup_steps", "finetune_steps",
+                           "lr_weights", "lr_alpha", "predictor", "eval_steps", "eval_images", "force")},
+    **{k: ("halving",) for k in ("rungs", "eta", "initial", "brackets", "train_seed", "jobs", "executor", "ray_address")},
+    "batch_size": _DARTS + ("halving",),
+    "proxy": _SAMPLED, "evaluations": _SAMPLED, "reward": ("rl",), "quality_model": _SAMPLED,
+}
+
+
+def _refuse_inapplicable(strategy: str, given: dict) -> None:
+    """One line for an option set away from its default that `strategy` does not read."""
+    from ..errors import RcaiError
+
+    params = {p.name: p.default for p in search_params()}
+    wrong = [k for k, v in given.items() if strategy not in APPLIES[k] and _differs(v, params.get(k))]
+    if wrong:
+        flags = ", ".join("--" + ("rung" if k == "rungs" else k.replace("_", "-")) for k in sorted(wrong))
+        raise RcaiError(f"{flags}: not read by --strategy {strategy} (" +
+                        "; ".join(f"{'--' + k.replace('_', '-')}: {', '.join(APPLIES[k])}" for k in sorted(wrong)) + ")")
+
+
+def _differs(value, default) -> bool:
+    if isinstance(default, (list, tuple)) or isinstance(value, (list, tuple)):
+        return list(value or []) != list(default or [])
+    return value != default
+
+
+def search_params():
+    """The `rcai search` options with their defaults (typer's OptionInfo on the signature)."""
+    import inspect
+
+    return [p.replace(default=getattr(p.default, "default", p.default)) for p in inspect.signature(search).parameters.values()]
 
 
 def _check_options(lr_weights: float, lr_alpha: float, lambda_latency: float, lambda_flops: float, eval_images: int, evaluations: int) -> None:

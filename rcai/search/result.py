@@ -15,7 +15,9 @@ UNDER_BUDGET_FLAG = 0.15
 class SearchResult:
     subnet: SubnetSpec
     estimate: Cost  # by the cost model that checked the budget
-    selection: str  # "argmax" (the argmax meets the budget, or no budget) or "budget" (knapsack choice)
+    # how the subnet was chosen: darts "argmax" (the alphas' argmax meets the budget, or no budget) or "budget"
+    # (the knapsack over the alphas); sample-based "best-evaluated"; halving "best-at-last-rung"
+    selection: str
     history: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     budget_ms: float | None = None  # whole-loop budget
