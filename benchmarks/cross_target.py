@@ -25,7 +25,8 @@ from rcai.deploy.compare import compare_loops  # noqa: E402
 from rcai.deploy.export import export_subnet_onnx  # noqa: E402
 from rcai.io import atomic_write_csv, read_json  # noqa: E402
 from rcai.search.config import SearchConfig  # noqa: E402
-from rcai.search.run import run_search  # noqa: E402
+from rcai.search.strategies.darts import strategy_config  # noqa: E402
+from rcai.search.strategies.run import run_strategy  # noqa: E402
 from rcai.presets import get_preset  # noqa: E402
 from rcai.space.subnet import SubnetSpec  # noqa: E402
 from rcai.train.evaluate import EvalConfig  # noqa: E402
@@ -60,7 +61,7 @@ def main() -> None:
             if not (d / "metrics.json").exists():
                 cfg = SearchConfig(preset="tiny", cost_table=table_path, latency_budget_ms=budgets[t], steps_per_sample=S,
                                    steps=args.steps, warmup_steps=args.warmup, finetune_steps=args.finetune, seed=seed, eval=ev)
-                run_search(cfg, d, resume=(d / "config.json").exists(), progress=False)
+                run_strategy(strategy_config(cfg), d, resume=(d / "config.json").exists())
             runs[(seed, t)] = d
     candidates = {}
     for (seed, searched_for), d in runs.items():

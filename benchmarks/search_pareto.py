@@ -141,7 +141,8 @@ def run_job(job: dict, args) -> dict:
 
     torch.set_num_threads(1)
     from rcai.search.config import SearchConfig
-    from rcai.search.run import run_search
+    from rcai.search.strategies.darts import strategy_config
+    from rcai.search.strategies.run import run_strategy
     from rcai.presets import get_preset
     from rcai.space.subnet import SubnetSpec
     from rcai.train.evaluate import EvalConfig
@@ -154,7 +155,7 @@ def run_job(job: dict, args) -> dict:
     if job["method"] in ("searched", "variant"):
         scfg = SearchConfig(preset="tiny", cost_table=args.table, latency_budget_ms=job["budget_ms"], seed=job["seed"], eval=ev,
                             softmax=job.get("softmax", args.softmax), penalty=job.get("penalty", args.penalty))
-        m = run_search(scfg, out / "search", resume=(out / "search" / "config.json").exists(), progress=False)
+        m = run_strategy(strategy_config(scfg), out / "search", resume=(out / "search" / "config.json").exists())[1]
         rec["inherited_quality"] = m["quality"]["gain_db"]
         rec["search_notes"] = m["search"]["notes"]
         arch = SubnetSpec.load(out / "search" / "subnet.json").choices

@@ -29,7 +29,8 @@ from rcai.deploy.compare import compare_loops  # noqa: E402
 from rcai.deploy.export import export_subnet_onnx  # noqa: E402
 from rcai.io import read_json  # noqa: E402
 from rcai.search.config import SearchConfig  # noqa: E402
-from rcai.search.run import run_search  # noqa: E402
+from rcai.search.strategies.darts import strategy_config  # noqa: E402
+from rcai.search.strategies.run import run_strategy  # noqa: E402
 from rcai.presets import get_preset  # noqa: E402
 from rcai.space.subnet import SubnetSpec  # noqa: E402
 from rcai.cost.summary import space_summary  # noqa: E402
@@ -74,7 +75,7 @@ def main() -> None:
                 cfg = SearchConfig(preset="tiny", cost_table=args.table, softmax=sm, latency_budget_ms=budget, steps_per_sample=S,
                                    steps=args.steps, warmup_steps=args.warmup, finetune_steps=args.finetune, lr_weights=args.lr,
                                    seed=seed, eval=ev)
-                run_search(cfg, d, resume=(d / "config.json").exists())
+                run_strategy(strategy_config(cfg), d, resume=(d / "config.json").exists())
             runs[(seed, sm)] = d
     # export every model and time all whole loops together, interleaved
     candidates = {}

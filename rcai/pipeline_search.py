@@ -97,7 +97,7 @@ class HalvingStage(SearchStage):
 
 @SEARCH_STAGES.register("darts")
 class DartsStage(SearchStage):
-    weights = "subnet"  # run_search writes subnet.pt
+    weights = "subnet"  # the darts strategy writes subnet.pt
 
     def train_config(self, subnet: str | None) -> TrainConfig:
         c = self.cfg
@@ -105,17 +105,21 @@ class DartsStage(SearchStage):
 
     def search(self, table_path, budget, out, say, progress):
         from .io import read_json
-        from .search.config import SearchConfig
-        from .search.run import run_search
+        from .search.config import DartsOptions
+        from .search.strategies.base import StrategyConfig
+        from .search.strategies.run import run_strategy
 
         c, run = self.cfg, out / "search"
         say(f"bilevel ({c.softmax}) search: {c.search_steps} steps, fine-tune {c.finetune_steps}")
-        if not (run / "metrics.json").exists():
-            scfg = SearchConfig(preset=c.preset, cost_table=str(table_path), predictor=c.predictor, softmax=c.softmax, latency_budget_ms=budget,
-                                steps_per_sample=c.steps_per_sample, steps=c.search_steps, warmup_steps=c.warmup_steps,
-                                finetune_steps=c.finetune_steps, lr_weights=c.lr, seed=c.seed, eval=self.ev)
-            run_search(scfg, run, resume=(run / "config.json").exists(), progress=progress)
-        return run, {**read_json(run / "metrics.json")["search"], "strategy": "darts"}
+        if (run / "result.json").exists():  # done: its fine-tune and evaluation are not redone
+            summary = read_json(run / "result.json")
+        else:
+            darts = DartsOptions(predictor=c.predictor, softmax=c.softmax, steps=c.search_steps, warmup_steps=c.warmup_steps,
+                                 finetune_steps=c.finetune_steps, lr_weights=c.lr, eval=self.ev)
+            scfg = StrategyConfig(strategy="darts", preset=c.preset, cost_table=str(table_path), latency_budget_ms=budget,
+                                  steps_per_sample=c.steps_per_sample, seed=c.seed, darts=darts)
+            _, summary = run_strategy(scfg, run, resume=(run / "config.json").exists(), progress=progress)
+        return run, {**summary["search"], "strategy": "darts"}
 
     def trained_pick(self, found, out):
         return found, {}  # inherited from the supernet and fine-tuned by the search itself

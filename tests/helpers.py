@@ -13,3 +13,12 @@ def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
         main()
     out = capsys.readouterr()
     return e.value.code, out.out, out.err
+
+
+def run_darts(engine_cfg, out, resume: bool = False) -> dict:
+    """A DARTS run described by its engine config (SearchConfig), through the one strategy runner
+    the CLI, the pipeline and the benchmarks use; returns its result.json summary."""
+    from rcai.search.strategies.darts import strategy_config
+    from rcai.search.strategies.run import run_strategy
+
+    return run_strategy(strategy_config(engine_cfg), out, resume=resume)[1]

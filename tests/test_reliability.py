@@ -20,7 +20,6 @@ from rcai.cost.table import CostTable, meta_path
 from rcai.errors import RcaiError
 from rcai.io import append_line, atomic_torch_save, atomic_write_json, atomic_write_text
 from rcai.search.config import SearchConfig
-from rcai.search.run import run_search
 from rcai.presets import get_preset
 from rcai.space.space import SearchSpace
 from rcai.targets import MeasureConfig
@@ -28,7 +27,7 @@ from rcai.train import rundir as rundir_mod
 from rcai.train.evaluate import EvalConfig
 from rcai.train.rundir import RunDir
 from rcai.train.trainer import TrainConfig, train
-from helpers import run_cli  # noqa: E402
+from helpers import run_cli, run_darts  # noqa: E402
 
 FAST = MeasureConfig(warmup=1, min_repeats=3, max_repeats=5, chunk=3, max_seconds=0.5)
 PCFG = ProfileConfig(preset="micro", threads=1, measure=FAST)
@@ -167,7 +166,7 @@ def test_cli_out_onto_a_device_node_is_refused(tmp_path, monkeypatch, capsys, ma
 def full_search(made, tmp_path_factory):
     """The uninterrupted search both phases are compared with."""
     out = tmp_path_factory.mktemp("search") / "full"
-    run_search(_scfg(made / "t.csv"), out, progress=False)
+    run_darts(_scfg(made / "t.csv"), out)
     return out
 
 
@@ -187,9 +186,9 @@ def test_search_resume_is_bit_identical_in_each_phase(made, full_search, tmp_pat
 
     monkeypatch.setattr(RunDir, "save_checkpoint", die)
     with pytest.raises(Killed):
-        run_search(_scfg(table), tmp_path / "resumed", progress=False)
+        run_darts(_scfg(table), tmp_path / "resumed")
     monkeypatch.setattr(RunDir, "save_checkpoint", orig)
-    run_search(_scfg(table), tmp_path / "resumed", resume=True, progress=False)
+    run_darts(_scfg(table), tmp_path / "resumed", resume=True)
     for name in ("supernet.pt", "subnet.pt"):
         a, b = torch.load(full_search / name), torch.load(tmp_path / "resumed" / name)
         for k in a:
@@ -231,9 +230,9 @@ def test_search_killed_before_first_checkpoint_logs_each_step_once(made, tmp_pat
     monkeypatch.setattr(RunDir, "save_checkpoint", lambda self, state: (_ for _ in ()).throw(Killed()))
     cfg = _scfg(made / "t.csv", finetune_steps=1)
     with pytest.raises(Killed):
-        run_search(cfg, tmp_path / "run", progress=False)
+        run_darts(cfg, tmp_path / "run")
     monkeypatch.undo()
-    run_search(cfg, tmp_path / "run", resume=True, progress=False)
+    run_darts(cfg, tmp_path / "run", resume=True)
     assert _log_steps(tmp_path / "run") == [1, 2, 3, 4, 5, 6, 7]
 
 
@@ -253,7 +252,7 @@ def test_a_second_writer_is_refused_naming_the_holder(made, tmp_path, monkeypatc
         with pytest.raises(RcaiError, match=f"in use by pid {holders[1].pid}"):
             train(_tcfg(), run, progress=False)
         with pytest.raises(RcaiError, match=f"in use by pid {holders[1].pid}"):
-            run_search(_scfg(made / "t.csv"), run, progress=False)
+            run_darts(_scfg(made / "t.csv"), run)
         with pytest.raises(RcaiError, match=f"in use by pid {holders[2].pid}"):
             profile_archs(PCFG, ArchDatasetConfig(archs=1, rounds=1), folder, progress=False)
         code, _, err = run_cli(monkeypatch, capsys, "train", "--out", str(run), "--preset", "micro", "--steps", "1")
@@ -365,7 +364,7 @@ def test_train_refuses_no_steps(steps):
 
 def test_infeasible_budget_is_refused_before_training(made, tmp_path):
     with pytest.raises(RcaiError, match="below the cheapest subnet's loop"):
-        run_search(_scfg(made / "t.csv", latency_budget_ms=1e-3), tmp_path / "run", progress=False)
+        run_darts(_scfg(made / "t.csv", latency_budget_ms=1e-3), tmp_path / "run")
     assert not (tmp_path / "run").exists()  # nothing trained, no folder left to block the corrected command
 
 

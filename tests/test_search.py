@@ -12,10 +12,12 @@ from rcai.errors import RcaiError
 from rcai.model.mixed import list_softmax
 from rcai.search.config import SearchConfig
 from rcai.search.darts import Bilevel
-from rcai.search.run import build_bilevel, choose_subnet, load_cost_models, run_search
+from rcai.search.run import build_bilevel, choose_subnet, load_cost_models
 from rcai.search.select import alpha_logprobs, best_under_budget
 from rcai.targets import MeasureConfig
 from rcai.train.evaluate import EvalConfig
+
+from helpers import run_darts  # noqa: E402
 
 FAST = MeasureConfig(warmup=1, min_repeats=3, max_repeats=5, chunk=3, max_seconds=0.5)
 
@@ -144,7 +146,7 @@ def test_budget_enforced_by_knapsack_selection(micro_table):
 
 def test_resume_after_interruption_equals_uninterrupted_run(micro_table, tmp_path):
     cfg = _cfg(micro_table)
-    full = run_search(cfg, tmp_path / "full", progress=False)
+    full = run_darts(cfg, tmp_path / "full")
     # interrupted: same run, but stop after the first checkpoint (step 3) by shortening, then resume
     part = _cfg(micro_table)
     from rcai.search import run as run_mod
@@ -162,10 +164,10 @@ def test_resume_after_interruption_equals_uninterrupted_run(micro_table, tmp_pat
     run_mod.RunDir.save_checkpoint = stop_after_first
     try:
         with pytest.raises(Stop):
-            run_search(part, tmp_path / "resumed", progress=False)
+            run_darts(part, tmp_path / "resumed")
     finally:
         run_mod.RunDir.save_checkpoint = orig
-    resumed = run_search(part, tmp_path / "resumed", resume=True, progress=False)
+    resumed = run_darts(part, tmp_path / "resumed", resume=True)
     assert resumed["choices"] == full["choices"]
     a = torch.load(tmp_path / "full" / "supernet.pt")
     b = torch.load(tmp_path / "resumed" / "supernet.pt")
@@ -218,7 +220,7 @@ def test_default_search_on_tiny_does_not_pick_the_cheapest_subnet(tiny, tmp_path
     budget = table.estimate(table.space.base_arch(), S).loop_ms / 1.6
     cfg = SearchConfig(preset="tiny", cost_table=str(table_path), latency_budget_ms=budget, steps=60, warmup_steps=30, finetune_steps=1,
                        log_every=10, eval=EvalConfig(steps=1, max_images=1))
-    m = run_search(cfg, tmp_path / "s", progress=False)
+    m = run_darts(cfg, tmp_path / "s")
     cheapest, _ = table.space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=False)
     assert m["choices"] != cheapest
     assert 0.85 <= m["search"]["budget_use"] <= 1.0 and not m["search"]["far_under_budget"]

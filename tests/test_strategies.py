@@ -1,6 +1,7 @@
 """Sample-based strategies on the micro preset with a real (profiled) cost table: the budget holds for
 every subnet evaluated, a seed reproduces a run, a resumed run (journal cut by a kill) equals the
-uninterrupted one, and each reports its evaluations and wall time. DARTS runs through the seam too."""
+uninterrupted one, and each reports its evaluations and wall time. Every registered strategy, DARTS
+included, runs through the one seam."""
 import json
 import shutil
 
@@ -105,11 +106,6 @@ def test_resume_refuses_another_config(micro_table, budget, tmp_path):
         run_strategy(_cfg(micro_table, budget, "random", seed=5), tmp_path / "r", resume=True)
 
 
-def test_darts_needs_its_own_config(micro_table, budget, tmp_path):
-    with pytest.raises(RcaiError, match="not a sample-based strategy"):
-        run_strategy(_cfg(micro_table, budget, "darts"), tmp_path / "d")
-
-
 def test_impossible_budget_is_refused_before_the_run_folder(micro_table, tmp_path):
     with pytest.raises(RcaiError, match="no subnet meets the latency budget"):
         run_strategy(_cfg(micro_table, 1e-6, "evolution"), tmp_path / "x")
@@ -135,16 +131,61 @@ def test_rl_learns_to_stay_within_the_budget(micro_table, budget, reward, tmp_pa
     assert summary["rejected"] > 0 and rate(journal[half:]) < rate(journal[:half])
 
 
-def test_darts_is_a_registered_strategy(micro_table, budget, tmp_path):
-    from rcai.search.config import SearchConfig
-    from rcai.space.subnet import SubnetSpec
+def _seam_cfg(table, budget, strategy, tmp_path):
+    """Each registered strategy at its smallest real size (darts: 4 supernet steps; halving: 2-step
+    rungs; knapsack: a quality model fitted on planted records of micro subnets)."""
+    from rcai.presets import get_preset
+    from rcai.proxies.additive import AdditiveQuality
+    from rcai.search.config import DartsOptions
+    from rcai.space.space import SearchSpace
     from rcai.train.evaluate import EvalConfig
+    from rcai.train.protocol import SIGNAL, TrainProtocol
 
-    cfg = SearchConfig(preset="micro", cost_table=micro_table, steps=4, warmup_steps=0, batch_size=2, finetune_steps=1, steps_per_sample=10,
-                       latency_budget_ms=budget, ckpt_every=2, log_every=1, eval=EvalConfig(steps=2, max_images=1))
-    result = STRATEGIES.get("darts")(cfg).search(tmp_path / "d")
-    assert result.subnet.choices == SubnetSpec.load(tmp_path / "d" / "subnet.json").choices
-    assert result.estimate.loop_ms <= budget and len(result.history) >= 4
+    kw = {}
+    if strategy == "darts":
+        kw["darts"] = DartsOptions(steps=4, warmup_steps=0, batch_size=2, finetune_steps=1, ckpt_every=2, log_every=1,
+                                   eval=EvalConfig(steps=2, max_images=1))
+    elif strategy == "halving":
+        kw.update(protocol=TrainProtocol(steps=2, batch_size=2, lr=SIGNAL.lr, ema=SIGNAL.ema, eval_at=(1, 2)), rungs=(1, 2), initial=2,
+                  brackets=1, jobs=1)
+    elif strategy == "knapsack":
+        import random
+
+        micro = get_preset("micro")
+        space, rng = SearchSpace.of(micro), random.Random(0)
+        recs = [{"choices": a, "seed": 0, "quality": 0.1 * sum(op == "conv3x3" for op in a.values())}
+                for a in (space.random_arch(rng) for _ in range(12))]
+        model = tmp_path / "q.json"
+        AdditiveQuality.fit(micro, recs).save(model)
+        kw.update(proxy="quality-model", proxy_config=ProxyConfig(quality_model=str(model)))
+    return _cfg(table, budget, strategy, **kw)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES.names())
+def test_every_registered_strategy_runs_behind_the_one_seam(micro_table, budget, strategy, tmp_path):
+    """`run_strategy` runs every strategy, DARTS included: the pick is within the budget by the
+    table, subnet.json and result.json agree with the returned result, and a second run of the
+    same config (resume of a finished run) gives the same subnet."""
+    from rcai.io import read_json
+    from rcai.space.subnet import SubnetSpec
+
+    cfg = _seam_cfg(micro_table, budget, strategy, tmp_path)
+    result, summary = run_strategy(cfg, tmp_path / "run")
+    assert result.estimate.loop_ms <= budget * (1 + 1e-9) and summary["table"]["loop_ms"] <= budget * (1 + 1e-9)
+    assert SubnetSpec.load(tmp_path / "run" / "subnet.json").choices == result.subnet.choices == summary["choices"]
+    stored = read_json(tmp_path / "run" / "result.json")
+    assert stored["strategy"] == strategy and stored["subnet_hash"] == result.subnet.hash and stored["selection"] == result.selection
+    again, _ = run_strategy(cfg, tmp_path / "run", resume=True)
+    assert again.subnet.choices == result.subnet.choices
+
+
+def test_darts_engine_config_round_trips():
+    from rcai.search.config import SearchConfig
+    from rcai.search.strategies.darts import engine_config, strategy_config
+
+    engine = SearchConfig(preset="micro", cost_table="t.csv", latency_budget_ms=12.5, steps_per_sample=10, seed=3, data_dir="photos",
+                          force=True, softmax="paired", steps=7, finetune_steps=2)
+    assert engine_config(strategy_config(engine)) == engine
 
 
 def test_cli_search_killed_and_resumed_equals_uninterrupted(micro_table, budget, tmp_path):

@@ -39,6 +39,6 @@ def _literal(node: ast.expr) -> bool:
 
 TRAIN = defaults("train/trainer.py", "TrainConfig")
 EVAL = defaults("train/evaluate.py", "EvalConfig")
-SEARCH = defaults("search/config.py", "SearchConfig")
+SEARCH = {**defaults("search/config.py", "DartsOptions"), **defaults("search/config.py", "SearchConfig")}  # the engine config and its options
 BENCH = defaults("deploy/bench.py", "BenchConfig")
 PIPELINE = defaults("pipeline.py", "PipelineConfig")

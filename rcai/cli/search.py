@@ -65,66 +65,48 @@ def search(
     _check_options(lr_weights=lr_weights, lr_alpha=lr_alpha, lambda_latency=lambda_latency, lambda_flops=lambda_flops,
                    eval_images=eval_images, evaluations=evaluations)
     _refuse_inapplicable(strategy, {k: v for k, v in locals().items() if k in APPLIES})
-    if strategy != "darts":
-        if strategy == "knapsack":
-            proxy = proxy or "quality-model"
-        halving = dict(rungs=tuple(rungs), eta=eta, initial=initial, brackets=brackets, train_seed=train_seed, jobs=jobs, executor=executor,
-                       ray_address=ray_address, batch_size=batch_size)
-        return _sample_search(strategy, proxy, cost_table, out, preset, latency_budget_ms, sample_steps, evaluations, reward, seed,
-                              image_dir, resume, json, quality_model or f"predictors/quality-{preset}.json", halving)
-    if proxy is not None:
-        from ..errors import RcaiError
-
-        raise RcaiError("--proxy applies to the sample-based strategies (random, evolution, area, rl), not darts")
-    from ..search.config import SearchConfig
-    from ..search.run import run_search
-    from ..train.evaluate import EvalConfig
-
-    cfg = SearchConfig(
-        preset=preset, cost_table=cost_table, predictor=predictor, softmax=softmax, penalty=penalty,
-        latency_budget_ms=latency_budget_ms, steps_per_sample=sample_steps, lambda_latency=lambda_latency,
-        lambda_flops=lambda_flops, steps=search_steps, warmup_steps=warmup_steps, lr_weights=lr_weights, lr_alpha=lr_alpha,
-        batch_size=batch_size, finetune_steps=finetune_steps, seed=seed, data_dir=image_dir, force=force,
-        eval=EvalConfig(steps=eval_steps, max_images=eval_images),
-    )
-    with distributed():
-        metrics = run_search(cfg, out, resume=resume, progress=not json)
-    if not metrics:
-        return  # not rank 0
-    if json:
-        print_json(metrics)
-        return
-    s, t, b = metrics["search"], metrics["table"], metrics["base_table"]
-    for note in s["notes"]:
-        stdout.print(note)
-    stdout.print(f"{out}: subnet {s['subnet_hash']} ({s['selection']}): loop {t['loop_ms']:.1f} ms vs base {b['loop_ms']:.1f} ms "
-                  f"({b['loop_ms'] / t['loop_ms']:.2f}x), FLOPs {t['flops'] / 1e6:.1f}M vs {b['flops'] / 1e6:.1f}M, "
-                  f"quality {metrics['quality']['gain_db']:+.3f} dB over bicubic, sampled PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}")
-
-
-def _sample_search(strategy, proxy, cost_table, out, preset, budget, sample_steps, evaluations, reward, seed, image_dir, resume, json,
-                   quality_model, halving) -> None:
     from ..proxies import ProxyConfig
+    from ..search.config import DartsOptions
     from ..search.strategies.base import StrategyConfig
     from ..search.strategies.run import run_strategy
+    from ..train.evaluate import EvalConfig
     from ..train.protocol import SIGNAL, TrainProtocol
 
-    rungs, batch_size = halving.pop("rungs"), halving.pop("batch_size")
+    darts = DartsOptions(predictor=predictor, softmax=softmax, penalty=penalty, lambda_latency=lambda_latency, lambda_flops=lambda_flops,
+                         steps=search_steps, warmup_steps=warmup_steps, lr_weights=lr_weights, lr_alpha=lr_alpha, batch_size=batch_size,
+                         finetune_steps=finetune_steps, eval=EvalConfig(steps=eval_steps, max_images=eval_images))
     protocol = TrainProtocol(steps=max(rungs), batch_size=batch_size, lr=SIGNAL.lr, lr_schedule=SIGNAL.lr_schedule, ema=SIGNAL.ema,
                              eval_at=tuple(sorted(set(rungs))))
-    cfg = StrategyConfig(strategy=strategy, preset=preset, cost_table=cost_table, proxy=proxy or STRATEGY["proxy"], latency_budget_ms=budget,
-                         steps_per_sample=sample_steps, evaluations=evaluations, reward=reward, seed=seed,
-                         proxy_config=ProxyConfig(data_dir=image_dir, seed=seed, quality_model=quality_model),
-                         rungs=rungs, protocol=protocol, **halving)
-    _, summary = run_strategy(cfg, out, resume=resume)
+    proxy = proxy or ("quality-model" if strategy == "knapsack" else STRATEGY["proxy"])
+    cfg = StrategyConfig(strategy=strategy, preset=preset, cost_table=cost_table, proxy=proxy, latency_budget_ms=latency_budget_ms,
+                         steps_per_sample=sample_steps, evaluations=evaluations, reward=reward, seed=seed, force=force,
+                         proxy_config=ProxyConfig(data_dir=image_dir, seed=seed, quality_model=quality_model or f"predictors/quality-{preset}.json"),
+                         rungs=tuple(rungs), protocol=protocol, eta=eta, initial=initial, brackets=brackets, train_seed=train_seed, jobs=jobs,
+                         executor=executor, ray_address=ray_address, darts=darts)
+    with distributed():
+        _, summary = run_strategy(cfg, out, resume=resume, progress=not json)
+    if not summary:
+        return  # not rank 0
     if json:
         print_json(summary)
         return
     for note in summary["notes"]:
         stdout.print(note)
-    budget_txt = f" (budget {budget:.1f} ms)" if budget else ""
-    stdout.print(f"{out}: subnet {summary['subnet_hash']}: {cfg.proxy} {summary['best_score']:.6g}, loop {summary['table']['loop_ms']:.1f} ms"
-                 f"{budget_txt}; {summary['evaluations']} evaluations in {summary['wall_s']:.1f} s")
+    stdout.print(f"{out}: {summary_line(cfg, summary)}")
+
+
+def summary_line(cfg, s: dict) -> str:
+    """The run's result in one line: the subnet, its loop by the table (and its quality where the strategy evaluated it)."""
+    t = s["table"]
+    if "base_table" in s:  # darts: trained, fine-tuned and evaluated
+        b = s["base_table"]
+        return (f"subnet {s['subnet_hash']} ({s['selection']}): loop {t['loop_ms']:.1f} ms vs base {b['loop_ms']:.1f} ms "
+                f"({b['loop_ms'] / t['loop_ms']:.2f}x), FLOPs {t['flops'] / 1e6:.1f}M vs {b['flops'] / 1e6:.1f}M, "
+                f"quality {s['quality']['gain_db']:+.3f} dB over bicubic, sampled PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.3f}")
+    budget = f" (budget {cfg.latency_budget_ms:.1f} ms)" if cfg.latency_budget_ms else ""
+    score = "quality (dB)" if cfg.strategy == "halving" else cfg.proxy
+    return (f"subnet {s['subnet_hash']}: {score} {s['best_score']:.6g}, loop {t['loop_ms']:.1f} ms{budget}; "
+            f"{s['evaluations']} evaluations in {s['wall_s']:.1f} s")
 
 
 # Options that only some strategies read: anything else given them is refused, never silently ignored.
@@ -132,7 +114,7 @@ _DARTS = ("darts",)
 _SAMPLED = ("grid", "random", "evolution", "area", "rl", "knapsack")
 APPLIES: dict[str, tuple[str, ...]] = {
     **{k: _DARTS for k in ("softmax", "penalty", "lambda_latency", "lambda_flops", "search_steps", "warmup_steps", "finetune_steps",
-                           "lr_weights", "lr_alpha", "predictor", "eval_steps", "eval_images", "force")},
+                           "lr_weights", "lr_alpha", "predictor", "eval_steps", "eval_images")},
     **{k: ("halving",) for k in ("rungs", "eta", "initial", "brackets", "train_seed", "jobs", "executor", "ray_address")},
     "batch_size": _DARTS + ("halving",),
     "proxy": _SAMPLED, "evaluations": _SAMPLED, "reward": ("rl",), "quality_model": _SAMPLED,

@@ -4,21 +4,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import JsonConfig
+from ..config import JsonConfig, require_counts
 from ..errors import RcaiError
 from ..train.evaluate import EvalConfig
 from ..train.lr import check_lr_schedule
 
 
 @dataclass(frozen=True)
-class SearchConfig(JsonConfig):
-    preset: str = "tiny"
-    cost_table: str = "latency_tables/cpu-tiny.csv"
+class DartsOptions(JsonConfig):
+    """What only the bilevel (DARTS-style) strategy reads: `StrategyConfig.darts` (rcai/search/strategies)."""
+
     predictor: str | None = None  # GNN predictor: ranks candidates and checks the budget
     softmax: str = "gdas"  # gdas (single path: a supernet step costs a subnet step) | simple | temperature | gumbel
     penalty: str = "auto"  # auto: "budget" with a budget, else "expected" (the report's form)
-    latency_budget_ms: float | None = None  # whole sampling loop (per-step cost x steps_per_sample)
-    steps_per_sample: int = 50  # sampling steps the deployed loop runs (DDIM); latency counts all of them
     lambda_latency: float = 1.0  # on E[loop latency] / base loop latency, or / budget (dimensionless)
     mu_rate: float = 0.05  # budget penalty: its multiplier mu += mu_rate * (E[loop] - budget) / budget per alpha step
     mu_max: float = 2.0  # ... up to this many times the data term's pull (the knapsack enforces the budget exactly)
@@ -34,27 +32,40 @@ class SearchConfig(JsonConfig):
     batch_size: int = 8
     finetune_steps: int = 200
     finetune_lr_schedule: str = "cosine"  # the fine-tune's lr (lr_weights) schedule; the search's own lr is constant
-    seed: int = 0
-    data_dir: str | None = None
     ckpt_every: int = 50
     log_every: int = 5
-    force: bool = False  # use a table measured for another preset/batch/precision
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
-        for name, least in (("steps", 1), ("finetune_steps", 0), ("warmup_steps", 0), ("steps_per_sample", 1),
-                            ("batch_size", 1), ("ckpt_every", 1), ("log_every", 1)):
+        for name, least in (("steps", 1), ("finetune_steps", 0), ("warmup_steps", 0), ("batch_size", 1), ("ckpt_every", 1), ("log_every", 1)):
             v = getattr(self, name)
             if not isinstance(v, int) or v < least:
                 raise RcaiError(f"{name} must be a whole number >= {least}, got {v!r}")
-        b = self.latency_budget_ms
-        if b is not None and not (isinstance(b, (int, float)) and 0 < b < float("inf")):
-            raise RcaiError(f"latency budget must be a positive finite number of ms (or none), got {b!r}")
         check_lr_schedule(self.finetune_lr_schedule)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str | None = None) -> "SearchConfig":
+    def from_dict(cls, d: dict[str, Any], where: str | None = None):
         return super().from_dict({**d, "eval": EvalConfig.from_dict(d.get("eval", {}), "eval")}, where)
+
+
+@dataclass(frozen=True)
+class SearchConfig(DartsOptions):
+    """The bilevel engine's whole config (rcai/search/run.py): the options plus what every strategy shares."""
+
+    preset: str = "tiny"
+    cost_table: str = "latency_tables/cpu-tiny.csv"
+    latency_budget_ms: float | None = None  # whole sampling loop (per-step cost x steps_per_sample)
+    steps_per_sample: int = 50  # sampling steps the deployed loop runs (DDIM); latency counts all of them
+    seed: int = 0
+    data_dir: str | None = None
+    force: bool = False  # use a table measured for another preset/batch/precision
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_counts({"steps_per_sample": self.steps_per_sample})
+        b = self.latency_budget_ms
+        if b is not None and not (isinstance(b, (int, float)) and 0 < b < float("inf")):
+            raise RcaiError(f"latency budget must be a positive finite number of ms (or none), got {b!r}")
 
     @property
     def penalty_name(self) -> str:

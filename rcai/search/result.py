@@ -16,12 +16,13 @@ class SearchResult:
     subnet: SubnetSpec
     estimate: Cost  # by the cost model that checked the budget
     # how the subnet was chosen: darts "argmax" (the alphas' argmax meets the budget, or no budget) or "budget"
-    # (the knapsack over the alphas); sample-based "best-evaluated"; halving "best-at-last-rung"
+    # (the knapsack over the alphas); sample-based "best-evaluated"; halving "best-at-last-rung"; knapsack "best-evaluated"
     selection: str
     history: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     budget_ms: float | None = None  # whole-loop budget
     table_loop_ms: float | None = None  # the chosen subnet's loop by the additive table
+    info: dict[str, Any] = field(default_factory=dict)  # the strategy's own figures (evaluations, wall time; darts: its metrics)
 
     @property
     def budget_use(self) -> float | None:

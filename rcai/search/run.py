@@ -1,11 +1,11 @@
-"""`rcai search`: bilevel search -> choose subnet under the budget -> fine-tune -> evaluate.
+"""The bilevel (DARTS-style) engine of `rcai search --strategy darts` (rcai/search/strategies/darts.py):
+search -> choose subnet under the budget -> fine-tune -> evaluate.
 
 Run folder: config.json, log.jsonl (+ log.csv), checkpoint.pt, supernet.pt, subnet.json,
-subnet.pt, metrics.json, plots/. `--resume` continues from the last checkpoint of either phase.
+subnet.pt, metrics.json, plots/. A resumed run continues from the last checkpoint of either phase.
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +17,6 @@ from ..cost.model import CostModel, OpCostModel
 from ..diffusion import preset_loss
 from ..errors import RcaiError
 from ..io import atomic_torch_save, atomic_write_csv, atomic_write_json
-from ..lock import exclusive
 from ..space.extract import extract_subnet
 from ..model.unet import UNet
 from ..presets import get_preset
@@ -102,25 +101,19 @@ def choose_subnet(engine: Bilevel, predictor: CostModel | None) -> SearchResult:
     return result
 
 
-def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    with exclusive(out) if world()[0] == 0 else contextlib.nullcontext():  # one writer per run folder
-        return _run_search(cfg, out, resume, progress)
-
-
-def _run_search(cfg: SearchConfig, out: str | Path, resume: bool, progress: bool) -> dict[str, Any]:
+def search_in(cfg: SearchConfig, run: RunDir, progress: bool = True) -> dict[str, Any]:
+    """The bilevel search in a run folder that `run_strategy` has started (and locked): continues from
+    its last checkpoint where there is one. Returns the metrics (rank 0; {} on the other ranks)."""
     rank, _ = world()
     table, predictor = load_cost_models(cfg)
-    check_budget_feasible(table, cfg)  # before the run folder exists: a corrected command can start afresh
-    run = RunDir(Path(out))
-    if rank == 0:
-        run.start(cfg.to_dict(), resume)
+    check_budget_feasible(table, cfg)
     engine = build_bilevel(cfg, table)
-    state = run.load_checkpoint() if resume else None
+    state = run.load_checkpoint()
     step, phase = 0, "search"
     if state is not None:
         phase, step = state["phase"], state["step"]
         engine.load_state_dict(state["engine"])
-    if resume and rank == 0:  # lines after the checkpoint (or all, if none was reached) are redone
+    if rank == 0:  # lines after the checkpoint (or all, if none was reached) are redone
         run.truncate_log(step if phase == "search" else cfg.steps + step)
 
     def checkpoint(extra: dict[str, Any]) -> None:

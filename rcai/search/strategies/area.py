@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import collections
 
-from .base import STRATEGIES, SearchStrategy
+from .base import STRATEGIES, SampledStrategy
 from .evolution import evolve
 
 
 @STRATEGIES.register("area")
-class AssistedEvolution(SearchStrategy):
+class AssistedEvolution(SampledStrategy):
     name = "area"
 
     def run(self, problem, session, rng) -> None:

@@ -29,8 +29,10 @@ from ...proxies import Estimator, ProxyConfig
 from ...registry import Registry
 from ...space.space import Arch, SearchSpace
 from ...train.protocol import TrainProtocol
-from ..result import SearchResult
 from ...config import counts_of, require_counts
+from ...train.rundir import RunDir
+from ..config import DartsOptions
+from ..result import SearchResult
 
 JOURNAL = "evaluations.jsonl"
 PROPOSALS_PER_EVALUATION = 20
@@ -38,7 +40,7 @@ PROPOSALS_PER_EVALUATION = 20
 
 @dataclass(frozen=True)
 class StrategyConfig(JsonConfig):
-    strategy: str = "evolution"  # grid | random | evolution | area | rl (darts runs `rcai search` itself)
+    strategy: str = "evolution"  # a name in STRATEGIES: darts | grid | random | evolution | area | rl | knapsack | halving
     preset: str = "tiny"
     cost_table: str = "latency_tables/cpu-tiny.csv"
     proxy: str = "naswot"  # the quality estimator (rcai/proxies)
@@ -72,6 +74,8 @@ class StrategyConfig(JsonConfig):
     executor: str = "local"  # local | ray (rcai/search/executors.py)
     ray_address: str | None = None  # ray: None starts a local cluster; "auto" or HOST:PORT joins one
     work_dir: str | None = None  # trainings' folder when the run has no journal
+    force: bool = False  # use a cost table measured for another preset/batch/precision
+    darts: DartsOptions = field(default_factory=DartsOptions)  # darts: the bilevel search, its fine-tune and evaluation
 
     def __post_init__(self) -> None:
         require_counts(counts_of(self, "evaluations", "population", "sample_size", "area_pool", "steps_per_sample", "eta", "initial", "brackets",
@@ -85,7 +89,8 @@ class StrategyConfig(JsonConfig):
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str | None = None) -> "StrategyConfig":
         return super().from_dict({**d, "proxy_config": ProxyConfig.from_dict(d.get("proxy_config", {}), "proxy_config"),
-                                  "protocol": TrainProtocol.from_dict(d.get("protocol", {}), "protocol")}, where)
+                                  "protocol": TrainProtocol.from_dict(d.get("protocol", {}), "protocol"),
+                                  "darts": DartsOptions.from_dict(d.get("darts", {}), "darts")}, where)
 
 
 def key(arch: Mapping[str, str]) -> str:
@@ -219,21 +224,37 @@ class Session:
 
 
 class SearchStrategy(ABC):
-    """A sample-based strategy: `run` proposes subnets through the session until it raises Stop."""
+    """The seam every strategy sits behind: `search(problem, run)` writes what it needs into the run
+    folder (`run_strategy` has started it; None: no folder) and returns the chosen subnet."""
 
     name = "strategy"
+    trains = False  # True: the strategy measures quality itself (no estimator is built for it)
 
-    def __init__(self, cfg: StrategyConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: StrategyConfig, progress: bool = False):
+        self.cfg, self.progress = cfg, progress
+
+    def check(self, problem: Problem) -> None:
+        """Refuse, in one line and before the run folder exists, a problem this strategy cannot search
+        (by default: a budget that no subnet meets)."""
+        if problem.budget_ms is not None:
+            problem.repair(problem.space.base_arch(), random.Random(0))
+
+    @abstractmethod
+    def search(self, problem: Problem, run: RunDir | None = None) -> SearchResult | None: ...
+
+
+class SampledStrategy(SearchStrategy):
+    """A sample-based strategy: `run` proposes subnets through a session until it raises Stop; the
+    session's journal is the run folder's evaluations.jsonl."""
 
     @abstractmethod
     def run(self, problem: Problem, session: Session, rng: random.Random) -> None: ...
 
-    def search(self, problem: Problem, journal: Path | None = None) -> tuple[SearchResult, Session]:
+    def search(self, problem: Problem, run: RunDir | None = None) -> SearchResult:
         """Run to the budget and return the best subnet evaluated (ties: the earliest)."""
         from ...space.subnet import SubnetSpec
 
-        session = Session(problem, self.cfg, journal)
+        session = Session(problem, self.cfg, run.file(JOURNAL) if run else None)
         try:
             self.run(problem, session, random.Random(self.cfg.seed))
         except Stop:
@@ -242,9 +263,11 @@ class SearchStrategy(ABC):
         est = problem.cost.estimate(best["arch"], problem.steps)
         notes = [f"{self.name}: best score {best['score']:.6g} after {session.evaluations} evaluations "
                  f"({session.proxy_evaluations} seeding-proxy evaluations, {len(session.history)} proposals) in {session.wall_s:.1f} s"]
-        result = SearchResult(SubnetSpec(problem.space.preset, problem.space.validate(best["arch"])), est, "best-evaluated",
-                              history=session.history, notes=notes, budget_ms=problem.budget_ms, table_loop_ms=est.loop_ms)
-        return result, session
+        info = {"best_score": best["score"], "best_at": best["i"], "evaluations": session.evaluations,
+                "proxy_evaluations": session.proxy_evaluations, "proposals": len(session.history),
+                "rejected": sum(r["kind"] == "rejected" for r in session.history), "wall_s": session.wall_s}
+        return SearchResult(SubnetSpec(problem.space.preset, problem.space.validate(best["arch"])), est, "best-evaluated",
+                            history=session.history, notes=notes, budget_ms=problem.budget_ms, table_loop_ms=est.loop_ms, info=info)
 
 
 STRATEGIES: Registry[type] = Registry("search strategy")

@@ -8,7 +8,7 @@ import collections
 import random
 
 from ...space.space import Arch
-from .base import STRATEGIES, Problem, SearchStrategy, Session
+from .base import STRATEGIES, Problem, SampledStrategy, Session
 
 
 def mutate(problem: Problem, arch: Arch, rng: random.Random) -> Arch:
@@ -46,7 +46,7 @@ def evolve(problem: Problem, session: Session, rng: random.Random, population: c
 
 
 @STRATEGIES.register("evolution")
-class RegularizedEvolution(SearchStrategy):
+class RegularizedEvolution(SampledStrategy):
     name = "evolution"
 
     def run(self, problem, session, rng) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 
-from .base import STRATEGIES, SearchStrategy
+from .base import STRATEGIES, SampledStrategy
 
 
 def _level(path: str) -> int:
@@ -26,7 +26,7 @@ def grid(space) -> list[dict[str, str]]:
 
 
 @STRATEGIES.register("grid")
-class GridSearch(SearchStrategy):
+class GridSearch(SampledStrategy):
     name = "grid"
 
     def run(self, problem, session, rng) -> None:

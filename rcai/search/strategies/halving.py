@@ -24,8 +24,9 @@ from ...errors import RcaiError
 from ...space.space import Arch
 from ...space.subnet import SubnetSpec
 from ...train.protocol import TrainProtocol
+from ...train.rundir import RunDir
 from ..executors import make_executor
-from .base import STRATEGIES, Problem, SearchStrategy, Session, key
+from .base import STRATEGIES, Problem, SampledStrategy, Session, key
 
 
 def train_rung(payload: tuple[str, dict, int, str, dict, int]) -> float:
@@ -42,12 +43,12 @@ def train_rung(payload: tuple[str, dict, int, str, dict, int]) -> float:
 
 
 @STRATEGIES.register("halving")
-class SuccessiveHalving(SearchStrategy):
+class SuccessiveHalving(SampledStrategy):
     name = "halving"
     trains = True  # its estimator is training itself: no proxy is built
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
+    def __init__(self, cfg, progress: bool = False):
+        super().__init__(cfg, progress)
         p = cfg.protocol
         if not cfg.rungs or any(r not in p.eval_at for r in cfg.rungs) or list(cfg.rungs) != sorted(set(cfg.rungs)):
             raise RcaiError(f"rungs {cfg.rungs} must be increasing steps among the protocol's eval_at {p.eval_at}")
@@ -117,13 +118,14 @@ class SuccessiveHalving(SearchStrategy):
         picks += sorted(pool, key=lambda a: -model(a))
         return _distinct(picks, seen, n) or [problem.feasible_random(rng)]
 
-    def search(self, problem: Problem, journal: Path | None = None):
-        result, session = super().search(problem, journal)
+    def search(self, problem: Problem, run: RunDir | None = None):
+        result = super().search(problem, run)
         steps = sum(self.trainings.values())
         result.notes.append(f"halving: {len(self.trainings)} subnets trained, {steps} training steps = "
                             f"{steps / self.cfg.protocol.steps:.2f} full trainings of {self.cfg.protocol.steps} steps (seed {self.cfg.train_seed})")
         result.selection = "best-at-last-rung"
-        return result, session
+        result.info["trainings"] = steps / self.cfg.protocol.steps
+        return result
 
 
 def _distinct(archs: list[Arch], seen: set[str], n: int) -> list[Arch]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from ...cost.model import OpCostModel
 from ...errors import RcaiError
 from ..select import best_under_budget
-from .base import STRATEGIES, SearchStrategy
+from .base import STRATEGIES, SampledStrategy
 
 
 @STRATEGIES.register("knapsack")
-class Knapsack(SearchStrategy):
+class Knapsack(SampledStrategy):
     name = "knapsack"
 
     def run(self, problem, session, rng) -> None:

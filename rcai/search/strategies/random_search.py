@@ -2,11 +2,11 @@
 training-free proxy as the estimator this is NASWOT's Algorithm 1 (`--proxy naswot`)."""
 from __future__ import annotations
 
-from .base import STRATEGIES, SearchStrategy
+from .base import STRATEGIES, SampledStrategy
 
 
 @STRATEGIES.register("random")
-class RandomSearch(SearchStrategy):
+class RandomSearch(SampledStrategy):
     name = "random"
 
     def run(self, problem, session, rng) -> None:

@@ -17,7 +17,7 @@ import math
 
 from ...errors import RcaiError
 from ...registry import Registry
-from .base import STRATEGIES, SearchStrategy
+from .base import STRATEGIES, SampledStrategy
 
 REWARDS: Registry = Registry("reward form")
 REWARDS.add("hard", lambda acc, lat, tau, c: acc * (lat <= tau))
@@ -26,7 +26,7 @@ REWARDS.add("linear", lambda acc, lat, tau, c: c.alpha * acc + (1 - c.alpha) * (
 
 
 @STRATEGIES.register("rl")
-class Reinforce(SearchStrategy):
+class Reinforce(SampledStrategy):
     name = "rl"
 
     def run(self, problem, session, rng) -> None:
