@@ -15,7 +15,9 @@ from rcai.cost.calibration import Calibration, fit_calibration
 from rcai.cost.check import compare_tables
 from rcai.cost.expected import expected_cost
 from rcai.cost.model import TableCostModel
-from rcai.cost.profile import InterleaveConfig, ProfileConfig, kind_sums, profile_ops, read_rounds
+from rcai.cost.loop_calibration import kind_sums
+from rcai.cost.profile import ProfileConfig, profile_ops
+from rcai.cost.rounds import InterleaveConfig, read_rounds
 from rcai.cost.table import CostTable
 from rcai.errors import RcaiError
 from rcai.model.unet import UNet
@@ -146,7 +148,8 @@ def test_estimates_and_expected_cost_use_the_calibration(calibrated, micro):
 SCRIPT = textwrap.dedent(
     """
     import sys
-    from rcai.cost.profile import InterleaveConfig, ProfileConfig, profile_ops
+    from rcai.cost.profile import ProfileConfig, profile_ops
+    from rcai.cost.rounds import InterleaveConfig
     cfg = ProfileConfig(preset="micro", threads=1, interleave=InterleaveConfig(rounds=int(sys.argv[2]), burst=10, warmup=1))
     profile_ops(cfg, sys.argv[1], progress=False)
     """

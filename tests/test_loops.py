@@ -12,7 +12,8 @@ import pytest
 
 from rcai.cost.loops import SAMPLER, measure_model_loops, sampler_steps, sampler_terms
 from rcai.cost.model import TableCostModel
-from rcai.cost.profile import InterleaveConfig, ProfileConfig, profile_ops
+from rcai.cost.profile import ProfileConfig, profile_ops
+from rcai.cost.rounds import InterleaveConfig
 from rcai.cost.subnets import export_with_weights
 from rcai.cost.table import CostTable
 from rcai.errors import RcaiError

@@ -13,7 +13,7 @@ from torch import nn
 from rcai.errors import RcaiError
 from rcai.targets import (
     MeasureConfig, Prepared, TargetInfo, TimingStats, get_target, interleaved_rounds, list_targets,
-    measure_call_overhead, measure_loop, prepare_identity, resolve_device, specs_from_onnx,
+    measure_call_overhead, measure_loop, prepare_probe, resolve_device, specs_from_onnx,
 )
 from rcai.targets.measure import repeatability
 from rcai.targets.onnxruntime import OnnxRuntimeTarget
@@ -252,11 +252,11 @@ def test_interleaved_rounds_returns_every_candidate(prepared):
 # --- call overhead -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["onnxruntime", "torch"])
-def test_identity_model_measures_the_call_overhead(name, tmp_path):
+def test_overhead_model_measures_the_call_overhead(name, tmp_path):
     target = get_target(name, threads=1)
-    p = prepare_identity(target, tmp_path, {"x": ((1, 4), "float32")})
+    p = prepare_probe(target, tmp_path, {"x": ((1, 4), "float32")})
     x = np.arange(1, 5, dtype=np.float32).reshape(1, 4)
-    assert np.array_equal(p.run({"x": x})[0], x)
+    assert np.array_equal(p.run({"x": x})[0], 2 * x)
     s = measure_call_overhead(target, FAST)
     assert s.count >= FAST.min_repeats and s.median_ms > 0
 

@@ -8,34 +8,39 @@ from typing import Optional
 import typer
 
 from .common import JsonOpt, PresetOpt, out as stdout, print_json
+from .defaults import defaults
 from .main import app
 
+PROFILE = defaults("cost/profile.py", "ProfileConfig")
+INTERLEAVE = defaults("cost/rounds.py", "InterleaveConfig")
+ARCHS = defaults("cost/archs.py", "ArchDatasetConfig")
+CHECK = defaults("cost/check.py", "FidelityConfig")
 
 
 @app.command()
 def profile(
-    device: str = typer.Option("cpu", "--device", "-d", help="Target: cpu (ONNX Runtime), torch (torch eager on this CPU), gpu (TensorRT if installed, else torch-cuda with CUDA graphs), jetson (TensorRT over ssh, unverified)."),
+    device: str = typer.Option(PROFILE["device"], "--device", "-d", help="Target: cpu (ONNX Runtime), torch (torch eager on this CPU), gpu (TensorRT if installed, else torch-cuda with CUDA graphs), jetson (TensorRT over ssh, unverified)."),
     preset: str = PresetOpt,
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Table CSV (default latency_tables/<device>-<preset>.csv)."),
     threads: Optional[int] = typer.Option(None, help="Backend threads (default: all cores)."),
-    batch: int = typer.Option(1, help="Batch size of every measurement."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | int8 (cpu: each op and calibration subnet quantized with ONNX Runtime static quantization as in a whole INT8 network; default table latency_tables/<device>-<preset>-int8.csv)."),
+    batch: int = typer.Option(PROFILE["batch"], help="Batch size of every measurement."),
+    precision: str = typer.Option(PROFILE["precision"], "--precision", help="fp32 | int8 (cpu: each op and calibration subnet quantized with ONNX Runtime static quantization as in a whole INT8 network; default table latency_tables/<device>-<preset>-int8.csv)."),
     archs: int = typer.Option(0, help="Also measure N random whole subnets end to end (the predictor's dataset)."),
     archs_out: Optional[str] = typer.Option(None, help="Dataset folder (default: <table without .csv>-archs/)."),
-    rounds: int = typer.Option(12, help="Interleaved measurement rounds per subnet (--archs)."),
-    seed: int = typer.Option(0, help="Seed of the random subnets (--archs)."),
-    sampling: str = typer.Option("uniform", help="How --archs draws subnets: uniform | skewed (ops biased per subnet: reaches the extremes)."),
+    rounds: int = typer.Option(ARCHS["rounds"], help="Interleaved measurement rounds per subnet (--archs)."),
+    seed: Optional[int] = typer.Option(None, help=f"Seed of the random subnets (--archs: default {ARCHS['seed']}; --check: {CHECK['seed']})."),
+    sampling: str = typer.Option(ARCHS["sampling"], help="How --archs draws subnets: uniform | skewed (ops biased per subnet: reaches the extremes)."),
     skip_ops: bool = typer.Option(False, help="Only the --archs dataset, no op table."),
-    method: str = typer.Option("interleaved", help="interleaved (short random-order rounds over everything) | sequential (one op after the other)."),
-    calibrate: int = typer.Option(0, help="Calibrate the table on N (<= 10) whole subnets measured in the same run (stored in its meta.json, used by every estimate)."),
-    op_rounds: int = typer.Option(16, help="Interleaved rounds of the op table."),
-    estimator: str = typer.Option("p10", help="Latency of an item from all its calls: p10 | median (tables); also min | trimmed_low (--archs)."),
-    clock: str = typer.Option("auto", help="auto (thread CPU time for --threads 1 on cpu, else wall) | wall | thread_cpu."),
-    correct_drift: bool = typer.Option(False, help="Divide each round's calls by the reference kernel's speed that round."),
-    pin: bool = typer.Option(True, help="Pin to --threads CPUs where the OS allows."),
+    method: str = typer.Option(PROFILE["method"], help="interleaved (short random-order rounds over everything) | sequential (one op after the other)."),
+    calibrate: Optional[int] = typer.Option(None, help=f"Calibrate the table on N (<= 10) whole subnets measured in the same run (stored in its meta.json, used by every estimate; default {PROFILE['calibrate']}, --check {CHECK['calibrate']})."),
+    op_rounds: int = typer.Option(INTERLEAVE["rounds"], help="Interleaved rounds of the op table."),
+    estimator: str = typer.Option(INTERLEAVE["estimator"], help="Latency of an item from all its calls: p10 | median (tables); also min | trimmed_low (--archs)."),
+    clock: str = typer.Option(INTERLEAVE["clock"], help="auto (thread CPU time for --threads 1 on cpu, else wall) | wall | thread_cpu."),
+    correct_drift: bool = typer.Option(INTERLEAVE["correct_drift"], help="Divide each round's calls by the reference kernel's speed that round."),
+    pin: bool = typer.Option(INTERLEAVE["pin"], help="Pin to --threads CPUs where the OS allows."),
     check: bool = typer.Option(False, "--check", help="Run the fidelity check here instead: a table calibrated on loops, then the whole DDIM loops of 30+ subnets, the base (twice) and the cheapest measured; table and predictor (predictors/DEVICE-PRESET.pt) vs the loops beside their re-measurement, CPU model and load; in a temp folder or --out."),
     check_methods: str = typer.Option("auto", help="--check: comma-separated clocks of the table and the loops: auto (CPU time for one CPU thread, else wall), wall (both on the wall clock)."),
-    check_subnets: int = typer.Option(30, help="--check: random subnets whose whole loops are measured besides the base (twice) and the cheapest."),
+    check_subnets: int = typer.Option(CHECK["subnets"], help="--check: random subnets whose whole loops are measured besides the base (twice) and the cheapest."),
     host: Optional[str] = typer.Option(None, "--host", envvar="RCAI_REMOTE_HOST", help="Measure on [user@]addr[:port] over ssh (the host needs Python, numpy and the runtime; $RCAI_REMOTE_PYTHON, $RCAI_SSH_CONFIG)."),
     json: bool = JsonOpt,
 ) -> None:
@@ -43,7 +48,8 @@ def profile(
     (median/p10/p90/CV/count, FLOPs by DeepSpeed cross-checked by torch, params, bytes, peak activation
     memory). Resumable: run the same command again after a kill and it continues where it stopped."""
     from ..cost.archs import ArchDatasetConfig, profile_archs
-    from ..cost.profile import NET_MEASURE, OP_MEASURE, InterleaveConfig, ProfileConfig, default_table_path, profile_ops
+    from ..cost.profile import NET_MEASURE, OP_MEASURE, ProfileConfig, default_table_path, profile_ops
+    from ..cost.rounds import InterleaveConfig
     from ..errors import RcaiError
 
     if precision != "fp32" and (check or archs):
@@ -51,11 +57,13 @@ def profile(
     if check:
         from .tables import run_check_command
 
-        run_check_command(preset, device, threads if threads is not None else 1, batch, calibrate or 8, check_subnets, seed or 1,
-                          check_methods, out, json)
+        run_check_command(preset, device, CHECK["threads"] if threads is None else threads, batch, CHECK["calibrate"] if calibrate is None else calibrate,
+                          check_subnets, CHECK["seed"] if seed is None else seed, check_methods, out, json)
         return
     if archs < 0 or rounds < 1:
         raise RcaiError(f"--archs must be >= 0 (0: no subnets) and --rounds >= 1, got {archs} and {rounds}")
+    seed = ARCHS["seed"] if seed is None else seed
+    calibrate = PROFILE["calibrate"] if calibrate is None else calibrate
     acfg = ArchDatasetConfig(archs=archs, rounds=rounds, seed=seed, sampling=sampling, method=method) if archs else None
     icfg = InterleaveConfig(rounds=op_rounds, estimator=estimator, clock=clock, correct_drift=correct_drift, pin=pin)
     table_path = Path(out) if out else default_table_path(device, preset, precision)

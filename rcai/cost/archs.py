@@ -147,7 +147,7 @@ def _export_all(out: Path, preset, archs: list[dict[str, str]], names: list[str]
 
 def _measure_interleaved(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: Path, preset, archs, names, meta, progress: bool) -> Path:
     from ..targets.measure import pinned
-    from .profile import NET, REFERENCE, measure_interleaved, read_rounds
+    from .rounds import NET, REFERENCE, measure_interleaved, read_rounds
 
     target = pcfg.target()
     icfg = pcfg.interleave
@@ -239,7 +239,7 @@ def write_dataset(out: Path, names: list[str], meta: dict[str, Any]) -> Path:
 
 def _write_interleaved(out: Path, names: list[str], meta: dict[str, Any]) -> Path:
     from ..targets.measure import estimate
-    from .profile import NET, REFERENCE, InterleaveConfig, call_stats, corrected, drift_summary, read_rounds
+    from .rounds import NET, REFERENCE, InterleaveConfig, call_stats, corrected, drift_summary, read_rounds
 
     icfg = InterleaveConfig.from_dict(meta["interleave"])
     lines, drifts = [], []

@@ -201,7 +201,8 @@ def recalibrated(table: CostTable, cal_archs: dict[str, dict[str, str]], res: di
 
     from ..space.space import SearchSpace
     from .loops import SAMPLER
-    from .profile import NET, fit_loop_calibration
+    from .loop_calibration import fit_loop_calibration
+    from .rounds import NET
 
     t = copy.deepcopy(table)
     t.path = table.path.with_name(table.path.name.removesuffix('.csv') + '-same-rounds.csv')  # its meta is written beside, not over
@@ -264,7 +265,8 @@ def fidelity_check(cfg: FidelityConfig, method: str, workdir: str | Path, progre
     """Profile a table here (calibrated on whole loops, timed), then measure the whole loops of the
     base (twice), the cheapest and `cfg.subnets` random subnets and compare (loop_check). Files stay in workdir."""
     from ..targets.sysinfo import cpu_model, load_average
-    from .profile import InterleaveConfig, ProfileConfig, profile_ops
+    from .profile import ProfileConfig, profile_ops
+    from .rounds import InterleaveConfig
 
     if method not in CHECK_METHODS:
         raise RcaiError(f"unknown check method {method!r}; known: {', '.join(CHECK_METHODS)}")

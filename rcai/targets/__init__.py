@@ -6,7 +6,7 @@ tensorrt) are imported only when a target is created or used.
 from .base import MeasureConfig, Prepared, Target, TargetInfo, TimingStats
 from .inputs import make_input_pool, normalize_specs, specs_from_onnx
 from .measure import interleaved_rounds, measure_callable, measure_loop
-from .overhead import identity_onnx, measure_call_overhead, prepare_identity
+from .overhead import export_probe, identity_onnx, measure_call_overhead, prepare_probe
 from .registry import get_target, list_targets, register_target, resolve_device
 
 # Implementations register themselves on import (one file each).
@@ -17,5 +17,5 @@ __all__ = [
     "get_target", "list_targets", "register_target", "resolve_device",
     "interleaved_rounds", "measure_callable", "measure_loop",
     "make_input_pool", "normalize_specs", "specs_from_onnx",
-    "identity_onnx", "measure_call_overhead", "prepare_identity",
+    "export_probe", "identity_onnx", "measure_call_overhead", "prepare_probe",
 ]
