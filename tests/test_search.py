@@ -179,30 +179,65 @@ def test_resume_after_interruption_equals_uninterrupted_run(micro_table, tmp_pat
         assert (tmp_path / "resumed" / name).exists()
 
 
-def _ddp_worker(rank, world, port, table, out_dir):
+def _ddp_worker(rank, world, port, table, out_dir, softmax):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
     import torch.distributed as dist
 
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        eng = _engine(_cfg(table, softmax="gumbel", steps=8))
+        eng = _engine(_cfg(table, softmax=softmax, steps=8))
         for step in range(8):
             eng.step(step, sync_every=1000)  # no re-broadcast: identity must come from averaged grads
         torch.save([a.detach() for a in eng.alphas], os.path.join(out_dir, f"alpha{rank}.pt"))
+        torch.save([w.detach() for w in eng.weights], os.path.join(out_dir, f"weights{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
 
-def test_two_process_ddp_keeps_alpha_identical(micro_table, tmp_path):
+@pytest.mark.parametrize("softmax", ["gumbel", "gdas"])  # gdas: each rank's single path leaves other params without grads
+def test_two_process_ddp_keeps_alpha_identical(micro_table, tmp_path, softmax):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, micro_table, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, port, micro_table, str(tmp_path), softmax), nprocs=2, join=True)
     a0, a1 = torch.load(tmp_path / "alpha0.pt"), torch.load(tmp_path / "alpha1.pt")
     assert any(not torch.equal(x, torch.zeros_like(x)) for x in a0)  # alpha did move
     for x, y in zip(a0, a1):
         assert torch.equal(x, y)
+    for x, y in zip(torch.load(tmp_path / "weights0.pt"), torch.load(tmp_path / "weights1.pt")):
+        assert torch.equal(x, y)
+
+
+def _strategy_worker(rank, world, port, table, out_dir):
+    """One rank of `torchrun -m rcai search --strategy darts`: run_strategy joins the group itself."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    summary = run_darts(_cfg(table, steps=4, finetune_steps=1), out_dir)
+    with open(os.path.join(os.path.dirname(out_dir), f"rank{rank}.json"), "w") as f:
+        json.dump(summary, f)
+
+
+def test_darts_under_torchrun_joins_the_group_and_rank_0_alone_writes(micro_table, tmp_path):
+    import torch.distributed as dist
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_strategy_worker, args=(2, port, micro_table, str(tmp_path / "run")), nprocs=2, join=True)
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r1 == {} and r0["strategy"] == "darts" and r0["choices"] == json.loads((tmp_path / "run" / "result.json").read_text())["choices"]
+    assert not dist.is_initialized()  # the group was the run's own, and left
+
+
+def test_a_single_process_strategy_refuses_torchrun(micro_table, tmp_path, monkeypatch):
+    from rcai.search.strategies import StrategyConfig
+    from rcai.search.strategies.run import run_strategy
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RcaiError, match="runs in one process"):
+        run_strategy(StrategyConfig(strategy="random", preset="micro", cost_table=micro_table, proxy="params", steps_per_sample=10), tmp_path / "r")
+    assert not (tmp_path / "r").exists()
 
 
 def test_default_search_on_tiny_does_not_pick_the_cheapest_subnet(tiny, tmp_path):

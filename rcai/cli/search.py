@@ -83,8 +83,7 @@ def search(
                          proxy_config=ProxyConfig(data_dir=image_dir, seed=seed, quality_model=quality_model or f"predictors/quality-{preset}.json"),
                          rungs=tuple(rungs), protocol=protocol, eta=eta, initial=initial, brackets=brackets, train_seed=train_seed, jobs=jobs,
                          executor=executor, ray_address=ray_address, darts=darts)
-    with distributed():
-        _, summary = run_strategy(cfg, out, resume=resume, progress=not json)
+    _, summary = run_strategy(cfg, out, resume=resume, progress=not json)
     if not summary:
         return  # not rank 0
     if json:
@@ -160,26 +159,3 @@ def _check_options(lr_weights: float, lr_alpha: float, lambda_latency: float, la
         if not math.isfinite(v):
             raise RcaiError(f"{name} must be a finite weight, got {v}")
     require_counts({"eval-images": eval_images, "evaluations": evaluations}, "--")
-
-
-class distributed:
-    """Join the process group when launched by torchrun (gloo on CPU, NCCL on GPU)."""
-
-    def __enter__(self):
-        import os
-
-        import torch
-        import torch.distributed as dist
-
-        self.owned = False
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-            self.owned = True
-        return self
-
-    def __exit__(self, *exc):
-        import torch.distributed as dist
-
-        if self.owned:
-            dist.destroy_process_group()
-        return False

@@ -28,6 +28,25 @@ from .config import SearchConfig
 from .penalty import DUAL, SIGNED_MU, get_penalty
 
 
+class process_group:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1: gloo on CPU, NCCL on GPU);
+    a no-op otherwise, or when the caller has joined one already."""
+
+    def __enter__(self):
+        import os
+
+        self.owned = False
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            self.owned = True
+        return self
+
+    def __exit__(self, *exc):
+        if self.owned:
+            dist.destroy_process_group()
+        return False
+
+
 def world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -38,8 +57,14 @@ def _average_grads(params: list[torch.nn.Parameter]) -> None:
     rank, size = world()
     if size == 1:
         return
-    for p in params:
-        if p.grad is not None:
+    # a single-path step (gdas, paired) gives grads only to the ops it sampled, a different set on each
+    # rank: agree first on which params any rank touched, then reduce exactly those, in the same order
+    used = torch.tensor([p.grad is not None for p in params], dtype=torch.float32)
+    dist.all_reduce(used, op=dist.ReduceOp.SUM)
+    for p, u in zip(params, used.tolist()):
+        if u > 0:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
             dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
             p.grad /= size
 

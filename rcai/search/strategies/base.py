@@ -229,6 +229,7 @@ class SearchStrategy(ABC):
 
     name = "strategy"
     trains = False  # True: the strategy measures quality itself (no estimator is built for it)
+    distributed = False  # True: runs on every rank of a torchrun launch (rank 0 writes the run folder)
 
     def __init__(self, cfg: StrategyConfig, progress: bool = False):
         self.cfg, self.progress = cfg, progress

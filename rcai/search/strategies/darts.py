@@ -37,6 +37,7 @@ def engine_config(cfg: StrategyConfig) -> SearchConfig:
 class Darts(SearchStrategy):
     name = "darts"
     trains = True  # the supernet is its estimator: no proxy is built
+    distributed = True  # data-parallel supernet training (gradients averaged, rcai/search/darts.py)
 
     def check(self, problem: Problem) -> None:
         if not isinstance(problem.cost, OpCostModel):

@@ -9,11 +9,13 @@ weights and metrics.json. `resume=True` continues a killed run (same config) whe
 from __future__ import annotations
 
 import contextlib
+import os
 
 from pathlib import Path
 from typing import Any
 
 from ...cost.load import load_cost_model
+from ...errors import RcaiError
 from ...io import atomic_write_json
 from ...lock import exclusive
 from ...proxies import make_estimator
@@ -37,11 +39,19 @@ def run_strategy(cfg: StrategyConfig, out: str | Path, resume: bool = False, pro
     """Every strategy's run: the problem built and checked before the run folder exists, the folder
     started (or resumed: the same config), then `search(problem, run)`; subnet.json and result.json
     (the SearchResult with the strategy's own figures) written. Under torchrun only rank 0 writes;
-    the other ranks return (None, {})."""
-    from ..darts import world
+    the other ranks return (None, {}); the process group is joined here (rcai.search.darts.process_group)."""
+    from ..darts import process_group, world
 
     strategy = STRATEGIES.get(cfg.strategy)(cfg, progress)
-    writer = world()[0] == 0
+    if not strategy.distributed:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise RcaiError(f"--strategy {cfg.strategy} runs in one process (its trainings on --jobs / --executor); torchrun applies to darts")
+        return _run(strategy, cfg, out, resume, writer=True)
+    with process_group():
+        return _run(strategy, cfg, out, resume, writer=world()[0] == 0)
+
+
+def _run(strategy, cfg: StrategyConfig, out: str | Path, resume: bool, writer: bool) -> tuple[SearchResult | None, dict[str, Any]]:
     with exclusive(out) if writer else contextlib.nullcontext():  # one writer per run folder
         problem = build_problem(cfg)
         strategy.check(problem)
