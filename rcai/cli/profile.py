@@ -1,4 +1,5 @@
-"""`rcai profile`: per-op cost table and whole-subnet latency dataset on a target."""
+"""`rcai profile`: per-op cost table and whole-subnet latency dataset on a target;
+`rcai profile check`: does a table (and the predictor) profiled here predict whole loops here?"""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -6,6 +7,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
+from rich.console import Console
+from rich.table import Table
 
 from .common import JsonOpt, PresetOpt, out as stdout, print_json
 from .defaults import defaults
@@ -17,8 +21,13 @@ ARCHS = defaults("cost/archs.py", "ArchDatasetConfig")
 CHECK = defaults("cost/check.py", "FidelityConfig")
 
 
-@app.command()
+profile_app = typer.Typer(invoke_without_command=True, help="Profile a target (or check a table against whole loops: `rcai profile check`).")
+app.add_typer(profile_app, name="profile")
+
+
+@profile_app.callback()
 def profile(
+    ctx: typer.Context,
     device: str = typer.Option(PROFILE["device"], "--device", "-d", help="Target: cpu (ONNX Runtime), torch (torch eager on this CPU), gpu (TensorRT if installed, else torch-cuda with CUDA graphs), jetson (TensorRT over ssh, unverified)."),
     preset: str = PresetOpt,
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Table CSV (default latency_tables/<device>-<preset>.csv)."),
@@ -28,19 +37,16 @@ def profile(
     archs: int = typer.Option(0, help="Also measure N random whole subnets end to end (the predictor's dataset)."),
     archs_out: Optional[str] = typer.Option(None, help="Dataset folder (default: <table without .csv>-archs/)."),
     rounds: int = typer.Option(ARCHS["rounds"], help="Interleaved measurement rounds per subnet (--archs)."),
-    seed: Optional[int] = typer.Option(None, help=f"Seed of the random subnets (--archs: default {ARCHS['seed']}; --check: {CHECK['seed']})."),
+    seed: int = typer.Option(ARCHS["seed"], help="Seed of the random subnets (--archs)."),
     sampling: str = typer.Option(ARCHS["sampling"], help="How --archs draws subnets: uniform | skewed (ops biased per subnet: reaches the extremes)."),
     skip_ops: bool = typer.Option(False, help="Only the --archs dataset, no op table."),
     method: str = typer.Option(PROFILE["method"], help="interleaved (short random-order rounds over everything) | sequential (one op after the other)."),
-    calibrate: Optional[int] = typer.Option(None, help=f"Calibrate the table on N (<= 10) whole subnets measured in the same run (stored in its meta.json, used by every estimate; default {PROFILE['calibrate']}, --check {CHECK['calibrate']})."),
+    calibrate: int = typer.Option(PROFILE["calibrate"], help="Calibrate the table on N (<= 10) whole subnets measured in the same run (stored in its meta.json, used by every estimate)."),
     op_rounds: int = typer.Option(INTERLEAVE["rounds"], help="Interleaved rounds of the op table."),
     estimator: str = typer.Option(INTERLEAVE["estimator"], help="Latency of an item from all its calls: p10 | median (tables); also min | trimmed_low (--archs)."),
     clock: str = typer.Option(INTERLEAVE["clock"], help="auto (thread CPU time for --threads 1 on cpu, else wall) | wall | thread_cpu."),
     correct_drift: bool = typer.Option(INTERLEAVE["correct_drift"], help="Divide each round's calls by the reference kernel's speed that round."),
     pin: bool = typer.Option(INTERLEAVE["pin"], help="Pin to --threads CPUs where the OS allows."),
-    check: bool = typer.Option(False, "--check", help="Run the fidelity check here instead: a table calibrated on loops, then the whole DDIM loops of 30+ subnets, the base (twice) and the cheapest measured; table and predictor (predictors/DEVICE-PRESET.pt) vs the loops beside their re-measurement, CPU model and load; in a temp folder or --out."),
-    check_methods: str = typer.Option("auto", help="--check: comma-separated clocks of the table and the loops: auto (CPU time for one CPU thread, else wall), wall (both on the wall clock)."),
-    check_subnets: int = typer.Option(CHECK["subnets"], help="--check: random subnets whose whole loops are measured besides the base (twice) and the cheapest."),
     host: Optional[str] = typer.Option(None, "--host", envvar="RCAI_REMOTE_HOST", help="Measure on [user@]addr[:port] over ssh (the host needs Python, numpy and the runtime; $RCAI_REMOTE_PYTHON, $RCAI_SSH_CONFIG)."),
     json: bool = JsonOpt,
 ) -> None:
@@ -52,18 +58,12 @@ def profile(
     from ..cost.rounds import InterleaveConfig
     from ..errors import RcaiError
 
-    if precision != "fp32" and (check or archs):
-        raise RcaiError(f"--precision {precision}: the op table only (not --check or --archs); measure INT8 loops with benchmarks/precision.py")
-    if check:
-        from .tables import run_check_command
-
-        run_check_command(preset, device, CHECK["threads"] if threads is None else threads, batch, CHECK["calibrate"] if calibrate is None else calibrate,
-                          check_subnets, CHECK["seed"] if seed is None else seed, check_methods, out, json)
+    if ctx.invoked_subcommand is not None:
         return
+    if precision != "fp32" and archs:
+        raise RcaiError(f"--precision {precision}: the op table only (not --archs); measure INT8 loops with benchmarks/precision.py")
     if archs < 0 or rounds < 1:
         raise RcaiError(f"--archs must be >= 0 (0: no subnets) and --rounds >= 1, got {archs} and {rounds}")
-    seed = ARCHS["seed"] if seed is None else seed
-    calibrate = PROFILE["calibrate"] if calibrate is None else calibrate
     acfg = ArchDatasetConfig(archs=archs, rounds=rounds, seed=seed, sampling=sampling, method=method) if archs else None
     icfg = InterleaveConfig(rounds=op_rounds, estimator=estimator, clock=clock, correct_drift=correct_drift, pin=pin)
     table_path = Path(out) if out else default_table_path(device, preset, precision)
@@ -96,3 +96,71 @@ def profile(
             stdout.print(f"{dataset}: {archs} subnets, {rounds} rounds each")
     if json:
         print_json(result)
+
+
+@profile_app.command("check")
+def check(
+    device: str = typer.Option(CHECK["device"], "--device", "-d", help="Target: cpu (ONNX Runtime), torch (torch eager on this CPU), gpu, jetson (see `rcai profile`)."),
+    preset: str = PresetOpt,
+    threads: int = typer.Option(CHECK["threads"], help="Backend threads."),
+    batch: int = typer.Option(CHECK["batch"], help="Batch size of every measurement."),
+    calibrate: int = typer.Option(CHECK["calibrate"], help="Whole subnets (<= 10) whose loops calibrate the table profiled here."),
+    subnets: int = typer.Option(CHECK["subnets"], help="Random subnets whose whole loops are measured besides the base (twice) and the cheapest."),
+    seed: int = typer.Option(CHECK["seed"], help="Seed of the measured subnets."),
+    methods: str = typer.Option("auto", help="Comma-separated clocks of the table and the loops: auto (CPU time for one CPU thread, else wall), wall (both on the wall clock)."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Folder of the check's tables and loops (default: a temporary one)."),
+    json: bool = JsonOpt,
+) -> None:
+    """The fidelity check: a table profiled and calibrated on loops here, then the whole DDIM loops of
+    30+ subnets, the base (twice) and the cheapest; table and predictor (predictors/DEVICE-PRESET.pt,
+    where it exists) vs the loops beside their own re-measurement, with the CPU model and the load."""
+    import tempfile
+
+    from ..cost.check import FidelityConfig, fidelity_check
+    from ..errors import RcaiError
+
+    cfg = FidelityConfig(preset=preset, device=device, threads=threads, batch=batch, subnets=subnets, calibrate=calibrate, seed=seed)
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    if not names:
+        raise RcaiError("--methods: name at least one method")
+    from .common import console, out as stdout
+
+    predictor = Path("predictors") / f"{device}-{preset}.pt"
+    results = []
+    with tempfile.TemporaryDirectory(prefix="rcai-check-") as tmp:
+        root = Path(out) if out else Path(tmp)
+        for m in names:
+            res = fidelity_check(cfg, m, root / m, progress=not json, log=console.print, predictor=predictor if predictor.is_file() else None)
+            res.pop("rows")
+            results.append(res)
+            if not json:
+                print_check(stdout, res)
+    if json:
+        print_json(results)
+
+
+CHECK_LABELS = {
+    "remeasurement": "the loops re-measured (2nd half of the rounds vs 1st)",
+    "table": "table estimate (calibrated on loops, + sampler term)",
+    "same_rounds": "table calibrated on loops in these rounds (no drift since the profile)",
+    "uncalibrated": "table without its calibration (+ sampler term)",
+    "predictor": "GNN predictor (+ its sampler term)",
+    "table_vs_wall": "table vs the wall-clock loops (this load)",
+}
+
+
+def print_check(out: Console, res: dict) -> None:
+    out.print(f"[bold]{res['method']}[/] on {res['cpu_model']} ({res['cpus']} CPUs): load {res['load_start']} -> {res['load_end']}; "
+              f"table profiled in {res['profile_seconds']:.0f} s (clock {res['table_clock']}), {res['loops']} whole {res['steps']}-step "
+              f"DDIM loops in {res['loops_seconds']:.0f} s ({res['rounds']} rounds, {res['statistic']} on the {res['clock']} clock; "
+              f"the loops got {res['cpu_share']:.0%} of a core)")
+    grid = Table("figure", "n", "median |err|", "Acc+-5%", "Acc+-10%", "Spearman", "bias", "max |err|")
+    for k, label in CHECK_LABELS.items():
+        if k in res:
+            r = res[k]
+            grid.add_row(label, str(r["n"]), f"{r['median_abs_err']:.1%}", f"{r['acc_5']:.0%}", f"{r['acc_10']:.0%}", f"{r['spearman']:.3f}",
+                         f"{r['bias']:+.1%}", f"{r['max_abs_err']:.1%}")
+    out.print(grid)
+    if "base_twice" in res:
+        b = res["base_twice"]
+        out.print(f"the base measured twice in the same rounds: {b['first_ms']:.1f} and {b['second_ms']:.1f} ms ({b['diff_pct']:+.1f}%)")

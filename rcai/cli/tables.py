@@ -67,7 +67,7 @@ def check(
 ) -> None:
     """Table estimate (calibrated where the table is) vs measured whole subnets: Acc+-10%, Spearman,
     MAPE, bias, beside the measurement's own repeatability (first vs second half of its rounds, the
-    ceiling of any estimate) and the load average. Run `rcai profile --check` for the whole check."""
+    ceiling of any estimate) and the load average. Run `rcai profile check` for the whole check."""
     from ..cost.check import check_table
     from ..targets.sysinfo import load_average
     from ..cost.table import CostTable
@@ -96,60 +96,3 @@ def _grid(rows: dict, labels: dict) -> Table:
     for k, r in rows.items():
         grid.add_row(labels.get(k, k), str(r["n"]), f"{r['acc_10']:.1%}", f"{r['acc_5']:.1%}", f"{r['spearman']:.3f}", f"{r['mape']:.1%}", f"{r['bias']:+.1%}")
     return grid
-
-
-def run_check_command(preset: str, device: str, threads: int, batch: int, calibrate: int, subnets: int, seed: int, methods: str,
-                      out: Optional[str], json: bool) -> None:
-    """`rcai profile --check`: fidelity_check for each method, printed (or JSON). The predictor is
-    the shipped one for the preset and device (predictors/DEVICE-PRESET.pt) where it exists."""
-    import tempfile
-    from pathlib import Path
-
-    from ..cost.check import FidelityConfig, fidelity_check
-    from ..errors import RcaiError
-
-    cfg = FidelityConfig(preset=preset, device=device, threads=threads, batch=batch, subnets=subnets, calibrate=calibrate, seed=seed)
-    names = [m.strip() for m in methods.split(",") if m.strip()]
-    if not names:
-        raise RcaiError("--check-methods: name at least one method")
-    from .common import console, out as stdout
-
-    predictor = Path("predictors") / f"{device}-{preset}.pt"
-    results = []
-    with tempfile.TemporaryDirectory(prefix="rcai-check-") as tmp:
-        root = Path(out) if out else Path(tmp)
-        for m in names:
-            res = fidelity_check(cfg, m, root / m, progress=not json, log=console.print, predictor=predictor if predictor.is_file() else None)
-            res.pop("rows")
-            results.append(res)
-            if not json:
-                print_check(stdout, res)
-    if json:
-        print_json(results)
-
-
-CHECK_LABELS = {
-    "remeasurement": "the loops re-measured (2nd half of the rounds vs 1st)",
-    "table": "table estimate (calibrated on loops, + sampler term)",
-    "same_rounds": "table calibrated on loops in these rounds (no drift since the profile)",
-    "uncalibrated": "table without its calibration (+ sampler term)",
-    "predictor": "GNN predictor (+ its sampler term)",
-    "table_vs_wall": "table vs the wall-clock loops (this load)",
-}
-
-
-def print_check(out: Console, res: dict) -> None:
-    out.print(f"[bold]{res['method']}[/] on {res['cpu_model']} ({res['cpus']} CPUs): load {res['load_start']} -> {res['load_end']}; "
-              f"table profiled in {res['profile_seconds']:.0f} s (clock {res['table_clock']}), {res['loops']} whole {res['steps']}-step "
-              f"DDIM loops in {res['loops_seconds']:.0f} s ({res['rounds']} rounds, {res['statistic']} on the {res['clock']} clock; "
-              f"the loops got {res['cpu_share']:.0%} of a core)")
-    grid = Table("figure", "n", "median |err|", "Acc+-5%", "Acc+-10%", "Spearman", "bias", "max |err|")
-    for k, label in CHECK_LABELS.items():
-        if k in res:
-            r = res[k]
-            grid.add_row(label, str(r["n"]), f"{r['median_abs_err']:.1%}", f"{r['acc_5']:.0%}", f"{r['acc_10']:.0%}", f"{r['spearman']:.3f}",
-                         f"{r['bias']:+.1%}", f"{r['max_abs_err']:.1%}")
-    out.print(grid)
-    if "base_twice" in res:
-        b = res["base_twice"]
-        out.print(f"the base measured twice in the same rounds: {b['first_ms']:.1f} and {b['second_ms']:.1f} ms ({b['diff_pct']:+.1f}%)")

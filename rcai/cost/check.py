@@ -1,4 +1,4 @@
-"""`rcai tables check` and `rcai profile --check`: does a cost table predict whole subnets here?
+"""`rcai tables check` and `rcai profile check`: does a cost table predict whole subnets here?
 
 check_table: a table's whole-network estimate against measured subnets. Figures per dataset: the
 table estimate (calibrated where the table is: what search and every estimate use), the same table

@@ -1,4 +1,4 @@
-"""A cost table fitted to whole sampling loops (`rcai profile --calibrate N`, `rcai profile --check`):
+"""A cost table fitted to whole sampling loops (`rcai profile --calibrate N`, `rcai profile check`):
 the calibration subnets' loops measured (rcai.cost.loops), then the per-kind factors fitted
 (rcai.cost.calibration) and stored in the table's meta with the sampler's own per-step terms.
 """

@@ -1,5 +1,5 @@
 """Whole sampling loops measured one way everywhere (`rcai bench`, the pipeline's comparison, the
-cost table's calibration, `rcai profile --check` and the benchmarks).
+cost table's calibration, `rcai profile check` and the benchmarks).
 
     res = measure_loops({"base": loop_a, "subnet": loop_b}, LoopConfig())   # {name: LoopMeasurement}
     res["base"].loop_ms        # the figure to quote: median of all timed loops on the quoted clock
