@@ -25,6 +25,8 @@ from rcai.io import atomic_write_csv, atomic_write_text
 from rcai.presets import get_preset
 from rcai.targets.sysinfo import cpu_model
 
+from common import load1
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -68,10 +70,10 @@ def main() -> None:
     args = ap.parse_args()
     cfg = BenchConfig(threads=args.threads, sampler=args.sampler, steps=args.steps, image="random", table=args.table, predictor=args.predictor, psnr=False)
     subnets = study_subnets(get_preset(args.preset), args.random, args.seed)
-    load0 = os.getloadavg()[0]
+    load0 = load1()
     with tempfile.TemporaryDirectory() as tmp:
         rows, summary = estimate_errors(subnets, cfg, tmp, rounds=args.rounds)
-    text = report(rows, summary, args, (load0, os.getloadavg()[0]))
+    text = report(rows, summary, args, (load0, load1()))
     atomic_write_text(args.out.with_suffix(".md"), text)
     atomic_write_csv(args.out.with_suffix(".csv"), rows)
     atomic_write_text(args.out.with_suffix(".json"), json.dumps(summary, indent=2, default=str) + "\n")

@@ -27,18 +27,22 @@ from onnx import TensorProto, helper
 
 from rcai.cost.model import CounterCostModel
 from rcai.deploy import BenchConfig, DeploySidecar, build_engine, export_subnet_onnx
-from rcai.deploy.compare import PER_ROUND, loop_fn
+from rcai.deploy.bench import loop_fn
 from rcai.deploy.engines import torch_threads
 from rcai.io import atomic_write_csv, atomic_write_text
 from rcai.presets import get_preset
 from rcai.space.space import SearchSpace
 from rcai.space.subnet import SubnetSpec
-from rcai.targets import get_target, interleaved_rounds
+from rcai.targets import MeasureConfig, get_target, interleaved_rounds
+
 from rcai.targets.sysinfo import cpu_model
 
-from bench_loop import cheap_arch  # noqa: E402  (same folder: run as python benchmarks/bench_flops.py)
+from bench_loop import cheap_arch  # same folder: run as python benchmarks/bench_flops.py
+from common import load1
 
 RESULTS = Path(__file__).parent / "results"
+# per round: one untimed loop, then the median of 3 (what rcai.deploy.compare used when these results were made)
+PER_ROUND = MeasureConfig(warmup=1, min_repeats=3, max_repeats=3, chunk=3, rel_tol=0.0, input_pool=1, max_seconds=600.0)
 
 
 def _none(fn, *args):
@@ -97,9 +101,9 @@ def run(args) -> tuple[list[dict], float, float]:
                 key = f"{name} ORT loop, batch {b}"
                 cands[key] = (loop_fn(eng, side, cfg), flops_step * b * args.steps)
                 meta[key] = {"kind": "loop", "batch": b, "flops": flops_step * b * args.steps}
-        load0 = os.getloadavg()[0]
+        load_start = load1()
         res = interleaved_rounds({k: f for k, (f, _) in cands.items()}, rounds=args.rounds, per_round=PER_ROUND)
-        load1 = os.getloadavg()[0]
+        load_end = load1()
     peak = max(meta[k]["flops"] / (r["median_ms"] / 1e3) for k, r in res.items() if meta[k]["kind"] == "peak")
     rows = []
     for k, r in res.items():
@@ -109,7 +113,7 @@ def run(args) -> tuple[list[dict], float, float]:
             "median_ms": r["median_ms"], "gflops_per_s": gflops, "pct_of_peak": 100 * gflops * 1e9 / peak,
             "repeatability": r["repeatability"], "round_min_ms": min(r["per_round_medians"]), "round_max_ms": max(r["per_round_medians"]),
         })
-    return rows, load0, load1
+    return rows, load_start, load_end
 
 
 def report(rows: list[dict], load: tuple[float, float], args) -> str:
@@ -149,8 +153,8 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--out", type=Path, default=RESULTS / "bench_flops")
     args = ap.parse_args()
-    rows, load0, load1 = run(args)
-    text = report(rows, (load0, load1), args)
+    rows, load_start, load_end = run(args)
+    text = report(rows, (load_start, load_end), args)
     atomic_write_text(args.out.with_suffix(".md"), text)
     atomic_write_csv(args.out.with_suffix(".csv"), rows)
     print(text)

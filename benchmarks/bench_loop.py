@@ -33,6 +33,8 @@ from rcai.space.subnet import SubnetSpec
 from rcai.targets import get_target
 from rcai.targets.sysinfo import cpu_model
 
+from common import load1
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -79,19 +81,19 @@ def run(args) -> list[dict]:
                 cands[f"{name}/torch"] = (path, "torch")
             cands["base/onnx-plain-run"] = (paths["base"], plain_engine(paths["base"], 1, t))
             cands["sampler-only"] = (paths["base"], sampler_only(paths["base"], 1))
-            load0 = os.getloadavg()[0]
+            load_start = load1()
             res = compare_loops(cands, cfg, rounds=args.rounds)
-            load1 = os.getloadavg()[0]
+            load_end = load1()
             for name, r in res.items():
                 m = r["per_round_medians"]
                 rows.append({
                     "threads": t, "candidate": name, "steps": args.steps, "loop_ms": r["median_ms"], "clock": r["clock"],
                     "wall_ms": r["wall_ms"], "cpu_ms": r["cpu_ms"],
                     "step_ms": r["median_ms"] / args.steps, "round_min_ms": min(m), "round_max_ms": max(m),
-                    "repeatability": r["repeatability"], "rounds": len(m), "load_before": load0, "load_after": load1,
+                    "repeatability": r["repeatability"], "rounds": len(m), "load_before": load_start, "load_after": load_end,
                     "engine": r["engine"],
                 })
-            print(f"threads={t} done (load {load0:.2f} -> {load1:.2f})", flush=True)
+            print(f"threads={t} done (load {load_start:.2f} -> {load_end:.2f})", flush=True)
     return rows
 
 

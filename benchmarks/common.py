@@ -13,6 +13,19 @@ def machine() -> str:
     return machine_facts()
 
 
+def load1() -> float:
+    """The 1-minute load average now (`rcai.targets.sysinfo.load_average()[0]`); nan where unknown."""
+    from rcai.targets.sysinfo import load_average
+
+    load = load_average()
+    return load[0] if load else float("nan")
+
+
+def load_text(load: list[float]) -> str:
+    """1/5/15-minute load averages (`rcai.targets.sysinfo.load_average()`) as 'a/b/c', 'unknown' for []."""
+    return "/".join(f"{x:.2f}" for x in load) or "unknown"
+
+
 def git_rev() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()

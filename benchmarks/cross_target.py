@@ -9,27 +9,25 @@ Runs are resumable (finished searches, metrics.json present, are reused).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, git_rev, machine, write  # noqa: E402
+from common import RESULTS, git_rev, machine, write
 
-from rcai.cost.archs import sample_archs  # noqa: E402
-from rcai.cost.model import TableCostModel  # noqa: E402
-from rcai.cost.table import CostTable  # noqa: E402
-from rcai.deploy.bench import BenchConfig  # noqa: E402
-from rcai.deploy.compare import compare_loops  # noqa: E402
-from rcai.deploy.export import export_subnet_onnx  # noqa: E402
-from rcai.io import atomic_write_csv, read_json  # noqa: E402
-from rcai.search.config import SearchConfig  # noqa: E402
-from rcai.search.strategies.darts import strategy_config  # noqa: E402
-from rcai.search.strategies.run import run_strategy  # noqa: E402
-from rcai.presets import get_preset  # noqa: E402
-from rcai.space.subnet import SubnetSpec  # noqa: E402
-from rcai.train.evaluate import EvalConfig  # noqa: E402
+from rcai.cost.archs import sample_archs
+from rcai.cost.model import TableCostModel
+from rcai.cost.table import CostTable
+from rcai.deploy.bench import BenchConfig
+from rcai.deploy.compare import compare_loops
+from rcai.deploy.export import export_subnet_onnx
+from rcai.io import atomic_write_csv, read_json
+from rcai.search.config import SearchConfig
+from rcai.search.strategies.darts import strategy_config
+from rcai.search.strategies.run import run_strategy
+from rcai.presets import get_preset
+from rcai.space.subnet import SubnetSpec
+from rcai.train.evaluate import EvalConfig
 
 # target name -> (cost table, engine of the whole-loop measurement)
 TARGETS = {"ort": ("latency_tables/cpu-tiny.csv", "onnx"), "torch": ("latency_tables/torch-tiny.csv", "torch")}

@@ -32,9 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's rcai (compare() reads its files)
-from common import git_rev, machine, write  # noqa: E402
+from common import git_rev, load1, machine, write
+
+# this checkout's rcai, the one the rcai processes it starts run (ENV's PYTHONPATH): compare() reads their files
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rcai.procs import descendants, group, start_time  # noqa: E402
 
 PY = [sys.executable, "-m", "rcai"]
@@ -508,7 +509,7 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     total = time.perf_counter() - t0
-    load_end = os.getloadavg()[0]
+    load_end = load1()
     if args.only is not None:
         return
     cols = ["scenario", "kills", "orphans", "rounds", "rows_seen_before_kills", "rows_lost", "rows_duplicated", "torn_lines_repaired", "identical", "ref_s", "work_s"]

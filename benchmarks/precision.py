@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import subprocess
 import time
@@ -42,7 +41,9 @@ from rcai.io import atomic_write_csv, atomic_write_json, atomic_write_text
 from rcai.presets import get_preset
 from rcai.space.space import SearchSpace
 from rcai.space.subnet import SubnetSpec
-from rcai.targets.sysinfo import cpu_model
+from rcai.targets.sysinfo import cpu_model, load_average
+
+from common import load1
 
 RESULTS = Path(__file__).parent / "results"
 FP32_TABLE = "latency_tables/cpu-tiny.csv"
@@ -50,10 +51,6 @@ INT8_TABLE = "latency_tables/cpu-tiny-int8.csv"
 QUALITY_MODEL = "predictors/quality-tiny.json"
 STEPS = 50  # DDIM steps of the deployed loop
 LEARNED_DB = 0.1  # a subnet whose fp32 gain is below this has barely left bicubic: its INT8 loss is ~0 by construction
-
-
-def load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def say(msg: str) -> None:
@@ -110,7 +107,7 @@ def train_all(args, preset, subnets: dict[str, dict[str, str]], work: Path) -> d
         cfg = TrainConfig(preset=preset.name, subnet=str(run.parent / f"{name}.subnet.json"), steps=args.train_steps, seed=0,
                           eval=EvalConfig(steps=5, max_images=1))
         m = train(cfg, run, resume=(run / "config.json").exists(), progress=False)
-        say(f"trained {name}: {m['quality']['gain_db']:+.3f} dB in {time.time() - t0:.0f} s (load {load()[0]})")
+        say(f"trained {name}: {m['quality']['gain_db']:+.3f} dB in {time.time() - t0:.0f} s (load {load1()})")
     return runs
 
 
@@ -229,7 +226,7 @@ def accuracy(args, preset, work: Path) -> list[dict[str, Any]]:
                 if not p.exists():
                     export_subnet_onnx(spec, None, p, verify=False, precision=precision, calibration=CalibrationConfig(inputs=8))
                 cands[f"{i:03d}|{precision}"] = (p, "onnx")
-    say(f"acc: {len(cands)} loops exported; measuring (load {load()})")
+    say(f"acc: {len(cands)} loops exported; measuring (load {load_average()})")
     res = compare_loops(cands, BenchConfig(threads=1, steps=STEPS, image=None, seed=0, psnr=False), rounds=args.acc_rounds)
     t32, t8 = load_cost_model(args.fp32_table, preset), load_cost_model(args.int8_table, preset, precision="int8")
     rows = []
@@ -323,7 +320,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     if args.report_only:
         return rewrite_report(work)
-    t0, load0 = time.time(), load()
+    t0, load_start = time.time(), load_average()
     subnets, picks = pick_subnets(args, preset, work)
     say(f"{len(subnets)} subnets; budget {picks['budget_ms']:.0f} ms")
     if args.only == "subnets":
@@ -336,12 +333,12 @@ def main() -> None:
     abl = ablation(exports, work)
     if args.only == "quality":
         return
-    say(f"speed: {2 * len(exports) + 2 + len(abl)} loops interleaved, {args.rounds} rounds (load {load()})")
-    load_speed0 = load()
+    say(f"speed: {2 * len(exports) + 2 + len(abl)} loops interleaved, {args.rounds} rounds (load {load_average()})")
+    load_speed0 = load_average()
     sp = speed(exports, abl, args.rounds)
-    load_speed1 = load()
+    load_speed1 = load_average()
     acc = accuracy(args, preset, work) if args.acc_subnets else []
-    load1 = load()
+    load_end = load_average()
     t8 = load_cost_model(args.int8_table, preset, precision="int8")
     t32 = load_cost_model(args.fp32_table, preset)
     rows = []
@@ -361,7 +358,7 @@ def main() -> None:
         atomic_write_csv(RESULTS / "precision_acc.csv", acc)
     plot(rows, acc or [{"fp32_ms": r["fp32_ms"], "int8_ms": r["int8_ms"], "fp32_table_ms": r["fp32_table_ms"], "int8_table_ms": r["int8_table_ms"]} for r in rows],
          RESULTS / "precision.png")
-    meta = {"cpu": lscpu(), "load_start": load0, "load_speed": [load_speed0, load_speed1], "load_end": load1, "minutes": (time.time() - t0) / 60,
+    meta = {"cpu": lscpu(), "load_start": load_start, "load_speed": [load_speed0, load_speed1], "load_end": load_end, "minutes": (time.time() - t0) / 60,
             "git": git_rev(), "args": vars(args), "picks": picks, "quality": quality, "ablation": abl, "torch": torch_rows, "int8_table_meta": t8.table.meta.get("quantization")}
     atomic_write_json(work / "summary.json", meta)
     atomic_write_text(RESULTS / "precision.md", report(rows, acc, torch_rows, quality, picks, abl, meta))

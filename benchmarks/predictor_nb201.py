@@ -20,7 +20,6 @@ import argparse
 import importlib.util
 import math
 import os
-import sys
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -28,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from common import load1
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
 _tool = None
@@ -277,7 +276,7 @@ def main() -> None:
     ap.add_argument("--devices", default="all")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (1 torch thread each)")
     args = ap.parse_args()
-    t0, load0 = time.time(), os.getloadavg()
+    t0, load_start = time.time(), load1()
 
     table = pd.read_csv(args.shared / "data" / "nb201" / "latency_ms.csv")
     all_devices = list(table.columns[2:])
@@ -322,7 +321,7 @@ def main() -> None:
     archs = list(table.set_index("nb201_index").arch_str.loc[[int(p.stem) for p in ds.models]])
     base = {d: baselines(archs, flops, ds.latency_ms[:, ds.devices.index(d)], train, test) for d in devices}
     timing = {"build_s": t_build, "encode_s": t_encode, "train_s": t_train, "total_s": time.time() - t0,
-              "load_start": load0[0], "load_end": os.getloadavg()[0], "jobs": args.jobs}
+              "load_start": load_start, "load_end": load1(), "jobs": args.jobs}
     write_report(args, ds, devices, test, results, base, timing, shots)
 
 

@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from common import RESULTS, git_rev, load1, machine, write
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import RESULTS, git_rev, machine, write  # noqa: E402
 
 GOAL = 5000.0
 
@@ -72,8 +70,7 @@ def main() -> None:
     rows = []
     for r in range(args.rounds):
         archs = [space.random_arch(rng) for _ in range(args.subnets)]
-        load0 = os.getloadavg()[0]
-        row = {"round": r, "load_start": load0, "mean_nodes": float(enc.node_counts(enc.choices(archs)).mean())}
+        row = {"round": r, "load_start": load1(), "mean_nodes": float(enc.node_counts(enc.choices(archs)).mean())}
         few = archs[: args.onnx_subnets]
         for t in (1, 2):
             torch.set_num_threads(t)
@@ -86,7 +83,7 @@ def main() -> None:
         torch.set_num_threads(2)
         some = archs[:512]
         row["cost_model_per_s_2t"] = rate(len(some), lambda: fast_model.estimate_many(some))
-        row["load_end"] = os.getloadavg()[0]
+        row["load_end"] = load1()
         rows.append(row)
         print({k: round(v, 1) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
     df = pd.DataFrame(rows)

@@ -16,7 +16,6 @@ import os
 import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -26,13 +25,14 @@ import numpy as np
 import onnx
 import pandas as pd
 import torch
+from common import load1
 from torch import nn
 
+from rcai.predictor.graph import encode_onnx
+from rcai.predictor.model import LatencyGNN, ModelConfig
+from rcai.predictor.predictor import LatencyPredictor
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from rcai.predictor.graph import encode_onnx  # noqa: E402
-from rcai.predictor.model import LatencyGNN, ModelConfig  # noqa: E402
-from rcai.predictor.predictor import LatencyPredictor  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -117,7 +117,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--graphs", type=int, default=2048, help="graphs per throughput measurement")
     args = ap.parse_args()
-    load0 = os.getloadavg()
+    load_start = load1()
     pred = LatencyPredictor(LatencyGNN(ModelConfig()), {"targets": ["untrained"]})
     blobs = {n: export(n) for n in CONFIGS}
     tmp = Path(tempfile.mkdtemp())
@@ -146,17 +146,17 @@ def main() -> None:
     df = pd.DataFrame(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
     df.to_csv(RESULTS / "predictor_throughput.csv", index=False)
-    write_markdown(df, load0, os.getloadavg(), args)
+    write_markdown(df, load_start, load1(), args)
 
 
-def write_markdown(df: pd.DataFrame, load0, load1, args) -> None:
+def write_markdown(df: pd.DataFrame, load_start: float, load_end: float, args) -> None:
     cols = ["encode_file_ms", "encode_proto_ms", "pred_per_s_1t", "pred_per_s_2t", "end_to_end_per_s_1t"]
     lines = [
         "# Latency predictor throughput",
         "",
         f"`python benchmarks/predictor_throughput.py --rounds {args.rounds} --graphs {args.graphs}` on "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}. "
-        f"Load average (other jobs on the machine) at start {load0[0]:.1f}, at end {load1[0]:.1f}.",
+        f"Load average (other jobs on the machine) at start {load_start:.1f}, at end {load_end:.1f}.",
         "",
         "Medians over interleaved rounds; `spread` = (max - min) / median across rounds. "
         "Predictions: pre-encoded graphs, `LatencyPredictor.predict` (batches of <= 6000 nodes; default "

@@ -13,21 +13,19 @@ import argparse
 import csv
 import os
 import random
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, git_rev, machine, scatter_vs_measured, write  # noqa: E402
+from common import RESULTS, git_rev, machine, scatter_vs_measured, write
 
-from rcai.cost.model import TableCostModel  # noqa: E402
-from rcai.io import atomic_write_csv  # noqa: E402
-from rcai.cost.table import CostTable  # noqa: E402
-from rcai.predictor import LatencyPredictor, evaluate, train_predictor  # noqa: E402
-from rcai.predictor.train import PredictorTrainConfig  # noqa: E402
-from rcai.space.subnet import SubnetSpec  # noqa: E402
+from rcai.cost.model import TableCostModel
+from rcai.io import atomic_write_csv
+from rcai.cost.table import CostTable
+from rcai.predictor import LatencyPredictor, evaluate, train_predictor
+from rcai.predictor.train import PredictorTrainConfig
+from rcai.space.subnet import SubnetSpec
 
 
 def split_rows(path: Path, n_train: int, n_test: int, seed: int, root: Path) -> tuple[list[dict], list[dict]]:

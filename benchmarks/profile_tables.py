@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, git_rev, machine, scatter_vs_measured, write  # noqa: E402
+from common import RESULTS, git_rev, machine, scatter_vs_measured, write
 
-from rcai.cost.check import check_table  # noqa: E402
-from rcai.cost.profile import OP_MEASURE, ProfileConfig, profile_ops  # noqa: E402
-from rcai.cost.table import CostTable  # noqa: E402
+from rcai.cost.check import check_table
+from rcai.cost.profile import OP_MEASURE, ProfileConfig, profile_ops
+from rcai.cost.table import CostTable
 
 
 def main() -> None:

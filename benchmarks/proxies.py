@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -27,9 +26,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from common import git_rev, load_text, machine, write
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import git_rev, machine, write  # noqa: E402
+from rcai.targets.sysinfo import load_average
 
 MEMBERS_RANK_SUM = ("synflow", "jacob_cov", "snip")  # rcai.proxies.vote.MEMBERS (checked in main)
 
@@ -113,7 +112,7 @@ def main() -> None:
 
     preset = get_preset("tiny")
     cfg = ProxyConfig()
-    load_start = os.getloadavg()
+    load_start = load_average()
     gt = ground_truth(Path(args.results))
     names = [n for n in PROXIES.names() if (n != "short_train" or args.short_train) and (n != "inherited" or Path(args.supernet).is_file())]
     cfg_of = lambda n: replace(cfg, supernet=args.supernet) if n == "inherited" else cfg  # noqa: E731
@@ -183,8 +182,8 @@ def main() -> None:
     lines = [
         "# Zero-cost proxies vs trained quality (tiny)", "",
         f"`benchmarks/proxies.py`, rcai {git_rev()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Machine: {machine()}; "
-        f"load average (1/5/15 min) at start {load_start[0]:.2f}/{load_start[1]:.2f}/{load_start[2]:.2f}, at end "
-        f"{os.getloadavg()[0]:.2f}/{os.getloadavg()[1]:.2f}/{os.getloadavg()[2]:.2f}; 1 torch thread.", "",
+        f"load average (1/5/15 min) at start {load_text(load_start)}, at end "
+        f"{load_text(load_average())}; 1 torch thread.", "",
         f"Ground truth: {len(hs)} distinct subnets of tiny from `{args.results}` "
         f"({sum(len(a['by_seed']) for a in gt.values())} trainings; methods: "
         f"{method_counts(gt)}), "

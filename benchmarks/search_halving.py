@@ -25,13 +25,11 @@ import json
 import multiprocessing as mp
 import os
 import statistics
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, git_rev, machine, write  # noqa: E402
+from common import RESULTS, git_rev, load1, machine, write
 
 TABLE = "latency_tables/cpu-tiny.csv"
 EVAL_SEEDS = {"pick": (1, 2), "random": (0, 1)}
@@ -160,7 +158,7 @@ def report(rows: list[dict], results: dict, started: str, args, wall_s: float) -
     mean = lambda q: statistics.fmean(q.values())  # noqa: E731
     fmt = lambda d: f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"  # noqa: E731
     L = ["# Halving search vs the trivial answers, on the signal protocol (issue 20 §3)", "",
-         f"Machine: {started}; load avg at the end {os.getloadavg()[0]:.2f}; rcai {git_rev()}; wall {wall_s / 60:.0f} min. "
+         f"Machine: {started}; load avg at the end {load1():.2f}; rcai {git_rev()}; wall {wall_s / 60:.0f} min. "
          f"Budgets {args.budgets} x the base's 50-step loop by `{TABLE}`; search seeds {args.search_seeds}; every subnet trained from scratch "
          "with `rcai.train.protocol.SIGNAL` (1600 steps, batch 8, constant lr 2e-3, EMA 0.998); quality = posterior-mean gain over bicubic "
          "on the 64 held-out crops (dB). Picks are scored on training seeds 1 and 2 (their seed 0 selected them), random subnets on seeds 0 "

@@ -26,8 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, git_rev, machine, write  # noqa: E402
+from common import RESULTS, git_rev, load1, machine, write
 
 METHODS = ("searched", "predicted", "random", "uniform", "base", "cheapest", "ranking", "variant")
 RANK_FRACS = (0.4, 0.55, 0.7, 0.85)  # extra random subnets of the metric's ranking study (with every uniform subnet, base, cheapest)
@@ -209,7 +208,7 @@ def measure_loops(records: list[dict], args) -> dict[str, dict]:
             cands[r["arch"]] = (path, "onnx")
     if cands:  # archs measured by an earlier report keep their figures (a later run only adds new ones)
         res = compare_loops(cands, BenchConfig(device="cpu", threads=1, sampler="ddim", steps=args.steps_per_sample, psnr=False), rounds=args.rounds)
-        known.update({k: {"median_ms": v["median_ms"], "repeatability": v["repeatability"], "load": os.getloadavg()[0]} for k, v in res.items()})
+        known.update({k: {"median_ms": v["median_ms"], "repeatability": v["repeatability"], "load": load1()} for k, v in res.items()})
         cache.write_text(json.dumps(known, indent=1))
     return known
 
@@ -520,7 +519,7 @@ def main() -> None:
     S = args.steps_per_sample
     for r in rows:
         r["table_loop_ms"] = table.estimate(r["choices"], S).loop_ms
-    header += f" Load average after training: {os.getloadavg()[0]:.2f}."
+    header += f" Load average after training: {load1():.2f}."
     timing = measure_loops(rows, args)
     for r in rows:
         r["measured_loop_ms"] = timing[r["arch"]]["median_ms"]
@@ -536,7 +535,7 @@ def main() -> None:
     settings = (f"Settings: every architecture trained from scratch for {args.train_steps} steps, batch {args.batch}, Adam lr {args.lr} "
                 f"({args.lr_schedule} schedule), {preset.loss.upper()} loss on {preset.prediction}; "
                 f"search: `rcai search` defaults, softmax {args.softmax}, penalty {args.penalty}, budget = fraction x base table loop; table `{args.table}`; "
-                f"loops timed in {args.rounds} interleaved rounds (load average at the end {os.getloadavg()[0]:.2f}).")
+                f"loops timed in {args.rounds} interleaved rounds (load average at the end {load1():.2f}).")
     noise = f"\nEval noise of the metric (base seed 0, 5 noise seeds of the posterior mean): eval_noise_sd = {eval_noise(args):.4f} dB.\n"
     write(f"{args.name}.md", report(rows, args, header) + "\n" + settings + "\n" + noise)
     print(f"wrote {RESULTS / (args.name + '.md')}", file=sys.stderr)

@@ -12,30 +12,28 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, git_rev, machine, write  # noqa: E402
+from common import RESULTS, git_rev, machine, write
 
-from rcai.io import atomic_write_csv  # noqa: E402
+from rcai.io import atomic_write_csv
 
-from rcai.cost.model import TableCostModel  # noqa: E402
-from rcai.cost.table import CostTable  # noqa: E402
-from rcai.deploy.bench import BenchConfig  # noqa: E402
-from rcai.deploy.compare import compare_loops  # noqa: E402
-from rcai.deploy.export import export_subnet_onnx  # noqa: E402
-from rcai.io import read_json  # noqa: E402
-from rcai.search.config import SearchConfig  # noqa: E402
-from rcai.search.strategies.darts import strategy_config  # noqa: E402
-from rcai.search.strategies.run import run_strategy  # noqa: E402
-from rcai.presets import get_preset  # noqa: E402
-from rcai.space.subnet import SubnetSpec  # noqa: E402
-from rcai.cost.summary import space_summary  # noqa: E402
-from rcai.train.evaluate import EvalConfig  # noqa: E402
-from rcai.train.trainer import TrainConfig, train  # noqa: E402
+from rcai.cost.model import TableCostModel
+from rcai.cost.table import CostTable
+from rcai.deploy.bench import BenchConfig
+from rcai.deploy.compare import compare_loops
+from rcai.deploy.export import export_subnet_onnx
+from rcai.io import read_json
+from rcai.search.config import SearchConfig
+from rcai.search.strategies.darts import strategy_config
+from rcai.search.strategies.run import run_strategy
+from rcai.presets import get_preset
+from rcai.space.subnet import SubnetSpec
+from rcai.cost.summary import space_summary
+from rcai.train.evaluate import EvalConfig
+from rcai.train.trainer import TrainConfig, train
 
 VARIANTS = ("simple", "temperature", "gumbel")
 

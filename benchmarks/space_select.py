@@ -7,12 +7,9 @@ Usage: python benchmarks/space_select.py [--max-memory-mib 1.5] [--samples 500]
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, git_rev, write  # noqa: E402
+from common import RESULTS, git_rev, write
 
 
 def main() -> None:

@@ -9,15 +9,15 @@ Usage: python benchmarks/strategies.py [--proxy synflow] [--seconds 40] [--budge
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import git_rev, machine, write  # noqa: E402
+from common import git_rev, load_text, machine, write
+
+from rcai.targets.sysinfo import load_average
 
 STRATEGIES = ("grid", "random", "evolution", "area", "rl")
 
@@ -39,7 +39,7 @@ def main() -> None:
     from rcai.search.strategies.run import run_strategy
     from rcai.presets import get_preset
 
-    load_start = os.getloadavg()
+    load_start = load_average()
     table_path = "latency_tables/cpu-tiny.csv"
     table = load_cost_model(table_path, get_preset("tiny"), warn=lambda m: None)
     base = table.estimate(table.space.base_arch(), 50).loop_ms
@@ -60,8 +60,8 @@ def main() -> None:
     lines = [
         "# Sample-based strategies on tiny (one latency budget, one wall-clock budget)", "",
         f"`benchmarks/strategies.py`, rcai {git_rev()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Machine: {machine()}; "
-        f"load average at start {load_start[0]:.2f}/{load_start[1]:.2f}/{load_start[2]:.2f}, at end "
-        f"{os.getloadavg()[0]:.2f}/{os.getloadavg()[1]:.2f}/{os.getloadavg()[2]:.2f}; 1 torch thread; the machine is shared.", "",
+        f"load average at start {load_text(load_start)}, at end "
+        f"{load_text(load_average())}; 1 torch thread; the machine is shared.", "",
         f"Estimator: `{args.proxy}` (rcai/proxies). Budget: {args.budget_frac:.2f} x the base's 50-step loop by the cost table = "
         f"{budget:.1f} ms. Wall-clock budget {args.seconds:.0f} s per run. Population 16, tournament 4, crossover 0.2; AREA seeds "
         f"its population with the best 16 of 64 random subnets by `{args.area_proxy}`; RL: soft reward (MNAS, γ = -0.07).", "",

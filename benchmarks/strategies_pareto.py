@@ -23,9 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, git_rev, machine, write  # noqa: E402
-from search_pareto import finished, measure_loops, run_job  # noqa: E402
+from common import RESULTS, git_rev, load1, load_text, machine, write
+from search_pareto import finished, measure_loops, run_job
+
+from rcai.targets.sysinfo import load_average
 
 STRATEGIES = ("grid", "random", "evolution", "area", "rl")
 
@@ -83,7 +84,7 @@ def main() -> None:
     from rcai.presets import get_preset
     from rcai.space.subnet import SubnetSpec
 
-    load_start = os.getloadavg()
+    load_start = load_average()
     preset = get_preset("tiny")
     table = load_cost_model(args.table, preset, warn=lambda m: None)
     loop = lambda a: table.estimate(a, args.steps_per_sample).loop_ms  # noqa: E731
@@ -103,7 +104,7 @@ def main() -> None:
         rec = run_job(job, args)  # search_pareto's protocol: trained from scratch, quality metric
         rec.update(strategy=s, estimator=args.estimator, search_wall_s=r["wall_s"], evaluations=r["evaluations"],
                    proxy_evaluations=r["proxy_evaluations"], proposals=r["proposals"], rejected=r["rejected"], best_score=r["best_score"],
-                   best_at=r["best_at"], load=os.getloadavg()[0])
+                   best_at=r["best_at"], load=load1())
         with open(log, "a") as f:
             f.write(json.dumps(rec) + "\n")
         done[jid] = rec
@@ -126,8 +127,8 @@ def main() -> None:
     lines = [
         "# Sample-based strategies on the Pareto benchmark (tiny, trained from scratch)", "",
         f"`benchmarks/strategies_pareto.py`, rcai {git_rev()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Machine: {machine()}; "
-        f"load average at start {load_start[0]:.2f}/{load_start[1]:.2f}/{load_start[2]:.2f}, at end "
-        f"{os.getloadavg()[0]:.2f}/{os.getloadavg()[1]:.2f}/{os.getloadavg()[2]:.2f}; 1 torch thread; the machine is shared with another "
+        f"load average at start {load_text(load_start)}, at end "
+        f"{load_text(load_average())}; 1 torch thread; the machine is shared with another "
         "training benchmark, so wall-clock budgets buy fewer evaluations than on an idle machine.", "",
         f"Budget: {args.budget_frac:.2f} x the base's {args.steps_per_sample}-step loop by the cost table `{args.table}` = {budget:.1f} ms "
         f"(the base measures {base_ms:.1f} ms in the same interleaved rounds). Each strategy: one estimator ({estimators}; one run each), "

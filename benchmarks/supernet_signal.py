@@ -21,8 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, git_rev, machine, write  # noqa: E402
+from common import RESULTS, git_rev, machine, write
 
 GNCONV = ("conv3x3", "conv5x5", "dwsep3x3", "narrow3x3", "skip")
 

@@ -27,6 +27,8 @@ from rcai.io import atomic_write_text
 from rcai.targets import MeasureConfig, get_target, identity_onnx, interleaved_rounds, make_input_pool
 from rcai.targets.sysinfo import cpu_model
 
+from common import load1
+
 PER_ROUND = MeasureConfig(warmup=50, min_repeats=300, max_repeats=3000, chunk=150, rel_tol=0.005,
                           input_pool=4, max_seconds=3.0)
 
@@ -140,9 +142,9 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         fns, what = candidates(Path(tmp))
-        load0 = os.getloadavg()[0]
+        load0 = load1()
         res = interleaved_rounds(fns, rounds=args.rounds, per_round=PER_ROUND)
-    text = report(res, what, args.rounds, (load0, os.getloadavg()[0]), args.out.name)
+    text = report(res, what, args.rounds, (load0, load1()), args.out.name)
     atomic_write_text(args.out, text)
     rows = ["candidate,round,median_us"] + [
         f"{name},{i},{m * 1e3:.4f}" for name, r in res.items() for i, m in enumerate(r["per_round_medians"])

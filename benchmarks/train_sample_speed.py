@@ -8,23 +8,20 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, git_rev, machine, write  # noqa: E402
+from common import RESULTS, git_rev, machine, write
 
-from rcai.io import atomic_write_csv  # noqa: E402
+from rcai.io import atomic_write_csv
 
-from rcai.cost.counters import op_flops  # noqa: E402
-from rcai.diffusion import diffusion_loss  # noqa: E402
-from rcai.model.unet import UNet  # noqa: E402
-from rcai.presets import get_preset  # noqa: E402
-from rcai.space.space import SearchSpace  # noqa: E402
-from rcai.targets import MeasureConfig, interleaved_rounds  # noqa: E402
-from rcai.train.setup import schedule_of  # noqa: E402
+from rcai.cost.counters import op_flops
+from rcai.diffusion import diffusion_loss
+from rcai.model.unet import UNet
+from rcai.presets import get_preset
+from rcai.space.space import SearchSpace
+from rcai.targets import MeasureConfig, interleaved_rounds
+from rcai.train.setup import schedule_of
 
 
 def main() -> None:

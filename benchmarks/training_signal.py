@@ -16,13 +16,11 @@ import argparse
 import csv
 import json
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, git_rev, machine, write  # noqa: E402
+from common import RESULTS, git_rev, load1, machine, write
 
 FRACS = (0.35, 0.45, 0.55, 0.65, 0.75)
 PREV = {"protocol": "cosine lr 2e-3, 800 steps, last weights (results/search_pareto.md)", "spearman": 0.58}
@@ -140,7 +138,7 @@ def report(rows: list[dict], p: dict, stats: list[dict], started: str, args) -> 
     lines = [
         "# Signal before search: training length vs seed-to-seed agreement (issue 20 §1)",
         "",
-        f"Machine: {started}; load avg at the end {os.getloadavg()[0]:.2f}; rcai {git_rev()}. {args.note} "
+        f"Machine: {started}; load avg at the end {load1():.2f}; rcai {git_rev()}. {args.note} "
         f"{len({r['name'] for r in rows})} subnets (base, cheapest, 2 random at each of {', '.join(map(str, FRACS))} x the base's table loop) x "
         f"seeds {sorted({r['seed'] for r in rows})}, tiny preset, trained from scratch with `rcai.train.protocol.SIGNAL`: "
         f"{SIGNAL.to_dict()}; each (subnet, seed) is one run evaluated at every step of eval_at on the 64 held-out crops "
