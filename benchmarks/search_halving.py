@@ -15,7 +15,7 @@ over bicubic on the 64 held-out crops, dB). A pick's seed-0 score selected it (w
 picks are judged on seeds 1 and 2 only; random subnets, never selected, on seeds 0 and 1.
 
 Resumable: each training is its own run folder under --out, each search a run folder.
-Usage: python benchmarks/search_halving.py [--budgets 0.6] [--search-seeds 0] [--random 12] [--jobs 2]
+Usage: python benchmarks/search_halving.py [--budgets 0.6] [--search-seeds 0] [--random 12] [--jobs 2] [--darts temperature]
 """
 from __future__ import annotations
 
@@ -84,6 +84,21 @@ def plan(args, out: Path) -> tuple[list[dict], list[tuple[dict, int]]]:
             _, s = run_strategy(cfg, run, resume=(run / "config.json").exists())
             steps = sum(int(r.get("steps", 0)) for r in _trained(run))
             rows.append({"budget": frac, "method": "halving", "search_seed": ss, "choices": s["choices"], "cost_trainings": steps / cfg.protocol.steps})
+        if args.darts:  # the report's supernet search; its pick is then trained from scratch like the others
+            from rcai.search.config import DartsOptions
+            from rcai.train.evaluate import EvalConfig
+
+            run = out / f"darts-{args.darts}-{frac}"
+            print(f"[{time.strftime('%H:%M:%S')}] darts ({args.darts}) search, budget {frac} x base", flush=True)
+            t0 = time.process_time()
+            darts = DartsOptions(softmax=args.darts, finetune_steps=0, eval=EvalConfig(steps=2, max_images=1))  # only its choices are used
+            cfg = StrategyConfig(strategy="darts", preset="tiny", cost_table=TABLE, latency_budget_ms=budget, seed=0, darts=darts)
+            _, s = run_strategy(cfg, run, resume=(run / "config.json").exists())
+            cpu = run / "search_cpu_s.txt"  # the first (uninterrupted) run's cost; a resumed replay costs nothing
+            if not cpu.exists():
+                cpu.write_text(f"{time.process_time() - t0:.1f}\n")
+            rows.append({"budget": frac, "method": f"darts-{args.darts}", "choices": s["choices"], "cost_trainings": 0.0,
+                         "search_cpu_s": float(cpu.read_text())})
         _, s = run_knapsack("tiny", TABLE, str(model_path), budget, 50, out / f"knapsack-{frac}")
         rows.append({"budget": frac, "method": "knapsack", "choices": s["choices"], "cost_trainings": 0.0})
         cost = max(r["cost_trainings"] for r in rows if r["method"] == "halving" and r["budget"] == frac)
@@ -109,6 +124,7 @@ def main() -> None:
     ap.add_argument("--search-seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--random", type=int, default=12, help="random subnets per budget (at least the halving cost in trainings)")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--darts", default=None, help="also the DARTS strategy with this --softmax (e.g. temperature, the best variant of search_pareto_temperature.md)")
     ap.add_argument("--out", default="benchmarks/.cache/halving")
     ap.add_argument("--name", default="search_halving", help="results/NAME.md and .csv (another name keeps earlier budgets' files)")
     args = ap.parse_args()
@@ -183,14 +199,16 @@ def report(rows: list[dict], results: dict, started: str, args, wall_s: float) -
         L += ["", "Differences (dB, 95 % interval): vs the median random subnet, a bootstrap over the random subnets and the seeds; "
               "vs the cheapest and vs random search, paired on the common training seeds.", "",
               "| pick | - median random | - random search (seed 1) | - cheapest (seeds 1, 2) |", "|---|---:|---:|---:|"]
-        for r in [r for r in here if r["method"] in ("halving", "knapsack")]:
+        for r in [r for r in here if r["method"] in ("halving", "knapsack") or r["method"].startswith("darts")]:
             g = gap_to_median(list(r["quality"].values()), [list(x["quality"].values()) for x in rnd])
             vs_rs = paired_diff({1: r["quality"][1]}, {1: best["quality"][1]}) if 1 in r["quality"] else None
             vs_ch = paired_diff(r["quality"], ref["cheapest"]["quality"])
             L.append(f"| {r['method']}{' s' + str(r['search_seed']) if 'search_seed' in r else ''} | {fmt(g)} | "
                      f"{vs_rs['diff']:+.3f} (one seed) | {fmt(vs_ch)} |")
         L.append(f"\nCost: the halving search {cost:.1f} full trainings (train seed 0), random search of equal cost {N} trainings; "
-                 "the knapsack pick costs no training beyond the 36 trainings of the signal study its quality model was fitted on.")
+                 "the knapsack pick costs no training beyond the 36 trainings of the signal study its quality model was fitted on"
+                 + "".join(f"; the {r['method']} search {r['search_cpu_s'] / 60:.0f} CPU-minutes of supernet training (its pick then trained "
+                           "from scratch with seeds 1, 2)" for r in here if "search_cpu_s" in r) + ".")
         L.append("")
     write(f"{args.name}.md", "\n".join(L) + "\n")
     print("\n".join(L))

@@ -106,6 +106,21 @@ def test_resume_refuses_another_config(micro_table, budget, tmp_path):
         run_strategy(_cfg(micro_table, budget, "random", seed=5), tmp_path / "r", resume=True)
 
 
+def test_a_run_of_an_earlier_release_resumes(micro_table, budget, tmp_path):
+    """A config.json written before options were added (here: force, darts) resumes: the stored
+    config is read with today's defaults, and rewritten as today's."""
+    cfg = _cfg(micro_table, budget, "random")
+    first, _ = run_strategy(cfg, tmp_path / "r")
+    path = tmp_path / "r" / "config.json"
+    old = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in old.items() if k not in ("force", "darts")}))
+    again, _ = run_strategy(cfg, tmp_path / "r", resume=True)
+    assert again.subnet.choices == first.subnet.choices and json.loads(path.read_text()) == old
+    path.write_text(json.dumps({**{k: v for k, v in old.items() if k != "darts"}, "seed": 5}))
+    with pytest.raises(RcaiError, match=r"different config \(seed\)"):
+        run_strategy(cfg, tmp_path / "r", resume=True)
+
+
 def test_impossible_budget_is_refused_before_the_run_folder(micro_table, tmp_path):
     with pytest.raises(RcaiError, match="no subnet meets the latency budget"):
         run_strategy(_cfg(micro_table, 1e-6, "evolution"), tmp_path / "x")

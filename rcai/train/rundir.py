@@ -6,7 +6,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -29,22 +29,26 @@ class RunDir:
     def checkpoint(self) -> Path:
         return self.file("checkpoint.pt")
 
-    def start(self, config: dict[str, Any], resume: bool, growable: tuple[str, ...] = ()) -> None:
+    def start(self, config: dict[str, Any], resume: bool, growable: tuple[str, ...] = (),
+              upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         """A new run refuses to overwrite an existing one; --resume requires the same config, except
         that `growable` keys may grow (more steps of a run whose lr does not depend on its length):
-        the stored config is then updated to the new one."""
+        the stored config is then updated to the new one. `upgrade` reads a stored config as this
+        version does (its config class's from_dict + to_dict: options added since take their
+        defaults), so a run started by an earlier release resumes where nothing it set differs."""
         cfg_path = self.file("config.json")
         config = json.loads(json.dumps(config))  # tuples as the stored JSON has them (lists)
         if resume:
             if not cfg_path.exists():
                 raise RcaiError(f"{self.path}: nothing to resume (no config.json)")
-            old = read_json(cfg_path, expect=dict)
+            stored = read_json(cfg_path, expect=dict)
+            old = json.loads(json.dumps(upgrade(stored))) if upgrade else stored
             old_c, new_c = _comparable(old), _comparable(config)
             diff = sorted(k for k in set(old_c) | set(new_c) if old_c.get(k) != new_c.get(k))
             grown = [k for k in diff if k in growable and _grows(old_c.get(k), new_c.get(k))]
             if len(grown) != len(diff):
                 raise RcaiError(f"{self.path}: --resume with a different config ({', '.join(k for k in diff if k not in grown)})")
-            if grown:
+            if grown or old != stored:
                 atomic_write_json(cfg_path, config)
             return
         if cfg_path.exists():
