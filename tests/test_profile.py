@@ -3,7 +3,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 import torch
@@ -51,11 +50,18 @@ def test_profile_table_is_real_and_complete(tmp_path, micro):
 
 SCRIPT = textwrap.dedent(
     """
-    import sys
+    import os, signal, sys
     import rcai.cost.profile as P
     from rcai.targets import MeasureConfig
-    slow = MeasureConfig(warmup=1, min_repeats=2000, max_repeats=2000, chunk=500, max_seconds=60)
-    P.profile_ops(P.ProfileConfig(preset="micro", threads=1, measure=slow, method="sequential"), sys.argv[1], progress=False)
+    if len(sys.argv) > 2:  # SIGKILL this process right after its Nth row reached the file: a kill at a known point, no polling
+        append, n = P.CostTable.append, int(sys.argv[2])
+        def append_then_die(self, row):
+            append(self, row)
+            if len(self.rows) >= n:
+                os.kill(os.getpid(), signal.SIGKILL)
+        P.CostTable.append = append_then_die
+    quick = MeasureConfig(warmup=1, min_repeats=5, max_repeats=10, chunk=5, max_seconds=0.5)
+    P.profile_ops(P.ProfileConfig(preset="micro", threads=1, measure=quick, method="sequential"), sys.argv[1], progress=False)
     """
 )
 
@@ -69,14 +75,10 @@ def test_sequential_profile_resumes_after_kill_without_losing_rows(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
     out = tmp_path / "t.csv"
-    proc = subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and (not out.exists() or len(_rows(out)) < 3):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    killed = subprocess.run([sys.executable, str(script), str(out), "3"], capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
     before = _rows(out)
-    assert 3 <= len(before) < len(SearchSpace(_micro()).all_specs())
+    assert len(before) == 3 < len(SearchSpace(_micro()).all_specs())
     subprocess.run([sys.executable, str(script), str(out)], check=True, capture_output=True, timeout=300)
     after = CostTable.load(out)  # the resumed table is valid as a whole
     keys = [r[0] for r in _rows(out)]
