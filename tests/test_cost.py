@@ -5,6 +5,7 @@ import torch
 
 from rcai.cost.counters import op_counts
 from rcai.cost.expected import expected_cost
+from rcai.cost.load import LOADERS
 from rcai.cost.model import CounterCostModel, TableCostModel
 from rcai.cost.table import CostTable, meta_path, spec_columns
 from rcai.errors import RcaiError
@@ -131,3 +132,31 @@ def test_table_serves_presets_with_the_same_network_only(tmp_path, micro):
     wider = dataclasses.replace(micro, base_channels=16)
     with pytest.raises(RcaiError, match="arch_hash"):
         TableCostModel(wider, table)
+
+
+# where each registered cost model of the tiny preset comes from (a new loader must add its source here)
+COST_SOURCES = {"table": "latency_tables/cpu-tiny.csv", "predictor": "predictors/cpu-tiny.pt", "counters": "counters"}
+
+
+@pytest.mark.parametrize("kind", LOADERS.names())
+def test_every_cost_model_estimates_whole_loops(kind, tiny):
+    """The cost-model contract, for every registered loader: loaded by name or path through
+    load_cost_model, it estimates a loop as steps x a per-step cost, repeatably, with the FLOPs of
+    the analytic counters, and puts the cheapest subnet below the base wherever it reports latency."""
+    from pathlib import Path
+
+    from rcai.cost.load import load_cost_model
+    from rcai.cost.model import CounterCostModel
+
+    assert kind in COST_SOURCES, f"add a source for the cost model {kind!r} to COST_SOURCES"
+    root = Path(__file__).resolve().parents[1]
+    src = COST_SOURCES[kind] if kind == "counters" else str(root / COST_SOURCES[kind])
+    model = load_cost_model(src, tiny, warn=lambda message: None)
+    base, counters = model.space.base_arch(), CounterCostModel(tiny)
+    cheapest, _ = counters.space.extreme_arch(lambda sp: counters.op_metric(sp, "flops"), largest=False)
+    one, fifty = model.estimate(base, 1), model.estimate(base, 50)
+    assert fifty.loop_ms == pytest.approx(50 * one.loop_ms) and fifty.steps == 50
+    assert model.estimate(base, 50) == fifty  # deterministic
+    assert fifty.flops == pytest.approx(counters.estimate(base, 50).flops, rel=0.02)
+    if kind != "counters":
+        assert 0 < model.estimate(cheapest, 50).loop_ms < fifty.loop_ms < float("inf")

@@ -20,6 +20,7 @@ from rcai.deploy import (
     DeploySidecar,
     bench_loop,
     export_subnet_onnx,
+    list_engines,
     lr_input,
     sidecar_path,
 )
@@ -288,3 +289,24 @@ def test_estimate_errors_over_subnets(micro, micro_table, tmp_path):
     assert "predictor" not in summary
     with pytest.raises(RcaiError, match="table and/or a predictor"):
         estimate_errors(picked, BenchConfig(**FAST), tmp_path)
+
+
+@pytest.mark.parametrize("name", list_engines())
+def test_every_engine_runs_the_same_loop(exported, name):
+    """The engine contract, for every registered engine: built from the deployed file and its
+    sidecar, it runs the bench loop and its image equals the ONNX Runtime engine's (engines differ
+    in the denoiser alone). An engine this machine cannot run (no GPU) is skipped, saying why."""
+    from rcai.deploy import build_engine
+    from rcai.deploy.bench import loop_fn
+
+    out, _, _ = exported
+    side = DeploySidecar.for_onnx(out)
+    cfg = BenchConfig(**{**FAST, "steps": 3})
+    try:
+        engine = build_engine(name, out, side, 1, "cpu", 1)
+    except (RcaiError, RuntimeError, ImportError, AssertionError) as e:
+        pytest.skip(f"engine {name!r} cannot run here: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    reference = build_engine("onnx", out, side, 1, "cpu", 1)
+    assert engine.name == name and engine.label and engine.info["backend"] and isinstance(engine.on_calling_thread, bool)
+    a, b = loop_fn(engine, side, cfg)(), loop_fn(reference, side, cfg)()
+    assert a.image.shape == b.image.shape and psnr(a.image, b.image) >= 50.0
