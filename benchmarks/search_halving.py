@@ -63,6 +63,7 @@ def plan(args, out: Path) -> tuple[list[dict], list[tuple[dict, int]]]:
     from rcai.cost.load import load_cost_model
     from rcai.proxies.additive import AdditiveQuality
     from rcai.search.select import sample_at_latency
+    from rcai.search.config import HalvingOptions
     from rcai.search.strategies.base import StrategyConfig
     from rcai.search.strategies.run import run_knapsack, run_strategy
     from rcai.presets import get_preset
@@ -80,10 +81,11 @@ def plan(args, out: Path) -> tuple[list[dict], list[tuple[dict, int]]]:
         for ss in args.search_seeds:
             run = out / f"halving-{frac}-s{ss}"
             print(f"[{time.strftime('%H:%M:%S')}] halving search, budget {frac} x base, search seed {ss}", flush=True)
-            cfg = StrategyConfig(strategy="halving", preset="tiny", cost_table=TABLE, latency_budget_ms=budget, seed=ss, jobs=args.jobs)
+            cfg = StrategyConfig(strategy="halving", preset="tiny", cost_table=TABLE, latency_budget_ms=budget, seed=ss,
+                                 halving=HalvingOptions(jobs=args.jobs))
             _, s = run_strategy(cfg, run, resume=(run / "config.json").exists())
             steps = sum(int(r.get("steps", 0)) for r in _trained(run))
-            rows.append({"budget": frac, "method": "halving", "search_seed": ss, "choices": s["choices"], "cost_trainings": steps / cfg.protocol.steps})
+            rows.append({"budget": frac, "method": "halving", "search_seed": ss, "choices": s["choices"], "cost_trainings": steps / cfg.halving.protocol.steps})
         if args.darts:  # the report's supernet search; its pick is then trained from scratch like the others
             from rcai.search.config import DartsOptions
             from rcai.train.evaluate import EvalConfig

@@ -82,14 +82,16 @@ class HalvingStage(SearchStage):
                            ema=p.ema, eval_at=(p.steps,), seed=c.seed, eval=self.ev)
 
     def search(self, table_path, budget, out, say, progress):
+        from .search.config import HalvingOptions
         from .search.strategies.base import StrategyConfig
         from .search.strategies.run import run_strategy
 
         c, run = self.cfg, out / "search"
         say(f"halving search: {c.initial} x {c.brackets} candidates trained from scratch, compared at {c.rungs} steps (training seed {c.seed + 1}, {c.jobs} at a time)")
+        halving = HalvingOptions(protocol=self.protocol(), rungs=tuple(c.rungs), initial=c.initial, brackets=c.brackets, train_seed=c.seed + 1,
+                                 jobs=c.jobs)
         scfg = StrategyConfig(strategy="halving", preset=c.preset, cost_table=str(table_path), latency_budget_ms=budget,
-                              steps_per_sample=c.steps_per_sample, seed=c.seed, protocol=self.protocol(), rungs=tuple(c.rungs),
-                              initial=c.initial, brackets=c.brackets, train_seed=c.seed + 1, jobs=c.jobs)
+                              steps_per_sample=c.steps_per_sample, seed=c.seed, halving=halving)
         _, summary = run_strategy(scfg, run, resume=(run / "config.json").exists())
         return run, {"notes": summary["notes"], "selection": summary["selection"], "table_loop_ms": summary["table"]["loop_ms"],
                      "far_under_budget": summary.get("far_under_budget", False), "strategy": "halving"}

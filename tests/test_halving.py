@@ -14,6 +14,7 @@ import pytest
 
 from rcai.cost.load import load_cost_model
 from rcai.cost.profile import ProfileConfig, profile_ops
+from rcai.search.config import HalvingOptions
 from rcai.search.strategies import StrategyConfig
 from rcai.search.strategies.run import run_strategy
 from rcai.targets import MeasureConfig
@@ -33,11 +34,12 @@ def setup(tmp_path_factory, micro):
     return str(path), (lo + hi) / 2
 
 
-def _cfg(setup, **kw):
+def _cfg(setup, seed: int = 0, **kw):
+    """The strategy config; keyword arguments are its HalvingOptions."""
     table, budget = setup
-    base = dict(strategy="halving", preset="micro", cost_table=table, latency_budget_ms=budget, steps_per_sample=10, protocol=PROTOCOL,
-                rungs=(2, 4), eta=2, initial=4, brackets=2, jobs=1)
-    return StrategyConfig(**{**base, **kw})
+    halving = HalvingOptions(**{**dict(protocol=PROTOCOL, rungs=(2, 4), eta=2, initial=4, brackets=2, jobs=1), **kw})
+    return StrategyConfig(strategy="halving", preset="micro", cost_table=table, latency_budget_ms=budget, steps_per_sample=10, seed=seed,
+                          halving=halving)
 
 
 def _journal(out):

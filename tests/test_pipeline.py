@@ -58,7 +58,7 @@ def test_pipeline_end_to_end_on_micro(tmp_path, stage):
         for name in ("base", "subnet", "cheapest", "random", "predicted"):
             c = json.loads((tmp_path / "run" / name / "config.json").read_text())
             assert (c["steps"], c["seed"], c["lr_schedule"]) == (4, 0, "constant"), name
-        assert json.loads((tmp_path / "run" / "search" / "config.json").read_text())["train_seed"] == 1
+        assert json.loads((tmp_path / "run" / "search" / "config.json").read_text())["halving"]["train_seed"] == 1
         assert json.loads((tmp_path / "run" / "subnet" / "subnet.json").read_text())["choices"] == \
             json.loads((tmp_path / "run" / "search" / "subnet.json").read_text())["choices"]
     # the quality model's knapsack pick: within the budget, trained and timed beside the others, in the report

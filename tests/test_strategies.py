@@ -107,8 +107,9 @@ def test_resume_refuses_another_config(micro_table, budget, tmp_path):
 
 
 def test_a_run_of_an_earlier_release_resumes(micro_table, budget, tmp_path):
-    """A config.json written before options were added (here: force, darts) resumes: the stored
-    config is read with today's defaults, and rewritten as today's."""
+    """A config.json written before options were added (here: force, darts) or moved (halving's,
+    once flat fields) resumes: the stored config is read with today's keys and defaults, and
+    rewritten as today's."""
     cfg = _cfg(micro_table, budget, "random")
     first, _ = run_strategy(cfg, tmp_path / "r")
     path = tmp_path / "r" / "config.json"
@@ -116,6 +117,9 @@ def test_a_run_of_an_earlier_release_resumes(micro_table, budget, tmp_path):
     path.write_text(json.dumps({k: v for k, v in old.items() if k not in ("force", "darts")}))
     again, _ = run_strategy(cfg, tmp_path / "r", resume=True)
     assert again.subnet.choices == first.subnet.choices and json.loads(path.read_text()) == old
+    flat = {**{k: v for k, v in old.items() if k not in ("force", "darts", "halving")}, **old["halving"]}  # halving's options were flat fields
+    path.write_text(json.dumps(flat))
+    assert run_strategy(cfg, tmp_path / "r", resume=True)[0].subnet.choices == first.subnet.choices and json.loads(path.read_text()) == old
     path.write_text(json.dumps({**{k: v for k, v in old.items() if k != "darts"}, "seed": 5}))
     with pytest.raises(RcaiError, match=r"different config \(seed\)"):
         run_strategy(cfg, tmp_path / "r", resume=True)
@@ -151,7 +155,7 @@ def _seam_cfg(table, budget, strategy, tmp_path):
     rungs; knapsack: a quality model fitted on planted records of micro subnets)."""
     from rcai.presets import get_preset
     from rcai.proxies.additive import AdditiveQuality
-    from rcai.search.config import DartsOptions
+    from rcai.search.config import DartsOptions, HalvingOptions
     from rcai.space.space import SearchSpace
     from rcai.train.evaluate import EvalConfig
     from rcai.train.protocol import SIGNAL, TrainProtocol
@@ -161,8 +165,8 @@ def _seam_cfg(table, budget, strategy, tmp_path):
         kw["darts"] = DartsOptions(steps=4, warmup_steps=0, batch_size=2, finetune_steps=1, ckpt_every=2, log_every=1,
                                    eval=EvalConfig(steps=2, max_images=1))
     elif strategy == "halving":
-        kw.update(protocol=TrainProtocol(steps=2, batch_size=2, lr=SIGNAL.lr, ema=SIGNAL.ema, eval_at=(1, 2)), rungs=(1, 2), initial=2,
-                  brackets=1, jobs=1)
+        kw["halving"] = HalvingOptions(protocol=TrainProtocol(steps=2, batch_size=2, lr=SIGNAL.lr, ema=SIGNAL.ema, eval_at=(1, 2)), rungs=(1, 2),
+                                       initial=2, brackets=1, jobs=1)
     elif strategy == "knapsack":
         import random
 

@@ -10,6 +10,7 @@ from .defaults import EVAL, SEARCH, defaults
 from .main import app
 
 STRATEGY = defaults("search/strategies/base.py", "StrategyConfig")
+HALVING = defaults("search/config.py", "HalvingOptions")
 
 
 @app.command()
@@ -43,13 +44,13 @@ def search(
     quality_model: Optional[str] = typer.Option(None, "--quality-model", help="Quality model of `rcai quality fit` (default predictors/quality-PRESET.json)."),
     evaluations: int = typer.Option(STRATEGY["evaluations"], help="Sample-based strategies: quality-estimator calls."),
     reward: str = typer.Option(STRATEGY["reward"], help="rl: reward form hard | soft | linear."),
-    rungs: List[int] = typer.Option(list(STRATEGY["rungs"]), "--rung", help="halving: training steps at which candidates are compared (repeatable; the last is the full training)."),
-    eta: int = typer.Option(STRATEGY["eta"], help="halving: keep the best 1/eta of the candidates at each rung."),
-    initial: int = typer.Option(STRATEGY["initial"], help="halving: candidates of each bracket at the first rung."),
-    brackets: int = typer.Option(STRATEGY["brackets"], help="halving: brackets (the first random near the budget, later ones by the surrogate)."),
-    train_seed: int = typer.Option(STRATEGY["train_seed"], "--train-seed", help="halving: training seed of every candidate (a paired comparison)."),
-    jobs: int = typer.Option(STRATEGY["jobs"], help="halving: trainings at once."),
-    executor: str = typer.Option(STRATEGY["executor"], help="halving: local (process pool) | ray (pip install 'rcai[distributed]')."),
+    rungs: List[int] = typer.Option(list(HALVING["rungs"]), "--rung", help="halving: training steps at which candidates are compared (repeatable; the last is the full training)."),
+    eta: int = typer.Option(HALVING["eta"], help="halving: keep the best 1/eta of the candidates at each rung."),
+    initial: int = typer.Option(HALVING["initial"], help="halving: candidates of each bracket at the first rung."),
+    brackets: int = typer.Option(HALVING["brackets"], help="halving: brackets (the first random near the budget, later ones by the surrogate)."),
+    train_seed: int = typer.Option(HALVING["train_seed"], "--train-seed", help="halving: training seed of every candidate (a paired comparison)."),
+    jobs: int = typer.Option(HALVING["jobs"], help="halving: trainings at once."),
+    executor: str = typer.Option(HALVING["executor"], help="halving: local (process pool) | ray (pip install 'rcai[distributed]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="halving, ray: a cluster to join (auto or HOST:PORT; default: start a local one)."),
     json: bool = JsonOpt,
 ) -> None:
@@ -66,7 +67,7 @@ def search(
                    eval_images=eval_images, evaluations=evaluations)
     _refuse_inapplicable(strategy, {k: v for k, v in locals().items() if k in APPLIES})
     from ..proxies import ProxyConfig
-    from ..search.config import DartsOptions
+    from ..search.config import DartsOptions, HalvingOptions
     from ..search.strategies.base import StrategyConfig
     from ..search.strategies.run import run_strategy
     from ..train.evaluate import EvalConfig
@@ -81,8 +82,8 @@ def search(
     cfg = StrategyConfig(strategy=strategy, preset=preset, cost_table=cost_table, proxy=proxy, latency_budget_ms=latency_budget_ms,
                          steps_per_sample=sample_steps, evaluations=evaluations, reward=reward, seed=seed, force=force,
                          proxy_config=ProxyConfig(data_dir=image_dir, seed=seed, quality_model=quality_model or f"predictors/quality-{preset}.json"),
-                         rungs=tuple(rungs), protocol=protocol, eta=eta, initial=initial, brackets=brackets, train_seed=train_seed, jobs=jobs,
-                         executor=executor, ray_address=ray_address, darts=darts)
+                         darts=darts, halving=HalvingOptions(protocol=protocol, rungs=tuple(rungs), eta=eta, initial=initial, brackets=brackets,
+                                                             train_seed=train_seed, jobs=jobs, executor=executor, ray_address=ray_address))
     _, summary = run_strategy(cfg, out, resume=resume, progress=not json)
     if not summary:
         return  # not rank 0

@@ -8,6 +8,7 @@ from ..config import JsonConfig, require_counts
 from ..errors import RcaiError
 from ..train.evaluate import EvalConfig
 from ..train.lr import check_lr_schedule
+from ..train.protocol import TrainProtocol
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,34 @@ class SearchConfig(DartsOptions):
         if self.penalty != "auto":
             return self.penalty
         return "budget" if self.latency_budget_ms else "expected"
+
+
+@dataclass(frozen=True)
+class HalvingOptions(JsonConfig):
+    """What only the multi-fidelity strategy reads: `StrategyConfig.halving` (rcai/search/strategies/halving.py).
+    Its subnets are trained from scratch with `protocol` and compared at `rungs` steps of it."""
+
+    protocol: TrainProtocol = field(default_factory=TrainProtocol)
+    # at 800 steps the ranking of 12 subnets predicts the 1600-step ranking at Spearman 0.81, at 400 at 0.45 (benchmarks/results/signal.md)
+    rungs: tuple[int, ...] = (800, 1600)
+    eta: int = 2  # keep the best 1/eta at each rung
+    initial: int = 8  # candidates of a bracket at its first rung
+    brackets: int = 2
+    train_seed: int = 0
+    fill_tol: float = 0.08  # candidates drawn with a loop in [1 - 2 fill_tol, 1] x the budget
+    surrogate_pool: int = 64  # near-budget subnets the surrogate ranks
+    jobs: int = 2  # trainings at once
+    executor: str = "local"  # local | ray (rcai/search/executors.py)
+    ray_address: str | None = None  # ray: None starts a local cluster; "auto" or HOST:PORT joins one
+    work_dir: str | None = None  # trainings' folder when the run has no journal
+
+    def __post_init__(self) -> None:
+        require_counts({k: getattr(self, k) for k in ("eta", "initial", "brackets", "jobs", "surrogate_pool")})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str | None = None):
+        return super().from_dict({**d, "protocol": TrainProtocol.from_dict(d.get("protocol", {}), "protocol")}, where)
+
+
+HALVING_FIELDS = ("protocol", "rungs", "eta", "initial", "brackets", "train_seed", "fill_tol", "surrogate_pool", "jobs", "executor",
+                  "ray_address", "work_dir")  # flat StrategyConfig fields before HalvingOptions (StrategyConfig.migrate)

@@ -28,10 +28,9 @@ from ...io import append_line, read_jsonl
 from ...proxies import Estimator, ProxyConfig
 from ...registry import Registry
 from ...space.space import Arch, SearchSpace
-from ...train.protocol import TrainProtocol
 from ...config import counts_of, require_counts
 from ...train.rundir import RunDir
-from ..config import DartsOptions
+from ..config import HALVING_FIELDS, DartsOptions, HalvingOptions
 from ..result import SearchResult
 
 JOURNAL = "evaluations.jsonl"
@@ -59,27 +58,12 @@ class StrategyConfig(JsonConfig):
     alpha: float = 0.5  # rl linear: weight of the accuracy term
     rl_lr: float = 0.2  # rl: policy learning rate
     proxy_config: ProxyConfig = field(default_factory=ProxyConfig)
-    # halving (rcai/search/strategies/halving.py): subnets trained from scratch with `protocol`
-    protocol: TrainProtocol = field(default_factory=TrainProtocol)
-    # steps of the protocol at which candidates are compared: at 800 steps the ranking of 12 subnets
-    # predicts the 1600-step ranking at Spearman 0.81, at 400 at 0.45 (benchmarks/results/signal.md)
-    rungs: tuple[int, ...] = (800, 1600)
-    eta: int = 2  # keep the best 1/eta at each rung
-    initial: int = 8  # candidates of a bracket at its first rung
-    brackets: int = 2
-    train_seed: int = 0
-    fill_tol: float = 0.08  # candidates drawn with a loop in [1 - 2 fill_tol, 1] x the budget
-    surrogate_pool: int = 64  # near-budget subnets the surrogate ranks
-    jobs: int = 2  # trainings at once
-    executor: str = "local"  # local | ray (rcai/search/executors.py)
-    ray_address: str | None = None  # ray: None starts a local cluster; "auto" or HOST:PORT joins one
-    work_dir: str | None = None  # trainings' folder when the run has no journal
     force: bool = False  # use a cost table measured for another preset/batch/precision
     darts: DartsOptions = field(default_factory=DartsOptions)  # darts: the bilevel search, its fine-tune and evaluation
+    halving: HalvingOptions = field(default_factory=HalvingOptions)  # halving: rungs, brackets, the trainings' protocol and executor
 
     def __post_init__(self) -> None:
-        require_counts(counts_of(self, "evaluations", "population", "sample_size", "area_pool", "steps_per_sample", "eta", "initial", "brackets",
-                                 "jobs", "surrogate_pool"))
+        require_counts(counts_of(self, "evaluations", "population", "sample_size", "area_pool", "steps_per_sample"))
         if self.sample_size > self.population:
             raise RcaiError(f"sample_size {self.sample_size} exceeds the population {self.population}")
         b = self.latency_budget_ms
@@ -89,8 +73,14 @@ class StrategyConfig(JsonConfig):
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str | None = None) -> "StrategyConfig":
         return super().from_dict({**d, "proxy_config": ProxyConfig.from_dict(d.get("proxy_config", {}), "proxy_config"),
-                                  "protocol": TrainProtocol.from_dict(d.get("protocol", {}), "protocol"),
-                                  "darts": DartsOptions.from_dict(d.get("darts", {}), "darts")}, where)
+                                  "darts": DartsOptions.from_dict(d.get("darts", {}), "darts"),
+                                  "halving": HalvingOptions.from_dict(d.get("halving", {}), "halving")}, where)
+
+    @staticmethod
+    def migrate(d: dict[str, Any]) -> dict[str, Any]:
+        """A stored config of an earlier release as today's keys: halving's options were flat fields."""
+        flat = {k: d[k] for k in HALVING_FIELDS if k in d}
+        return {**{k: v for k, v in d.items() if k not in flat}, "halving": {**flat, **d.get("halving", {})}} if flat else d
 
 
 def key(arch: Mapping[str, str]) -> str:

@@ -49,9 +49,10 @@ class SuccessiveHalving(SampledStrategy):
 
     def __init__(self, cfg, progress: bool = False):
         super().__init__(cfg, progress)
-        p = cfg.protocol
-        if not cfg.rungs or any(r not in p.eval_at for r in cfg.rungs) or list(cfg.rungs) != sorted(set(cfg.rungs)):
-            raise RcaiError(f"rungs {cfg.rungs} must be increasing steps among the protocol's eval_at {p.eval_at}")
+        self.h = h = cfg.halving
+        p = h.protocol
+        if not h.rungs or any(r not in p.eval_at for r in h.rungs) or list(h.rungs) != sorted(set(h.rungs)):
+            raise RcaiError(f"rungs {h.rungs} must be increasing steps among the protocol's eval_at {p.eval_at}")
         if p.lr_schedule != "constant":
             raise RcaiError("halving extends trainings from rung to rung: the protocol's lr_schedule must be constant")
 
@@ -59,17 +60,17 @@ class SuccessiveHalving(SampledStrategy):
         cfg = self.cfg
         self.trainings: dict[str, int] = {}  # subnet key -> steps trained
         self.preset = problem.space.preset
-        self.runs = Path(session.journal).parent / "trainings" if session.journal else Path(cfg.work_dir or "trainings")
+        self.runs = Path(session.journal).parent / "trainings" if session.journal else Path(self.h.work_dir or "trainings")
         scores: dict[tuple[str, int], float] = {}
-        last = cfg.rungs[-1]
+        last = self.h.rungs[-1]
         problem.estimate = lambda a: scores[(key(a), last)]
-        problem.estimators.update({f"rung{r}": (lambda r: lambda a: scores[(key(a), r)])(r) for r in cfg.rungs[:-1]})
-        executor = make_executor(cfg.executor, cfg.jobs, cfg.ray_address)
+        problem.estimators.update({f"rung{r}": (lambda r: lambda a: scores[(key(a), r)])(r) for r in self.h.rungs[:-1]})
+        executor = make_executor(self.h.executor, self.h.jobs, self.h.ray_address)
         first: list[dict[str, Any]] = []  # first-rung results: the surrogate's data
         try:
-            for bracket in range(cfg.brackets):
+            for bracket in range(self.h.brackets):
                 alive = self.propose(problem, rng, bracket, first)
-                for i, rung in enumerate(cfg.rungs):
+                for i, rung in enumerate(self.h.rungs):
                     todo = [a for a in alive if (key(a), rung) not in scores]
                     for a, q in zip(todo, executor.map(train_rung, [self._payload(a, rung) for a in todo])):
                         scores[(key(a), rung)] = q
@@ -77,13 +78,13 @@ class SuccessiveHalving(SampledStrategy):
                     ranked = sorted(alive, key=lambda a: -session.evaluate(a, "quality" if rung == last else f"rung{rung}"))
                     if i == 0:
                         first += [{"choices": a, "quality": scores[(key(a), rung)]} for a in alive]
-                    alive = ranked[: max(1, math.ceil(len(ranked) / cfg.eta))]
+                    alive = ranked[: max(1, math.ceil(len(ranked) / self.h.eta))]
         finally:
             executor.close()
 
     def _payload(self, arch: Arch, rung: int) -> tuple:
         spec = SubnetSpec(self.preset, arch)
-        return (spec.preset.name, dict(arch), self.cfg.train_seed, str(self.runs / spec.hash), self.cfg.protocol.to_dict(), rung)
+        return (spec.preset.name, dict(arch), self.h.train_seed, str(self.runs / spec.hash), self.h.protocol.to_dict(), rung)
 
     def propose(self, problem: Problem, rng: random.Random, bracket: int, first: list[dict[str, Any]]) -> list[Arch]:
         """`initial` distinct within-budget subnets not yet trained (see the module docstring)."""
@@ -91,14 +92,14 @@ class SuccessiveHalving(SampledStrategy):
         from ...cost.model import OpCostModel
         from ...proxies.additive import AdditiveQuality
 
-        n, seen = self.cfg.initial, {key(r["choices"]) for r in first}
+        n, seen = self.h.initial, {key(r["choices"]) for r in first}
 
         def near_budget(count: int, seed: int) -> list[Arch]:
             if problem.budget_ms is None:
                 return [problem.space.random_arch(rng) for _ in range(count)]
-            target = problem.budget_ms * (1 - self.cfg.fill_tol)
+            target = problem.budget_ms * (1 - self.h.fill_tol)
             try:
-                archs = sample_at_latency(problem.space, problem.loop_ms, target, self.cfg.fill_tol, count, seed=seed)
+                archs = sample_at_latency(problem.space, problem.loop_ms, target, self.h.fill_tol, count, seed=seed)
             except RcaiError:  # a budget near the cheapest subnet: fall back on any feasible subnet
                 archs = [problem.feasible_random(rng) for _ in range(count)]
             return [a for a in archs if problem.feasible(a)]
@@ -114,7 +115,7 @@ class SuccessiveHalving(SampledStrategy):
                                     cost.overhead_ms, problem.steps, problem.budget_ms)
             if problem.feasible(sel.arch):
                 picks.append(sel.arch)
-        pool = near_budget(self.cfg.surrogate_pool, seed=self.cfg.seed * 1000 + bracket)
+        pool = near_budget(self.h.surrogate_pool, seed=self.cfg.seed * 1000 + bracket)
         picks += sorted(pool, key=lambda a: -model(a))
         return _distinct(picks, seen, n) or [problem.feasible_random(rng)]
 
@@ -122,9 +123,9 @@ class SuccessiveHalving(SampledStrategy):
         result = super().search(problem, run)
         steps = sum(self.trainings.values())
         result.notes.append(f"halving: {len(self.trainings)} subnets trained, {steps} training steps = "
-                            f"{steps / self.cfg.protocol.steps:.2f} full trainings of {self.cfg.protocol.steps} steps (seed {self.cfg.train_seed})")
+                            f"{steps / self.h.protocol.steps:.2f} full trainings of {self.h.protocol.steps} steps (seed {self.h.train_seed})")
         result.selection = "best-at-last-rung"
-        result.info["trainings"] = steps / self.cfg.protocol.steps
+        result.info["trainings"] = steps / self.h.protocol.steps
         return result
 
 

@@ -57,7 +57,7 @@ def _run(strategy, cfg: StrategyConfig, out: str | Path, resume: bool, writer: b
         strategy.check(problem)
         run = RunDir(Path(out))
         if writer:
-            run.start(cfg.to_dict(), resume, upgrade=lambda d: StrategyConfig.from_dict(d, f"{out}/config.json").to_dict())
+            run.start(cfg.to_dict(), resume, upgrade=lambda d: StrategyConfig.from_dict(StrategyConfig.migrate(d), f"{out}/config.json").to_dict())
         result = strategy.search(problem, run)
         if result is None:
             return None, {}
