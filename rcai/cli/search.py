@@ -1,4 +1,4 @@
-"""`rcai search`: latency-aware bilevel search, subnet under a budget, fine-tune, evaluate."""
+"""`rcai search`: a subnet under a latency budget by any registered strategy (rcai/search/strategies), one runner for all."""
 from __future__ import annotations
 
 from typing import List, Optional
