@@ -53,9 +53,11 @@ def train_job(payload: tuple[dict, int, str]) -> dict:
     from rcai.train.protocol import SIGNAL, train_to
 
     spec = SubnetSpec(get_preset("tiny"), choices)
+    run = Path(out) / "runs" / f"{spec.hash}-s{seed}"
+    reused = (run / "train" / "metrics.json").exists()  # finished by an earlier run of this benchmark (train_to reads it back)
     t0 = time.process_time()
-    m = train_to(spec, seed, Path(out) / "runs" / f"{spec.hash}-s{seed}", SIGNAL, samples=False)
-    return {"arch": spec.hash, "seed": seed, "quality": m["quality"]["gain_db"], "cpu_s": time.process_time() - t0}
+    m = train_to(spec, seed, run, SIGNAL, samples=False)
+    return {"arch": spec.hash, "seed": seed, "quality": m["quality"]["gain_db"], "cpu_s": time.process_time() - t0, "reused": reused}
 
 
 def plan(args, out: Path) -> tuple[list[dict], list[tuple[dict, int]]]:
@@ -176,11 +178,14 @@ def report(rows: list[dict], results: dict, started: str, args, wall_s: float) -
     mean = lambda q: statistics.fmean(q.values())  # noqa: E731
     fmt = lambda d: f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"  # noqa: E731
     L = ["# Halving search vs the trivial answers, on the signal protocol (issue 20 §3)", "",
-         f"Machine: {started}; load avg at the end {load1():.2f}; rcai {git_rev()}; wall {wall_s / 60:.0f} min. "
+         f"Machine: {started}; load avg at the end {load1():.2f}; rcai {git_rev()}; wall {wall_s / 60:.0f} min, "
+         f"{sum(not r.get('reused') for r in results.values())} of {len(results)} trainings run now (the others read from the run folders "
+         "an earlier run of this benchmark finished, under `--out`). "
          f"Budgets {args.budgets} x the base's 50-step loop by `{TABLE}`; search seeds {args.search_seeds}; every subnet trained from scratch "
          "with `rcai.train.protocol.SIGNAL` (1600 steps, batch 8, constant lr 2e-3, EMA 0.998); quality = posterior-mean gain over bicubic "
          "on the 64 held-out crops (dB). Picks are scored on training seeds 1 and 2 (their seed 0 selected them), random subnets on seeds 0 "
-         f"and 1; base and cheapest: seeds 0/1/2 of results/signal.csv. Reproduce: `python benchmarks/search_halving.py --budgets {' '.join(map(str, args.budgets))} --name {args.name}`.", ""]
+         f"and 1; base and cheapest: seeds 0/1/2 of results/signal.csv. Reproduce: `python benchmarks/search_halving.py --budgets {' '.join(map(str, args.budgets))}"
+         f"{' --darts ' + args.darts if args.darts else ''} --name {args.name}`.", ""]
     for frac in args.budgets:
         here = [r for r in rows if r["budget"] == frac]
         rnd = [r for r in here if r["method"] == "random" and len(r["quality"]) == 2]
