@@ -41,8 +41,12 @@ def load_cost_models(cfg: SearchConfig) -> tuple[OpCostModel, CostModel | None]:
     table = load_cost_model(cfg.cost_table, preset, force=cfg.force)
     if not isinstance(table, OpCostModel):
         raise RcaiError(f"{cfg.cost_table}: the search needs a per-op cost model (a cost table), got a {table.name}")
-    predictor = load_cost_model(cfg.predictor, preset) if cfg.predictor else None
-    return table, predictor
+    return table, load_predictor(cfg)
+
+
+def load_predictor(cfg: SearchConfig) -> CostModel | None:
+    """The GNN predictor that ranks candidates and checks the budget, where the config names one."""
+    return load_cost_model(cfg.predictor, get_preset(cfg.preset)) if cfg.predictor else None
 
 
 def check_budget_feasible(table: OpCostModel, cfg: SearchConfig) -> None:
@@ -101,12 +105,12 @@ def choose_subnet(engine: Bilevel, predictor: CostModel | None) -> SearchResult:
     return result
 
 
-def search_in(cfg: SearchConfig, run: RunDir, progress: bool = True) -> dict[str, Any]:
-    """The bilevel search in a run folder that `run_strategy` has started (and locked): continues from
-    its last checkpoint where there is one. Returns the metrics (rank 0; {} on the other ranks)."""
+def search_in(cfg: SearchConfig, run: RunDir, table: OpCostModel, progress: bool = True) -> dict[str, Any]:
+    """The bilevel search in a run folder that `run_strategy` has started (and locked), on the cost
+    table its problem loaded and the strategy checked (Darts.check: a per-op table, a feasible budget):
+    continues from its last checkpoint where there is one. Returns the metrics (rank 0; {} on the other ranks)."""
     rank, _ = world()
-    table, predictor = load_cost_models(cfg)
-    check_budget_feasible(table, cfg)
+    predictor = load_predictor(cfg)
     engine = build_bilevel(cfg, table)
     state = run.load_checkpoint()
     step, phase = 0, "search"

@@ -47,7 +47,7 @@ class Darts(SearchStrategy):
     def search(self, problem: Problem, run: RunDir | None = None) -> SearchResult | None:
         if run is None:
             raise RcaiError("darts needs a run folder (checkpoints, supernet, subnet weights)")
-        m = search_in(engine_config(self.cfg), run, progress=self.progress)
+        m = search_in(engine_config(self.cfg), run, problem.cost, progress=self.progress)  # the table check() accepted
         if not m:
             return None  # not rank 0 of a multi-process search
         s = m["search"]
