@@ -97,7 +97,7 @@ def run(args) -> tuple[list[dict], float, float]:
             flops_step = counter.estimate(arch).flops
             for b in args.batches:
                 cfg = BenchConfig(threads=args.threads, sampler="ddim", steps=args.steps, batch=b, image="random")
-                eng = build_engine("onnx", path, side, b, "cpu", args.threads)
+                eng = build_engine(path, side, b, "cpu", args.threads)
                 key = f"{name} ORT loop, batch {b}"
                 cands[key] = (loop_fn(eng, side, cfg), flops_step * b * args.steps)
                 meta[key] = {"kind": "loop", "batch": b, "flops": flops_step * b * args.steps}

@@ -77,7 +77,7 @@ def run(args) -> list[dict]:
             cfg = BenchConfig(threads=t, sampler="ddim", steps=args.steps, image="random", batch=1)
             cands = {}
             for name, path in paths.items():
-                cands[f"{name}/onnx"] = (path, "onnx")
+                cands[f"{name}/onnx"] = (path, "cpu")
                 cands[f"{name}/torch"] = (path, "torch")
             cands["base/onnx-plain-run"] = (paths["base"], plain_engine(paths["base"], 1, t))
             cands["sampler-only"] = (paths["base"], sampler_only(paths["base"], 1))

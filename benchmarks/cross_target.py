@@ -30,7 +30,7 @@ from rcai.space.subnet import SubnetSpec
 from rcai.train.evaluate import EvalConfig
 
 # target name -> (cost table, engine of the whole-loop measurement)
-TARGETS = {"ort": ("latency_tables/cpu-tiny.csv", "onnx"), "torch": ("latency_tables/torch-tiny.csv", "torch")}
+TARGETS = {"ort": ("latency_tables/cpu-tiny.csv", "cpu"), "torch": ("latency_tables/torch-tiny.csv", "torch")}  # table, --device
 
 
 def main() -> None:

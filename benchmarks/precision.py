@@ -199,10 +199,10 @@ def torch_engine(model: torch.nn.Module, label: str) -> Engine:
 
 
 def speed(exports: dict[str, dict[str, Any]], abl: dict[str, dict[str, Any]], rounds: int) -> dict[str, dict[str, Any]]:
-    cands: dict[str, tuple[Any, Any]] = {f"base|ablation|{name}": (Path(a["onnx"]), "onnx") for name, a in abl.items()}
+    cands: dict[str, tuple[Any, Any]] = {f"base|ablation|{name}": (Path(a["onnx"]), "cpu") for name, a in abl.items()}
     for name, e in exports.items():
-        cands[f"{name}|fp32"] = (e["fp32"], "onnx")
-        cands[f"{name}|int8"] = (e["int8"], "onnx")
+        cands[f"{name}|fp32"] = (e["fp32"], "cpu")
+        cands[f"{name}|int8"] = (e["int8"], "cpu")
     b = exports["base"]
     cands["base|torch-fp32"] = (b["fp32"], torch_engine(build_model(b["spec"], b["state"]), "fp32"))
     cands["base|torch-dynamic-int8"] = (b["fp32"], torch_engine(torch_dynamic(build_model(b["spec"], b["state"])), "dynamic int8 Linear"))
@@ -225,7 +225,7 @@ def accuracy(args, preset, work: Path) -> list[dict[str, Any]]:
                 p = d / f"{i:03d}.{precision}.onnx"
                 if not p.exists():
                     export_subnet_onnx(spec, None, p, verify=False, precision=precision, calibration=CalibrationConfig(inputs=8))
-                cands[f"{i:03d}|{precision}"] = (p, "onnx")
+                cands[f"{i:03d}|{precision}"] = (p, "cpu")
     say(f"acc: {len(cands)} loops exported; measuring (load {load_average()})")
     res = compare_loops(cands, BenchConfig(threads=1, steps=STEPS, image=None, seed=0, psnr=False), rounds=args.acc_rounds)
     t32, t8 = load_cost_model(args.fp32_table, preset), load_cost_model(args.int8_table, preset, precision="int8")

@@ -205,7 +205,7 @@ def measure_loops(records: list[dict], args) -> dict[str, dict]:
             path = onnx_dir / f"{r['arch']}.onnx"
             if not path.exists():
                 export_subnet_onnx(SubnetSpec(get_preset("tiny"), r["choices"]), None, path, verify=False)
-            cands[r["arch"]] = (path, "onnx")
+            cands[r["arch"]] = (path, "cpu")
     if cands:  # archs measured by an earlier report keep their figures (a later run only adds new ones)
         res = compare_loops(cands, BenchConfig(device="cpu", threads=1, sampler="ddim", steps=args.steps_per_sample, psnr=False), rounds=args.rounds)
         known.update({k: {"median_ms": v["median_ms"], "repeatability": v["repeatability"], "load": load1()} for k, v in res.items()})

@@ -82,7 +82,7 @@ def main() -> None:
         if not onnx_path.exists():
             weights = d / ("model.pt" if name == "base" else "subnet.pt")
             export_subnet_onnx(SubnetSpec.load(d / "subnet.json"), torch.load(weights, weights_only=True), onnx_path)
-        candidates[f"{seed}|{name}"] = (onnx_path, "onnx")
+        candidates[f"{seed}|{name}"] = (onnx_path, "cpu")
     timing = compare_loops(candidates, BenchConfig(sampler="ddim", steps=S, threads=args.threads, psnr=False), rounds=args.rounds)
     rows = []
     for (seed, name), d in runs.items():

@@ -138,7 +138,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
     say(f"measuring the whole loops on {cfg.device} ({cfg.rounds} interleaved rounds, the base twice)")
     load["before_timing"] = load_average()
     bcfg = BenchConfig(device=cfg.device, threads=cfg.threads, sampler="ddim", steps=S, psnr=False)
-    timing = compare_loops({**{k: (onnx[k], "onnx") for k in onnx}, AGAIN: (onnx["base"], "onnx")}, bcfg, rounds=cfg.rounds)
+    timing = compare_loops({**{k: (onnx[k], cfg.device) for k in onnx}, AGAIN: (onnx["base"], cfg.device)}, bcfg, rounds=cfg.rounds)
     say("estimates vs the measured loops; ONNX vs torch image")
     models = {"table": table, **({"predictor": load_cost_model(predictor, preset)} if predictor else {})}  # loaded once
     psnr = psnr_vs_reference(onnx["subnet"], bcfg)

@@ -20,7 +20,6 @@ from rcai.deploy import (
     DeploySidecar,
     bench_loop,
     export_subnet_onnx,
-    list_engines,
     lr_input,
     sidecar_path,
 )
@@ -29,6 +28,8 @@ from rcai.errors import RcaiError
 from rcai.metrics import psnr
 from rcai.space.space import SearchSpace
 from rcai.space.subnet import SubnetSpec
+from rcai.targets import resolve_device
+from rcai.targets.registry import DEVICES
 from rcai.train.setup import schedule_of
 
 FAST = dict(sampler="ddim", steps=5, threads=1, image="random", loops=1, rounds=2, warmup=1)
@@ -172,9 +173,9 @@ def test_bench_result_fields(exported, micro_table):
     assert "output" not in d and d["estimates"]["table"]["source"] == "table"
 
 
-def test_bench_torch_engine_and_defaults(exported, micro):
+def test_bench_on_the_torch_device_and_defaults(exported, micro):
     out, _, _ = exported
-    res = bench_loop(out, BenchConfig(**{**FAST, "engine": "torch", "sampler": "ddpm", "steps": None, "loops": 1}))
+    res = bench_loop(out, BenchConfig(**{**FAST, "device": "torch", "sampler": "ddpm", "steps": None, "loops": 1}))
     assert res.engine == "torch" and res.steps == micro.T  # ddpm default: the sidecar's T
     assert res.psnr_ok is True and "onnxruntime" in res.psnr_reference
 
@@ -291,11 +292,11 @@ def test_estimate_errors_over_subnets(micro, micro_table, tmp_path):
         estimate_errors(picked, BenchConfig(**FAST), tmp_path)
 
 
-@pytest.mark.parametrize("name", list_engines())
-def test_every_engine_runs_the_same_loop(exported, name):
-    """The engine contract, for every registered engine: built from the deployed file and its
-    sidecar, it runs the bench loop and its image equals the ONNX Runtime engine's (engines differ
-    in the denoiser alone). An engine this machine cannot run (no GPU) is skipped, saying why."""
+@pytest.mark.parametrize("device", sorted(DEVICES))
+def test_every_device_runs_the_same_loop(exported, device):
+    """The engine contract, for every --device: built from the deployed file and its sidecar, it
+    runs the bench loop and its image equals ONNX Runtime's on this CPU (they differ in the denoiser
+    alone). A device this machine cannot run (no GPU, no Jetson host) is skipped, saying why."""
     from rcai.deploy import build_engine
     from rcai.deploy.bench import loop_fn
 
@@ -303,10 +304,10 @@ def test_every_engine_runs_the_same_loop(exported, name):
     side = DeploySidecar.for_onnx(out)
     cfg = BenchConfig(**{**FAST, "steps": 3})
     try:
-        engine = build_engine(name, out, side, 1, "cpu", 1)
+        engine = build_engine(out, side, 1, device, 1 if device in ("cpu", "torch") else None)
     except (RcaiError, RuntimeError, ImportError, AssertionError) as e:
-        pytest.skip(f"engine {name!r} cannot run here: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-    reference = build_engine("onnx", out, side, 1, "cpu", 1)
-    assert engine.name == name and engine.label and engine.info["backend"] and isinstance(engine.on_calling_thread, bool)
+        pytest.skip(f"--device {device} cannot run here: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    reference = build_engine(out, side, 1, "cpu", 1)
+    assert engine.kind == ("onnx" if resolve_device(device).takes_onnx else "torch") and engine.label and engine.info["backend"] and isinstance(engine.on_calling_thread, bool)
     a, b = loop_fn(engine, side, cfg)(), loop_fn(reference, side, cfg)()
     assert a.image.shape == b.image.shape and psnr(a.image, b.image) >= 50.0

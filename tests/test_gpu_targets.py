@@ -100,7 +100,7 @@ def test_profile_torch_device_table_and_archs(tmp_path):
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="a GPU is present")
-def test_bench_engine_torch_cuda_without_a_gpu_is_one_line(tmp_path):
+def test_bench_on_torch_cuda_without_a_gpu_is_one_line(tmp_path):
     from rcai.deploy.bench import BenchConfig, bench_loop
     from rcai.deploy.export import export_subnet_onnx
     from rcai.presets import get_preset
@@ -113,7 +113,7 @@ def test_bench_engine_torch_cuda_without_a_gpu_is_one_line(tmp_path):
     torch.save(model.state_dict(), tmp_path / "m.pt")
     export_subnet_onnx(SubnetSpec(micro, SearchSpace.of(micro).base_arch()), model.state_dict(), path, weights_path=tmp_path / "m.pt", verify=False)
     with pytest.raises(RcaiError, match="no CUDA GPU here"):
-        bench_loop(path, BenchConfig(engine="torch-cuda", sampler="ddim", steps=2, loops=1, psnr=False))
+        bench_loop(path, BenchConfig(device="torch-cuda", sampler="ddim", steps=2, loops=1, psnr=False))
 
 
 # --- on a GPU ---------------------------------------------------------------------------------
@@ -149,22 +149,24 @@ def test_torch_cuda_measures_with_events():
 
 
 @needs_gpu
-def test_cuda_graph_denoiser_replays_one_graph_for_the_whole_loop(micro):
+def test_cuda_graph_replays_one_graph_for_the_whole_loop(micro):
+    from rcai.deploy.runtime import PreparedDenoiser
     from rcai.diffusion import TorchDenoiser, sample
     from rcai.train.setup import schedule_of
     from rcai.space.space import SearchSpace
     from rcai.space.subnet import SubnetSpec
-    from rcai.targets.torch_cuda import CudaGraphDenoiser
 
     torch.manual_seed(0)
     model = SubnetSpec(micro, SearchSpace.of(micro).base_arch()).build().eval()
     lr_up = np.random.default_rng(0).uniform(-1, 1, (1, 3, micro.hr_size, micro.hr_size)).astype(np.float32)
     schedule = schedule_of(micro)
-    graph = CudaGraphDenoiser(model, 1, micro.hr_size)
-    captured = graph.prepared.graph
-    a = sample(graph, lr_up, schedule, sampler="ddim", steps=10, seed=0).image
+    h = micro.hr_size
+    prepared = resolve_device("torch-cuda").prepare(model, {"x": ((1, 6, h, h), "float32"), "noise_level": ((1, 1), "float32")})
+    den, calls = PreparedDenoiser(prepared), []
+    captured = prepared.graph
+    a = sample(lambda x6, level: calls.append(1) or den(x6, level), lr_up, schedule, sampler="ddim", steps=10, seed=0).image
     b = sample(TorchDenoiser(model, "cuda"), lr_up, schedule, sampler="ddim", steps=10, seed=0).image
-    assert graph.calls == 10 and graph.prepared.graph is captured  # captured once, replayed every step
+    assert len(calls) == 10 and prepared.graph is captured  # captured once, replayed every step
     assert np.abs(a - b).max() < 1e-3
 
 
@@ -202,6 +204,6 @@ def test_bench_whole_loop_on_one_cuda_graph(tmp_path):
     model = spec.build()
     torch.save(model.state_dict(), tmp_path / "m.pt")
     export_subnet_onnx(spec, model.state_dict(), tmp_path / "m.onnx", weights_path=tmp_path / "m.pt", verify=False)
-    res = bench_loop(tmp_path / "m.onnx", BenchConfig(engine="torch-cuda", sampler="ddim", steps=10, loops=2, psnr=True))
+    res = bench_loop(tmp_path / "m.onnx", BenchConfig(device="torch-cuda", sampler="ddim", steps=10, loops=2, psnr=True))
     assert res.step_count >= 20 and res.target["backend"] == "torch-cuda-graphs"
     assert res.psnr_db is not None and res.psnr_db > 40  # vs the ONNX Runtime loop on the CPU, same noise

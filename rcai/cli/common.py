@@ -20,7 +20,7 @@ JsonOpt = typer.Option(False, "--json", help="Print the result as JSON on stdout
 
 
 def DeviceOpt(default: str = "cpu") -> Any:
-    return typer.Option(default, "--device", "-d", help="Target: cpu (ONNX Runtime), torch (torch eager, this CPU), gpu (TensorRT if installed, else torch-cuda with CUDA graphs), jetson (TensorRT over ssh, --host).")
+    return typer.Option(default, "--device", "-d", help="Target: cpu (ONNX Runtime), torch (torch eager, this CPU), gpu (TensorRT if installed, else torch-cuda), torch-cuda (torch on the GPU, one CUDA graph replayed per call), jetson (TensorRT over ssh, --host).")
 
 
 def ThreadsOpt(default: int | None = None) -> Any:

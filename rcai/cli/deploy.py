@@ -76,7 +76,6 @@ def bench(
     batch: int = typer.Option(BENCH["batch"], "--batch", help="Inference batch (images per loop)."),
     image: Optional[str] = typer.Option(BENCH["image"], "--image", help="LR image of the preset's LR size, or 'random' (default: a built-in photo crop)."),
     threads: Optional[int] = ThreadsOpt(BENCH["threads"]),
-    engine: str = typer.Option(BENCH["engine"], "--engine", help="onnx (the deployed model) | torch (eager loop, for comparison) | torch-cuda (the subnet as one CUDA graph replayed every step)."),
     loops: int = typer.Option(BENCH["loops"], "--loops", help="Timed whole loops per round."),
     rounds: int = typer.Option(BENCH["rounds"], "--rounds", help="Rounds of the loop measurement (the figure: median of all timed loops)."),
     clock: str = typer.Option(BENCH["clock"], "--clock", help="Clock the loop figure is quoted on: auto (process CPU time for one CPU thread, else wall) | wall | cpu; both are recorded."),
@@ -85,18 +84,19 @@ def bench(
     predictor: Optional[str] = typer.Option(BENCH["predictor"], "--predictor", help="Latency predictor file: its estimate too."),
     preset: Optional[str] = typer.Option(BENCH["preset"], "--preset", "-p", help="Only without a sidecar: the preset whose schedule to use."),
     weights: Optional[str] = typer.Option(BENCH["weights"], "--weights", help="Torch weights for the PSNR reference (default: from the sidecar)."),
-    check: bool = typer.Option(BENCH["psnr"], "--psnr/--no-psnr", help="Run the other engine once and report the PSNR between the images."),
+    check: bool = typer.Option(BENCH["psnr"], "--psnr/--no-psnr", help="Run the loop the other way once (the torch subnet for an ONNX target, the ONNX file on this CPU for torch / torch-cuda) and report the PSNR between the images."),
     quality: Optional[bool] = typer.Option(None, "--quality/--no-quality", help="The primary metric (gain over bicubic, held-out crops) of MODEL vs its fp32 torch model; default: on for int8 models."),
     host: Optional[str] = typer.Option(None, "--host", envvar="RCAI_REMOTE_HOST", help="Run the loop on [user@]addr[:port] over ssh (the host needs rcai's dependencies: numpy, torch, the runtime)."),
     json: bool = JsonOpt,
 ) -> None:
-    """Run the full sampling loop of MODEL on the target and report per-step latency percentiles,
-    whole-loop latency, images/s, peak memory, the table/predictor estimates and the PSNR of the
-    ONNX loop's image vs the torch sampler's from the same noise."""
+    """Run the full sampling loop of MODEL on the target of --device and report per-step latency
+    percentiles, whole-loop latency, images/s, peak memory, the table/predictor estimates and the PSNR
+    of its image vs the loop run the other way from the same noise. ONNX targets (cpu, gpu with
+    TensorRT, jetson, --host) run the file; torch and torch-cuda run the subnet it was exported from."""
     from ..deploy import BenchConfig, bench_loop
 
     cfg = BenchConfig(
-        device=device, threads=threads, engine=engine, sampler=sampler, steps=sample_steps, batch=batch, image=image, seed=seed,
+        device=device, threads=threads, sampler=sampler, steps=sample_steps, batch=batch, image=image, seed=seed,
         loops=loops, rounds=rounds, clock=clock, preset=preset, weights=weights, table=cost_table, predictor=predictor, psnr=check, quality=quality,
     )
     if host:

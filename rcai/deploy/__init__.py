@@ -1,7 +1,7 @@
 """Deployment: export the searched subnet's denoiser to ONNX with a sidecar, rebuild its sampling
 loop from the sidecar alone, and benchmark the whole loop on a target."""
 from .bench import PSNR_MIN_FP32, BenchConfig, BenchResult, bench_loop
-from .engines import build_engine, list_engines, register_engine
+from .engines import Engine, build_engine
 from .estimates import estimate_vs_measured, load_estimators
 from .compare import compare_loops
 from .export import FP32_TOLERANCE, ExportReport, export_subnet_onnx
@@ -12,7 +12,7 @@ from .weights import build_model, load_state, reference_model, run_files
 
 __all__ = [
     "BenchConfig", "BenchResult", "bench_loop", "PSNR_MIN_FP32",
-    "build_engine", "list_engines", "register_engine", "compare_loops",
+    "Engine", "build_engine", "compare_loops",
     "estimate_vs_measured", "load_estimators",
     "ExportReport", "export_subnet_onnx", "FP32_TOLERANCE",
     "lr_input",

@@ -39,7 +39,7 @@ def study_subnets(preset: Preset, n_random: int = 4, seed: int = 0) -> dict[str,
 def estimate_errors(
     subnets: Mapping[str, SubnetSpec], cfg: BenchConfig, workdir: str | Path, rounds: int = 3
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Export every subnet (random weights) into `workdir`, measure their loops (cfg: engine, sampler,
+    """Export every subnet (random weights) into `workdir`, measure their loops (cfg: device, sampler,
     steps, batch, threads) in interleaved rounds, and estimate them with cfg.table / cfg.predictor.
     Returns (rows, summary): per subnet the measured loop and each estimate with its error in %;
     summary: mean / max |error| and Spearman rank correlation with the measurement per source."""
@@ -51,7 +51,7 @@ def estimate_errors(
         warnings.simplefilter("ignore")  # random-init warning
         for name, spec in subnets.items():
             paths[name] = Path(export_subnet_onnx(spec, None, workdir / f"{name}.onnx", verify=False).onnx_path)
-    measured = compare_loops({n: (p, cfg.engine) for n, p in paths.items()}, cfg, rounds=rounds)
+    measured = compare_loops({n: (p, cfg.device) for n, p in paths.items()}, cfg, rounds=rounds)
     rows = []
     models = None
     for name, path in paths.items():

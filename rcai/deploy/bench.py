@@ -1,6 +1,7 @@
 """`rcai bench`: the whole sampling loop of a deployed denoiser on a target, timed per step and per
 loop, with peak memory, the cost table's / predictor's estimates beside the measurement and the
-PSNR against the other engine's image from the same noise (ONNX loop vs torch sampler).
+PSNR against the image of the same loop run the other way from the same noise (the deployed ONNX
+file vs the torch subnet it was exported from).
 
 The loop is measured the one way every loop is (rcai.targets.loops.measure_loops: rounds, both
 clocks, the load beside); `measure_engines` is that measurement for ready engines, which the
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -22,7 +23,7 @@ from ..metrics import psnr
 from ..presets import get_preset
 from ..targets.loops import LoopConfig, LoopMeasurement, measure_loops
 from ..targets.measure import summarize
-from .engines import Engine, build_engine, torch_threads
+from .engines import Engine, build_engine, reference_device, torch_threads
 from .estimates import estimate_vs_measured, load_estimators
 from .images import lr_input
 from .memory import PeakRss
@@ -39,7 +40,6 @@ PSNR_MIN_FP32 = 50.0  # dB, ONNX loop vs torch loop at fp32
 class BenchConfig(JsonConfig):
     device: str = "cpu"
     threads: int | None = None
-    engine: str = "onnx"  # onnx | torch
     sampler: str = "ddim"  # the default of `rcai sample` too
     steps: int | None = None  # None: T for ddpm, 50 for ddim (required without a sidecar)
     batch: int = 1
@@ -55,14 +55,14 @@ class BenchConfig(JsonConfig):
     weights: str | None = None  # torch weights for the reference (default: what the sidecar names)
     table: str | None = None
     predictor: str | None = None
-    psnr: bool = True  # also run the other engine once and compare images
+    psnr: bool = True  # also run the other way (ONNX file / torch subnet) once and compare images
     quality: bool | None = None  # the primary metric vs the fp32 torch model (rcai/deploy/quality.py); None: for int8 models
 
 
 @dataclass
 class BenchResult:
     model: str
-    engine: str
+    engine: str  # onnx: the deployed file | torch: the subnet it was exported from (the target of --device decides)
     engine_label: str
     target: dict[str, Any]
     precision: str
@@ -168,8 +168,8 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
     import onnxruntime  # noqa: F401  loaded before the memory window: library pages are not the model's memory
 
     with torch_threads(cfg.threads), PeakRss() as mem:
-        say(f"preparing {cfg.engine}")
-        engine = build_engine(cfg.engine, onnx_path, side, cfg.batch, cfg.device, cfg.threads, cfg.weights)
+        say(f"preparing --device {cfg.device}")
+        engine = build_engine(onnx_path, side, cfg.batch, cfg.device, cfg.threads, cfg.weights)
         x6 = np.concatenate([lr_up, np.random.default_rng(cfg.seed).standard_normal(lr_up.shape, dtype=np.float32)], 1)
         level = np.full((cfg.batch, 1), 0.5, np.float32)
         for _ in range(cfg.warmup):
@@ -184,8 +184,8 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
     runs = [t for r in (m.cpu_ms if m.clock == "cpu" else m.wall_ms) for t in r]
 
     res = BenchResult(
-        model=str(onnx_path), engine=cfg.engine, engine_label=engine.label, target=engine.info,
-        precision=side.precision if cfg.engine == "onnx" else "fp32", sampler=cfg.sampler, steps=steps, batch=cfg.batch,
+        model=str(onnx_path), engine=engine.kind, engine_label=engine.label, target=engine.info,
+        precision=side.precision if engine.kind == "onnx" else engine.info["precision"], sampler=cfg.sampler, steps=steps, batch=cfg.batch,
         seed=cfg.seed, image=image_desc, has_sidecar=has_sidecar, subnet_hash=side.subnet_hash if side.choices else None,
         step_p10_ms=stats.p10_ms, step_p50_ms=stats.median_ms, step_p90_ms=stats.p90_ms, step_mean_ms=stats.mean_ms,
         step_count=stats.count, loop_ms=m.loop_ms, loop_runs_ms=runs, images_per_s=cfg.batch / (m.loop_ms / 1e3),
@@ -196,8 +196,8 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
         notes.append(f"the loop got {m.cpu_share:.0%} of a core (wall {m.wall.value_ms:.1f} ms, load {m.load_after}): "
                      "the machine is oversubscribed; the CPU-time figure is the loop's own cost")
     if cfg.psnr:
-        _compare(res, cfg, onnx_path, side, lr_up, schedule, steps, say)
-    if (side.precision == "int8" if cfg.quality is None else cfg.quality) and cfg.engine == "onnx":
+        _compare(res, engine, cfg, onnx_path, side, lr_up, schedule, steps, say)
+    if (side.precision == "int8" if cfg.quality is None else cfg.quality) and engine.kind == "onnx":
         from .quality import quality_vs_reference
 
         say("quality vs the fp32 model (held-out crops)")
@@ -211,28 +211,28 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
 
 
 def psnr_vs_reference(onnx_path: str | Path, cfg: BenchConfig) -> dict[str, Any]:
-    """One untimed loop of the deployed ONNX model and one of the torch reference, same noise:
-    {"psnr_db", "reference", "ok", "note"} (psnr_db None where there is no reference)."""
+    """One untimed loop on the target of cfg.device and one run the other way (engines.reference_device),
+    same noise: {"psnr_db", "reference", "ok", "note"} (psnr_db None where there is no reference)."""
     onnx_path = Path(onnx_path)
     side, _ = read_deployment(onnx_path, None)
     steps = default_steps(cfg.sampler, side.schedule.T) if cfg.steps is None else cfg.steps
     lr_up, _ = lr_input(cfg.image, side.preset.lr_size, side.preset.hr_size, cfg.batch, cfg.seed)
     with torch_threads(cfg.threads):
-        engine = build_engine("onnx", onnx_path, side, cfg.batch, cfg.device, cfg.threads, cfg.weights)
+        engine = build_engine(onnx_path, side, cfg.batch, cfg.device, cfg.threads, cfg.weights)
         image = _run_loop(engine, lr_up, side.noise_schedule(), cfg, steps, side.preset).image
-    res = BenchResult(model=str(onnx_path), engine="onnx", engine_label=engine.label, target=engine.info, precision=side.precision,
+    res = BenchResult(model=str(onnx_path), engine=engine.kind, engine_label=engine.label, target=engine.info, precision=side.precision,
                       sampler=cfg.sampler, steps=steps, batch=cfg.batch, seed=cfg.seed, image="", has_sidecar=True, subnet_hash=None,
                       step_p10_ms=0, step_p50_ms=0, step_p90_ms=0, step_mean_ms=0, step_count=0, loop_ms=0, loop_runs_ms=[], images_per_s=0,
                       peak_mem_bytes=0, peak_rss_bytes=0, mem_method="", output=image)
-    _compare(res, replace(cfg, engine="onnx"), onnx_path, side, lr_up, side.noise_schedule(), steps, lambda m: None)
+    _compare(res, engine, cfg, onnx_path, side, lr_up, side.noise_schedule(), steps, lambda m: None)
     return {"psnr_db": res.psnr_db, "reference": res.psnr_reference, "ok": res.psnr_ok, "note": "; ".join(res.notes)}
 
 
-def _compare(res: BenchResult, cfg: BenchConfig, onnx_path: Path, side, lr_up, schedule, steps: int, say) -> None:
-    """PSNR of this engine's image vs the other engine's (torch for onnx, onnx for torch)."""
-    other = "torch" if cfg.engine == "onnx" else "onnx"
+def _compare(res: BenchResult, engine: Engine, cfg: BenchConfig, onnx_path: Path, side, lr_up, schedule, steps: int, say) -> None:
+    """PSNR of this engine's image vs the loop run the other way on this CPU (engines.reference_device)."""
+    other = reference_device(engine)
     try:
-        ref = build_engine(other, onnx_path, side, cfg.batch, "cpu", cfg.threads, cfg.weights)
+        ref = build_engine(onnx_path, side, cfg.batch, other, cfg.threads, cfg.weights)
     except RcaiError as e:
         res.notes.append(f"no PSNR check: {e}")
         return
@@ -244,4 +244,4 @@ def _compare(res: BenchResult, cfg: BenchConfig, onnx_path: Path, side, lr_up, s
     if side.precision == "fp32":
         res.psnr_ok = bool(res.psnr_db >= PSNR_MIN_FP32)
         if not res.psnr_ok:
-            res.notes.append(f"PSNR vs {other} is {res.psnr_db:.1f} dB < {PSNR_MIN_FP32:.0f} dB")
+            res.notes.append(f"PSNR vs {ref.label} is {res.psnr_db:.1f} dB < {PSNR_MIN_FP32:.0f} dB")

@@ -1,4 +1,4 @@
-"""Whole sampling loops of several (model, engine) candidates measured together with the one loop
+"""Whole sampling loops of several (model, device) candidates measured together with the one loop
 measurement (rcai.targets.loops via bench.measure_engines: interleaved rounds, wall and process CPU
 clocks, load beside): ONNX Runtime vs torch eager, base vs found subnet, ..."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ LOOPS = LoopConfig(rounds=6, loops=1)  # the comparison's default
 def compare_loops(
     candidates: Mapping[str, tuple[str | Path, str | Engine]], cfg: BenchConfig, rounds: int = LOOPS.rounds, loops: LoopConfig | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """candidates: name -> (onnx path with sidecar, engine name or a ready Engine). Returns per name
+    """candidates: name -> (onnx path with sidecar, a --device value or a ready Engine). Returns per name
     (bench.loop_row): median_ms (the loop figure to quote), repeatability (|second half of the
     rounds - first half| / figure), per_round_medians, both clocks, the engine label and the whole
     LoopMeasurement ("loop"). torch runs with cfg.threads. loops: the measurement (default LOOPS
@@ -26,7 +26,7 @@ def compare_loops(
     sides = {name: read_deployment(path, None)[0] for name, (path, _) in candidates.items()}  # each file read once
     with torch_threads(cfg.threads):
         engines = {
-            name: eng if isinstance(eng, Engine) else build_engine(eng, Path(path), sides[name], cfg.batch, cfg.device, cfg.threads, cfg.weights)
+            name: eng if isinstance(eng, Engine) else build_engine(Path(path), sides[name], cfg.batch, eng, cfg.threads, cfg.weights)
             for name, (path, eng) in candidates.items()
         }
         res = measure_engines({n: (engines[n], sides[n]) for n in candidates}, cfg, loops)

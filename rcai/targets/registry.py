@@ -76,12 +76,20 @@ def _torch(settings: dict[str, Any], host: str | None) -> tuple[str, dict[str, A
     return "torch", settings
 
 
+def _torch_cuda(settings: dict[str, Any], host: str | None) -> tuple[str, dict[str, Any]]:
+    """torch on this machine's GPU, one CUDA graph replayed per call (`gpu` picks TensorRT where it imports)."""
+    if host:
+        raise RcaiError("--device torch-cuda runs torch modules on this machine; --host takes cpu, gpu or jetson")
+    return "torch-cuda", {"graphs": True, **settings}
+
+
 # --device value -> (target name, settings) given the user's settings and --host (None: this machine).
 DEVICES: dict[str, Callable[[dict[str, Any], "str | None"], tuple[str, dict[str, Any]]]] = {
     "cpu": _cpu,
     "gpu": _gpu,
     "jetson": _jetson,
     "torch": _torch,
+    "torch-cuda": _torch_cuda,
 }
 
 

@@ -5,8 +5,8 @@ and replayed for every call), in fp32, fp16 or bf16, timed with CUDA events.
     prepared = target.prepare(module, {"x6": ((1, 6, 32, 32), "float32"), "noise_level": ((1, 1), "float32")})
     prepared.measure(MeasureConfig())          # per-call GPU time (events), replayed graph
 
-`CudaGraphDenoiser` is the sampling loop's denoiser built on it: captured once, every step of the
-whole loop replays the same graph. Written against torch's CUDA API; it runs only where a GPU is.
+In `rcai bench --device torch-cuda` (rcai/deploy/engines.py) the graph is captured once and every
+step of the whole loop replays it. Written against torch's CUDA API; it runs only where a GPU is.
 """
 from __future__ import annotations
 
@@ -164,21 +164,3 @@ class TorchCudaPrepared(Prepared):
             return float(start.elapsed_time(end))
 
         return event_timer
-
-
-class CudaGraphDenoiser:
-    """The sampling loop's denoiser (numpy x6, noise_level -> numpy eps) on a CUDA graph captured once:
-    each step copies its inputs into the static buffers, replays, and copies eps back."""
-
-    def __init__(self, module: Any, batch: int, hr_size: int, device: str = "cuda", precision: str = "fp32",
-                 graphs: bool = True):
-        target = TorchCudaTarget(device=device, precision=precision, graphs=graphs)
-        specs = {"x6": ((batch, 6, hr_size, hr_size), "float32"), "noise_level": ((batch, 1), "float32")}
-        self.prepared = target.prepare(module, specs)
-        self.calls = 0
-
-    def __call__(self, x6: np.ndarray, noise_level: np.ndarray) -> np.ndarray:
-        p = self.prepared
-        out = p.execute(p.stage({"x6": np.asarray(x6, np.float32), "noise_level": np.asarray(noise_level, np.float32)}))
-        self.calls += 1
-        return p.outputs(out)[0]
