@@ -35,6 +35,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from rcai.cost.load import load_cost_model
+    from rcai.search.config import AreaOptions, EvolutionOptions
     from rcai.search.strategies import StrategyConfig
     from rcai.search.strategies.run import run_strategy
     from rcai.presets import get_preset
@@ -49,9 +50,9 @@ def main() -> None:
         for s in STRATEGIES:
             out = Path(args.out) / f"{s}-s{seed}"
             shutil.rmtree(out, ignore_errors=True)
-            cfg = StrategyConfig(strategy=s, preset="tiny", cost_table=table_path, proxy=args.proxy, area_proxy=args.area_proxy,
+            cfg = StrategyConfig(strategy=s, preset="tiny", cost_table=table_path, proxy=args.proxy,
                                  latency_budget_ms=budget, evaluations=100000, time_limit_s=args.seconds, seed=seed,
-                                 population=16, sample_size=4, area_pool=64, crossover=0.2)
+                                 evolution=EvolutionOptions(population=16, sample_size=4, crossover=0.2), area=AreaOptions(pool=64, proxy=args.area_proxy))
             t0 = time.perf_counter()
             _, r = run_strategy(cfg, out)
             rows.append({**r, "seed": seed, "total_s": time.perf_counter() - t0})

@@ -34,15 +34,17 @@ STRATEGIES = ("grid", "random", "evolution", "area", "rl")
 def search(s: str, args, budget_ms: float) -> dict:
     """One strategy's search (its result.json if it already finished)."""
     from rcai.proxies import ProxyConfig
+    from rcai.search.config import AreaOptions, EvolutionOptions
     from rcai.search.strategies import StrategyConfig
     from rcai.search.strategies.run import run_strategy
 
     out = Path(args.out) / f"{s}-{args.estimator}-s{args.seed}" / "search"
     if (out / "result.json").exists():
         return json.loads((out / "result.json").read_text())
-    cfg = StrategyConfig(strategy=s, preset="tiny", cost_table=args.table, proxy=args.estimator, area_proxy=args.area_proxy,
+    cfg = StrategyConfig(strategy=s, preset="tiny", cost_table=args.table, proxy=args.estimator,
                          latency_budget_ms=budget_ms, steps_per_sample=args.steps_per_sample, evaluations=100000,
-                         time_limit_s=args.seconds, seed=args.seed, population=16, sample_size=4, area_pool=64, crossover=0.2,
+                         time_limit_s=args.seconds, seed=args.seed, evolution=EvolutionOptions(population=16, sample_size=4, crossover=0.2),
+                         area=AreaOptions(pool=64, proxy=args.area_proxy),
                          proxy_config=ProxyConfig(supernet=args.supernet))
     _, r = run_strategy(cfg, out, resume=(out / "config.json").exists())
     return r

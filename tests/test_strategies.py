@@ -11,6 +11,7 @@ from rcai.cost.load import load_cost_model
 from rcai.cost.profile import ProfileConfig, profile_ops
 from rcai.errors import RcaiError
 from rcai.proxies import ProxyConfig
+from rcai.search.config import AreaOptions, EvolutionOptions, RLOptions
 from rcai.search.strategies import STRATEGIES, StrategyConfig
 from rcai.search.strategies.rl import REWARDS
 from rcai.search.strategies.run import run_strategy
@@ -38,7 +39,7 @@ def budget(micro_table, micro):
 
 def _cfg(table, budget, strategy, **kw):
     base = dict(strategy=strategy, preset="micro", cost_table=table, proxy="params", latency_budget_ms=budget, steps_per_sample=10,
-                evaluations=12, population=4, sample_size=2, area_pool=8, area_proxy="synflow", crossover=0.5,
+                evaluations=12, evolution=EvolutionOptions(population=4, sample_size=2, crossover=0.5), area=AreaOptions(pool=8, proxy="synflow"),
                 proxy_config=ProxyConfig(batch=2))
     return StrategyConfig(**{**base, **kw})
 
@@ -75,7 +76,7 @@ def test_budget_held_reports_and_seed_reproduces(micro_table, budget, strategy, 
     best = max((r for r in journal if r["kind"] == "quality"), key=lambda r: r["score"])
     assert summary["best_score"] == best["score"] and result.subnet.choices == best["arch"]
     if strategy == "area":
-        assert summary["proxy_evaluations"] == cfg.area_pool
+        assert summary["proxy_evaluations"] == cfg.area.pool
     run_strategy(cfg, tmp_path / "b")
     assert _trace(tmp_path / "a") == _trace(tmp_path / "b")
     run_strategy(_cfg(micro_table, budget, strategy, seed=1), tmp_path / "c")
@@ -108,16 +109,20 @@ def test_resume_refuses_another_config(micro_table, budget, tmp_path):
 
 def test_a_run_of_an_earlier_release_resumes(micro_table, budget, tmp_path):
     """A config.json written before options were added (here: force, darts) or moved (halving's,
-    once flat fields) resumes: the stored config is read with today's keys and defaults, and
-    rewritten as today's."""
-    cfg = _cfg(micro_table, budget, "random")
+    evolution's, area's and rl's, once flat fields) resumes: the stored config is read with today's
+    keys and defaults, and rewritten as today's."""
+    cfg = _cfg(micro_table, budget, "evolution")
     first, _ = run_strategy(cfg, tmp_path / "r")
     path = tmp_path / "r" / "config.json"
     old = json.loads(path.read_text())
     path.write_text(json.dumps({k: v for k, v in old.items() if k not in ("force", "darts")}))
     again, _ = run_strategy(cfg, tmp_path / "r", resume=True)
     assert again.subnet.choices == first.subnet.choices and json.loads(path.read_text()) == old
-    flat = {**{k: v for k, v in old.items() if k not in ("force", "darts", "halving")}, **old["halving"]}  # halving's options were flat fields
+    moved = ("force", "darts", "halving", "evolution", "area", "rl")
+    flat = {**{k: v for k, v in old.items() if k not in moved}, **old["halving"], **old["evolution"],  # the options were flat fields
+            "area_pool": old["area"]["pool"], "area_proxy": old["area"]["proxy"], "reward": old["rl"]["reward"], "gamma": old["rl"]["gamma"],
+            "alpha": old["rl"]["alpha"], "rl_lr": old["rl"]["lr"]}
+    assert flat["population"] == 4 and flat["area_pool"] == 8  # not the defaults: the values really travel
     path.write_text(json.dumps(flat))
     assert run_strategy(cfg, tmp_path / "r", resume=True)[0].subnet.choices == first.subnet.choices and json.loads(path.read_text()) == old
     path.write_text(json.dumps({**{k: v for k, v in old.items() if k != "darts"}, "seed": 5}))
@@ -132,7 +137,7 @@ def test_impossible_budget_is_refused_before_the_run_folder(micro_table, tmp_pat
 
 
 def test_reward_forms_of_the_seeds():
-    c = StrategyConfig(gamma=-0.07, alpha=0.5)
+    c = RLOptions(gamma=-0.07, alpha=0.5)
     assert REWARDS.get("hard")(0.8, 11.0, 10.0, c) == 0 and REWARDS.get("hard")(0.8, 9.0, 10.0, c) == 0.8
     assert REWARDS.get("soft")(0.8, 20.0, 10.0, c) == pytest.approx(0.8 * 2 ** -0.07)
     assert REWARDS.get("soft")(0.8, 5.0, 10.0, c) > 0.8  # MNAS: a faster model earns a little more
@@ -143,7 +148,7 @@ def test_reward_forms_of_the_seeds():
 def test_rl_learns_to_stay_within_the_budget(micro_table, budget, reward, tmp_path):
     """Over-budget samples are rejected unevaluated; the policy learns where the budget is, so the
     second half of its proposals is rejected less often than the first."""
-    _, summary = run_strategy(_cfg(micro_table, budget, "rl", reward=reward, evaluations=60, rl_lr=0.5), tmp_path / reward)
+    _, summary = run_strategy(_cfg(micro_table, budget, "rl", rl=RLOptions(reward=reward, lr=0.5), evaluations=60), tmp_path / reward)
     journal = _journal(tmp_path / reward)
     half = len(journal) // 2
     rate = lambda rs: sum(r["kind"] == "rejected" for r in rs) / len(rs)  # noqa: E731

@@ -11,6 +11,7 @@ from .main import app
 
 STRATEGY = defaults("search/strategies/base.py", "StrategyConfig")
 HALVING = defaults("search/config.py", "HalvingOptions")
+RL = defaults("search/config.py", "RLOptions")
 
 
 @app.command()
@@ -43,7 +44,7 @@ def search(
                                         "quality-model for knapsack)."),
     quality_model: Optional[str] = typer.Option(None, "--quality-model", help="Quality model of `rcai quality fit` (default predictors/quality-PRESET.json)."),
     evaluations: int = typer.Option(STRATEGY["evaluations"], help="Sample-based strategies: quality-estimator calls."),
-    reward: str = typer.Option(STRATEGY["reward"], help="rl: reward form hard | soft | linear."),
+    reward: str = typer.Option(RL["reward"], help="rl: reward form hard | soft | linear."),
     rungs: List[int] = typer.Option(list(HALVING["rungs"]), "--rung", help="halving: training steps at which candidates are compared (repeatable; the last is the full training)."),
     eta: int = typer.Option(HALVING["eta"], help="halving: keep the best 1/eta of the candidates at each rung."),
     initial: int = typer.Option(HALVING["initial"], help="halving: candidates of each bracket at the first rung."),
@@ -67,7 +68,7 @@ def search(
                    eval_images=eval_images, evaluations=evaluations)
     _refuse_inapplicable(strategy, {k: v for k, v in locals().items() if k in APPLIES})
     from ..proxies import ProxyConfig
-    from ..search.config import DartsOptions, HalvingOptions
+    from ..search.config import DartsOptions, HalvingOptions, RLOptions
     from ..search.strategies.base import StrategyConfig
     from ..search.strategies.run import run_strategy
     from ..train.evaluate import EvalConfig
@@ -80,7 +81,7 @@ def search(
                              eval_at=tuple(sorted(set(rungs))))
     proxy = proxy or ("quality-model" if strategy == "knapsack" else STRATEGY["proxy"])
     cfg = StrategyConfig(strategy=strategy, preset=preset, cost_table=cost_table, proxy=proxy, latency_budget_ms=latency_budget_ms,
-                         steps_per_sample=sample_steps, evaluations=evaluations, reward=reward, seed=seed, force=force,
+                         steps_per_sample=sample_steps, evaluations=evaluations, rl=RLOptions(reward=reward), seed=seed, force=force,
                          proxy_config=ProxyConfig(data_dir=image_dir, seed=seed, quality_model=quality_model or f"predictors/quality-{preset}.json"),
                          darts=darts, halving=HalvingOptions(protocol=protocol, rungs=tuple(rungs), eta=eta, initial=initial, brackets=brackets,
                                                              train_seed=train_seed, jobs=jobs, executor=executor, ray_address=ray_address))

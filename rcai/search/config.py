@@ -102,5 +102,48 @@ class HalvingOptions(JsonConfig):
         return super().from_dict({**d, "protocol": TrainProtocol.from_dict(d.get("protocol", {}), "protocol")}, where)
 
 
-HALVING_FIELDS = ("protocol", "rungs", "eta", "initial", "brackets", "train_seed", "fill_tol", "surrogate_pool", "jobs", "executor",
-                  "ray_address", "work_dir")  # flat StrategyConfig fields before HalvingOptions (StrategyConfig.migrate)
+@dataclass(frozen=True)
+class EvolutionOptions(JsonConfig):
+    """What regularized evolution reads, and AREA after its seeding: `StrategyConfig.evolution`."""
+
+    population: int = 16  # population size (aging: the oldest leaves)
+    sample_size: int = 4  # tournament size
+    crossover: float = 0.0  # probability that a child is a crossover of the two best of its tournament
+
+    def __post_init__(self) -> None:
+        require_counts({"population": self.population, "sample_size": self.sample_size})
+        if self.sample_size > self.population:
+            raise RcaiError(f"sample_size {self.sample_size} exceeds the population {self.population}")
+        if not 0.0 <= self.crossover <= 1.0:
+            raise RcaiError(f"crossover must be a probability in [0, 1], got {self.crossover!r}")
+
+
+@dataclass(frozen=True)
+class AreaOptions(JsonConfig):
+    """AREA's seeding: `pool` random subnets scored by `proxy`; the best `evolution.population` seed it."""
+
+    pool: int = 64
+    proxy: str = "naswot"
+
+    def __post_init__(self) -> None:
+        require_counts({"pool": self.pool})
+
+
+@dataclass(frozen=True)
+class RLOptions(JsonConfig):
+    """The REINFORCE controller's reward and step (rcai/search/strategies/rl.py): `StrategyConfig.rl`."""
+
+    reward: str = "soft"  # hard | soft | linear
+    gamma: float = -0.07  # soft: exponent of (Lat/τ)
+    alpha: float = 0.5  # linear: weight of the accuracy term
+    lr: float = 0.2  # policy learning rate
+
+
+# Flat StrategyConfig keys of earlier releases -> (option group, key) today (StrategyConfig.migrate).
+FLAT_KEYS: dict[str, tuple[str, str]] = {
+    **{k: ("halving", k) for k in ("protocol", "rungs", "eta", "initial", "brackets", "train_seed", "fill_tol", "surrogate_pool", "jobs",
+                                    "executor", "ray_address", "work_dir")},
+    **{k: ("evolution", k) for k in ("population", "sample_size", "crossover")},
+    "area_pool": ("area", "pool"), "area_proxy": ("area", "proxy"),
+    "reward": ("rl", "reward"), "gamma": ("rl", "gamma"), "alpha": ("rl", "alpha"), "rl_lr": ("rl", "lr"),
+}

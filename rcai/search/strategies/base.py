@@ -30,7 +30,7 @@ from ...registry import Registry
 from ...space.space import Arch, SearchSpace
 from ...config import counts_of, require_counts
 from ...train.rundir import RunDir
-from ..config import HALVING_FIELDS, DartsOptions, HalvingOptions
+from ..config import FLAT_KEYS, AreaOptions, DartsOptions, EvolutionOptions, HalvingOptions, RLOptions
 from ..result import SearchResult
 
 JOURNAL = "evaluations.jsonl"
@@ -48,24 +48,16 @@ class StrategyConfig(JsonConfig):
     evaluations: int = 100  # estimator calls
     time_limit_s: float | None = None  # wall-clock limit (makes the run depend on the machine's speed)
     seed: int = 0
-    population: int = 16  # evolution/area: population size (aging: the oldest leaves)
-    sample_size: int = 4  # evolution/area: tournament size
-    crossover: float = 0.0  # evolution/area: probability that a child is a crossover of the two best of its tournament
-    area_pool: int = 64  # area: random subnets scored by area_proxy; the best `population` seed the population
-    area_proxy: str = "naswot"
-    reward: str = "soft"  # rl: hard | soft | linear (rcai/search/strategies/rl.py)
-    gamma: float = -0.07  # rl soft: exponent of (Lat/τ)
-    alpha: float = 0.5  # rl linear: weight of the accuracy term
-    rl_lr: float = 0.2  # rl: policy learning rate
     proxy_config: ProxyConfig = field(default_factory=ProxyConfig)
     force: bool = False  # use a cost table measured for another preset/batch/precision
     darts: DartsOptions = field(default_factory=DartsOptions)  # darts: the bilevel search, its fine-tune and evaluation
     halving: HalvingOptions = field(default_factory=HalvingOptions)  # halving: rungs, brackets, the trainings' protocol and executor
+    evolution: EvolutionOptions = field(default_factory=EvolutionOptions)  # evolution, area: population and tournament
+    area: AreaOptions = field(default_factory=AreaOptions)  # area: its seeding pool and proxy
+    rl: RLOptions = field(default_factory=RLOptions)  # rl: reward and policy step
 
     def __post_init__(self) -> None:
-        require_counts(counts_of(self, "evaluations", "population", "sample_size", "area_pool", "steps_per_sample"))
-        if self.sample_size > self.population:
-            raise RcaiError(f"sample_size {self.sample_size} exceeds the population {self.population}")
+        require_counts(counts_of(self, "evaluations", "steps_per_sample"))
         b = self.latency_budget_ms
         if b is not None and not (isinstance(b, (int, float)) and 0 < b < float("inf")):
             raise RcaiError(f"latency budget must be a positive finite number of ms (or none), got {b!r}")
@@ -73,14 +65,19 @@ class StrategyConfig(JsonConfig):
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str | None = None) -> "StrategyConfig":
         return super().from_dict({**d, "proxy_config": ProxyConfig.from_dict(d.get("proxy_config", {}), "proxy_config"),
-                                  "darts": DartsOptions.from_dict(d.get("darts", {}), "darts"),
-                                  "halving": HalvingOptions.from_dict(d.get("halving", {}), "halving")}, where)
+                                  **{name: cls_.from_dict(d.get(name, {}), name) for name, cls_ in OPTION_GROUPS.items()}}, where)
 
     @staticmethod
     def migrate(d: dict[str, Any]) -> dict[str, Any]:
-        """A stored config of an earlier release as today's keys: halving's options were flat fields."""
-        flat = {k: d[k] for k in HALVING_FIELDS if k in d}
-        return {**{k: v for k, v in d.items() if k not in flat}, "halving": {**flat, **d.get("halving", {})}} if flat else d
+        """A stored config of an earlier release as today's keys: the strategies' options were flat fields."""
+        out = {k: v for k, v in d.items() if k not in FLAT_KEYS}
+        for old in set(d) & set(FLAT_KEYS):
+            group, new = FLAT_KEYS[old]
+            out[group] = {new: d[old], **out.get(group, {})}
+        return out
+
+
+OPTION_GROUPS = {"darts": DartsOptions, "halving": HalvingOptions, "evolution": EvolutionOptions, "area": AreaOptions, "rl": RLOptions}
 
 
 def key(arch: Mapping[str, str]) -> str:
@@ -211,8 +208,6 @@ class Session:
         return max(scored, key=lambda r: r["score"])  # first of equals: the earliest
 
 
-
-
 class SearchStrategy(ABC):
     """The seam every strategy sits behind: `search(problem, run)` writes what it needs into the run
     folder (`run_strategy` has started it; None: no folder) and returns the chosen subnet."""
@@ -223,6 +218,10 @@ class SearchStrategy(ABC):
 
     def __init__(self, cfg: StrategyConfig, progress: bool = False):
         self.cfg, self.progress = cfg, progress
+
+    def extra_estimators(self) -> tuple[str, ...]:
+        """Estimators besides the quality one the strategy scores with (Problem.estimators: AREA's seeding proxy)."""
+        return ()
 
     def check(self, problem: Problem) -> None:
         """Refuse, in one line and before the run folder exists, a problem this strategy cannot search

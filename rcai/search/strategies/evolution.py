@@ -1,4 +1,4 @@
-"""Regularized evolution (REA, Real et al. 2019): a population of `population` evaluated subnets;
+"""Regularized evolution (REA, Real et al. 2019), options `StrategyConfig.evolution`: a population of `population` evaluated subnets;
 each cycle samples `sample_size` of them without replacement (tournament), mutates the best (one
 random slot re-drawn; with probability `crossover`, first a uniform crossover with the tournament's
 second best), repairs the child to the budget, evaluates it, and retires the oldest member (aging)."""
@@ -8,6 +8,7 @@ import collections
 import random
 
 from ...space.space import Arch
+from ..config import EvolutionOptions
 from .base import STRATEGIES, Problem, SampledStrategy, Session
 
 
@@ -35,7 +36,7 @@ def child_of(problem: Problem, parents: list[Arch], p_cross: float, rng: random.
     return problem.repair(child, rng)
 
 
-def evolve(problem: Problem, session: Session, rng: random.Random, population: collections.deque, cfg) -> None:
+def evolve(problem: Problem, session: Session, rng: random.Random, population: collections.deque, cfg: EvolutionOptions) -> None:
     """The REA cycle on an evaluated population of (arch, score), oldest first, until Stop."""
     while True:
         sample = rng.sample(range(len(population)), min(cfg.sample_size, len(population)))
@@ -51,7 +52,7 @@ class RegularizedEvolution(SampledStrategy):
 
     def run(self, problem, session, rng) -> None:
         population: collections.deque = collections.deque()
-        while len(population) < self.cfg.population:
+        while len(population) < self.cfg.evolution.population:
             arch = problem.feasible_random(rng)
             population.append((arch, session.evaluate(arch)))
-        evolve(problem, session, rng, population, self.cfg)
+        evolve(problem, session, rng, population, self.cfg.evolution)

@@ -1,5 +1,6 @@
 """REINFORCE (Williams 1992) over a factorised policy: independent softmax logits per slot (nested
-slots too; only active slots are drawn and updated), the MNAS controller without its RNN.
+slots too; only active slots are drawn and updated), the MNAS controller without its RNN. Options:
+`StrategyConfig.rl` (reward form, γ, α, the policy's lr).
 
 Reward forms of the seeds, for accuracy `Acc` and latency `Lat` under budget τ:
   hard    Acc · 1{Lat ≤ τ}
@@ -30,9 +31,9 @@ class Reinforce(SampledStrategy):
     name = "rl"
 
     def run(self, problem, session, rng) -> None:
-        reward_of = REWARDS.get(self.cfg.reward)
-        if problem.budget_ms is None and self.cfg.reward != "hard":
-            raise RcaiError(f"reward {self.cfg.reward!r} needs a latency budget (τ)")
+        reward_of = REWARDS.get(self.cfg.rl.reward)
+        if problem.budget_ms is None and self.cfg.rl.reward != "hard":
+            raise RcaiError(f"reward {self.cfg.rl.reward!r} needs a latency budget (τ)")
         tau = problem.budget_ms or math.inf
         logits = {s.path: {n: 0.0 for n in s.choices} for s in problem.space.all_slots()}
         seen: list[float] = []  # sorted scores so far
@@ -47,13 +48,13 @@ class Reinforce(SampledStrategy):
                 session.reject(arch)
                 acc = 0.0
             lat = problem.loop_ms(arch)
-            r = reward_of(acc, lat, tau, self.cfg) - max(lat / tau - 1, 0.0)
+            r = reward_of(acc, lat, tau, self.cfg.rl) - max(lat / tau - 1, 0.0)
             baseline = r if baseline is None else 0.9 * baseline + 0.1 * r
             adv = r - baseline
             for path, chosen in arch.items():  # d log softmax / d logit = 1{chosen} - p
                 probs = _softmax(logits[path])
                 for n in logits[path]:
-                    logits[path][n] += self.cfg.rl_lr * adv * ((n == chosen) - probs[n])
+                    logits[path][n] += self.cfg.rl.lr * adv * ((n == chosen) - probs[n])
 
 
 def _softmax(lg: dict[str, float]) -> dict[str, float]:

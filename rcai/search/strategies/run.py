@@ -23,15 +23,16 @@ from ...presets import get_preset
 from ...space.space import SearchSpace
 from ...train.rundir import RunDir
 from ..result import SearchResult
-from .base import STRATEGIES, Problem, StrategyConfig
+from .base import STRATEGIES, Problem, SearchStrategy, StrategyConfig
 
 
-def build_problem(cfg: StrategyConfig) -> Problem:
+def build_problem(cfg: StrategyConfig, strategy: SearchStrategy | None = None) -> Problem:
+    """What `strategy` (default: the one cfg names) searches: the space, its estimators, the cost model and budget."""
+    strategy = strategy or STRATEGIES.get(cfg.strategy)(cfg)
     preset = get_preset(cfg.preset)
     cost = load_cost_model(cfg.cost_table, preset, force=cfg.force)
-    extra = {cfg.area_proxy: make_estimator(cfg.area_proxy, preset, cfg.proxy_config)} if cfg.strategy == "area" else {}
-    trains = getattr(STRATEGIES.get(cfg.strategy), "trains", False)  # its own estimator: training the subnets
-    estimate = None if trains else make_estimator(cfg.proxy, preset, cfg.proxy_config)
+    extra = {name: make_estimator(name, preset, cfg.proxy_config) for name in strategy.extra_estimators()}
+    estimate = None if strategy.trains else make_estimator(cfg.proxy, preset, cfg.proxy_config)  # a training strategy measures quality itself
     return Problem(SearchSpace.of(preset), estimate, cost, cfg.latency_budget_ms, cfg.steps_per_sample, extra)
 
 
@@ -53,7 +54,7 @@ def run_strategy(cfg: StrategyConfig, out: str | Path, resume: bool = False, pro
 
 def _run(strategy, cfg: StrategyConfig, out: str | Path, resume: bool, writer: bool) -> tuple[SearchResult | None, dict[str, Any]]:
     with exclusive(out) if writer else contextlib.nullcontext():  # one writer per run folder
-        problem = build_problem(cfg)
+        problem = build_problem(cfg, strategy)
         strategy.check(problem)
         run = RunDir(Path(out))
         if writer:
