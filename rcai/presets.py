@@ -1,12 +1,17 @@
-"""Presets: frozen, JSON-round-tripping descriptions of a searchable SR3 UNet.
+"""Presets: frozen, JSON-round-tripping descriptions of a searchable SR3 UNet and how it is trained.
 
-A preset is data, not code: its ops are names from the op registry (rcai/model/ops).
+A preset is data, not code: its ops are names from the op registry (rcai/model/ops). It is stored as
+one flat record (subnet.json's preset_config, tables' and predictors' metadata; its hash keys them),
+and read in three typed parts, each by the stage that needs it:
+  network   what decides the ops and shapes (rcai/model, the search space, cost tables: arch_hash)
+  schedule  the noise schedule (rcai/diffusion: T, betas)
+  recipe    how the network is parametrised and trained (prediction target, residual scale, loss, dropout)
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Callable
 
 from .config import JsonConfig
@@ -15,8 +20,9 @@ from .registry import Registry
 
 
 @dataclass(frozen=True)
-class Preset(JsonConfig):
-    name: str
+class NetworkConfig(JsonConfig):
+    """The searchable UNet's geometry and candidate ops: all a cost table depends on."""
+
     base_channels: int
     channel_mults: tuple[int, ...]
     res_blocks: int  # ResNet blocks per UNet level
@@ -27,33 +33,7 @@ class Preset(JsonConfig):
     resnet_ops: tuple[str, ...]  # candidates of the ResNet multi-op slot; "gnconv" nests a GN-conv slot
     search_decoder: bool = False  # decoder blocks searchable too (else fixed to the base choice)
     groups: int = 32  # GroupNorm groups (clamped to a divisor of the channel count)
-    dropout: float = 0.0
-    # If > 0 the chain models residual * (hr - bicubic(lr)) (SRDiff-style residual) instead of hr
-    # (SR3, 0). Not in the report: a small model trained for minutes reaches a useful PSNR this way
-    # (see README). tiny uses 4: the residual of the built-in photos has std 0.065, so x0-clipping
-    # at +-1 keeps residuals within +-0.25 (~4 std) and bounds what an undertrained model can add.
-    residual: float = 0.0
-    # What the network predicts: "eps" (SR3, the report) or "v" (v-prediction). v is well conditioned
-    # at every noise level and at pure noise is the network's regression of E[x0 | lr], the quality
-    # metric's posterior mean (rcai/train/quality.py). tiny uses v.
-    prediction: str = "eps"
-    # Training loss on the prediction: "l1" (report eq. 7) or "l2". L1's optimum at high noise is the
-    # posterior median, and the median of an SR residual is ~0: trained for minutes, an L1 model sits at
-    # zero residual (bicubic) and only some seeds leave it, which scrambles any ranking of subnets. L2's
-    # optimum is the posterior mean, the quality metric's target. tiny uses l2.
-    loss: str = "l1"
     emb_mult: int = 4  # noise-embedding width = emb_mult * base_channels
-    # Diffusion schedule (report: T=2000, betas linspace(1e-6, 0.01)).
-    T: int = 2000
-    beta_start: float = 1e-6
-    beta_end: float = 0.01
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        if self.prediction not in ("eps", "v"):
-            raise RcaiError(f"preset {self.name!r}: prediction must be 'eps' or 'v', got {self.prediction!r}")
-        if self.loss not in ("l1", "l2"):
-            raise RcaiError(f"preset {self.name!r}: loss must be 'l1' or 'l2', got {self.loss!r}")
 
     @property
     def levels(self) -> int:
@@ -71,18 +51,119 @@ class Preset(JsonConfig):
 
     @property
     def hash(self) -> str:
+        return _short_hash(self.to_dict())
+
+
+@dataclass(frozen=True)
+class ScheduleConfig(JsonConfig):
+    """T diffusion steps with β_t linear from beta_start (t=1) to beta_end (t=T)."""
+
+    T: int = 2000
+    beta_start: float = 1e-6
+    beta_end: float = 0.01
+
+    def __post_init__(self) -> None:
+        if int(self.T) != self.T or self.T < 1:
+            raise RcaiError(f"schedule: T must be a positive integer, got {self.T!r}")
+        if not (0.0 < self.beta_start <= self.beta_end < 1.0):
+            raise RcaiError(f"schedule: need 0 < beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}")
+
+
+@dataclass(frozen=True)
+class RecipeConfig(JsonConfig):
+    """What the network predicts and how it is trained (rcai/diffusion/training.py, the samplers)."""
+
+    # If > 0 the chain models residual * (hr - bicubic(lr)) (SRDiff-style residual) instead of hr
+    # (SR3, 0). Not in the report: a small model trained for minutes reaches a useful PSNR this way
+    # (see README). tiny uses 4: the residual of the built-in photos has std 0.065, so x0-clipping
+    # at +-1 keeps residuals within +-0.25 (~4 std) and bounds what an undertrained model can add.
+    residual: float = 0.0
+    # "eps" (SR3, the report) or "v" (v-prediction). v is well conditioned at every noise level and at
+    # pure noise is the network's regression of E[x0 | lr], the quality metric's posterior mean
+    # (rcai/train/quality.py). tiny uses v.
+    prediction: str = "eps"
+    # Loss on the prediction: "l1" (report eq. 7) or "l2". L1's optimum at high noise is the posterior
+    # median, and the median of an SR residual is ~0: trained for minutes, an L1 model sits at zero
+    # residual (bicubic) and only some seeds leave it, which scrambles any ranking of subnets. L2's
+    # optimum is the posterior mean, the quality metric's target. tiny uses l2.
+    loss: str = "l1"
+    dropout: float = 0.0  # in every candidate op; changes no shape or latency
+
+    def __post_init__(self) -> None:
+        if self.prediction not in ("eps", "v"):
+            raise RcaiError(f"prediction must be 'eps' or 'v', got {self.prediction!r}")
+        if self.loss not in ("l1", "l2"):
+            raise RcaiError(f"loss must be 'l1' or 'l2', got {self.loss!r}")
+
+
+@dataclass(frozen=True)
+class Preset(JsonConfig):
+    """The flat record: the fields of NetworkConfig, ScheduleConfig and RecipeConfig, plus a name
+    and a description (PARTS says which part each field belongs to)."""
+
+    name: str
+    base_channels: int
+    channel_mults: tuple[int, ...]
+    res_blocks: int
+    attn_from_depth: int
+    lr_size: int
+    hr_size: int
+    gnconv_ops: tuple[str, ...]
+    resnet_ops: tuple[str, ...]
+    search_decoder: bool = False
+    groups: int = 32
+    dropout: float = 0.0
+    residual: float = 0.0
+    prediction: str = "eps"
+    loss: str = "l1"
+    emb_mult: int = 4
+    T: int = 2000  # report: T=2000, betas linspace(1e-6, 0.01)
+    beta_start: float = 1e-6
+    beta_end: float = 0.01
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        try:
+            for part in PARTS.values():
+                self._part(part)
+        except RcaiError as e:
+            raise RcaiError(f"preset {self.name!r}: {e}") from None
+
+    def _part(self, cls: type) -> Any:
+        return cls(**{f.name: getattr(self, f.name) for f in fields(cls)})
+
+    @property
+    def network(self) -> NetworkConfig:
+        return self._part(NetworkConfig)
+
+    @property
+    def schedule(self) -> ScheduleConfig:
+        return self._part(ScheduleConfig)
+
+    @property
+    def recipe(self) -> RecipeConfig:
+        return self._part(RecipeConfig)
+
+    @property
+    def levels(self) -> int:
+        return len(self.channel_mults)
+
+    def resolution(self, depth: int) -> int:
+        return self.hr_size // 2**depth
+
+    @property
+    def hash(self) -> str:
         """Short content hash of the whole preset (network, schedule, data and training recipe)."""
         return _short_hash(self.to_dict())
 
     @property
     def arch_hash(self) -> str:
-        """Hash of what decides the network's ops and shapes alone: a cost table measured for one
-        preset serves every preset with the same arch_hash (schedule or residual may differ)."""
-        return _short_hash({k: v for k, v in self.to_dict().items() if k in ARCH_FIELDS})
+        """The network's hash: a cost table measured for one preset serves every preset with the
+        same arch_hash (schedule or recipe may differ)."""
+        return self.network.hash
 
 
-ARCH_FIELDS = ("base_channels", "channel_mults", "res_blocks", "attn_from_depth", "lr_size", "hr_size", "gnconv_ops",
-               "resnet_ops", "search_decoder", "groups", "emb_mult")
+PARTS: dict[str, type[JsonConfig]] = {"network": NetworkConfig, "schedule": ScheduleConfig, "recipe": RecipeConfig}
 
 
 def _short_hash(d: dict[str, Any]) -> str:

@@ -122,6 +122,26 @@ def test_expected_cost_of_one_hot_supernet_equals_subnet_lookup(tmp_path, micro)
     assert model.estimate(arch, steps=50).loop_ms == pytest.approx(50 * cost.latency_ms)
 
 
+def test_a_preset_is_read_in_three_parts_and_its_hashes_stay():
+    """network / schedule / recipe partition the flat record (name and description aside); the
+    stored hashes that subnet.json files, tables and predictors carry are those of earlier releases."""
+    import dataclasses
+
+    from rcai.presets import PARTS, Preset, get_preset
+
+    fields = dataclasses.fields
+
+    owned = [f.name for part in PARTS.values() for f in fields(part)]
+    assert sorted(owned) == sorted(f.name for f in fields(Preset) if f.name not in ("name", "description"))
+    tiny = get_preset("tiny")
+    assert tiny.network.hr_size == 64 and tiny.schedule.T == 1000 and tiny.recipe.prediction == "v" and tiny.recipe.dropout == 0.0
+    assert Preset.from_dict(tiny.to_dict()) == tiny
+    assert (tiny.hash, tiny.arch_hash, tiny.network.hash) == ("f4dd9532df7c", "c0c2967b4532", "c0c2967b4532")
+    assert (get_preset("micro").hash, get_preset("micro").arch_hash) == ("c4be80cdc1e6", "c01bdee49a0e")
+    with pytest.raises(RcaiError, match="preset 'tiny': schedule: T must be"):
+        dataclasses.replace(tiny, T=0)
+
+
 def test_table_serves_presets_with_the_same_network_only(tmp_path, micro):
     import dataclasses
 

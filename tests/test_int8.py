@@ -83,9 +83,9 @@ def test_calibration_inputs_follow_the_loop(spec):
     feeds, desc = loop_calibration_feeds(module, spec.preset, CalibrationConfig(inputs=12, levels=4, steps=10))
     assert len(feeds) == 12 and all(f["x"].shape == (1, 6, 32, 32) for f in feeds)
     levels = sorted({float(f["noise_level"][0, 0]) for f in feeds})
-    from rcai.diffusion import NoiseSchedule, ScheduleConfig
+    from rcai.diffusion import NoiseSchedule
 
-    sched = NoiseSchedule(ScheduleConfig.of(spec.preset))
+    sched = NoiseSchedule(spec.preset.schedule)
     assert len(levels) == 4 and levels[0] == pytest.approx(sched.alpha_bar(sched.T) ** 0.5, rel=1e-5)  # the first step: pure noise
     assert levels[-1] > 0.99  # ... to the last, nearly clean
     with pytest.raises(RcaiError, match="held-out"):

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..diffusion import list_samplers, sample
-from ..diffusion.schedule import NoiseSchedule, ScheduleConfig
+from ..diffusion.schedule import NoiseSchedule
 from ..presets import Preset
 from ..targets import Target
 from ..targets.loops import LoopConfig, LoopMeasurement, host_copy_denoiser, measure_loops
@@ -28,7 +28,7 @@ def loop_of(denoiser: Callable[..., np.ndarray], preset: Preset, sampler: str = 
             seed: int = 0) -> Callable[[], Any]:
     """One whole loop as `rcai bench` runs it by default (clip_x0, eta 0, the preset's residual and
     prediction) on a fixed random LR input."""
-    schedule = NoiseSchedule(ScheduleConfig.of(preset))
+    schedule = NoiseSchedule(preset.schedule)
     lr_up = np.random.default_rng(seed).uniform(-1, 1, (batch, 3, preset.hr_size, preset.hr_size)).astype(np.float32)
     return lambda: sample(denoiser, lr_up, schedule, sampler=sampler, steps=min(steps, schedule.T), seed=seed, eta=0.0, clip_x0=True,
                           residual=preset.residual, prediction=preset.prediction)
@@ -46,7 +46,7 @@ def sampler_steps(name: str, preset: Preset, steps: int = LOOP_STEPS) -> int:
     from ..diffusion.samplers import get_sampler
     from ..errors import RcaiError
 
-    schedule = NoiseSchedule(ScheduleConfig.of(preset))
+    schedule = NoiseSchedule(preset.schedule)
     steps = min(steps, schedule.T)
     try:
         get_sampler(name, schedule, steps=steps)

@@ -13,7 +13,6 @@ import numpy as np
 import onnx
 import torch
 
-from ..diffusion import ScheduleConfig
 from ..errors import RcaiError
 from ..io import atomic_write_bytes
 from ..onnx_export import DENOISER_INPUTS, DENOISER_OUTPUTS, OPSET, denoiser_inputs, export_onnx
@@ -187,7 +186,7 @@ def export_subnet_onnx(
     side = DeploySidecar(
         preset=preset,
         choices=dict(spec.choices),
-        schedule=ScheduleConfig.of(preset),
+        schedule=preset.schedule,
         inputs=inputs,
         outputs=outputs,
         precision=precision,

@@ -40,11 +40,11 @@ def quality_loss(deployed: torch.nn.Module, reference: torch.nn.Module, cfg: Qua
     """Gain over bicubic (dB) of `reference` (fp32 torch) and `deployed` (e.g. OnnxModule of the int8
     file) on the held-out crops, and loss_db = reference - deployed with its 95% paired bootstrap
     interval (the same crops resampled for both)."""
-    from ..diffusion import NoiseSchedule, ScheduleConfig
+    from ..diffusion import NoiseSchedule
 
     preset = reference.preset
     ev = eval_set(preset, crops=cfg.crops)
-    schedule = NoiseSchedule(ScheduleConfig.of(preset))
+    schedule = NoiseSchedule(preset.schedule)
     reference.eval()
     mse_ref = _crop_mse(posterior_mean(reference, ev, schedule, cfg), ev.hr)
     mse_dep = _crop_mse(posterior_mean(deployed, ev, schedule, cfg), ev.hr)

@@ -21,7 +21,7 @@ import torch
 from ..config import JsonConfig
 from ..data.images import ImageFolderSR
 from ..data.loaders import resolve_hr_dir
-from ..diffusion import NoiseSchedule, ScheduleConfig, TorchDenoiser, sample
+from ..diffusion import NoiseSchedule, TorchDenoiser, sample
 from ..errors import RcaiError
 from ..presets import Preset
 from ..targets.quantize import QuantConfig, feeds_reader, quantize_file
@@ -59,7 +59,7 @@ def calibration_crops(preset: Preset, n: int, cfg: CalibrationConfig) -> np.ndar
 def loop_calibration_feeds(module: torch.nn.Module, preset: Preset, cfg: CalibrationConfig = CalibrationConfig()) -> tuple[list[dict[str, np.ndarray]], dict[str, Any]]:
     """(feeds, description): `cfg.inputs` batch-1 input sets {x, noise_level} recorded from the fp32
     `module`'s sampling loops over calibration crops, and what they are (for the sidecar)."""
-    schedule = NoiseSchedule(ScheduleConfig.of(preset))
+    schedule = NoiseSchedule(preset.schedule)
     steps = min(cfg.steps, schedule.T)
     levels = min(cfg.levels, steps)
     picks = set(np.linspace(0, steps - 1, levels).round().astype(int).tolist())

@@ -188,4 +188,4 @@ def sidecar_from_preset(preset: Preset) -> DeploySidecar:
     """What a missing sidecar is replaced by when the user names the preset: its schedule and I/O,
     no subnet choices (the loop needs none)."""
     inputs, outputs = denoiser_specs(preset)
-    return DeploySidecar(preset=preset, choices={}, schedule=ScheduleConfig.of(preset), inputs=inputs, outputs=outputs)
+    return DeploySidecar(preset=preset, choices={}, schedule=preset.schedule, inputs=inputs, outputs=outputs)

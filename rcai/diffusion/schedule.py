@@ -1,36 +1,12 @@
 """Fixed linear β schedule of SR3 / the report (Table 4.1: torch.linspace(1e-6, 0.01, 2000))."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
-from ..config import JsonConfig
 from ..errors import RcaiError
-
-
-@dataclass(frozen=True)
-class ScheduleConfig(JsonConfig):
-    """T diffusion steps with β_t linear from beta_start (t=1) to beta_end (t=T)."""
-
-    T: int = 2000
-    beta_start: float = 1e-6
-    beta_end: float = 0.01
-
-    def __post_init__(self) -> None:
-        if int(self.T) != self.T or self.T < 1:
-            raise RcaiError(f"schedule: T must be a positive integer, got {self.T!r}")
-        if not (0.0 < self.beta_start <= self.beta_end < 1.0):
-            raise RcaiError(
-                f"schedule: need 0 < beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}"
-            )
-
-    @classmethod
-    def of(cls, preset: Any) -> "ScheduleConfig":
-        """The schedule a preset trains and samples with (its T, beta_start, beta_end)."""
-        return cls(T=preset.T, beta_start=preset.beta_start, beta_end=preset.beta_end)
-
+from ..presets import ScheduleConfig  # noqa: F401  (the schedule part of a preset; re-exported)
 
 
 class NoiseSchedule:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import RcaiError
-from ..presets import Preset
+from ..presets import NetworkConfig, Preset
 from .mixed import FixedOp, MixedOp, Slot
 from .ops import OpSpec, build_op
 
@@ -48,7 +48,7 @@ class SlotMaker:
 
 
 class ResBlock(nn.Module):
-    def __init__(self, p: Preset, depth: int, path: str, searchable: bool, make: SlotMaker):
+    def __init__(self, p: NetworkConfig, dropout: float, depth: int, path: str, searchable: bool, make: SlotMaker):
         super().__init__()
         c = p.channels(depth)
         res = p.resolution(depth)
@@ -57,7 +57,7 @@ class ResBlock(nn.Module):
             return OpSpec(op, c, c, res, res, groups=p.groups)
 
         def gnconv_slot(slot_path: str) -> Factory:
-            return lambda: make(slot_path, {op: (lambda op=op: build_op(spec(op), p.dropout)) for op in p.gnconv_ops}, searchable)
+            return lambda: make(slot_path, {op: (lambda op=op: build_op(spec(op), dropout)) for op in p.gnconv_ops}, searchable)
 
         self.conv1 = gnconv_slot(f"{path}.conv1")()
         self.film = build_op(OpSpec("film", c, c, res, res, emb=p.emb_dim))
@@ -66,7 +66,7 @@ class ResBlock(nn.Module):
         if depth >= p.attn_from_depth:
             mix_path = f"{path}.mix"
             candidates = {
-                op: gnconv_slot(f"{mix_path}.ops.gnconv") if op == "gnconv" else (lambda op=op: build_op(spec(op), p.dropout))
+                op: gnconv_slot(f"{mix_path}.ops.gnconv") if op == "gnconv" else (lambda op=op: build_op(spec(op), dropout))
                 for op in p.resnet_ops
             }
             self.mix = make(mix_path, candidates, searchable)
@@ -90,7 +90,8 @@ class UNet(nn.Module):
 
     def __init__(self, preset: Preset, arch: Mapping[str, str] | None = None, softmax: str = "simple"):
         super().__init__()
-        p = self.preset = preset
+        self.preset = preset
+        p, dropout = preset.network, preset.recipe.dropout  # the model reads the network part alone (and the dropout rate)
         make = SlotMaker(arch, softmax)
         L = p.levels
         c0, hr = p.base_channels, p.hr_size
@@ -98,7 +99,7 @@ class UNet(nn.Module):
         self.stem = build_op(OpSpec("stem", 6, c0, hr, hr))
         enc = []
         for d in range(L):
-            blocks = [ResBlock(p, d, f"enc.{d}.blocks.{b}", True, make) for b in range(p.res_blocks)]
+            blocks = [ResBlock(p, dropout, d, f"enc.{d}.blocks.{b}", True, make) for b in range(p.res_blocks)]
             res = p.resolution(d)
             down = build_op(OpSpec("down", p.channels(d), p.channels(d + 1), res, res)) if d < L - 1 else None
             enc.append(Level(blocks, down=down))
@@ -106,7 +107,7 @@ class UNet(nn.Module):
         dec = []
         for d in range(L):
             res = p.resolution(d)
-            blocks = [ResBlock(p, d, f"dec.{d}.blocks.{b}", p.search_decoder, make) for b in range(p.res_blocks)]
+            blocks = [ResBlock(p, dropout, d, f"dec.{d}.blocks.{b}", p.search_decoder, make) for b in range(p.res_blocks)]
             up = merge = None
             if d < L - 1:
                 half = p.resolution(d + 1)

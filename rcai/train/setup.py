@@ -3,12 +3,12 @@ from __future__ import annotations
 
 
 from ..data import DataConfig, Splits, make_datasets
-from ..diffusion import NoiseSchedule, ScheduleConfig
+from ..diffusion import NoiseSchedule
 from ..presets import Preset
 
 
 def schedule_of(preset: Preset) -> NoiseSchedule:
-    return NoiseSchedule(ScheduleConfig.of(preset))
+    return NoiseSchedule(preset.schedule)
 
 
 def splits_of(preset: Preset, data_dir: str | None, seed: int = 0, batch_size: int = 4) -> Splits:
