@@ -14,6 +14,16 @@ and are reported beside the reference's own spread).
 
     PYTHONPATH=. .venv/bin/python benchmarks/kill_loop.py [--kills 5] [--seed 0] [--only NAME ...]
 Writes benchmarks/results/reliability.md and reliability.csv (not with --only).
+
+The test suite covers the same ground with one kill at a fixed moment per scenario, and is what guards
+it: tests/test_profile.py::test_sequential_profile_resumes_after_kill_without_losing_rows and
+tests/test_fidelity.py (profile, --archs), tests/test_reliability.py::test_archs_resume_after_a_kill_between_onnx_and_json,
+tests/test_train.py::test_train_resume_after_kill_equals_uninterrupted and test_reliability.py's
+test_train_killed_before_first_checkpoint_logs_each_step_once (train), test_reliability.py::test_search_resume_is_bit_identical_in_each_phase
+(search and fine-tune), tests/test_reliability_newer.py::test_killed_collect_leaves_no_worker_and_its_rerun_resumes_identically
+(quality collect, orphans), tests/test_strategies.py::test_cli_search_killed_and_resumed_equals_uninterrupted (evolution) and
+tests/test_halving.py::test_resumes_after_sigkill_to_the_uninterrupted_result (halving). Only here: repeated kills at random
+moments, and `rcai predictor train`. Kept because it produced the committed results/reliability.md.
 """
 from __future__ import annotations
 

@@ -7,6 +7,10 @@ an ONNX file / an in-memory ModelProto into a graph.
 Interleaved rounds (every graph size and thread count once per round); medians reported, with the
 spread across rounds. The predictor is freshly initialised with the default ModelConfig: its cost
 does not depend on the weights. Writes benchmarks/results/predictor_throughput.{md,csv}.
+
+Its UNet is its own on purpose, not rcai/model's: a size ladder of plain SR3-like graphs (no attention,
+no mixed ops, 5 depths/widths, 101-373 nodes) that the committed figures are per-size for, where the
+library's model gives one preset's subnets (those are measured end to end by predictor_speed.py).
 """
 from __future__ import annotations
 

@@ -34,13 +34,11 @@ MEMBERS_RANK_SUM = ("synflow", "jacob_cov", "snip")  # rcai.proxies.vote.MEMBERS
 
 
 def ground_truth(path: Path) -> dict[str, dict]:
+    from rcai.evaluate import finished
+
     archs: dict[str, dict] = {}
-    for line in path.read_text().splitlines():
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if "error" in r or "quality" not in r:
+    for r in finished(path):
+        if "quality" not in r:
             continue
         a = archs.setdefault(r["arch"], {"choices": r["choices"], "by_seed": {}, "methods": set(), "budgets": set()})
         a["by_seed"][r["seed"]] = r["quality"]

@@ -63,17 +63,16 @@ def train_job(payload: tuple[dict, int, str]) -> dict:
 def plan(args, out: Path) -> tuple[list[dict], list[tuple[dict, int]]]:
     """Searches run now (they train their own candidates); returns the rows to report and the trainings left."""
     from rcai.cost.load import load_cost_model
+    from rcai.evaluate import MatchedLatency
     from rcai.proxies.additive import AdditiveQuality
-    from rcai.search.select import sample_at_latency
     from rcai.search.config import HalvingOptions
     from rcai.search.strategies.base import StrategyConfig
     from rcai.search.strategies.run import run_knapsack, run_strategy
     from rcai.presets import get_preset
 
     preset = get_preset("tiny")
-    table = load_cost_model(TABLE, preset)
-    loop = lambda a: table.estimate(a, 50).loop_ms  # noqa: E731
-    base_ms = loop(table.space.base_arch())
+    at = MatchedLatency(load_cost_model(TABLE, preset), 50)
+    loop, base_ms = at.loop, at.loop(at.base)
     model_path = out / "quality-signal.json"
     if not model_path.exists():
         AdditiveQuality.fit(preset, signal_rows(), source="benchmarks/results/signal.csv (1600 steps)").save(model_path)
@@ -107,7 +106,7 @@ def plan(args, out: Path) -> tuple[list[dict], list[tuple[dict, int]]]:
         rows.append({"budget": frac, "method": "knapsack", "choices": s["choices"], "cost_trainings": 0.0})
         cost = max(r["cost_trainings"] for r in rows if r["method"] == "halving" and r["budget"] == frac)
         n = max(args.random, round(cost))
-        for i, a in enumerate(sample_at_latency(table.space, loop, budget, 0.05, n, seed=7000 + round(frac * 1000))):
+        for i, a in enumerate(at.random(frac, n, seed=7000 + round(frac * 1000))):
             rows.append({"budget": frac, "method": "random", "index": i, "choices": a})
     for r in rows:
         r["table_frac"] = loop(r["choices"]) / base_ms

@@ -18,90 +18,52 @@ continues where it stopped. Usage: python benchmarks/search_pareto.py [--train-s
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 from common import RESULTS, git_rev, load1, machine, write
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before rcai.evaluate imports torch
+from rcai.evaluate import JobConfig, MatchedLatency, append, eval_noise, finished, measure_loops, records, run_all, seed_pairs
+from rcai.evaluate.journal import todo as journal_todo
+from rcai.evaluate.reuse import reuse_rows
+from rcai.stats import beyond_noise_sd, ci95, expected_max_normal, seed_noise_sd
 
 METHODS = ("searched", "predicted", "random", "uniform", "base", "cheapest", "ranking", "variant")
 RANK_FRACS = (0.4, 0.55, 0.7, 0.85)  # extra random subnets of the metric's ranking study (with every uniform subnet, base, cheapest)
 
 
 def jobs_for(args, table) -> list[dict]:
-    from rcai.search.select import sample_at_latency
-
-    space, S = table.space, args.steps_per_sample
-    loop = lambda a: table.estimate(a, S).loop_ms  # noqa: E731
-    base = space.base_arch()
-    cheapest, _ = space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=False)
-    jobs = [dict(id=f"base-s{s}", method="base", budget_frac=1.0, seed=s, arch=base) for s in args.seeds]
-    jobs += [dict(id=f"cheapest-s{s}", method="cheapest", budget_frac=loop(cheapest) / loop(base), seed=s, arch=cheapest) for s in (0, 1)]
+    """This benchmark's job list: base, cheapest; per budget the searches, random subnets within 5 % and the
+    closest uniform subnet within 15 %; the ranking study; the Table 5.1 variants."""
+    at = MatchedLatency(table, args.steps_per_sample)
+    jobs = [dict(id=f"base-s{s}", method="base", budget_frac=1.0, seed=s, arch=at.base) for s in args.seeds]
+    jobs += [dict(id=f"cheapest-s{s}", method="cheapest", budget_frac=at.frac(at.cheapest), seed=s, arch=at.cheapest) for s in (0, 1)]
     for frac in args.budgets:
-        target = frac * loop(base)
+        target = at.target(frac)
         jobs += [dict(id=f"searched-{frac}-s{s}", method="searched", budget_frac=frac, seed=s, budget_ms=target) for s in args.seeds]
         if args.quality_model:
             jobs += [dict(id=f"predicted-{frac}-s{s}", method="predicted", budget_frac=frac, seed=s, budget_ms=target) for s in args.seeds]
-        for i, a in enumerate(sample_at_latency(space, loop, target, 0.05, args.random, seed=int(frac * 1000))):
+        for i, a in enumerate(at.random(frac, args.random, seed=int(frac * 1000))):
             jobs.append(dict(id=f"random-{frac}-{i}", method="random", budget_frac=frac, seed=0, arch=a))
-        uniform = [(op, space.pick(lambda s, op=op: op if op in s.choices else next(iter(s.choices)))) for op in table.preset.gnconv_ops]
-        op, a = min(uniform, key=lambda u: abs(loop(u[1]) / target - 1))
-        if abs(loop(a) / target - 1) <= 0.15:
-            jobs.append(dict(id=f"uniform-{frac}", method="uniform", budget_frac=frac, seed=0, arch=a, uniform_op=op))
+        near = at.uniform_near(frac, tol=0.15)
+        if near is not None:
+            jobs.append(dict(id=f"uniform-{frac}", method="uniform", budget_frac=frac, seed=0, arch=near[1], uniform_op=near[0]))
     # the metric's ranking study: ~10 subnets across the latency range, each trained with seeds 0 and 1
     # (a uniform subnet already trained at seed 0 for a budget serves as its seed-0 run)
     have = {(tuple(sorted(j["arch"].items())), j["seed"]) for j in jobs if "arch" in j}
-    spread = [(f"uniform-{op}", space.pick(lambda s, op=op: op if op in s.choices else next(iter(s.choices)))) for op in table.preset.gnconv_ops[1:]]
-    spread += [(f"random-{f}", sample_at_latency(space, loop, f * loop(base), 0.05, 1, seed=7)[0]) for f in RANK_FRACS]
-    jobs += [dict(id=f"rank-{name}-s{s}", method="ranking", budget_frac=loop(a) / loop(base), seed=s, arch=a, rank_name=name)
+    spread = [(f"uniform-{op}", a) for op, a in at.uniforms(table.preset.gnconv_ops[1:])]
+    spread += [(f"random-{f}", at.random(f, 1, seed=7)[0]) for f in RANK_FRACS]
+    jobs += [dict(id=f"rank-{name}-s{s}", method="ranking", budget_frac=at.frac(a), seed=s, arch=a, rank_name=name)
              for name, a in spread for s in (0, 1) if (tuple(sorted(a.items())), s) not in have]
     for v in args.variants:  # the report's Table 5.1: each softmax variant at one budget, on this protocol
         softmax, _, penalty = v.partition("/")  # "paired/target": a softmax with another penalty
         jobs.append(dict(id=f"variant-{v.replace('/', '-')}-s0", method="variant", budget_frac=args.variant_budget, seed=0,
-                         budget_ms=args.variant_budget * loop(base), softmax=softmax, **({"penalty": penalty} if penalty else {})))
+                         budget_ms=at.target(args.variant_budget), softmax=softmax, **({"penalty": penalty} if penalty else {})))
     return jobs
-
-
-REUSED_FIELDS = ("quality", "quality_lo", "quality_hi", "psnr_gain_db", "denoise_mse", "params", "seconds")
-
-
-def earlier_run(reuse: str) -> tuple[str, dict[tuple[str, int, str], dict]]:
-    """--reuse CSV=LABEL: the label and the earlier run's training figures by (method, seed, subnet hash)."""
-    import csv
-
-    path, _, label = reuse.partition("=")
-    with open(path, newline="") as f:
-        rows = {(r["method"], int(r["seed"]), r["arch"]): r for r in csv.DictReader(f)}
-    return label or path, {k: {"budget_frac": float(r["budget_frac"]), **{f: float(r[f]) for f in REUSED_FIELDS if r.get(f) not in (None, "")}}
-                           for k, r in rows.items()}
-
-
-def reuse_rows(args, table, done: dict[str, dict]) -> list[dict]:
-    """Records for this run's jobs taken from an earlier run's CSV: a job whose method, seed and subnet
-    hash match a row there (so the same architecture, trained by the same protocol) is imported, except
-    the jobs named by --retrain, which run again so the report can show the earlier figure beside today's."""
-    from rcai.presets import get_preset
-    from rcai.space.subnet import SubnetSpec
-
-    label, old = earlier_run(args.reuse)
-    out = []
-    for job in jobs_for(args, table):
-        if "arch" not in job or job["id"] in done:
-            continue
-        arch = SubnetSpec(get_preset("tiny"), job["arch"]).hash
-        row = old.get((job["method"], job["seed"], arch))
-        if row is None:
-            continue
-        rec = {**{k: v for k, v in job.items() if k != "arch"}, "arch": arch, "choices": job["arch"], "reused": label,
-               **{k: v for k, v in row.items() if k != "budget_frac"}}
-        if job["id"] in args.retrain:
-            rec = {"id": job["id"], "reuse_check": rec}  # no quality: the job runs again; the report compares
-        out.append(rec)
-    return out
 
 
 def reuse_check_lines(log: Path, rows: list[dict]) -> list[str]:
@@ -121,103 +83,6 @@ def reuse_check_lines(log: Path, rows: list[dict]) -> list[str]:
              "Trained again in this run to check that the import is sound:", "",
              "| job | subnet | quality then | quality now | sampled PSNR gain then / now |", "|---|---|---:|---:|---:|"]
             + [f"| {i} | {c['arch']} | {c['quality']:+.4f} | {r['quality']:+.4f} | {c['psnr_gain_db']:+.2f} / {r['psnr_gain_db']:+.2f} |" for i, c, r in pairs])
-
-
-def earlier_training(args, job: dict, arch_hash: str) -> dict | None:
-    """With --reuse, a searched job whose search reproduces the earlier run's subnet (same budget, seed
-    and subnet hash) takes that subnet's training figures instead of training it again."""
-    if not args.reuse or job["method"] != "searched":
-        return None
-    label, old = earlier_run(args.reuse)
-    row = old.get(("searched", job["seed"], arch_hash))
-    if row is None or abs(row["budget_frac"] - job["budget_frac"]) > 1e-9:
-        return None
-    return {"reused": label, "search_reproduced": True, **{k: v for k, v in row.items() if k != "budget_frac"}}
-
-
-def run_job(job: dict, args) -> dict:
-    import torch
-
-    torch.set_num_threads(1)
-    from rcai.search.config import SearchConfig
-    from rcai.search.strategies.darts import strategy_config
-    from rcai.search.strategies.run import run_strategy
-    from rcai.presets import get_preset
-    from rcai.space.subnet import SubnetSpec
-    from rcai.train.evaluate import EvalConfig
-    from rcai.train.trainer import TrainConfig, train
-
-    out = Path(args.out) / job["id"]
-    ev = EvalConfig(steps=20, max_images=8, seed=0)
-    t0 = time.perf_counter()
-    rec = {k: v for k, v in job.items() if k != "arch"}
-    if job["method"] in ("searched", "variant"):
-        scfg = SearchConfig(preset="tiny", cost_table=args.table, latency_budget_ms=job["budget_ms"], seed=job["seed"], eval=ev,
-                            softmax=job.get("softmax", args.softmax), penalty=job.get("penalty", args.penalty))
-        m = run_strategy(strategy_config(scfg), out / "search", resume=(out / "search" / "config.json").exists())[1]
-        rec["inherited_quality"] = m["quality"]["gain_db"]
-        rec["search_notes"] = m["search"]["notes"]
-        arch = SubnetSpec.load(out / "search" / "subnet.json").choices
-    elif job["method"] == "predicted":
-        from rcai.search.strategies.run import run_knapsack
-
-        result, summary = run_knapsack("tiny", args.table, args.quality_model, job["budget_ms"], args.steps_per_sample, out / "search")
-        rec["predicted_quality"] = summary["best_score"]
-        arch = result.subnet.choices
-    else:
-        arch = job["arch"]
-    spec = SubnetSpec(get_preset("tiny"), arch)
-    spec.save(out / "subnet.json")
-    earlier = earlier_training(args, job, spec.hash)
-    if earlier is not None:  # the search found the very subnet the earlier run trained: its training is reused
-        rec.update(arch=spec.hash, choices=arch, **earlier)
-        return rec
-    tcfg = TrainConfig(preset="tiny", subnet=str(out / "subnet.json"), steps=args.train_steps, batch_size=args.batch, lr=args.lr, lr_schedule=args.lr_schedule,
-                       seed=job["seed"], eval=ev)
-    m = train(tcfg, out / "train", resume=(out / "train" / "config.json").exists(), progress=False)
-    q = m["quality"]
-    rec.update(arch=spec.hash, choices=arch, quality=q["gain_db"], quality_lo=q["gain_lo"], quality_hi=q["gain_hi"],
-               denoise_mse=q["denoise_mse"], psnr_gain_db=m["psnr_gain_db"], params=m["params"], seconds=time.perf_counter() - t0)
-    return rec
-
-
-def _worker(payload):
-    job, args = payload
-    try:
-        return run_job(job, args)
-    except Exception as e:  # keep the other jobs going; the failure is recorded
-        return {"id": job["id"], "error": f"{type(e).__name__}: {e}"}
-
-
-def measure_loops(records: list[dict], args) -> dict[str, dict]:
-    """Whole-loop latency of every distinct architecture, interleaved rounds, ONNX Runtime."""
-    from rcai.deploy import BenchConfig, export_subnet_onnx
-    from rcai.deploy.compare import compare_loops
-    from rcai.presets import get_preset
-    from rcai.space.subnet import SubnetSpec
-
-    onnx_dir = Path(args.out) / "onnx"
-    cache = Path(args.out) / "timing.json"
-    known = json.loads(cache.read_text()) if cache.exists() else {}
-    cands = {}
-    for r in records:
-        if r["arch"] not in cands and r["arch"] not in known:
-            path = onnx_dir / f"{r['arch']}.onnx"
-            if not path.exists():
-                export_subnet_onnx(SubnetSpec(get_preset("tiny"), r["choices"]), None, path, verify=False)
-            cands[r["arch"]] = (path, "cpu")
-    if cands:  # archs measured by an earlier report keep their figures (a later run only adds new ones)
-        res = compare_loops(cands, BenchConfig(device="cpu", threads=1, sampler="ddim", steps=args.steps_per_sample, psnr=False), rounds=args.rounds)
-        known.update({k: {"median_ms": v["median_ms"], "repeatability": v["repeatability"], "load": load1()} for k, v in res.items()})
-        cache.write_text(json.dumps(known, indent=1))
-    return known
-
-
-def ci95(xs: list[float]) -> float:
-    if len(xs) < 2:
-        return float("nan")
-    t = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78}.get(len(xs), 2.0)  # Student t, n-1 dof
-    return t * statistics.stdev(xs) / math.sqrt(len(xs))
 
 
 def report(rows: list[dict], args, header: str) -> str:
@@ -293,24 +158,6 @@ def seed_effect_lines(rows: list[dict]) -> list[str]:
             "and 2 stands against a cloud that had the lucky seed; the seed-0 columns compare like with like."]
 
 
-def records(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-
-
-def finished(path: Path) -> list[dict]:
-    """The jobs of a results.jsonl that finished (an error record or a reuse check is a job to redo)."""
-    return [r for r in records(path) if "error" not in r and "reuse_check" not in r]
-
-
-def seed_pairs(rows: list[dict]) -> list[dict[int, dict]]:
-    """The architectures of the ranking study trained with both seed 0 and seed 1."""
-    by_arch: dict[str, dict[int, dict]] = {}
-    for r in rows:
-        if r["method"] in ("base", "cheapest", "ranking", "uniform") and r["seed"] in (0, 1):
-            by_arch.setdefault(r["arch"], {})[r["seed"]] = r
-    return [v for v in by_arch.values() if 0 in v and 1 in v]
-
-
 def ablation_lines(specs: list[str]) -> list[str]:
     """The same ranking study from earlier runs of this benchmark under other training settings."""
     from scipy.stats import spearmanr
@@ -360,15 +207,6 @@ def ranking_lines(rows: list[dict]) -> list[str]:
                f"{p[0]['psnr_gain_db']:+.2f} | {p[1]['psnr_gain_db']:+.2f} |" for p in sorted(pairs, key=lambda p: p[0]["table_loop_ms"])])
 
 
-def expected_max_normal(n: int) -> float:
-    """E[max of n independent standard normals] (1.42 for n = 8), by quadrature."""
-    import numpy as np
-    from scipy.stats import norm
-
-    x = np.linspace(-8, 8, 16001)
-    return float(np.trapezoid(x * n * norm.pdf(x) * norm.cdf(x) ** (n - 1), x))
-
-
 def noise_floor_lines(rows: list[dict], args) -> list[str]:
     """How much of the random cloud's spread is training noise: the seed-to-seed sd of one architecture
     (pooled over the ranking study's pairs) against the cloud's sd at each budget, and how far above the
@@ -376,7 +214,7 @@ def noise_floor_lines(rows: list[dict], args) -> list[str]:
     pairs = seed_pairs(rows)
     if len(pairs) < 3:
         return []
-    sd_seed = math.sqrt(statistics.variance([p[0]["quality"] - p[1]["quality"] for p in pairs]) / 2)  # the shift common to all subnets removed
+    sd_seed = seed_noise_sd([p[0]["quality"] for p in pairs], [p[1]["quality"] for p in pairs])  # the shift common to all subnets removed
     out = ["", "## What the random cloud's spread is made of", "",
            f"Training noise: one architecture's sd over training seeds, pooled over the {len(pairs)} pairs above (the lucky seed's common "
            f"shift removed: the random subnets all share seed 0), is **{sd_seed:.3f} dB**. "
@@ -389,7 +227,7 @@ def noise_floor_lines(rows: list[dict], args) -> list[str]:
         if len(q) < 3:
             continue
         sd = statistics.stdev(q)
-        out.append(f"| {f:.2f} | {sd:.3f} | {math.sqrt(max(sd ** 2 - sd_seed ** 2, 0.0)):.3f} | {max(q) - statistics.median(q):.3f} | "
+        out.append(f"| {f:.2f} | {sd:.3f} | {beyond_noise_sd(sd, sd_seed):.3f} | {max(q) - statistics.median(q):.3f} | "
                    f"{sd_seed * expected_max_normal(len(q)):.3f} |")
     return out
 
@@ -411,23 +249,6 @@ def variant_lines(rows: list[dict], args) -> list[str]:
     if rnd:
         out.append(f"\nRandom subnets at this budget: median {statistics.median(rnd):+.3f} dB, best {max(rnd):+.3f} dB.")
     return out
-
-
-def eval_noise(args) -> float:
-    """sd of the metric over 5 noise seeds for the same weights (base, seed 0)."""
-    import torch
-
-    from rcai.space.subnet import SubnetSpec
-    from rcai.train.quality import QualityConfig, eval_set, quality
-    from rcai.train.setup import schedule_of
-
-    run = Path(args.out) / "base-s0" / "train"
-    spec = SubnetSpec.load(run / "subnet.json")
-    model = spec.build()
-    model.load_state_dict(torch.load(run / "model.pt", weights_only=True))
-    ev = eval_set(spec.preset)
-    gains = [quality(model, ev, schedule_of(spec.preset), QualityConfig(seed=s))["gain_db"] for s in range(5)]
-    return statistics.stdev(gains)
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -483,7 +304,6 @@ def main() -> None:
     ap.add_argument("--methods", nargs="*", default=None, help="run only the jobs of these methods")
     ap.add_argument("--no-report", action="store_true", help="run the jobs, leave measuring and reporting to a later --report-only")
     args = ap.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     from rcai.cost.model import TableCostModel
     from rcai.cost.table import CostTable
     from rcai.presets import get_preset
@@ -495,24 +315,15 @@ def main() -> None:
     log = out / "results.jsonl"
     done = {r["id"]: r for r in finished(log)}
     if args.reuse and not args.report_only:
-        for rec in reuse_rows(args, table, done):
-            with open(log, "a") as f:
-                f.write(json.dumps(rec) + "\n")
+        for rec in reuse_rows(jobs_for(args, table), args.reuse, args.retrain, done, get_preset("tiny")):
+            append(log, rec)
             if "reuse_check" not in rec:
                 done[rec["id"]] = rec
-    todo = [] if args.report_only else [j for j in jobs_for(args, table) if j["id"] not in done and (args.methods is None or j["method"] in args.methods)]
+    todo = [] if args.report_only else [j for j in journal_todo(jobs_for(args, table), done) if args.methods is None or j["method"] in args.methods]
     print(f"{len(done)} jobs done, {len(todo)} to run", file=sys.stderr)
     order = ("searched", "predicted", "base", "cheapest", "uniform", "random", "ranking", "variant")
     todo.sort(key=lambda j: order.index(j["method"]))  # the long ones first, the Pareto set before the extra studies
-    from rcai.procs import owned_pool
-
-    with owned_pool(args.jobs) as pool:  # workers die with this script (issue 24)
-        for rec in pool.imap_unordered(_worker, [(j, args) for j in todo]):
-            with open(log, "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            print(f"{rec['id']}: {rec.get('quality', rec.get('error'))}", file=sys.stderr)
-            if "error" not in rec:
-                done[rec["id"]] = rec
+    run_all(todo, JobConfig.from_args(args), log, args.jobs, done, say=lambda m: print(m, file=sys.stderr))  # workers die with this script (issue 24)
     if args.no_report:
         return
     rows = list(done.values())
@@ -520,7 +331,7 @@ def main() -> None:
     for r in rows:
         r["table_loop_ms"] = table.estimate(r["choices"], S).loop_ms
     header += f" Load average after training: {load1():.2f}."
-    timing = measure_loops(rows, args)
+    timing = measure_loops(rows, args.out, args.steps_per_sample, args.rounds)
     for r in rows:
         r["measured_loop_ms"] = timing[r["arch"]]["median_ms"]
         r["loop_repeatability"] = timing[r["arch"]]["repeatability"]
@@ -536,7 +347,8 @@ def main() -> None:
                 f"({args.lr_schedule} schedule), {preset.loss.upper()} loss on {preset.prediction}; "
                 f"search: `rcai search` defaults, softmax {args.softmax}, penalty {args.penalty}, budget = fraction x base table loop; table `{args.table}`; "
                 f"loops timed in {args.rounds} interleaved rounds (load average at the end {load1():.2f}).")
-    noise = f"\nEval noise of the metric (base seed 0, 5 noise seeds of the posterior mean): eval_noise_sd = {eval_noise(args):.4f} dB.\n"
+    sd = eval_noise(out / "base-s0" / "train")
+    noise = f"\nEval noise of the metric (base seed 0, 5 noise seeds of the posterior mean): eval_noise_sd = {sd:.4f} dB.\n"
     write(f"{args.name}.md", report(rows, args, header) + "\n" + settings + "\n" + noise)
     print(f"wrote {RESULTS / (args.name + '.md')}", file=sys.stderr)
 

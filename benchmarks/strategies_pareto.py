@@ -2,9 +2,9 @@
 
 At one latency budget (a fraction of the base's 50-step loop by the cost table) each strategy searches
 under one wall-clock budget with one quality estimator; the subnet it returns is then trained from
-scratch exactly as benchmarks/search_pareto.py trains every architecture (its `run_job`: tiny, 800
-steps, batch 8, lr 2e-3, cosine, seed 0, the primary quality metric) and its whole sampling loop timed
-with ONNX Runtime (1 thread) in interleaved rounds beside the base (search_pareto's `measure_loops`).
+scratch exactly as benchmarks/search_pareto.py trains every architecture (rcai.evaluate.run_job: tiny,
+800 steps, batch 8, lr 2e-3, cosine, seed 0, the primary quality metric) and its whole sampling loop
+timed with ONNX Runtime (1 thread) in interleaved rounds beside the base (rcai.evaluate.measure_loops).
 Beside them: the Pareto run's random subnets and DARTS searches at the same budget, read from its
 results.jsonl (trained there with the same protocol).
 
@@ -24,8 +24,9 @@ import time
 from pathlib import Path
 
 from common import RESULTS, git_rev, load1, load_text, machine, write
-from search_pareto import finished, measure_loops, run_job
 
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before rcai.evaluate imports torch
+from rcai.evaluate import JobConfig, MatchedLatency, append, finished, measure_loops, records, run_job
 from rcai.targets.sysinfo import load_average
 
 STRATEGIES = ("grid", "random", "evolution", "area", "rl")
@@ -88,14 +89,13 @@ def main() -> None:
 
     load_start = load_average()
     preset = get_preset("tiny")
-    table = load_cost_model(args.table, preset, warn=lambda m: None)
-    loop = lambda a: table.estimate(a, args.steps_per_sample).loop_ms  # noqa: E731
-    base = table.space.base_arch()
-    budget = args.budget_frac * loop(base)
+    at = MatchedLatency(load_cost_model(args.table, preset, warn=lambda m: None), args.steps_per_sample)
+    loop, base = at.loop, at.base
+    budget = at.target(args.budget_frac)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "results.jsonl"
-    done = {r["id"]: r for r in (json.loads(x) for x in log.read_text().splitlines() if x.strip())} if log.exists() else {}
+    done = {r["id"]: r for r in records(log)}
     for s in args.strategies:
         jid = f"{s}-{args.estimator}-s{args.seed}"
         if jid in done:
@@ -103,19 +103,18 @@ def main() -> None:
         r = search(s, args, budget)
         print(f"{jid}: best {r['best_score']:.4g}, {r['evaluations']} evals, {r['wall_s']:.1f} s; training", file=sys.stderr, flush=True)
         job = dict(id=jid, method=s, budget_frac=args.budget_frac, seed=args.seed, arch=r["choices"])
-        rec = run_job(job, args)  # search_pareto's protocol: trained from scratch, quality metric
+        rec = run_job(job, JobConfig.from_args(args))  # search_pareto's protocol: trained from scratch, quality metric
         rec.update(strategy=s, estimator=args.estimator, search_wall_s=r["wall_s"], evaluations=r["evaluations"],
                    proxy_evaluations=r["proxy_evaluations"], proposals=r["proposals"], rejected=r["rejected"], best_score=r["best_score"],
                    best_at=r["best_at"], load=load1())
-        with open(log, "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        append(log, rec)
         done[jid] = rec
         print(f"{jid}: quality {rec['quality']:+.3f} dB", file=sys.stderr, flush=True)
 
     rows = [r for r in done.values() if r["budget_frac"] == args.budget_frac and r["strategy"] in args.strategies]
     pareto = pareto_rows(Path(args.pareto), args.budget_frac)
     base_rec = {"arch": SubnetSpec(preset, base).hash, "choices": base}
-    timing = measure_loops(rows + pareto["random"] + pareto["searched"] + [base_rec], args)
+    timing = measure_loops(rows + pareto["random"] + pareto["searched"] + [base_rec], args.out, args.steps_per_sample, args.rounds)
     ms = lambda r: timing[r["arch"]]["median_ms"]  # noqa: E731
     for r in rows:
         r["table_loop_ms"], r["measured_loop_ms"], r["loop_repeatability"] = loop(r["choices"]), ms(r), timing[r["arch"]]["repeatability"]

@@ -14,7 +14,6 @@ Usage: python benchmarks/supernet_signal.py [--softmax gdas paired simple] [--se
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -91,13 +90,14 @@ def main() -> None:
     ap.add_argument("--out", default="runs/supernet-signal")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
+    from rcai.evaluate import append, records
     from rcai.proxies.additive import AdditiveQuality
     from rcai.presets import get_preset
 
     model = AdditiveQuality.load(args.quality_model, get_preset("tiny"))
     log = Path(args.out) / "results.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
-    rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.exists() else []
+    rows = records(log)
     done = {(r["softmax"], r["seed"]) for r in rows}
     todo = [(s, seed, args.table) for s in args.softmax for seed in args.seeds if (s, seed) not in done]
     print(f"{len(done)} runs done, {len(todo)} to run", file=sys.stderr)
@@ -105,8 +105,7 @@ def main() -> None:
 
     with owned_pool(args.jobs) as pool:  # workers die with this script (issue 24)
         for rec in pool.imap_unordered(run, sorted(todo, key=lambda t: t[0] != "simple")):  # the slow one first
-            with open(log, "a") as f:
-                f.write(json.dumps(rec) + "\n")
+            append(log, rec)
             rows.append(rec)
             print(f"{rec['softmax']} s{rec['seed']}: {rec['seconds']:.0f} s", file=sys.stderr)
     write("supernet_signal.md", report(rows, model, args))

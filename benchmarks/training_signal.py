@@ -31,19 +31,15 @@ def plan(table_path: str, out: Path) -> dict[str, dict]:
     if (RESULTS / "signal_plan.json").exists():
         return json.loads((RESULTS / "signal_plan.json").read_text())
     from rcai.cost.load import load_cost_model
-    from rcai.search.select import sample_at_latency
+    from rcai.evaluate import MatchedLatency
     from rcai.presets import get_preset
 
-    table = load_cost_model(table_path, get_preset("tiny"))
-    space = table.space
-    loop = lambda a: table.estimate(a, 50).loop_ms  # noqa: E731
-    base = space.base_arch()
-    cheapest, _ = space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=False)
-    archs = {"base": base, "cheapest": cheapest}
+    at = MatchedLatency(load_cost_model(table_path, get_preset("tiny")), 50)
+    archs = {"base": at.base, "cheapest": at.cheapest}
     for f in FRACS:
-        for i, a in enumerate(sample_at_latency(space, loop, f * loop(base), 0.05, 2, seed=9100 + round(f * 100))):
+        for i, a in enumerate(at.random(f, 2, seed=9100 + round(f * 100))):
             archs[f"r{round(f * 100)}-{i}"] = a
-    p = {k: {"choices": a, "table_loop_ms": loop(a), "frac": loop(a) / loop(base)} for k, a in archs.items()}
+    p = {k: {"choices": a, "table_loop_ms": at.loop(a), "frac": at.frac(a)} for k, a in archs.items()}
     (RESULTS / "signal_plan.json").write_text(json.dumps(p, indent=1))
     return p
 

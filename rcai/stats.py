@@ -3,6 +3,8 @@ much is noise (training seeds, timing rounds), paired differences with their int
 an estimate (a cost table, a latency predictor) matches a measurement: the one place for each."""
 from __future__ import annotations
 
+import math
+import statistics
 from itertools import combinations
 from typing import Mapping, Sequence
 
@@ -60,6 +62,33 @@ def pooled_sd(table: Mapping[str, Sequence[float]]) -> float:
     groups = [np.asarray(v, float) for v in table.values() if len(v) >= 2]
     dof = sum(len(g) - 1 for g in groups)
     return float(np.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / dof)) if dof else float("nan")
+
+
+def ci95(xs: Sequence[float]) -> float:
+    """Half-width of the 95 % Student-t interval of the mean of a few values (t of n - 1 dof for
+    n <= 5, 2.0 beyond); nan for fewer than 2."""
+    if len(xs) < 2:
+        return float("nan")
+    t = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78}.get(len(xs), 2.0)
+    return t * statistics.stdev(xs) / math.sqrt(len(xs))
+
+
+def seed_noise_sd(a: Sequence[float], b: Sequence[float]) -> float:
+    """One architecture's sd over training seeds, from many architectures trained with two seeds
+    each (a[i], b[i]): sqrt(var(a - b) / 2), the shift common to all (a lucky seed) removed."""
+    return math.sqrt(statistics.variance([x - y for x, y in zip(a, b)]) / 2)
+
+
+def beyond_noise_sd(sd: float, noise_sd: float) -> float:
+    """The part of a spread `sd` that noise of sd `noise_sd` does not explain: sqrt(sd² - noise²), 0 at most."""
+    return math.sqrt(max(sd**2 - noise_sd**2, 0.0))
+
+
+def expected_max_normal(n: int) -> float:
+    """E[max of n independent standard normals] (1.42 for n = 8), by quadrature: how far above the
+    mean the best of n equally good candidates lies from noise alone, in sd."""
+    x = np.linspace(-8, 8, 16001)
+    return float(np.trapezoid(x * n * _st.norm.pdf(x) * _st.norm.cdf(x) ** (n - 1), x))
 
 
 def paired_diff(a: Mapping[int, float], b: Mapping[int, float], resamples: int = 4000, seed: int = 0) -> dict[str, float]:

@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"proxies"},  # quality estimators: zero-cost proxies and short training, used by the search strategies
     {"search"},
     {"deploy"},
+    {"evaluate"},  # judging a search result: matched-latency baselines, training jobs, journal, loop timing
     {"pipeline_search"},  # the pipeline's search stage per strategy
     {"pipeline", "report"},
     {"cli", "__main__"},
