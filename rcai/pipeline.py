@@ -33,7 +33,8 @@ from .deploy.compare import compare_loops
 from .deploy.estimates import estimate_vs_measured
 from .errors import RcaiError
 from .io import atomic_write_json, read_json
-from .pipeline_search import SEARCH_STAGES, random_match, save_spec
+from .evaluate.baselines import MatchedLatency
+from .pipeline_search import SEARCH_STAGES, save_spec
 from .search.strategies.run import run_knapsack
 from .presets import get_preset
 from .space.subnet import SubnetSpec
@@ -109,13 +110,14 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
     say(f"searching ({cfg.strategy}) under a budget of {budget:.1f} ms for {S} DDIM steps (base: {base_est.loop_ms:.1f} ms by the table)")
     found, search = stage.search(table_path, budget, out, say, progress)
     pick = SubnetSpec.load(found / "subnet.json", preset)
-    cheapest, _ = table.space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=False)
+    baselines = MatchedLatency(table, S)
+    cheapest = baselines.cheapest
     subnet_dir, pending = stage.trained_pick(found, out)
     dirs = {"base": out / "base", "subnet": subnet_dir, "cheapest": out / "cheapest"}
     runs = {"base": (dirs["base"], None), "cheapest": (dirs["cheapest"], save_spec(preset, cheapest, out / "cheapest.json"))}
     runs.update({k: (subnet_dir, v) for k, v in pending.items()})
-    rand = random_match(table.space, lambda a: table.estimate(a, S).loop_ms, table.estimate(pick.choices, S).loop_ms, cfg.seed)
-    if rand is not None:  # a latency-matched random subnet: what the search is worth beyond its latency
+    rand = baselines.random_or_none(baselines.frac(pick.choices), cfg.seed)
+    if rand is not None:  # a latency-matched random subnet (+-5 %): what the search is worth beyond its latency
         dirs["random"] = out / "random"
         runs["random"] = (dirs["random"], save_spec(preset, rand, out / "random.json"))
     model_file = quality_model_file(cfg)

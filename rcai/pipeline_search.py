@@ -127,17 +127,6 @@ class DartsStage(SearchStage):
         return found, {}  # inherited from the supernet and fine-tuned by the search itself
 
 
-def random_match(space, loop: Callable[[dict], float], target_ms: float, seed: int) -> dict[str, str] | None:
-    """A random subnet within +-5 % of `target_ms` by the table (None where the space has none)."""
-    from .errors import RcaiError
-    from .search.select import sample_at_latency
-
-    try:
-        return sample_at_latency(space, loop, target_ms, 0.05, 1, seed=seed)[0]
-    except RcaiError:
-        return None
-
-
 def save_spec(preset, arch: dict[str, str], path: Path) -> str:
     if not path.exists():
         SubnetSpec(preset, arch).save(path)

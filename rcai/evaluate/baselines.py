@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from ..cost.model import OpCostModel
+from ..errors import RcaiError
 from ..search.select import sample_at_latency
 from ..space.space import SearchSpace
 
@@ -42,6 +43,13 @@ class MatchedLatency:
     def random(self, frac: float, n: int, seed: int, tol: float = 0.05) -> list[dict[str, str]]:
         """n distinct random subnets within +-tol of the budget (rcai.search.select.sample_at_latency)."""
         return sample_at_latency(self.space, self.loop, self.target(frac), tol, n, seed=seed)
+
+    def random_or_none(self, frac: float, seed: int, tol: float = 0.05) -> dict[str, str] | None:
+        """One random subnet within +-tol of the budget, None where the space has none."""
+        try:
+            return self.random(frac, 1, seed, tol)[0]
+        except RcaiError:
+            return None
 
     def uniforms(self, ops: tuple[str, ...] | None = None) -> list[tuple[str, dict[str, str]]]:
         """(op, the uniform subnet of op) for each op (default: the preset's GN-conv ops, in order)."""
