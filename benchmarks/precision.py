@@ -39,13 +39,12 @@ from rcai.deploy.weights import build_model
 from rcai.diffusion import TorchDenoiser
 from rcai.io import atomic_write_csv, atomic_write_json, atomic_write_text
 from rcai.presets import get_preset
+from rcai.stats import rank_corr as spearman
 from rcai.space.space import SearchSpace
 from rcai.space.subnet import SubnetSpec
 from rcai.targets.sysinfo import cpu_model, load_average
 
-from common import load1
-
-RESULTS = Path(__file__).parent / "results"
+from common import RESULTS, git_rev, load1
 FP32_TABLE = "latency_tables/cpu-tiny.csv"
 INT8_TABLE = "latency_tables/cpu-tiny-int8.csv"
 QUALITY_MODEL = "predictors/quality-tiny.json"
@@ -241,18 +240,6 @@ def accuracy(args, preset, work: Path) -> list[dict[str, Any]]:
 
 
 # -- report -------------------------------------------------------------------------------------------
-
-def spearman(a, b) -> float:
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def git_rev() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except Exception:
-        return "?"
-
 
 def lscpu() -> str:
     try:
