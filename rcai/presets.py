@@ -146,10 +146,7 @@ class Preset(JsonConfig):
 
     @property
     def levels(self) -> int:
-        return len(self.channel_mults)
-
-    def resolution(self, depth: int) -> int:
-        return self.hr_size // 2**depth
+        return self.network.levels
 
     @property
     def hash(self) -> str:
