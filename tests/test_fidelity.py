@@ -77,16 +77,44 @@ def test_calibration_fit_recovers_a_known_overhead_and_factors():
             for _ in range(10)]
     measured = [0.4 + s["fixed"] + sum(truth[k] * s[k] for k in truth) for s in sums]
     cal = fit_calibration(sums, measured)
-    assert cal.overhead_ms == pytest.approx(0.4, abs=0.02)
+    assert cal.overhead_ms == pytest.approx(0.4, abs=0.03)
     for k in ("conv", "dw", "wide"):
         assert cal.factor(k) == pytest.approx(1.25, rel=0.02)
-    assert cal.factor("skip") < 0.5 and cal.factor("fixed") == 1.0  # the fixed kind is absorbed by the overhead
+    # skip's sums are too small for the subnets to show its factor: it stays by the others (the
+    # ridge), never wandering to a bound; the fixed kind is absorbed by the overhead
+    assert 0.5 < cal.factor("skip") < 2.0 and cal.factor("fixed") == 1.0
     assert cal.fit["mape"] < 0.01 and cal.subnets == 10
     # one subnet: nothing varies, so no factor is fitted; the overhead alone matches it
     one = fit_calibration(sums[:1], measured[:1])
     assert one.factors == {} and one.fit["mape"] < 1e-3
     with pytest.raises(RcaiError):
         fit_calibration(sums[:2], [1.0])
+
+
+def test_calibration_on_a_handful_of_subnets_extrapolates_to_the_uniform_ones():
+    """8 random subnets with 2 % noise, two kinds that trade slots (conv / dw) and a skip of tiny share,
+    as `rcai profile --calibrate 8` sees them: the fit must still predict the subnets where one kind
+    fills every slot, which the search's extremes and the demo's cheapest subnet are. At RIDGE 0.3 the
+    factors wandered (the median worst error was 12.8 %; the demo's cheapest was estimated 28 % low)."""
+    def truth(s):
+        return 0.4 + s["fixed"] + 1.2 * (s["conv"] + s["dw"])  # skip: free in a graph
+
+    def fit(seed):
+        rng = np.random.default_rng(seed)
+        sums = []
+        for _ in range(8):
+            n, k = int(rng.integers(2, 11)), int(rng.integers(0, 3))
+            sums.append({"fixed": 2.0, "conv": 0.3 * (12 - n - k), "dw": 0.1 * n, "skip": 0.01 * k})
+        return fit_calibration(sums, [truth(s) * (1 + rng.normal(0, 0.02)) for s in sums])
+
+    uniform = [{"fixed": 2.0, "conv": 3.6, "dw": 0.0, "skip": 0.0}, {"fixed": 2.0, "conv": 0.0, "dw": 1.2, "skip": 0.0},
+               {"fixed": 2.0, "conv": 0.0, "dw": 0.0, "skip": 0.12}]
+    worst = []
+    for seed in range(40):
+        cal = fit(seed)
+        worst.append(max(abs((cal.overhead_ms + u["fixed"] + sum(cal.factor(k) * u[k] for k in ("conv", "dw", "skip"))) / truth(u) - 1)
+                         for u in uniform))
+    assert np.median(worst) < 0.10 and np.percentile(worst, 90) < 0.15
 
 
 @pytest.fixture(scope="module")

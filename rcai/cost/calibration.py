@@ -12,9 +12,14 @@ DDIM loops measured right after the ops with the one loop measurement (rcai.cost
 conversion from the table's statistic and clock to the loop's; the sampler's own per-step cost is
 the separate, measured term `sampler_ms` of the table's meta.
 
-by least squares on relative errors, the factors pulled towards their common scale (ridge: a kind
-departs from the others only where the subnets show it, which keeps the table's ranking) and
-bounded to [0, MAX].
+by least squares on relative errors, the factors pulled towards their common scale (ridge, on each
+kind's share of a network: a kind departs from the others only where the subnets show it clearly,
+which keeps the table's ranking) and bounded to [0, MAX]. With a handful of subnets the pull must be
+strong: at the old RIDGE = 0.3 two kinds of small share traded places (dwsep3x3 -> 0, skip -> 3, the
+bound), the "cheapest" subnet became all-dwsep and its loop was estimated 28 % low; refitting the same
+measurements at 30 brings random subnets' median error from 3.5-4.6 % to 2.4-2.7 % and Acc±5 from
+56-62 % to 88-91 % (benchmarks/results/calibration_ridge.md). The overhead's and the scale's weak
+priors do not grow with it.
 Kinds whose sum is the same in every calibration subnet (the fixed ops) keep factor 1: their
 in-graph difference is one constant, absorbed by overhead_ms. The fit is stored in the table's
 meta.json and every estimate made from the table uses it (TableCostModel; the search's expected
@@ -31,7 +36,8 @@ from ..config import JsonConfig
 from ..errors import RcaiError
 
 MAX_FACTOR = 3.0
-RIDGE = 0.3  # weight of (factor - scale)^2, scaled by the kind's share of a network
+RIDGE = 30.0  # weight of (factor - scale)^2, scaled by the kind's share of a network (benchmarks/results/calibration_ridge.md)
+WEAK = 0.003  # weight of the overhead's pull to the table's own and of the scale's to 1
 
 
 @dataclass
@@ -74,7 +80,7 @@ def fit_calibration(
     b = (y - fixed) / y
     share = V.mean(0) / y.mean()
     reg_A, reg_b = np.zeros((K + 2, K + 2)), np.zeros(K + 2)
-    weak = np.sqrt(ridge * 0.01)
+    weak = np.sqrt(WEAK)
     reg_A[0, 0], reg_b[0] = weak / y.mean(), weak * prior_overhead_ms / y.mean()
     reg_A[1, 1], reg_b[1] = weak, weak
     for i, w in enumerate(share):
