@@ -240,7 +240,7 @@ def rescore_predictor(res: dict[str, Any], predictor: str | Path, preset_name: s
 def _target(cfg: FidelityConfig, clock: str):
     from ..targets import resolve_device
 
-    return resolve_device(cfg.device, **({"threads": cfg.threads} if cfg.threads else {}))
+    return resolve_device(cfg.device, threads=cfg.threads)
 
 
 def check_archs(preset_name: str, subnets: int, seed: int, table: CostTable) -> dict[str, dict[str, str]]:

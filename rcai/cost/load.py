@@ -102,7 +102,7 @@ def foreign_table(table: CostTable, device: str | None = None, threads: int | No
     if device is None:  # a command without a target of its own (search): the table's, on this machine
         device, threads = meta.get("device_name") or "cpu", meta.get("threads")
     try:
-        target = resolve_device(device, **({"threads": threads} if threads else {}))
+        target = resolve_device(device, threads=threads)
         if not target.local:
             return None
         here = target.info().to_dict()

@@ -86,8 +86,7 @@ class ProfileConfig:
             raise RcaiError(f"--batch must be >= 1, got {self.batch}")
 
     def target(self) -> Target:
-        settings = {"threads": self.threads} if self.threads else {}
-        return resolve_device(self.device, host=self.host, **settings)
+        return resolve_device(self.device, host=self.host, threads=self.threads)
 
 
 def default_table_path(device: str, preset: str, precision: str = "fp32") -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 from ..errors import RcaiError
-from ..targets import Target, get_target, resolve_device
+from ..targets import get_target, resolve_device
 from .runtime import DeployedModel, PreparedDenoiser
 from .sidecar import DeploySidecar
 from .weights import reference_model
@@ -25,15 +25,10 @@ class Engine:
     on_calling_thread: bool = False  # the target computes on this thread (CPU, one thread): a loop is quoted in CPU time
 
 
-def device_target(device: str, threads: int | None = None) -> Target:
-    """The target of `--device` with `--threads` where given."""
-    return resolve_device(device, **({"threads": threads} if threads else {}))
-
-
 def build_engine(onnx_path: Path, side: DeploySidecar, batch: int, device: str = "cpu", threads: int | None = None,
                  weights: str | Path | None = None) -> Engine:
     """The denoiser of the deployed model `onnx_path` on the target of `device`."""
-    target = device_target(device, threads)
+    target = resolve_device(device, threads=threads)
     if target.takes_onnx:
         dm = DeployedModel.load(onnx_path, target=target, batch=batch, deployment=(side, True))
         info = dm.prepared.info().to_dict()

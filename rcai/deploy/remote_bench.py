@@ -41,7 +41,7 @@ def bench_on_host(onnx_path: str | Path, cfg: BenchConfig, host: str) -> BenchRe
     if cfg.image not in (None, "random"):
         raise RcaiError("--image FILE is not sent to the host; use the built-in image or --image random")
     # every --device rule with a --host gives the remote target (or refuses in one line)
-    target = resolve_device(cfg.device, host=host, **({"threads": cfg.threads} if cfg.threads else {}))
+    target = resolve_device(cfg.device, host=host, threads=cfg.threads)
     target.worker_entry = __name__
     # On the host, --device names its own CPU or GPU; estimates and the PSNR reference stay here.
     remote_cfg = dataclasses.replace(cfg, device="cpu" if cfg.device == "cpu" else "gpu", table=None, predictor=None,

@@ -78,7 +78,7 @@ class DeployedModel:
             raise RcaiError(f"batch must be >= 1, got {batch}")
         side, has = deployment or read_deployment(onnx_path, preset)
         if target is None:
-            target = resolve_device("cpu", **({"threads": threads} if threads else {}))
+            target = resolve_device("cpu", threads=threads)
         specs = {t.name: (t.concrete(batch), t.dtype) for t in side.inputs}
         prepared = target.prepare(str(onnx_path), specs)
         return cls(Path(onnx_path), side, has, target, prepared, make_denoiser(prepared), batch)

@@ -58,7 +58,7 @@ def _gpu(settings: dict[str, Any], host: str | None) -> tuple[str, dict[str, Any
         return _remote("tensorrt", settings, host)
     if importlib.util.find_spec("tensorrt") is not None:
         return "tensorrt", settings
-    return "torch-cuda", {"graphs": True, **settings}
+    return _torch_cuda(settings, None)
 
 
 def _jetson(settings: dict[str, Any], host: str | None) -> tuple[str, dict[str, Any]]:
@@ -93,8 +93,11 @@ DEVICES: dict[str, Callable[[dict[str, Any], "str | None"], tuple[str, dict[str,
 }
 
 
-def resolve_device(device: str, host: str | None = None, **settings: Any) -> Target:
-    """The target behind the CLI's `--device cpu|gpu|jetson [--host user@addr[:port]]` (see DEVICES)."""
+def resolve_device(device: str, host: str | None = None, threads: int | None = None, **settings: Any) -> Target:
+    """The target behind the CLI's `--device cpu|gpu|jetson [--host user@addr[:port]] [--threads N]`
+    (see DEVICES); threads None (or 0): the target's default, and no setting for targets without one."""
+    if threads:
+        settings["threads"] = threads
     try:
         rule = DEVICES[device]
     except KeyError:
