@@ -22,8 +22,8 @@ from rcai.deploy.bench import BenchConfig
 from rcai.deploy.compare import compare_loops
 from rcai.deploy.export import export_subnet_onnx
 from rcai.io import atomic_write_csv, read_json
-from rcai.search.config import SearchConfig
-from rcai.search.strategies.darts import strategy_config
+from rcai.search.config import DartsOptions
+from rcai.search.strategies.base import StrategyConfig
 from rcai.search.strategies.run import run_strategy
 from rcai.presets import get_preset
 from rcai.space.subnet import SubnetSpec
@@ -57,9 +57,9 @@ def main() -> None:
             budgets[t] = models[t].estimate(models[t].space.base_arch(), S).loop_ms / args.budget_factor
             d = Path(args.out) / f"seed{seed}" / t
             if not (d / "metrics.json").exists():
-                cfg = SearchConfig(preset="tiny", cost_table=table_path, latency_budget_ms=budgets[t], steps_per_sample=S,
-                                   steps=args.steps, warmup_steps=args.warmup, finetune_steps=args.finetune, seed=seed, eval=ev)
-                run_strategy(strategy_config(cfg), d, resume=(d / "config.json").exists())
+                cfg = StrategyConfig(strategy="darts", preset="tiny", cost_table=table_path, latency_budget_ms=budgets[t], steps_per_sample=S,
+                                     seed=seed, darts=DartsOptions(steps=args.steps, warmup_steps=args.warmup, finetune_steps=args.finetune, eval=ev))
+                run_strategy(cfg, d, resume=(d / "config.json").exists())
             runs[(seed, t)] = d
     candidates = {}
     for (seed, searched_for), d in runs.items():

@@ -26,8 +26,8 @@ from rcai.deploy.bench import BenchConfig
 from rcai.deploy.compare import compare_loops
 from rcai.deploy.export import export_subnet_onnx
 from rcai.io import read_json
-from rcai.search.config import SearchConfig
-from rcai.search.strategies.darts import strategy_config
+from rcai.search.config import DartsOptions
+from rcai.search.strategies.base import StrategyConfig
 from rcai.search.strategies.run import run_strategy
 from rcai.presets import get_preset
 from rcai.space.subnet import SubnetSpec
@@ -70,10 +70,10 @@ def main() -> None:
         for sm in VARIANTS:
             d = root / sm
             if not (d / "metrics.json").exists():
-                cfg = SearchConfig(preset="tiny", cost_table=args.table, softmax=sm, latency_budget_ms=budget, steps_per_sample=S,
-                                   steps=args.steps, warmup_steps=args.warmup, finetune_steps=args.finetune, lr_weights=args.lr,
-                                   seed=seed, eval=ev)
-                run_strategy(strategy_config(cfg), d, resume=(d / "config.json").exists())
+                darts = DartsOptions(softmax=sm, steps=args.steps, warmup_steps=args.warmup, finetune_steps=args.finetune, lr_weights=args.lr, eval=ev)
+                cfg = StrategyConfig(strategy="darts", preset="tiny", cost_table=args.table, latency_budget_ms=budget, steps_per_sample=S, seed=seed,
+                                     darts=darts)
+                run_strategy(cfg, d, resume=(d / "config.json").exists())
             runs[(seed, sm)] = d
     # export every model and time all whole loops together, interleaved
     candidates = {}

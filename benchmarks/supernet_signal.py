@@ -31,20 +31,22 @@ def run(payload) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from rcai.search.config import SearchConfig
-    from rcai.search.run import build_bilevel, load_cost_models
+    from rcai.search.config import DartsOptions
+    from rcai.search.strategies.base import StrategyConfig
+    from rcai.search.strategies.darts_engine import build_bilevel, load_cost_models
     from rcai.search.select import alpha_logprobs
 
-    cfg = SearchConfig(preset="tiny", cost_table=table, softmax=softmax, penalty="expected", lambda_latency=0.0, seed=seed)
+    cfg = StrategyConfig(strategy="darts", preset="tiny", cost_table=table, seed=seed,
+                         darts=DartsOptions(softmax=softmax, penalty="expected", lambda_latency=0.0))
     engine = build_bilevel(cfg, load_cost_models(cfg)[0])
     t0 = time.perf_counter()
-    for step in range(cfg.steps):
+    for step in range(cfg.darts.steps):
         engine.step(step)
     prefs: dict[str, list[float]] = {}
     for slot in alpha_logprobs(engine.supernet).values():
         for op, lp in slot.items():
             prefs.setdefault(op, []).append(lp)
-    return {"softmax": softmax, "seed": seed, "steps": cfg.steps, "seconds": time.perf_counter() - t0,
+    return {"softmax": softmax, "seed": seed, "steps": cfg.darts.steps, "seconds": time.perf_counter() - t0,
             "pref": {op: statistics.mean(v) for op, v in prefs.items()}}
 
 

@@ -59,7 +59,7 @@ class PipelineConfig:
     jobs: int = 2  # trainings at once (one torch thread each)
     # darts: the bilevel search, its subnet fine-tuned; the references get as many weight updates
     search_steps: int = 240
-    warmup_steps: int = 120  # alpha moves after the weights have learnt (see SearchConfig)
+    warmup_steps: int = 120  # alpha moves after the weights have learnt (see DartsOptions)
     finetune_steps: int = 160
     lr: float = 2e-3
     softmax: str = "gdas"

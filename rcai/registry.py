@@ -1,5 +1,6 @@
-"""A named registry (timm-style): ops, presets, softmax variants, penalties, samplers, targets and
-engines are all registered by name, so a new one is added — and tested — by registering it."""
+"""A named registry (timm-style): ops, presets, softmax variants, penalties, samplers, targets, cost
+models, proxies, search strategies, RL reward forms, executors and pipeline search stages are all
+registered by name, so a new one is added — and tested — by registering it."""
 from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar

@@ -15,10 +15,23 @@ def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
     return e.value.code, out.out, out.err
 
 
-def run_darts(engine_cfg, out, resume: bool = False) -> dict:
-    """A DARTS run described by its engine config (SearchConfig), through the one strategy runner
-    the CLI, the pipeline and the benchmarks use; returns its result.json summary."""
-    from rcai.search.strategies.darts import strategy_config
+def darts_config(**kw):
+    """A DARTS StrategyConfig from flat keywords, as tests write them: StrategyConfig's fields, `data_dir`
+    (the proxies' data folder), and DartsOptions' for the rest."""
+    from dataclasses import fields
+
+    from rcai.proxies import ProxyConfig
+    from rcai.search.config import DartsOptions
+    from rcai.search.strategies.base import StrategyConfig
+
+    shared = {k: kw.pop(k) for k in [f.name for f in fields(StrategyConfig)] if k in kw}
+    return StrategyConfig(**{"strategy": "darts", "proxy_config": ProxyConfig(data_dir=kw.pop("data_dir", None)), **shared,
+                             "darts": DartsOptions(**kw)})
+
+
+def run_darts(cfg, out, resume: bool = False) -> dict:
+    """A DARTS run of a StrategyConfig through the one strategy runner the CLI, the pipeline and the
+    benchmarks use; returns its result.json summary."""
     from rcai.search.strategies.run import run_strategy
 
-    return run_strategy(strategy_config(engine_cfg), out, resume=resume)[1]
+    return run_strategy(cfg, out, resume=resume)[1]

@@ -125,21 +125,20 @@ def test_cli_defaults_are_the_config_dataclasses_defaults():
     from rcai.cli import defaults as d
     from rcai.deploy.bench import BenchConfig
     from rcai.pipeline import PipelineConfig
-    from rcai.search.config import SearchConfig
+    from rcai.search.config import DartsOptions
     from rcai.train.evaluate import EvalConfig
     from rcai.train.trainer import TrainConfig
 
     from rcai.cli import profile as p
-    from rcai.cli.search import STRATEGY
     from rcai.cost.archs import ArchDatasetConfig
     from rcai.cost.check import FidelityConfig
     from rcai.cost.profile import ProfileConfig
     from rcai.cost.rounds import InterleaveConfig
     from rcai.search.strategies.base import StrategyConfig
 
-    for read, cls in ((d.TRAIN, TrainConfig), (d.EVAL, EvalConfig), (d.SEARCH, SearchConfig), (d.BENCH, BenchConfig), (d.PIPELINE, PipelineConfig),
+    for read, cls in ((d.TRAIN, TrainConfig), (d.EVAL, EvalConfig), (d.DARTS, DartsOptions), (d.BENCH, BenchConfig), (d.PIPELINE, PipelineConfig),
                       (p.PROFILE, ProfileConfig), (p.INTERLEAVE, InterleaveConfig), (p.ARCHS, ArchDatasetConfig), (p.CHECK, FidelityConfig),
-                      (STRATEGY, StrategyConfig)):
+                      (d.STRATEGY, StrategyConfig)):
         real = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
         assert read == {k: v for k, v in real.items() if k not in NAMED_DEFAULTS}, cls.__name__
 

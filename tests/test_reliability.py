@@ -19,7 +19,6 @@ from rcai.cost.profile import ProfileConfig, profile_ops
 from rcai.cost.table import CostTable, meta_path
 from rcai.errors import RcaiError
 from rcai.io import append_line, atomic_torch_save, atomic_write_json, atomic_write_text
-from rcai.search.config import SearchConfig
 from rcai.presets import get_preset
 from rcai.space.space import SearchSpace
 from rcai.targets import MeasureConfig
@@ -27,7 +26,7 @@ from rcai.train import rundir as rundir_mod
 from rcai.train.evaluate import EvalConfig
 from rcai.train.rundir import RunDir
 from rcai.train.trainer import TrainConfig, train
-from helpers import run_cli, run_darts  # noqa: E402
+from helpers import darts_config, run_cli, run_darts  # noqa: E402
 
 FAST = MeasureConfig(warmup=1, min_repeats=3, max_repeats=5, chunk=3, max_seconds=0.5)
 PCFG = ProfileConfig(preset="micro", threads=1, measure=FAST)
@@ -56,10 +55,10 @@ def _tcfg(**kw) -> TrainConfig:
     return TrainConfig(**{**dict(preset="micro", steps=6, batch_size=2, ckpt_every=3, log_every=1, eval=EvalConfig(steps=2, max_images=1)), **kw})
 
 
-def _scfg(table, **kw) -> SearchConfig:
+def _scfg(table, **kw):
     base = dict(preset="micro", cost_table=str(table), steps=6, warmup_steps=0, batch_size=2, finetune_steps=6, steps_per_sample=10,
                 ckpt_every=3, log_every=1, eval=EvalConfig(steps=2, max_images=1))
-    return SearchConfig(**{**base, **kw})
+    return darts_config(**{**base, **kw})
 
 
 def _log_steps(run: Path) -> list[int]:

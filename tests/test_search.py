@@ -10,14 +10,14 @@ import torch.multiprocessing as mp
 from rcai.cost.profile import ProfileConfig, profile_ops
 from rcai.errors import RcaiError
 from rcai.model.mixed import list_softmax
-from rcai.search.config import SearchConfig
 from rcai.search.darts import Bilevel
-from rcai.search.run import build_bilevel, choose_subnet, load_cost_models
+from rcai.search.strategies.base import StrategyConfig
+from rcai.search.strategies.darts_engine import build_bilevel, choose_subnet, load_cost_models
 from rcai.search.select import alpha_logprobs, best_under_budget
 from rcai.targets import MeasureConfig
 from rcai.train.evaluate import EvalConfig
 
-from helpers import run_darts  # noqa: E402
+from helpers import darts_config, run_darts  # noqa: E402
 
 FAST = MeasureConfig(warmup=1, min_repeats=3, max_repeats=5, chunk=3, max_seconds=0.5)
 
@@ -32,7 +32,7 @@ def micro_table(tmp_path_factory):
 def _cfg(table, **kw):
     base = dict(preset="micro", cost_table=table, steps=6, warmup_steps=0, batch_size=2, finetune_steps=2, steps_per_sample=10,
                 ckpt_every=3, log_every=1, eval=EvalConfig(steps=2, max_images=1))
-    return SearchConfig(**{**base, **kw})
+    return darts_config(**{**base, **kw})
 
 
 def _engine(cfg) -> Bilevel:
@@ -117,7 +117,8 @@ def test_target_penalty_pushes_up_to_a_budget_the_search_is_under(micro_table, p
     with torch.no_grad():
         eng.supernet(torch.zeros(1, 6, 32, 32), torch.ones(1, 1))
     before = eng.expected_loop_cost(under_alpha=True)[0].item()
-    eng.cfg = _cfg(micro_table, data_weight=0.0, lr_alpha=0.05, latency_budget_ms=1.5 * before, penalty=penalty, mu_rate=0.2)
+    new = _cfg(micro_table, data_weight=0.0, lr_alpha=0.05, latency_budget_ms=1.5 * before, penalty=penalty, mu_rate=0.2)
+    eng.cfg, eng.budget_ms = new.darts, new.latency_budget_ms
     eng.kappa = 1.0
     for _ in range(30):
         eng.arch_step()
@@ -132,10 +133,10 @@ def test_budget_enforced_by_knapsack_selection(micro_table):
         for m in eng.supernet.mixed_ops():
             m.alpha.zero_()
             m.alpha[m.choices.index("conv5x5" if "conv5x5" in m.choices else "attention")] = 3.0
-    S = eng.cfg.steps_per_sample
+    S = eng.steps_per_sample
     argmax_ms = eng.cost.estimate(eng.space.pick(lambda s: "conv5x5" if "conv5x5" in s.choices else "attention"), S).loop_ms
     budget = 0.8 * argmax_ms
-    eng.cfg = _cfg(micro_table, latency_budget_ms=budget)
+    eng.budget_ms = budget
     res = choose_subnet(eng, None)
     assert res.selection == "budget" and res.estimate.loop_ms <= budget
     assert res.budget_ms == budget and 0.85 <= res.budget_use <= 1.0  # lands close under the budget
@@ -149,7 +150,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(micro_table, tmp_pat
     full = run_darts(cfg, tmp_path / "full")
     # interrupted: same run, but stop after the first checkpoint (step 3) by shortening, then resume
     part = _cfg(micro_table)
-    from rcai.search import run as run_mod
+    from rcai.search.strategies import darts_engine as run_mod
 
     class Stop(Exception):
         pass
@@ -251,9 +252,9 @@ def test_default_search_on_tiny_does_not_pick_the_cheapest_subnet(tiny, tmp_path
 
     table_path = Path(__file__).resolve().parents[1] / "latency_tables" / "cpu-tiny.csv"
     table = TableCostModel(tiny, CostTable.load(table_path))
-    S = SearchConfig.steps_per_sample
+    S = StrategyConfig.steps_per_sample
     budget = table.estimate(table.space.base_arch(), S).loop_ms / 1.6
-    cfg = SearchConfig(preset="tiny", cost_table=str(table_path), latency_budget_ms=budget, steps=60, warmup_steps=30, finetune_steps=1,
+    cfg = darts_config(preset="tiny", cost_table=str(table_path), latency_budget_ms=budget, steps=60, warmup_steps=30, finetune_steps=1,
                        log_every=10, eval=EvalConfig(steps=1, max_images=1))
     m = run_darts(cfg, tmp_path / "s")
     cheapest, _ = table.space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=False)

@@ -203,13 +203,33 @@ def test_every_registered_strategy_runs_behind_the_one_seam(micro_table, budget,
     assert again.subnet.choices == result.subnet.choices
 
 
-def test_darts_engine_config_round_trips():
-    from rcai.search.config import SearchConfig
-    from rcai.search.strategies.darts import engine_config, strategy_config
+def test_a_darts_run_of_an_earlier_release_resumes(micro_table, budget, tmp_path):
+    """Before DARTS was one strategy among the others its run folder held the bilevel engine's own flat
+    config (no `strategy`; DartsOptions' fields beside the shared ones; `data_dir`). Such a folder
+    resumes with today's StrategyConfig, which rewrites it as today's; a changed option is refused."""
+    from dataclasses import fields, replace
 
-    engine = SearchConfig(preset="micro", cost_table="t.csv", latency_budget_ms=12.5, steps_per_sample=10, seed=3, data_dir="photos",
-                          force=True, softmax="paired", steps=7, finetune_steps=2)
-    assert engine_config(strategy_config(engine)) == engine
+    from rcai.search.config import FLAT_KEYS, DartsOptions
+    from rcai.train.evaluate import EvalConfig
+
+    opts = DartsOptions(steps=4, warmup_steps=0, batch_size=2, finetune_steps=1, ckpt_every=2, log_every=1, eval=EvalConfig(steps=2, max_images=1))
+    cfg = StrategyConfig(strategy="darts", preset="micro", cost_table=micro_table, latency_budget_ms=budget, steps_per_sample=10, seed=3, darts=opts)
+    path = tmp_path / "r" / "config.json"
+    path.parent.mkdir()
+    flat = {"preset": "micro", "cost_table": micro_table, "predictor": None, "softmax": "gdas", "penalty": "auto", "latency_budget_ms": budget,
+            "steps_per_sample": 10, "lambda_latency": 1.0, "mu_rate": 0.05, "mu_max": 2.0, "lambda_flops": 0.0, "data_weight": 1.0, "steps": 4,
+            "warmup_steps": 0, "lr_weights": 2e-3, "lr_alpha": 3e-2, "tau_max": 20.0, "tau_min": 0.08, "batch_size": 2, "finetune_steps": 1,
+            "finetune_lr_schedule": "cosine", "seed": 3, "data_dir": None, "ckpt_every": 2, "log_every": 1, "force": False,
+            "eval": {"sampler": "ddim", "steps": 2, "max_images": 1, "seed": 0}}  # what the earlier release wrote for this run
+    path.write_text(json.dumps(flat))  # killed before its first checkpoint: the resume runs it whole
+    result, _ = run_strategy(cfg, tmp_path / "r", resume=True)
+    assert result.estimate.loop_ms <= budget * (1 + 1e-9) and json.loads(path.read_text()) == json.loads(json.dumps(cfg.to_dict()))
+    path.write_text(json.dumps({**flat, "softmax": "simple"}))
+    with pytest.raises(RcaiError, match=r"different config \(darts\)"):
+        run_strategy(cfg, tmp_path / "r", resume=True)
+    moved = StrategyConfig.from_dict(StrategyConfig.migrate({**flat, "data_dir": "photos", "softmax": "paired"}))
+    assert moved == replace(cfg, proxy_config=ProxyConfig(data_dir="photos"), darts=replace(opts, softmax="paired"))
+    assert not set(FLAT_KEYS) & {f.name for f in fields(StrategyConfig)}  # an old flat key never shadows one of today's
 
 
 def test_cli_search_killed_and_resumed_equals_uninterrupted(micro_table, budget, tmp_path):

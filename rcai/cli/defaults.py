@@ -39,6 +39,7 @@ def _literal(node: ast.expr) -> bool:
 
 TRAIN = defaults("train/trainer.py", "TrainConfig")
 EVAL = defaults("train/evaluate.py", "EvalConfig")
-SEARCH = {**defaults("search/config.py", "DartsOptions"), **defaults("search/config.py", "SearchConfig")}  # the engine config and its options
+STRATEGY = defaults("search/strategies/base.py", "StrategyConfig")  # what every search strategy shares
+DARTS = defaults("search/config.py", "DartsOptions")  # the bilevel strategy's options (StrategyConfig.darts)
 BENCH = defaults("deploy/bench.py", "BenchConfig")
 PIPELINE = defaults("pipeline.py", "PipelineConfig")

@@ -6,10 +6,9 @@ from typing import List, Optional
 import typer
 
 from .common import CostTableOpt, ImageDirOpt, JsonOpt, PresetOpt, out as stdout, print_json
-from .defaults import EVAL, SEARCH, defaults
+from .defaults import DARTS, EVAL, STRATEGY, defaults
 from .main import app
 
-STRATEGY = defaults("search/strategies/base.py", "StrategyConfig")
 HALVING = defaults("search/config.py", "HalvingOptions")
 RL = defaults("search/config.py", "RLOptions")
 
@@ -19,19 +18,19 @@ def search(
     cost_table: str = CostTableOpt(...),
     out: str = typer.Option(..., "--out", "-o", help="Run folder, e.g. runs/search."),
     preset: str = PresetOpt,
-    softmax: str = typer.Option(SEARCH["softmax"], help="Mixed-op weights: simple | temperature | gumbel | gdas (single path) | paired (single path, paired REINFORCE)."),
-    latency_budget_ms: Optional[float] = typer.Option(SEARCH["latency_budget_ms"], help="Budget for the whole sampling loop (ms)."),
-    sample_steps: int = typer.Option(SEARCH["steps_per_sample"], "--sample-steps", help="Sampling steps of the deployed loop; latency counts all of them."),
-    penalty: str = typer.Option(SEARCH["penalty"], help="expected | budget | target | mul-log (auto: budget if a budget is set; target: the budget is a target, pushed up to from below)."),
-    lambda_latency: float = typer.Option(SEARCH["lambda_latency"], help="Weight of the latency term (on latency / base latency)."),
-    lambda_flops: float = typer.Option(SEARCH["lambda_flops"], help="Weight of the FLOPs term (on FLOPs / base FLOPs)."),
-    search_steps: int = typer.Option(SEARCH["steps"], "--search-steps", help="Bilevel search steps."),
-    warmup_steps: int = typer.Option(SEARCH["warmup_steps"], "--warmup-steps", help="Weight-only steps before alpha moves."),
-    finetune_steps: int = typer.Option(SEARCH["finetune_steps"], help="Fine-tuning steps of the extracted subnet."),
-    lr_weights: float = typer.Option(SEARCH["lr_weights"], help="Adam lr of the weights (report: 3e-6 at its scale)."),
-    lr_alpha: float = typer.Option(SEARCH["lr_alpha"], help="Adam lr of alpha (report: 3e-5 at its scale)."),
-    batch_size: int = typer.Option(SEARCH["batch_size"], "--batch-size", help="Training batch size."),
-    seed: int = typer.Option(SEARCH["seed"]),
+    softmax: str = typer.Option(DARTS["softmax"], help="Mixed-op weights: simple | temperature | gumbel | gdas (single path) | paired (single path, paired REINFORCE)."),
+    latency_budget_ms: Optional[float] = typer.Option(STRATEGY["latency_budget_ms"], help="Budget for the whole sampling loop (ms)."),
+    sample_steps: int = typer.Option(STRATEGY["steps_per_sample"], "--sample-steps", help="Sampling steps of the deployed loop; latency counts all of them."),
+    penalty: str = typer.Option(DARTS["penalty"], help="expected | budget | target | mul-log (auto: budget if a budget is set; target: the budget is a target, pushed up to from below)."),
+    lambda_latency: float = typer.Option(DARTS["lambda_latency"], help="Weight of the latency term (on latency / base latency)."),
+    lambda_flops: float = typer.Option(DARTS["lambda_flops"], help="Weight of the FLOPs term (on FLOPs / base FLOPs)."),
+    search_steps: int = typer.Option(DARTS["steps"], "--search-steps", help="Bilevel search steps."),
+    warmup_steps: int = typer.Option(DARTS["warmup_steps"], "--warmup-steps", help="Weight-only steps before alpha moves."),
+    finetune_steps: int = typer.Option(DARTS["finetune_steps"], help="Fine-tuning steps of the extracted subnet."),
+    lr_weights: float = typer.Option(DARTS["lr_weights"], help="Adam lr of the weights (report: 3e-6 at its scale)."),
+    lr_alpha: float = typer.Option(DARTS["lr_alpha"], help="Adam lr of alpha (report: 3e-5 at its scale)."),
+    batch_size: int = typer.Option(DARTS["batch_size"], "--batch-size", help="Training batch size."),
+    seed: int = typer.Option(STRATEGY["seed"]),
     image_dir: Optional[str] = ImageDirOpt(),
     predictor: Optional[str] = typer.Option(None, help="GNN predictor: ranks candidates and checks the budget."),
     eval_steps: int = typer.Option(EVAL["steps"], help="DDIM steps of the PSNR/SSIM evaluation."),

@@ -10,7 +10,7 @@ from rich.table import Table
 from ..errors import RcaiError
 from ..presets import get_preset, list_presets
 from .common import JsonOpt, PresetOpt, human, out as stdout, print_json
-from .defaults import SEARCH
+from .defaults import STRATEGY
 from .main import app
 
 space_app = typer.Typer(invoke_without_command=True, help="Describe a preset's search space (or select one: `rcai space select`).")
@@ -63,7 +63,7 @@ def select(
     latency_budget_ms: Optional[float] = typer.Option(None, help="Budget for the whole sampling loop (ms), predicted by --predictor."),
     predictor: Optional[Path] = typer.Option(None, help="GNN predictor: the latency of each sampled subnet of every candidate space."),
     head: Optional[str] = typer.Option(None, "--head", help="The predictor's output head (named after the device it learnt; for multi-device predictors)."),
-    sample_steps: int = typer.Option(SEARCH["steps_per_sample"], "--sample-steps", help="Sampling steps of the deployed loop; latency counts all of them."),
+    sample_steps: int = typer.Option(STRATEGY["steps_per_sample"], "--sample-steps", help="Sampling steps of the deployed loop; latency counts all of them."),
     max_memory_mib: Optional[float] = typer.Option(None, help="Peak activation memory limit (MiB, analytic, batch 1)."),
     samples: int = typer.Option(500, help="Random subnets drawn per candidate space."),
     seed: int = typer.Option(0, "--seed"),

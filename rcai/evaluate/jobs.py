@@ -50,8 +50,8 @@ def run_job(job: dict[str, Any], cfg: JobConfig) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     from ..presets import get_preset
-    from ..search.config import SearchConfig
-    from ..search.strategies.darts import strategy_config
+    from ..search.config import DartsOptions
+    from ..search.strategies.base import StrategyConfig
     from ..search.strategies.run import run_knapsack, run_strategy
     from ..space.subnet import SubnetSpec
     from ..train.trainer import TrainConfig, train
@@ -61,9 +61,9 @@ def run_job(job: dict[str, Any], cfg: JobConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     rec = {k: v for k, v in job.items() if k != "arch"}
     if job["method"] in SEARCHED:
-        scfg = SearchConfig(preset=cfg.preset, cost_table=cfg.table, latency_budget_ms=job["budget_ms"], seed=job["seed"], eval=ev,
-                            softmax=job.get("softmax", cfg.softmax), penalty=job.get("penalty", cfg.penalty))
-        m = run_strategy(strategy_config(scfg), out / "search", resume=(out / "search" / "config.json").exists())[1]
+        darts = DartsOptions(eval=ev, softmax=job.get("softmax", cfg.softmax), penalty=job.get("penalty", cfg.penalty))
+        scfg = StrategyConfig(strategy="darts", preset=cfg.preset, cost_table=cfg.table, latency_budget_ms=job["budget_ms"], seed=job["seed"], darts=darts)
+        m = run_strategy(scfg, out / "search", resume=(out / "search" / "config.json").exists())[1]
         rec["inherited_quality"] = m["quality"]["gain_db"]
         rec["search_notes"] = m["search"]["notes"]
         arch = SubnetSpec.load(out / "search" / "subnet.json").choices

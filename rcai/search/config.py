@@ -1,7 +1,8 @@
-"""Typed search configuration, saved as config.json in every search run folder."""
+"""The search strategies' option groups (`StrategyConfig.darts`, `.halving`, `.evolution`, `.area`, `.rl`), saved in
+config.json of every search run folder, and the flat keys of earlier releases they replace."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..config import JsonConfig, require_counts
@@ -13,7 +14,9 @@ from ..train.protocol import TrainProtocol
 
 @dataclass(frozen=True)
 class DartsOptions(JsonConfig):
-    """What only the bilevel (DARTS-style) strategy reads: `StrategyConfig.darts` (rcai/search/strategies)."""
+    """What only the bilevel (DARTS-style) strategy reads: `StrategyConfig.darts`. Its engine
+    (rcai/search/strategies/darts_engine.py) takes the whole StrategyConfig: these options plus the
+    fields every strategy shares (preset, cost table, budget, sampling steps, seed, data folder)."""
 
     predictor: str | None = None  # GNN predictor: ranks candidates and checks the budget
     softmax: str = "gdas"  # gdas (single path: a supernet step costs a subnet step) | simple | temperature | gumbel
@@ -48,31 +51,11 @@ class DartsOptions(JsonConfig):
     def from_dict(cls, d: dict[str, Any], where: str | None = None):
         return super().from_dict({**d, "eval": EvalConfig.from_dict(d.get("eval", {}), "eval")}, where)
 
-
-@dataclass(frozen=True)
-class SearchConfig(DartsOptions):
-    """The bilevel engine's whole config (rcai/search/run.py): the options plus what every strategy shares."""
-
-    preset: str = "tiny"
-    cost_table: str = "latency_tables/cpu-tiny.csv"
-    latency_budget_ms: float | None = None  # whole sampling loop (per-step cost x steps_per_sample)
-    steps_per_sample: int = 50  # sampling steps the deployed loop runs (DDIM); latency counts all of them
-    seed: int = 0
-    data_dir: str | None = None
-    force: bool = False  # use a table measured for another preset/batch/precision
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require_counts({"steps_per_sample": self.steps_per_sample})
-        b = self.latency_budget_ms
-        if b is not None and not (isinstance(b, (int, float)) and 0 < b < float("inf")):
-            raise RcaiError(f"latency budget must be a positive finite number of ms (or none), got {b!r}")
-
-    @property
-    def penalty_name(self) -> str:
+    def penalty_for(self, budget_ms: float | None) -> str:
+        """The penalty's name: "auto" is "budget" with a budget, else "expected"."""
         if self.penalty != "auto":
             return self.penalty
-        return "budget" if self.latency_budget_ms else "expected"
+        return "budget" if budget_ms else "expected"
 
 
 @dataclass(frozen=True)
@@ -139,8 +122,12 @@ class RLOptions(JsonConfig):
     lr: float = 0.2  # policy learning rate
 
 
-# Flat StrategyConfig keys of earlier releases -> (option group, key) today (StrategyConfig.migrate).
+# Flat keys of earlier releases' stored configs -> (option group, key) today (StrategyConfig.migrate): the
+# strategies' options were flat StrategyConfig fields, and a DARTS run stored its engine's flat config
+# (SearchConfig: DartsOptions' fields beside the shared ones, `data_dir` for the proxies' data folder).
 FLAT_KEYS: dict[str, tuple[str, str]] = {
+    **{f.name: ("darts", f.name) for f in fields(DartsOptions)},
+    "data_dir": ("proxy_config", "data_dir"),
     **{k: ("halving", k) for k in ("protocol", "rungs", "eta", "initial", "brackets", "train_seed", "fill_tol", "surrogate_pool", "jobs",
                                     "executor", "ray_address", "work_dir")},
     **{k: ("evolution", k) for k in ("population", "sample_size", "crossover")},

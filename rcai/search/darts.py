@@ -24,7 +24,7 @@ from ..model.mixed import TanhTemperature, get_softmax
 from ..model.unet import UNet
 from ..space.space import SearchSpace
 from ..train.batches import BatchStream
-from .config import SearchConfig
+from .config import DartsOptions
 from .penalty import DUAL, SIGNED_MU, get_penalty
 
 
@@ -84,7 +84,7 @@ def _requires_grad(params: list[torch.nn.Parameter], flag: bool) -> None:
 class Bilevel:
     """State of one search: the supernet, both optimizers, both data streams."""
 
-    cfg: SearchConfig
+    cfg: DartsOptions  # StrategyConfig.darts
     supernet: UNet
     cost: OpCostModel
     schedule: NoiseSchedule
@@ -92,6 +92,8 @@ class Bilevel:
     val_stream: BatchStream
     base_loop_ms: float
     base_flops: float
+    budget_ms: float | None  # StrategyConfig.latency_budget_ms
+    steps_per_sample: int
 
     def __post_init__(self) -> None:
         self.space = SearchSpace.of(self.supernet.preset)
@@ -101,7 +103,7 @@ class Bilevel:
         self.opt_w = torch.optim.Adam(self.weights, lr=self.cfg.lr_weights)
         self.opt_a = torch.optim.Adam(self.alphas, lr=self.cfg.lr_alpha)
         self.temperature = TanhTemperature(self.cfg.tau_max, self.cfg.tau_min, width=self.cfg.steps)
-        self.penalty = get_penalty(self.cfg.penalty_name)
+        self.penalty = get_penalty(self.penalty_name)
         self.supernet.set_softmax(self.cfg.softmax)
         self.score_function = getattr(get_softmax(self.cfg.softmax), "score_function", False)
         # Scales that make the two terms of the architecture loss commensurate (see arch_step).
@@ -109,6 +111,10 @@ class Bilevel:
         self.mu = 0.0  # budget multiplier (dual variable), adapted every alpha step
         self.kappa = 0.0  # gradient scale of the cost term, measured at the first alpha step
         broadcast_(list(self.supernet.state_dict().values()))
+
+    @property
+    def penalty_name(self) -> str:
+        return self.cfg.penalty_for(self.budget_ms)
 
     # -- the two engines ---------------------------------------------------------------------
     def weight_step(self) -> float:
@@ -132,7 +138,7 @@ class Bilevel:
         """E[latency of the whole loop] (ms) and E[FLOPs per step], from the last forward's weights
         (or under softmax(alpha), see expected_cost)."""
         e = expected_cost(self.supernet, self.cost.op_metric, ("latency_ms", "flops"), under_alpha)
-        loop = (self.cost.overhead_ms + e["latency_ms"]) * self.cfg.steps_per_sample
+        loop = (self.cost.overhead_ms + e["latency_ms"]) * self.steps_per_sample
         return loop.float(), e["flops"].float()
 
     def arch_step(self) -> dict[str, float]:
@@ -156,12 +162,12 @@ class Bilevel:
             m.last_weights = None
         data_loss, carrier = self._data_loss()
         data_term = self.cfg.data_weight * carrier / (self.data_ref if self.data_ref > 0 else 1.0)
-        budget = self.cfg.latency_budget_ms
-        if budget and self.cfg.penalty_name in DUAL:
+        budget = self.budget_ms
+        if budget and self.penalty_name in DUAL:
             lat, flops = self.expected_loop_cost(under_alpha=True)
             if self.kappa == 0.0:
                 self.kappa = self._gradient_ratio(data_term, lat / budget)
-            floor = -self.cfg.mu_max if self.cfg.penalty_name in SIGNED_MU else 0.0
+            floor = -self.cfg.mu_max if self.penalty_name in SIGNED_MU else 0.0
             self.mu = min(max(self.mu + self.cfg.mu_rate * (lat.item() - budget) / budget, floor), self.cfg.mu_max)
             lam = self.cfg.lambda_latency * self.kappa * self.mu
         else:
@@ -221,7 +227,7 @@ class Bilevel:
     def argmax_costs(self) -> dict[str, Any]:
         """The current argmax subnet's table latency (whole loop) and FLOPs (report Fig. 5.4)."""
         arch = argmax_arch(self.supernet, self.space)
-        c = self.cost.estimate(arch, self.cfg.steps_per_sample)
+        c = self.cost.estimate(arch, self.steps_per_sample)
         return {"subnet_loop_ms": c.loop_ms, "subnet_flops": c.flops, "alpha_entropy": self.alpha_entropy()}
 
     def alpha_entropy(self) -> float:

@@ -69,8 +69,11 @@ class StrategyConfig(JsonConfig):
 
     @staticmethod
     def migrate(d: dict[str, Any]) -> dict[str, Any]:
-        """A stored config of an earlier release as today's keys: the strategies' options were flat fields."""
+        """A stored config of an earlier release as today's keys: the strategies' options were flat fields,
+        and a DARTS run folder held its engine's flat config, which had no `strategy`."""
         out = {k: v for k, v in d.items() if k not in FLAT_KEYS}
+        if "strategy" not in d and any(FLAT_KEYS.get(k, ("",))[0] == "darts" for k in d):
+            out["strategy"] = "darts"
         for old in set(d) & set(FLAT_KEYS):
             group, new = FLAT_KEYS[old]
             out[group] = {new: d[old], **out.get(group, {})}

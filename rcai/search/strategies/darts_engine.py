@@ -1,5 +1,5 @@
-"""The bilevel (DARTS-style) engine of `rcai search --strategy darts` (rcai/search/strategies/darts.py):
-search -> choose subnet under the budget -> fine-tune -> evaluate.
+"""The bilevel (DARTS-style) engine of `rcai search --strategy darts` (strategies/darts.py), on its
+StrategyConfig (`cfg.darts`: its own options): search -> choose subnet under the budget -> fine-tune -> evaluate.
 
 Run folder: config.json, log.jsonl (+ log.csv), checkpoint.pt, supernet.pt, subnet.json,
 subnet.pt, metrics.json, plots/. A resumed run continues from the last checkpoint of either phase.
@@ -12,31 +12,32 @@ from typing import Any, Callable
 
 import torch
 
-from ..cost.load import load_cost_model
-from ..cost.model import CostModel, OpCostModel
-from ..diffusion import preset_loss
-from ..errors import RcaiError
-from ..io import atomic_torch_save, atomic_write_csv, atomic_write_json
-from ..space.extract import extract_subnet
-from ..model.unet import UNet
-from ..presets import get_preset
-from ..space.subnet import SubnetSpec
-from ..train.batches import BatchStream
-from ..train.evaluate import evaluate
-from ..train.lr import set_lr
-from ..train.quality import eval_set, quality
-from ..train.rundir import RunDir, seed_everything, set_rng_state
-from ..train.setup import schedule_of, splits_of
-from ..progress import progress_bar
-from ..train.trainer import save_samples
-from .config import SearchConfig
-from .darts import Bilevel, world
-from .plots import plot_search
-from .result import UNDER_BUDGET_FLAG, SearchResult
-from .select import alpha_logprobs, arch_from, best_under_budget
+from ...cost.load import load_cost_model
+from ...cost.model import CostModel, OpCostModel
+from ...diffusion import preset_loss
+from ...errors import RcaiError
+from ...io import atomic_torch_save, atomic_write_csv, atomic_write_json
+from ...space.extract import extract_subnet
+from ...model.unet import UNet
+from ...presets import get_preset
+from ...space.subnet import SubnetSpec
+from ...train.batches import BatchStream
+from ...train.evaluate import evaluate
+from ...train.lr import set_lr
+from ...train.quality import eval_set, quality
+from ...train.rundir import RunDir, seed_everything, set_rng_state
+from ...train.setup import schedule_of, splits_of
+from ...progress import progress_bar
+from ...train.trainer import save_samples
+from ..config import DartsOptions
+from ..darts import Bilevel, world
+from ..plots import plot_search
+from ..result import UNDER_BUDGET_FLAG, SearchResult
+from ..select import alpha_logprobs, arch_from, best_under_budget
+from .base import StrategyConfig
 
 
-def load_cost_models(cfg: SearchConfig) -> tuple[OpCostModel, CostModel | None]:
+def load_cost_models(cfg: StrategyConfig) -> tuple[OpCostModel, CostModel | None]:
     preset = get_preset(cfg.preset)
     table = load_cost_model(cfg.cost_table, preset, force=cfg.force)
     if not isinstance(table, OpCostModel):
@@ -44,12 +45,12 @@ def load_cost_models(cfg: SearchConfig) -> tuple[OpCostModel, CostModel | None]:
     return table, load_predictor(cfg)
 
 
-def load_predictor(cfg: SearchConfig) -> CostModel | None:
+def load_predictor(cfg: StrategyConfig) -> CostModel | None:
     """The GNN predictor that ranks candidates and checks the budget, where the config names one."""
-    return load_cost_model(cfg.predictor, get_preset(cfg.preset)) if cfg.predictor else None
+    return load_cost_model(cfg.darts.predictor, get_preset(cfg.preset)) if cfg.darts.predictor else None
 
 
-def check_budget_feasible(table: OpCostModel, cfg: SearchConfig) -> None:
+def check_budget_feasible(table: OpCostModel, cfg: StrategyConfig) -> None:
     """Before any training: a budget below the cheapest subnet's loop latency cannot be met."""
     if cfg.latency_budget_ms is None:
         return
@@ -60,21 +61,21 @@ def check_budget_feasible(table: OpCostModel, cfg: SearchConfig) -> None:
                         f"({cheapest:.4g} ms by {table.name}, {cfg.steps_per_sample} steps): no subnet can meet it")
 
 
-def build_bilevel(cfg: SearchConfig, table: OpCostModel) -> Bilevel:
+def build_bilevel(cfg: StrategyConfig, table: OpCostModel) -> Bilevel:
     rank, _ = world()
-    preset = get_preset(cfg.preset)
+    preset, o = get_preset(cfg.preset), cfg.darts
     seed_everything(cfg.seed)  # identical init on every rank (and broadcast from rank 0 anyway)
-    supernet = UNet(preset, softmax=cfg.softmax)
-    splits = splits_of(preset, cfg.data_dir, cfg.seed, cfg.batch_size)
+    supernet = UNet(preset, softmax=o.softmax)
+    splits = splits_of(preset, cfg.proxy_config.data_dir, cfg.seed, o.batch_size)
     val = splits.val
     val.random = val.augment = True  # the architecture engine sees random crops of the val images
     base = table.estimate(table.space.base_arch(), cfg.steps_per_sample)
     torch.manual_seed(cfg.seed + 1000 * rank)  # ranks differ in data and Gumbel noise only
     return Bilevel(
-        cfg, supernet, table, schedule_of(preset),
-        BatchStream(splits.train, cfg.batch_size, cfg.seed + 1000 * rank),
-        BatchStream(val, cfg.batch_size, cfg.seed + 1 + 1000 * rank),
-        base_loop_ms=base.loop_ms, base_flops=base.flops,
+        o, supernet, table, schedule_of(preset),
+        BatchStream(splits.train, o.batch_size, cfg.seed + 1000 * rank),
+        BatchStream(val, o.batch_size, cfg.seed + 1 + 1000 * rank),
+        base_loop_ms=base.loop_ms, base_flops=base.flops, budget_ms=cfg.latency_budget_ms, steps_per_sample=cfg.steps_per_sample,
     )
 
 
@@ -82,13 +83,13 @@ def choose_subnet(engine: Bilevel, predictor: CostModel | None) -> SearchResult:
     """Without a budget: the argmax subnet. With one: the subnet of highest alpha log-probability
     whose table loop latency is within the budget (exact knapsack, rcai/search/select.py); with a
     predictor, the budget is tightened until the predictor agrees too (at most 4 tries)."""
-    cfg, space, S = engine.cfg, engine.space, engine.cfg.steps_per_sample
+    space, S = engine.space, engine.steps_per_sample
     logp = alpha_logprobs(engine.supernet)
     judge = predictor or engine.cost
-    if not cfg.latency_budget_ms:
+    if not engine.budget_ms:
         argmax = arch_from(space, logp)
         return SearchResult(SubnetSpec(space.preset, argmax), judge.estimate(argmax, S), "argmax")
-    budget, limit, notes = cfg.latency_budget_ms, cfg.latency_budget_ms, []
+    budget, limit, notes = engine.budget_ms, engine.budget_ms, []
     for _ in range(4):
         sel = best_under_budget(space, logp, lambda sp: engine.cost.op_metric(sp, "latency_ms"), engine.cost.overhead_ms, S, limit)
         est = judge.estimate(sel.arch, S)
@@ -105,11 +106,12 @@ def choose_subnet(engine: Bilevel, predictor: CostModel | None) -> SearchResult:
     return result
 
 
-def search_in(cfg: SearchConfig, run: RunDir, table: OpCostModel, progress: bool = True) -> dict[str, Any]:
+def search_in(cfg: StrategyConfig, run: RunDir, table: OpCostModel, progress: bool = True) -> dict[str, Any]:
     """The bilevel search in a run folder that `run_strategy` has started (and locked), on the cost
     table its problem loaded and the strategy checked (Darts.check: a per-op table, a feasible budget):
     continues from its last checkpoint where there is one. Returns the metrics (rank 0; {} on the other ranks)."""
     rank, _ = world()
+    o = cfg.darts
     predictor = load_predictor(cfg)
     engine = build_bilevel(cfg, table)
     state = run.load_checkpoint()
@@ -118,22 +120,22 @@ def search_in(cfg: SearchConfig, run: RunDir, table: OpCostModel, progress: bool
         phase, step = state["phase"], state["step"]
         engine.load_state_dict(state["engine"])
     if rank == 0:  # lines after the checkpoint (or all, if none was reached) are redone
-        run.truncate_log(step if phase == "search" else cfg.steps + step)
+        run.truncate_log(step if phase == "search" else o.steps + step)
 
     def checkpoint(extra: dict[str, Any]) -> None:
         if rank == 0:
             run.save_checkpoint({"engine": engine.state_dict(), **extra})
 
     if phase == "search":
-        with progress_bar(progress and rank == 0, "searching", cfg.steps, step) as advance:
-            while step < cfg.steps:
+        with progress_bar(progress and rank == 0, "searching", o.steps, step) as advance:
+            while step < o.steps:
                 t0 = time.perf_counter()
                 rec = engine.step(step)
                 step += 1
-                if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
+                if rank == 0 and (step % o.log_every == 0 or step == o.steps):
                     rec.update(engine.argmax_costs(), step_s=time.perf_counter() - t0)
                     run.log(rec)
-                if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                if step % o.ckpt_every == 0 or step == o.steps:
                     checkpoint({"phase": "search", "step": step})
                 advance(f"loss {rec.get('loss_arch', rec['loss_weights']):.4f}")
         phase, step = "finetune", 0
@@ -147,11 +149,11 @@ def search_in(cfg: SearchConfig, run: RunDir, table: OpCostModel, progress: bool
     ft_state = state.get("finetune") if state and state.get("phase") == "finetune" else None
     if ft_state:  # the checkpoint was taken mid fine-tune, after extraction (which draws random numbers)
         set_rng_state(state["rng"])
-    finetune(subnet, engine, cfg, run, ft_state, progress, checkpoint)
+    finetune(subnet, engine, o, run, ft_state, progress, checkpoint)
     atomic_torch_save(subnet.state_dict(), run.file("subnet.pt"))
     preset = engine.supernet.preset
-    ev = eval_set(preset, cfg.data_dir)
-    metrics = evaluate(subnet, ev, engine.schedule, cfg.eval)
+    ev = eval_set(preset, cfg.proxy_config.data_dir)
+    metrics = evaluate(subnet, ev, engine.schedule, o.eval)
     metrics["quality"] = quality(subnet, ev, engine.schedule)
     save_samples(run.file("samples.png"), metrics.pop("_arrays"))
     base = table.estimate(table.space.base_arch(), cfg.steps_per_sample)
@@ -169,7 +171,7 @@ def search_in(cfg: SearchConfig, run: RunDir, table: OpCostModel, progress: bool
     return metrics
 
 
-def finetune(subnet: UNet, engine: Bilevel, cfg: SearchConfig, run: RunDir, state, progress: bool, checkpoint: Callable) -> None:
+def finetune(subnet: UNet, engine: Bilevel, cfg: DartsOptions, run: RunDir, state, progress: bool, checkpoint: Callable) -> None:
     """The report's last phase: train the extracted subnet's weights (inherited) on the train split."""
     opt = torch.optim.Adam(subnet.parameters(), lr=cfg.lr_weights)
     step = 0
