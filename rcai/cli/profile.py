@@ -102,7 +102,7 @@ def profile(
 def check(
     device: str = typer.Option(CHECK["device"], "--device", "-d", help="Target: cpu (ONNX Runtime), torch (torch eager on this CPU), gpu, jetson (see `rcai profile`)."),
     preset: str = PresetOpt,
-    threads: int = typer.Option(CHECK["threads"], help="Backend threads."),
+    threads: Optional[int] = typer.Option(CHECK["threads"], help="Backend threads (default 1 on targets with threads; refused on those without)."),
     batch: int = typer.Option(CHECK["batch"], help="Batch size of every measurement."),
     calibrate: int = typer.Option(CHECK["calibrate"], help="Whole subnets (<= 10) whose loops calibrate the table profiled here."),
     subnets: int = typer.Option(CHECK["subnets"], help="Random subnets whose whole loops are measured besides the base (twice) and the cheapest."),

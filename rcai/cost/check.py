@@ -111,13 +111,21 @@ def compare_tables(a: CostTable, b: CostTable) -> dict[str, Any]:
 class FidelityConfig:
     preset: str = "tiny"
     device: str = "cpu"
-    threads: int | None = 1
+    threads: int | None = None  # None: 1 where the target has threads (the CPU check), else none
     batch: int = 1
     subnets: int = 30  # random subnets whose whole loops are measured (besides the base, twice, and the cheapest)
     calibrate: int = 8  # whole subnets whose loops calibrate the table (<= 10)
     seed: int = 1  # of the measured subnets (calibration subnets come from their own seed)
     rounds: int = 6  # rounds of the loop measurement
     steps: int = 50  # DDIM steps of every loop
+
+    def __post_init__(self) -> None:
+        self.target_spec()  # a setting the target does not take: refused here, before any work
+
+    def target_spec(self):
+        from ..targets.spec import TargetSpec
+
+        return TargetSpec(device=self.device, threads=self.threads, batch=self.batch).with_threads(1)
 
 
 CHECK_METHODS = ("auto", "wall")  # op and loop clocks: auto (thread / process CPU for one CPU thread) | wall
@@ -138,26 +146,18 @@ def loop_check(table: CostTable, archs: dict[str, dict[str, str]], workdir: str 
     from ..presets import get_preset
     from ..targets.loops import LoopConfig
     from .loops import SAMPLER, measure_model_loops
-    from .subnets import export_with_weights
 
     preset = get_preset(cfg.preset)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name, arch in archs.items():
-        paths[name] = workdir / f"{name}.onnx"
-        if not paths[name].exists():
-            export_with_weights(SubnetSpec(preset, arch), paths[name], cfg.batch)
-    if "base" in paths:
-        paths["base (again)"] = paths["base"]
+    nets: dict[str, SubnetSpec] = {name: SubnetSpec(preset, arch) for name, arch in archs.items()}
+    if "base" in nets:
+        nets["base (again)"] = nets["base"]
     cal_archs = {f"cal{i}": m["arch"] for i, m in enumerate((table.meta.get("calibration") or {}).get("measured", []))}
-    for name, arch in cal_archs.items():  # the table's calibration subnets, measured again in these rounds
-        paths[name] = workdir / f"{name}.onnx"
-        if not paths[name].exists():
-            export_with_weights(SubnetSpec(preset, arch), paths[name], cfg.batch)
-    target = _target(cfg, clock)
-    res = measure_model_loops(target, paths, preset, LoopConfig(rounds=cfg.rounds, loops=1, clock="wall" if clock == "wall" else "auto"),
-                              cfg.steps, cfg.batch)
+    nets.update({name: SubnetSpec(preset, arch) for name, arch in cal_archs.items()})  # the table's calibration subnets, again
+    target = cfg.target_spec().target()
+    res = measure_model_loops(target, nets, preset, LoopConfig(rounds=cfg.rounds, loops=1, clock="wall" if clock == "wall" else "auto"),
+                              cfg.steps, cfg.batch, workdir=workdir)
     models = {"table": TableCostModel(preset, table), "uncalibrated": TableCostModel(preset, table, calibrated=False)}
     if cal_archs:
         models["same_rounds"] = TableCostModel(preset, recalibrated(table, cal_archs, res, cfg.steps))
@@ -237,12 +237,6 @@ def rescore_predictor(res: dict[str, Any], predictor: str | Path, preset_name: s
     return {**res, **score(res["rows"], ["predictor"]), "predictor_file": str(predictor)}
 
 
-def _target(cfg: FidelityConfig, clock: str):
-    from ..targets import resolve_device
-
-    return resolve_device(cfg.device, threads=cfg.threads)
-
-
 def check_archs(preset_name: str, subnets: int, seed: int, table: CostTable) -> dict[str, dict[str, str]]:
     """base, the cheapest subnet by the table, and `subnets` random ones (uniform, seeded)."""
     import random
@@ -272,7 +266,7 @@ def fidelity_check(cfg: FidelityConfig, method: str, workdir: str | Path, progre
         raise RcaiError(f"unknown check method {method!r}; known: {', '.join(CHECK_METHODS)}")
     workdir = Path(workdir)
     clock = method
-    pcfg = ProfileConfig(preset=cfg.preset, device=cfg.device, threads=cfg.threads, batch=cfg.batch, interleave=InterleaveConfig(clock=clock),
+    pcfg = ProfileConfig(preset=cfg.preset, device=cfg.device, threads=cfg.target_spec().threads, batch=cfg.batch, interleave=InterleaveConfig(clock=clock),
                          calibrate=cfg.calibrate, loop_steps=cfg.steps)
     if clock == "wall":
         from ..targets.loops import LoopConfig

@@ -21,15 +21,16 @@ def calibration_loops(target: Target, preset: Preset, archs: list[dict[str, str]
                       batch: int = 1, precision: str = "fp32") -> dict[str, Any]:
     """The calibration subnets' whole DDIM loops and every sampler's own loop, measured together
     (rcai.cost.loops: the loop `rcai bench` runs, with the one loop measurement)."""
-    nets = {}
+    nets: dict[str, Any] = {}
     for i, arch in enumerate(archs):
-        nets[f"{NET}{i:04d}"] = path = workdir / f"net{i:04d}.onnx"
-        export_with_weights(SubnetSpec(preset, arch), path, batch)
-        if precision == "int8":
+        nets[f"{NET}{i:04d}"] = spec = SubnetSpec(preset, arch)
+        if precision == "int8":  # ONNX Runtime's quantized graph: the file itself
             from ..targets.quantize import quantize_for_timing
 
+            nets[f"{NET}{i:04d}"] = path = workdir / f"net{i:04d}.onnx"
+            export_with_weights(spec, path, batch)
             quantize_for_timing(path, path)
-    return measure_model_loops(target, nets, preset, loops, steps, batch)
+    return measure_model_loops(target, nets, preset, loops, steps, batch, workdir=workdir)
 
 
 def fit_loop_calibration(table: CostTable, space: SearchSpace, archs: list[dict[str, str]], loops: dict[str, Any], steps: int) -> None:

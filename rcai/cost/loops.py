@@ -17,6 +17,7 @@ import numpy as np
 from ..diffusion import list_samplers, sample
 from ..diffusion.schedule import NoiseSchedule
 from ..presets import Preset
+from ..space.subnet import SubnetSpec
 from ..targets import Target
 from ..targets.loops import LoopConfig, LoopMeasurement, host_copy_denoiser, measure_loops
 
@@ -62,18 +63,37 @@ def sampler_loops(preset: Preset, steps: int = LOOP_STEPS, batch: int = 1) -> di
     return {SAMPLER + name: loop_of(den, preset, name, sampler_steps(name, preset, steps), batch) for name in list_samplers()}
 
 
-def measure_model_loops(target: Target, models: Mapping[str, str | Path], preset: Preset, cfg: LoopConfig = LoopConfig(),
-                        steps: int = LOOP_STEPS, batch: int = 1, sampler: str = "ddim") -> dict[str, LoopMeasurement]:
-    """The loops of ONNX denoisers ({name: path with weights}) and the sampler-only loops, measured
-    together (interleaved rounds). Returns {name: LoopMeasurement}, the sampler loops under SAMPLER + name."""
+def measure_model_loops(target: Target, models: Mapping[str, SubnetSpec | str | Path], preset: Preset, cfg: LoopConfig = LoopConfig(),
+                        steps: int = LOOP_STEPS, batch: int = 1, sampler: str = "ddim", workdir: str | Path | None = None
+                        ) -> dict[str, LoopMeasurement]:
+    """The loops of denoisers ({name: a subnet, or an ONNX path with weights}) and the sampler-only
+    loops, measured together (interleaved rounds). A subnet is prepared as the target takes it
+    (subnets.prepare_subnet: its ONNX export in `workdir`, or the torch module); an ONNX path needs
+    an ONNX target. Returns {name: LoopMeasurement}, the sampler loops under SAMPLER + name."""
+    import tempfile
+
+    from ..errors import RcaiError
+    from .subnets import prepare_subnet
+
     loops: dict[str, Callable[[], Any]] = {}
     timers = {}
-    for name, path in models.items():
-        prepared = target.prepare(str(path))
-        loops[name] = loop_of(prepared_denoiser(prepared), preset, sampler, steps, batch)
-        timers[name] = prepared.timer()
-    loops.update(sampler_loops(preset, steps, batch))
-    return measure_loops(loops, cfg, target.computes_on_calling_thread(), timers)
+    with tempfile.TemporaryDirectory(prefix="rcai-loops-") as tmp:
+        root = Path(workdir) if workdir else Path(tmp)
+        for name, model in models.items():
+            if isinstance(model, SubnetSpec):
+                prepared = prepare_subnet(target, model, root / f"{_file_name(name)}.onnx", batch)
+            elif not target.takes_onnx:
+                raise RcaiError(f"{model}: {target.name} runs torch modules; give the subnet, not its ONNX file")
+            else:
+                prepared = target.prepare(str(model))
+            loops[name] = loop_of(prepared_denoiser(prepared), preset, sampler, steps, batch)
+            timers[name] = prepared.timer()
+        loops.update(sampler_loops(preset, steps, batch))
+        return measure_loops(loops, cfg, target.computes_on_calling_thread(), timers)
+
+
+def _file_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
 def sampler_terms(res: Mapping[str, LoopMeasurement], preset: Preset, steps: int = LOOP_STEPS) -> dict[str, float]:

@@ -39,7 +39,7 @@ from ..onnx_export import export_onnx
 from ..progress import progress_bar
 from ..presets import Preset, get_preset
 from ..space.space import SearchSpace
-from ..targets import MeasureConfig, Target, resolve_device
+from ..targets import MeasureConfig, Target
 from ..targets.measure import pinned, resolve_clock
 from ..targets.overhead import export_probe, measure_call_overhead
 from ..targets.loops import LoopConfig
@@ -84,9 +84,17 @@ class ProfileConfig:
             raise RcaiError(f"--threads must be >= 1 (or left out for all cores), got {self.threads}")
         if self.batch < 1:
             raise RcaiError(f"--batch must be >= 1, got {self.batch}")
+        if not 0 <= self.calibrate <= 10:
+            raise RcaiError(f"--calibrate takes 0 to 10 subnets (got {self.calibrate})")
+        self.target_spec()  # a setting the target does not take: refused before any work
+
+    def target_spec(self):
+        from ..targets.spec import TargetSpec
+
+        return TargetSpec(device=self.device, host=self.host, threads=self.threads, batch=self.batch)
 
     def target(self) -> Target:
-        return resolve_device(self.device, host=self.host, threads=self.threads)
+        return self.target_spec().target()
 
 
 def default_table_path(device: str, preset: str, precision: str = "fp32") -> Path:
@@ -148,6 +156,11 @@ def profile_ops_sequential(cfg: ProfileConfig, out: str | Path, progress: bool =
             for spec in todo:
                 table.append(profile_op(spec, target, cfg.batch, cfg.measure, workdir))
                 advance(spec.key)
+        if cfg.calibrate and "calibration" not in table.meta:  # the same fit to whole loops as the interleaved method's
+            space = SearchSpace.of(preset)
+            archs = sample_archs(space, cfg.calibrate, cfg.calibrate_seed, "skewed")
+            loops = calibration_loops(target, preset, archs, workdir, cfg.calibrate_loops, cfg.loop_steps, cfg.batch)
+            fit_loop_calibration(table, space, archs, loops, cfg.loop_steps)
     return table
 
 
@@ -156,8 +169,6 @@ def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool 
     icfg = cfg.interleave
     if icfg.estimator not in LATENCY_COLUMN:
         raise RcaiError(f"a table's estimator must be one of {', '.join(LATENCY_COLUMN)} (got {icfg.estimator!r})")
-    if not 0 <= cfg.calibrate <= 10:
-        raise RcaiError(f"--calibrate takes 0 to 10 subnets (got {cfg.calibrate})")
     preset = get_preset(cfg.preset)
     target = cfg.target()
     if cfg.host or not target.takes_onnx:  # a remote call or a torch module: timed one op after the other

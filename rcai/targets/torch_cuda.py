@@ -19,18 +19,10 @@ from ..errors import RcaiError
 from .base import Prepared, Target, TargetInfo, Timer
 from .inputs import Specs, check_feeds, normalize_specs
 from .registry import register_target
+from .torch_dtypes import PRECISIONS, torch_dtype  # noqa: F401  (re-exported)
 from .sysinfo import host_name
 
-PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 WARMUP_BEFORE_CAPTURE = 3  # eager calls on a side stream before capture (cuDNN/cuBLAS pick kernels)
-
-
-def torch_dtype(precision: str) -> Any:
-    import torch
-
-    if precision not in PRECISIONS:
-        raise RcaiError(f"torch-cuda: unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
-    return getattr(torch, PRECISIONS[precision])
 
 
 def cuda_device(device: str) -> Any:
@@ -148,7 +140,7 @@ class TorchCudaPrepared(Prepared):
         return self.static_out
 
     def outputs(self, result: Any) -> list[np.ndarray]:
-        from .torch_eager import flatten_outputs
+        from .torch_dtypes import flatten_outputs
 
         return [t.detach().float().cpu().numpy().copy() for t in flatten_outputs(result)]
 
