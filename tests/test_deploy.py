@@ -344,7 +344,8 @@ def test_the_device_contract_fails_on_a_crash(exported):
 
     def broken(*args, **kwargs):
         engine = build_engine(*args, **kwargs)
-        engine.denoiser = crash
+        engine.denoiser = crash  # the host loop's network call
+        engine.prepared.device_runner = lambda capturable=False: crash  # the device loop's
         return engine
 
     with pytest.raises(RuntimeError, match="kernel crashed"):

@@ -195,6 +195,30 @@ def test_deepspeed_absent_leaves_torch_counts_with_a_note():
     assert done.stdout.split() == ["True", "-1"] and "deepspeed is not importable" in done.stderr
 
 
+def test_the_launch_bound_cost_model_runs_on_the_torch_target(tmp_path):
+    """The GPU cost model's code path on this CPU (--device torch, micro): kernels per op counted
+    (aten ops at the dispatcher here; CUDA kernels in the profiler trace on a GPU), the table fitted
+    launch-bound to whole loops and used by every estimate; `auto` picks it on CUDA targets only."""
+    from rcai.cost.check import FidelityConfig, fidelity_check
+    from rcai.cost.model import TableCostModel
+    from rcai.cost.profile import ProfileConfig, cost_model_of
+    from rcai.cost.table import CostTable
+    from rcai.presets import get_preset
+
+    cfg = FidelityConfig(preset="micro", device="torch", subnets=2, calibrate=3, rounds=2, steps=2, cost_model="launch")
+    res = fidelity_check(cfg, "auto", tmp_path, progress=False)
+    assert res["cost_model"] == "launch" and res["calibration"]["kernel_ms"] >= 0 and "same_rounds_kinds" in res
+    table = CostTable.load(tmp_path / "table.csv")
+    assert table.meta["kernel_counter"] == "aten-dispatch" and min(table.meta["kernels"].values()) >= 0
+    model = TableCostModel(get_preset("micro"), table)
+    arch = model.space.base_arch()
+    cal = table.calibration
+    by_hand = cal.overhead_ms + model.sampler_ms + sum(cal.scale * table.latency(s) + cal.kernel_ms * table.meta["kernels"][s.key]
+                                                        for s in model.space.arch_specs(arch))
+    assert model.estimate(arch).latency_ms == pytest.approx(by_hand)
+    assert cost_model_of(ProfileConfig(preset="micro", device="torch"), get_target("torch")) == "kinds"
+
+
 # --- on a GPU ---------------------------------------------------------------------------------
 
 @needs_gpu

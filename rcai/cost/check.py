@@ -118,6 +118,7 @@ class FidelityConfig:
     seed: int = 1  # of the measured subnets (calibration subnets come from their own seed)
     rounds: int = 6  # rounds of the loop measurement
     steps: int = 50  # DDIM steps of every loop
+    cost_model: str = "auto"  # the table's calibration: kinds | launch | auto (rcai.cost.profile.cost_model_of)
 
     def __post_init__(self) -> None:
         self.target_spec()  # a setting the target does not take: refused here, before any work
@@ -160,7 +161,11 @@ def loop_check(table: CostTable, archs: dict[str, dict[str, str]], workdir: str 
                               cfg.steps, cfg.batch, workdir=workdir)
     models = {"table": TableCostModel(preset, table), "uncalibrated": TableCostModel(preset, table, calibrated=False)}
     if cal_archs:
-        models["same_rounds"] = TableCostModel(preset, recalibrated(table, cal_archs, res, cfg.steps))
+        own = table.calibration.model if table.calibration else "kinds"
+        models["same_rounds"] = TableCostModel(preset, recalibrated(table, cal_archs, res, cfg.steps, own))
+        other = "kinds" if own == "launch" else "launch"
+        if other == "kinds" or table.meta.get("kernels"):  # the other cost model fitted to the same loops, for comparison
+            models[f"same_rounds_{other}"] = TableCostModel(preset, recalibrated(table, cal_archs, res, cfg.steps, other))
     if predictor:
         from .predictor_model import PredictorCostModel
 
@@ -193,7 +198,7 @@ def loop_check(table: CostTable, archs: dict[str, dict[str, str]], workdir: str 
     return out
 
 
-def recalibrated(table: CostTable, cal_archs: dict[str, dict[str, str]], res: dict[str, Any], steps: int) -> CostTable:
+def recalibrated(table: CostTable, cal_archs: dict[str, dict[str, str]], res: dict[str, Any], steps: int, model: str | None = None) -> CostTable:
     """A copy of `table` calibrated (and its sampler terms taken) from loops measured in the given
     rounds (`res`): the same fit as `rcai profile --calibrate`, without the machine's drift between
     the profile and the check."""
@@ -205,10 +210,11 @@ def recalibrated(table: CostTable, cal_archs: dict[str, dict[str, str]], res: di
     from .rounds import NET
 
     t = copy.deepcopy(table)
-    t.path = table.path.with_name(table.path.name.removesuffix('.csv') + '-same-rounds.csv')  # its meta is written beside, not over
+    model = model or (table.calibration.model if table.calibration else "kinds")
+    t.path = table.path.with_name(table.path.name.removesuffix('.csv') + f'-same-rounds-{model}.csv')  # its meta is written beside, not over
     loops = {**{f"{NET}{i:04d}": res[name] for i, name in enumerate(cal_archs)}, **{k: v for k, v in res.items() if k.startswith(SAMPLER)}}
     space = SearchSpace.of(_preset_of(table))
-    fit_loop_calibration(t, space, list(cal_archs.values()), loops, steps)
+    fit_loop_calibration(t, space, list(cal_archs.values()), loops, steps, model)
     return t
 
 
@@ -267,7 +273,7 @@ def fidelity_check(cfg: FidelityConfig, method: str, workdir: str | Path, progre
     workdir = Path(workdir)
     clock = method
     pcfg = ProfileConfig(preset=cfg.preset, device=cfg.device, threads=cfg.target_spec().threads, batch=cfg.batch, interleave=InterleaveConfig(clock=clock),
-                         calibrate=cfg.calibrate, loop_steps=cfg.steps)
+                         calibrate=cfg.calibrate, loop_steps=cfg.steps, cost_model=cfg.cost_model)
     if clock == "wall":
         from ..targets.loops import LoopConfig
 
@@ -285,6 +291,9 @@ def fidelity_check(cfg: FidelityConfig, method: str, workdir: str | Path, progre
     out["loops_seconds"] = time.perf_counter() - t1
     out["load_end"] = load_average()
     out["table_clock"] = table.meta.get("clock")
-    out["calibration"] = (table.meta.get("calibration") or {}).get("factors")
+    cal = table.meta.get("calibration") or {}
+    out["calibration"] = cal.get("factors") if cal.get("model", "kinds") == "kinds" else {
+        k: cal.get(k) for k in ("model", "overhead_ms", "kernel_ms", "scale")}
+    out["cost_model"] = cal.get("model", "kinds")
     out["sampler_ms_per_step"] = table.meta.get("sampler_ms")
     return out

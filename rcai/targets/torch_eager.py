@@ -122,6 +122,21 @@ class TorchPrepared(Prepared):
         with torch.inference_mode():
             return self.module(*staged)
 
+    @property
+    def device(self) -> Any:
+        return self.target.device
+
+    def device_runner(self, capturable: bool = False) -> Any:
+        import torch
+
+        dtype, module, threads = self.target.dtype, self.module, self.target.threads_set
+
+        def run(*inputs: Any) -> Any:
+            with threads(), torch.inference_mode():
+                return flatten_outputs(module(*(t.to(dtype) for t in inputs)))[0].float()
+
+        return run
+
     def outputs(self, result: Any) -> list[np.ndarray]:
         return [(t.detach().float() if t.is_floating_point() else t.detach()).cpu().numpy().copy() for t in flatten_outputs(result)]
 
