@@ -81,6 +81,7 @@ def check(
     out = Console()
     out.print(_grid({k: res[k] for k in ("repeatability", "table_sum", "uncalibrated", "raw_sum") if k in res}, LABELS))
     out.print(f"load average {res['load_average']}; {res['calibration_subnets_left_out']} calibration subnets left out")
+    out.print(res["quantity"])
 
 
 LABELS = {

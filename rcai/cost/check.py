@@ -74,9 +74,14 @@ def check_table(table: CostTable, dataset: str | Path, force: bool = False) -> d
         halves.append(_halves(r, dataset, line))
     if not measured:
         raise RcaiError(f"{dataset}: every subnet was one the table is calibrated on; measure others")
+    cal = table.calibration
     out: dict[str, Any] = {
         "table": str(table.path),
         "dataset": str(dataset),
+        "quantity": ("measured: the dataset's whole subnets, isolated network calls (ms per call); estimated: the table's per-step "
+                     + ("loop estimate (calibrated to whole loops) less its sampler term" if cal is not None and cal.target == "loop"
+                        else "sum of its ops" + (" (calibrated to single calls)" if cal is not None else ""))
+                     + ". For whole loops against whole loops: rcai profile check"),
         "overhead_ms": model.overhead_ms,
         "calibrated": table.calibration is not None,
         "calibration_subnets_left_out": left_out,

@@ -45,7 +45,7 @@ class DeviceLoop:
         self.x_T = torch.from_numpy(np.random.default_rng(seed).standard_normal(lr_up.shape, dtype=np.float32)).to(self.device)
         b = lr_up.shape[0]
         self.levels = [torch.full((b, 1), self.smp.noise_level(t), dtype=torch.float32, device=self.device) for t in self.ts]
-        self.gen = torch.Generator(self.device).manual_seed(seed) if generator else None
+        self.gen = torch.Generator(device=self.device).manual_seed(seed) if generator else None
         self.residual, self.clip_output = residual, clip_output
 
     def loop(self) -> torch.Tensor:
