@@ -9,15 +9,15 @@ whole run stops itself at --budget-s and writes what it has):
      launch-bound cost model on a CUDA target), at batch 1, and at a throughput batch if time allows;
   2. check: the calibrated table vs the measured whole DDIM loops of >= 30 subnets, the base twice
      and the cheapest, the loops' own re-measurement beside (`rcai profile check`'s loop_check);
-     the other cost model (per-kind factors) fitted to the same loops, for comparison;
-  3. predictor: the GNN predictor trained on whole-subnet data measured here (if time allows),
-     scored on the same loops;
-  4. bench: `rcai bench --device gpu` (the table's estimate beside), then in one interleaved run the
+     the other cost model (per-kind factors) fitted to the same loops, for comparison; the GNN
+     predictor trained on whole subnets measured here is scored on the same loops (last, if time allows);
+  3. bench: `rcai bench --device gpu` (the table's estimate beside), then in one interleaved run the
      same model's loop with the sampler on the GPU (per-step graphs: bench's default), the whole loop
      as one CUDA graph, and the numpy host sampler;
-  5. precision: fp16 and bf16 loops, their time and PSNR against the fp32 loop;
-  6. cross-target: the subnet picked under a GPU budget by the GPU table and by the CPU table
-     (most parameters within budget), both measured on the GPU and on the CPU (ONNX Runtime, 1 thread).
+  4. precision: fp16 and bf16 loops, their time and PSNR against the fp32 loop;
+  5. cross-target: the subnet picked under a GPU budget by the GPU table and by the CPU table
+     (most parameters within budget), both measured on the GPU and on the CPU (ONNX Runtime, 1 thread);
+  6. the GPU tests (pytest, a subprocess), then batch 16 and the predictor as the budget allows.
 Writes gpu_target.md, gpu_target.csv (the check's loops), gpu_target.png (table vs measured) and
 gpu_target.json under --out. The base is random-init (seed 0) with every weight perturbed by
 N(0, 0.05) (the zero-initialised head would make every image the LR input): timing and precision
@@ -101,9 +101,9 @@ def main() -> None:
     args.calibrate = args.calibrate if args.calibrate is not None else (3 if smoke else 8)
     args.rounds = args.rounds if args.rounds is not None else (2 if smoke else 6)
     args.steps = args.steps if args.steps is not None else (4 if smoke else 50)
-    args.archs = args.archs if args.archs is not None else (0 if smoke else 40)
+    args.archs = args.archs if args.archs is not None else (4 if smoke else 40)
     if smoke:
-        args.throughput_batch = 0
+        args.throughput_batch = 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     run = Run(args)
@@ -117,10 +117,12 @@ def main() -> None:
         run.stage("bench", lambda: bench(args, ctx, work), need_s=15)
         run.stage("precision", lambda: precision(args, ctx), need_s=10)
         run.stage("cross_target", lambda: cross_target(args, ctx, work), need_s=15)
-        if args.archs:
-            run.stage("predictor", lambda: predictor(args, ctx, work), need_s=45)
+        if not smoke:
+            run.stage("gpu_tests", lambda: gpu_tests(run), need_s=30)
         if args.throughput_batch:
             run.stage("throughput_batch", lambda: throughput(args, ctx, work), need_s=30)
+        if args.archs:
+            run.stage("predictor", lambda: predictor(args, ctx, work), need_s=45)
     except Budget:
         pass
     finally:
@@ -350,7 +352,12 @@ def predictor(args, ctx, work: Path) -> dict:
     t = time.perf_counter()
     ds = profile_archs(cfg, ArchDatasetConfig(archs=args.archs, rounds=2), work / "archs", progress=False)
     t_data = time.perf_counter() - t
-    pred = train_predictor(ds / "dataset.csv" if ds.is_dir() else ds, progress=False)
+    from dataclasses import replace
+
+    from rcai.predictor.train import PredictorTrainConfig
+
+    tcfg = replace(PredictorTrainConfig(), epochs=3) if args.smoke else PredictorTrainConfig()
+    pred = train_predictor(ds / "dataset.csv" if ds.is_dir() else ds, cfg=tcfg, progress=False)
     pred.save(work / "gpu-predictor.pt")
     res = rescore_predictor(ctx["check"], work / "gpu-predictor.pt", args.preset, args.steps)
     ctx["check"]["predictor"] = res["predictor"]
@@ -372,8 +379,25 @@ def throughput(args, ctx, work: Path) -> dict:
     res = loop_check(table, check_archs(args.preset, fcfg.subnets, fcfg.seed, table), work / f"loops-b{b}", fcfg)
     cal = table.meta.get("calibration") or {}
     keys = [k for k in ("remeasurement", "table", "same_rounds", "same_rounds_kinds", "same_rounds_launch", "uncalibrated") if k in res]
-    return {"batch": b, "loops": res["loops"], "kernel_ms": cal.get("kernel_ms"), "scale": cal.get("scale"), "figures": {k: res[k] for k in keys},
+    return {"batch": b, "loops": res["loops"], "cost_model": cal.get("model"), "kernel_ms": cal.get("kernel_ms"), "scale": cal.get("scale"), "figures": {k: res[k] for k in keys},
             "base_loop_ms": res.get("base_twice", {}).get("first_ms")}
+
+
+def gpu_tests(run: Run) -> dict:
+    """The GPU tests (tests/test_gpu_targets.py, the device contract of tests/test_deploy.py) in a
+    subprocess, within what is left of the budget: their summary line and the failures' names."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    limit = max(10.0, run.left() - 10.0)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_gpu_targets.py", "tests/test_deploy.py", "-k",
+           "gpu or cuda or device or crash"]
+    try:
+        done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=limit, env={**os.environ, "PYTHONPATH": str(root)})
+    except subprocess.TimeoutExpired:
+        return {"summary": f"stopped after {limit:.0f} s (the budget)"}
+    lines = done.stdout.strip().splitlines()
+    return {"summary": lines[-1] if lines else done.stderr[-300:], "failed": [x for x in lines if x.startswith("FAILED")][:20], "rc": done.returncode}
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -454,9 +478,14 @@ def report(run: Run, ctx: dict, out: Path) -> None:
     tb = st.get("throughput_batch", {})
     if tb.get("status") == "ok":
         md += ["", f"## Throughput batch {tb['batch']} ({tb['loops']} subnets)", "",
-               f"launch fit: {1000 * (tb['kernel_ms'] or 0):.2f} us per kernel, table x {tb['scale']}; base loop {tb['base_loop_ms']} ms.", "",
+               (f"launch fit: {1000 * (tb['kernel_ms'] or 0):.2f} us per kernel, table x {tb['scale']:.2f}; " if tb["cost_model"] == "launch"
+                else f"calibration {tb['cost_model']}; ") + f"base loop {tb['base_loop_ms']:.2f} ms.", "",
                "| estimate | n | median abs err | Acc±10 | Acc±5 | Spearman | bias | max abs err |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
         md += [f"| {LABELS[k]} | {_fig(v)} |" for k, v in tb["figures"].items()]
+    gt = st.get("gpu_tests", {})
+    if "summary" in gt:
+        md += ["", "## GPU tests", "", f"`pytest tests/test_gpu_targets.py tests/test_deploy.py -k 'gpu or cuda or device or crash'`: {gt['summary']}"]
+        md += [f"- {x}" for x in gt.get("failed", [])]
     fails = {k: v for k, v in st.items() if "traceback" in v}
     if fails:
         md += ["", "## Failures", ""] + [f"### {k}\n```\n{v['traceback']}\n```" for k, v in fails.items()]
