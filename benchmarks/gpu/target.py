@@ -1,6 +1,6 @@
 """Issue 32 on one GPU, in one shot: the GPU target keeps the CPU's promises.
 
-    python benchmarks/gpu/target.py --out $OUT [--budget-s 200]     # on the GPU machine
+    python benchmarks/gpu/target.py --out $OUT [--budget-s 200]     # on the GPU machine (benchmarks/gpu/run.sh: --budget-s 165)
     python benchmarks/gpu/target.py --smoke --out /tmp/g            # the same code paths on this CPU (--device torch, micro), < 90 s
 
 Stages (each in its own try/except: a failure is one line in the report, the others still run; the
@@ -17,7 +17,8 @@ whole run stops itself at --budget-s and writes what it has):
   4. precision: fp16 and bf16 loops, their time and PSNR against the fp32 loop;
   5. cross-target: the subnet picked under a GPU budget by the GPU table and by the CPU table
      (most parameters within budget), both measured on the GPU and on the CPU (ONNX Runtime, 1 thread);
-  6. the GPU tests (pytest, a subprocess), then batch 16 and the predictor as the budget allows.
+  6. with --tests, the GPU tests (pytest, a subprocess; benchmarks/gpu/run.sh runs them on its own);
+     then batch 16 and the predictor as the budget allows.
 Writes gpu_target.md, gpu_target.csv (the check's loops), gpu_target.png (table vs measured) and
 gpu_target.json under --out. The base is random-init (seed 0) with every weight perturbed by
 N(0, 0.05) (the zero-initialised head would make every image the LR input): timing and precision
@@ -92,6 +93,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="DDIM steps per loop (default 50; smoke 4)")
     ap.add_argument("--archs", type=int, default=None, help="whole subnets for the predictor (default 40; smoke 0)")
     ap.add_argument("--throughput-batch", type=int, default=16)
+    ap.add_argument("--tests", action="store_true", help="also run the GPU tests as a stage (benchmarks/gpu/run.sh runs them on its own)")
     args = ap.parse_args()
     smoke = args.smoke
     args.device = "torch" if smoke else "gpu"
@@ -117,7 +119,7 @@ def main() -> None:
         run.stage("bench", lambda: bench(args, ctx, work), need_s=15)
         run.stage("precision", lambda: precision(args, ctx), need_s=10)
         run.stage("cross_target", lambda: cross_target(args, ctx, work), need_s=15)
-        if not smoke:
+        if args.tests:
             run.stage("gpu_tests", lambda: gpu_tests(run), need_s=30)
         if args.throughput_batch:
             run.stage("throughput_batch", lambda: throughput(args, ctx, work), need_s=30)
@@ -307,7 +309,7 @@ def cross_target(args, ctx, work: Path) -> dict:
     models = {"gpu": TableCostModel(preset, ctx["table"]), "cpu": TableCostModel(preset, cpu_table)}
     S = args.steps
     space = models["gpu"].space
-    n = 200 if args.smoke else 2000
+    n = 200 if args.smoke else 1000
     archs = sample_archs(space, n, 0, "uniform") + sample_archs(space, n, 1, "skewed")
     est = {t: [m.estimate(a, S) for a in archs] for t, m in models.items()}
     budget = models["gpu"].estimate(space.base_arch(), S).loop_ms / 1.15  # a GPU budget: the base's GPU loop less 13 %
