@@ -98,6 +98,7 @@ def main() -> None:
     smoke = args.smoke
     args.device = "torch" if smoke else "gpu"
     args.threads = 1 if smoke else None  # torch on a shared CPU: one thread (torch-cuda takes none)
+    args.cost_model = "launch" if smoke else "auto"  # auto: launch on a CUDA target; the smoke run takes the same path
     args.preset = "micro" if smoke else "tiny"
     args.subnets = args.subnets if args.subnets is not None else (3 if smoke else 30)
     args.calibrate = args.calibrate if args.calibrate is not None else (3 if smoke else 8)
@@ -159,7 +160,7 @@ def profile(args, ctx, work: Path) -> dict:
 
     measure = MeasureConfig(warmup=5, min_repeats=20, max_repeats=200, chunk=10, rel_tol=0.02, max_seconds=0.5) if args.smoke else OP_MEASURE
     cfg = ProfileConfig(preset=args.preset, device=args.device, threads=args.threads, measure=measure, calibrate=args.calibrate, loop_steps=args.steps,
-                        calibrate_loops=LoopConfig(rounds=args.rounds))
+                        calibrate_loops=LoopConfig(rounds=args.rounds), cost_model=args.cost_model)
     t = time.perf_counter()
     table = profile_ops(cfg, work / "gpu-table.csv", progress=False)
     ctx["table"] = table
@@ -374,7 +375,7 @@ def throughput(args, ctx, work: Path) -> dict:
 
     b = args.throughput_batch
     cfg = ProfileConfig(preset=args.preset, device=args.device, threads=args.threads, batch=b, measure=OP_MEASURE, calibrate=args.calibrate, loop_steps=args.steps,
-                        calibrate_loops=LoopConfig(rounds=max(2, args.rounds // 2)))
+                        calibrate_loops=LoopConfig(rounds=max(2, args.rounds // 2)), cost_model=args.cost_model)
     table = profile_ops(cfg, work / f"gpu-table-b{b}.csv", progress=False)
     fcfg = FidelityConfig(preset=args.preset, device=args.device, batch=b, subnets=min(args.subnets, 12), calibrate=args.calibrate,
                           rounds=max(2, args.rounds // 2), steps=args.steps)
@@ -451,7 +452,8 @@ def report(run: Run, ctx: dict, out: Path) -> None:
         rb = b["rcai_bench"]
         md += ["", "## rcai bench, and the same loop three ways", "",
                f"`rcai bench --device {a.device}` ({rb['engine']}): loop {rb['loop_ms']:.2f} ms ({rb['clock']} clock, re-measured {rb['remeasure_pct']:+.1f} %), "
-               f"network call {rb['step_p50_ms']:.3f} ms; PSNR vs {rb['psnr_reference']}: {rb['psnr_db']}; "
+               f"network call {rb['step_p50_ms']:.3f} ms; PSNR vs {rb['psnr_reference']}: "
+               f"{'none' if rb['psnr_db'] is None else format(rb['psnr_db'], '.1f') + ' dB'}; "
                + "; ".join(f"{k} estimate {v['loop_ms']:.2f} ms ({v['loop_error_pct']:+.1f} %)" for k, v in rb["estimates"].items()), "",
                "| loop | ms | re-measured | PSNR vs the device loop |", "|---|---:|---:|---:|"]
         names = {"device": "sampler on the device, the network's graph per step (bench's default for torch targets)",

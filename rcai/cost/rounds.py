@@ -48,6 +48,7 @@ class InterleaveConfig(RoundsConfig):
     correct_drift: bool = False
     pin: bool = True
     input_pool: int = 4
+    seed: int = 0  # RoundsConfig's, restated: the CLI reads the defaults off this class body (cli/defaults.py)
     clock: str = "auto"
 
     def __post_init__(self) -> None:
