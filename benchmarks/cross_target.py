@@ -5,6 +5,11 @@ On each target, the subnet searched for it should be at least as fast at equal o
 
 Usage: python benchmarks/cross_target.py [--seeds 0] [--steps 150] [--finetune 100]
 Runs are resumable (finished searches, metrics.json present, are reused).
+
+With the GPU (issue 32): `--gpu-table latency_tables/gpu-tiny.csv --proxy-only` adds the GPU target (its
+table, --device gpu) and runs the table-only selection alone: the subnet each table picks under its
+budget, every pick measured on every target (the GPU loop on the GPU, the CPU ones on this CPU);
+results in cross_target_gpu.md/.csv. benchmarks/gpu/target.py runs the same selection in its one shot.
 """
 from __future__ import annotations
 
@@ -46,7 +51,18 @@ def main() -> None:
     ap.add_argument("--out", default="runs/cross_target2")
     ap.add_argument("--proxy-archs", type=int, default=4000, help="uniform + as many skewed subnets for the table-only selection")
     ap.add_argument("--proxy-budget-factor", type=float, default=1.3)
+    ap.add_argument("--gpu-table", default=None, help="a GPU cost table (rcai profile --device gpu): adds the GPU target")
+    ap.add_argument("--proxy-only", action="store_true", help="only the table-only selection (no searches)")
     args = ap.parse_args()
+    if args.gpu_table:
+        TARGETS["gpu"] = (args.gpu_table, "gpu")
+    if args.proxy_only:
+        models = {t: TableCostModel(get_preset("tiny"), CostTable.load(path)) for t, (path, _) in TARGETS.items()}
+        md = [f"# Cross-target, table-only selection{' with the GPU' if args.gpu_table else ''}", "", f"Machine: {machine()}; git {git_rev()}."]
+        md += proxy_section(models, args, "cross_target_gpu" if args.gpu_table else "cross_target_proxy")
+        print("\n".join(md))
+        write(("cross_target_gpu" if args.gpu_table else "cross_target_proxy") + ".md", "\n".join(md) + "\n")
+        return
     preset, S = get_preset("tiny"), args.steps_per_sample
     models = {t: TableCostModel(preset, CostTable.load(path)) for t, (path, _) in TARGETS.items()}
     ev = EvalConfig(steps=20, max_images=args.eval_images)
@@ -113,7 +129,7 @@ def main() -> None:
     write("cross_target.md", "\n".join(md) + "\n")
 
 
-def proxy_section(models: dict[str, TableCostModel], args: argparse.Namespace) -> list[str]:
+def proxy_section(models: dict[str, TableCostModel], args: argparse.Namespace, name: str = "cross_target_proxy") -> list[str]:
     """Table-only selection with a fixed quality proxy (params): per table, the subnet with the most
     parameters whose table loop latency fits that table's budget; then both picks measured on both."""
     S, space = args.steps_per_sample, next(iter(models.values())).space
@@ -141,11 +157,11 @@ def proxy_section(models: dict[str, TableCostModel], args: argparse.Namespace) -
     rows = [{"picked_for": t, "measured_on": on, "subnet": SubnetSpec(get_preset("tiny"), archs[i]).hash, "params": est[on][i].params,
              "table_loop_ms": est[on][i].loop_ms, "budget_ms": budgets[on], "measured_loop_ms": timing[f"{t}|{on}"]["median_ms"],
              "repeatability": timing[f"{t}|{on}"]["repeatability"]} for t, i in picks.items() for on in TARGETS]
-    atomic_write_csv(RESULTS / "cross_target_proxy.csv", rows)
+    atomic_write_csv(RESULTS / f"{name}.csv", rows)
     md = ["", "## Table-only selection with a fixed quality proxy", "",
           f"Per table, among {2 * args.proxy_archs} sampled subnets ({args.proxy_archs} uniform + {args.proxy_archs} skewed), the one with "
           f"the most parameters (a stand-in for quality, not a trained result) whose table loop fits base / {args.proxy_budget_factor} "
-          f"(ORT {budgets['ort']:.1f} ms, torch {budgets['torch']:.1f} ms). Both picks measured on both targets: median of "
+          f"({', '.join(f'{t} {b:.1f} ms' for t, b in budgets.items())}). Every pick measured on every target: median of "
           f"{args.rounds + 2} interleaved rounds.", "",
           "| picked for | measured on | subnet | params | table loop ms | budget ms | measured loop ms | repeatability |",
           "|---|---|---|---:|---:|---:|---:|---:|"]

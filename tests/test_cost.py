@@ -180,3 +180,22 @@ def test_every_cost_model_estimates_whole_loops(kind, tiny):
     assert fifty.flops == pytest.approx(counters.estimate(base, 50).flops, rel=0.02)
     if kind != "counters":
         assert 0 < model.estimate(cheapest, 50).loop_ms < fifty.loop_ms < float("inf")
+
+
+def test_the_launch_bound_fit_recovers_a_per_kernel_floor():
+    """A launch-bound step (GPU, batch 1): measured = overhead + floor x kernels + scale x table sum.
+    The fit recovers the floor that an additive table less a per-call overhead misses, and its
+    estimate stays a sum over ops (scale x latency + floor x kernels)."""
+    import numpy as np
+
+    from rcai.cost.calibration import fit_launch
+
+    rng = np.random.default_rng(0)
+    kernels = rng.integers(90, 160, 10).astype(float)
+    table = 0.02 + 0.0004 * kernels + rng.uniform(0, 0.03, 10)  # isolated calls: small, loosely tied to the kernels
+    measured = 0.05 + 0.003 * kernels + 1.0 * table
+    cal = fit_launch(table, kernels, measured)
+    assert cal.model == "launch" and cal.kernel_ms == pytest.approx(0.003, rel=0.05) and cal.fit["max_err"] < 0.01
+    assert cal.op_ms("conv3x3", 0.01, 3) == pytest.approx(cal.scale * 0.01 + cal.kernel_ms * 3)
+    with pytest.raises(RcaiError, match="positive"):
+        fit_launch([1.0], [1.0], [0.0])

@@ -292,22 +292,70 @@ def test_estimate_errors_over_subnets(micro, micro_table, tmp_path):
         estimate_errors(picked, BenchConfig(**FAST), tmp_path)
 
 
-@pytest.mark.parametrize("device", sorted(DEVICES))
-def test_every_device_runs_the_same_loop(exported, device):
-    """The engine contract, for every --device: built from the deployed file and its sidecar, it
-    runs the bench loop and its image equals ONNX Runtime's on this CPU (they differ in the denoiser
-    alone). A device this machine cannot run (no GPU, no Jetson host) is skipped, saying why."""
+def hardware_absent(device: str) -> str | None:
+    """Why this machine cannot run `device` at all (no GPU, no Jetson host), or None. The only reason
+    the device contract skips: anything else that goes wrong is a failure."""
+    import importlib.util
+    import os
+
+    if device in ("gpu", "torch-cuda") and not torch.cuda.is_available() and importlib.util.find_spec("tensorrt") is None:
+        return "no CUDA GPU on this machine"
+    if device == "jetson" and not (os.environ.get("RCAI_JETSON_HOST") or os.environ.get("RCAI_REMOTE_HOST")):
+        return "no Jetson host ($RCAI_JETSON_HOST unset)"
+    return None
+
+
+def device_contract(out, device: str, build=None) -> None:
+    """The engine contract for one --device: built from the deployed file and its sidecar (threads:
+    1 where the target has threads, by its own declaration), it runs the bench loop and its image
+    equals ONNX Runtime's on this CPU (they differ in the denoiser alone). Raises on any failure."""
     from rcai.deploy import build_engine
     from rcai.deploy.bench import loop_fn
+    from rcai.targets.spec import TargetSpec
 
-    out, _, _ = exported
+    build = build or build_engine
     side = DeploySidecar.for_onnx(out)
     cfg = BenchConfig(**{**FAST, "steps": 3})
-    try:
-        engine = build_engine(out, side, 1, device, 1 if device in ("cpu", "torch") else None)
-    except (RcaiError, RuntimeError, ImportError, AssertionError) as e:
-        pytest.skip(f"--device {device} cannot run here: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    spec = TargetSpec(device=device).with_threads(1)
+    engine = build(out, side, 1, device, spec.threads)
     reference = build_engine(out, side, 1, "cpu", 1)
-    assert engine.kind == ("onnx" if resolve_device(device).takes_onnx else "torch") and engine.label and engine.info["backend"] and isinstance(engine.on_calling_thread, bool)
+    assert engine.kind == ("onnx" if spec.takes_onnx else "torch") and engine.label and engine.info["backend"] and isinstance(engine.on_calling_thread, bool)
     a, b = loop_fn(engine, side, cfg)(), loop_fn(reference, side, cfg)()
     assert a.image.shape == b.image.shape and psnr(a.image, b.image) >= 50.0
+
+
+@pytest.mark.parametrize("device", sorted(DEVICES))
+def test_every_device_runs_the_same_loop(exported, device):
+    """The device contract for every --device; skipped only where the hardware is absent (it used to
+    turn any RcaiError, RuntimeError or AssertionError into a skip, which hid a threads setting
+    torch-cuda does not take and fp16 failing on the real UNet)."""
+    why = hardware_absent(device)
+    if why:
+        pytest.skip(f"--device {device}: {why}")
+    device_contract(exported[0], device)
+
+
+def test_the_device_contract_fails_on_a_crash(exported):
+    """An injected crash in a target fails the contract (no skip)."""
+    from rcai.deploy import build_engine
+
+    def crash(x6, level):
+        raise RuntimeError("kernel crashed")
+
+    def broken(*args, **kwargs):
+        engine = build_engine(*args, **kwargs)
+        engine.denoiser = crash  # the host loop's network call
+        engine.prepared.device_runner = lambda capturable=False: crash  # the device loop's
+        return engine
+
+    with pytest.raises(RuntimeError, match="kernel crashed"):
+        device_contract(exported[0], "torch", build=broken)
+
+    def wrong(*args, **kwargs):
+        engine = build_engine(*args, **kwargs)
+        inner = engine.denoiser
+        engine.denoiser = lambda x6, level: inner(x6, level) + 0.5  # runs, but the image is wrong
+        return engine
+
+    with pytest.raises(AssertionError):
+        device_contract(exported[0], "cpu", build=wrong)

@@ -116,6 +116,109 @@ def test_bench_on_torch_cuda_without_a_gpu_is_one_line(tmp_path):
         bench_loop(path, BenchConfig(device="torch-cuda", sampler="ddim", steps=2, loops=1, psnr=False))
 
 
+def test_a_setting_the_target_does_not_take_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """`rcai profile check --device gpu` stopped on the CLI's threads default ("unknown setting
+    threads"): the check's threads default is now 1 only where the target has threads, and a given
+    --threads on a target without them is one line, exit 2, before anything is profiled."""
+    from helpers import run_cli
+
+    from rcai.cost.check import FidelityConfig
+    from rcai.targets.spec import TargetSpec
+
+    assert FidelityConfig(device="torch-cuda").target_spec().threads is None  # no GPU needed to parse it
+    assert FidelityConfig(device="cpu").target_spec().threads == 1 and FidelityConfig(device="torch").target_spec().threads == 1
+    assert not TargetSpec(device="torch").takes_onnx and TargetSpec(device="cpu").takes_onnx
+    with pytest.raises(RcaiError, match=r"--device torch-cuda \(torch-cuda\) takes no --threads"):
+        FidelityConfig(device="torch-cuda", threads=1)
+    with pytest.raises(RcaiError, match="takes no --precision"):
+        TargetSpec(device="cpu", precision="bf16")
+    code, _, err = run_cli(monkeypatch, capsys, "profile", "check", "--device", "torch-cuda", "--threads", "2", "--preset", "micro",
+                           "--out", str(tmp_path / "chk"))
+    assert code == 2 and "takes no --threads" in err and "Traceback" not in err and not (tmp_path / "chk").exists()
+
+
+def test_profile_check_and_calibration_on_the_torch_target(tmp_path):
+    """`rcai profile check --device torch` ended with "the torch target takes an nn.Module, not an
+    ONNX file" (the loops were handed ONNX paths) and `--calibrate` was dropped for torch targets:
+    the table is now calibrated on whole torch loops and checked against them."""
+    from rcai.cost.check import FidelityConfig, fidelity_check
+
+    cfg = FidelityConfig(preset="micro", device="torch", subnets=2, calibrate=2, rounds=2, steps=2)
+    res = fidelity_check(cfg, "auto", tmp_path, progress=False)
+    assert res["calibration"] and res["sampler_ms_per_step"]["ddim"] > 0
+    assert res["loops"] == 4 and res["table"]["n"] == 4 and np.isfinite(res["table"]["median_abs_err"])
+    assert "same_rounds" in res and res["base_twice"]["first_ms"] > 0
+    assert not list(tmp_path.rglob("*.onnx"))  # torch targets get modules, never files
+
+
+def _random_unet(preset):
+    from rcai.space.space import SearchSpace
+    from rcai.space.subnet import SubnetSpec
+
+    torch.manual_seed(0)
+    net = SubnetSpec(preset, SearchSpace.of(preset).base_arch()).build().eval()
+    with torch.no_grad():  # a trained-looking net: the zero-initialised head would make every output 0
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return net
+
+
+@pytest.mark.parametrize("precision,tol", [("bf16", 0.1), ("fp16", 0.02)])
+def test_half_precisions_run_the_real_unet_on_the_torch_target(micro, precision, tol):
+    """fp16/bf16 failed on the real UNet ("mat1 and mat2 must have the same dtype"): its noise
+    embedding made float32 sinusoids. Now it runs, on this CPU, and stays near fp32."""
+    net = _random_unet(micro)
+    hr = micro.hr_size
+    specs = {"x": ((1, 6, hr, hr), "float32"), "noise_level": ((1, 1), "float32")}
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((1, 6, hr, hr), dtype=np.float32), "noise_level": np.full((1, 1), 0.7, np.float32)}
+    ref = get_target("torch", threads=1).prepare(net, specs).run(feeds)[0]
+    prepared = get_target("torch", threads=1, precision=precision).prepare(net, specs)
+    out = prepared.run(feeds)[0]
+    assert prepared.info().precision == precision and out.dtype == np.float32
+    assert np.abs(ref).max() > 0.1 and np.abs(out - ref).max() / np.abs(ref).max() < tol
+    assert next(net.parameters()).dtype == torch.float32  # the caller's module is left as it was
+
+
+def test_deepspeed_absent_leaves_torch_counts_with_a_note():
+    """The FLOPs cross-check imported deepspeed unconditionally: where it is missing (the GPU
+    machine) nothing could be profiled. Now a note, and torch's count fills the column."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['deepspeed'] = None\n"
+            "from rcai.cost.flops import op_count_columns\nfrom rcai.presets import get_preset\nfrom rcai.space.space import SearchSpace\n"
+            "spec = SearchSpace.of(get_preset('micro')).all_specs()[0]\nc = op_count_columns(spec, 1)\n"
+            "print(c['flops'] == c['flops_torch'], c['flops_mismatch'])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "-1"] and "deepspeed is not importable" in done.stderr
+
+
+def test_the_launch_bound_cost_model_runs_on_the_torch_target(tmp_path):
+    """The GPU cost model's code path on this CPU (--device torch, micro): kernels per op counted
+    (aten ops at the dispatcher here; CUDA kernels in the profiler trace on a GPU), the table fitted
+    launch-bound to whole loops and used by every estimate; `auto` picks it on CUDA targets only."""
+    from rcai.cost.check import FidelityConfig, fidelity_check
+    from rcai.cost.model import TableCostModel
+    from rcai.cost.profile import ProfileConfig, cost_model_of
+    from rcai.cost.table import CostTable
+    from rcai.presets import get_preset
+
+    cfg = FidelityConfig(preset="micro", device="torch", subnets=2, calibrate=3, rounds=2, steps=2, cost_model="launch")
+    res = fidelity_check(cfg, "auto", tmp_path, progress=False)
+    assert res["cost_model"] == "launch" and res["calibration"]["kernel_ms"] >= 0 and "same_rounds_kinds" in res
+    table = CostTable.load(tmp_path / "table.csv")
+    assert table.meta["kernel_counter"] == "aten-dispatch" and min(table.meta["kernels"].values()) >= 0
+    model = TableCostModel(get_preset("micro"), table)
+    arch = model.space.base_arch()
+    cal = table.calibration
+    by_hand = cal.overhead_ms + model.sampler_ms + sum(cal.scale * table.latency(s) + cal.kernel_ms * table.meta["kernels"][s.key]
+                                                        for s in model.space.arch_specs(arch))
+    assert model.estimate(arch).latency_ms == pytest.approx(by_hand)
+    assert cost_model_of(ProfileConfig(preset="micro", device="torch"), get_target("torch")) == "kinds"
+
+
 # --- on a GPU ---------------------------------------------------------------------------------
 
 @needs_gpu
@@ -205,5 +308,61 @@ def test_bench_whole_loop_on_one_cuda_graph(tmp_path):
     torch.save(model.state_dict(), tmp_path / "m.pt")
     export_subnet_onnx(spec, model.state_dict(), tmp_path / "m.onnx", weights_path=tmp_path / "m.pt", verify=False)
     res = bench_loop(tmp_path / "m.onnx", BenchConfig(device="torch-cuda", sampler="ddim", steps=10, loops=2, psnr=True))
-    assert res.step_count >= 20 and res.target["backend"] == "torch-cuda-graphs"
+    assert res.step_count >= 10 and res.target["backend"] == "torch-cuda-graphs"
+    assert any("loop device" in n for n in res.notes)  # the sampler on the GPU: steps timed as the network's calls alone
     assert res.psnr_db is not None and res.psnr_db > 40  # vs the ONNX Runtime loop on the CPU, same noise
+
+
+@needs_gpu
+def test_the_loop_on_the_gpu_and_as_one_graph_equal_the_host_loop(micro):
+    """The sampler on the GPU (per-step graph replays) and the whole loop as one CUDA graph give the
+    host loop's image (deterministic DDIM, same network, same y_T)."""
+    from rcai.cost.loops import make_loop, prepared_denoiser
+    from rcai.diffusion import NoiseSchedule
+
+    net = _random_unet(micro)
+    h = micro.hr_size
+    prepared = get_target("torch-cuda").prepare(net, {"x": ((1, 6, h, h), "float32"), "noise_level": ((1, 1), "float32")})
+    lr = np.random.default_rng(1).uniform(-1, 1, (1, 3, h, h)).astype(np.float32)
+    args = (lr, NoiseSchedule(micro.schedule), "ddim", 8, 3, 0.0, True, micro.residual, micro.prediction)
+    host = make_loop("host", prepared, prepared_denoiser(prepared), *args)().image
+    device = make_loop("device", prepared, None, *args)().image
+    graph = make_loop("graph", prepared, None, *args)
+    a, b = graph().image, graph().image
+    assert np.abs(host).max() > 0.1
+    assert np.abs(device - host).max() < 1e-3 and np.abs(a - host).max() < 1e-3 and np.array_equal(a, b)
+
+
+@needs_gpu
+@pytest.mark.parametrize("precision,tol", [("fp16", 0.02), ("bf16", 0.1)])
+def test_half_precisions_run_the_real_unet_on_cuda(micro, precision, tol):
+    net = _random_unet(micro)
+    h = micro.hr_size
+    specs = {"x": ((1, 6, h, h), "float32"), "noise_level": ((1, 1), "float32")}
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((1, 6, h, h), dtype=np.float32), "noise_level": np.full((1, 1), 0.7, np.float32)}
+    ref = get_target("torch", threads=1).prepare(net, specs).run(feeds)[0]
+    out = get_target("torch-cuda", precision=precision).prepare(net, specs).run(feeds)[0]
+    assert np.abs(out - ref).max() / np.abs(ref).max() < tol
+
+
+@needs_gpu
+def test_cuda_kernels_are_counted_from_the_profiler_trace(micro):
+    from rcai.cost.kernels import op_kernels
+    from rcai.space.space import SearchSpace
+
+    specs = [s for s in SearchSpace.of(micro).all_specs() if s.op in ("conv3x3", "skip")]
+    kernels, counter = op_kernels(specs, 1, "cuda")
+    assert counter == "cuda-profiler"
+    assert all(kernels[s.key] >= 1 for s in specs if s.op == "conv3x3")
+
+
+@needs_gpu
+@pytest.mark.skipif(HAS_TRT, reason="TensorRT is installed here: --device gpu picks it")
+def test_profile_check_on_the_gpu_fits_the_launch_bound_model(tmp_path):
+    from rcai.cost.check import FidelityConfig, fidelity_check
+
+    res = fidelity_check(FidelityConfig(preset="micro", device="gpu", subnets=2, calibrate=2, rounds=2, steps=3), "auto", tmp_path)
+    assert res["cost_model"] == "launch" and res["calibration"]["kernel_ms"] >= 0 and res["loops"] == 4
+    assert np.isfinite(res["table"]["median_abs_err"]) and "same_rounds_kinds" in res
+

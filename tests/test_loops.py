@@ -116,3 +116,33 @@ def test_the_readme_tables_check_line_runs_on_the_shipped_files():
     res = json.loads(done.stdout)
     # figures, not goals: the dataset holds isolated calls, the table predicts calls inside the loop (benchmarks/results/fidelity.md)
     assert res["table_sum"]["n"] >= 100 and res["table_sum"]["spearman"] > 0.8 and "repeatability" in res
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_the_sampler_loop_on_the_device_equals_the_host_loop(micro, prediction):
+    """The sampler's update in torch on the model's device (rcai.diffusion.device_loop) gives the
+    numpy host loop's image: same network, same y_T, deterministic DDIM (here the device is this CPU)."""
+    import torch
+
+    from rcai.cost.loops import make_loop, prepared_denoiser
+    from rcai.diffusion import NoiseSchedule
+
+    torch.manual_seed(0)
+    net = SubnetSpec(micro, SearchSpace.of(micro).base_arch()).build().eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    hr = micro.hr_size
+    prepared = get_target("torch", threads=1).prepare(net, {"x": ((1, 6, hr, hr), "float32"), "noise_level": ((1, 1), "float32")})
+    lr = np.random.default_rng(1).uniform(-1, 1, (1, 3, hr, hr)).astype(np.float32)
+    schedule = NoiseSchedule(micro.schedule)
+    args = (lr, schedule, "ddim", 6, 3, 0.0, True, micro.residual, prediction)
+    host = make_loop("host", prepared, prepared_denoiser(prepared), *args)()
+    device = make_loop("device", prepared, None, *args)()
+    assert np.abs(host.image).max() > 0.1 and np.abs(device.image - host.image).max() < 1e-5
+    assert list(device.timesteps) == list(host.timesteps)
+    assert make_loop("auto", prepared, None, *args).__class__.__name__ == "DeviceLoop"  # torch targets: the device loop by default
+    with pytest.raises(RcaiError, match="--loop graph captures the whole loop as one CUDA graph"):
+        make_loop("graph", prepared, None, *args)
+    with pytest.raises(RcaiError, match="only for torch targets"):
+        make_loop("device", None, None, *args)  # an ONNX target's prepared model has no device runner

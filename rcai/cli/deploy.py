@@ -78,6 +78,8 @@ def bench(
     threads: Optional[int] = ThreadsOpt(BENCH["threads"]),
     loops: int = typer.Option(BENCH["loops"], "--loops", help="Timed whole loops per round."),
     rounds: int = typer.Option(BENCH["rounds"], "--rounds", help="Rounds of the loop measurement (the figure: median of all timed loops)."),
+    loop: str = typer.Option(BENCH["loop"], "--loop", help="Where the sampler runs: auto (on the model's device for torch targets, else host) | host (numpy) | device (torch, on the model's device) | graph (the whole loop as one CUDA graph: torch-cuda)."),
+    precision: Optional[str] = typer.Option(BENCH["precision"], "--precision", help="torch / torch-cuda targets: fp32 | fp16 | bf16 (the subnet and its float inputs cast; default fp32). ONNX targets run the file's own precision."),
     clock: str = typer.Option(BENCH["clock"], "--clock", help="Clock the loop figure is quoted on: auto (process CPU time for one CPU thread, else wall) | wall | cpu; both are recorded."),
     seed: int = typer.Option(BENCH["seed"], "--seed"),
     cost_table: Optional[str] = CostTableOpt(help="Cost table CSV: its estimate is shown beside the measurement."),
@@ -97,7 +99,7 @@ def bench(
 
     cfg = BenchConfig(
         device=device, threads=threads, sampler=sampler, steps=sample_steps, batch=batch, image=image, seed=seed,
-        loops=loops, rounds=rounds, clock=clock, preset=preset, weights=weights, table=cost_table, predictor=predictor, psnr=check, quality=quality,
+        loops=loops, rounds=rounds, clock=clock, loop=loop, precision=precision, preset=preset, weights=weights, table=cost_table, predictor=predictor, psnr=check, quality=quality,
     )
     if host:
         from ..deploy.remote_bench import bench_on_host

@@ -42,6 +42,7 @@ def profile(
     skip_ops: bool = typer.Option(False, help="Only the --archs dataset, no op table."),
     method: str = typer.Option(PROFILE["method"], help="interleaved (short random-order rounds over everything) | sequential (one op after the other)."),
     calibrate: int = typer.Option(PROFILE["calibrate"], help="Calibrate the table on N (<= 10) whole subnets measured in the same run (stored in its meta.json, used by every estimate)."),
+    cost_model: str = typer.Option(PROFILE["cost_model"], "--cost-model", help="How --calibrate fits the loops: kinds (a factor per op kind) | launch (kernels per op x a per-kernel floor + the table: a launch-bound GPU step) | auto (launch on a CUDA target)."),
     op_rounds: int = typer.Option(INTERLEAVE["rounds"], help="Interleaved rounds of the op table."),
     estimator: str = typer.Option(INTERLEAVE["estimator"], help="Latency of an item from all its calls: p10 | median (tables); also min | trimmed_low (--archs)."),
     clock: str = typer.Option(INTERLEAVE["clock"], help="auto (thread CPU time for --threads 1 on cpu, else wall) | wall | thread_cpu."),
@@ -70,7 +71,7 @@ def profile(
     result: dict = {}
     if not skip_ops:
         cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=OP_MEASURE, method=method,
-                            interleave=icfg, calibrate=calibrate, host=host, precision=precision)
+                            interleave=icfg, calibrate=calibrate, host=host, precision=precision, cost_model=cost_model)
         table = profile_ops(cfg, table_path, progress=not json)
         result["table"] = {"path": str(table.path), "ops": len(table.rows), "overhead_ms": table.overhead_ms, "drift": table.meta.get("drift"),
                            "half_split": table.meta.get("half_split_summary"), "calibration": table.meta.get("calibration")}
@@ -82,7 +83,10 @@ def profile(
                               f"{d['min']:.3f}..{d['max']:.3f} (reference kernel); repeatability: first vs second half of the rounds "
                               f"median {h['median']:.1%}, max {h['max']:.1%}, {h['within_10pct']:.0%} of ops within 10%")
             cal = table.calibration
-            if cal:
+            if cal and cal.model == "launch":
+                stdout.print(f"  calibrated on {cal.subnets} subnets (launch-bound: {table.meta.get('kernel_counter')}): overhead {cal.overhead_ms:.3f} ms, "
+                              f"{cal.kernel_ms * 1000:.2f} us per kernel, table x {cal.scale:.2f}; fit error on them {cal.fit['mape']:.1%} (max {cal.fit['max_err']:.1%})")
+            elif cal:
                 fs = ", ".join(f"{k} {v:.2f}" for k, v in sorted(cal.factors.items()))
                 stdout.print(f"  calibrated on {cal.subnets} subnets: overhead {cal.overhead_ms:.3f} ms, factors {fs}; "
                               f"fit error on them {cal.fit['mape']:.1%} (max {cal.fit['max_err']:.1%})")
@@ -102,11 +106,12 @@ def profile(
 def check(
     device: str = typer.Option(CHECK["device"], "--device", "-d", help="Target: cpu (ONNX Runtime), torch (torch eager on this CPU), gpu, jetson (see `rcai profile`)."),
     preset: str = PresetOpt,
-    threads: int = typer.Option(CHECK["threads"], help="Backend threads."),
+    threads: Optional[int] = typer.Option(CHECK["threads"], help="Backend threads (default 1 on targets with threads; refused on those without)."),
     batch: int = typer.Option(CHECK["batch"], help="Batch size of every measurement."),
     calibrate: int = typer.Option(CHECK["calibrate"], help="Whole subnets (<= 10) whose loops calibrate the table profiled here."),
     subnets: int = typer.Option(CHECK["subnets"], help="Random subnets whose whole loops are measured besides the base (twice) and the cheapest."),
     seed: int = typer.Option(CHECK["seed"], help="Seed of the measured subnets."),
+    cost_model: str = typer.Option(CHECK["cost_model"], "--cost-model", help="The table's calibration: kinds | launch | auto (launch on a CUDA target; see `rcai profile`)."),
     methods: str = typer.Option("auto", help="Comma-separated clocks of the table and the loops: auto (CPU time for one CPU thread, else wall), wall (both on the wall clock)."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Folder of the check's tables and loops (default: a temporary one)."),
     json: bool = JsonOpt,
@@ -119,7 +124,8 @@ def check(
     from ..cost.check import FidelityConfig, fidelity_check
     from ..errors import RcaiError
 
-    cfg = FidelityConfig(preset=preset, device=device, threads=threads, batch=batch, subnets=subnets, calibrate=calibrate, seed=seed)
+    cfg = FidelityConfig(preset=preset, device=device, threads=threads, batch=batch, subnets=subnets, calibrate=calibrate, seed=seed,
+                         cost_model=cost_model)
     names = [m.strip() for m in methods.split(",") if m.strip()]
     if not names:
         raise RcaiError("--methods: name at least one method")
@@ -143,6 +149,8 @@ CHECK_LABELS = {
     "remeasurement": "the loops re-measured (2nd half of the rounds vs 1st)",
     "table": "table estimate (calibrated on loops, + sampler term)",
     "same_rounds": "table calibrated on loops in these rounds (no drift since the profile)",
+    "same_rounds_kinds": "the same, fitted per op kind (cost model kinds)",
+    "same_rounds_launch": "the same, fitted launch-bound (kernels per op, cost model launch)",
     "uncalibrated": "table without its calibration (+ sampler term)",
     "predictor": "GNN predictor (+ its sampler term)",
     "table_vs_wall": "table vs the wall-clock loops (this load)",
@@ -153,7 +161,7 @@ def print_check(out: Console, res: dict) -> None:
     out.print(f"[bold]{res['method']}[/] on {res['cpu_model']} ({res['cpus']} CPUs): load {res['load_start']} -> {res['load_end']}; "
               f"table profiled in {res['profile_seconds']:.0f} s (clock {res['table_clock']}), {res['loops']} whole {res['steps']}-step "
               f"DDIM loops in {res['loops_seconds']:.0f} s ({res['rounds']} rounds, {res['statistic']} on the {res['clock']} clock; "
-              f"the loops got {res['cpu_share']:.0%} of a core)")
+              f"the loops got {res['cpu_share']:.0%} of a core; table calibration: {res.get('cost_model', 'kinds')})")
     grid = Table("figure", "n", "median |err|", "Acc+-5%", "Acc+-10%", "Spearman", "bias", "max |err|")
     for k, label in CHECK_LABELS.items():
         if k in res:

@@ -52,7 +52,7 @@ def show(
     grid = Table("op key", "median ms", "p10-p90", "cv", "n", "FLOPs", "DS/torch")
     for r in t.rows.values():
         grid.add_row(r["key"], f"{r['median_ms']:.4f}", f"{r['p10_ms']:.4f}-{r['p90_ms']:.4f}", f"{r['cv']:.2f}", f"{r['count']:.0f}",
-                     human(r["flops"]), "[red]mismatch[/]" if r["flops_mismatch"] else "ok")
+                     human(r["flops"]), {1: "[red]mismatch[/]", -1: "torch only"}.get(int(r["flops_mismatch"]), "ok"))
     out.print(grid)
     if preset:
         out.print(f"missing for {preset}: {', '.join(missing_keys) if missing_keys else 'none'}")
@@ -81,6 +81,7 @@ def check(
     out = Console()
     out.print(_grid({k: res[k] for k in ("repeatability", "table_sum", "uncalibrated", "raw_sum") if k in res}, LABELS))
     out.print(f"load average {res['load_average']}; {res['calibration_subnets_left_out']} calibration subnets left out")
+    out.print(res["quantity"])
 
 
 LABELS = {

@@ -50,9 +50,18 @@ class Calibration(JsonConfig):
     fit: dict[str, float] = field(default_factory=dict)  # errors on the calibration subnets themselves
     measured: list[dict[str, Any]] = field(default_factory=list)  # the calibration subnets (arch, ms)
     target: str = "call"  # what was fitted: "loop" (whole loops per step, the sampler's term removed) | "call" (single calls)
+    model: str = "kinds"  # kinds: a factor per op kind | launch: scale x table latency + kernel_ms per kernel (fit_launch)
+    kernel_ms: float = 0.0  # launch: the per-kernel floor
+    scale: float = 1.0  # launch: the factor on every op's table latency
 
     def factor(self, kind: str) -> float:
         return float(self.factors.get(kind, 1.0))
+
+    def op_ms(self, kind: str, table_ms: float, kernels: float = 0.0) -> float:
+        """An op's cost inside a whole step (without the per-step overhead_ms)."""
+        if self.model == "launch":
+            return self.scale * table_ms + self.kernel_ms * kernels
+        return self.factor(kind) * table_ms
 
 
 def fit_calibration(
@@ -98,3 +107,35 @@ def fit_calibration(
         ridge=ridge,
         fit={"mape": float(err.mean()), "max_err": float(err.max()), "acc_10": float((err <= 0.10).mean()), "scale": float(x[1])},
     )
+
+
+CALIBRATION_MODELS = ("kinds", "launch")
+LAUNCH_PRIOR = 0.01  # weight of the scale's pull to 1 (kernels and latency sums are correlated over a handful of subnets)
+
+
+def fit_launch(table_sums: Sequence[float], kernel_sums: Sequence[float], measured_ms: Sequence[float]) -> Calibration:
+    """The launch-bound fit (a GPU at small batch): per step,
+
+        measured = overhead_ms + kernel_ms * (kernels of the subnet) + scale * (sum of its ops' table latencies)
+
+    by least squares on relative errors, kernel_ms >= 0, scale in [0, 5] weakly pulled to 1. The
+    kernel term carries what an additive table of isolated calls (each less a per-call overhead)
+    loses: the per-kernel floor that dominates a launch-bound step."""
+    from scipy.optimize import lsq_linear
+
+    y = np.asarray(measured_ms, dtype=np.float64)
+    S, K = np.asarray(table_sums, dtype=np.float64), np.asarray(kernel_sums, dtype=np.float64)
+    if not (len(y) == len(S) == len(K)) or not len(y):
+        raise RcaiError("calibration: need one measured latency, latency sum and kernel count per subnet")
+    if not np.all(np.isfinite(y)) or np.any(y <= 0):
+        raise RcaiError("calibration: measured latencies must be positive")
+    A = np.column_stack([np.ones_like(y), K, S]) / y[:, None]
+    b = np.ones_like(y)
+    w = np.sqrt(LAUNCH_PRIOR)
+    A = np.vstack([A, [0.0, 0.0, w]])
+    b = np.r_[b, w]
+    x = lsq_linear(A, b, bounds=([-float(y.min()), 0.0, 0.0], [np.inf, np.inf, 5.0])).x
+    pred = x[0] + x[1] * K + x[2] * S
+    err = np.abs(pred / y - 1)
+    return Calibration(overhead_ms=float(x[0]), subnets=len(y), ridge=LAUNCH_PRIOR, model="launch", kernel_ms=float(x[1]), scale=float(x[2]),
+                       fit={"mape": float(err.mean()), "max_err": float(err.max()), "acc_10": float((err <= 0.10).mean()), "scale": float(x[2])})

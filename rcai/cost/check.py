@@ -74,9 +74,14 @@ def check_table(table: CostTable, dataset: str | Path, force: bool = False) -> d
         halves.append(_halves(r, dataset, line))
     if not measured:
         raise RcaiError(f"{dataset}: every subnet was one the table is calibrated on; measure others")
+    cal = table.calibration
     out: dict[str, Any] = {
         "table": str(table.path),
         "dataset": str(dataset),
+        "quantity": ("measured: the dataset's whole subnets, isolated network calls (ms per call); estimated: the table's per-step "
+                     + ("loop estimate (calibrated to whole loops) less its sampler term" if cal is not None and cal.target == "loop"
+                        else "sum of its ops" + (" (calibrated to single calls)" if cal is not None else ""))
+                     + ". For whole loops against whole loops: rcai profile check"),
         "overhead_ms": model.overhead_ms,
         "calibrated": table.calibration is not None,
         "calibration_subnets_left_out": left_out,
@@ -111,13 +116,22 @@ def compare_tables(a: CostTable, b: CostTable) -> dict[str, Any]:
 class FidelityConfig:
     preset: str = "tiny"
     device: str = "cpu"
-    threads: int | None = 1
+    threads: int | None = None  # None: 1 where the target has threads (the CPU check), else none
     batch: int = 1
     subnets: int = 30  # random subnets whose whole loops are measured (besides the base, twice, and the cheapest)
     calibrate: int = 8  # whole subnets whose loops calibrate the table (<= 10)
     seed: int = 1  # of the measured subnets (calibration subnets come from their own seed)
     rounds: int = 6  # rounds of the loop measurement
     steps: int = 50  # DDIM steps of every loop
+    cost_model: str = "auto"  # the table's calibration: kinds | launch | auto (rcai.cost.profile.cost_model_of)
+
+    def __post_init__(self) -> None:
+        self.target_spec()  # a setting the target does not take: refused here, before any work
+
+    def target_spec(self):
+        from ..targets.spec import TargetSpec
+
+        return TargetSpec(device=self.device, threads=self.threads, batch=self.batch).with_threads(1)
 
 
 CHECK_METHODS = ("auto", "wall")  # op and loop clocks: auto (thread / process CPU for one CPU thread) | wall
@@ -138,29 +152,25 @@ def loop_check(table: CostTable, archs: dict[str, dict[str, str]], workdir: str 
     from ..presets import get_preset
     from ..targets.loops import LoopConfig
     from .loops import SAMPLER, measure_model_loops
-    from .subnets import export_with_weights
 
     preset = get_preset(cfg.preset)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name, arch in archs.items():
-        paths[name] = workdir / f"{name}.onnx"
-        if not paths[name].exists():
-            export_with_weights(SubnetSpec(preset, arch), paths[name], cfg.batch)
-    if "base" in paths:
-        paths["base (again)"] = paths["base"]
+    nets: dict[str, SubnetSpec] = {name: SubnetSpec(preset, arch) for name, arch in archs.items()}
+    if "base" in nets:
+        nets["base (again)"] = nets["base"]
     cal_archs = {f"cal{i}": m["arch"] for i, m in enumerate((table.meta.get("calibration") or {}).get("measured", []))}
-    for name, arch in cal_archs.items():  # the table's calibration subnets, measured again in these rounds
-        paths[name] = workdir / f"{name}.onnx"
-        if not paths[name].exists():
-            export_with_weights(SubnetSpec(preset, arch), paths[name], cfg.batch)
-    target = _target(cfg, clock)
-    res = measure_model_loops(target, paths, preset, LoopConfig(rounds=cfg.rounds, loops=1, clock="wall" if clock == "wall" else "auto"),
-                              cfg.steps, cfg.batch)
+    nets.update({name: SubnetSpec(preset, arch) for name, arch in cal_archs.items()})  # the table's calibration subnets, again
+    target = cfg.target_spec().target()
+    res = measure_model_loops(target, nets, preset, LoopConfig(rounds=cfg.rounds, loops=1, clock="wall" if clock == "wall" else "auto"),
+                              cfg.steps, cfg.batch, workdir=workdir)
     models = {"table": TableCostModel(preset, table), "uncalibrated": TableCostModel(preset, table, calibrated=False)}
     if cal_archs:
-        models["same_rounds"] = TableCostModel(preset, recalibrated(table, cal_archs, res, cfg.steps))
+        own = table.calibration.model if table.calibration else "kinds"
+        models["same_rounds"] = TableCostModel(preset, recalibrated(table, cal_archs, res, cfg.steps, own))
+        other = "kinds" if own == "launch" else "launch"
+        if other == "kinds" or table.meta.get("kernels"):  # the other cost model fitted to the same loops, for comparison
+            models[f"same_rounds_{other}"] = TableCostModel(preset, recalibrated(table, cal_archs, res, cfg.steps, other))
     if predictor:
         from .predictor_model import PredictorCostModel
 
@@ -193,7 +203,7 @@ def loop_check(table: CostTable, archs: dict[str, dict[str, str]], workdir: str 
     return out
 
 
-def recalibrated(table: CostTable, cal_archs: dict[str, dict[str, str]], res: dict[str, Any], steps: int) -> CostTable:
+def recalibrated(table: CostTable, cal_archs: dict[str, dict[str, str]], res: dict[str, Any], steps: int, model: str | None = None) -> CostTable:
     """A copy of `table` calibrated (and its sampler terms taken) from loops measured in the given
     rounds (`res`): the same fit as `rcai profile --calibrate`, without the machine's drift between
     the profile and the check."""
@@ -205,10 +215,11 @@ def recalibrated(table: CostTable, cal_archs: dict[str, dict[str, str]], res: di
     from .rounds import NET
 
     t = copy.deepcopy(table)
-    t.path = table.path.with_name(table.path.name.removesuffix('.csv') + '-same-rounds.csv')  # its meta is written beside, not over
+    model = model or (table.calibration.model if table.calibration else "kinds")
+    t.path = table.path.with_name(table.path.name.removesuffix('.csv') + f'-same-rounds-{model}.csv')  # its meta is written beside, not over
     loops = {**{f"{NET}{i:04d}": res[name] for i, name in enumerate(cal_archs)}, **{k: v for k, v in res.items() if k.startswith(SAMPLER)}}
     space = SearchSpace.of(_preset_of(table))
-    fit_loop_calibration(t, space, list(cal_archs.values()), loops, steps)
+    fit_loop_calibration(t, space, list(cal_archs.values()), loops, steps, model)
     return t
 
 
@@ -235,12 +246,6 @@ def rescore_predictor(res: dict[str, Any], predictor: str | Path, preset_name: s
     for r, c in zip(res["rows"], est):
         r["predictor"] = c.loop_ms
     return {**res, **score(res["rows"], ["predictor"]), "predictor_file": str(predictor)}
-
-
-def _target(cfg: FidelityConfig, clock: str):
-    from ..targets import resolve_device
-
-    return resolve_device(cfg.device, threads=cfg.threads)
 
 
 def check_archs(preset_name: str, subnets: int, seed: int, table: CostTable) -> dict[str, dict[str, str]]:
@@ -272,8 +277,8 @@ def fidelity_check(cfg: FidelityConfig, method: str, workdir: str | Path, progre
         raise RcaiError(f"unknown check method {method!r}; known: {', '.join(CHECK_METHODS)}")
     workdir = Path(workdir)
     clock = method
-    pcfg = ProfileConfig(preset=cfg.preset, device=cfg.device, threads=cfg.threads, batch=cfg.batch, interleave=InterleaveConfig(clock=clock),
-                         calibrate=cfg.calibrate, loop_steps=cfg.steps)
+    pcfg = ProfileConfig(preset=cfg.preset, device=cfg.device, threads=cfg.target_spec().threads, batch=cfg.batch, interleave=InterleaveConfig(clock=clock),
+                         calibrate=cfg.calibrate, loop_steps=cfg.steps, cost_model=cfg.cost_model)
     if clock == "wall":
         from ..targets.loops import LoopConfig
 
@@ -291,6 +296,9 @@ def fidelity_check(cfg: FidelityConfig, method: str, workdir: str | Path, progre
     out["loops_seconds"] = time.perf_counter() - t1
     out["load_end"] = load_average()
     out["table_clock"] = table.meta.get("clock")
-    out["calibration"] = (table.meta.get("calibration") or {}).get("factors")
+    cal = table.meta.get("calibration") or {}
+    out["calibration"] = cal.get("factors") if cal.get("model", "kinds") == "kinds" else {
+        k: cal.get(k) for k in ("model", "overhead_ms", "kernel_ms", "scale")}
+    out["cost_model"] = cal.get("model", "kinds")
     out["sampler_ms_per_step"] = table.meta.get("sampler_ms")
     return out

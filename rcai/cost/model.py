@@ -93,7 +93,8 @@ class TableCostModel(OpCostModel):
     """Latency, FLOPs and params looked up in a measured cost table. A calibrated table (`rcai profile
     --calibrate N`) scales each op's latency by its kind's factor and adds the fitted per-network
     overhead; the per-op costs the search propagates carry the same factors, so the differentiable
-    expected cost and every estimate agree. calibrated=False reads the bare table. A table profiled
+    expected cost and every estimate agree (a launch-bound fit, `--cost-model launch`: each op costs
+    scale x its latency + kernel_ms x its kernels, still a sum over ops). calibrated=False reads the bare table. A table profiled
     with calibration also measured every sampler's own per-step cost (meta `sampler_ms`): `sampler`
     names the one the loop runs, added to every step (0 for tables without it)."""
 
@@ -115,5 +116,6 @@ class TableCostModel(OpCostModel):
     def op_metric(self, spec: OpSpec, metric: str) -> float:
         value = self.table.value(spec, metric)
         if metric == "latency_ms" and self.calibration:
-            value *= self.calibration.factor(spec.op)
+            kernels = (self.table.meta.get("kernels") or {}).get(spec.key, 0.0) if self.calibration.model == "launch" else 0.0
+            value = self.calibration.op_ms(spec.op, value, kernels)
         return value

@@ -39,11 +39,12 @@ from ..onnx_export import export_onnx
 from ..progress import progress_bar
 from ..presets import Preset, get_preset
 from ..space.space import SearchSpace
-from ..targets import MeasureConfig, Target, resolve_device
+from ..targets import MeasureConfig, Target
 from ..targets.measure import pinned, resolve_clock
 from ..targets.overhead import export_probe, measure_call_overhead
 from ..targets.loops import LoopConfig
 from ..targets.sysinfo import load_average
+from .calibration import CALIBRATION_MODELS
 from .flops import op_count_columns
 from .loop_calibration import calibration_loops, fit_loop_calibration
 from .loops import LOOP_STEPS
@@ -75,6 +76,7 @@ class ProfileConfig:
     loop_steps: int = LOOP_STEPS  # DDIM steps of the calibration loops
     host: str | None = None  # [user@]addr[:port]: measure there over ssh (sequential method)
     precision: str = "fp32"  # fp32 | int8 (each op and calibration subnet quantized as in a whole INT8 network: targets/quantize.py)
+    cost_model: str = "auto"  # how --calibrate fits the loops: kinds | launch (kernels per op, a per-kernel floor) | auto (launch on a CUDA target)
 
     def __post_init__(self) -> None:
         from ..targets.quantize import check_precision
@@ -84,9 +86,45 @@ class ProfileConfig:
             raise RcaiError(f"--threads must be >= 1 (or left out for all cores), got {self.threads}")
         if self.batch < 1:
             raise RcaiError(f"--batch must be >= 1, got {self.batch}")
+        if not 0 <= self.calibrate <= 10:
+            raise RcaiError(f"--calibrate takes 0 to 10 subnets (got {self.calibrate})")
+        if self.cost_model not in ("auto",) + CALIBRATION_MODELS:
+            raise RcaiError(f"--cost-model: unknown {self.cost_model!r}; known: auto, {', '.join(CALIBRATION_MODELS)}")
+        self.target_spec()  # a setting the target does not take: refused before any work
+
+    def target_spec(self):
+        from ..targets.spec import TargetSpec
+
+        return TargetSpec(device=self.device, host=self.host, threads=self.threads, batch=self.batch)
 
     def target(self) -> Target:
-        return resolve_device(self.device, host=self.host, threads=self.threads)
+        return self.target_spec().target()
+
+
+def cost_model_of(cfg: ProfileConfig, target: Target) -> str:
+    """The calibration model: the configured one, or for auto "launch" on a CUDA device (a launch-bound
+    step: rcai/cost/kernels.py), else "kinds"."""
+    if cfg.cost_model != "auto":
+        return cfg.cost_model
+    return "launch" if getattr(getattr(target, "device", None), "type", "") == "cuda" else "kinds"
+
+
+def calibrate_on_loops(cfg: ProfileConfig, table: CostTable, target: Target, workdir: Path, archs: list[dict[str, str]] | None = None,
+                       loops: dict[str, Any] | None = None) -> None:
+    """Fit `table` to the whole loops of cfg.calibrate subnets (measured here unless `loops` is given),
+    by the cost model of cost_model_of (launch: each op's kernels counted first, into the meta)."""
+    preset = get_preset(cfg.preset)
+    space = SearchSpace.of(preset)
+    archs = archs if archs is not None else sample_archs(space, cfg.calibrate, cfg.calibrate_seed, "skewed")
+    model = cost_model_of(cfg, target)
+    if model == "launch" and "kernels" not in table.meta:
+        from .kernels import op_kernels
+
+        kernels, counter = op_kernels(space.all_specs(), cfg.batch, getattr(target, "device", None) or "cpu", getattr(target, "dtype", None))
+        table.update_meta(kernels=kernels, kernel_counter=counter)
+    if loops is None:
+        loops = calibration_loops(target, preset, archs, workdir, cfg.calibrate_loops, cfg.loop_steps, cfg.batch, cfg.precision)
+    fit_loop_calibration(table, space, archs, loops, cfg.loop_steps, model)
 
 
 def default_table_path(device: str, preset: str, precision: str = "fp32") -> Path:
@@ -148,6 +186,8 @@ def profile_ops_sequential(cfg: ProfileConfig, out: str | Path, progress: bool =
             for spec in todo:
                 table.append(profile_op(spec, target, cfg.batch, cfg.measure, workdir))
                 advance(spec.key)
+        if cfg.calibrate and "calibration" not in table.meta:  # the same fit to whole loops as the interleaved method's
+            calibrate_on_loops(cfg, table, target, workdir)
     return table
 
 
@@ -156,8 +196,6 @@ def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool 
     icfg = cfg.interleave
     if icfg.estimator not in LATENCY_COLUMN:
         raise RcaiError(f"a table's estimator must be one of {', '.join(LATENCY_COLUMN)} (got {icfg.estimator!r})")
-    if not 0 <= cfg.calibrate <= 10:
-        raise RcaiError(f"--calibrate takes 0 to 10 subnets (got {cfg.calibrate})")
     preset = get_preset(cfg.preset)
     target = cfg.target()
     if cfg.host or not target.takes_onnx:  # a remote call or a torch module: timed one op after the other
@@ -210,7 +248,7 @@ def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool 
         reference_ms=stats[REFERENCE]["value_ms"], measure_seconds=round(time.perf_counter() - t0, 1), interleave=icfg.to_dict(),
     )
     if archs:
-        fit_loop_calibration(table, space, archs, loops, cfg.loop_steps)
+        calibrate_on_loops(cfg, table, target, Path("."), archs, loops)
     return table
 
 

@@ -16,11 +16,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..config import JsonConfig
 from ..errors import RcaiError
 from ..io import append_line, atomic_write_text
 from ..onnx_export import export_onnx
 from ..targets import Target
+from ..targets.timing import RoundsConfig
 from ..targets.measure import CLOCKS, ESTIMATORS, call_timer, drift, estimate, half_split, interleave, resolve_clock
 
 REFERENCE = "__reference__"  # the kernel timed in every round: the machine's speed per round
@@ -29,14 +29,15 @@ NET = "net:"  # prefix of whole subnets timed in the same rounds (calibration, c
 
 
 @dataclass(frozen=True)
-class InterleaveConfig(JsonConfig):
+class InterleaveConfig(RoundsConfig):
     """Many short interleaved rounds (see the module doc). rounds x burst timed calls per op,
     rounds x net_burst per whole subnet; `warmup` untimed calls per item before the first round and
     `visit_warmup` before every burst. estimator: p10 | median (tables), also min | trimmed_low for
     datasets. correct_drift divides each round's calls by the reference kernel's speed that round.
     pin: pin the process to `threads` CPUs where the OS allows (os.sched_setaffinity).
     clock: auto | wall | thread_cpu (targets/measure.py resolve_clock: auto = the calling thread's
-    CPU time for ONNX Runtime with one thread, which a neighbour's preemption does not inflate)."""
+    CPU time for ONNX Runtime with one thread, which a neighbour's preemption does not inflate).
+    The rounds, warm-ups and seed are RoundsConfig's (shared with the whole loops' LoopConfig)."""
 
     rounds: int = 16
     burst: int = 16
@@ -47,12 +48,13 @@ class InterleaveConfig(JsonConfig):
     correct_drift: bool = False
     pin: bool = True
     input_pool: int = 4
-    seed: int = 0
+    seed: int = 0  # RoundsConfig's, restated: the CLI reads the defaults off this class body (cli/defaults.py)
     clock: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.rounds < 1 or self.burst < 1 or self.net_burst < 1 or self.warmup < 0 or self.visit_warmup < 0:
-            raise RcaiError("interleave config: rounds, burst and net_burst must be >= 1, warm-ups >= 0")
+        super().__post_init__()
+        if self.burst < 1 or self.net_burst < 1:
+            raise RcaiError("interleave config: burst and net_burst must be >= 1")
         if self.estimator not in ESTIMATORS:
             raise RcaiError(f"unknown estimator {self.estimator!r}; known: {', '.join(ESTIMATORS)}")
         if self.clock not in CLOCKS:

@@ -42,6 +42,13 @@ def sample_archs(space: SearchSpace, n: int, seed: int, sampling: str = "uniform
     return archs[:n]
 
 
+def prepare_subnet(target, spec: SubnetSpec, path: Path, batch: int):
+    """The subnet ready on `target` with seed-0 weights: the target's capability decides (ONNX
+    targets: its export at `path`, reused where it is there; torch targets: the module itself)."""
+    torch.manual_seed(0)
+    return target.prepare_module(spec.build().eval(), denoiser_inputs(spec.preset, batch), DENOISER_INPUTS, path, DENOISER_OUTPUTS, reuse=True)
+
+
 def export_with_weights(spec: SubnetSpec, path: Path, batch: int) -> None:
     torch.manual_seed(0)
     export_onnx(spec.build().eval(), denoiser_inputs(spec.preset, batch), DENOISER_INPUTS, path, DENOISER_OUTPUTS)

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
-from ..diffusion import list_samplers, sample
+from ..diffusion import list_samplers, make_sampler, sample
 from ..config import JsonConfig
 from ..errors import RcaiError
 from ..metrics import psnr
 from ..presets import get_preset
+from ..cost.loops import LOOP_KINDS, loop_kind
 from ..targets.loops import LoopConfig, LoopMeasurement, measure_loops
 from ..targets.measure import summarize
 from .engines import Engine, build_engine, reference_device, torch_threads
@@ -48,6 +49,8 @@ class BenchConfig(JsonConfig):
     eta: float = 0.0
     clip_x0: bool = True
     loops: int = 1  # timed whole loops per round
+    loop: str = "auto"  # where the sampler runs: auto | host | device | graph (rcai.cost.loops.loop_kind)
+    precision: str | None = None  # torch targets: fp32 | fp16 | bf16 (None: the target's default)
     rounds: int = 6  # rounds of the loop measurement (rcai.targets.loops)
     clock: str = "auto"  # the clock the loop figure is quoted on: auto | wall | cpu (rcai.targets.loops)
     warmup: int = 5  # untimed denoiser calls before them
@@ -109,11 +112,15 @@ def _run_loop(engine: Engine, lr_up: np.ndarray, schedule, cfg: BenchConfig, ste
 
 def loop_fn(engine: Engine, side, cfg: BenchConfig, on_step: Callable | None = None) -> Callable[[], Any]:
     """A no-argument callable running one whole sampling loop of `engine` (deployed with `side`) as
-    `cfg` says; it returns the SampleResult."""
+    `cfg` says (cfg.loop: the sampler on the host, on the model's device, or the whole loop as one
+    CUDA graph, captured here); it returns the SampleResult. on_step: host loops only."""
+    from ..cost.loops import make_loop
+
     schedule = side.noise_schedule()
     steps = default_steps(cfg.sampler, schedule.T) if cfg.steps is None else cfg.steps
     lr_up, _ = lr_input(cfg.image, side.preset.lr_size, side.preset.hr_size, cfg.batch, cfg.seed)
-    return lambda: _run_loop(engine, lr_up, schedule, cfg, steps, side.preset, on_step)
+    return make_loop(cfg.loop, engine.prepared, engine.denoiser, lr_up, schedule, cfg.sampler, steps, cfg.seed, cfg.eta, cfg.clip_x0,
+                     side.preset.residual, side.preset.prediction, on_step)
 
 
 def on_calling_thread(engines: Mapping[str, Engine]) -> bool:
@@ -144,6 +151,8 @@ def _check_config(cfg: BenchConfig) -> None:
         raise RcaiError("need --batch >= 1, --loops >= 1, --rounds >= 1 and --warmup >= 0")
     if cfg.threads is not None and cfg.threads < 1:
         raise RcaiError("--threads must be >= 1")
+    if cfg.loop not in LOOP_KINDS:
+        raise RcaiError(f"--loop: unknown {cfg.loop!r}; known: {', '.join(LOOP_KINDS)}")
 
 
 def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress: Callable[[str], None] | None = None,
@@ -169,7 +178,7 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
 
     with torch_threads(cfg.threads), PeakRss() as mem:
         say(f"preparing --device {cfg.device}")
-        engine = build_engine(onnx_path, side, cfg.batch, cfg.device, cfg.threads, cfg.weights)
+        engine = build_engine(onnx_path, side, cfg.batch, cfg.device, cfg.threads, cfg.weights, cfg.precision)
         x6 = np.concatenate([lr_up, np.random.default_rng(cfg.seed).standard_normal(lr_up.shape, dtype=np.float32)], 1)
         level = np.full((cfg.batch, 1), 0.5, np.float32)
         for _ in range(cfg.warmup):
@@ -178,8 +187,19 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
         lcfg = LoopConfig(rounds=cfg.rounds, loops=cfg.loops, clock=cfg.clock)
         m = measure_engines({"model": (engine, side)}, cfg, lcfg, on_step={"model": lambda i, t, s: step_ms.append(s * 1e3)})["model"]
         del step_ms[: steps * lcfg.warmup]  # the untimed warm-up loop's steps
-        result = loop_fn(engine, side, cfg)()  # one more loop, untimed: the image
-    stats = summarize(step_ms)
+        kind = loop_kind(cfg.loop, engine.prepared)
+        if kind != "host" and make_sampler(cfg.sampler, schedule, steps, cfg.eta, cfg.clip_x0).stochastic:
+            notes.append(f"loop {kind} draws its noise on the device: the image (PSNR) is this engine's host loop's, same network")
+            result = _run_loop(engine, lr_up, schedule, cfg, steps, preset)
+        else:
+            result = loop_fn(engine, side, cfg)()  # one more loop, untimed: the image
+        if not step_ms:  # a loop on the device is not timed per step: the network's calls on the target's own timer
+            from ..targets import MeasureConfig
+
+            stats = engine.prepared.measure(MeasureConfig(warmup=3, min_repeats=steps, max_repeats=4 * steps, max_seconds=5.0))
+            notes.append(f"loop {kind}: the step figures are the network's calls timed alone "
+                         f"({stats.count} calls), the loop figure is the whole loop")
+    stats = summarize(step_ms) if step_ms else stats
     image = result.image
     runs = [t for r in (m.cpu_ms if m.clock == "cpu" else m.wall_ms) for t in r]
 
@@ -218,7 +238,7 @@ def psnr_vs_reference(onnx_path: str | Path, cfg: BenchConfig) -> dict[str, Any]
     steps = default_steps(cfg.sampler, side.schedule.T) if cfg.steps is None else cfg.steps
     lr_up, _ = lr_input(cfg.image, side.preset.lr_size, side.preset.hr_size, cfg.batch, cfg.seed)
     with torch_threads(cfg.threads):
-        engine = build_engine(onnx_path, side, cfg.batch, cfg.device, cfg.threads, cfg.weights)
+        engine = build_engine(onnx_path, side, cfg.batch, cfg.device, cfg.threads, cfg.weights, cfg.precision)
         image = _run_loop(engine, lr_up, side.noise_schedule(), cfg, steps, side.preset).image
     res = BenchResult(model=str(onnx_path), engine=engine.kind, engine_label=engine.label, target=engine.info, precision=side.precision,
                       sampler=cfg.sampler, steps=steps, batch=cfg.batch, seed=cfg.seed, image="", has_sidecar=True, subnet_hash=None,

@@ -1,7 +1,8 @@
 """What runs the denoiser inside the bench loop. The target behind `--device` decides: a target that
 takes ONNX (onnxruntime, tensorrt, a host over ssh) runs the deployed file; a torch target (`torch`
 on this CPU, `torch-cuda` on a GPU, its CUDA graph replayed at every step) runs the subnet the file
-was exported from (the sidecar's choices and weights). The same numpy sampling loop drives both."""
+was exported from (the sidecar's choices and weights). The same sampler drives both: numpy on the
+host, or (torch targets, `rcai bench --loop`) torch on the model's device (rcai.cost.loops.make_loop)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,17 +24,18 @@ class Engine:
     label: str  # human-readable, e.g. "onnxruntime 1.20 (fp32, 2 threads)"
     timer: Any = None  # the target's wall-clock timer (CUDA events on a GPU); None: perf_counter
     on_calling_thread: bool = False  # the target computes on this thread (CPU, one thread): a loop is quoted in CPU time
+    prepared: Any = None  # the target's prepared model (its device_runner drives a loop on the device)
 
 
 def build_engine(onnx_path: Path, side: DeploySidecar, batch: int, device: str = "cpu", threads: int | None = None,
-                 weights: str | Path | None = None) -> Engine:
-    """The denoiser of the deployed model `onnx_path` on the target of `device`."""
-    target = resolve_device(device, threads=threads)
+                 weights: str | Path | None = None, precision: str | None = None) -> Engine:
+    """The denoiser of the deployed model `onnx_path` on the target of `device` (precision: torch targets' setting)."""
+    target = resolve_device(device, threads=threads, **({"precision": precision} if precision else {}))
     if target.takes_onnx:
         dm = DeployedModel.load(onnx_path, target=target, batch=batch, deployment=(side, True))
         info = dm.prepared.info().to_dict()
         label = f"{info['backend']} {info['backend_version']} ({info['precision']}, {info['threads']} threads)"
-        return Engine("onnx", dm.denoiser, info, label, dm.prepared.timer(), target.computes_on_calling_thread())
+        return Engine("onnx", dm.denoiser, info, label, dm.prepared.timer(), target.computes_on_calling_thread(), dm.prepared)
     if not side.choices:
         raise RcaiError(f"{onnx_path}: --device {device} runs the torch subnet and needs the sidecar (subnet choices and weights)")
     model, note = reference_model(side, onnx_path, weights)
@@ -42,7 +44,7 @@ def build_engine(onnx_path: Path, side: DeploySidecar, batch: int, device: str =
     prepared = target.prepare(model, {t.name: (t.concrete(batch), t.dtype) for t in side.inputs})
     info = prepared.info().to_dict()
     label = f"{info['backend']} {info['backend_version']} ({info['precision']}, {note})"
-    return Engine("torch", PreparedDenoiser(prepared), info, label, prepared.timer(), target.computes_on_calling_thread())
+    return Engine("torch", PreparedDenoiser(prepared), info, label, prepared.timer(), target.computes_on_calling_thread(), prepared)
 
 
 def reference_device(engine: Engine) -> str:

@@ -1,7 +1,7 @@
 """SR3 diffusion, independent of the network: schedule, training loss, samplers, sampling loop."""
 from .denoiser import Denoiser, TorchDenoiser
 from .samplers import DDIMSampler, DDPMSampler, Sampler, StepOutput, get_sampler, list_samplers, register_sampler
-from .sampling import SampleResult, sample
+from .sampling import SampleResult, make_sampler, sample
 from .schedule import NoiseSchedule, ScheduleConfig
 from .training import diffusion_loss, preset_loss, q_sample, sample_gamma, sample_timesteps
 

@@ -38,6 +38,19 @@ def _check_return_at(return_at: Sequence[int], visited: set[int], T: int) -> set
     return wanted
 
 
+def make_sampler(sampler: str | Sampler, schedule: NoiseSchedule, steps: int | None = None, eta: float = 0.0, clip_x0: bool = False,
+                 **sampler_kwargs: Any) -> Sampler:
+    """A registered sampler by name (eta passed only to samplers that take it), or a ready one with
+    its timesteps reset to `steps` if given (see `sample`)."""
+    if isinstance(sampler, Sampler):
+        if steps is not None:
+            sampler.set_timesteps(steps)
+        return sampler
+    if "eta" in inspect.signature(sampler_class(sampler).__init__).parameters:
+        sampler_kwargs = {"eta": eta, **sampler_kwargs}  # stochasticity knob, DDIM-like samplers only
+    return get_sampler(sampler, schedule, steps=steps, clip_x0=clip_x0, **sampler_kwargs)
+
+
 def sample(
     denoiser: Denoiser,
     lr_up: np.ndarray,
@@ -73,14 +86,7 @@ def sample(
     lr_up = np.ascontiguousarray(lr_up, dtype=np.float32)
     if lr_up.ndim != 4 or lr_up.shape[1] != 3:
         raise RcaiError(f"sample: lr_up must be [B,3,H,W], got {lr_up.shape}")
-    if isinstance(sampler, Sampler):
-        smp = sampler
-        if steps is not None:
-            smp.set_timesteps(steps)
-    else:
-        if "eta" in inspect.signature(sampler_class(sampler).__init__).parameters:
-            sampler_kwargs = {"eta": eta, **sampler_kwargs}  # stochasticity knob, DDIM-like samplers only
-        smp = get_sampler(sampler, schedule, steps=steps, clip_x0=clip_x0, **sampler_kwargs)
+    smp = make_sampler(sampler, schedule, steps, eta, clip_x0, **sampler_kwargs)
     ts = [int(t) for t in smp.timesteps]
     wanted = _check_return_at(return_at, set(ts) | {0}, schedule.T)
 

@@ -78,6 +78,15 @@ class Prepared(ABC):
         buffers themselves, overwritten by the next call."""
         return self.run
 
+    def device_runner(self, capturable: bool = False) -> Callable[..., Any] | None:
+        """For a loop on the model's device (rcai.diffusion.device_loop): a callable taking the
+        inputs as float32 torch tensors on `device` and returning the first output the same way;
+        None where the target runs no torch (ONNX targets). capturable: a form that can itself be
+        captured inside a larger CUDA graph (no replay of the target's own graph)."""
+        return None
+
+    device: Any = None  # the torch device of device_runner()'s tensors (torch targets)
+
     def measure(self, cfg: MeasureConfig = MeasureConfig(), seed: int = 0) -> TimingStats:
         """Latency statistics over a pool of `cfg.input_pool` random input sets (see MeasureConfig)."""
         pool = make_input_pool(self.input_specs, cfg.input_pool, seed)

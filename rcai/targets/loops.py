@@ -34,27 +34,24 @@ from ..config import JsonConfig
 from ..errors import RcaiError
 from .measure import estimate, half_split, interleave, perf_counter_timer
 from .sysinfo import load_average
-from .timing import Timer
+from .timing import RoundsConfig, Timer
 
 LOOP_CLOCKS = ("auto", "wall", "cpu")
 STATISTIC = "median"  # over all timed loops of all rounds
 
 
 @dataclass(frozen=True)
-class LoopConfig(JsonConfig):
-    """rounds x loops timed loops per item; `warmup` untimed loops per item before the first round
-    and `visit_warmup` before each visit; clock auto | wall | cpu (see the module doc)."""
+class LoopConfig(RoundsConfig):
+    """rounds x loops timed loops per item (the rounds, warm-ups and seed: RoundsConfig, shared with
+    the op tables' InterleaveConfig); clock auto | wall | cpu (see the module doc)."""
 
-    rounds: int = 6
     loops: int = 1
-    warmup: int = 1
-    visit_warmup: int = 0
-    seed: int = 0
     clock: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.rounds < 1 or self.loops < 1 or self.warmup < 0 or self.visit_warmup < 0:
-            raise RcaiError("loop measurement: rounds and loops must be >= 1, warm-ups >= 0")
+        super().__post_init__()
+        if self.loops < 1:
+            raise RcaiError("loop measurement: loops must be >= 1")
         if self.clock not in LOOP_CLOCKS:
             raise RcaiError(f"unknown loop clock {self.clock!r}; known: {', '.join(LOOP_CLOCKS)}")
 

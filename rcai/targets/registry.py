@@ -91,16 +91,3 @@ DEVICES: dict[str, Callable[[dict[str, Any], "str | None"], tuple[str, dict[str,
     "torch": _torch,
     "torch-cuda": _torch_cuda,
 }
-
-
-def resolve_device(device: str, host: str | None = None, threads: int | None = None, **settings: Any) -> Target:
-    """The target behind the CLI's `--device cpu|gpu|jetson [--host user@addr[:port]] [--threads N]`
-    (see DEVICES); threads None (or 0): the target's default, and no setting for targets without one."""
-    if threads:
-        settings["threads"] = threads
-    try:
-        rule = DEVICES[device]
-    except KeyError:
-        raise RcaiError(f"unknown device {device!r}; known: {', '.join(sorted(DEVICES))}") from None
-    name, resolved = rule(dict(settings), host or None)
-    return get_target(name, **resolved)

@@ -25,6 +25,24 @@ class TimingStats(JsonConfig):
 
 
 @dataclass(frozen=True)
+class RoundsConfig(JsonConfig):
+    """What every interleaved measurement shares (op tables and subnet datasets: cost.rounds.InterleaveConfig;
+    whole loops: targets.loops.LoopConfig): `rounds` rounds, each visiting every item in a new random
+    order drawn from `seed`; `warmup` untimed calls per item before the first round, `visit_warmup`
+    before each visit. The subclasses add what is timed per visit and may set other defaults."""
+
+    rounds: int = 6
+    warmup: int = 1
+    visit_warmup: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1 or self.warmup < 0 or self.visit_warmup < 0:
+            raise RcaiError(f"{type(self).__name__}: rounds must be >= 1, warm-ups >= 0 "
+                            f"(got rounds={self.rounds}, warmup={self.warmup}, visit_warmup={self.visit_warmup})")
+
+
+@dataclass(frozen=True)
 class MeasureConfig(JsonConfig):
     """How long to measure. `warmup` untimed calls, then timed calls in chunks of `chunk` until
     the median of all samples moves by < `rel_tol` (relative) from one chunk to the next and at

@@ -19,18 +19,10 @@ from ..errors import RcaiError
 from .base import Prepared, Target, TargetInfo, Timer
 from .inputs import Specs, check_feeds, normalize_specs
 from .registry import register_target
+from .torch_dtypes import PRECISIONS, torch_dtype  # noqa: F401  (re-exported)
 from .sysinfo import host_name
 
-PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 WARMUP_BEFORE_CAPTURE = 3  # eager calls on a side stream before capture (cuDNN/cuBLAS pick kernels)
-
-
-def torch_dtype(precision: str) -> Any:
-    import torch
-
-    if precision not in PRECISIONS:
-        raise RcaiError(f"torch-cuda: unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
-    return getattr(torch, PRECISIONS[precision])
 
 
 def cuda_device(device: str) -> Any:
@@ -147,8 +139,37 @@ class TorchCudaPrepared(Prepared):
         self.graph.replay()
         return self.static_out
 
+    @property
+    def device(self) -> Any:
+        return self.target.device
+
+    def device_runner(self, capturable: bool = False) -> Any:
+        """Per call: the inputs copied into the static buffers and the captured graph replayed (eager
+        calls without graphs, or when `capturable`: the module itself, for a whole-loop graph)."""
+        import torch
+
+        from .torch_dtypes import flatten_outputs
+
+        if self.graph is None or capturable:
+            dtype, module = self.dtype, self.module
+
+            def eager(*inputs: Any) -> Any:
+                with torch.no_grad():
+                    return flatten_outputs(module(*(t.to(dtype) for t in inputs)))[0].float()
+
+            return eager
+        static, graph, out = self.static, self.graph, flatten_outputs(self.static_out)[0]
+
+        def replay(*inputs: Any) -> Any:
+            for buf, x in zip(static, inputs):
+                buf.copy_(x)
+            graph.replay()
+            return out.float() if out.dtype != torch.float32 else out  # used by the step before the next replay rewrites it
+
+        return replay
+
     def outputs(self, result: Any) -> list[np.ndarray]:
-        from .torch_eager import flatten_outputs
+        from .torch_dtypes import flatten_outputs
 
         return [t.detach().float().cpu().numpy().copy() for t in flatten_outputs(result)]
 
@@ -164,3 +185,21 @@ class TorchCudaPrepared(Prepared):
             return float(start.elapsed_time(end))
 
         return event_timer
+
+
+def capture_graph(fn: Any, device: Any, warmup: int = WARMUP_BEFORE_CAPTURE) -> tuple[Any, Any]:
+    """(graph, static output) of the no-argument callable `fn` (e.g. a whole sampling loop on static
+    buffers: rcai.diffusion.device_loop.DeviceLoop.loop) captured as one CUDA graph after `warmup`
+    eager calls on a side stream; replay with graph.replay(), which rewrites the static output."""
+    import torch
+
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.no_grad(), torch.cuda.stream(stream):
+        for _ in range(warmup):
+            fn()
+    torch.cuda.current_stream(device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.no_grad(), torch.cuda.graph(graph):
+        out = fn()
+    return graph, out

@@ -15,18 +15,23 @@ from ..errors import RcaiError
 from .base import MeasureConfig, Prepared, Target, TargetInfo, Timer, TimingStats
 from .inputs import Specs, check_feeds, model_precision, normalize_specs, precision_of
 from .registry import register_target
+from .torch_dtypes import flatten_outputs, torch_dtype
 from .sysinfo import cpu_model, host_name
 
 
 @register_target("torch")
 class TorchTarget(Target):
     """threads: torch.set_num_threads while running (restored afterwards; default: torch's own).
-    device: 'cpu' or 'cuda[:i]'. prepare() takes an nn.Module and puts it in eval mode."""
+    device: 'cpu' or 'cuda[:i]'. precision: fp32 | fp16 | bf16 (a copy of the module and every float
+    input cast to it; fp32: the module as given). prepare() takes an nn.Module and puts it in eval mode."""
 
     takes_onnx = False
 
-    def __init__(self, threads: int | None = None, device: str = "cpu"):
+    def __init__(self, threads: int | None = None, device: str = "cpu", precision: str = "fp32"):
         import torch
+
+        self.dtype = torch_dtype(precision, "torch")
+        self.precision = precision
 
         try:
             self.device = torch.device(device)
@@ -37,8 +42,8 @@ class TorchTarget(Target):
         if threads is not None and int(threads) < 1:
             raise RcaiError("torch: threads must be >= 1")
         self.threads = None if threads is None else int(threads)
-        self._settings = {"threads": self.threads, "device": device}
-        self._precision = "fp32"
+        self._settings = {"threads": self.threads, "device": device, **({"precision": precision} if precision != "fp32" else {})}
+        self._precision = precision
 
     @contextlib.contextmanager
     def threads_set(self) -> Iterator[None]:
@@ -80,21 +85,12 @@ class TorchTarget(Target):
         if input_specs is None:
             raise RcaiError("torch target: input_specs are required (positional forward() arguments, in order)")
         specs = normalize_specs(input_specs, type(model).__name__)
-        if self.device.type != "cpu":
-            model = copy.deepcopy(model).to(self.device)  # leave the caller's module where it is
+        if self.device.type != "cpu" or self.precision != "fp32":
+            model = copy.deepcopy(model).to(self.device, self.dtype)  # leave the caller's module as it is
         model.eval()
         prepared = TorchPrepared(self, specs, model)
         self._precision = prepared.precision
         return prepared
-
-
-def flatten_outputs(out: Any) -> list[Any]:
-    """The tensors of a module's output (nested tuples, lists and dicts), in order."""
-    if isinstance(out, (list, tuple)):
-        return [t for o in out for t in flatten_outputs(o)]
-    if isinstance(out, dict):
-        return [t for o in out.values() for t in flatten_outputs(o)]
-    return [out]
 
 
 class TorchPrepared(Prepared):
@@ -106,7 +102,8 @@ class TorchPrepared(Prepared):
         super().__init__(target, specs)
         self.module = module
         params = [p for p in module.parameters() if p.is_floating_point()]
-        self.precision = precision_of(str(params[0].dtype).replace("torch.", "")) if params else model_precision(specs)
+        self.precision = target.precision if target.precision != "fp32" else (
+            precision_of(str(params[0].dtype).replace("torch.", "")) if params else model_precision(specs))
 
     def info(self) -> TargetInfo:
         return self.target.info(precision=self.precision)
@@ -115,7 +112,9 @@ class TorchPrepared(Prepared):
         import torch
 
         feeds = check_feeds(self.input_specs, feeds, "torch")
-        return [torch.from_numpy(feeds[name]).to(self.target.device) for name in self.input_specs]
+        dtype = self.target.dtype
+        return [torch.from_numpy(feeds[name]).to(self.target.device, dtype if feeds[name].dtype.kind == "f" else None)
+                for name in self.input_specs]
 
     def execute(self, staged: list[Any]) -> Any:
         import torch
@@ -123,8 +122,23 @@ class TorchPrepared(Prepared):
         with torch.inference_mode():
             return self.module(*staged)
 
+    @property
+    def device(self) -> Any:
+        return self.target.device
+
+    def device_runner(self, capturable: bool = False) -> Any:
+        import torch
+
+        dtype, module, threads = self.target.dtype, self.module, self.target.threads_set
+
+        def run(*inputs: Any) -> Any:
+            with threads(), torch.inference_mode():
+                return flatten_outputs(module(*(t.to(dtype) for t in inputs)))[0].float()
+
+        return run
+
     def outputs(self, result: Any) -> list[np.ndarray]:
-        return [t.detach().cpu().numpy().copy() for t in flatten_outputs(result)]
+        return [(t.detach().float() if t.is_floating_point() else t.detach()).cpu().numpy().copy() for t in flatten_outputs(result)]
 
     def timer(self) -> Timer:
         if self.target.device.type != "cuda":

@@ -51,7 +51,8 @@ class Worker:
         return self.base / name
 
     def target(self, request: dict[str, Any]) -> Any:
-        from .registry import get_target, resolve_device  # the package (imported first) registered every target
+        from .registry import get_target
+        from .spec import resolve_device  # the package (imported first) registered every target
 
         settings = request.get("settings") or {}
         key = json.dumps([request.get("device"), request.get("target"), settings], sort_keys=True)

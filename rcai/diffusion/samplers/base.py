@@ -1,7 +1,9 @@
 """Shared sampler contract (after diffusers' schedulers) and the sampler registry.
 
 A sampler turns ε predictions into the next, less noisy sample. It works on numpy float32 so the
-same loop drives a torch module, an ONNX Runtime session or a TensorRT engine.
+same loop drives a torch module, an ONNX Runtime session or a TensorRT engine; the same step also
+runs on float32 torch tensors (rcai/diffusion/device_loop.py: the loop on the model's device), its
+noise then drawn from a torch.Generator on that device.
 """
 from __future__ import annotations
 
@@ -67,19 +69,29 @@ class Sampler(ABC):
         Returns (x0, ε_used)."""
         ab = self.schedule.alpha_bar(t)
         sa, s1 = float(np.sqrt(ab)), float(np.sqrt(1.0 - ab))
-        x0 = ((x - s1 * eps) / sa).astype(np.float32, copy=False)
+        x0 = _f32((x - s1 * eps) / sa)
         if not self.clip_x0:
             return x0, eps
-        x0 = np.clip(x0, -1.0, 1.0)
-        return x0, ((x - sa * x0) / s1).astype(np.float32, copy=False)
+        x0 = x0.clamp(-1.0, 1.0) if _is_torch(x0) else np.clip(x0, -1.0, 1.0)
+        return x0, _f32((x - sa * x0) / s1)
 
     @staticmethod
-    def _noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-        return rng.standard_normal(shape, dtype=np.float32)
+    def _noise(rng: Any, like: Any) -> Any:
+        """N(0, I) shaped like `like`: from a numpy Generator, or a torch.Generator on the tensor's device."""
+        if _is_torch(like):
+            import torch
+
+            return torch.randn(like.shape, generator=rng, device=like.device, dtype=like.dtype)
+        return rng.standard_normal(like.shape, dtype=np.float32)
 
     @abstractmethod
     def step(self, eps: np.ndarray, t: int, x: np.ndarray, rng: np.random.Generator) -> StepOutput:
         """One reverse step from timestep t to prev_timestep(t)."""
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether a step draws noise (then a loop on the device, drawing on the device, agrees with the host loop in distribution only)."""
+        return True
 
     # -- config -----------------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -89,6 +101,15 @@ class Sampler(ABC):
     def _check_eps(self, eps: np.ndarray, x: np.ndarray) -> None:
         if eps.shape != x.shape:
             raise RcaiError(f"{self.name}: denoiser output {eps.shape} does not match sample {x.shape}")
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _f32(x: Any) -> Any:
+    """float32 without a copy (numpy); torch tensors stay as they are (float32 throughout the device loop)."""
+    return x if _is_torch(x) else x.astype(np.float32, copy=False)
 
 
 SAMPLERS: Registry[type[Sampler]] = Registry("sampler")

@@ -7,7 +7,7 @@ import numpy as np
 
 from ...errors import RcaiError
 from ..schedule import NoiseSchedule
-from .base import Sampler, StepOutput, register_sampler
+from .base import Sampler, StepOutput, _f32, register_sampler
 
 
 @register_sampler("ddim")
@@ -40,8 +40,12 @@ class DDIMSampler(Sampler):
         dir_coef = float(np.sqrt(max(1.0 - ab_prev - sigma**2, 0.0)))
         out = float(np.sqrt(ab_prev)) * x0 + dir_coef * eps_used
         if sigma > 0.0:
-            out = out + sigma * self._noise(rng, x.shape)
-        return StepOutput(prev_sample=out.astype(np.float32, copy=False), pred_x0=x0)
+            out = out + sigma * self._noise(rng, x)
+        return StepOutput(prev_sample=_f32(out), pred_x0=x0)
+
+    @property
+    def stochastic(self) -> bool:
+        return self.eta > 0.0
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "eta": self.eta}

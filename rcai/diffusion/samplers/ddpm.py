@@ -7,7 +7,7 @@ import numpy as np
 
 from ...errors import RcaiError
 from ..schedule import NoiseSchedule
-from .base import Sampler, StepOutput, register_sampler
+from .base import Sampler, StepOutput, _f32, register_sampler
 
 _VARIANCES = ("posterior", "beta")
 
@@ -47,8 +47,8 @@ class DDPMSampler(Sampler):
             mean = (x - float(beta / np.sqrt(1.0 - ab)) * eps) / float(np.sqrt(alpha))
         sigma = self.sigma(t)
         if t > 1:
-            mean = mean + sigma * self._noise(rng, x.shape)
-        return StepOutput(prev_sample=mean.astype(np.float32, copy=False), pred_x0=x0)
+            mean = mean + sigma * self._noise(rng, x)
+        return StepOutput(prev_sample=_f32(mean), pred_x0=x0)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "variance": self.variance}

@@ -21,8 +21,8 @@ class NoiseEmbedding(nn.Module):
     def forward(self, noise_level: torch.Tensor) -> torch.Tensor:
         half = self.dim // 2
         freqs = torch.exp(-math.log(1e4) * torch.arange(half, device=noise_level.device) / half)
-        angles = self.scale * noise_level.reshape(-1, 1) * freqs
-        return self.mlp(torch.cat([angles.sin(), angles.cos()], dim=1))
+        angles = self.scale * noise_level.reshape(-1, 1).float() * freqs  # float32 whatever the network's precision
+        return self.mlp(torch.cat([angles.sin(), angles.cos()], dim=1).to(self.mlp[0].weight.dtype))
 
 
 @register_op("noise_embed", inputs=lambda s, b: {"noise_level": (b, 1)})
