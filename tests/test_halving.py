@@ -174,3 +174,23 @@ def test_a_kill_inside_the_rung_transition_resumes(micro, tmp_path):
     q = train_rung(payload(killed, 4))
     assert q == train_rung(payload(whole, 4))  # the resumed extension is the uninterrupted run
     assert read_json(killed / "train" / "metrics.json", expect=dict)["train_steps"] == 4
+
+
+@pytest.mark.parametrize("damage", ["garbage appended", "middle line corrupted"])
+def test_a_corrupt_journal_line_is_dropped_with_a_note_and_never_duplicated(setup, reference, tmp_path, capsys, damage):
+    """Before the fix the replay stopped at the bad line and every --resume appended the lines after it
+    again (12 -> 20 -> 30 lines): now the bad line and those after it are dropped (one note) and redone."""
+    out, _, _ = reference
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    journal = run / "evaluations.jsonl"
+    lines = journal.read_text().splitlines(keepends=True)
+    if damage == "garbage appended":
+        journal.write_text("".join(lines) + "}{ not json\n")
+    else:
+        journal.write_text("".join(lines[:3]) + lines[3][: len(lines[3]) // 2] + "#\n" + "".join(lines[4:]))
+    for _ in range(2):
+        run_strategy(_cfg(setup), run, resume=True)
+        assert _trace(run) == _trace(out)
+    err = capsys.readouterr().err
+    assert err.count("is not a journal record") == 1 and f"line {len(lines) + 1 if damage == 'garbage appended' else 4}" in err, err
