@@ -73,7 +73,8 @@ def test_a_killed_search_leaves_no_ray_process(tmp_path):
         print("up", flush=True)
         time.sleep(600)
     """)
-    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV,
+    env = {**ENV, "HOME": str(tmp_path), "PYTHONPATH": os.pathsep.join(sys.path)}  # Ray's auth token goes to ~/.ray: not the user's
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
                          start_new_session=True, cwd=tmp_path)
     try:
         assert p.stdout.readline().strip() == "up"
@@ -89,3 +90,166 @@ def test_a_killed_search_leaves_no_ray_process(tmp_path):
     for pid in alive:  # leave the machine clean whatever the verdict
         os.kill(pid, signal.SIGKILL)
     assert not alive, [open(f"/proc/{pid}/cmdline").read().replace("\0", " ")[:80] for pid in alive]
+
+
+# -- rcai export: both paths checked first, the pair written together, one export per file ----------
+@pytest.fixture(scope="module")
+def spec(micro):
+    from rcai.space.space import SearchSpace
+    from rcai.space.subnet import SubnetSpec
+
+    return SubnetSpec(micro, SearchSpace(micro).base_arch())
+
+
+def _export(spec, out, **kw):
+    import warnings
+
+    from rcai.deploy.export import export_subnet_onnx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random init
+        return export_subnet_onnx(spec, None, out, verify=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def exported(spec, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "m.onnx"
+    _export(spec, out)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_export_refuses_a_bad_sidecar_path_before_writing_the_onnx(spec, tmp_path, kind):
+    """Before the fix the .onnx was written, then the sidecar's path refused."""
+    from rcai.errors import RcaiError
+
+    out = tmp_path / "m.onnx"
+    (tmp_path / "m.onnx.json").mkdir() if kind == "folder" else os.mkfifo(tmp_path / "m.onnx.json")
+    with pytest.raises(RcaiError, match=f"m.onnx.json: exists and is a {kind}"):
+        _export(spec, out)
+    assert not out.exists()
+
+
+def test_a_second_export_to_the_same_file_is_refused(spec, tmp_path):
+    from rcai.errors import RcaiError
+    from rcai.lock import exclusive
+
+    out = tmp_path / "m.onnx"
+    with exclusive(out):  # what a running export holds
+        with pytest.raises(RcaiError, match="in use by pid"):
+            _export(spec, out)
+    assert not out.exists()
+
+
+def test_disk_full_during_export_leaves_neither_file(spec, exported, tmp_path):
+    """A tmpfs with room for the ONNX alone: before the fix the ONNX was left without its sidecar."""
+    from rcai.errors import RcaiError
+
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    pages = -(-exported.stat().st_size // 4096)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={pages * 4}k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}): needs root")
+    try:
+        with pytest.raises(RcaiError, match="No space left on device"):
+            _export(spec, mnt / "m.onnx")
+        assert sorted(p.name for p in mnt.iterdir()) == []  # no ONNX, no sidecar, no temp file, no lock
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_sidecar_with_an_unknown_precision_is_refused(exported, tmp_path):
+    import json
+    import shutil
+
+    from rcai.deploy.sidecar import DeploySidecar
+    from rcai.errors import RcaiError
+
+    shutil.copy(exported, tmp_path / "m.onnx")
+    side = json.loads((exported.parent / "m.onnx.json").read_text())
+    (tmp_path / "m.onnx.json").write_text(json.dumps({**side, "precision": "fp8"}))
+    with pytest.raises(RcaiError, match="precision 'fp8' is not one rcai exports"):
+        DeploySidecar.for_onnx(tmp_path / "m.onnx")
+
+
+def test_int8_calibration_beyond_memory_is_refused_up_front(spec, tmp_path):
+    """--calibration 1000000000 grew ~100 MB/s until killed."""
+    from rcai.deploy.quantize import CalibrationConfig
+    from rcai.errors import RcaiError
+
+    with pytest.raises(RcaiError, match=r"int8 calibration on 1000000000 inputs needs about .* TiB of memory, .* available"):
+        _export(spec, tmp_path / "m.onnx", precision="int8", calibration=CalibrationConfig(inputs=10**9))
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- messages name options that exist ---------------------------------------------------------------
+def _cli_options() -> dict[str, set[str]]:
+    """{command path: its --options} of the whole `rcai` CLI (typer's click tree)."""
+    import typer
+
+    from rcai.cli.main import app
+
+    out: dict[str, set[str]] = {}
+
+    def walk(cmd, path):
+        out[path] = {o for p in cmd.params for o in [*p.opts, *p.secondary_opts] if o.startswith("--")}
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, f"{path} {name}".strip())
+
+    walk(typer.main.get_command(app), "")
+    return out
+
+
+def _error_options() -> dict[str, set[str]]:
+    """{--option: files} named in the literal text of every `raise RcaiError(...)` under rcai/."""
+    import ast
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "rcai"
+    found: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "RcaiError":
+                for part in ast.walk(node):
+                    if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                        for opt in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9]", part.value):
+                            found.setdefault(opt, set()).add(str(path.relative_to(root.parent)))
+    return found
+
+
+def test_every_option_an_error_names_exists():
+    """A scan of the CLI's one-line errors: each --option they name is an option of some rcai command
+    (bench's no-sidecar message said --steps, which no command has)."""
+    options = set().union(*_cli_options().values())
+    missing = {o: sorted(f) for o, f in _error_options().items() if o not in options}
+    assert not missing, missing
+
+
+def test_bench_has_the_options_its_messages_name():
+    """bench's cost-table mismatch says "pass --force" and its no-sidecar message "--sample-steps":
+    before the fix bench had no --force."""
+    assert {"--force", "--sample-steps", "--preset", "--batch"} <= _cli_options()["bench"]
+
+
+def test_a_bench_batch_beyond_memory_is_refused_up_front(exported, monkeypatch, capsys):
+    """--batch 100000 was killed by the OOM killer at 23.7 GB; 10**8 exceeds any machine's memory."""
+    code, _, err = run_cli(monkeypatch, capsys, "bench", str(exported), "--batch", str(10**8), "--no-psnr", "--json")
+    _one_line(code, err, "--batch 100000000 needs about", "available", "MiB an image")
+
+
+# -- the other commands' options, checked before anything runs --------------------------------------
+def test_profile_check_refuses_negative_subnets(monkeypatch, capsys):
+    code, _, err = run_cli(monkeypatch, capsys, "profile", "check", "--preset", "micro", "--subnets", "-1")
+    _one_line(code, err, "--subnets", "-1")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is here")
+@pytest.mark.parametrize("device", ["torch-cuda", "gpu"])
+def test_pipeline_on_a_gpu_device_without_a_gpu_is_refused_at_once(tmp_path, monkeypatch, capsys, device):
+    """It failed after ~84 s of searching, training and exporting."""
+    t0 = time.monotonic()
+    code, _, err = run_cli(monkeypatch, capsys, "pipeline", "--preset", "micro", "--device", device, "--out", str(tmp_path / "run"))
+    _one_line(code, err, "no CUDA GPU here")
+    assert time.monotonic() - t0 < 10 and not (tmp_path / "run").exists()

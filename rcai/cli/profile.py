@@ -116,9 +116,13 @@ def check(
     where it exists) vs the loops beside their own re-measurement, with the CPU model and the load."""
     import tempfile
 
+    from ..config import require_counts
     from ..cost.check import FidelityConfig, fidelity_check
     from ..errors import RcaiError
 
+    if subnets < 0:
+        raise RcaiError(f"--subnets must be >= 0 (random subnets besides the base and the cheapest), got {subnets}")
+    require_counts({"threads": threads, "batch": batch}, "--")
     cfg = FidelityConfig(preset=preset, device=device, threads=threads, batch=batch, subnets=subnets, calibrate=calibrate, seed=seed)
     names = [m.strip() for m in methods.split(",") if m.strip()]
     if not names:
