@@ -98,6 +98,12 @@ class Reaper:
                 pass
             self.proc.wait(10)
 
+    def fire(self) -> None:
+        """End what it guards now (a cluster that failed to start), as if this process had died."""
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(10)
+
 
 def reaper() -> Reaper:
     """A watchdog that SIGKILLs this process's descendants when it dies (see the module docstring)."""

@@ -58,7 +58,12 @@ class RayCluster(Executor):
             check_address(address)
             if address is None:  # a local cluster: its processes end with this one, however it ends
                 self._reaper = reaper()
-            ray.init(address=address, num_cpus=None if address else jobs, include_dashboard=False, log_to_driver=False)
+            try:
+                ray.init(address=address, num_cpus=None if address else jobs, include_dashboard=False, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as e:  # no cluster at "auto", a refused token...
+                if self._reaper is not None:
+                    self._reaper.fire()  # what it had started
+                raise RcaiError(f"ray: cannot {'join ' + address if address else 'start a local cluster'} ({str(e).splitlines()[0][:200]})") from None
 
     def map(self, fn, payloads):
         task = self._ray.remote(num_cpus=1)(fn)
