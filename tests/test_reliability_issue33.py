@@ -9,21 +9,11 @@ import time
 
 import pytest
 
-from rcai.cost.profile import ProfileConfig, profile_ops
 from rcai.procs import descendants, start_time
-from rcai.targets import MeasureConfig
 from helpers import run_cli  # noqa: E402
 
 RCAI = [sys.executable, "-m", "rcai"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-@pytest.fixture(scope="module")
-def table(tmp_path_factory):
-    path = tmp_path_factory.mktemp("table") / "cpu-micro.csv"
-    profile_ops(ProfileConfig(preset="micro", threads=1, measure=MeasureConfig(warmup=1, min_repeats=3, max_repeats=5, chunk=3, max_seconds=0.5)),
-                path, progress=False)
-    return str(path)
 
 
 def _one_line(code: int, err: str, *words: str) -> None:
@@ -43,13 +33,15 @@ HALVING = ["search", "--strategy", "halving", "--preset", "micro", "--batch-size
     (["--rung", "2", "--rung", "4", "--executor", "ray", "--ray-address", "garbage::x"], ["garbage::x", "HOST:PORT"]),
     (["--rung", "2", "--rung", "4", "--executor", "ray", "--ray-address", "127.0.0.1:1"], ["127.0.0.1:1", "no cluster"]),
 ])
-def test_bad_halving_options_are_refused_before_the_run_folder(table, tmp_path, monkeypatch, capsys, args, words):
+def test_bad_halving_options_are_refused_before_the_run_folder(tmp_path, monkeypatch, capsys, args, words):
     """Before the fix --rung 0/-5 and --executor bogus were refused only once the run folder (and
     training folders) existed, which then blocked the corrected command; --eta 1 ran without halving;
-    --ray-address 127.0.0.1:1 hung (nothing after 180 s), garbage::x was a traceback."""
+    --ray-address 127.0.0.1:1 hung (nothing after 180 s), garbage::x was a traceback. The cost table
+    does not exist: the options must be refused before any file is read, let alone written."""
     if "ray" in args:
         pytest.importorskip("ray")
     t0 = time.monotonic()
+    table = str(tmp_path / "missing.csv")
     code, _, err = run_cli(monkeypatch, capsys, *HALVING, "--cost-table", table, "--out", str(tmp_path / "run"), *args)
     _one_line(code, err, *words)
     assert time.monotonic() - t0 < 30 and not (tmp_path / "run").exists()
