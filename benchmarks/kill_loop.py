@@ -1,11 +1,14 @@
-"""Kill loop (issues 11 and 24): SIGKILL real `rcai` processes at random moments, resume each to
+"""Kill loop (issues 11, 24 and 33): SIGKILL real `rcai` processes at random moments, resume each to
 completion, and compare with an uninterrupted run of the same command.
 
 Scenarios (micro preset, one thread): `rcai profile` (op table), `rcai profile --archs`,
 `rcai train`, the search phase of `rcai search` and its fine-tune phase, `rcai quality collect`
-(a pool of 2 training workers), a sample-based `rcai search --strategy evolution`, `rcai search --strategy halving` (a pool of 2 training workers) and
+(a pool of 2 training workers), a sample-based `rcai search --strategy evolution`, `rcai search --strategy halving` (a pool of 2 training workers), the same killed
+inside its rung transitions (search-halving-transition: the moment a survivor's folder names the next rung's
+steps before that rung is evaluated) and on a local Ray cluster it starts (search-halving-ray), and
 `rcai predictor train`. For each: rows lost (a complete row seen before a kill and missing at the
-end), rows duplicated (an op, a (subnet, round), a log step, a subnet or a proposal twice), orphans
+end), rows duplicated (an op, a (subnet, round), a log step, a subnet or a proposal twice), stuck (a resume
+that fails: the run can never finish), orphans
 (processes the killed command started that are still alive 5 s after the kill: only the command
 itself is killed, as by `kill -9 PID` or the OOM killer, so its workers must end with it), and
 whether the resumed result equals the uninterrupted one (weights bit for bit, log rows, subnets,
@@ -61,16 +64,14 @@ HALVING = ["search", "--preset", "micro", "--strategy", "halving", "--rung", "20
 ORPHAN_WAIT_S = 5.0
 
 
-def start(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(PY + args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+def start(args: list[str], env: dict[str, str] = ENV) -> subprocess.Popen:
+    return subprocess.Popen(PY + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def finish(args: list[str]) -> tuple[float, str]:
-    t0 = time.perf_counter()
-    p = subprocess.run(PY + args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=900)
-    if p.returncode != 0:
-        raise SystemExit(f"rcai {' '.join(args)} failed ({p.returncode}):\n{p.stderr}")
-    return time.perf_counter() - t0, p.stderr
+def finish(args: list[str], env: dict[str, str] = ENV) -> tuple[int, str]:
+    """Run to completion: (exit code, stderr); a resume that fails is a run stuck for good."""
+    p = subprocess.run(PY + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=900)
+    return p.returncode, p.stderr
 
 
 def kill(p: subprocess.Popen) -> tuple[str, int]:
@@ -89,11 +90,12 @@ def kill(p: subprocess.Popen) -> tuple[str, int]:
     while alive() and time.perf_counter() - t0 < ORPHAN_WAIT_S:
         time.sleep(0.05)
     orphans = alive() + [pid for pid in group(p.pid) if pid not in tree]
-    if orphans:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    if orphans:  # ended here, group and stragglers that left it (a Ray cluster's processes), so they cannot disturb the next run
+        for pid in [p.pid, *orphans]:
+            try:
+                (os.killpg if pid == p.pid else os.kill)(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     _, err = p.communicate()
     return err, len(orphans)
 
@@ -138,6 +140,7 @@ class Scenario:
     random part of the reference time, SIGKILL; then resume to completion and `compare`."""
 
     name = ""
+    env = ENV
 
     def __init__(self, work: Path, rng: random.Random):
         self.work, self.rng = work, rng
@@ -178,7 +181,7 @@ class Scenario:
         """The uninterrupted run, timed: in all, and from its first write to its last row (the work
         a kill can interrupt)."""
         t0, since = time.perf_counter(), time.time_ns()
-        p = start(self.args(self.ref, False))
+        p = start(self.args(self.ref, False), self.env)
         t_ready = t_last = None
         n = 0
         while p.poll() is None:
@@ -210,7 +213,7 @@ class Scenario:
         seen, kills, torn, orphans = set(), 0, 0, 0
         while kills < kills_left:
             since = time.time_ns()
-            p = start(self.args(self.out, self.started(self.out)))
+            p = start(self.args(self.out, self.started(self.out)), self.env)
             t0 = time.perf_counter()
             while not self.ready(self.out, since) and p.poll() is None and time.perf_counter() - t0 < 300:
                 time.sleep(0.02)
@@ -225,12 +228,16 @@ class Scenario:
             torn += err.count("dropped an incomplete last line")
             seen |= {self.identity(r) for r in self.progress_rows(self.out)}
             self.events.append(self.state(self.out))
-        _, err = finish(self.args(self.out, self.started(self.out)))
+        code, err = finish(self.args(self.out, self.started(self.out)), self.env)
         torn += err.count("dropped an incomplete last line")
         keys = self.dup_keys(self.out)
-        return {"kills": kills, "orphans": orphans, "rows_seen_before_kills": len(seen),
+        stuck = code != 0
+        if stuck:
+            self.events.append(f"resume failed ({code}): {err.strip().splitlines()[-1][:200] if err.strip() else ''}")
+        return {"kills": kills, "orphans": orphans, "stuck": int(stuck), "rows_seen_before_kills": len(seen),
                 "rows_lost": len(seen - {self.identity(r) for r in self.progress_rows(self.out)}),
-                "rows_duplicated": len(keys) - len(set(keys)), "torn_lines_repaired": torn, **self.compare()}
+                "rows_duplicated": len(keys) - len(set(keys)), "torn_lines_repaired": torn,
+                **({"identical": False, "what": "the resume failed", "timing": ""} if stuck else self.compare())}
 
     def run(self, kills: int, max_rounds: int = 4) -> dict:
         """Rounds of `one_round` until `kills` kills (a short run may finish before its kills are spent)."""
@@ -239,7 +246,7 @@ class Scenario:
         while sum(r["kills"] for r in rounds) < kills and len(rounds) < max_rounds:
             self.events.append(f"round {len(rounds) + 1}:")
             rounds.append(self.one_round(kills - sum(r["kills"] for r in rounds)))
-        total = {k: sum(r[k] for r in rounds) for k in ("kills", "orphans", "rows_seen_before_kills", "rows_lost", "rows_duplicated", "torn_lines_repaired")}
+        total = {k: sum(r[k] for r in rounds) for k in ("kills", "orphans", "stuck", "rows_seen_before_kills", "rows_lost", "rows_duplicated", "torn_lines_repaired")}
         return {"scenario": self.name, **total, "rounds": len(rounds), "identical": all(r["identical"] for r in rounds),
                 "ref_s": round(self.ref_s, 1), "work_s": round(self.work_s, 1), "what": rounds[-1]["what"],
                 "timing": "; ".join(r["timing"] for r in rounds if r["timing"])}
@@ -441,6 +448,56 @@ class HalvingSearch(SampleSearch):
         return f"{len(self.progress_rows(out))} journal rows ({', '.join(training)})"
 
 
+class HalvingTransition(HalvingSearch):
+    """Issue 33: every kill lands inside a rung transition, the moment a survivor's training folder
+    says the next rung's steps (config.json rewritten as the extension starts) and its log holds no
+    evaluation of that rung yet. Before the fix every resume of such a run failed (KeyError: 40)."""
+
+    name = "search-halving-transition"
+    last_rung = int(HALVING[HALVING.index("--rung", HALVING.index("--rung") + 1) + 1])
+
+    def in_transition(self, out: Path, since_ns: int) -> list[str]:
+        found = []
+        for cfg in out.glob("trainings/*/train/config.json"):
+            try:
+                fresh, steps = cfg.stat().st_mtime_ns >= since_ns, json.loads(cfg.read_text())["steps"]
+            except (OSError, ValueError, KeyError):
+                continue
+            evaluated = {json.loads(x)["step"] for x in lines(cfg.parent / "log.jsonl") if "quality" in x}
+            if fresh and steps == self.last_rung and self.last_rung not in evaluated:
+                found.append(f"{cfg.parent.parent.name[:6]} (config steps {steps}, log to step {max(evaluated, default=0)})")
+        return found
+
+    def ready(self, out, since_ns):
+        self._since = since_ns
+        return bool(self.in_transition(out, since_ns))
+
+    def kill_delay(self, left):
+        return 0.0  # at once: inside the window
+
+    def state(self, out):
+        return f"{len(self.progress_rows(out))} journal rows; killed in the transition of {', '.join(self.in_transition(out, self._since)) or '?'}"
+
+
+class HalvingRay(HalvingSearch):
+    """Issue 33: `--executor ray` with the local Ray cluster the search starts: its processes (GCS,
+    raylet, agents, the workers training) must end with the killed search, and the resume (a new
+    cluster) must give the uninterrupted journal. HOME is the work folder: Ray's ~/.ray auth token
+    is not left in the user's."""
+
+    name = "search-halving-ray"
+
+    def __init__(self, work, rng, table: Path):
+        super().__init__(work, rng, table)
+        self.env = {**ENV, "HOME": str(work), "RAY_USAGE_STATS_ENABLED": "0"}
+
+    def args(self, out, resume):
+        return super().args(out, resume) + ["--executor", "ray"]
+
+    def kill_delay(self, left):
+        return self.rng.uniform(0.0, min(5.0, 0.5 * left * self.work_s))  # within the trainings, not after them
+
+
 class PredictorTrain(Scenario):
     """`rcai predictor train`: no partial state to resume (one file, written atomically at the end); a
     kill at a random moment of the run, the same command again, the same predictor."""
@@ -494,7 +551,9 @@ def main() -> None:
     ap.add_argument("--kills", type=int, default=5, help="kill attempts per scenario")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
-    ap.add_argument("--only", nargs="*", default=None, help="run these scenarios only (their inputs' references too); writes no results")
+    ap.add_argument("--only", nargs="*", default=None, help="run these scenarios only (their inputs' references too); writes no results "
+                    "unless --results names them")
+    ap.add_argument("--results", default=None, help="results/NAME.md and NAME.csv (default reliability; with --only: none)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     who = machine()
@@ -506,7 +565,7 @@ def main() -> None:
         data = work / "profile-archs-ref" / "dataset.csv"  # the predictor's training data
         scenarios = [ProfileOps(work, rng), ProfileArchs(work, rng), Train(work, rng), Search(work, rng, table, "search"),
                      Search(work, rng, table, "finetune"), QualityCollect(work, rng, table), SampleSearch(work, rng, table),
-                     HalvingSearch(work, rng, table), PredictorTrain(work, rng, data)]
+                     HalvingSearch(work, rng, table), HalvingTransition(work, rng, table), HalvingRay(work, rng, table), PredictorTrain(work, rng, data)]
         for sc in scenarios:
             if args.only is not None and sc.name not in args.only:
                 if sc.name in ("profile", "profile-archs"):
@@ -520,36 +579,42 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     total = time.perf_counter() - t0
     load_end = load1()
-    if args.only is not None:
+    if args.only is not None and args.results is None:
         return
-    cols = ["scenario", "kills", "orphans", "rounds", "rows_seen_before_kills", "rows_lost", "rows_duplicated", "torn_lines_repaired", "identical", "ref_s", "work_s"]
-    with open(Path(__file__).resolve().parent / "results" / "reliability.csv", "w", newline="") as f:
+    name = args.results or "reliability"
+    cols = ["scenario", "kills", "orphans", "stuck", "rounds", "rows_seen_before_kills", "rows_lost", "rows_duplicated", "torn_lines_repaired", "identical", "ref_s", "work_s"]
+    with open(Path(__file__).resolve().parent / "results" / f"{name}.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols + ["what", "timing", "events"])
         w.writeheader()
         w.writerows(results)
     kills = sum(r["kills"] for r in results)
     md = [
-        "# Kill loop: SIGKILL at random moments, resume, compare (issues 11 and 24)",
+        "# Kill loop: SIGKILL at random moments, resume, compare (issues 11, 24 and 33)",
         "",
-        f"`benchmarks/kill_loop.py --kills {args.kills} --seed {args.seed}` at {git_rev()}; {who}, load avg {load_end:.2f} at the end; {total / 60:.1f} min in all. Micro preset, one thread per process. Real `rcai` processes killed "
+        f"`benchmarks/kill_loop.py --kills {args.kills} --seed {args.seed}{' --only ' + ' '.join(args.only) if args.only else ''}"
+        f"{' --results ' + args.results if args.results else ''}` at {git_rev()}; {who}, load avg {load_end:.2f} at the end; {total / 60:.1f} min in all. Micro preset, one thread per process. Real `rcai` processes killed "
         "with SIGKILL (the command alone, as by `kill -9 PID` or the OOM killer: its workers are not signalled) once each has written "
         "new work (a table row, a measurement row, a log line; for the fine-tune scenario a fine-tune log line; for quality collect a "
         "training log line of one of its pool workers; for predictor train, which writes only its result, at a random moment of 20-80% "
         "of the uninterrupted run's time), at a uniformly random moment of the first half of the work the uninterrupted run still had left; "
         "then the same command (`--resume` for train/search) again, and so on; the last run goes to completion and is compared with the "
         "uninterrupted reference. A scenario whose run finishes before its kills are spent starts a new round from scratch. "
-        f"Orphans: processes the killed command had started (its process tree and process group) still alive {ORPHAN_WAIT_S:g} s after the kill.",
+        f"Orphans: processes the killed command had started (its process tree and process group) still alive {ORPHAN_WAIT_S:g} s after the kill. "
+        "search-halving-transition kills at once when a training folder of the run names the last rung's steps and its log holds no "
+        "evaluation of that rung yet (inside the rung transition); search-halving-ray runs the trainings on the local Ray cluster the "
+        "search starts (its GCS, raylet, agents and workers count as orphans if alive) and kills within 5 s of a training log line. "
+        "Stuck: a resume that fails (the run can never finish).",
         "",
-        f"**{kills} kills survived**: every resumed run finished; "
+        f"**{kills} kills**: "
         f"rows lost {sum(r['rows_lost'] for r in results)}, rows duplicated {sum(r['rows_duplicated'] for r in results)}, "
-        f"orphan processes {sum(r['orphans'] for r in results)}, "
+        f"orphan processes {sum(r['orphans'] for r in results)}, runs stuck (a resume that fails) {sum(r['stuck'] for r in results)}, "
         f"resumed = uninterrupted in {sum(bool(r['identical']) for r in results)} of {len(results)} scenarios.",
         "",
-        "| scenario | kills | orphans | rounds | complete rows seen at kills | rows lost | rows duplicated | torn lines repaired | resumed = uninterrupted | compared | ref run s (work s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | kills | orphans | stuck | rounds | complete rows seen at kills | rows lost | rows duplicated | torn lines repaired | resumed = uninterrupted | compared | ref run s (work s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        md.append(f"| {r['scenario']} | {r['kills']} | {r['orphans']} | {r['rounds']} | {r['rows_seen_before_kills']} | {r['rows_lost']} | {r['rows_duplicated']} | "
+        md.append(f"| {r['scenario']} | {r['kills']} | {r['orphans']} | {r['stuck']} | {r['rounds']} | {r['rows_seen_before_kills']} | {r['rows_lost']} | {r['rows_duplicated']} | "
                   f"{r['torn_lines_repaired']} | {'yes' if r['identical'] else '**no**'} | {r['what']} | {r['ref_s']} ({r['work_s']}) |")
     md += ["", "Rows: table rows (op keys), `rounds/gNNN.csv` rows (subnet or reference kernel, round), `log.jsonl` steps, `results.jsonl` subnets, "
            "`evaluations.jsonl` proposals (predictor train has none: its result is one file). A row is lost when it was "
@@ -558,7 +623,7 @@ def main() -> None:
            "latencies relative to the reference run:", ""]
     md += [f"- {r['scenario']}: {r['timing']}" for r in results if r["timing"]]
     md += ["", "What each kill interrupted:", ""] + [f"- {r['scenario']}: {r['events']}" for r in results]
-    path = write("reliability.md", "\n".join(md) + "\n")
+    path = write(f"{name}.md", "\n".join(md) + "\n")
     print(path)
 
 

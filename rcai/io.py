@@ -94,14 +94,48 @@ def _finite(obj: Any, where: str, bad: list[str]) -> Any:
     return obj
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+def json_text(path: str | os.PathLike, obj: Any) -> str:
     """Strict JSON: NaN and infinity are not JSON (other readers reject `NaN`/`Infinity`). A
     non-finite number is written as null and named in a warning; its source should not make one."""
     bad: list[str] = []
     obj = _finite(obj, "", bad)
     if bad:
         print(f"warning: {path}: {', '.join(bad[:5])} not a finite number, written as null", file=sys.stderr)
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """`obj` as strict JSON (json_text), written atomically."""
+    return atomic_write_text(path, json_text(path, obj))
+
+
+def atomic_write_pair(first: tuple[Path, bytes], last: tuple[Path, bytes]) -> None:
+    """Two files that belong together (a model and its sidecar): `last` only ever exists beside its
+    own `first`. Both are written to temp files first (a full disk leaves the old files as they
+    were), then the old `last` is removed, `first` renamed in, then `last`: a kill in between leaves
+    `first` alone, never a new `last` beside an old `first` or a `last` without one."""
+    tmps: list[str] = []
+    try:
+        for path, data in (first, last):
+            refuse_special(path)
+            with os_errors(path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+                tmps.append(tmp)
+                with os.fdopen(fd, "wb") as f:
+                    os.fchmod(f.fileno(), 0o666 & ~_UMASK)
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+        with os_errors(last[0]):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(last[0])
+            os.replace(tmps[0], first[0])
+            os.replace(tmps[1], last[0])
+    finally:
+        for tmp in tmps:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:

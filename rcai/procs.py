@@ -11,6 +11,10 @@ tracker (which unlinks the pool's semaphores once every holder is gone) is start
 
 The death signal is tied to the parent *thread* that started the worker: Pool starts its workers
 from the caller's thread, which must outlive the pool (the main thread of a command does).
+
+Processes that others start for us (a local Ray cluster's GCS, raylet and agents) cannot be asked
+for that signal: `reaper()` starts a watchdog in a session of its own that records every process
+below this one and, when this process dies without `disarm()`ing it (its pipe closes), SIGKILLs them.
 """
 from __future__ import annotations
 
@@ -18,8 +22,11 @@ import contextlib
 import ctypes
 import multiprocessing as mp
 import os
+import select
 import signal
+import subprocess
 import sys
+import time
 from typing import Any, Callable, Iterator
 
 PR_SET_PDEATHSIG = 1
@@ -70,6 +77,64 @@ def owned_pool(processes: int, init: Callable[..., Any] | None = None, *args: An
     ctx = mp.get_context("spawn")
     with _quiet_tracker():
         return ctx.Pool(processes, **owned(init, *args))
+
+
+class Reaper:
+    """The watchdog of `reaper()`: `disarm()` when the processes it guards have ended normally."""
+
+    def __init__(self) -> None:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the folder holding the rcai package
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        self.proc = subprocess.Popen([sys.executable, "-c", "import sys; from rcai.procs import _reap; _reap(int(sys.argv[1]))", str(os.getpid())],
+                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                                     start_new_session=True)  # survives a kill of our process group too
+
+    def disarm(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(b"disarm\n")
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            self.proc.wait(10)
+
+    def fire(self) -> None:
+        """End what it guards now (a cluster that failed to start), as if this process had died."""
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(10)
+
+
+def reaper() -> Reaper:
+    """A watchdog that SIGKILLs this process's descendants when it dies (see the module docstring)."""
+    return Reaper()
+
+
+def _reap(root: int, every_s: float = 0.25) -> None:
+    """The watchdog's loop: track {pid: start time} below `root` until its pipe says disarm (return)
+    or closes (`root` died): then SIGKILL what is tracked and still the same process, and below it."""
+    me, tracked = os.getpid(), {}
+    while True:
+        ready, _, _ = select.select([0], [], [], every_s)
+        if ready:
+            data = os.read(0, 64)
+            if b"disarm" in data:
+                return
+            if not data:
+                break
+        for pid in descendants(root):
+            if pid != me and pid not in tracked:
+                tracked[pid] = start_time(pid)
+    for _ in range(2):  # a process started while the first pass ran is caught by the second
+        alive = [pid for pid, t in tracked.items() if t is not None and start_time(pid) == t]
+        for pid in alive:
+            for child in descendants(pid):
+                tracked.setdefault(child, start_time(child))
+        for pid, t in list(tracked.items()):
+            if t is not None and start_time(pid) == t:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
 
 
 def descendants(pid: int) -> list[int]:

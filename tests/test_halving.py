@@ -155,3 +155,42 @@ def test_runs_real_trainings_on_a_ray_cluster(setup, reference, tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_kill_inside_the_rung_transition_resumes(micro, tmp_path):
+    """The fixed kill point of issue 33: a rung-2 survivor's extension to rung 4 has rewritten its
+    config.json (steps 4) but logged nothing of rung 4, and metrics.json is rung 2's. Before the fix
+    train_to() took the folder for finished at rung 4 and train_rung raised KeyError: 4 on every resume."""
+    from rcai.space.space import SearchSpace
+    from rcai.search.strategies.halving import train_rung
+    from rcai.io import atomic_write_json, read_json
+
+    arch = dict(SearchSpace(micro).base_arch())
+    payload = lambda run, rung: ("micro", arch, 0, str(run), PROTOCOL.to_dict(), rung)  # noqa: E731
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    train_rung(payload(killed, 2))
+    cfg_path = killed / "train" / "config.json"
+    atomic_write_json(cfg_path, {**read_json(cfg_path, expect=dict), "steps": 4, "eval_at": [2, 4]})  # what start() writes first
+    q = train_rung(payload(killed, 4))
+    assert q == train_rung(payload(whole, 4))  # the resumed extension is the uninterrupted run
+    assert read_json(killed / "train" / "metrics.json", expect=dict)["train_steps"] == 4
+
+
+@pytest.mark.parametrize("damage", ["garbage appended", "middle line corrupted"])
+def test_a_corrupt_journal_line_is_dropped_with_a_note_and_never_duplicated(setup, reference, tmp_path, capsys, damage):
+    """Before the fix the replay stopped at the bad line and every --resume appended the lines after it
+    again (12 -> 20 -> 30 lines): now the bad line and those after it are dropped (one note) and redone."""
+    out, _, _ = reference
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    journal = run / "evaluations.jsonl"
+    lines = journal.read_text().splitlines(keepends=True)
+    if damage == "garbage appended":
+        journal.write_text("".join(lines) + "}{ not json\n")
+    else:
+        journal.write_text("".join(lines[:3]) + lines[3][: len(lines[3]) // 2] + "#\n" + "".join(lines[4:]))
+    for _ in range(2):
+        run_strategy(_cfg(setup), run, resume=True)
+        assert _trace(run) == _trace(out)
+    err = capsys.readouterr().err
+    assert err.count("is not a journal record") == 1 and f"line {len(lines) + 1 if damage == 'garbage appended' else 4}" in err, err

@@ -88,6 +88,7 @@ def bench(
     weights: Optional[str] = typer.Option(BENCH["weights"], "--weights", help="Torch weights for the PSNR reference (default: from the sidecar)."),
     check: bool = typer.Option(BENCH["psnr"], "--psnr/--no-psnr", help="Run the loop the other way once (the torch subnet for an ONNX target, the ONNX file on this CPU for torch / torch-cuda) and report the PSNR between the images."),
     quality: Optional[bool] = typer.Option(None, "--quality/--no-quality", help="The primary metric (gain over bicubic, held-out crops) of MODEL vs its fp32 torch model; default: on for int8 models."),
+    force: bool = typer.Option(False, "--force", help="Use a --cost-table measured at another batch or precision."),
     host: Optional[str] = typer.Option(None, "--host", envvar="RCAI_REMOTE_HOST", help="Run the loop on [user@]addr[:port] over ssh (the host needs rcai's dependencies: numpy, torch, the runtime)."),
     json: bool = JsonOpt,
 ) -> None:
@@ -99,7 +100,7 @@ def bench(
 
     cfg = BenchConfig(
         device=device, threads=threads, sampler=sampler, steps=sample_steps, batch=batch, image=image, seed=seed,
-        loops=loops, rounds=rounds, clock=clock, loop=loop, precision=precision, preset=preset, weights=weights, table=cost_table, predictor=predictor, psnr=check, quality=quality,
+        loops=loops, rounds=rounds, clock=clock, loop=loop, precision=precision, preset=preset, weights=weights, table=cost_table, predictor=predictor, psnr=check, quality=quality, force=force,
     )
     if host:
         from ..deploy.remote_bench import bench_on_host

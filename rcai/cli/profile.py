@@ -121,9 +121,13 @@ def check(
     where it exists) vs the loops beside their own re-measurement, with the CPU model and the load."""
     import tempfile
 
+    from ..config import require_counts
     from ..cost.check import FidelityConfig, fidelity_check
     from ..errors import RcaiError
 
+    if subnets < 0:
+        raise RcaiError(f"--subnets must be >= 0 (random subnets besides the base and the cheapest), got {subnets}")
+    require_counts({"batch": batch, **({"threads": threads} if threads is not None else {})}, "--")
     cfg = FidelityConfig(preset=preset, device=device, threads=threads, batch=batch, subnets=subnets, calibrate=calibrate, seed=seed,
                          cost_model=cost_model)
     names = [m.strip() for m in methods.split(",") if m.strip()]

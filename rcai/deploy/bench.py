@@ -60,6 +60,7 @@ class BenchConfig(JsonConfig):
     predictor: str | None = None
     psnr: bool = True  # also run the other way (ONNX file / torch subnet) once and compare images
     quality: bool | None = None  # the primary metric vs the fp32 torch model (rcai/deploy/quality.py); None: for int8 models
+    force: bool = False  # use a cost table measured at another batch or precision
 
 
 @dataclass
@@ -148,7 +149,7 @@ def _check_config(cfg: BenchConfig) -> None:
     if cfg.sampler not in list_samplers():
         raise RcaiError(f"--sampler: unknown {cfg.sampler!r}; known: {', '.join(list_samplers())}")
     if cfg.batch < 1 or cfg.loops < 1 or cfg.rounds < 1 or cfg.warmup < 0:
-        raise RcaiError("need --batch >= 1, --loops >= 1, --rounds >= 1 and --warmup >= 0")
+        raise RcaiError("need --batch >= 1, --loops >= 1, --rounds >= 1 and warmup >= 0")
     if cfg.threads is not None and cfg.threads < 1:
         raise RcaiError("--threads must be >= 1")
     if cfg.loop not in LOOP_KINDS:
@@ -165,13 +166,20 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
     if cfg.preset and cfg.steps is None and not sidecar_path(onnx_path).is_file():
         raise RcaiError(f"{onnx_path}: without a sidecar --sample-steps is required (with --preset)")
     side, has_sidecar = read_deployment(onnx_path, get_preset(cfg.preset) if cfg.preset else None)
+    if cfg.device in ("cpu", "torch"):  # the loop runs in this machine's memory: refuse a batch that cannot fit
+        from .memory import require_memory
+        from .onnxfile import load_onnx, peak_activation_bytes
+
+        per_image = peak_activation_bytes(load_onnx(onnx_path)) + 16 * 4 * side.preset.hr_size**2  # + the loop's own arrays
+        require_memory(cfg.batch * per_image, f"--batch {cfg.batch}", f"about {per_image / 2**20:.2f} MiB an image; use a smaller --batch")
     schedule = side.noise_schedule()
     steps = default_steps(cfg.sampler, schedule.T) if cfg.steps is None else cfg.steps
     preset = side.preset
     lr_up, image_desc = lr_input(cfg.image, preset.lr_size, preset.hr_size, cfg.batch, cfg.seed)
     notes: list[str] = []
     if cost_models is None:
-        cost_models = load_estimators({"table": cfg.table, "predictor": cfg.predictor}, side, cfg.batch, cfg.device, cfg.threads, sampler=cfg.sampler)
+        cost_models = load_estimators({"table": cfg.table, "predictor": cfg.predictor}, side, cfg.batch, cfg.device, cfg.threads, force=cfg.force,
+                                      sampler=cfg.sampler)
 
     step_ms: list[float] = []
     import onnxruntime  # noqa: F401  loaded before the memory window: library pages are not the model's memory

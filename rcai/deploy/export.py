@@ -14,11 +14,12 @@ import onnx
 import torch
 
 from ..errors import RcaiError
-from ..io import atomic_write_bytes
+from ..io import atomic_write_pair, json_text, refuse_special
+from ..lock import exclusive
 from ..onnx_export import DENOISER_INPUTS, DENOISER_OUTPUTS, OPSET, denoiser_inputs, export_onnx
 from ..space.subnet import SubnetSpec
 from .fp16 import to_fp16
-from .sidecar import DeploySidecar, denoiser_specs, sidecar_path
+from .sidecar import PRECISIONS, DeploySidecar, denoiser_specs, sidecar_path
 from .weights import build_model, weights_ref
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ FP32_TOLERANCE = 1e-4  # max |ONNX Runtime - torch| on random inputs
 # is 17.8% off at a 0.002 dB loss of the primary metric); above INT8_REFUSE it is refused as broken.
 INT8_TOLERANCE = 0.10
 INT8_REFUSE = 0.50
-PRECISIONS = ("fp32", "fp16", "int8")
 VERIFY_BATCH = 2  # also proves the batch dimension is dynamic (exported with batch 1)
 
 
@@ -133,6 +133,14 @@ def export_subnet_onnx(
     out_path = Path(out_path)
     if out_path.suffix != ".onnx":
         raise RcaiError(f"{out_path}: the output file must end in .onnx")
+    for path in (out_path, sidecar_path(out_path)):  # both refused before any work, not the second after the first is written
+        refuse_special(path)
+    with exclusive(out_path):  # one export to a file at a time
+        return _export(spec, state_dict, out_path, verify, weights_path, seed, precision, calibration, quant, t0)
+
+
+def _export(spec: SubnetSpec, state_dict: Mapping[str, torch.Tensor] | None, out_path: Path, verify: bool, weights_path: str | Path | None,
+            seed: int, precision: str, calibration: "CalibrationConfig | None", quant: "QuantConfig | None", t0: float) -> ExportReport:
     warns = []
     if state_dict is None:
         warns.append(f"no weights given: exporting a random init (seed {seed})")
@@ -195,8 +203,8 @@ def export_subnet_onnx(
         export_check=check,
         quantization=quantization,
     )
-    atomic_write_bytes(out_path, data)
-    side_path = side.save(sidecar_path(out_path))
+    side_path = sidecar_path(out_path)
+    atomic_write_pair((side_path, json_text(side_path, side.to_dict()).encode()), (out_path, data))  # the ONNX never without its sidecar
     return ExportReport(
         onnx_path=str(out_path),
         sidecar_path=str(side_path),

@@ -58,3 +58,31 @@ class PeakRss:
         self.peak_bytes = hwm * 1024 if hwm is not None else _maxrss_bytes()
         self.delta_bytes = max(self.peak_bytes - self.start_bytes, 0)
         return False
+
+
+def available_bytes() -> int | None:
+    """Memory the system can give without swapping (MemAvailable of /proc/meminfo; psutil elsewhere; None if unknown)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return int(psutil.virtual_memory().available)
+
+
+def require_memory(need: float, what: str, hint: str) -> None:
+    """Refuse up front, in one line, work estimated to need more memory than is available."""
+    from ..errors import RcaiError
+
+    have = available_bytes()
+    if have is not None and need > have:
+        raise RcaiError(f"{what} needs about {_gib(need)} of memory, {_gib(have)} available; {hint}")
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB" if n < 2**40 else f"{n / 2**40:.3g} TiB"

@@ -39,6 +39,39 @@ def graph_io(model: onnx.ModelProto, which: str = "inputs") -> tuple[TensorSpec,
     return tuple(out)
 
 
+def peak_activation_bytes(model: onnx.ModelProto, batch: int = 1) -> int:
+    """The most bytes of tensors alive at once (initializers aside) when the graph runs its nodes in
+    order at `batch`, by ONNX shape inference: a lower bound of what a runtime needs beyond the weights
+    (unknown shapes count 0)."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    g = inferred.graph
+    sizes: dict[str, int] = {}
+    for v in [*g.input, *g.value_info, *g.output]:
+        t = v.type.tensor_type
+        if not t.elem_type:
+            continue
+        n = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).itemsize
+        for d in t.shape.dim:
+            n *= d.dim_value if d.HasField("dim_value") else batch
+        sizes[v.name] = n
+    inits = {i.name for i in g.initializer}
+    last = {name: i for i, node in enumerate(g.node) for name in node.input}
+    outputs = {o.name for o in g.output}
+    live = {v.name for v in g.input if v.name not in inits}
+    peak = cur = sum(sizes.get(x, 0) for x in live)
+    for i, node in enumerate(g.node):
+        for y in node.output:
+            if y and y not in live:
+                live.add(y)
+                cur += sizes.get(y, 0)
+        peak = max(peak, cur)
+        for x in set(node.input) | set(node.output):
+            if x in live and last.get(x, -1) <= i and x not in outputs:
+                live.discard(x)
+                cur -= sizes.get(x, 0)
+    return peak
+
+
 def _fits(got: TensorSpec, want: TensorSpec) -> bool:
     if got.dtype != want.dtype or len(got.shape) != len(want.shape):
         return False

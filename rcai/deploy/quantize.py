@@ -88,10 +88,32 @@ def loop_calibration_feeds(module: torch.nn.Module, preset: Preset, cfg: Calibra
     return feeds, desc
 
 
+def calibration_bytes(module: torch.nn.Module, preset: Preset, cfg: CalibrationConfig) -> float:
+    """An estimate of the memory calibration takes: the recorded inputs, the fp32 loop run on all its
+    crops at once, and ONNX Runtime's calibrator, which keeps every intermediate output of every input."""
+    from ..onnx_export import denoiser_inputs
+
+    acts = [0]
+    hooks = [m.register_forward_hook(lambda m, i, o: acts.__setitem__(0, acts[0] + (o.numel() * o.element_size() if torch.is_tensor(o) else 0)))
+             for m in module.modules() if not list(m.children())]
+    try:
+        with torch.inference_mode():
+            module(*denoiser_inputs(preset, batch=1))
+    finally:
+        for h in hooks:
+            h.remove()
+    per_input = 4 * 7 * preset.hr_size**2 + acts[0]  # its x and noise level + the calibrator's copy of every activation
+    return cfg.inputs * per_input + math.ceil(cfg.inputs / cfg.levels) * acts[0]
+
+
 def quantize_denoiser(fp32_path: str | Path, out_path: str | Path, module: torch.nn.Module, preset: Preset,
                       calib: CalibrationConfig = CalibrationConfig(), qcfg: QuantConfig = QuantConfig()) -> dict[str, Any]:
     """Quantize the exported fp32 denoiser `fp32_path` (exported from `module`) into `out_path`,
     calibrated on its own sampling loop. Returns {"settings": ..., "calibration": ...} for the sidecar."""
+    from .memory import require_memory
+
+    require_memory(calibration_bytes(module, preset, calib), f"int8 calibration on {calib.inputs} inputs",
+                   f"use fewer (--calibration, default {DEFAULT_CALIBRATION})")
     feeds, desc = loop_calibration_feeds(module, preset, calib)
     settings = quantize_file(fp32_path, out_path, feeds_reader(feeds), qcfg)
     return {"settings": settings, "calibration": desc}

@@ -50,7 +50,7 @@ def read_deployment(onnx_path: str | Path, preset: Preset | None = None) -> tupl
         check_io(model, side.inputs, onnx_path, f"the sidecar {side_file.name}")
         return side, True
     if preset is None:
-        raise RcaiError(f"{onnx_path}: sidecar {side_file.name} not found; pass --preset and --steps")
+        raise RcaiError(f"{onnx_path}: sidecar {side_file.name} not found; pass --preset and --sample-steps")
     side = sidecar_from_preset(preset)
     check_io(model, side.inputs, onnx_path, f"preset {preset.name!r}")
     return side, False

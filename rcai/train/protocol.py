@@ -63,10 +63,12 @@ def train_to(spec: SubnetSpec, seed: int, run: str | Path, protocol: TrainProtoc
     cfg = TrainConfig(preset=spec.preset.name, subnet=str(run / "subnet.json"), steps=p.steps, batch_size=p.batch_size, lr=p.lr,
                       lr_schedule=p.lr_schedule, ema=p.ema, eval_at=p.eval_at, seed=seed, data_dir=data_dir, eval=EvalConfig(steps=20, max_images=4 if samples else 0, seed=0))
     done = RunDir(run / "train")
-    if (run / "train" / "metrics.json").exists():
-        old = read_json(done.file("config.json"), expect=dict)
-        if old.get("steps") == p.steps:
-            return read_json(done.file("metrics.json"), expect=dict)
+    if done.file("metrics.json").exists():
+        # finished at this rung only if its metrics and its log's evaluation say so: config.json names the
+        # next rung's steps as soon as an extension starts, before a step of it is trained
+        metrics = read_json(done.file("metrics.json"), expect=dict)
+        if metrics.get("train_steps") == p.steps and p.steps in curve(run):
+            return metrics
     return train(cfg, run / "train", resume=done.file("config.json").exists(), progress=False)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any, Callable, Mapping
 from ...config import JsonConfig
 from ...cost.model import CostModel
 from ...errors import RcaiError
-from ...io import append_line, read_jsonl
+from ...io import append_line, atomic_write_text, os_errors
 from ...proxies import Estimator, ProxyConfig
 from ...registry import Registry
 from ...space.space import Arch, SearchSpace
@@ -140,12 +141,38 @@ class Stop(Exception):
     """Raised inside a strategy when its session has used up its budget."""
 
 
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """The journal's records up to its first line that is not one (cut by a kill, corrupted, edited):
+    that line and every line after it are dropped from the file, with a one-line note, and redone by
+    the replay, so a resumed run never appends after a bad line (and never twice the same proposal)."""
+    if not path.exists():
+        return []
+    with os_errors(path, "cannot read"):
+        lines = path.read_bytes().split(b"\n")
+    good: list[dict[str, Any]] = []
+    for raw in lines[:-1]:  # the last piece is b"" after a final newline, or a torn line
+        try:
+            rec = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            break
+        if not (isinstance(rec, dict) and rec.get("i") == len(good) and isinstance(rec.get("kind"), str) and isinstance(rec.get("arch"), dict)
+                and isinstance(rec.get("wall_s"), (int, float)) and (rec.get("score") is None or isinstance(rec["score"], (int, float)))):
+            break
+        good.append(rec)
+    dropped = len(lines) - 1 - len(good) + (lines[-1] != b"")
+    if dropped:
+        atomic_write_text(path, "".join(raw.decode() + "\n" for raw in lines[:len(good)]))
+        print(f"warning: {path}: line {len(good) + 1} is not a journal record (cut by a kill or corrupted): it and the "
+              f"{dropped - 1} line(s) after it are dropped and redone", file=sys.stderr)
+    return good
+
+
 class Session:
     """Counts, journals and replays every proposal of one run (see the module docstring)."""
 
     def __init__(self, problem: Problem, cfg: StrategyConfig, journal: Path | None = None):
         self.problem, self.cfg, self.journal = problem, cfg, journal
-        self.replay: list[dict[str, Any]] = read_jsonl(journal, stop_at_bad=True) if journal else []  # a line cut by a kill: redone
+        self.replay: list[dict[str, Any]] = read_journal(journal) if journal else []
         self.history: list[dict[str, Any]] = []
         self.memo: dict[tuple[str, str], float] = {}
         self.evaluations = self.proxy_evaluations = 0

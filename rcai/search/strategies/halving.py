@@ -20,12 +20,13 @@ import random
 from pathlib import Path
 from typing import Any
 
+from ...config import require_counts
 from ...errors import RcaiError
 from ...space.space import Arch
 from ...space.subnet import SubnetSpec
 from ...train.protocol import TrainProtocol
 from ...train.rundir import RunDir
-from ..executors import make_executor
+from ..executors import check_executor, make_executor
 from .base import STRATEGIES, Problem, SampledStrategy, Session, key
 
 
@@ -51,6 +52,11 @@ class SuccessiveHalving(SampledStrategy):
         super().__init__(cfg, progress)
         self.h = h = cfg.halving
         p = h.protocol
+        for r in h.rungs:
+            require_counts({"rung": r})
+        if h.eta < 2:
+            raise RcaiError(f"eta {h.eta} keeps every candidate at every rung (no halving): eta must be 2 or more")
+        check_executor(h.executor, h.ray_address)  # all of it before the run folder exists
         if not h.rungs or any(r not in p.eval_at for r in h.rungs) or list(h.rungs) != sorted(set(h.rungs)):
             raise RcaiError(f"rungs {h.rungs} must be increasing steps among the protocol's eval_at {p.eval_at}")
         if p.lr_schedule != "constant":
