@@ -15,12 +15,14 @@ bootstrap intervals as the prior sd) or on 0 with sd `effect_sd`; the posterior 
 Rounds, until the training budget (`trainings` x the protocol's steps, every rung step counted) is
 spent: score a pool (near-budget random subnets, the knapsack optimum of the posterior mean's
 additive part, one-slot neighbours of the best so far; all within the latency budget, none trained
-yet) by expected improvement over the best posterior mean of what has been trained, pick `initial`
+yet) by expected improvement over the trained subnet of best posterior mean (the improvement's
+variance counts both subnets' covariance), pick `initial`
 of them one at a time (each pick's variance is fantasised away, so a round is diverse), train them
 to the first rung, refit, promote the best 1/eta by the posterior mean to the next rung, and so on.
 Expected improvement under the latency constraint is this EI over subnets that meet it (the
 constraint is the cost model's, known exactly). The first round, with no quality model and no data,
-is random near the budget (halving's first bracket). The pick is the best subnet measured at the
+is random near the budget (halving's first bracket); with a quality model its first candidate is the
+prior's best of the pool, the others improvements on it. The pick is the best subnet measured at the
 last rung. A deterministic function of the seed and the journalled scores: a killed run resumes to
 the uninterrupted result (base.py).
 """
@@ -94,20 +96,31 @@ class Surrogate:
         eff = dict(zip(self.ops, self.mean[1:1 + len(self.ops)]))
         return {s.path: {n: float(eff.get(n, 0.0)) for n in s.choices} for s in space.all_slots()}
 
-    def pick(self, X: np.ndarray, incumbent: float, n: int) -> list[int]:
-        """`n` rows by expected improvement over `incumbent`, one at a time: each pick is then treated as
-        observed at the last rung (its variance and its neighbours' shrink; the mean is kept)."""
-        cov, out = self.cov.copy(), []
+    def pick(self, X: np.ndarray, incumbent: np.ndarray, n: int, chosen: list[int] | None = None) -> list[int]:
+        """`n` rows by expected improvement over the incumbent subnet (features `incumbent`): the
+        improvement f(x) - f(incumbent) is Gaussian under the posterior, with the two subnets'
+        covariance (so what both share, e.g. the intercept, cancels). One row at a time, each then
+        treated as observed at the last rung (its variance and its neighbours' shrink; the mean is
+        kept), so a round is diverse. `chosen`: rows picked already."""
+        cov, out = self.cov.copy(), list(chosen or [])
         noise = self.noise[max(self.noise)] ** 2
-        for _ in range(min(n, len(X))):
-            mu, sd = self.predict(X, cov)
-            ei = expected_improvement(mu, sd, incumbent)
+        for k in out:
+            cov = _observe(cov, X[k], noise)
+        D = X - incumbent
+        while len(out) < min(n, len(X)):
+            mu, sd = self.predict(D, cov)
+            ei = expected_improvement(mu, sd, 0.0)
             ei[out] = -np.inf
             k = int(np.argmax(ei))  # ties: the earliest row
             out.append(k)
-            cx = cov @ X[k]
-            cov = cov - np.outer(cx, cx) / (noise + X[k] @ cx)
+            cov = _observe(cov, X[k], noise)
         return out
+
+
+def _observe(cov: np.ndarray, x: np.ndarray, noise: float) -> np.ndarray:
+    """The covariance after one more observation at features x (rank-one update)."""
+    cx = cov @ x
+    return cov - np.outer(cx, cx) / (noise + x @ cx)
 
 
 def expected_improvement(mu: np.ndarray, sd: np.ndarray, best: float) -> np.ndarray:
@@ -207,11 +220,12 @@ class SurrogateSearch(SuccessiveHalving):
         if not cands:
             return [problem.feasible_random(rng)]
         X = np.array([s.features(a) for a in cands])
-        if trained:
-            incumbent = float(np.max(s.predict(np.array([s.features(a) for a in trained]))[0]))
-        else:  # the warm start's first round: improvement over the best the prior expects of the pool
-            incumbent = float(np.max(s.predict(X)[0]))
-        return [cands[k] for k in s.pick(X, incumbent, n)]
+        if trained:  # the incumbent: what has been trained with the best posterior mean
+            T = np.array([s.features(a) for a in trained])
+            mu = s.predict(T)[0]
+            return [cands[k] for k in s.pick(X, T[int(np.argmax(mu))], n)]
+        best = int(np.argmax(s.predict(X)[0]))  # the warm start's first round: the prior's best, then improvements on it
+        return [cands[k] for k in s.pick(X, X[best], n, chosen=[best])]
 
     def near_budget(self, problem: Problem, rng: random.Random, count: int, seed: int) -> list[Arch]:
         """Random subnets with a loop in [1 - 2 fill_tol, 1] x the budget (halving's window)."""
