@@ -120,6 +120,10 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
     if rand is not None:  # a latency-matched random subnet (+-5 %): what the search is worth beyond its latency
         dirs["random"] = out / "random"
         runs["random"] = (dirs["random"], save_spec(preset, rand, out / "random.json"))
+    rs = stage.random_search(table_path, budget, search, out, say)
+    if rs is not None:  # random search of the search's training cost: what the search bought over it
+        dirs["random_search"] = out / "random-search" / "pick"
+        runs["random_search"] = (dirs["random_search"], rs)
     model_file = quality_model_file(cfg)
     if model_file:
         say(f"the quality model's pick under the budget ({model_file})")

@@ -37,6 +37,11 @@ class SearchStage:
         """The searched subnet: (a folder holding its subnet.json, {notes, selection, table_loop_ms, ...})."""
         raise NotImplementedError
 
+    def random_search(self, table_path: Path, budget: float, search: dict[str, Any], out: Path, say: Callable[[str], None]) -> str | None:
+        """Random search of the search's training cost, where that cost is in trainings: the subnet.json
+        of its pick (trained afresh by the caller like every model of the report), or None."""
+        return None
+
     def trained_pick(self, found: Path, out: Path) -> tuple[Path, dict[str, str | None]]:
         """Where the searched subnet's trained weights are, and what is left to train for it."""
         return out / "subnet", {"subnet": str(found / "subnet.json")}
@@ -94,7 +99,44 @@ class HalvingStage(SearchStage):
                               steps_per_sample=c.steps_per_sample, seed=c.seed, halving=halving)
         _, summary = run_strategy(scfg, run, resume=(run / "config.json").exists())
         return run, {"notes": summary["notes"], "selection": summary["selection"], "table_loop_ms": summary["table"]["loop_ms"],
-                     "far_under_budget": summary.get("far_under_budget", False), "strategy": "halving"}
+                     "far_under_budget": summary.get("far_under_budget", False), "strategy": "halving", "trainings": summary["trainings"]}
+
+    def random_search(self, table_path, budget, search, out, say):
+        """As many random subnets as the search's cost in full trainings (rounded), drawn where the
+        search draws its first bracket (loop in [1 - 2 fill_tol, 1] x the budget), each trained like
+        the search's candidates (training seed `seed + 1`); the best by that training is the pick."""
+        from dataclasses import replace
+
+        from .cost.load import load_cost_model
+        from .errors import RcaiError
+        from .io import read_json
+        from .presets import get_preset
+        from .search.config import HalvingOptions
+        from .search.executors import make_executor
+        from .search.select import sample_at_latency
+
+        c, tol, root = self.cfg, HalvingOptions().fill_tol, out / "random-search"
+        if root.joinpath("subnet.json").exists():
+            return str(root / "subnet.json")
+        preset = get_preset(c.preset)
+        table = load_cost_model(table_path, preset)
+        loop = lambda a: table.estimate(a, c.steps_per_sample).loop_ms  # noqa: E731
+        n = max(1, round(search["trainings"]))
+        try:
+            archs = [a for a in sample_at_latency(table.space, loop, budget * (1 - tol), tol, n, seed=c.seed) if loop(a) <= budget]
+        except RcaiError:
+            return None  # a budget near the cheapest subnet: no random search to compare with
+        say(f"random search of the search's cost: {len(archs)} random subnets near the budget trained from scratch (training seed {c.seed + 1})")
+        runs = [root / f"c{i}" for i in range(len(archs))]
+        todo = [(replace(self.train_config(save_spec(preset, a, root / f"c{i}.json")), seed=c.seed + 1), str(r))
+                for i, (a, r) in enumerate(zip(archs, runs)) if not (r / "metrics.json").exists()]
+        pool = make_executor("local", max(1, min(c.jobs, len(todo))))
+        try:
+            list(pool.map(_train, todo))
+        finally:
+            pool.close()
+        best = max(range(len(archs)), key=lambda i: read_json(runs[i] / "metrics.json")["quality"]["gain_db"])
+        return save_spec(preset, archs[best], root / "subnet.json")
 
 
 @SEARCH_STAGES.register("darts")
