@@ -113,7 +113,7 @@ class BOOptions(JsonConfig):
     pool: int = 128  # near-budget subnets the acquisition scores each round (plus the surrogate's knapsack optimum and neighbours of the best)
     effect_sd: float = 0.1  # prior sd of an op's effect (dB) without a quality model
     interaction_sd: float = 0.01  # prior sd of a pairwise interaction (dB per unit of count_i x count_j / slots)
-    noise_sd: float = 0.03  # one training's noise at the last rung (dB)
+    noise_sd: float = 0.05  # one training's noise at the last rung (dB): one subnet's seed sd is 0.052 dB (benchmarks/results/signal.md)
     rung_noise: float = 2.0  # an earlier rung's figure counts as this many times noisier evidence of the last rung's
     warm_start: bool = True  # use the quality model (proxy_config.quality_model) as the prior where the file exists
 
