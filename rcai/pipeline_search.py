@@ -102,41 +102,40 @@ class HalvingStage(SearchStage):
                      "far_under_budget": summary.get("far_under_budget", False), "strategy": "halving", "trainings": summary["trainings"]}
 
     def random_search(self, table_path, budget, search, out, say):
-        """As many random subnets as the search's cost in full trainings (rounded), drawn where the
-        search draws its first bracket (loop in [1 - 2 fill_tol, 1] x the budget), each trained like
-        the search's candidates (training seed `seed + 1`); the best by that training is the pick."""
-        from dataclasses import replace
-
+        """As many random subnets as the search's cost in full trainings (rounded), drawn as the
+        search drew its first bracket (the same sampler, window and seed: the first of them are its
+        candidates), each trained like the search's candidates to train_steps (training seed
+        `seed + 1`), in the search's own training folders (what the search trained already is
+        extended, never paid twice); the best by that training is the pick."""
         from .cost.load import load_cost_model
         from .errors import RcaiError
-        from .io import read_json
         from .presets import get_preset
         from .search.config import HalvingOptions
         from .search.executors import make_executor
         from .search.select import sample_at_latency
+        from .search.strategies.halving import train_rung
 
-        c, tol, root = self.cfg, HalvingOptions().fill_tol, out / "random-search"
-        if root.joinpath("subnet.json").exists():
-            return str(root / "subnet.json")
+        c, tol, pick = self.cfg, HalvingOptions().fill_tol, out / "random-search.json"
+        if pick.exists():
+            return str(pick)
         preset = get_preset(c.preset)
         table = load_cost_model(table_path, preset)
         loop = lambda a: table.estimate(a, c.steps_per_sample).loop_ms  # noqa: E731
         n = max(1, round(search["trainings"]))
-        try:
-            archs = [a for a in sample_at_latency(table.space, loop, budget * (1 - tol), tol, n, seed=c.seed) if loop(a) <= budget]
+        try:  # halving's first bracket: sample_at_latency(..., seed=search seed * 1000)
+            archs = [a for a in sample_at_latency(table.space, loop, budget * (1 - tol), tol, n, seed=c.seed * 1000) if loop(a) <= budget]
         except RcaiError:
             return None  # a budget near the cheapest subnet: no random search to compare with
-        say(f"random search of the search's cost: {len(archs)} random subnets near the budget trained from scratch (training seed {c.seed + 1})")
-        runs = [root / f"c{i}" for i in range(len(archs))]
-        todo = [(replace(self.train_config(save_spec(preset, a, root / f"c{i}.json")), seed=c.seed + 1), str(r))
-                for i, (a, r) in enumerate(zip(archs, runs)) if not (r / "metrics.json").exists()]
-        pool = make_executor("local", max(1, min(c.jobs, len(todo))))
+        say(f"random search of the search's cost: the best of {len(archs)} random subnets near the budget trained to {c.train_steps} steps "
+            f"(training seed {c.seed + 1})")
+        proto = self.protocol().to_dict()
+        payloads = [(c.preset, a, c.seed + 1, str(out / "search" / "trainings" / SubnetSpec(preset, a).hash), proto, c.train_steps) for a in archs]
+        pool = make_executor("local", max(1, min(c.jobs, len(archs))))
         try:
-            list(pool.map(_train, todo))
+            scores = list(pool.map(train_rung, payloads))
         finally:
             pool.close()
-        best = max(range(len(archs)), key=lambda i: read_json(runs[i] / "metrics.json")["quality"]["gain_db"])
-        return save_spec(preset, archs[best], root / "subnet.json")
+        return save_spec(preset, archs[max(range(len(archs)), key=lambda i: scores[i])], pick)
 
 
 @SEARCH_STAGES.register("darts")

@@ -8,7 +8,8 @@ The surrogate is a Bayesian linear model of a subnet's quality at the last rung:
   + an offset per earlier rung,
 so every rung figure of every training is evidence (an earlier rung's as a noisier observation of the
 last rung's, `rung_noise` x `noise_sd`): a subnet's learning curve informs its final quality, and the
-model's effects inform subnets never trained. Prior: Gaussian, the effects centred on a quality model's
+model's effects inform subnets never trained (like AdditiveQuality, the features count ops over the slots,
+so subnets that differ only in where they place the same ops look alike to it). Prior: Gaussian, the effects centred on a quality model's
 (`proxy_config.quality_model`, rcai/proxies/additive.py, where that file exists: the warm start, its
 bootstrap intervals as the prior sd) or on 0 with sd `effect_sd`; the posterior is exact.
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
+
 import numpy as np
 
 from ...errors import RcaiError
