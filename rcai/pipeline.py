@@ -6,8 +6,9 @@
      (rcai/pipeline_search.py): by default successive halving over subnets trained from scratch
   3. the models of the report, trained from scratch alike (`jobs` at a time): the base, the
      cheapest subnet (the trivial answer to a budget), a random subnet of the pick's table latency,
-     the pick itself (halving), and where a quality model for the preset exists
-     (predictors/quality-PRESET.json) its knapsack pick under the same budget
+     the pick itself (halving), the pick of random search of the search's training cost (halving),
+     and where a quality model for the preset exists (predictors/quality-PRESET.json) its knapsack
+     pick under the same budget
   4. export them to ONNX; measure every model's whole sampling loop once, together, with the one
      loop measurement (rcai.targets.loops: interleaved rounds, both clocks, the load beside), the
      base a second time among them (the same model measured twice in one report); the table (and
@@ -120,6 +121,10 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
     if rand is not None:  # a latency-matched random subnet (+-5 %): what the search is worth beyond its latency
         dirs["random"] = out / "random"
         runs["random"] = (dirs["random"], save_spec(preset, rand, out / "random.json"))
+    rs = stage.random_search(table_path, budget, search, out, say)
+    if rs is not None:  # random search of the search's training cost: what the search bought over it
+        dirs["random_search"] = out / "random-search"
+        runs["random_search"] = (dirs["random_search"], rs)
     model_file = quality_model_file(cfg)
     if model_file:
         say(f"the quality model's pick under the budget ({model_file})")

@@ -37,6 +37,11 @@ class SearchStage:
         """The searched subnet: (a folder holding its subnet.json, {notes, selection, table_loop_ms, ...})."""
         raise NotImplementedError
 
+    def random_search(self, table_path: Path, budget: float, search: dict[str, Any], out: Path, say: Callable[[str], None]) -> str | None:
+        """Random search of the search's training cost, where that cost is in trainings: the subnet.json
+        of its pick (trained afresh by the caller like every model of the report), or None."""
+        return None
+
     def trained_pick(self, found: Path, out: Path) -> tuple[Path, dict[str, str | None]]:
         """Where the searched subnet's trained weights are, and what is left to train for it."""
         return out / "subnet", {"subnet": str(found / "subnet.json")}
@@ -94,7 +99,43 @@ class HalvingStage(SearchStage):
                               steps_per_sample=c.steps_per_sample, seed=c.seed, halving=halving)
         _, summary = run_strategy(scfg, run, resume=(run / "config.json").exists())
         return run, {"notes": summary["notes"], "selection": summary["selection"], "table_loop_ms": summary["table"]["loop_ms"],
-                     "far_under_budget": summary.get("far_under_budget", False), "strategy": "halving"}
+                     "far_under_budget": summary.get("far_under_budget", False), "strategy": "halving", "trainings": summary["trainings"]}
+
+    def random_search(self, table_path, budget, search, out, say):
+        """As many random subnets as the search's cost in full trainings (rounded), drawn as the
+        search drew its first bracket (the same sampler, window and seed: the first of them are its
+        candidates), each trained like the search's candidates to train_steps (training seed
+        `seed + 1`), in the search's own training folders (what the search trained already is
+        extended, never paid twice); the best by that training is the pick."""
+        from .cost.load import load_cost_model
+        from .errors import RcaiError
+        from .presets import get_preset
+        from .search.config import HalvingOptions
+        from .search.executors import make_executor
+        from .search.select import sample_at_latency
+        from .search.strategies.halving import train_rung
+
+        c, tol, pick = self.cfg, HalvingOptions().fill_tol, out / "random-search.json"
+        if pick.exists():
+            return str(pick)
+        preset = get_preset(c.preset)
+        table = load_cost_model(table_path, preset)
+        loop = lambda a: table.estimate(a, c.steps_per_sample).loop_ms  # noqa: E731
+        n = max(1, round(search["trainings"]))
+        try:  # halving's first bracket: sample_at_latency(..., seed=search seed * 1000)
+            archs = [a for a in sample_at_latency(table.space, loop, budget * (1 - tol), tol, n, seed=c.seed * 1000) if loop(a) <= budget]
+        except RcaiError:
+            return None  # a budget near the cheapest subnet: no random search to compare with
+        say(f"random search of the search's cost: the best of {len(archs)} random subnets near the budget trained to {c.train_steps} steps "
+            f"(training seed {c.seed + 1})")
+        proto = self.protocol().to_dict()
+        payloads = [(c.preset, a, c.seed + 1, str(out / "search" / "trainings" / SubnetSpec(preset, a).hash), proto, c.train_steps) for a in archs]
+        pool = make_executor("local", max(1, min(c.jobs, len(archs))))
+        try:
+            scores = list(pool.map(train_rung, payloads))
+        finally:
+            pool.close()
+        return save_spec(preset, archs[max(range(len(archs)), key=lambda i: scores[i])], pick)
 
 
 @SEARCH_STAGES.register("darts")

@@ -9,10 +9,11 @@ from typing import Any
 from .io import atomic_write_bytes, atomic_write_text
 
 
-ORDER = ("base", "subnet", "random", "predicted", "cheapest")  # "predicted": the quality model's pick, where the run made one
-COLORS = {"base": "#888", "subnet": "#3a7", "random": "#a7a", "predicted": "#37c", "cheapest": "#c55"}
-LABELS = {"base": "base", "subnet": "searched subnet", "random": "random subnet of its latency", "predicted": "quality-model pick",
-          "cheapest": "cheapest subnet"}
+# "predicted": the quality model's pick, "random_search": random search of the search's training cost, where the run made them
+ORDER = ("base", "subnet", "random_search", "random", "predicted", "cheapest")
+COLORS = {"base": "#888", "subnet": "#3a7", "random_search": "#c93", "random": "#a7a", "predicted": "#37c", "cheapest": "#c55"}
+LABELS = {"base": "base", "subnet": "searched subnet", "random_search": "random-search pick of equal training cost",
+          "random": "random subnet of its latency", "predicted": "quality-model pick", "cheapest": "cheapest subnet"}
 
 
 def names(summary: dict[str, Any]) -> tuple[str, ...]:
@@ -101,7 +102,7 @@ def verdict_lines(summary: dict[str, Any]) -> list[str]:
     always costs less loop) and a random subnet of its own table latency, on quality? Said plainly
     where it does not."""
     refs = [(n, summary[n]) for n in ("cheapest", "random") if summary.get(n)]
-    out = []
+    out = _random_search_lines(summary)
     for name in ("subnet", "predicted"):
         r = summary.get(name)
         if not r or not refs:
@@ -116,6 +117,24 @@ def verdict_lines(summary: dict[str, Any]) -> list[str]:
                 out.append(f"**The {LABELS[name]} does not beat the {LABELS[ref]}**: {q:+.3f} dB at {ms:.1f} ms vs {cq:+.3f} dB at {cms:.1f} ms"
                            + (": at this training budget the trivial answer wins." if ref == "cheapest" else ": the search added nothing beyond its latency."))
     return out + [""] if out else []
+
+
+def _random_search_lines(summary: dict[str, Any]) -> list[str]:
+    """What the search bought over random search of the same training cost (the best of as many random
+    subnets near the budget as the search's cost in trainings, chosen on the search's training seed and
+    trained again like every model here), where the run measured it."""
+    r, rs = summary.get("subnet"), summary.get("random_search")
+    if not r or not rs:
+        return []
+    q, ms, rq, rms = r["quality"]["gain_db"], r["measured_loop_ms"], rs["quality"]["gain_db"], rs["measured_loop_ms"]
+    cost = (summary.get("search") or {}).get("trainings")
+    what = f"random search of the same training cost ({cost:.1f} trainings: the best of {max(1, round(cost))} random subnets near the budget)" \
+        if cost is not None else "random search of the same training cost"
+    if q > rq:
+        return [f"**What the search bought**: {q - rq:+.3f} dB over {what}: {q:+.3f} dB at {ms:.1f} ms vs {rq:+.3f} dB at {rms:.1f} ms "
+                "(one training seed each; the intervals below are over crops)."]
+    return [f"**The search bought nothing over {what}**: the searched subnet {q:+.3f} dB at {ms:.1f} ms vs the random-search pick "
+            f"{rq:+.3f} dB at {rms:.1f} ms ({q - rq:+.3f} dB; one training seed each)."]
 
 
 HOW_TRAINED = {

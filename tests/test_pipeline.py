@@ -61,6 +61,15 @@ def test_pipeline_end_to_end_on_micro(tmp_path, stage):
         assert json.loads((tmp_path / "run" / "search" / "config.json").read_text())["halving"]["train_seed"] == 1
         assert json.loads((tmp_path / "run" / "subnet" / "subnet.json").read_text())["choices"] == \
             json.loads((tmp_path / "run" / "search" / "subnet.json").read_text())["choices"]
+        # random search of the search's training cost (2.5 trainings: the best of 2 near the budget, the search's first two candidates,
+        # by their training under seed 1 extended to 4 steps), trained again with seed 0
+        journal = [json.loads(line) for line in (tmp_path / "run" / "search" / "evaluations.jsonl").read_text().splitlines()]
+        rs = json.loads((tmp_path / "run" / "random-search.json").read_text())["choices"]
+        assert rs in [r["arch"] for r in journal[:2]] and summary["random_search"]["table_loop_ms"] <= summary["budget_ms"]
+        assert json.loads((tmp_path / "run" / "random-search" / "config.json").read_text())["seed"] == 0
+        assert "random search of the same training cost (2.5 trainings" in report.split("Cost table")[0]
+    else:
+        assert "random_search" not in summary  # darts: its cost is not in trainings
     # the quality model's knapsack pick: within the budget, trained and timed beside the others, in the report
     assert summary["predicted"]["table_loop_ms"] <= summary["budget_ms"] and summary["predicted"]["measured_loop_ms"] > 0
     assert "attention" not in json.loads((tmp_path / "run" / "predicted" / "subnet.json").read_text())["choices"].values()
@@ -117,3 +126,8 @@ def test_report_says_first_when_a_pick_does_not_beat_the_cheapest_subnet():
     lines = verdict_lines({"cheapest": row(0.3, 60.0), "random": row(0.6, 100.0), "subnet": row(0.5, 100.0)})
     assert lines[0].startswith("The searched subnet beats the cheapest subnet: +0.500 dB")
     assert lines[1].startswith("**The searched subnet does not beat the random subnet of its latency**")
+    # what the search bought over random search of its training cost comes first, said plainly either way
+    lines = verdict_lines({"cheapest": row(0.3, 60.0), "subnet": row(0.5, 100.0), "random_search": row(0.45, 98.0), "search": {"trainings": 3.0}})
+    assert lines[0].startswith("**What the search bought**: +0.050 dB over random search of the same training cost (3.0 trainings: the best of 3")
+    lines = verdict_lines({"cheapest": row(0.3, 60.0), "subnet": row(0.5, 100.0), "random_search": row(0.6, 98.0), "search": {"trainings": 3.0}})
+    assert lines[0].startswith("**The search bought nothing over random search of the same training cost") and "-0.100 dB" in lines[0]

@@ -157,7 +157,7 @@ def test_rl_learns_to_stay_within_the_budget(micro_table, budget, reward, tmp_pa
 
 def _seam_cfg(table, budget, strategy, tmp_path):
     """Each registered strategy at its smallest real size (darts: 4 supernet steps; halving: 2-step
-    rungs; knapsack: a quality model fitted on planted records of micro subnets)."""
+    rungs; bo: 2-step rungs, two trainings' budget; knapsack: a quality model fitted on planted records of micro subnets)."""
     from rcai.presets import get_preset
     from rcai.proxies.additive import AdditiveQuality
     from rcai.search.config import DartsOptions, HalvingOptions
@@ -172,6 +172,11 @@ def _seam_cfg(table, budget, strategy, tmp_path):
     elif strategy == "halving":
         kw["halving"] = HalvingOptions(protocol=TrainProtocol(steps=2, batch_size=2, lr=SIGNAL.lr, ema=SIGNAL.ema, eval_at=(1, 2)), rungs=(1, 2),
                                        initial=2, brackets=1, jobs=1)
+    elif strategy == "bo":
+        from rcai.search.config import BOOptions
+
+        kw["halving"] = HalvingOptions(protocol=TrainProtocol(steps=2, batch_size=2, lr=SIGNAL.lr, ema=SIGNAL.ema, eval_at=(1, 2)), rungs=(1, 2), jobs=1)
+        kw["bo"] = BOOptions(trainings=2.0, initial=2, pool=8)
     elif strategy == "knapsack":
         import random
 

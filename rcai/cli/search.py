@@ -11,6 +11,7 @@ from .main import app
 
 HALVING = defaults("search/config.py", "HalvingOptions")
 RL = defaults("search/config.py", "RLOptions")
+BO = defaults("search/config.py", "BOOptions")
 
 
 @app.command()
@@ -38,20 +39,25 @@ def search(
     force: bool = typer.Option(False, "--force", help="Use a table measured for another preset/batch/precision."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed search from its last checkpoint."),
     strategy: str = typer.Option("darts", help="darts (bilevel supernet search) | grid | random | evolution | area | rl (sample-based) | "
-                                 "knapsack (exact, with --proxy quality-model)."),
+                                 "knapsack (exact, with --proxy quality-model) | halving | bo (subnets trained from scratch). Measured "
+                                 "(benchmarks/results, subnets trained from scratch): darts, grid, random, evolution, area and rl never beat "
+                                 "the median random subnet of their latency beyond its interval; halving and knapsack did at some budgets; "
+                                 "no strategy has yet beaten random search of equal training cost beyond its interval; bo is not measured yet "
+                                 "(a smoke run only)."),
     proxy: Optional[str] = typer.Option(None, help=f"Sample-based strategies: quality estimator (rcai/proxies; default {STRATEGY['proxy']}, "
                                         "quality-model for knapsack)."),
     quality_model: Optional[str] = typer.Option(None, "--quality-model", help="Quality model of `rcai quality fit` (default predictors/quality-PRESET.json)."),
     evaluations: int = typer.Option(STRATEGY["evaluations"], help="Sample-based strategies: quality-estimator calls."),
     reward: str = typer.Option(RL["reward"], help="rl: reward form hard | soft | linear."),
-    rungs: List[int] = typer.Option(list(HALVING["rungs"]), "--rung", help="halving: training steps at which candidates are compared (repeatable; the last is the full training)."),
-    eta: int = typer.Option(HALVING["eta"], help="halving: keep the best 1/eta of the candidates at each rung."),
-    initial: int = typer.Option(HALVING["initial"], help="halving: candidates of each bracket at the first rung."),
+    rungs: List[int] = typer.Option(list(HALVING["rungs"]), "--rung", help="halving, bo: training steps at which candidates are compared (repeatable; the last is the full training)."),
+    eta: int = typer.Option(HALVING["eta"], help="halving, bo: keep the best 1/eta of the candidates at each rung."),
+    initial: Optional[int] = typer.Option(None, help=f"halving, bo: candidates of each bracket (round) at the first rung (default {HALVING['initial']}, bo {BO['initial']})."),
+    trainings: float = typer.Option(BO["trainings"], help="bo: training budget in full trainings (every rung's steps count)."),
     brackets: int = typer.Option(HALVING["brackets"], help="halving: brackets (the first random near the budget, later ones by the surrogate)."),
-    train_seed: int = typer.Option(HALVING["train_seed"], "--train-seed", help="halving: training seed of every candidate (a paired comparison)."),
-    jobs: int = typer.Option(HALVING["jobs"], help="halving: trainings at once."),
-    executor: str = typer.Option(HALVING["executor"], help="halving: local (process pool) | ray (pip install 'rcai[distributed]')."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="halving, ray: a cluster to join (auto or HOST:PORT; default: start a local one)."),
+    train_seed: int = typer.Option(HALVING["train_seed"], "--train-seed", help="halving, bo: training seed of every candidate (a paired comparison)."),
+    jobs: int = typer.Option(HALVING["jobs"], help="halving, bo: trainings at once."),
+    executor: str = typer.Option(HALVING["executor"], help="halving, bo: local (process pool) | ray (pip install 'rcai[distributed]')."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="halving, bo, ray: a cluster to join (auto or HOST:PORT; default: start a local one)."),
     json: bool = JsonOpt,
 ) -> None:
     """Train the supernet's weights and architecture parameters alternately with the target's
@@ -62,12 +68,15 @@ def search(
     the subnet of highest predicted quality within the budget, exactly, by a quality model fitted on
     subnets trained from scratch (`rcai quality collect`, `rcai quality fit`). With --strategy halving:
     subnets within the budget trained from scratch, compared at rungs of the training (successive
-    halving), candidates proposed by a surrogate fitted on what has been trained (trains: minutes each)."""
+    halving), candidates proposed by a surrogate fitted on what has been trained (trains: minutes each).
+    With --strategy bo: the same trainings and rungs, every round's candidates chosen by expected
+    improvement under a Bayesian surrogate (per-op effects, pairwise interactions, the rungs' learning
+    curves), warm-started from --quality-model where that file exists, until --trainings are spent."""
     _check_options(lr_weights=lr_weights, lr_alpha=lr_alpha, lambda_latency=lambda_latency, lambda_flops=lambda_flops,
                    eval_images=eval_images, evaluations=evaluations)
     _refuse_inapplicable(strategy, {k: v for k, v in locals().items() if k in APPLIES})
     from ..proxies import ProxyConfig
-    from ..search.config import DartsOptions, HalvingOptions, RLOptions
+    from ..search.config import BOOptions, DartsOptions, HalvingOptions, RLOptions
     from ..search.strategies.base import StrategyConfig
     from ..search.strategies.run import run_strategy
     from ..train.evaluate import EvalConfig
@@ -82,8 +91,10 @@ def search(
     cfg = StrategyConfig(strategy=strategy, preset=preset, cost_table=cost_table, proxy=proxy, latency_budget_ms=latency_budget_ms,
                          steps_per_sample=sample_steps, evaluations=evaluations, rl=RLOptions(reward=reward), seed=seed, force=force,
                          proxy_config=ProxyConfig(data_dir=image_dir, seed=seed, quality_model=quality_model or f"predictors/quality-{preset}.json"),
-                         darts=darts, halving=HalvingOptions(protocol=protocol, rungs=tuple(rungs), eta=eta, initial=initial, brackets=brackets,
-                                                             train_seed=train_seed, jobs=jobs, executor=executor, ray_address=ray_address))
+                         darts=darts, halving=HalvingOptions(protocol=protocol, rungs=tuple(rungs), eta=eta, initial=HALVING["initial"] if initial is None else initial,
+                                                             brackets=brackets, train_seed=train_seed, jobs=jobs, executor=executor,
+                                                             ray_address=ray_address),
+                         bo=BOOptions(trainings=trainings, initial=BO["initial"] if initial is None else initial))
     _, summary = run_strategy(cfg, out, resume=resume, progress=not json)
     if not summary:
         return  # not rank 0
@@ -104,7 +115,7 @@ def summary_line(cfg, s: dict) -> str:
                 f"({b['loop_ms'] / t['loop_ms']:.2f}x), FLOPs {t['flops'] / 1e6:.1f}M vs {b['flops'] / 1e6:.1f}M, "
                 f"quality {s['quality']['gain_db']:+.3f} dB over bicubic, sampled PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.3f}")
     budget = f" (budget {cfg.latency_budget_ms:.1f} ms)" if cfg.latency_budget_ms else ""
-    score = "quality (dB)" if cfg.strategy == "halving" else cfg.proxy
+    score = "quality (dB)" if cfg.strategy in ("halving", "bo") else cfg.proxy
     return (f"subnet {s['subnet_hash']}: {score} {s['best_score']:.6g}, loop {t['loop_ms']:.1f} ms{budget}; "
             f"{s['evaluations']} evaluations in {s['wall_s']:.1f} s")
 
@@ -115,9 +126,10 @@ _SAMPLED = ("grid", "random", "evolution", "area", "rl", "knapsack")
 APPLIES: dict[str, tuple[str, ...]] = {
     **{k: _DARTS for k in ("softmax", "penalty", "lambda_latency", "lambda_flops", "search_steps", "warmup_steps", "finetune_steps",
                            "lr_weights", "lr_alpha", "predictor", "eval_steps", "eval_images")},
-    **{k: ("halving",) for k in ("rungs", "eta", "initial", "brackets", "train_seed", "jobs", "executor", "ray_address")},
-    "batch_size": _DARTS + ("halving",),
-    "proxy": _SAMPLED, "evaluations": _SAMPLED, "reward": ("rl",), "quality_model": _SAMPLED,
+    **{k: ("halving", "bo") for k in ("rungs", "eta", "initial", "train_seed", "jobs", "executor", "ray_address")},
+    "brackets": ("halving",), "trainings": ("bo",),
+    "batch_size": _DARTS + ("halving", "bo"),
+    "proxy": _SAMPLED, "evaluations": _SAMPLED, "reward": ("rl",), "quality_model": _SAMPLED + ("bo",),
 }
 
 

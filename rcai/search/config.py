@@ -86,6 +86,29 @@ class HalvingOptions(JsonConfig):
 
 
 @dataclass(frozen=True)
+class BOOptions(JsonConfig):
+    """What only the surrogate-driven strategy reads: `StrategyConfig.bo` (rcai/search/strategies/bo.py).
+    Its trainings, rungs, promotion rate (eta), training seed, near-budget window and executor are
+    halving's (`StrategyConfig.halving`): the two differ only in how candidates are proposed and promoted."""
+
+    trainings: float = 12.0  # training budget, in full trainings of the protocol (the rungs' steps all count)
+    initial: int = 4  # candidates of a round at the first rung (then the best 1/eta by the surrogate go on)
+    pool: int = 128  # near-budget subnets the acquisition scores each round (plus the surrogate's knapsack optimum and neighbours of the best)
+    effect_sd: float = 0.1  # prior sd of an op's effect (dB) without a quality model
+    interaction_sd: float = 0.01  # prior sd of a pairwise interaction (dB per unit of count_i x count_j / slots)
+    noise_sd: float = 0.05  # one training's noise at the last rung (dB): one subnet's seed sd is 0.052 dB (benchmarks/results/signal.md)
+    rung_noise: float = 2.0  # an earlier rung's figure counts as this many times noisier evidence of the last rung's
+    warm_start: bool = True  # use the quality model (proxy_config.quality_model) as the prior where the file exists
+
+    def __post_init__(self) -> None:
+        require_counts({"initial": self.initial, "pool": self.pool})
+        for name in ("trainings", "effect_sd", "interaction_sd", "noise_sd", "rung_noise"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf"):
+                raise RcaiError(f"bo.{name} must be a positive finite number, got {v!r}")
+
+
+@dataclass(frozen=True)
 class EvolutionOptions(JsonConfig):
     """What regularized evolution reads, and AREA after its seeding: `StrategyConfig.evolution`."""
 

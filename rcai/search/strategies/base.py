@@ -31,7 +31,7 @@ from ...registry import Registry
 from ...space.space import Arch, SearchSpace
 from ...config import counts_of, require_counts
 from ...train.rundir import RunDir
-from ..config import FLAT_KEYS, AreaOptions, DartsOptions, EvolutionOptions, HalvingOptions, RLOptions
+from ..config import FLAT_KEYS, AreaOptions, BOOptions, DartsOptions, EvolutionOptions, HalvingOptions, RLOptions
 from ..result import SearchResult
 
 JOURNAL = "evaluations.jsonl"
@@ -40,7 +40,7 @@ PROPOSALS_PER_EVALUATION = 20
 
 @dataclass(frozen=True)
 class StrategyConfig(JsonConfig):
-    strategy: str = "evolution"  # a name in STRATEGIES: darts | grid | random | evolution | area | rl | knapsack | halving
+    strategy: str = "evolution"  # a name in STRATEGIES: darts | grid | random | evolution | area | rl | knapsack | halving | bo
     preset: str = "tiny"
     cost_table: str = "latency_tables/cpu-tiny.csv"
     proxy: str = "naswot"  # the quality estimator (rcai/proxies)
@@ -52,7 +52,8 @@ class StrategyConfig(JsonConfig):
     proxy_config: ProxyConfig = field(default_factory=ProxyConfig)
     force: bool = False  # use a cost table measured for another preset/batch/precision
     darts: DartsOptions = field(default_factory=DartsOptions)  # darts: the bilevel search, its fine-tune and evaluation
-    halving: HalvingOptions = field(default_factory=HalvingOptions)  # halving: rungs, brackets, the trainings' protocol and executor
+    halving: HalvingOptions = field(default_factory=HalvingOptions)  # halving, bo: rungs, brackets, the trainings' protocol and executor
+    bo: BOOptions = field(default_factory=BOOptions)  # bo: training budget, surrogate prior and acquisition pool
     evolution: EvolutionOptions = field(default_factory=EvolutionOptions)  # evolution, area: population and tournament
     area: AreaOptions = field(default_factory=AreaOptions)  # area: its seeding pool and proxy
     rl: RLOptions = field(default_factory=RLOptions)  # rl: reward and policy step
@@ -81,7 +82,7 @@ class StrategyConfig(JsonConfig):
         return out
 
 
-OPTION_GROUPS = {"darts": DartsOptions, "halving": HalvingOptions, "evolution": EvolutionOptions, "area": AreaOptions, "rl": RLOptions}
+OPTION_GROUPS = {"darts": DartsOptions, "halving": HalvingOptions, "bo": BOOptions, "evolution": EvolutionOptions, "area": AreaOptions, "rl": RLOptions}
 
 
 def key(arch: Mapping[str, str]) -> str:
