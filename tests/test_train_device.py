@@ -187,3 +187,24 @@ def test_cuda_and_bf16_train_on_the_gpu(tmp_path):
     assert dev.device.type == "cuda"
     m = train(_cfg(device="cuda", precision="bf16"), tmp_path / "g", progress=False)
     assert m["train_device"].startswith("cuda") and m["precision"] == "bf16" and m["quality"]["gain_db"] == m["quality"]["gain_db"]
+
+
+@pytest.mark.skipif(not NO_CUDA, reason="this machine has a CUDA GPU: the refusal is for machines without one")
+@pytest.mark.parametrize("args", [
+    ["search", "--strategy", "halving", "--cost-table", "latency_tables/cpu-tiny.csv", "--latency-budget-ms", "150"],
+    ["quality", "collect", "--cost-table", "latency_tables/cpu-tiny.csv"],
+    ["pipeline", "--preset", "micro"],
+])
+def test_every_training_command_refuses_cuda_without_a_gpu_before_writing(args, tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    from rcai.cli.main import main
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["rcai", *args, "--out", str(out), "--train-device", "cuda"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("error: --train-device cuda: no CUDA GPU here") and err.count("\n") == 1
+    assert not out.exists()
