@@ -8,7 +8,14 @@ the seed-to-seed Spearman of the 12 subnets (mean over the seed pairs), the ICC(
 variance / total), the pooled seed-to-seed sd of one subnet, the spread of the subnet means, and the
 cost (core-seconds per subnet). Resumable: a killed run continues each training where it stopped.
 
+With `--protocol NAME` (a registered protocol, rcai/train/protocol.py) other than `signal`, the
+figures go to results/signal_NAME.{md,csv,png}; `--subnets` trains a subset of the plan, and the
+trainings advance rung by rung (every subnet and seed to the first eval_at step, then on to the next),
+so a study stopped early still has every subnet at the rungs it passed. Every training goes through
+the one job type and the executors (rcai.train.protocol.protocol_job, rcai.search.executors).
+
 Usage: python benchmarks/training_signal.py [--jobs 2] [--seeds 0 1 2] [--out benchmarks/.cache/signal]
+       python benchmarks/training_signal.py --protocol cpu --subnets base cheapest r35-0 --seeds 0 1
 """
 from __future__ import annotations
 
@@ -17,7 +24,6 @@ import csv
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from common import RESULTS, git_rev, load1, machine, write
@@ -44,28 +50,43 @@ def plan(table_path: str, out: Path) -> dict[str, dict]:
     return p
 
 
+PROTOCOL = "signal"  # set by --protocol
+
+
+def protocol():
+    from rcai.train.protocol import PROTOCOLS
+
+    return PROTOCOLS.get(PROTOCOL)
+
+
+def suffix() -> str:
+    return "" if PROTOCOL == "signal" else f"_{PROTOCOL}"
+
+
 def job(payload) -> dict:
-    name, choices, seed, out = payload
-    os.environ["OMP_NUM_THREADS"] = "1"
+    """Train one (subnet, seed) to `rung` (None: the whole protocol) as a TrainJob in this worker;
+    CPU seconds add up over the rungs (cpu_s.json)."""
+    name, choices, seed, out, proto, rung = payload
     from rcai.presets import get_preset
     from rcai.space.subnet import SubnetSpec
-    from rcai.train.protocol import SIGNAL, curve, train_to
+    from rcai.train.protocol import PROTOCOLS, curve, protocol_job
 
     run = Path(out) / f"{name}-s{seed}"
     t0 = time.process_time()
-    m = train_to(SubnetSpec(get_preset("tiny"), choices), seed, run, SIGNAL)
+    m = protocol_job(SubnetSpec(get_preset("tiny"), choices), seed, run, PROTOCOLS.get(proto), steps=rung, device="cpu").run()
     cpu = time.process_time() - t0
-    if not (run / "cpu_s.json").exists() or cpu > 5:
-        (run / "cpu_s.json").write_text(json.dumps({"cpu_s": cpu}))
-    return {"name": name, "seed": seed, "curve": curve(run), "final": m["quality"]["gain_db"],
-            "cpu_s": json.loads((run / "cpu_s.json").read_text())["cpu_s"], "params": m["params"]}
+    spent = json.loads((run / "cpu_s.json").read_text()) if (run / "cpu_s.json").exists() else {}
+    if cpu > 5:  # a rung read back from its folder costs nothing
+        spent[str(m["train_steps"])] = cpu
+        (run / "cpu_s.json").write_text(json.dumps(spent))
+    return {"name": name, "seed": seed, "curve": curve(run), "final": m["quality"]["gain_db"], "cpu_s": sum(spent.values()),
+            "steps": m["train_steps"], "params": m["params"], "precision": m.get("precision", "fp32")}
 
 
 def committed(p: dict) -> list[dict]:
     """Finished (subnet, seed) curves of results/signal.csv: a later run (another session) trains only the rest."""
-    from rcai.train.protocol import SIGNAL
-
-    path = RESULTS / "signal.csv"
+    SIGNAL = protocol()
+    path = RESULTS / f"signal{suffix()}.csv"
     if not path.exists():
         return []
     curves: dict[tuple[str, int], dict] = {}
@@ -82,7 +103,8 @@ def analyse(rows: list[dict], p: dict) -> list[dict]:
     from scipy.stats import spearmanr
 
     from rcai.stats import icc, icc_consistency, pooled_sd, seed_spearman
-    from rcai.train.protocol import SIGNAL
+
+    SIGNAL = protocol()
 
     out = []
     for step in SIGNAL.eval_at:
@@ -101,7 +123,7 @@ def analyse(rows: list[dict], p: dict) -> list[dict]:
             both = [r for r in rows if r["seed"] == seed and step in r["curve"] and last in r["curve"]]
             if len(both) >= 4:
                 within.append(float(spearmanr([r["curve"][step] for r in both], [r["curve"][last] for r in both])[0]))
-        cost = np.median([r["cpu_s"] for r in rows]) * step / SIGNAL.steps
+        cost = np.median([r["cpu_s"] * step / r.get("steps", SIGNAL.steps) for r in rows])
         out.append({"step": step, "subnets": len(by), "spearman": rho, "spearman_pairs": pairs, "icc": icc({k: list(v.values()) for k, v in by.items()}),
                     "icc3": icc_consistency(by), "seed_shift": {s: float(np.mean([v[s] - np.mean(list(v.values())) for v in by.values() if s in v]))
                                                                 for s in sorted({s for v in by.values() for s in v})},
@@ -120,9 +142,8 @@ def _by_name(rows: list[dict]) -> dict[str, set]:
 def report(rows: list[dict], p: dict, stats: list[dict], started: str, args) -> None:
     import numpy as np
 
-    from rcai.train.protocol import SIGNAL
-
-    with open(RESULTS / "signal.csv", "w", newline="") as f:
+    SIGNAL = protocol()
+    with open(RESULTS / f"signal{suffix()}.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["subnet", "table_frac_of_base", "seed", "step", "quality_db", "cpu_s"])
         for r in sorted(rows, key=lambda r: (r["name"], r["seed"])):
@@ -136,9 +157,10 @@ def report(rows: list[dict], p: dict, stats: list[dict], started: str, args) -> 
         "",
         f"Machine: {started}; load avg at the end {load1():.2f}; rcai {git_rev()}. {args.note} "
         f"{len({r['name'] for r in rows})} subnets (base, cheapest, 2 random at each of {', '.join(map(str, FRACS))} x the base's table loop) x "
-        f"seeds {sorted({r['seed'] for r in rows})}, tiny preset, trained from scratch with `rcai.train.protocol.SIGNAL`: "
-        f"{SIGNAL.to_dict()}; each (subnet, seed) is one run evaluated at every step of eval_at on the 64 held-out crops "
-        "(primary metric: posterior-mean gain over bicubic, dB). Reproduce: `python benchmarks/training_signal.py --jobs 2`.",
+        f"seeds {sorted({r['seed'] for r in rows})}, tiny preset, trained from scratch with the `{PROTOCOL}` protocol (rcai/train/protocol.py): "
+        f"{SIGNAL.to_dict()}, precision {sorted({r.get('precision', 'fp32') for r in rows})}; each (subnet, seed) is one run evaluated at every step of eval_at on the 64 held-out crops "
+        "(primary metric: posterior-mean gain over bicubic, dB). Reproduce: `python benchmarks/training_signal.py --jobs 2"
+        + (f" --protocol {PROTOCOL} --subnets {' '.join(sorted(_by_name(rows)))} --seeds {' '.join(map(str, sorted({r['seed'] for r in rows})))}" if suffix() else "") + "`.",
         "",
         f"Figures over the subnets trained with two seeds or more: {sum(len(v) >= 2 for v in _by_name(rows).values())} of {len(p)}.",
         "",
@@ -165,8 +187,8 @@ def report(rows: list[dict], p: dict, stats: list[dict], started: str, args) -> 
     lines += ["", "Reading: " + (f"the goal (Spearman >= 0.8 and ICC >= 0.8) is first met at {goal[0]['step']} steps "
                                  f"({goal[0]['cpu_s']:.0f} CPU s per subnet)." if goal else
                                  f"the goal (Spearman >= 0.8 and ICC >= 0.8) is not met up to {last} steps; best: Spearman "
-                                 f"{max(s['spearman'] for s in stats):+.2f}, ICC {max(s['icc'] for s in stats):.2f}."), "", "![curve](signal.png)", ""]
-    write("signal.md", "\n".join(lines))
+                                 f"{max(s['spearman'] for s in stats):+.2f}, ICC {max(s['icc'] for s in stats):.2f}."), "", f"![curve](signal{suffix()}.png)", ""]
+    write(f"signal{suffix()}.md", "\n".join(lines))
     import matplotlib
 
     matplotlib.use("Agg")
@@ -188,7 +210,7 @@ def report(rows: list[dict], p: dict, stats: list[dict], started: str, args) -> 
     a2.set_xlabel("table loop latency / base's")
     a2.set_ylabel(f"quality at {last} steps (dB)")
     fig.tight_layout()
-    fig.savefig(RESULTS / "signal.png", dpi=100)
+    fig.savefig(RESULTS / f"signal{suffix()}.png", dpi=100)
     plt.close(fig)
 
 
@@ -200,24 +222,43 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/.cache/signal")
     ap.add_argument("--report-only", action="store_true", help="rewrite signal.md/.png from results/signal.csv")
     ap.add_argument("--note", default="", help="a sentence for the report (e.g. the load the trainings ran at)")
+    ap.add_argument("--protocol", default="signal", help="a registered training protocol (rcai/train/protocol.py)")
+    ap.add_argument("--subnets", nargs="+", default=None, help="names of the plan to train (default: all 12)")
     args = ap.parse_args()
-    out = Path(args.out)
+    global PROTOCOL
+    PROTOCOL = args.protocol
+    protocol()  # an unknown name fails here
+    out = Path(args.out) if args.protocol == "signal" else Path(args.out + suffix())
     started = machine()
     p = plan(args.cost_table, out)
+    if args.subnets:
+        unknown = set(args.subnets) - set(p)
+        if unknown:
+            raise SystemExit(f"--subnets: not in the plan: {sorted(unknown)} (known: {sorted(p)})")
+        p = {k: v for k, v in p.items() if k in args.subnets}
     rows = committed(p)
     if args.report_only:
         return report(rows, p, analyse(rows, p), started, args)
+    from rcai.search.executors import make_executor
+
     have = {(r["name"], r["seed"]) for r in rows}
-    todo = [(n, p[n]["choices"], s, str(out)) for s in args.seeds for n in p if (n, s) not in have]  # seed-major: a partial run already pairs seeds
-    import multiprocessing as mp
-
-    from rcai.procs import owned
-
-    with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"), **owned()) as pool:
-        for i, r in enumerate(pool.map(job, todo), 1):
-            rows.append(r)
-            print(f"[{i}/{len(todo)}] {r['name']} seed {r['seed']}: " + " ".join(f"{s}:{q:+.3f}" for s, q in sorted(r["curve"].items())), flush=True)
-            report(rows, p, analyse(rows, p), started, args)
+    pool = make_executor("local", args.jobs, train_device="cpu", threads=1)
+    try:
+        if args.protocol == "signal":  # the original order: whole trainings, seed-major (a partial run already pairs seeds)
+            todo = [(n, p[n]["choices"], s, str(out), PROTOCOL, None) for s in args.seeds for n in p if (n, s) not in have]
+            for i, r in enumerate(pool.map(job, todo), 1):
+                rows.append(r)
+                print(f"[{i}/{len(todo)}] {r['name']} seed {r['seed']}: " + " ".join(f"{s}:{q:+.3f}" for s, q in sorted(r["curve"].items())), flush=True)
+                report(rows, p, analyse(rows, p), started, args)
+        else:  # rung by rung: every (subnet, seed) reaches a rung before any goes further
+            todo = [(n, p[n]["choices"], s, str(out), PROTOCOL) for n in p for s in args.seeds if (n, s) not in have]
+            for rung in protocol().eval_at:
+                done = pool.map(job, [t + (rung,) for t in todo])
+                rows = [r for r in rows if (r["name"], r["seed"]) in have] + done
+                print(f"rung {rung}: " + " ".join(f"{r['name']}/s{r['seed']} {r['curve'][rung]:+.3f}" for r in done), flush=True)
+                report(rows, p, analyse(rows, p), started, args)
+    finally:
+        pool.close()
     report(rows, p, analyse(rows, p), started, args)
 
 

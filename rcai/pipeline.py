@@ -51,13 +51,16 @@ class PipelineConfig:
     speedup: float = 1.6  # latency budget = base table latency / speedup
     steps_per_sample: int = 50  # DDIM steps of the deployed loop
     strategy: str = "halving"  # halving | darts (rcai/pipeline_search.py)
-    # halving: every model of the report trained from scratch with the signal protocol stopped at
-    # train_steps; the search compares candidates at `rungs` (benchmarks/results/search_halving.md)
-    train_steps: int = 800
-    rungs: tuple[int, ...] = (400, 800)
+    # halving: every model of the report trained from scratch with the training device's protocol
+    # (`cpu`: batch 32, bf16 where the CPU has it) stopped at train_steps; the search compares
+    # candidates at `rungs` (benchmarks/results/search_halving.md)
+    train_steps: int = 400
+    rungs: tuple[int, ...] = (200, 400)
     initial: int = 4
     brackets: int = 1
-    jobs: int = 2  # trainings at once (one torch thread each)
+    jobs: int = 2  # trainings at once (`threads` torch threads each, or on the GPUs)
+    train_device: str = "auto"  # where every training runs (rcai/train/device.py); --device is the deployment target
+    train_precision: str = "auto"
     # darts: the bilevel search, its subnet fine-tuned; the references get as many weight updates
     search_steps: int = 240
     warmup_steps: int = 120  # alpha moves after the weights have learnt (see DartsOptions)
@@ -73,7 +76,11 @@ class PipelineConfig:
     quality_model: str | None = None  # default: predictors/quality-PRESET.json where it exists ("none": skip the pick)
 
     def __post_init__(self) -> None:  # bad settings fail before the minutes of profiling
+        from .train.device import check_precision, resolve_device
+
         SEARCH_STAGES.get(self.strategy)
+        resolve_device(self.train_device)  # cuda without a GPU: one line, before anything is written
+        check_precision(self.train_precision)
         require_counts(counts_of(self, "train_steps", "initial", "brackets", "jobs", "steps_per_sample", "rounds"))
         if not self.rungs or list(self.rungs) != sorted(set(self.rungs)) or self.rungs[0] < 1 or self.rungs[-1] != self.train_steps:
             raise RcaiError(f"rungs {tuple(self.rungs)} must be increasing steps ending at train_steps {self.train_steps}")

@@ -2,13 +2,15 @@
 is found and how every model of the report is trained, so that the report compares like with like.
 
   halving  (default) `rcai search --strategy halving` on subnets trained from scratch with the
-           signal protocol (rcai/train/protocol.py) stopped at `train_steps`, compared at its rungs
+           protocol of the training device (rcai/train/protocol.py: `cpu` or `gpu`) stopped at
+           `train_steps`, compared at its rungs
            under training seed `seed + 1`; the pick is then trained afresh with `seed`, like the
            base, the cheapest and the random subnet: its figure is not the score that selected it
   darts    the report's bilevel supernet search, its subnet inherited and fine-tuned; the
            references trained from scratch with as many weight updates (cosine lr)
 
-The references run side by side on `jobs` processes (one torch thread each).
+The references run side by side on `jobs` processes (`threads` torch threads each, or on the
+GPUs), as training jobs (rcai/train/job.py) dispatched by the local executor.
 """
 from __future__ import annotations
 
@@ -49,42 +51,32 @@ class SearchStage:
     def train_all(self, runs: dict[str, tuple[Path, str | None]], say: Callable[[str], None]) -> None:
         """Train every (run folder, subnet.json | None = base) not trained yet, `jobs` at a time."""
         from .search.executors import make_executor
+        from .train.job import TrainJob
 
         todo = [(name, run, sub) for name, (run, sub) in runs.items() if not (run / "metrics.json").exists()]
         if not todo:
             return
-        say(f"training {', '.join(n for n, _, _ in todo)} from scratch ({self.train_config(None).steps} steps each, {self.cfg.jobs} at a time)")
-        pool = make_executor("local", min(self.cfg.jobs, len(todo)))
-        try:
-            list(pool.map(_train, [(self.train_config(sub), str(run)) for _, run, sub in todo]))
-        finally:
-            pool.close()
-
-
-def _train(payload: tuple[TrainConfig, str]) -> None:
-    import torch
-
-    from .train.trainer import train
-
-    cfg, run = payload
-    torch.set_num_threads(1)
-    train(cfg, Path(run), resume=(Path(run) / "config.json").exists(), progress=False)
+        c = self.cfg
+        say(f"training {', '.join(n for n, _, _ in todo)} from scratch ({self.train_config(None).steps} steps each, {c.jobs} at a time, "
+            f"train device {c.train_device})")
+        with make_executor("local", min(c.jobs, len(todo)), train_device=c.train_device, threads=c.threads) as pool:
+            list(pool.train([TrainJob(self.train_config(sub), str(run)) for _, run, sub in todo]))
 
 
 @SEARCH_STAGES.register("halving")
 class HalvingStage(SearchStage):
     def protocol(self):
-        """The signal protocol (rcai/train/protocol.py) run to train_steps, evaluated at the rungs."""
+        """The training device's protocol (rcai/train/protocol.py) run to train_steps, evaluated at the rungs."""
         from dataclasses import replace
 
-        from .train.protocol import SIGNAL
+        from .train.protocol import for_device
 
-        return replace(SIGNAL, steps=self.cfg.train_steps, eval_at=tuple(sorted(set(self.cfg.rungs) | {self.cfg.train_steps})))
+        return replace(for_device(self.cfg.train_device), steps=self.cfg.train_steps, eval_at=tuple(sorted(set(self.cfg.rungs) | {self.cfg.train_steps})))
 
     def train_config(self, subnet: str | None) -> TrainConfig:
         p, c = self.protocol(), self.cfg
         return TrainConfig(preset=c.preset, subnet=subnet, steps=p.steps, batch_size=p.batch_size, lr=p.lr, lr_schedule=p.lr_schedule,
-                           ema=p.ema, eval_at=(p.steps,), seed=c.seed, eval=self.ev)
+                           ema=p.ema, eval_at=(p.steps,), seed=c.seed, eval=self.ev, device=c.train_device, precision=c.train_precision)
 
     def search(self, table_path, budget, out, say, progress):
         from .search.config import HalvingOptions
@@ -94,7 +86,7 @@ class HalvingStage(SearchStage):
         c, run = self.cfg, out / "search"
         say(f"halving search: {c.initial} x {c.brackets} candidates trained from scratch, compared at {c.rungs} steps (training seed {c.seed + 1}, {c.jobs} at a time)")
         halving = HalvingOptions(protocol=self.protocol(), rungs=tuple(c.rungs), initial=c.initial, brackets=c.brackets, train_seed=c.seed + 1,
-                                 jobs=c.jobs)
+                                 jobs=c.jobs, train_device=c.train_device, train_precision=c.train_precision)
         scfg = StrategyConfig(strategy="halving", preset=c.preset, cost_table=str(table_path), latency_budget_ms=budget,
                               steps_per_sample=c.steps_per_sample, seed=c.seed, halving=halving)
         _, summary = run_strategy(scfg, run, resume=(run / "config.json").exists())
@@ -144,7 +136,8 @@ class DartsStage(SearchStage):
 
     def train_config(self, subnet: str | None) -> TrainConfig:
         c = self.cfg
-        return TrainConfig(preset=c.preset, subnet=subnet, steps=c.search_steps + c.finetune_steps, lr=c.lr, seed=c.seed, eval=self.ev)
+        return TrainConfig(preset=c.preset, subnet=subnet, steps=c.search_steps + c.finetune_steps, lr=c.lr, seed=c.seed, eval=self.ev,
+                           device=c.train_device, precision=c.train_precision)
 
     def search(self, table_path, budget, out, say, progress):
         from .io import read_json

@@ -27,6 +27,15 @@ def ThreadsOpt(default: int | None = None) -> Any:
     return typer.Option(default, "--threads", help="Intra-op threads of the target (and of torch)" + ("." if default else "; default: all cores."))
 
 
+def TrainDeviceOpt() -> Any:
+    return typer.Option("auto", "--train-device", help="Where trainings run: auto (a CUDA GPU if there is one, else the CPU) | cpu | cuda | cuda:<i>. "
+                        "Not the deployment target (--device).")
+
+
+def TrainPrecisionOpt() -> Any:
+    return typer.Option("auto", "--train-precision", help="fp32 | bf16 (autocast, fp32 master weights) | auto (bf16 on a CPU with native bf16, else fp32).")
+
+
 def CostTableOpt(default: str | None = None, help: str = "Cost table CSV of the target (rcai profile).") -> Any:
     return typer.Option(default, "--cost-table", help=help)
 

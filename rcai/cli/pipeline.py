@@ -5,7 +5,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import CostTableOpt, DeviceOpt, JsonOpt, PresetOpt, ThreadsOpt, console, out as stdout, print_json
+from .common import CostTableOpt, DeviceOpt, JsonOpt, PresetOpt, ThreadsOpt, TrainDeviceOpt, TrainPrecisionOpt, console, out as stdout, print_json
 from .defaults import PIPELINE as D
 from .main import app
 
@@ -34,6 +34,8 @@ def pipeline(
     quality_model: Optional[str] = typer.Option(D["quality_model"], "--quality-model", help="Quality model (rcai quality fit) whose knapsack pick "
                                                 "is trained and timed beside the searched subnet (default: predictors/quality-PRESET.json if it exists; none: skip)."),
     seed: int = typer.Option(D["seed"]),
+    train_device: str = TrainDeviceOpt(),
+    train_precision: str = TrainPrecisionOpt(),
     json: bool = JsonOpt,
 ) -> None:
     """Profile the ops on this machine -> search a subnet under a latency budget -> train it, the
@@ -47,7 +49,8 @@ def pipeline(
         resolve_device(device)
     cfg = PipelineConfig(preset=preset, device=device, threads=threads, speedup=speedup, steps_per_sample=sample_steps, strategy=strategy,
                          train_steps=train_steps, rungs=tuple(rungs), initial=initial, brackets=brackets, jobs=jobs, search_steps=search_steps, finetune_steps=finetune_steps, warmup_steps=warmup_steps, rounds=rounds,
-                         predictor=predictor, cost_table=cost_table, quality_model=quality_model, seed=seed)
+                         predictor=predictor, cost_table=cost_table, quality_model=quality_model, seed=seed,
+                         train_device=train_device, train_precision=train_precision)
     summary = run_pipeline(cfg, out, say=lambda m: console.print(f"[bold]>[/] {m}"), progress=not json)
     if json:
         print_json(summary)

@@ -7,7 +7,7 @@ from typing import List
 
 import typer
 
-from .common import CostTableOpt, JsonOpt, PresetOpt, out as stdout, print_json
+from .common import CostTableOpt, JsonOpt, PresetOpt, TrainDeviceOpt, TrainPrecisionOpt, out as stdout, print_json
 from .main import app
 
 quality_app = typer.Typer(help="Quality model: train random subnets from scratch, fit per-op effects.", no_args_is_help=True)
@@ -22,7 +22,9 @@ def collect_cmd(
     fracs: List[float] = typer.Option([0.35, 0.45, 0.55, 0.65, 0.75, 0.85], "--frac", help="Loop latency of the subnets, as fractions of the base's (repeatable)."),
     per_frac: int = typer.Option(6, "--per-frac", help="Subnets per fraction."),
     train_steps: int = typer.Option(800, "--steps", help="Optimizer steps of each subnet's training (the protocol its searches will be judged by)."),
-    jobs: int = typer.Option(1, "--jobs", help="Subnets trained at once (one torch thread each)."),
+    jobs: int = typer.Option(1, "--jobs", help="Subnets trained at once (one torch thread each, or spread over the GPUs)."),
+    train_device: str = TrainDeviceOpt(),
+    train_precision: str = TrainPrecisionOpt(),
     as_json: bool = JsonOpt,
 ) -> None:
     """Train random subnets across the latency range from scratch and record their quality."""
@@ -41,7 +43,7 @@ def collect_cmd(
         if not as_json:
             typer.echo(f"[{count[0]}] {rec['id']} ({rec['frac']:.2f} x base loop, seed {rec['seed']}): quality {rec['quality']:+.3f} dB", err=True)
 
-    recs = collect(cfg, out, jobs=jobs, on_done=done, on_start=start)
+    recs = collect(cfg, out, jobs=jobs, on_done=done, on_start=start, train_device=train_device, train_precision=train_precision)
     if as_json:
         print_json({"out": str(out), "subnets": len(recs)})
     else:

@@ -5,9 +5,15 @@ from typing import Optional
 
 import typer
 
-from .common import ImageDirOpt, JsonOpt, PresetOpt, out as stdout, print_json
+from .common import ImageDirOpt, JsonOpt, PresetOpt, TrainDeviceOpt, TrainPrecisionOpt, out as stdout, print_json
 from .defaults import EVAL, TRAIN
 from .main import app
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 @app.command()
@@ -24,17 +30,22 @@ def train(
     image_dir: Optional[str] = ImageDirOpt(),
     eval_steps: int = typer.Option(EVAL["steps"], help="DDIM steps of the PSNR/SSIM evaluation."),
     eval_images: int = typer.Option(EVAL["max_images"], help="Test crops evaluated."),
-    resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its last checkpoint (on any --train-device)."),
+    train_device: str = TrainDeviceOpt(),
+    train_precision: str = TrainPrecisionOpt(),
     json: bool = JsonOpt,
 ) -> None:
     """Train a base model or a subnet: checkpoints atomically, logs the loss to log.jsonl, and
     evaluates the quality metric and sampled PSNR/SSIM on the held-out photos (writes model.pt, metrics.json, samples.png)."""
+    from ..search.executors import make_executor
     from ..train.evaluate import EvalConfig
-    from ..train.trainer import TrainConfig, train as run_train
+    from ..train.job import TrainJob
+    from ..train.trainer import TrainConfig
 
     cfg = TrainConfig(preset=preset, subnet=subnet, init=init, steps=steps, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, seed=seed, data_dir=image_dir,
-                      eval=EvalConfig(steps=eval_steps, max_images=eval_images))
-    metrics = run_train(cfg, out, resume=resume, progress=not json)
+                      eval=EvalConfig(steps=eval_steps, max_images=eval_images), device=train_device, precision=train_precision)
+    with make_executor("local", 1, train_device=train_device, threads=torch_threads()) as ex:  # one job, in this process
+        [(_, metrics)] = list(ex.train([TrainJob(cfg, out, resume=resume, progress=not json)]))
     if json:
         print_json(metrics)
     else:

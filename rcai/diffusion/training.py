@@ -14,22 +14,27 @@ TorchDenoiserFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def sample_timesteps(schedule: NoiseSchedule, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """t ~ U{1..T}, int64 [B] on the CPU."""
-    return torch.randint(1, schedule.T + 1, (batch,), generator=generator)
+    """t ~ U{1..T}, int64 [B] on the generator's device (the CPU without one)."""
+    return torch.randint(1, schedule.T + 1, (batch,), generator=generator, device=_device(generator))
 
 
 def sample_gamma(
     schedule: NoiseSchedule, t: torch.Tensor, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """γ ~ U(ᾱ_t, ᾱ_{t-1}) per element of t (int tensor in 1..T); float64 [B] on the CPU.
-    Kept in float64 because 1-γ is ~1e-6 near t = 1 and must not round to 0."""
-    t = t.to("cpu", torch.int64)
+    """γ ~ U(ᾱ_t, ᾱ_{t-1}) per element of t (int tensor in 1..T); float64 [B] on the generator's
+    device (the CPU without one). Kept in float64 because 1-γ is ~1e-6 near t = 1 and must not round to 0."""
+    dev = _device(generator)
+    t = t.to(dev, torch.int64)
     if t.numel() and (int(t.min()) < 1 or int(t.max()) > schedule.T):
         raise RcaiError(f"sample_gamma: timesteps must lie in 1..{schedule.T}")
-    table = torch.from_numpy(schedule.alpha_bar_table)
+    table = torch.from_numpy(schedule.alpha_bar_table).to(dev)
     lo, hi = table[t], table[t - 1]  # ᾱ_t < ᾱ_{t-1}
-    u = torch.rand(t.shape, generator=generator, dtype=torch.float64)
+    u = torch.rand(t.shape, generator=generator, dtype=torch.float64, device=dev)
     return lo + (hi - lo) * u
+
+
+def _device(generator: torch.Generator | None) -> torch.device:
+    return generator.device if generator is not None else torch.device("cpu")
 
 
 def q_sample(hr: torch.Tensor, gamma: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -55,7 +60,8 @@ def diffusion_loss(
     lr_up, hr: [B,3,H,W] in [-1,1]. The denoiser is fed noise_level = √γ as float32 [B,1].
     residual: if > 0, the chain models y_0 = residual * (hr - lr_up) instead of hr (SRDiff-style
     residual, scaled towards unit variance; see `sample`).
-    Random draws (t, γ, ε) come from `generator` on the CPU, so a seed reproduces a step on any device.
+    Random draws (t, γ, ε) come from `generator`, on its device (without one: torch's global CPU
+    generator); a seeded generator reproduces a step on its device kind (rcai/train/device.py).
     """
     if lr_up.shape != hr.shape or hr.dim() != 4:
         raise RcaiError(f"diffusion_loss: lr_up {tuple(lr_up.shape)} and hr {tuple(hr.shape)} must both be [B,C,H,W]")
@@ -64,7 +70,7 @@ def diffusion_loss(
     b = hr.shape[0]
     t = sample_timesteps(schedule, b, generator)
     gamma = sample_gamma(schedule, t, generator)
-    eps = torch.randn(hr.shape, generator=generator, dtype=hr.dtype).to(hr.device)
+    eps = torch.randn(hr.shape, generator=generator, dtype=hr.dtype, device=_device(generator)).to(hr.device)
     x0 = chain_x0(hr, lr_up, residual)
     y_t = q_sample(x0, gamma, eps)
     noise_level = gamma.sqrt().to(hr.device, torch.float32).view(b, 1)

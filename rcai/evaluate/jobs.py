@@ -35,6 +35,8 @@ class JobConfig(JsonConfig):
     steps_per_sample: int = 50
     quality_model: str | None = None  # for `predicted` jobs: knapsack on this quality model
     reuse: str | None = None  # CSV=LABEL: a searched job that reproduces the earlier run's subnet takes its figures (rcai/evaluate/reuse.py)
+    train_device: str = "auto"  # where the from-scratch trainings run (rcai/train/device.py; the searches stay on the CPU)
+    train_precision: str = "auto"
     eval: EvalConfig = field(default_factory=lambda: EvalConfig(steps=20, max_images=8, seed=0))
 
     @classmethod
@@ -44,17 +46,15 @@ class JobConfig(JsonConfig):
 
 
 def run_job(job: dict[str, Any], cfg: JobConfig) -> dict[str, Any]:
-    """Search (where the job asks for one), then train the architecture from scratch; resumes a
-    killed search or training from its folder."""
-    import torch
-
-    torch.set_num_threads(1)
+    """Search (where the job asks for one), then train the architecture from scratch (a TrainJob on
+    this worker's slot); resumes a killed search or training from its folder."""
     from ..presets import get_preset
     from ..search.config import DartsOptions
     from ..search.strategies.base import StrategyConfig
     from ..search.strategies.run import run_knapsack, run_strategy
     from ..space.subnet import SubnetSpec
-    from ..train.trainer import TrainConfig, train
+    from ..train.job import TrainJob
+    from ..train.trainer import TrainConfig
 
     out = Path(cfg.out) / job["id"]
     ev = cfg.eval
@@ -80,8 +80,8 @@ def run_job(job: dict[str, Any], cfg: JobConfig) -> dict[str, Any]:
         rec.update(arch=spec.hash, choices=arch, **earlier)
         return rec
     tcfg = TrainConfig(preset=cfg.preset, subnet=str(out / "subnet.json"), steps=cfg.train_steps, batch_size=cfg.batch, lr=cfg.lr,
-                       lr_schedule=cfg.lr_schedule, seed=job["seed"], eval=ev)
-    m = train(tcfg, out / "train", resume=(out / "train" / "config.json").exists(), progress=False)
+                       lr_schedule=cfg.lr_schedule, seed=job["seed"], eval=ev, device=cfg.train_device, precision=cfg.train_precision)
+    m = TrainJob(tcfg, str(out / "train")).run()
     q = m["quality"]
     rec.update(arch=spec.hash, choices=arch, quality=q["gain_db"], quality_lo=q["gain_lo"], quality_hi=q["gain_hi"],
                denoise_mse=q["denoise_mse"], psnr_gain_db=m["psnr_gain_db"], params=m["params"], seconds=time.perf_counter() - t0)
@@ -90,20 +90,24 @@ def run_job(job: dict[str, Any], cfg: JobConfig) -> dict[str, Any]:
 
 def worker(payload: tuple[dict[str, Any], JobConfig]) -> dict[str, Any]:
     """run_job for a process pool: a failure becomes an error record and the other jobs go on."""
+    from ..train.device import torch_threads
+
     job, cfg = payload
     try:
-        return run_job(job, cfg)
+        with torch_threads(1):  # the search too: jobs run side by side
+            return run_job(job, cfg)
     except Exception as e:
         return {"id": job["id"], "error": f"{type(e).__name__}: {e}"}
 
 
 def run_all(jobs: list[dict[str, Any]], cfg: JobConfig, log: str | Path, processes: int, done: dict[str, dict],
             say: Callable[[str], None] = lambda m: None) -> None:
-    """The jobs in `processes` workers (they die with this process: rcai.procs.owned_pool), each
-    record appended to the journal `log` as it arrives; the finished ones also go into `done`."""
-    from ..procs import owned_pool
+    """The jobs in `processes` workers of the local executor (one torch thread each, or on the GPUs;
+    they die with this process), each record appended to the journal `log` as it arrives; the
+    finished ones also go into `done`."""
+    from ..search.executors import make_executor
 
-    with owned_pool(processes) as pool:
+    with make_executor("local", processes, train_device=cfg.train_device, threads=1) as pool:
         for rec in pool.imap_unordered(worker, [(j, cfg) for j in jobs]):
             append(log, rec)
             say(f"{rec['id']}: {rec.get('quality', rec.get('error'))}")

@@ -76,9 +76,15 @@ class HalvingOptions(JsonConfig):
     executor: str = "local"  # local | ray (rcai/search/executors.py)
     ray_address: str | None = None  # ray: None starts a local cluster; "auto" or HOST:PORT joins one
     work_dir: str | None = None  # trainings' folder when the run has no journal
+    train_device: str = "auto"  # where the trainings run (rcai/train/device.py)
+    train_precision: str = "auto"
 
     def __post_init__(self) -> None:
+        from ..train.device import check_precision, check_train_device
+
         require_counts({k: getattr(self, k) for k in ("eta", "initial", "brackets", "jobs", "surrogate_pool")})
+        check_train_device(self.train_device)
+        check_precision(self.train_precision)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str | None = None):

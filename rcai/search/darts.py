@@ -2,7 +2,8 @@
 network weights on the train split, an architecture engine trains only alpha on the validation
 split with loss = the preset's diffusion loss + latency penalty (+ FLOPs term). The temperature follows eq. 8 per step.
 
-Data-parallel with torch.distributed (gloo on CPU, NCCL on GPU): gradients of both engines are
+Data-parallel with torch.distributed (gloo: the search's tensors stay on the CPU, GPU or not;
+`--train-device` does not reach the bilevel search yet, issue 31): gradients of both engines are
 averaged across ranks by all-reduce, so every rank applies the same update and alpha stays
 identical; rank 0 broadcasts the initial state and, every `sync_every` steps, re-broadcasts alpha
 as a guard against floating-point divergence (the known pitfall of ranks drifting apart).
@@ -29,15 +30,16 @@ from .penalty import DUAL, SIGNED_MU, get_penalty
 
 
 class process_group:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1: gloo on CPU, NCCL on GPU);
-    a no-op otherwise, or when the caller has joined one already."""
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1; gloo, since the search's
+    tensors are CPU tensors even on a GPU machine, where NCCL would refuse them); a no-op otherwise,
+    or when the caller has joined one already."""
 
     def __enter__(self):
         import os
 
         self.owned = False
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            dist.init_process_group("gloo")
             self.owned = True
         return self
 

@@ -5,8 +5,11 @@ data cover the budgets a search will be asked for, and each is trained with the 
 (`rcai train`: steps, batch, lr, cosine schedule) and scored by the primary quality metric. Training
 seeds rotate over `seeds`, so the model does not learn one seed's luck. Every finished subnet is one
 line of <out>/results.jsonl (a killed run continues with the next subnet; its run folder resumes).
-The pool's workers die with the command (rcai/procs.py): a kill -9 leaves no worker training on and
-holding a subnet's lock, so the rerun resumes at once.
+Each subnet is one training job (rcai/train/job.py) dispatched by the local executor
+(rcai/search/executors.py) on the training device: its workers die with the command
+(rcai/procs.py), so a kill -9 leaves no worker training on and holding a subnet's lock, and the
+rerun resumes at once. The training device and precision are not part of the collection's config:
+a collection started on a GPU continues on a CPU.
 """
 from __future__ import annotations
 
@@ -22,7 +25,6 @@ from ..cost.model import OpCostModel
 from ..errors import RcaiError
 from ..io import append_line, atomic_write_json, read_json
 from ..lock import exclusive
-from ..procs import owned_pool
 from ..proxies.additive import MAX_DB
 from ..presets import get_preset
 from ..space.subnet import SubnetSpec
@@ -79,19 +81,24 @@ def plan(cfg: CollectConfig) -> list[dict[str, Any]]:
     return jobs
 
 
-def train_one(job: dict[str, Any], cfg: CollectConfig, out: Path) -> dict[str, Any]:
-    import torch
+def train_job(job: dict[str, Any], cfg: CollectConfig, out: Path, device: str = "auto", precision: str = "auto"):
+    """The TrainJob of a planned subnet (writes its subnet.json)."""
+    from ..train.job import TrainJob
+    from ..train.trainer import TrainConfig
 
-    from ..train.trainer import TrainConfig, train
-
-    torch.set_num_threads(1)
     run = out / job["id"]
     spec = SubnetSpec(get_preset(cfg.preset), job["choices"])
     run.mkdir(parents=True, exist_ok=True)
     spec.save(run / "subnet.json")
     tcfg = TrainConfig(preset=cfg.preset, subnet=str(run / "subnet.json"), steps=cfg.train_steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                       lr_schedule=cfg.lr_schedule, seed=job["seed"], eval=EvalConfig(steps=20, max_images=8, seed=0))
-    m = train(tcfg, run / "train", resume=(run / "train" / "config.json").exists(), progress=False)
+                       lr_schedule=cfg.lr_schedule, seed=job["seed"], eval=EvalConfig(steps=20, max_images=8, seed=0), device=device, precision=precision)
+    return TrainJob(tcfg, str(run / "train"))
+
+
+def record(job: dict[str, Any], cfg: CollectConfig, out: Path, m: dict[str, Any]) -> dict[str, Any]:
+    """The results.jsonl line of a trained subnet (its training's metrics `m`)."""
+    run = out / job["id"]
+    spec = SubnetSpec(get_preset(cfg.preset), job["choices"])
     q = m["quality"]
     if not (isinstance(q["gain_db"], (int, float)) and math.isfinite(q["gain_db"])):
         raise RcaiError(f"{run}: subnet {job['id']} trained to a non-finite quality ({q['gain_db']!r}); not recorded")
@@ -99,9 +106,12 @@ def train_one(job: dict[str, Any], cfg: CollectConfig, out: Path) -> dict[str, A
             "psnr_gain_db": m["psnr_gain_db"], "params": m["params"]}
 
 
-def _worker(payload):
-    job, cfg, out = payload
-    return train_one(job, cfg, out)
+def train_one(job: dict[str, Any], cfg: CollectConfig, out: Path) -> dict[str, Any]:
+    """One planned subnet trained here, on one torch thread (what a collection's worker does)."""
+    from ..train.device import torch_threads
+
+    with torch_threads(1):
+        return record(job, cfg, out, train_job(job, cfg, out).run())
 
 
 def read_results(path: Path, plan_jobs: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
@@ -152,10 +162,15 @@ def check_record(rec: Any, where: str) -> None:
 
 
 def collect(cfg: CollectConfig, out: str | Path, jobs: int = 1, on_done: Callable[[dict[str, Any]], None] | None = None,
-            on_start: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+            on_start: Callable[[int, int], None] | None = None, train_device: str = "auto", train_precision: str = "auto") -> list[dict[str, Any]]:
     """Train every planned subnet not yet in <out>/results.jsonl; return all finished records.
     on_start(planned, already done) is called once the inputs are checked, before any training."""
+    from ..search.executors import make_executor
+    from ..train.device import check_precision
+
     require_counts({"jobs": jobs}, "--")
+    check_precision(train_precision)
+    executor = make_executor("local", jobs, train_device=train_device)  # a bad device: refused before anything is written
     out = Path(out)
     with exclusive(out):
         out.mkdir(parents=True, exist_ok=True)
@@ -169,11 +184,11 @@ def collect(cfg: CollectConfig, out: str | Path, jobs: int = 1, on_done: Callabl
         todo = [j for j in planned if j["id"] not in done]
         if on_start:
             on_start(len(planned), len(done))
-        if todo:
-            with owned_pool(min(jobs, len(todo))) as pool:
-                for rec in pool.imap_unordered(_worker, [(j, cfg, out) for j in todo]):
-                    append_line(log, json.dumps(rec))
-                    done[rec["id"]] = rec
-                    if on_done:
-                        on_done(rec)
+        with executor:
+            for i, m in executor.train([train_job(j, cfg, out, train_device, train_precision) for j in todo], ordered=False):
+                rec = record(todo[i], cfg, out, m)
+                append_line(log, json.dumps(rec))
+                done[rec["id"]] = rec
+                if on_done:
+                    on_done(rec)
         return sorted(done.values(), key=lambda r: r["id"])

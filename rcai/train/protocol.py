@@ -3,8 +3,12 @@ before its quality is read, and how far (rungs) it is trained at once.
 
 A constant lr with an EMA of the weights (rcai/train/ema.py) makes a run extendable: training a
 subnet to 400 steps and later on to 1600 is the 1600-step run, so a multi-fidelity search pays for
-each step once. `SIGNAL` is the protocol chosen by benchmarks/training_signal.py (results/signal.md), where
-architectures differ by more than the seed-to-seed noise of one architecture.
+each step once. Protocols are registered by name, one per compute class:
+- `signal`: batch 8, 1600 steps (`SIGNAL`; results/signal.md at commit 4fbf0a3, fp32 on one CPU thread);
+- `cpu`: batch 32, 1600 steps: 4x the samples, trained in bf16 where the CPU has it (1.7x the
+  samples per second of fp32 at batch 8 on one thread; results/train_speed.md, results/signal.md);
+- `gpu`: batch 32, 4800 steps (minutes on one GPU; results/gpu_train.md).
+`for_device` picks the protocol of a training device.
 """
 from __future__ import annotations
 
@@ -14,10 +18,12 @@ from typing import Any
 
 from ..config import JsonConfig
 from ..errors import RcaiError
-from ..io import read_json
+from ..registry import Registry
 from ..space.subnet import SubnetSpec
 from .evaluate import EvalConfig
+from .job import TrainJob
 from .rundir import RunDir
+from .trainer import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -38,20 +44,30 @@ class TrainProtocol(JsonConfig):
         return replace(self, steps=steps, eval_at=tuple(s for s in self.eval_at if s <= steps))
 
 
-SIGNAL = TrainProtocol()
+PROTOCOLS: Registry[TrainProtocol] = Registry("training protocol")
+SIGNAL = PROTOCOLS.add("signal", TrainProtocol())
+CPU = PROTOCOLS.add("cpu", TrainProtocol(steps=1600, batch_size=32, eval_at=(400, 800, 1200, 1600)))
+GPU = PROTOCOLS.add("gpu", TrainProtocol(steps=4800, batch_size=32, eval_at=(1200, 2400, 3600, 4800)))
+
+
+def for_device(train_device: str) -> TrainProtocol:
+    """The protocol of a training device (`auto`: of the device it resolves to here)."""
+    from .device import resolve_device
+
+    return GPU if resolve_device(train_device).type == "cuda" else CPU
 
 
 def train_to(spec: SubnetSpec, seed: int, run: str | Path, protocol: TrainProtocol, steps: int | None = None, data_dir: str | None = None,
-             samples: bool = True) -> dict[str, Any]:
+             samples: bool = True, device: str = "auto", precision: str = "auto") -> dict[str, Any]:
     """Train `spec` from scratch with `protocol` up to `steps` (default: all of it) in `run`,
     continuing what the folder already holds (a killed run, or an earlier rung); returns the
-    run's metrics (`samples=False`: the primary metric only, no sampled PSNR/SSIM). One torch
-    thread: trainings run side by side."""
-    import torch
+    run's metrics (`samples=False`: the primary metric only, no sampled PSNR/SSIM)."""
+    return protocol_job(spec, seed, run, protocol, steps, data_dir, samples, device, precision).run()
 
-    from .trainer import TrainConfig, train
 
-    torch.set_num_threads(1)
+def protocol_job(spec: SubnetSpec, seed: int, run: str | Path, protocol: TrainProtocol, steps: int | None = None, data_dir: str | None = None,
+                 samples: bool = True, device: str = "auto", precision: str = "auto") -> TrainJob:
+    """The TrainJob of `train_to` (its folder is run/train, run/subnet.json the subnet)."""
     stop = protocol.steps if steps is None else steps
     if stop not in protocol.eval_at:
         raise RcaiError(f"rung {stop} is not one of the protocol's eval_at steps {protocol.eval_at}")
@@ -61,15 +77,9 @@ def train_to(spec: SubnetSpec, seed: int, run: str | Path, protocol: TrainProtoc
     if not (run / "subnet.json").exists():
         spec.save(run / "subnet.json")
     cfg = TrainConfig(preset=spec.preset.name, subnet=str(run / "subnet.json"), steps=p.steps, batch_size=p.batch_size, lr=p.lr,
-                      lr_schedule=p.lr_schedule, ema=p.ema, eval_at=p.eval_at, seed=seed, data_dir=data_dir, eval=EvalConfig(steps=20, max_images=4 if samples else 0, seed=0))
-    done = RunDir(run / "train")
-    if done.file("metrics.json").exists():
-        # finished at this rung only if its metrics and its log's evaluation say so: config.json names the
-        # next rung's steps as soon as an extension starts, before a step of it is trained
-        metrics = read_json(done.file("metrics.json"), expect=dict)
-        if metrics.get("train_steps") == p.steps and p.steps in curve(run):
-            return metrics
-    return train(cfg, run / "train", resume=done.file("config.json").exists(), progress=False)
+                      lr_schedule=p.lr_schedule, ema=p.ema, eval_at=p.eval_at, seed=seed, data_dir=data_dir,
+                      eval=EvalConfig(steps=20, max_images=4 if samples else 0, seed=0), device=device, precision=precision)
+    return TrainJob(cfg, str(run / "train"))
 
 
 def curve(run: str | Path) -> dict[int, float]:

@@ -76,6 +76,11 @@ def _eval_set(hr_dir: str, scale: int, hr_size: int, crops: int) -> EvalSet:
     return EvalSet(torch.stack([it["lr_up"] for it in items]), torch.stack([it["hr"] for it in items]), [str(f.name) for f in ds.files])
 
 
+def _device(model: torch.nn.Module) -> torch.device:
+    """Where the network's weights are: its evaluation runs there, its figures come back to the CPU."""
+    return next(model.parameters()).device
+
+
 def _batches(n: int, size: int):
     for i in range(0, n, size):
         yield slice(i, min(i + size, n))
@@ -88,19 +93,20 @@ def posterior_mean(model: torch.nn.Module, ev: EvalSet, schedule: NoiseSchedule,
     if preset.prediction != "v":
         acc = np.zeros(tuple(ev.hr.shape), np.float64)
         for d in range(cfg.draws):
-            out = sample(TorchDenoiser(model), ev.lr_up.numpy(), schedule, sampler="ddim", steps=cfg.ddim_steps, seed=cfg.seed + d, eta=0.0,
+            out = sample(TorchDenoiser(model, _device(model)), ev.lr_up.numpy(), schedule, sampler="ddim", steps=cfg.ddim_steps, seed=cfg.seed + d, eta=0.0,
                          clip_x0=True, residual=preset.residual, prediction=preset.prediction)
             acc += out.image
         return torch.from_numpy(acc / cfg.draws).float()
     # Pure noise, γ = 0: x0 = −v exactly (the limit of the trained levels, √ᾱ_T = 0.007 for tiny).
     level = torch.zeros(1, 1)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)  # noise drawn on the CPU: the same inputs on every device
+    dev = _device(model)
     x0 = torch.zeros_like(ev.hr)
     for _ in range(cfg.draws):
         y = torch.randn(ev.hr.shape, generator=gen)
         for s in _batches(len(ev), cfg.batch):
-            lv = level.expand(y[s].shape[0], 1)
-            x0[s] += to_x0("v", model(torch.cat([ev.lr_up[s], y[s]], 1), lv), y[s], lv)
+            lv, ys = level.expand(y[s].shape[0], 1).to(dev), y[s].to(dev)
+            x0[s] += to_x0("v", model(torch.cat([ev.lr_up[s].to(dev), ys], 1), lv), ys, lv).cpu()
     return chain_to_image((x0 / cfg.draws).clamp(-1.0, 1.0), ev.lr_up, preset.residual).clamp(-1.0, 1.0)
 
 
@@ -110,6 +116,7 @@ def denoise_mse(model: torch.nn.Module, ev: EvalSet, schedule: NoiseSchedule, cf
     preset: Preset = model.preset
     x0 = chain_x0(ev.hr, ev.lr_up, preset.residual)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
+    dev = _device(model)
     total = 0.0
     for k in range(cfg.grid):
         t = max(1, round(schedule.T * (k + 0.5) / cfg.grid))
@@ -117,8 +124,8 @@ def denoise_mse(model: torch.nn.Module, ev: EvalSet, schedule: NoiseSchedule, cf
         eps = torch.randn(ev.hr.shape, generator=gen)
         y = q_sample(x0, gamma, eps)
         for s in _batches(len(ev), cfg.batch):
-            lv = gamma[s].sqrt().float().view(-1, 1)
-            est = to_x0(preset.prediction, model(torch.cat([ev.lr_up[s], y[s]], 1), lv), y[s], lv).clamp(-1.0, 1.0)
+            lv, ys = gamma[s].sqrt().float().view(-1, 1).to(dev), y[s].to(dev)
+            est = to_x0(preset.prediction, model(torch.cat([ev.lr_up[s].to(dev), ys], 1), lv), ys, lv).clamp(-1.0, 1.0).cpu()
             total += float(((est - x0[s]) ** 2).mean(dim=(1, 2, 3)).sum())
     return total / (cfg.grid * len(ev))
 

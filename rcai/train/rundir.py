@@ -95,8 +95,11 @@ def _grows(old: Any, new: Any) -> bool:
     return False
 
 
+FREE = ("resume", "device", "precision")  # may differ on --resume: a run started on a GPU continues on a CPU
+
+
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in cfg.items() if k not in ("resume",)}
+    return {k: v for k, v in cfg.items() if k not in FREE}
 
 
 def rng_state() -> dict[str, Any]:

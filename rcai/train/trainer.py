@@ -2,6 +2,7 @@
 gamma ~ U(abar_t, abar_{t-1}), the preset's L1 or L2), with atomic checkpoints, --resume and a PSNR/SSIM evaluation."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 from ..config import JsonConfig
 from ..diffusion import preset_loss
 from ..errors import RcaiError
-from ..io import atomic_torch_save, atomic_write_json, load_torch
+from ..io import append_line, atomic_torch_save, atomic_write_json, load_torch
 from ..lock import exclusive
 from ..model.unet import UNet
 from ..progress import progress_bar
@@ -20,6 +21,7 @@ from ..presets import Preset, get_preset
 from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
 from .batches import BatchStream
+from .device import TrainDevice, check_precision, check_train_device, step_seed, to_cpu
 from .ema import WeightEMA
 from .evaluate import EvalConfig, evaluate
 from .quality import eval_set, quality
@@ -48,9 +50,14 @@ class TrainConfig(JsonConfig):
     # learning curve, and the rungs of a multi-fidelity search.
     eval_at: tuple[int, ...] = ()
     eval: EvalConfig = field(default_factory=EvalConfig)
+    # Where and how precisely it trains (rcai/train/device.py); a run may resume under other ones.
+    device: str = "auto"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         require_counts(counts_of(self, "steps", "batch_size", "ckpt_every", "log_every"))
+        check_train_device(self.device)
+        check_precision(self.precision)
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")):
             raise RcaiError(f"lr must be a positive finite number, got {self.lr!r}")
         if not (isinstance(self.ema, (int, float)) and 0.0 <= self.ema < 1.0):
@@ -78,23 +85,29 @@ def build_model(cfg: TrainConfig) -> tuple[UNet, SubnetSpec]:
     return model, spec
 
 
-def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True, final_eval: bool = True) -> dict[str, Any]:
+    """Train (or continue) the run in `out`; returns its metrics (metrics.json). `final_eval=False`
+    skips the evaluations at the end (a timing run): the metrics then hold the counts and timing only."""
+    dev = TrainDevice.of(cfg.device, cfg.precision)  # a bad device is refused before anything is written
     with exclusive(out):  # one writer per run folder
-        return _train(cfg, out, resume, progress)
+        return _train(cfg, out, resume, progress, dev, final_eval)
 
 
-def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool) -> dict[str, Any]:
+def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool, dev: TrainDevice, final_eval: bool = True) -> dict[str, Any]:
     run = RunDir(Path(out))
     run.start(cfg.to_dict(), resume, growable=("steps", "eval_at") if cfg.extendable else ())
     seed_everything(cfg.seed)
-    model, spec = build_model(cfg)
+    model, spec = build_model(cfg)  # initialised on the CPU: the same weights on every device
+    model.to(dev.device)
     spec.save(run.file("subnet.json"))
     preset: Preset = spec.preset
     schedule = schedule_of(preset)
     splits = splits_of(preset, cfg.data_dir, cfg.seed, cfg.batch_size)
-    stream = BatchStream(splits.train, cfg.batch_size, cfg.seed)
+    stream = BatchStream(splits.train, cfg.batch_size, cfg.seed)  # on the CPU, checkpointed: the same batches everywhere
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     ema = WeightEMA(model, cfg.ema) if cfg.ema else None
+    draws = dev.generator()  # the loss's draws, re-seeded from (seed, step) at every step
+    forward = dev.forward(model)
     step = 0
     state = run.load_checkpoint() if resume else None
     if state is not None:
@@ -106,20 +119,23 @@ def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool) -> d
         step = state["step"]
     if resume:
         run.truncate_log(step)  # lines after the checkpoint (or all, if none was reached) are redone
+    append_line(run.file("devices.jsonl"), json.dumps({"step": step, **dev.describe()}))  # where each part of the run trained
     judged = ema.module if ema is not None else model  # the weights evaluated and saved
     ev = eval_set(preset, cfg.data_dir)
 
     def checkpoint() -> None:
         extra = {"ema": ema.state_dict()} if ema is not None else {}
-        run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "stream": stream.state_dict(), "step": step, **extra})
+        run.save_checkpoint(to_cpu({"model": model.state_dict(), "optimizer": opt.state_dict(), "stream": stream.state_dict(), "step": step, **extra}))
 
     model.train()
     q = None  # the primary metric of the last step, where eval_at measured it
+    shown = ""  # the last logged loss (reading it every step would stall a GPU)
+    first, t_loop, t_eval = step, time.perf_counter(), 0.0
     with progress_bar(progress, "training", cfg.steps, step) as advance:
         while step < cfg.steps:
             t0 = time.perf_counter()
-            lr_up, hr = stream.next()
-            loss = preset_loss(model, schedule, preset, lr_up, hr)
+            lr_up, hr = (x.to(dev.device, non_blocking=True) for x in stream.next())
+            loss = preset_loss(forward, schedule, preset, lr_up, hr, draws.manual_seed(step_seed(cfg.seed, step)))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             set_lr(opt, cfg.lr, cfg.lr_schedule, step, cfg.steps)
@@ -128,21 +144,31 @@ def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool) -> d
                 ema.update(model)
             step += 1
             if step % cfg.log_every == 0 or step == cfg.steps:
-                run.log({"step": step, "loss": loss.item(), "step_s": time.perf_counter() - t0})
+                value = loss.item()
+                shown = f"loss {value:.4f}"
+                run.log({"step": step, "loss": value, "step_s": time.perf_counter() - t0})
             if step in cfg.eval_at:
+                t1 = time.perf_counter()
                 q = quality(judged, ev, schedule)
+                t_eval += time.perf_counter() - t1
                 run.log({"step": step, "quality": q["gain_db"], "quality_lo": q["gain_lo"], "quality_hi": q["gain_hi"], "denoise_mse": q["denoise_mse"]})
             if step % cfg.ckpt_every == 0 or step == cfg.steps or step in cfg.eval_at:
                 checkpoint()
-            advance(f"loss {loss.item():.4f}")
-    atomic_torch_save(judged.state_dict(), run.file("model.pt"))
+            advance(shown)
+    if dev.device.type == "cuda":
+        torch.cuda.synchronize(dev.device)
+    # this call's loop: its training steps (train_s) and its evaluations at eval_at (eval_s)
+    timing = {"steps_run": step - first, "train_s": time.perf_counter() - t_loop - t_eval, "eval_s": t_eval}
+    atomic_torch_save(to_cpu(judged.state_dict()), run.file("model.pt"))
     metrics: dict[str, Any] = {}
+    if not final_eval:
+        return {"train_steps": step, **timing, **dev.describe()}
     if cfg.eval.max_images:  # 0: no sampled evaluation (a rung of a search reads the primary metric only)
         metrics = evaluate(judged, ev, schedule, cfg.eval)
         save_samples(run.file("samples.png"), metrics.pop("_arrays"))
     measured_last = q is not None and step in cfg.eval_at  # the loop ended on an evaluated step: same weights, same figure
     metrics["quality"] = q if measured_last else quality(judged, ev, schedule)
-    metrics.update(train_steps=step, params=sum(p.numel() for p in model.parameters()), subnet_hash=spec.hash)
+    metrics.update(train_steps=step, params=sum(p.numel() for p in model.parameters()), subnet_hash=spec.hash, **timing, **dev.describe())
     atomic_write_json(run.file("metrics.json"), metrics)
     return metrics
 

@@ -30,15 +30,17 @@ from ..executors import check_executor, make_executor
 from .base import STRATEGIES, Problem, SampledStrategy, Session, key
 
 
-def train_rung(payload: tuple[str, dict, int, str, dict, int]) -> float:
-    """Quality (dB) of a subnet trained with `protocol` up to `rung` steps (a picklable task)."""
-    preset, choices, seed, run, protocol, rung = payload
+def train_rung(payload: tuple[str, dict, int, str, dict, int, str]) -> float:
+    """Quality (dB) of a subnet trained with `protocol` up to `rung` steps (a picklable task; its
+    device is the executor's worker slot, its precision the payload's)."""
+    preset, choices, seed, run, protocol, rung, precision = payload
     from ...presets import get_preset
     from ...train.protocol import curve, train_to
 
     done = curve(run)  # {} for a run folder not started yet
     if rung not in done:
-        train_to(SubnetSpec(get_preset(preset), choices), seed, run, TrainProtocol.from_dict(protocol), steps=rung, samples=False)
+        train_to(SubnetSpec(get_preset(preset), choices), seed, run, TrainProtocol.from_dict(protocol), steps=rung, samples=False,
+                 precision=precision)
         done = curve(run)
     return done[rung]
 
@@ -71,7 +73,7 @@ class SuccessiveHalving(SampledStrategy):
         last = self.h.rungs[-1]
         problem.estimate = lambda a: scores[(key(a), last)]
         problem.estimators.update({f"rung{r}": (lambda r: lambda a: scores[(key(a), r)])(r) for r in self.h.rungs[:-1]})
-        executor = make_executor(self.h.executor, self.h.jobs, self.h.ray_address)
+        executor = make_executor(self.h.executor, self.h.jobs, self.h.ray_address, train_device=self.h.train_device)
         first: list[dict[str, Any]] = []  # first-rung results: the surrogate's data
         try:
             for bracket in range(self.h.brackets):
@@ -90,7 +92,7 @@ class SuccessiveHalving(SampledStrategy):
 
     def _payload(self, arch: Arch, rung: int) -> tuple:
         spec = SubnetSpec(self.preset, arch)
-        return (spec.preset.name, dict(arch), self.h.train_seed, str(self.runs / spec.hash), self.h.protocol.to_dict(), rung)
+        return (spec.preset.name, dict(arch), self.h.train_seed, str(self.runs / spec.hash), self.h.protocol.to_dict(), rung, self.h.train_precision)
 
     def propose(self, problem: Problem, rng: random.Random, bracket: int, first: list[dict[str, Any]]) -> list[Arch]:
         """`initial` distinct within-budget subnets not yet trained (see the module docstring)."""
