@@ -25,10 +25,13 @@ stage() {  # stage NAME SECONDS CMD...: run with a limit, log its exit status an
 stage machine 30 bash -c "nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,utilization.gpu --format=csv; \
   $PY -c 'import torch; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name(0))'; nproc; uptime"
 # The GPU tests (they skip only where the hardware is absent; here nothing may skip for want of a GPU).
-GPU_TESTS=${GPU_TESTS:-"tests/test_gpu_targets.py tests/test_deploy.py::test_every_device_runs_the_same_loop"}
-stage gpu-tests 60 $PY -m pytest -q -p no:cacheprovider -rs $GPU_TESTS
-stage gpu-train 195 $PY benchmarks/gpu/train.py --budget-s 180 --out "$RES"
-stage gpu-target 180 $PY benchmarks/gpu/target.py --budget-s 165 --out "$RES"
+T=tests/test_train_device.py
+GPU_TESTS=${GPU_TESTS:-"tests/test_gpu_targets.py tests/test_deploy.py::test_every_device_runs_the_same_loop \
+  $T::test_cuda_training_resumes_on_the_cpu_within_seed_noise $T::test_cuda_and_bf16_train_on_the_gpu \
+  $T::test_executor_slots_spread_gpus_and_leave_the_cpu_alone $T::test_auto_resolves_to_what_is_here_and_precision_per_device"}
+stage gpu-tests 90 $PY -m pytest -q -p no:cacheprovider -rs -n 4 $GPU_TESTS
+stage gpu-train 180 $PY benchmarks/gpu/train.py --budget-s 165 --out "$RES"
+stage gpu-target 175 $PY benchmarks/gpu/target.py --budget-s 160 --out "$RES"
 echo "=== total $(( $(date +%s) - T0 ))s" | tee -a "$LOG"
 if [ "$DEST" != "$RES" ]; then  # the device tool returns at most 8 files: the reports, plus everything in one tarball
   cp "$RES"/gpu_train.md "$RES"/gpu_target.md "$DEST"/ 2>/dev/null
