@@ -30,7 +30,7 @@ GPU_TESTS=${GPU_TESTS:-"tests/test_gpu_targets.py tests/test_deploy.py::test_eve
   $T::test_cuda_training_resumes_on_the_cpu_within_seed_noise $T::test_cuda_and_bf16_train_on_the_gpu \
   $T::test_executor_slots_spread_gpus_and_leave_the_cpu_alone $T::test_auto_resolves_to_what_is_here_and_precision_per_device"}
 stage gpu-tests 90 $PY -m pytest -q -p no:cacheprovider -rs -n 4 $GPU_TESTS
-stage gpu-train 180 $PY benchmarks/gpu/train.py --budget-s 165 --out "$RES"
+stage gpu-train 215 $PY benchmarks/gpu/train.py --budget-s 200 --out "$RES"
 stage gpu-target 175 $PY benchmarks/gpu/target.py --budget-s 160 --out "$RES"
 echo "=== total $(( $(date +%s) - T0 ))s" | tee -a "$LOG"
 if [ "$DEST" != "$RES" ]; then  # the device tool returns at most 8 files: the reports, plus everything in one tarball
