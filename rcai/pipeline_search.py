@@ -121,12 +121,10 @@ class HalvingStage(SearchStage):
         say(f"random search of the search's cost: the best of {len(archs)} random subnets near the budget trained to {c.train_steps} steps "
             f"(training seed {c.seed + 1})")
         proto = self.protocol().to_dict()
-        payloads = [(c.preset, a, c.seed + 1, str(out / "search" / "trainings" / SubnetSpec(preset, a).hash), proto, c.train_steps) for a in archs]
-        pool = make_executor("local", max(1, min(c.jobs, len(archs))))
-        try:
+        payloads = [(c.preset, a, c.seed + 1, str(out / "search" / "trainings" / SubnetSpec(preset, a).hash), proto, c.train_steps,
+                     c.train_precision) for a in archs]
+        with make_executor("local", max(1, min(c.jobs, len(archs))), train_device=c.train_device, threads=c.threads) as pool:
             scores = list(pool.map(train_rung, payloads))
-        finally:
-            pool.close()
         return save_spec(preset, archs[max(range(len(archs)), key=lambda i: scores[i])], pick)
 
 

@@ -166,7 +166,7 @@ def test_a_kill_inside_the_rung_transition_resumes(micro, tmp_path):
     from rcai.io import atomic_write_json, read_json
 
     arch = dict(SearchSpace(micro).base_arch())
-    payload = lambda run, rung: ("micro", arch, 0, str(run), PROTOCOL.to_dict(), rung)  # noqa: E731
+    payload = lambda run, rung: ("micro", arch, 0, str(run), PROTOCOL.to_dict(), rung, "auto")  # noqa: E731
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     train_rung(payload(killed, 2))
     cfg_path = killed / "train" / "config.json"

@@ -94,7 +94,10 @@ class LocalPool(Executor):
 
         from ..train.job import claim_slot
 
-        slots = mp.get_context("spawn").Queue()
+        from ..procs import quiet_tracker
+
+        with quiet_tracker():  # the queue's semaphores: after a kill the tracker unlinks them without a warning
+            slots = mp.get_context("spawn").Queue()
         for s in device_slots(self.train_device, n):
             slots.put(s)
         return owned_pool(n, claim_slot, slots, self.threads)

@@ -77,8 +77,10 @@ def _eval_set(hr_dir: str, scale: int, hr_size: int, crops: int) -> EvalSet:
 
 
 def _device(model: torch.nn.Module) -> torch.device:
-    """Where the network's weights are: its evaluation runs there, its figures come back to the CPU."""
-    return next(model.parameters()).device
+    """Where the network's weights are: its evaluation runs there, its figures come back to the CPU.
+    A module without parameters (an ONNX Runtime session behind a module) runs on the CPU."""
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
 
 
 def _batches(n: int, size: int):
