@@ -78,7 +78,7 @@ def _with_head(base: LatencyGNN, W: np.ndarray, c: np.ndarray) -> LatencyGNN:
     return model.eval()
 
 
-class _Shots:
+class Shots:
     """The shots' log latencies and the base's frozen embeddings of them (computed once)."""
 
     def __init__(self, base: LatencyGNN, ds: LatencyDataset):
@@ -129,7 +129,7 @@ class _Shots:
             return model.log_ms(collate([self.ds.graphs[i] for i in held])).double().numpy()
 
 
-def drop_outliers(sh: _Shots) -> int:
+def drop_outliers(sh: Shots) -> int:
     """Set glitched shots (far from the base's guess) to NaN; returns how many."""
     zero = sh.closed_form("zero", np.arange(len(sh.logy)))
     pred = sh.emb @ zero[0].T + zero[1]
@@ -144,7 +144,7 @@ def drop_outliers(sh: _Shots) -> int:
     return dropped
 
 
-def cross_validate(sh: _Shots, cfg: PredictorTrainConfig, methods=METHODS) -> tuple[dict[str, np.ndarray], int]:
+def cross_validate(sh: Shots, cfg: PredictorTrainConfig, methods=METHODS) -> tuple[dict[str, np.ndarray], int]:
     """Per method, the squared log error of every measured (shot, target) when held out; the folds."""
     rows = np.flatnonzero(np.isfinite(sh.logy).any(1))
     folds = min(cfg.cv_folds, len(rows))
@@ -192,7 +192,7 @@ def adapt(base: LatencyGNN, ds: LatencyDataset, cfg: PredictorTrainConfig, progr
     """The adapted model and a summary ("adaptation": method, cv, reason)."""
     if method != "auto" and method not in METHODS:
         raise RcaiError(f"unknown adaptation method {method!r}; known: auto, {', '.join(METHODS)}")
-    sh = _Shots(base, ds)
+    sh = Shots(base, ds)
     dropped = drop_outliers(sh)
     errs, folds = cross_validate(sh, cfg)
     chosen, reason = choose(errs) if method == "auto" else (method, "chosen by the caller")
