@@ -243,6 +243,17 @@ def cmd_evaluate(a) -> None:
                                      "ensemble": scores(np.exp(np.mean(t["logs"], 0)), y[test]), "seconds": t["seconds"]}
             print(recipe, res["family"][recipe]["ensemble"], flush=True)
             _merge(work, res)
+    if "features" in a.parts:  # a linear model of graph statistics: what do whole-graph counts explain?
+        from sklearn.linear_model import RidgeCV
+
+        from rcai.predictor.ops import N_OPS
+
+        X = np.array([np.concatenate([g.g[0].numpy(), np.log1p(np.bincount(g.op.numpy(), minlength=N_OPS))]) for g in ds.graphs])
+        for name, cols in (("global", slice(0, 6)), ("global+ops", slice(None))):
+            r = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(X[train][:, cols], np.log(y[train]))
+            res[f"ridge_{name}"] = scores(np.exp(r.predict(X[test][:, cols])), y[test])
+            print(name, res[f"ridge_{name}"], flush=True)
+        _merge(work, res)
     if "kshot" in a.parts:
         res["kshot"] = []
         for K in a.shots:
@@ -253,12 +264,17 @@ def cmd_evaluate(a) -> None:
 
 def _merge(work: Path, res: dict) -> None:
     """work/evaluate-PART.json: each `evaluate --parts` process writes its own file; report merges them."""
-    part = "-".join(k for k in ("family", "kshot") if k in res) or "base"
+    part = "-".join(k for k in ("family", "kshot", "ridge_global") if k in res) or "base"
     (work / f"evaluate-{part}.json").write_text(json.dumps(res, indent=1))
 
 
 def _row(name: str, r: dict, extra: str = "") -> str:
-    return f"| {name} | {r['spearman']:.3f} | {r['acc_10']:.0%} | {r['acc_5']:.0%} | {r['ratio']:.2f} |{extra}"
+    return f"| {name} | {r['spearman']:.3f} | {r['acc_10']:.0%} | {r['acc_5']:.0%} | {r['ratio']:.2f} | {_rms(r)} |{extra}"
+
+
+def _rms(r: dict) -> str:
+    """Root mean squared log error as a factor in % (what cross-validation scores)."""
+    return f"{100 * np.expm1(np.sqrt(r['msle'])):.0f} %"
 
 
 def _median(rs: list[dict]) -> dict:
@@ -272,10 +288,14 @@ def cmd_report(a) -> None:
     for f in sorted(work.glob("evaluate-*.json")):
         res.update(json.loads(f.read_text()))
     meta = json.loads(CSV.with_suffix(".meta.json").read_text())
-    head = "| predictor | Spearman | Acc±10 | Acc±5 | median predicted / measured |"
-    lines = [head + " note |", "|---|---:|---:|---:|---:|---|",
+    head = "| predictor | Spearman | Acc±10 | Acc±5 | median predicted / measured | rms log error |"
+    lines = [head + " note |", "|---|---:|---:|---:|---:|---:|---|",
              _row("re-measurement: p10 of the odd rounds vs p10 of the even rounds", res["remeasure"], " the ceiling |"),
              _row(f"log-FLOPs fit on the {res['n_train']} training networks", res["logflops"], " |")]
+    for k, what in (("ridge_global", "whole-graph totals (log FLOPs, params, bytes, outputs, nodes, edges)"),
+                    ("ridge_global+ops", "the same + log count of every op type")):
+        if k in res:
+            lines.append(_row(f"ridge on {what}, same {res['n_train']}", res[k], " |"))
     for recipe, f in res["family"].items():
         n = len(f["single"])
         single = _median(f["single"])
@@ -285,7 +305,7 @@ def cmd_report(a) -> None:
     kshot = res["kshot"]
     ks = sorted({r["K"] for r in kshot})
     draws = sorted({r["draw"] for r in kshot})
-    kl = ["| K | method | Spearman | Acc±10 | Acc±5 | median ratio | worst draw Acc±10 | chosen in |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    kl = ["| K | method | Spearman | Acc±10 | Acc±5 | median ratio | rms log error | worst draw Acc±10 | chosen in |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     never = []
     for K in ks:
         rs = [r for r in kshot if r["K"] == K]
@@ -294,10 +314,12 @@ def cmd_report(a) -> None:
             md = _median(sel)
             chosen = sum(r["chosen"] for r in rs if r["method"] == m) if m != "auto" else len(draws)
             kl.append(f"| {K} | {'**chosen by CV**' if m == 'auto' else m} | {md['spearman']:.3f} | {md['acc_10']:.0%} | {md['acc_5']:.0%} | "
-                      f"{md['ratio']:.2f} | {min(r['acc_10'] for r in sel):.0%} | {chosen}/{len(draws)} |")
+                      f"{md['ratio']:.2f} | {_rms(md)} | {min(r['acc_10'] for r in sel):.0%} | {chosen}/{len(draws)} |")
         zero = {r["draw"]: r for r in rs if r["method"] == "zero"}
         worse = [r for r in rs if r["chosen"] and r["msle"] > zero[r["draw"]]["msle"] + 1e-12]
-        never.append(f"K={K}: the chosen method's held-out squared log error is above zero-shot's in {len(worse)} of {len(draws)} draws")
+        below = [r for r in rs if r["chosen"] and r["acc_10"] < zero[r["draw"]]["acc_10"]]
+        never.append(f"K={K}: held-out squared log error above zero-shot's in {len(worse)} of {len(draws)} draws, "
+                     f"Acc±10 below zero-shot's in {len(below)} of {len(draws)}")
     with open(RESULTS / "predictor_foreign_kshot.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(kshot[0]))
         w.writeheader()
@@ -306,7 +328,7 @@ def cmd_report(a) -> None:
                            n=res["n_train"] + res["n_test"], n_train=res["n_train"], n_test=res["n_test"],
                            lo=res["latency_range_ms"][0], hi=res["latency_range_ms"][1], rounds=meta["rounds"],
                            burst=meta["net_burst"], table="\n".join(lines), ktable="\n".join(kl), never="; ".join(never),
-                           draws=len(draws), notes=a.notes or "")
+                           draws=len(draws), notes=Path(a.notes).read_text() if a.notes else "")
     out = RESULTS / "predictor_foreign.md"
     out.write_text(text)
     print(f"wrote {out}")
@@ -338,7 +360,7 @@ method must beat the current choice by more than the standard error of its paire
 
 {ktable}
 
-Never worse than zero-shot? {never}.
+Never worse than zero-shot? The chosen method, {never}.
 
 {notes}
 """
@@ -369,7 +391,7 @@ def main() -> None:
     v.add_argument("--parts", nargs="*", default=["family", "kshot"])
     rp = sub.add_parser("report")
     rp.add_argument("--work", default="runs/foreign")
-    rp.add_argument("--notes", default="")
+    rp.add_argument("--notes", default="", help="a markdown file appended as the findings")
     a = ap.parse_args()
     {"export": cmd_export, "measure": cmd_measure, "evaluate": cmd_evaluate, "report": cmd_report}[a.cmd](a)
 
