@@ -2,8 +2,13 @@
 codebase's UNet design, never rcai's search space), exported to ONNX, timed with the interleaved
 method (shared/MEASUREMENT.md). Benchmark-only: needs the `[bench]` extra (diffusers).
 
-    python benchmarks/foreign_family.py export  --n 200 --work runs/foreign     # configs + ONNX (weights)
-    python benchmarks/foreign_family.py measure --work runs/foreign --rounds 12  # -> results/predictor_foreign.csv
+    python benchmarks/predictor_foreign.py export  --n 150           # configs + ONNX (weights) in runs/foreign
+    python benchmarks/predictor_foreign.py measure                   # -> results/predictor_foreign.csv (~9 min here)
+    python benchmarks/predictor_foreign.py evaluate --parts kshot &  # two processes: ~20 min each at load ~12
+    python benchmarks/predictor_foreign.py evaluate --parts family features
+    python benchmarks/predictor_foreign.py report --notes benchmarks/results/predictor_foreign.notes.md
+
+On a fresh clone `evaluate` re-exports the graphs (no weights) from the configs in the CSV.
 
 Each network is one denoising call at batch 1 (sample [1, C, S, S], timestep [1]). The timing
 uses rcai's rounds engine (rcai.cost.rounds.measure_interleaved): a new random order every round,
@@ -282,11 +287,15 @@ def _median(rs: list[dict]) -> dict:
 
 
 def cmd_report(a) -> None:
-    """benchmarks/results/predictor_foreign.md (+ _kshot.csv) from work/evaluate-*.json."""
+    """benchmarks/results/predictor_foreign.md (+ _kshot.csv, .json) from work/evaluate-*.json."""
     work = Path(a.work)
     res = {}
     for f in sorted(work.glob("evaluate-*.json")):
         res.update(json.loads(f.read_text()))
+    if res:
+        RESULTS.joinpath("predictor_foreign.json").write_text(json.dumps(res, indent=1))
+    else:  # a fresh clone: the committed figures
+        res = json.loads(RESULTS.joinpath("predictor_foreign.json").read_text())
     meta = json.loads(CSV.with_suffix(".meta.json").read_text())
     head = "| predictor | Spearman | Acc±10 | Acc±5 | median predicted / measured | rms log error |"
     lines = [head + " note |", "|---|---:|---:|---:|---:|---:|---|",
@@ -370,25 +379,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("export")
-    e.add_argument("--n", type=int, default=200)
+    e.add_argument("--n", type=int, default=150)
     e.add_argument("--work", default="runs/foreign")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--reverse", action="store_true", help="export from the last: a second process shares the work")
     m = sub.add_parser("measure")
     m.add_argument("--work", default="runs/foreign")
-    m.add_argument("--rounds", type=int, default=12)
-    m.add_argument("--burst", type=int, default=5)
+    m.add_argument("--rounds", type=int, default=24)
+    m.add_argument("--burst", type=int, default=4)
     m.add_argument("--seed", type=int, default=0)
     v = sub.add_parser("evaluate")
     v.add_argument("--work", default="runs/foreign")
     v.add_argument("--init", default="predictors/cpu-tiny.pt")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--test-fraction", type=float, default=0.3)
-    v.add_argument("--recipes", nargs="*", default=["default", "long", "wide-long"])
+    v.add_argument("--recipes", nargs="*", default=["default"], help="default | long | wide | wide-long")
     v.add_argument("--seeds", type=int, default=3)
     v.add_argument("--shots", type=int, nargs="*", default=[5, 10, 20])
-    v.add_argument("--draws", type=int, default=5)
-    v.add_argument("--parts", nargs="*", default=["family", "kshot"])
+    v.add_argument("--draws", type=int, default=3)
+    v.add_argument("--parts", nargs="*", default=["family", "features", "kshot"])
     rp = sub.add_parser("report")
     rp.add_argument("--work", default="runs/foreign")
     rp.add_argument("--notes", default="", help="a markdown file appended as the findings")
