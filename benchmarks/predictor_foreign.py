@@ -209,7 +209,8 @@ def train_family(ds, train, test, recipe: str, seeds: int) -> dict:
     cfg, mcfg = {"default": (PredictorTrainConfig(), ModelConfig()),
                  "long": (PredictorTrainConfig(epochs=250, patience=40), ModelConfig()),
                  "wide": (PredictorTrainConfig(), ModelConfig(hidden=64)),
-                 "wide-long": (PredictorTrainConfig(epochs=250, patience=40), ModelConfig(hidden=64))}[recipe]
+                 "wide-long": (PredictorTrainConfig(epochs=250, patience=40), ModelConfig(hidden=64)),
+                 "op-counts": (PredictorTrainConfig(), ModelConfig(op_counts=True))}[recipe]
     import dataclasses
     import time
 
@@ -270,6 +271,7 @@ def cmd_evaluate(a) -> None:
 def _merge(work: Path, res: dict) -> None:
     """work/evaluate-PART.json: each `evaluate --parts` process writes its own file; report merges them."""
     part = "-".join(k for k in ("family", "kshot", "ridge_global") if k in res) or "base"
+    part += "-" + "-".join(sorted(res.get("family", {}))) if "family" in res else ""
     (work / f"evaluate-{part}.json").write_text(json.dumps(res, indent=1))
 
 
@@ -291,7 +293,8 @@ def cmd_report(a) -> None:
     work = Path(a.work)
     res = {}
     for f in sorted(work.glob("evaluate-*.json")):
-        res.update(json.loads(f.read_text()))
+        part = json.loads(f.read_text())
+        res.update({**part, "family": {**res.get("family", {}), **part.get("family", {})}})
     if res:
         RESULTS.joinpath("predictor_foreign.json").write_text(json.dumps(res, indent=1))
     else:  # a fresh clone: the committed figures
@@ -393,7 +396,7 @@ def main() -> None:
     v.add_argument("--init", default="predictors/cpu-tiny.pt")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--test-fraction", type=float, default=0.3)
-    v.add_argument("--recipes", nargs="*", default=["default"], help="default | long | wide | wide-long")
+    v.add_argument("--recipes", nargs="*", default=["default"], help="default | long | wide | wide-long | op-counts")
     v.add_argument("--seeds", type=int, default=3)
     v.add_argument("--shots", type=int, nargs="*", default=[5, 10, 20])
     v.add_argument("--draws", type=int, default=3)

@@ -24,6 +24,7 @@ def train_cmd(
     init: Optional[Path] = typer.Option(None, "--init", help="Adapt this predictor (few samples of a new device or family of networks)."),
     shots: Optional[int] = typer.Option(None, "--shots", help="With --init: adapt on K rows of the data (seeded); the other rows score it."),
     adapt: str = typer.Option("auto", "--adapt", help="With --init: zero | level | head | full, or auto (cross-validation within the shots)."),
+    op_counts: bool = typer.Option(False, "--op-counts", help="New predictor: the readout also sees the count of each op type (benchmarks/results/predictor_foreign.md)."),
     seed: int = typer.Option(0, "--seed"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Max epochs (fixed epochs when fine-tuning few samples)."),
     as_json: bool = JsonOpt,
@@ -41,7 +42,12 @@ def train_cmd(
         cfg = dataclasses.replace(cfg, epochs=max(1, epochs), finetune_epochs=epochs)
     if init is None and (shots is not None or adapt != "auto"):
         raise RcaiError("--shots and --adapt adapt a predictor: give it with --init")
-    pred = train_predictor(latency_data, init=init, cfg=cfg, progress=not as_json, shots=shots, method=adapt)
+    if init is not None and op_counts:
+        raise RcaiError("--op-counts shapes a new predictor; an adapted one keeps the --init predictor's")
+    from ..predictor.model import ModelConfig
+
+    pred = train_predictor(latency_data, init=init, cfg=cfg, model_cfg=ModelConfig(op_counts=op_counts), progress=not as_json,
+                           shots=shots, method=adapt)
     pred.save(out)
     summary = {"out": str(out), "targets": pred.targets, "training": pred.meta["training"],
                "train_data": pred.meta["train_data"]}
