@@ -328,3 +328,33 @@ def test_the_readme_predictor_train_line_runs_on_the_shipped_dataset(tmp_path):
     assert done.returncode == 0, done.stderr
     res = json.loads(done.stdout)
     assert res["train_data"]["models"] == 480 and res["training"]["train"] + res["training"]["val"] == 480
+
+
+def test_op_counts_readout_is_optional_and_files_without_it_load(tmp_path):
+    """ModelConfig.op_counts: the readout also sees log(1 + count of each op type); predictor files
+    written before it existed (no such key) load as op_counts=False."""
+    from rcai.predictor.model import LatencyGNN, ModelConfig
+
+    assert ModelConfig.from_json('{"hidden": 32, "layers": 3, "dropout": 0.0}').op_counts is False
+    d1, d2 = encode_onnx(conv_chain(2, 8, 3, 8)), encode_onnx(conv_chain(3, 8, 3, 8))
+    torch.manual_seed(0)
+    m = LatencyGNN(ModelConfig(op_counts=True))
+    assert m.readout[0][0].in_features == LatencyGNN(ModelConfig()).readout[0][0].in_features + ops.N_OPS
+    b = collate([d1, d2])
+    counts = torch.log1p(b.pool @ torch.nn.functional.one_hot(b.op, ops.N_OPS).float())
+    assert counts[0, ops.OP_INDEX["Conv"]] == pytest.approx(math.log(3)) and counts[1, ops.OP_INDEX["Add"]] == pytest.approx(math.log(3))
+    pred = LatencyPredictor(m.eval(), {"targets": ["x"]})
+    path = pred.save(tmp_path / "p.pt")
+    again = LatencyPredictor.load(path)
+    assert again.model.cfg.op_counts and np.array_equal(again.predict([d1, d2]), pred.predict([d1, d2]))
+
+
+def test_cli_op_counts(tmp_path, monkeypatch, capsys):
+    csv_path = make_dataset(tmp_path / "ds", 10, seed=7)
+    out = tmp_path / "p.pt"
+    cli = lambda *a: run_cli(monkeypatch, capsys, *a)
+    code, _, err = cli("predictor", "train", "--latency-data", str(csv_path), "--out", str(out), "--op-counts", "--epochs", "1", "--json")
+    assert code == 0, err
+    assert LatencyPredictor.load(out).model.cfg.op_counts
+    code, _, err = cli("predictor", "train", "--latency-data", str(csv_path), "--out", str(tmp_path / "q.pt"), "--init", str(out), "--op-counts")
+    assert code == 2 and "--op-counts shapes a new predictor" in err

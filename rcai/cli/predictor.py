@@ -21,7 +21,10 @@ app.add_typer(predictor_app, name="predictor")
 def train_cmd(
     latency_data: Path = LatencyDataOpt(),
     out: Path = typer.Option(..., "--out", "-o", help="Predictor file to write, e.g. predictors/NAME.pt."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Adapt this predictor (few samples of a new device)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Adapt this predictor (few samples of a new device or family of networks)."),
+    shots: Optional[int] = typer.Option(None, "--shots", help="With --init: adapt on K rows of the data (seeded); the other rows score it."),
+    adapt: str = typer.Option("auto", "--adapt", help="With --init: zero | level | head | full, or auto (cross-validation within the shots)."),
+    op_counts: bool = typer.Option(False, "--op-counts", help="New predictor: the readout also sees the count of each op type (benchmarks/results/predictor_foreign.md)."),
     seed: int = typer.Option(0, "--seed"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Max epochs (fixed epochs when fine-tuning few samples)."),
     as_json: bool = JsonOpt,
@@ -37,16 +40,34 @@ def train_cmd(
         if epochs < 0:
             raise RcaiError(f"--epochs: must be >= 0, got {epochs}")
         cfg = dataclasses.replace(cfg, epochs=max(1, epochs), finetune_epochs=epochs)
-    pred = train_predictor(latency_data, init=init, cfg=cfg, progress=not as_json)
+    if init is None and (shots is not None or adapt != "auto"):
+        raise RcaiError("--shots and --adapt adapt a predictor: give it with --init")
+    if init is not None and op_counts:
+        raise RcaiError("--op-counts shapes a new predictor; an adapted one keeps the --init predictor's")
+    from ..predictor.model import ModelConfig
+
+    pred = train_predictor(latency_data, init=init, cfg=cfg, model_cfg=ModelConfig(op_counts=op_counts), progress=not as_json,
+                           shots=shots, method=adapt)
     pred.save(out)
     summary = {"out": str(out), "targets": pred.targets, "training": pred.meta["training"],
                "train_data": pred.meta["train_data"]}
     if as_json:
         print_json(summary)
-    else:
-        t = pred.meta["training"]
+        return
+    t = pred.meta["training"]
+    a = t.get("adaptation")
+    if a is None:
         stdout.print(f"wrote {out}: targets {', '.join(pred.targets)}; {t['train']} train / {t['val']} validation "
-              f"models, {t.get('epochs_run', 0)} epochs")
+                     f"models, {t.get('epochs_run', 0)} epochs")
+        return
+    cv = ", ".join(f"{m} {v:.1f} %" for m, v in a["cv_rms_pct"].items() if v == v)
+    stdout.print(f"wrote {out}: targets {', '.join(pred.targets)}; adapted on {a['shots']} shots by [bold]{a['method']}[/]")
+    stdout.print(f"  cross-validation ({a['folds']} folds), rms log error: {cv or 'n/a'}")
+    stdout.print(f"  why: {a['reason']}")
+    for dev, h in a.get("holdout", {}).items():
+        z, d = h["zero"], h["adapted"]
+        stdout.print(f"  the other {h['n']} rows ({dev}): zero-shot Spearman {z['spearman']:.3f} Acc±10 {z['acc_10']:.0%}; "
+                     f"adapted Spearman {d['spearman']:.3f} Acc±10 {d['acc_10']:.0%}")
 
 
 def _targets_for(pred, devices: list[str], head: Optional[str], where: str) -> dict[str, str]:

@@ -29,6 +29,7 @@ class ModelConfig:
     hidden: int = 32
     layers: int = 3
     dropout: float = 0.0
+    op_counts: bool = False  # the readout also sees log(1 + count of each op type) of the graph
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -89,7 +90,8 @@ class LatencyGNN(nn.Module):
         self.num_in = nn.Linear(NODE_DIM - N_OPS, h)
         self.layers = nn.ModuleList(DirSageLayer(h) for _ in range(cfg.layers))
         self.vn_mlps = nn.ModuleList(_mlp(h, h, h) for _ in range(cfg.layers - 1))
-        self.readout = nn.Sequential(_mlp(2 * h + GLOBAL_DIM, 2 * h, h), nn.ReLU(), nn.Dropout(cfg.dropout))
+        extra = N_OPS if cfg.op_counts else 0
+        self.readout = nn.Sequential(_mlp(2 * h + GLOBAL_DIM + extra, 2 * h, h), nn.ReLU(), nn.Dropout(cfg.dropout))
         self.head = nn.Linear(h, n_targets)
         # Normalisation statistics (set from training data; identity until then).
         for name, dim in (("num", NODE_DIM - N_OPS), ("glob", GLOBAL_DIM)):
@@ -114,7 +116,10 @@ class LatencyGNN(nn.Module):
             x = layer(x, b)
         glob = (b.g - self.glob_mean) / self.glob_std
         total = aggregate(x, b.pool, b.spread)
-        pooled = torch.cat([total * SUM_SCALE, total / b.sizes, glob], 1)
+        parts = [total * SUM_SCALE, total / b.sizes, glob]
+        if self.cfg.op_counts:  # per-op overheads: a linear path to what a ridge on op counts explains
+            parts.append(torch.log1p(b.pool @ F.one_hot(b.op, N_OPS).float()))
+        pooled = torch.cat(parts, 1)
         return self.readout(pooled)
 
     def forward(self, b: GraphBatch) -> torch.Tensor:

@@ -100,19 +100,40 @@ class LatencyPredictor:
                 "train_data": m.get("train_data"), "init": m.get("init")}
 
 
+def pick_shots(n: int, shots: int, seed: int) -> tuple[list[int], list[int]]:
+    """`shots` of n rows (seeded) and the rest."""
+    if shots < 1:
+        raise RcaiError(f"--shots: must be >= 1, got {shots}")
+    perm = np.random.default_rng(seed).permutation(n).tolist()
+    return sorted(perm[:shots]), sorted(perm[shots:])
+
+
 def train_predictor(data: LatencyDataset | str | os.PathLike, init: LatencyPredictor | str | os.PathLike | None = None,
                     cfg: PredictorTrainConfig | None = None, model_cfg: ModelConfig | None = None,
-                    progress: bool = False) -> LatencyPredictor:
+                    progress: bool = False, shots: int | None = None, method: str = "auto") -> LatencyPredictor:
     """Train on a latency dataset (LatencyDataset or CSV path): one output per device in it. With
-    `init` (a predictor or its file), adapt that predictor to the dataset's device(s) instead."""
+    `init` (a predictor or its file), adapt that predictor to the dataset's device(s) instead: the
+    adaptation method (finetune.METHODS, or "auto": chosen by cross-validation within the shots)
+    is recorded in meta["training"]["adaptation"]. `shots` K: adapt on K rows (seeded) only and
+    score the base and the adapted predictor on the other rows (meta ...["adaptation"]["holdout"])."""
     ds = load_dataset(data, progress=progress) if isinstance(data, (str, os.PathLike)) else data
     cfg = cfg or PredictorTrainConfig()
     base = LatencyPredictor.load(init) if isinstance(init, (str, os.PathLike)) else init
+    if shots is not None and base is None:
+        raise RcaiError("--shots needs --init (the predictor to adapt)")
+    held: list[int] = []
+    if shots is not None:
+        if shots > len(ds):
+            raise RcaiError(f"--shots {shots}: the dataset has {len(ds)} models")
+        rows, held = pick_shots(len(ds), shots, cfg.seed)
+        full, ds = ds, ds.subset(rows)
     with deterministic():
         if base is None:
             model, info = train_new(ds, cfg, model_cfg or ModelConfig(), progress)
         else:
-            model, info = adapt(base.model, ds, cfg, progress)
+            model, info = adapt(base.model, ds, cfg, progress, method)
+            if held:
+                info["adaptation"]["holdout"] = _holdout(base, model, full.subset(held))
     lat = ds.latency_ms[np.isfinite(ds.latency_ms)]
     meta = {
         "targets": [d or Path(ds.csv).stem for d in ds.devices],
@@ -128,6 +149,21 @@ def train_predictor(data: LatencyDataset | str | os.PathLike, init: LatencyPredi
         "sampler_ms": _dataset_meta(ds.csv).get("sampler_ms") or (base.meta.get("sampler_ms") if base is not None else None) or {},
     }
     return LatencyPredictor(model, meta)
+
+
+def _holdout(base: LatencyPredictor, model: LatencyGNN, ds: LatencyDataset) -> dict:
+    """Accuracy of the base (zero-shot: its heads' average) and the adapted model on rows not used."""
+    from ..stats import accuracy
+
+    tuned = LatencyPredictor(model, {"targets": ds.devices})
+    zero = base.predict_log(ds.graphs).mean(1)
+    adapted = tuned.predict_log(ds.graphs)
+    out = {}
+    for j, dev in enumerate(ds.devices):
+        ok = np.isfinite(ds.latency_ms[:, j])
+        out[dev or "data"] = {"n": int(ok.sum()), "zero": accuracy(np.exp(zero[ok]), ds.latency_ms[ok, j]),
+                              "adapted": accuracy(np.exp(adapted[ok, j]), ds.latency_ms[ok, j])}
+    return out
 
 
 def _dataset_meta(csv: str | os.PathLike | None) -> dict:

@@ -33,6 +33,7 @@ class PredictorTrainConfig:
     min_val: int = 8  # fewer validation graphs than this: no split, train all `epochs` (few-shot)
     finetune_epochs: int = 30  # few-shot fine-tuning (no validation split): fixed length
     finetune_lr: float = 3e-4
+    cv_folds: int = 5  # adaptation (finetune.py): folds of the cross-validation within the shots
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
