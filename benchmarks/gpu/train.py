@@ -295,7 +295,7 @@ def main() -> None:
     else:
         args.budget_s = args.budget_s or 210.0
         args.keep_for_d = 24.0 if args.budget_s >= 200 else 0.0  # seconds (b) leaves for (d); below 200 s (b) takes them
-        args.cpu_steps, args.gpu_steps, args.resume_steps, args.prec_steps = 20, 200, 200, 150
+        args.cpu_steps, args.gpu_steps, args.resume_steps, args.prec_steps = 20, 200, 160, 150
         args.segment, args.protocol_steps, args.ddim, args.eval_images = 600, 0, 50, 64
     clock = Clock(args.budget_s)
 
