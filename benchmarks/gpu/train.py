@@ -182,7 +182,7 @@ def report(args, R: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     L = ["# Training on the GPU (issue 31)", "", f"Machine: {R['machine']}; rcai {R['rev']}; budget {args.budget_s:.0f} s "
          f"({'SMOKE run on the CPU: tiny step counts, not figures' if args.smoke else 'hard-stopped by the script'}), "
-         f"spent {R.get('elapsed', 0):.0f} s. Reproduce: `PYTHONPATH=$PWD python3 benchmarks/gpu/train.py --budget-s {args.budget_s:.0f}`.", ""]
+         f"spent {R.get('elapsed', 0):.0f} s. Reproduce: `PYTHONPATH=$PWD python3 benchmarks/gpu/train.py --budget-s {args.budget_s:.0f}{' --smoke' if args.smoke else ''}`.", ""]
     if R.get("speed"):
         L += ["## (a) `rcai train` of the tiny base: GPU vs one CPU thread", "",
               f"Fresh runs of {args.preset} base, batch 8, interleaved rounds (order alternating), steps/s of the training loop "
