@@ -119,8 +119,10 @@ def test_a_run_of_an_earlier_release_resumes(micro_table, budget, tmp_path):
     again, _ = run_strategy(cfg, tmp_path / "r", resume=True)
     assert again.subnet.choices == first.subnet.choices and json.loads(path.read_text()) == old
     moved = ("force", "darts", "halving", "evolution", "area", "rl")
-    new = ("train_device", "train_precision")  # halving options added after the flat fields had moved
-    flat = {**{k: v for k, v in old.items() if k not in moved}, **{k: v for k, v in old["halving"].items() if k not in new}, **old["evolution"],  # the options were flat fields
+    from rcai.search.config import FLAT_KEYS
+
+    halving = {k: v for k, v in old["halving"].items() if k in FLAT_KEYS}  # options added since (train_device, ...) were never flat
+    flat = {**{k: v for k, v in old.items() if k not in moved}, **halving, **old["evolution"],  # the options were flat fields
             "area_pool": old["area"]["pool"], "area_proxy": old["area"]["proxy"], "reward": old["rl"]["reward"], "gamma": old["rl"]["gamma"],
             "alpha": old["rl"]["alpha"], "rl_lr": old["rl"]["lr"]}
     assert flat["population"] == 4 and flat["area_pool"] == 8  # not the defaults: the values really travel

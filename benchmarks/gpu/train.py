@@ -182,7 +182,7 @@ def report(args, R: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     L = ["# Training on the GPU (issue 31)", "", f"Machine: {R['machine']}; rcai {R['rev']}; budget {args.budget_s:.0f} s "
          f"({'SMOKE run on the CPU: tiny step counts, not figures' if args.smoke else 'hard-stopped by the script'}), "
-         f"spent {R.get('elapsed', 0):.0f} s. Reproduce: `PYTHONPATH=$PWD python3 benchmarks/gpu/train.py --budget-s {args.budget_s:.0f}`.", ""]
+         f"spent {R.get('elapsed', 0):.0f} s. Reproduce: `PYTHONPATH=$PWD python3 benchmarks/gpu/train.py --budget-s {args.budget_s:.0f}{' --smoke' if args.smoke else ''}`.", ""]
     if R.get("speed"):
         L += ["## (a) `rcai train` of the tiny base: GPU vs one CPU thread", "",
               f"Fresh runs of {args.preset} base, batch 8, interleaved rounds (order alternating), steps/s of the training loop "
@@ -295,7 +295,7 @@ def main() -> None:
     else:
         args.budget_s = args.budget_s or 210.0
         args.keep_for_d = 24.0 if args.budget_s >= 200 else 0.0  # seconds (b) leaves for (d); below 200 s (b) takes them
-        args.cpu_steps, args.gpu_steps, args.resume_steps, args.prec_steps = 20, 200, 200, 150
+        args.cpu_steps, args.gpu_steps, args.resume_steps, args.prec_steps = 20, 200, 160, 150
         args.segment, args.protocol_steps, args.ddim, args.eval_images = 600, 0, 50, 64
     clock = Clock(args.budget_s)
 

@@ -90,17 +90,9 @@ class LocalPool(Executor):
         resolve_device(train_device)  # cuda without a GPU here: one line, before any worker starts
 
     def _pool(self, n: int):
-        import multiprocessing as mp
-
         from ..train.job import claim_slot
 
-        from ..procs import quiet_tracker
-
-        with quiet_tracker():  # the queue's semaphores: after a kill the tracker unlinks them without a warning
-            slots = mp.get_context("spawn").Queue()
-        for s in device_slots(self.train_device, n):
-            slots.put(s)
-        return owned_pool(n, claim_slot, slots, self.threads)
+        return owned_pool(n, claim_slot, device_slots(self.train_device, n), self.threads)
 
     def _here(self, fn, payloads):
         """In this process (one worker): its slot is the first GPU or the CPU, for the call only."""

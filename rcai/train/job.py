@@ -29,10 +29,15 @@ def set_slot(device: str | None, threads: int | None) -> None:
     _SLOT.update(device=device, threads=threads)
 
 
-def claim_slot(slots: Any, threads: int | None) -> None:
-    """Pool initializer: take one device slot from a shared queue (a GPU index per worker); the
-    worker's torch runs with the slot's threads."""
-    set_slot(slots.get() if slots is not None else None, threads)
+def claim_slot(slots: list[str | None], threads: int | None) -> None:
+    """Pool initializer: the worker's device slot by its number in the pool (workers are numbered
+    1, 2, ... as the pool starts them; a replaced worker takes the next number), round robin over
+    `slots`; the worker's torch runs with the slot's threads. (No shared queue: its semaphores
+    would outlive a killed command in the resource tracker.)"""
+    import multiprocessing as mp
+
+    number = (mp.current_process()._identity or (1,))[0]
+    set_slot(slots[(number - 1) % len(slots)] if slots else None, threads)
     if threads is not None:
         import torch
 
