@@ -56,7 +56,7 @@ def owned(init: Callable[..., Any] | None = None, *args: Any) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def quiet_tracker() -> Iterator[None]:
+def _quiet_tracker() -> Iterator[None]:
     """Start multiprocessing's resource tracker (if not running) without its leak warning: the
     tracker inherits the interpreter's -W options when it starts."""
     from multiprocessing import resource_tracker
@@ -75,7 +75,7 @@ def quiet_tracker() -> Iterator[None]:
 def owned_pool(processes: int, init: Callable[..., Any] | None = None, *args: Any) -> mp.pool.Pool:
     """A spawn Pool of `processes` workers that die with this process (see the module docstring)."""
     ctx = mp.get_context("spawn")
-    with quiet_tracker():
+    with _quiet_tracker():
         return ctx.Pool(processes, **owned(init, *args))
 
 

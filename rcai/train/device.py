@@ -126,6 +126,13 @@ class TrainDevice:
         return {"train_device": str(self.device), "device_name": name, "precision": self.precision, "torch": torch.__version__}
 
 
+def module_device(model: torch.nn.Module) -> torch.device:
+    """Where a network's weights are (its evaluation runs there). A module without parameters (an
+    ONNX Runtime session behind a module) runs on the CPU."""
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 def step_seed(seed: int, step: int) -> int:
     """The seed of the loss's draws at `step` of a run seeded `seed`: no generator state to carry
     across a resume, whichever device the run continues on."""

@@ -10,6 +10,7 @@ import torch
 from ..config import JsonConfig
 from ..diffusion import NoiseSchedule, TorchDenoiser, sample
 from ..metrics import psnr, ssim
+from .device import module_device
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ def evaluate(model: torch.nn.Module, dataset, schedule: NoiseSchedule, cfg: Eval
     was_training = model.training
     model.eval()
     try:
-        out = sample(denoiser or TorchDenoiser(model, next(model.parameters()).device), lr_up, schedule, sampler=cfg.sampler, steps=cfg.steps, seed=cfg.seed, clip_x0=True,
+        out = sample(denoiser or TorchDenoiser(model, module_device(model)), lr_up, schedule, sampler=cfg.sampler, steps=cfg.steps, seed=cfg.seed, clip_x0=True,
                      residual=model.preset.residual, prediction=model.preset.prediction)
     finally:
         model.train(was_training)

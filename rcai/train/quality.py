@@ -34,6 +34,7 @@ from ..diffusion import NoiseSchedule, TorchDenoiser, q_sample, sample
 from ..diffusion.parametrisation import chain_to_image, chain_x0, to_x0
 from ..metrics import psnr_per_image
 from ..presets import Preset
+from .device import module_device
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,6 @@ def _eval_set(hr_dir: str, scale: int, hr_size: int, crops: int) -> EvalSet:
     return EvalSet(torch.stack([it["lr_up"] for it in items]), torch.stack([it["hr"] for it in items]), [str(f.name) for f in ds.files])
 
 
-def _device(model: torch.nn.Module) -> torch.device:
-    """Where the network's weights are: its evaluation runs there, its figures come back to the CPU.
-    A module without parameters (an ONNX Runtime session behind a module) runs on the CPU."""
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 def _batches(n: int, size: int):
     for i in range(0, n, size):
         yield slice(i, min(i + size, n))
@@ -95,14 +89,14 @@ def posterior_mean(model: torch.nn.Module, ev: EvalSet, schedule: NoiseSchedule,
     if preset.prediction != "v":
         acc = np.zeros(tuple(ev.hr.shape), np.float64)
         for d in range(cfg.draws):
-            out = sample(TorchDenoiser(model, _device(model)), ev.lr_up.numpy(), schedule, sampler="ddim", steps=cfg.ddim_steps, seed=cfg.seed + d, eta=0.0,
+            out = sample(TorchDenoiser(model, module_device(model)), ev.lr_up.numpy(), schedule, sampler="ddim", steps=cfg.ddim_steps, seed=cfg.seed + d, eta=0.0,
                          clip_x0=True, residual=preset.residual, prediction=preset.prediction)
             acc += out.image
         return torch.from_numpy(acc / cfg.draws).float()
     # Pure noise, γ = 0: x0 = −v exactly (the limit of the trained levels, √ᾱ_T = 0.007 for tiny).
     level = torch.zeros(1, 1)
     gen = torch.Generator().manual_seed(cfg.seed)  # noise drawn on the CPU: the same inputs on every device
-    dev = _device(model)
+    dev = module_device(model)
     x0 = torch.zeros_like(ev.hr)
     for _ in range(cfg.draws):
         y = torch.randn(ev.hr.shape, generator=gen)
@@ -118,7 +112,7 @@ def denoise_mse(model: torch.nn.Module, ev: EvalSet, schedule: NoiseSchedule, cf
     preset: Preset = model.preset
     x0 = chain_x0(ev.hr, ev.lr_up, preset.residual)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    dev = _device(model)
+    dev = module_device(model)
     total = 0.0
     for k in range(cfg.grid):
         t = max(1, round(schedule.T * (k + 0.5) / cfg.grid))
