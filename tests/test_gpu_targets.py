@@ -163,16 +163,21 @@ def _random_unet(preset):
     return net
 
 
+def _unet_call(micro):
+    """The real micro UNet (perturbed weights), its input specs, one random call and its fp32 output on the torch target."""
+    net = _random_unet(micro)
+    h = micro.hr_size
+    specs = {"x": ((1, 6, h, h), "float32"), "noise_level": ((1, 1), "float32")}
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((1, 6, h, h), dtype=np.float32), "noise_level": np.full((1, 1), 0.7, np.float32)}
+    return net, specs, feeds, get_target("torch", threads=1).prepare(net, specs).run(feeds)[0]
+
+
 @pytest.mark.parametrize("precision,tol", [("bf16", 0.1), ("fp16", 0.02)])
 def test_half_precisions_run_the_real_unet_on_the_torch_target(micro, precision, tol):
     """fp16/bf16 failed on the real UNet ("mat1 and mat2 must have the same dtype"): its noise
     embedding made float32 sinusoids. Now it runs, on this CPU, and stays near fp32."""
-    net = _random_unet(micro)
-    hr = micro.hr_size
-    specs = {"x": ((1, 6, hr, hr), "float32"), "noise_level": ((1, 1), "float32")}
-    rng = np.random.default_rng(0)
-    feeds = {"x": rng.standard_normal((1, 6, hr, hr), dtype=np.float32), "noise_level": np.full((1, 1), 0.7, np.float32)}
-    ref = get_target("torch", threads=1).prepare(net, specs).run(feeds)[0]
+    net, specs, feeds, ref = _unet_call(micro)
     prepared = get_target("torch", threads=1, precision=precision).prepare(net, specs)
     out = prepared.run(feeds)[0]
     assert prepared.info().precision == precision and out.dtype == np.float32
@@ -336,12 +341,7 @@ def test_the_loop_on_the_gpu_and_as_one_graph_equal_the_host_loop(micro):
 @needs_gpu
 @pytest.mark.parametrize("precision,tol", [("fp16", 0.02), ("bf16", 0.1)])
 def test_half_precisions_run_the_real_unet_on_cuda(micro, precision, tol):
-    net = _random_unet(micro)
-    h = micro.hr_size
-    specs = {"x": ((1, 6, h, h), "float32"), "noise_level": ((1, 1), "float32")}
-    rng = np.random.default_rng(0)
-    feeds = {"x": rng.standard_normal((1, 6, h, h), dtype=np.float32), "noise_level": np.full((1, 1), 0.7, np.float32)}
-    ref = get_target("torch", threads=1).prepare(net, specs).run(feeds)[0]
+    net, specs, feeds, ref = _unet_call(micro)
     out = get_target("torch-cuda", precision=precision).prepare(net, specs).run(feeds)[0]
     assert np.abs(out - ref).max() / np.abs(ref).max() < tol
 

@@ -37,6 +37,7 @@ import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's rcai, wherever this runs from
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/common.py
 
 
 class Budget(Exception):
@@ -517,24 +518,10 @@ def _csv_and_png(c: dict, out: Path) -> None:
         for r in rows:
             w.writerow([r.get(k) for k in keys])
     try:
-        import matplotlib
+        from common import scatter_vs_measured
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(4.8, 4.4))
-        m = [r["measured_ms"] for r in rows]
-        for k in ("table", "same_rounds", "same_rounds_kinds", "predictor"):
-            if k in rows[0]:
-                ax.scatter(m, [r[k] for r in rows], s=8, alpha=0.7, label=k)
-        lo, hi = min(m), max(m)
-        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-        ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="gray", alpha=0.15, label="±10%")
-        ax.set_xlabel("measured whole loop ms")
-        ax.set_ylabel("estimated ms")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "gpu_target.png", dpi=100)
+        series = {k: [r[k] for r in rows] for k in ("table", "same_rounds", "same_rounds_kinds", "predictor") if k in rows[0]}
+        scatter_vs_measured([r["measured_ms"] for r in rows], series, out / "gpu_target.png", xlabel="measured whole loop ms")
     except Exception as e:  # noqa: BLE001
         print(f"no png: {e}")
 
