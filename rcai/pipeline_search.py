@@ -149,7 +149,8 @@ class DartsStage(SearchStage):
             summary = read_json(run / "result.json")
         else:
             darts = DartsOptions(predictor=c.predictor, softmax=c.softmax, steps=c.search_steps, warmup_steps=c.warmup_steps,
-                                 finetune_steps=c.finetune_steps, lr_weights=c.lr, eval=self.ev)
+                                 finetune_steps=c.finetune_steps, lr_weights=c.lr, eval=self.ev,
+                                 train_device=c.train_device, train_precision=c.train_precision)
             scfg = StrategyConfig(strategy="darts", preset=c.preset, cost_table=str(table_path), latency_budget_ms=budget,
                                   steps_per_sample=c.steps_per_sample, seed=c.seed, darts=darts)
             _, summary = run_strategy(scfg, run, resume=(run / "config.json").exists(), progress=progress)

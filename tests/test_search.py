@@ -180,6 +180,55 @@ def test_resume_after_interruption_equals_uninterrupted_run(micro_table, tmp_pat
         assert (tmp_path / "resumed" / name).exists()
 
 
+def _stop_at_first_search_checkpoint(monkeypatch):
+    from rcai.search.strategies import darts_engine as run_mod
+
+    class Stop(Exception):
+        pass
+
+    orig = run_mod.RunDir.save_checkpoint
+
+    def stop(self, state):
+        orig(self, state)
+        if state.get("phase") == "search" and state.get("step") == 3:
+            raise Stop
+
+    monkeypatch.setattr(run_mod.RunDir, "save_checkpoint", stop)
+    return Stop, lambda: monkeypatch.setattr(run_mod.RunDir, "save_checkpoint", orig)
+
+
+def test_darts_trains_on_the_train_device_and_resumes_under_another_precision(micro_table, tmp_path, monkeypatch):
+    """Issue 31: the bilevel search runs in the training precision; its checkpoint (CPU tensors) resumes
+    under another one (started fp32, finished bf16), while any other change of config is still refused."""
+    Stop, restore = _stop_at_first_search_checkpoint(monkeypatch)
+    with pytest.raises(Stop):
+        run_darts(_cfg(micro_table, train_precision="fp32"), tmp_path / "run")
+    restore()
+    with pytest.raises(RcaiError, match="different config"):
+        run_darts(_cfg(micro_table, train_precision="bf16", softmax="gumbel"), tmp_path / "run", resume=True)
+    m = run_darts(_cfg(micro_table, train_precision="bf16"), tmp_path / "run", resume=True)
+    assert m["precision"] == "bf16" and m["train_device"] == "cpu" and math.isfinite(m["quality"]["gain_db"])
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert all(t.device.type == "cpu" for t in state["engine"]["supernet"].values())
+    eng = _engine(_cfg(micro_table, train_precision="bf16"))
+    a0 = _snapshot(eng.alphas)
+    for step in range(3):
+        rec = eng.step(step)
+    assert all(_changed(a0, eng.alphas)) and math.isfinite(rec["loss_arch"])  # bf16 forward, fp32 alpha gradients
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here (benchmarks/gpu/run.sh runs this on the GPU machine)")
+def test_darts_searches_on_the_gpu_and_resumes_on_the_cpu(micro_table, tmp_path, monkeypatch):
+    Stop, restore = _stop_at_first_search_checkpoint(monkeypatch)
+    with pytest.raises(Stop):
+        run_darts(_cfg(micro_table, train_device="cuda"), tmp_path / "run")
+    restore()
+    eng = _engine(_cfg(micro_table, train_device="cuda"))
+    assert all(p.device.type == "cuda" for p in eng.supernet.parameters())
+    m = run_darts(_cfg(micro_table, train_device="cpu"), tmp_path / "run", resume=True)
+    assert m["train_device"] == "cpu" and math.isfinite(m["quality"]["gain_db"])
+
+
 def _ddp_worker(rank, world, port, table, out_dir, softmax):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)

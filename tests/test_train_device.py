@@ -208,3 +208,19 @@ def test_every_training_command_refuses_cuda_without_a_gpu_before_writing(args, 
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.startswith("error: --train-device cuda: no CUDA GPU here") and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_a_search_resumes_under_another_train_device_but_not_another_target(tmp_path):
+    """The training device of a config's option groups (halving's, darts') may change on --resume, as
+    a training's own device may; a nested deployment `device` (a target) may not."""
+    from rcai.train.rundir import RunDir
+
+    run = RunDir(tmp_path / "s")
+    run.start({"strategy": "halving", "halving": {"rungs": [2], "train_device": "cuda", "train_precision": "fp32"}}, resume=False)
+    run.start({"strategy": "halving", "halving": {"rungs": [2], "train_device": "cpu", "train_precision": "bf16"}}, resume=True)
+    with pytest.raises(RcaiError, match=r"different config \(halving\)"):
+        run.start({"strategy": "halving", "halving": {"rungs": [4], "train_device": "cpu", "train_precision": "bf16"}}, resume=True)
+    run2 = RunDir(tmp_path / "p")
+    run2.start({"profile": {"device": "cpu"}}, resume=False)
+    with pytest.raises(RcaiError, match="different config"):
+        run2.start({"profile": {"device": "gpu"}}, resume=True)

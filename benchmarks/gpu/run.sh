@@ -28,7 +28,8 @@ stage machine 30 bash -c "nvidia-smi --query-gpu=name,memory.total,clocks.sm,clo
 T=tests/test_train_device.py
 GPU_TESTS=${GPU_TESTS:-"tests/test_gpu_targets.py tests/test_deploy.py::test_every_device_runs_the_same_loop \
   $T::test_cuda_training_resumes_on_the_cpu_within_seed_noise $T::test_cuda_and_bf16_train_on_the_gpu \
-  $T::test_executor_slots_spread_gpus_and_leave_the_cpu_alone $T::test_auto_resolves_to_what_is_here_and_precision_per_device"}
+  $T::test_executor_slots_spread_gpus_and_leave_the_cpu_alone $T::test_auto_resolves_to_what_is_here_and_precision_per_device \
+  tests/test_search.py::test_darts_searches_on_the_gpu_and_resumes_on_the_cpu"}
 stage gpu-tests 90 $PY -m pytest -q -p no:cacheprovider -rs -n 4 $GPU_TESTS
 stage gpu-train 215 $PY benchmarks/gpu/train.py --budget-s 200 --out "$RES"
 stage gpu-target 175 $PY benchmarks/gpu/target.py --budget-s 160 --out "$RES"

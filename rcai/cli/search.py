@@ -90,7 +90,8 @@ def search(
 
     darts = DartsOptions(predictor=predictor, softmax=softmax, penalty=penalty, lambda_latency=lambda_latency, lambda_flops=lambda_flops,
                          steps=search_steps, warmup_steps=warmup_steps, lr_weights=lr_weights, lr_alpha=lr_alpha, batch_size=batch_size,
-                         finetune_steps=finetune_steps, eval=EvalConfig(steps=eval_steps, max_images=eval_images))
+                         finetune_steps=finetune_steps, eval=EvalConfig(steps=eval_steps, max_images=eval_images),
+                         train_device=train_device, train_precision=train_precision)
     protocol = TrainProtocol(steps=max(rungs), batch_size=batch_size, lr=SIGNAL.lr, lr_schedule=SIGNAL.lr_schedule, ema=SIGNAL.ema,
                              eval_at=tuple(sorted(set(rungs))))
     proxy = proxy or ("quality-model" if strategy == "knapsack" else STRATEGY["proxy"])
@@ -134,7 +135,7 @@ APPLIES: dict[str, tuple[str, ...]] = {
                            "lr_weights", "lr_alpha", "predictor", "eval_steps", "eval_images")},
     **{k: ("halving", "bo") for k in ("rungs", "eta", "initial", "train_seed", "jobs", "executor", "ray_address")},
     "brackets": ("halving",), "trainings": ("bo",),
-    "train_device": ("halving", "bo"), "train_precision": ("halving", "bo"),  # darts trains on the CPU (issue 31: not yet moved)
+    "train_device": _DARTS + ("halving", "bo"), "train_precision": _DARTS + ("halving", "bo"),
     "batch_size": _DARTS + ("halving", "bo"),
     "proxy": _SAMPLED, "evaluations": _SAMPLED, "reward": ("rl",), "quality_model": _SAMPLED + ("bo",),
 }

@@ -35,7 +35,7 @@ class JobConfig(JsonConfig):
     steps_per_sample: int = 50
     quality_model: str | None = None  # for `predicted` jobs: knapsack on this quality model
     reuse: str | None = None  # CSV=LABEL: a searched job that reproduces the earlier run's subnet takes its figures (rcai/evaluate/reuse.py)
-    train_device: str = "auto"  # where the from-scratch trainings run (rcai/train/device.py; the searches stay on the CPU)
+    train_device: str = "auto"  # where the from-scratch trainings run (rcai/train/device.py), the bilevel searches too
     train_precision: str = "auto"
     eval: EvalConfig = field(default_factory=lambda: EvalConfig(steps=20, max_images=8, seed=0))
 
@@ -53,7 +53,7 @@ def run_job(job: dict[str, Any], cfg: JobConfig) -> dict[str, Any]:
     from ..search.strategies.base import StrategyConfig
     from ..search.strategies.run import run_knapsack, run_strategy
     from ..space.subnet import SubnetSpec
-    from ..train.job import TrainJob
+    from ..train.job import TrainJob, slot_device
     from ..train.trainer import TrainConfig
 
     out = Path(cfg.out) / job["id"]
@@ -61,7 +61,8 @@ def run_job(job: dict[str, Any], cfg: JobConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     rec = {k: v for k, v in job.items() if k != "arch"}
     if job["method"] in SEARCHED:
-        darts = DartsOptions(eval=ev, softmax=job.get("softmax", cfg.softmax), penalty=job.get("penalty", cfg.penalty))
+        darts = DartsOptions(eval=ev, softmax=job.get("softmax", cfg.softmax), penalty=job.get("penalty", cfg.penalty),
+                             train_device=slot_device(cfg.train_device), train_precision=cfg.train_precision)
         scfg = StrategyConfig(strategy="darts", preset=cfg.preset, cost_table=cfg.table, latency_budget_ms=job["budget_ms"], seed=job["seed"], darts=darts)
         m = run_strategy(scfg, out / "search", resume=(out / "search" / "config.json").exists())[1]
         rec["inherited_quality"] = m["quality"]["gain_db"]

@@ -39,13 +39,19 @@ class DartsOptions(JsonConfig):
     ckpt_every: int = 50
     log_every: int = 5
     eval: EvalConfig = field(default_factory=EvalConfig)
+    train_device: str = "auto"  # where the supernet, its fine-tune and the evaluation run (rcai/train/device.py)
+    train_precision: str = "auto"
 
     def __post_init__(self) -> None:
+        from ..train.device import check_precision, check_train_device
+
         for name, least in (("steps", 1), ("finetune_steps", 0), ("warmup_steps", 0), ("batch_size", 1), ("ckpt_every", 1), ("log_every", 1)):
             v = getattr(self, name)
             if not isinstance(v, int) or v < least:
                 raise RcaiError(f"{name} must be a whole number >= {least}, got {v!r}")
         check_lr_schedule(self.finetune_lr_schedule)
+        check_train_device(self.train_device)
+        check_precision(self.train_precision)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str | None = None):

@@ -2,16 +2,20 @@
 network weights on the train split, an architecture engine trains only alpha on the validation
 split with loss = the preset's diffusion loss + latency penalty (+ FLOPs term). The temperature follows eq. 8 per step.
 
-Data-parallel with torch.distributed (gloo: the search's tensors stay on the CPU, GPU or not;
-`--train-device` does not reach the bilevel search yet, issue 31): gradients of both engines are
-averaged across ranks by all-reduce, so every rank applies the same update and alpha stays
-identical; rank 0 broadcasts the initial state and, every `sync_every` steps, re-broadcasts alpha
-as a guard against floating-point divergence (the known pitfall of ranks drifting apart).
+Everything runs on the training device (`--train-device`, `--train-precision`: rcai/train/device.py):
+the supernet, both optimizers, the batches (drawn on the CPU, the same everywhere) and, in bf16, the
+forward passes under autocast; checkpoints hold CPU tensors, so a search resumes on another device.
+
+Data-parallel with torch.distributed (gloo on CPUs, NCCL with one GPU per rank, cuda:LOCAL_RANK):
+gradients of both engines are averaged across ranks by all-reduce, so every rank applies the same
+update and alpha stays identical; rank 0 broadcasts the initial state and, every `sync_every` steps,
+re-broadcasts alpha as a guard against floating-point divergence (ranks drifting apart).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -25,21 +29,25 @@ from ..model.mixed import TanhTemperature, get_softmax
 from ..model.unet import UNet
 from ..space.space import SearchSpace
 from ..train.batches import BatchStream
+from ..train.device import TrainDevice
 from .config import DartsOptions
 from .penalty import DUAL, SIGNED_MU, get_penalty
 
 
 class process_group:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1; gloo, since the search's
-    tensors are CPU tensors even on a GPU machine, where NCCL would refuse them); a no-op otherwise,
-    or when the caller has joined one already."""
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1): NCCL where the search
+    trains on CUDA GPUs, gloo on CPUs; a no-op otherwise, or when the caller has joined one already."""
+
+    def __init__(self, train_device: str = "cpu") -> None:
+        self.train_device = train_device
 
     def __enter__(self):
-        import os
-
         self.owned = False
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
-            dist.init_process_group("gloo")
+            dev = rank_device(self.train_device)
+            if dev.type == "cuda":
+                torch.cuda.set_device(dev)
+            dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
             self.owned = True
         return self
 
@@ -47,6 +55,17 @@ class process_group:
         if self.owned:
             dist.destroy_process_group()
         return False
+
+
+def rank_device(train_device: str) -> torch.device:
+    """This rank's training device: under torchrun, `auto` and `cuda` mean the GPU of LOCAL_RANK
+    (one per rank); an explicit cuda:<i> or cpu is taken as given."""
+    from ..train.device import cuda_count, resolve_device
+
+    dev = resolve_device(train_device)
+    if dev.type == "cuda" and ":" not in train_device and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % cuda_count()}")
+    return dev
 
 
 def world() -> tuple[int, int]:
@@ -61,7 +80,7 @@ def _average_grads(params: list[torch.nn.Parameter]) -> None:
         return
     # a single-path step (gdas, paired) gives grads only to the ops it sampled, a different set on each
     # rank: agree first on which params any rank touched, then reduce exactly those, in the same order
-    used = torch.tensor([p.grad is not None for p in params], dtype=torch.float32)
+    used = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=params[0].device)
     dist.all_reduce(used, op=dist.ReduceOp.SUM)
     for p, u in zip(params, used.tolist()):
         if u > 0:
@@ -96,8 +115,11 @@ class Bilevel:
     base_flops: float
     budget_ms: float | None  # StrategyConfig.latency_budget_ms
     steps_per_sample: int
+    dev: TrainDevice = field(default_factory=lambda: TrainDevice(torch.device("cpu"), "fp32"))
 
     def __post_init__(self) -> None:
+        self.supernet.to(self.dev.device)
+        self.forward = self.dev.forward(self.supernet)  # the network in the training precision, fp32 out
         self.space = SearchSpace.of(self.supernet.preset)
         self.weights = self.supernet.weight_parameters()
         self.alphas = self.supernet.arch_parameters()
@@ -119,10 +141,14 @@ class Bilevel:
         return self.cfg.penalty_for(self.budget_ms)
 
     # -- the two engines ---------------------------------------------------------------------
+    def batch(self, stream: BatchStream) -> list[torch.Tensor]:
+        """The stream's next (lr_up, hr), drawn on the CPU, on the training device."""
+        return [x.to(self.dev.device, non_blocking=True) for x in stream.next()]
+
     def weight_step(self) -> float:
         _requires_grad(self.alphas, False)
         _requires_grad(self.weights, True)
-        loss = preset_loss(self.supernet, self.schedule, self.supernet.preset, *self.train_stream.next())
+        loss = preset_loss(self.forward, self.schedule, self.supernet.preset, *self.batch(self.train_stream))
         self.opt_w.zero_grad(set_to_none=True)
         loss.backward()
         _average_grads(self.weights)
@@ -191,9 +217,9 @@ class Bilevel:
         run on the same batch, noise levels and noise, and the surrogate
         loss + (L_a - L_b)(log p(a) - log p(b)) / 2 has the leave-one-out REINFORCE gradient, unbiased for
         the expected loss; pairing cancels the batch-to-batch noise that dwarfs op differences."""
-        batch = self.val_stream.next()
+        batch = self.batch(self.val_stream)
         if not self.score_function:
-            loss = preset_loss(self.supernet, self.schedule, self.supernet.preset, *batch)
+            loss = preset_loss(self.forward, self.schedule, self.supernet.preset, *batch)
             return loss, loss
         seed = int(torch.randint(0, 2**62, (1,)))
         losses, logps = [], []
@@ -201,7 +227,7 @@ class Bilevel:
             for m in self.mixed:
                 m.last_weights = None
             with torch.no_grad():
-                losses.append(preset_loss(self.supernet, self.schedule, self.supernet.preset, *batch, generator=torch.Generator().manual_seed(seed)))
+                losses.append(preset_loss(self.forward, self.schedule, self.supernet.preset, *batch, generator=self.dev.generator().manual_seed(seed)))
             logps.append(sum(torch.log_softmax(m.alpha, 0)[m.last_choice] for m in self.mixed if m.last_weights is not None))
         loss = (losses[0] + losses[1]) / 2
         return loss, loss + (losses[0] - losses[1]) * (logps[0] - logps[1]) / 2

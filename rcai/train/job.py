@@ -29,6 +29,11 @@ def set_slot(device: str | None, threads: int | None) -> None:
     _SLOT.update(device=device, threads=threads)
 
 
+def slot_device(device: str) -> str:
+    """A job's device in this worker: its own, unless it is `auto` and the worker holds a slot."""
+    return _SLOT["device"] if device == "auto" and _SLOT["device"] else device
+
+
 def claim_slot(slots: list[str | None], threads: int | None) -> None:
     """Pool initializer: the worker's device slot by its number in the pool (workers are numbered
     1, 2, ... as the pool starts them; a replaced worker takes the next number), round robin over
@@ -53,8 +58,7 @@ class TrainJob:
 
     def device(self) -> str:
         """The job's own device unless it is `auto` and its worker holds a slot."""
-        slot = _SLOT["device"]
-        return slot if self.config.device == "auto" and slot else self.config.device
+        return slot_device(self.config.device)
 
     def finished(self) -> dict[str, Any] | None:
         """The metrics of a finished training of exactly these steps, else None. A config.json that

@@ -95,11 +95,15 @@ def _grows(old: Any, new: Any) -> bool:
     return False
 
 
-FREE = ("resume", "device", "precision")  # may differ on --resume: a run started on a GPU continues on a CPU
+# May differ on --resume: a run started on a GPU continues on a CPU. FREE: keys of a training's own
+# config; TRAIN_FREE: the training device of a config's option groups (a search's), at any depth.
+FREE = ("resume", "device", "precision")
+TRAIN_FREE = ("train_device", "train_precision")
 
 
-def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in cfg.items() if k not in FREE}
+def _comparable(cfg: dict[str, Any], top: bool = True) -> dict[str, Any]:
+    return {k: _comparable(v, False) if isinstance(v, dict) else v for k, v in cfg.items()
+            if k not in TRAIN_FREE and not (top and k in FREE)}
 
 
 def rng_state() -> dict[str, Any]:

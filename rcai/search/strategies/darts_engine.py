@@ -22,6 +22,7 @@ from ...model.unet import UNet
 from ...presets import get_preset
 from ...space.subnet import SubnetSpec
 from ...train.batches import BatchStream
+from ...train.device import TrainDevice, resolve_precision, to_cpu
 from ...train.evaluate import evaluate
 from ...train.lr import set_lr
 from ...train.quality import eval_set, quality
@@ -30,7 +31,7 @@ from ...train.setup import schedule_of, splits_of
 from ...progress import progress_bar
 from ...train.trainer import save_samples
 from ..config import DartsOptions
-from ..darts import Bilevel, world
+from ..darts import Bilevel, rank_device, world
 from ..plots import plot_search
 from ..result import UNDER_BUDGET_FLAG, SearchResult
 from ..select import alpha_logprobs, arch_from, best_under_budget
@@ -70,12 +71,14 @@ def build_bilevel(cfg: StrategyConfig, table: OpCostModel) -> Bilevel:
     val = splits.val
     val.random = val.augment = True  # the architecture engine sees random crops of the val images
     base = table.estimate(table.space.base_arch(), cfg.steps_per_sample)
+    device = rank_device(o.train_device)
+    dev = TrainDevice(device, resolve_precision(o.train_precision, device))
     torch.manual_seed(cfg.seed + 1000 * rank)  # ranks differ in data and Gumbel noise only
     return Bilevel(
         o, supernet, table, schedule_of(preset),
         BatchStream(splits.train, o.batch_size, cfg.seed + 1000 * rank),
         BatchStream(val, o.batch_size, cfg.seed + 1 + 1000 * rank),
-        base_loop_ms=base.loop_ms, base_flops=base.flops, budget_ms=cfg.latency_budget_ms, steps_per_sample=cfg.steps_per_sample,
+        base_loop_ms=base.loop_ms, base_flops=base.flops, budget_ms=cfg.latency_budget_ms, steps_per_sample=cfg.steps_per_sample, dev=dev,
     )
 
 
@@ -124,7 +127,7 @@ def search_in(cfg: StrategyConfig, run: RunDir, table: OpCostModel, progress: bo
 
     def checkpoint(extra: dict[str, Any]) -> None:
         if rank == 0:
-            run.save_checkpoint({"engine": engine.state_dict(), **extra})
+            run.save_checkpoint(to_cpu({"engine": engine.state_dict(), **extra}))  # CPU tensors: resumes on any device
 
     if phase == "search":
         with progress_bar(progress and rank == 0, "searching", o.steps, step) as advance:
@@ -142,7 +145,7 @@ def search_in(cfg: StrategyConfig, run: RunDir, table: OpCostModel, progress: bo
         checkpoint({"phase": phase, "step": 0})
     if rank != 0:
         return {}
-    atomic_torch_save(engine.supernet.state_dict(), run.file("supernet.pt"))
+    atomic_torch_save(to_cpu(engine.supernet.state_dict()), run.file("supernet.pt"))
     result = choose_subnet(engine, predictor)
     result.subnet.save(run.file("subnet.json"))
     subnet, _ = extract_subnet(engine.supernet, result.subnet.choices)
@@ -150,7 +153,7 @@ def search_in(cfg: StrategyConfig, run: RunDir, table: OpCostModel, progress: bo
     if ft_state:  # the checkpoint was taken mid fine-tune, after extraction (which draws random numbers)
         set_rng_state(state["rng"])
     finetune(subnet, engine, o, run, ft_state, progress, checkpoint)
-    atomic_torch_save(subnet.state_dict(), run.file("subnet.pt"))
+    atomic_torch_save(to_cpu(subnet.state_dict()), run.file("subnet.pt"))
     preset = engine.supernet.preset
     ev = eval_set(preset, cfg.proxy_config.data_dir)
     metrics = evaluate(subnet, ev, engine.schedule, o.eval)
@@ -163,6 +166,7 @@ def search_in(cfg: StrategyConfig, run: RunDir, table: OpCostModel, progress: bo
         base_table=base.to_dict(),
         params=sum(p.numel() for p in subnet.parameters()),
         choices=result.subnet.choices,
+        **engine.dev.describe(),
     )
     atomic_write_json(run.file("metrics.json"), metrics)
     records = run.read_log()
@@ -174,6 +178,7 @@ def search_in(cfg: StrategyConfig, run: RunDir, table: OpCostModel, progress: bo
 def finetune(subnet: UNet, engine: Bilevel, cfg: DartsOptions, run: RunDir, state, progress: bool, checkpoint: Callable) -> None:
     """The report's last phase: train the extracted subnet's weights (inherited) on the train split."""
     opt = torch.optim.Adam(subnet.parameters(), lr=cfg.lr_weights)
+    forward = engine.dev.forward(subnet)
     step = 0
     if state:
         subnet.load_state_dict(state["model"])
@@ -182,7 +187,7 @@ def finetune(subnet: UNet, engine: Bilevel, cfg: DartsOptions, run: RunDir, stat
     subnet.train()
     with progress_bar(progress, "fine-tuning", cfg.finetune_steps, step) as advance:
         while step < cfg.finetune_steps:
-            loss = preset_loss(subnet, engine.schedule, subnet.preset, *engine.train_stream.next())
+            loss = preset_loss(forward, engine.schedule, subnet.preset, *engine.batch(engine.train_stream))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             set_lr(opt, cfg.lr_weights, cfg.finetune_lr_schedule, step, cfg.finetune_steps)

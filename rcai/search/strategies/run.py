@@ -48,7 +48,7 @@ def run_strategy(cfg: StrategyConfig, out: str | Path, resume: bool = False, pro
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise RcaiError(f"--strategy {cfg.strategy} runs in one process (its trainings on --jobs / --executor); torchrun applies to darts")
         return _run(strategy, cfg, out, resume, writer=True)
-    with process_group():
+    with process_group(cfg.darts.train_device):  # darts: the one strategy that runs under torchrun
         return _run(strategy, cfg, out, resume, writer=world()[0] == 0)
 
 
