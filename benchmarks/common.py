@@ -33,6 +33,13 @@ def git_rev() -> str:
         return "unknown"
 
 
+def add_train_device(ap) -> None:
+    """--train-device / --train-precision of a benchmark that trains (rcai/train/device.py; its value
+    is checked where the training starts)."""
+    ap.add_argument("--train-device", default="auto", help="where its trainings run: auto | cpu | cuda | cuda:<i> (not the target)")
+    ap.add_argument("--train-precision", default="auto", help="auto | fp32 | bf16 (auto: bf16 on a CPU with native bf16, else fp32)")
+
+
 def write(name: str, text: str) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / name

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from common import RESULTS, git_rev, machine, write
+from common import RESULTS, add_train_device, git_rev, machine, write
 
 from rcai.cost.archs import sample_archs
 from rcai.cost.model import TableCostModel
@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--proxy-budget-factor", type=float, default=1.3)
     ap.add_argument("--gpu-table", default=None, help="a GPU cost table (rcai profile --device gpu): adds the GPU target")
     ap.add_argument("--proxy-only", action="store_true", help="only the table-only selection (no searches)")
+    add_train_device(ap)
     args = ap.parse_args()
     if args.gpu_table:
         TARGETS["gpu"] = (args.gpu_table, "gpu")
@@ -74,7 +75,8 @@ def main() -> None:
             d = Path(args.out) / f"seed{seed}" / t
             if not (d / "metrics.json").exists():
                 cfg = StrategyConfig(strategy="darts", preset="tiny", cost_table=table_path, latency_budget_ms=budgets[t], steps_per_sample=S,
-                                     seed=seed, darts=DartsOptions(steps=args.steps, warmup_steps=args.warmup, finetune_steps=args.finetune, eval=ev))
+                                     seed=seed, darts=DartsOptions(steps=args.steps, warmup_steps=args.warmup, finetune_steps=args.finetune, eval=ev,
+                                                                        train_device=args.train_device, train_precision=args.train_precision))
                 run_strategy(cfg, d, resume=(d / "config.json").exists())
             runs[(seed, t)] = d
     candidates = {}

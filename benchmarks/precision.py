@@ -44,7 +44,7 @@ from rcai.space.space import SearchSpace
 from rcai.space.subnet import SubnetSpec
 from rcai.targets.sysinfo import cpu_model, load_average
 
-from common import RESULTS, git_rev, load1
+from common import RESULTS, add_train_device, git_rev, load1
 FP32_TABLE = "latency_tables/cpu-tiny.csv"
 INT8_TABLE = "latency_tables/cpu-tiny-int8.csv"
 QUALITY_MODEL = "predictors/quality-tiny.json"
@@ -104,7 +104,7 @@ def train_all(args, preset, subnets: dict[str, dict[str, str]], work: Path) -> d
         SubnetSpec(preset, arch).save(run.parent / f"{name}.subnet.json")
         t0 = time.time()
         cfg = TrainConfig(preset=preset.name, subnet=str(run.parent / f"{name}.subnet.json"), steps=args.train_steps, seed=0,
-                          eval=EvalConfig(steps=5, max_images=1))
+                          eval=EvalConfig(steps=5, max_images=1), device=args.train_device, precision=args.train_precision)
         m = train(cfg, run, resume=(run / "config.json").exists(), progress=False)
         say(f"trained {name}: {m['quality']['gain_db']:+.3f} dB in {time.time() - t0:.0f} s (load {load1()})")
     return runs
@@ -298,6 +298,7 @@ def main() -> None:
     ap.add_argument("--results", default=str(Path(__file__).parent / "results"), help="folder of precision.md/.csv/.png")
     ap.add_argument("--report-only", action="store_true", help="rewrite precision.md/.png from the last run's files (no measurement)")
     ap.add_argument("--only", default="", help="stop after a phase: subnets | train | quality")
+    add_train_device(ap)
     args = ap.parse_args()
     RESULTS = Path(args.results)
     RESULTS.mkdir(parents=True, exist_ok=True)

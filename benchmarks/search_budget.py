@@ -12,7 +12,8 @@ and once per budget: the knapsack pick of the quality model (`--quality-model`, 
 seeds 1, 2), `--random` latency-matched random subnets (+-5 % of the budget; seeds 0, 1), and, for
 all budgets, the cheapest subnet and the base (seeds 1, 2). A pick's seed-0 score selected it
 (winner's curse), so picks are judged on seeds 1 and 2 only. Every training is `train_to` from
-scratch with one protocol (`--steps`, `--rungs` as eval points, `--batch-size`, SIGNAL's lr and EMA);
+scratch with one protocol (`--protocol`, default the training device's, rcai/train/protocol.py: `cpu`
+batch 32 x 1600 steps, `gpu` batch 32 x 4800; `--steps`, `--batch-size`, `--rungs` override it);
 quality = posterior-mean gain over bicubic on the held-out crops (dB).
 
 Differences (dB, 95 % interval): vs random search of equal cost, per search seed paired on training
@@ -22,11 +23,11 @@ the median random subnet, `rcai.stats.gap_to_median` over the picks' figures (se
 (random search of equal cost included), the knapsack pick, each random subnet, cheapest and base,
 with the quality per training seed.
 
-Where it runs: every training runs on this machine's CPU, one torch thread a training, `--jobs` at
-once (`--train-device cpu`, the only value rcai's training functions take in this release; the
-option is here so the same command line runs elsewhere once they take a device). The issue's size
-(3 budgets x 3 search seeds x 2 strategies at 12 trainings of 1600 steps, about 450 trainings) is
-days of a 2-core CPU; `--smoke` labels a small end-to-end run as such (e.g. the micro preset, a
+Where it runs: every training is a TrainJob run by the local executor, `--jobs` at once, on
+`--train-device` (auto: the GPUs where there are any, worker i on cuda:i mod GPUs; else one CPU thread
+a training) in `--train-precision`; the searches' own trainings too. The issue's size (3 budgets x 3
+search seeds x 2 strategies at 12 trainings of 1600 steps, about 450 trainings of the `cpu` protocol,
+6.6 core-minutes each on this CPU: about 50 core-hours) is days of a 2-core CPU; `--smoke` labels a small end-to-end run as such (e.g. the micro preset, a
 4-step protocol, results/search_budget_smoke.md: `--preset micro --cost-table benchmarks/.cache/cpu-micro.csv
 --steps 4 --rungs 2 4 --batch-size 2 --trainings 3 --initial-halving 2 --initial-bo 2 --budgets 0.6
 --search-seeds 0 1 --sample-steps 10 --smoke --out benchmarks/.cache/search_budget_smoke --name search_budget_smoke`;
@@ -38,19 +39,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import multiprocessing as mp
-import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, git_rev, load_text, machine, write
+from common import RESULTS, add_train_device, git_rev, load_text, machine, write
 
 PICK_SEEDS, RANDOM_SEEDS = (1, 2), (0, 1)
 
@@ -61,9 +58,19 @@ def protocol(args):
     return replace(SIGNAL, steps=args.steps, batch_size=args.batch_size, eval_at=tuple(sorted(set(args.rungs) | {args.steps})))
 
 
-def train_job(payload: tuple[str, dict, int, str, dict]) -> dict:
-    preset, choices, seed, out, proto = payload
-    os.environ["OMP_NUM_THREADS"] = "1"
+def resolve_protocol(args) -> None:
+    """--steps / --batch-size / --rungs from --protocol (default: the training device's) where not given."""
+    from rcai.train.protocol import PROTOCOLS, for_device
+
+    base = PROTOCOLS.get(args.protocol) if args.protocol else for_device(args.train_device)
+    args.steps = args.steps or base.steps
+    args.batch_size = args.batch_size or base.batch_size
+    args.rungs = args.rungs or [args.steps // 2, args.steps]
+
+
+def train_job(payload: tuple[str, dict, int, str, dict, str]) -> dict:
+    """One (subnet, seed) trained to the whole protocol, in an executor's worker (its device slot)."""
+    preset, choices, seed, out, proto, precision = payload
     from rcai.presets import get_preset
     from rcai.space.subnet import SubnetSpec
     from rcai.train.protocol import TrainProtocol, train_to
@@ -71,7 +78,7 @@ def train_job(payload: tuple[str, dict, int, str, dict]) -> dict:
     spec = SubnetSpec(get_preset(preset), choices)
     run = Path(out) / "runs" / f"{spec.hash}-s{seed}"
     reused = (run / "train" / "metrics.json").exists()
-    m = train_to(spec, seed, run, TrainProtocol.from_dict(proto), samples=False)
+    m = train_to(spec, seed, run, TrainProtocol.from_dict(proto), samples=False, precision=precision)
     return {"arch": spec.hash, "seed": seed, "quality": m["quality"]["gain_db"], "reused": reused}
 
 
@@ -85,16 +92,16 @@ class Trainer:
     def __call__(self, items: list[tuple[dict, int]]) -> None:
         from rcai.presets import get_preset
         from rcai.space.subnet import SubnetSpec
-        from rcai.procs import owned
+        from rcai.search.executors import make_executor
 
         preset = get_preset(self.args.preset)
         todo = {(SubnetSpec(preset, c).hash, s): (c, s) for c, s in items}
         todo = [v for k, v in todo.items() if k not in self.done]
         if not todo:
             return
-        print(f"[{time.strftime('%H:%M:%S')}] {len(todo)} trainings on {self.args.jobs} processes", flush=True)
-        with ProcessPoolExecutor(self.args.jobs, mp_context=mp.get_context("spawn"), **owned()) as pool:
-            for r in pool.map(train_job, [(self.args.preset, c, s, str(self.out), self.proto) for c, s in todo]):
+        print(f"[{time.strftime('%H:%M:%S')}] {len(todo)} trainings on {self.args.jobs} processes ({self.args.train_device})", flush=True)
+        with make_executor("local", self.args.jobs, train_device=self.args.train_device, threads=1) as pool:
+            for r in pool.map(train_job, [(self.args.preset, c, s, str(self.out), self.proto, self.args.train_precision) for c, s in todo]):
                 self.done[(r["arch"], r["seed"])] = r
                 print(f"[{time.strftime('%H:%M:%S')}] {r['arch']} s{r['seed']}: {r['quality']:+.4f} dB", flush=True)
 
@@ -129,7 +136,8 @@ def search(args, out: Path, strategy: str, frac: float, budget: float, ss: int, 
     run = out / f"{strategy}-{frac}-s{ss}"
     print(f"[{time.strftime('%H:%M:%S')}] {strategy} search, budget {frac} x base, search seed {ss}", flush=True)
     initial = args.initial_bo if strategy == "bo" else args.initial_halving
-    halving = HalvingOptions(protocol=protocol(args), rungs=tuple(args.rungs), initial=initial, brackets=args.brackets, train_seed=0, jobs=args.jobs)
+    halving = HalvingOptions(protocol=protocol(args), rungs=tuple(args.rungs), initial=initial, brackets=args.brackets, train_seed=0, jobs=args.jobs,
+                             train_device=args.train_device, train_precision=args.train_precision)
     cfg = StrategyConfig(strategy=strategy, preset=args.preset, cost_table=args.cost_table, latency_budget_ms=budget, seed=ss,
                          steps_per_sample=args.sample_steps, proxy_config=ProxyConfig(quality_model=model), halving=halving,
                          bo=BOOptions(trainings=args.trainings, initial=initial))
@@ -159,20 +167,22 @@ def main() -> None:
     ap.add_argument("--search-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--strategies", nargs="+", default=["halving", "bo"])
     ap.add_argument("--random", type=int, default=8, help="latency-matched random subnets per budget (seeds 0, 1)")
-    ap.add_argument("--steps", type=int, default=1600)
-    ap.add_argument("--rungs", type=int, nargs="+", default=[800, 1600])
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--protocol", default=None, help="a registered training protocol (default: the training device's: cpu or gpu)")
+    ap.add_argument("--steps", type=int, default=None, help="default: the protocol's")
+    ap.add_argument("--rungs", type=int, nargs="+", default=None, help="default: half the steps and all of them")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the protocol's")
     ap.add_argument("--trainings", type=float, default=12.0, help="bo's training budget in full trainings")
     ap.add_argument("--initial-halving", type=int, default=8)
     ap.add_argument("--brackets", type=int, default=2)
     ap.add_argument("--initial-bo", type=int, default=4)
     ap.add_argument("--sample-steps", type=int, default=50)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--train-device", default="cpu", choices=["cpu"], help="where trainings run (this release's training functions: cpu)")
     ap.add_argument("--smoke", action="store_true", help="label the results a smoke run (not the issue's figures)")
     ap.add_argument("--out", default="benchmarks/.cache/search_budget")
     ap.add_argument("--name", default="search_budget")
+    add_train_device(ap)
     args = ap.parse_args()
+    resolve_protocol(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from rcai.targets.sysinfo import load_average
@@ -221,6 +231,14 @@ def main() -> None:
     report(args, rows, trainer, started, load0, time.time() - t0, model)
 
 
+def trained_on(args) -> str:
+    """The training device and precision as resolved here (auto made concrete)."""
+    from rcai.train.device import TrainDevice
+
+    dev = TrainDevice.of(args.train_device, args.train_precision)
+    return f"{dev.device} ({dev.describe()['device_name']}), {dev.precision}"
+
+
 def report(args, rows: list[dict], trainer: Trainer, started: str, load0, wall_s: float, model: str | None) -> None:
     from rcai.presets import get_preset
     from rcai.space.subnet import SubnetSpec
@@ -252,7 +270,7 @@ def report(args, rows: list[dict], trainer: Trainer, started: str, load0, wall_s
           f"Preset {args.preset}, budgets {args.budgets} x the base's {args.sample_steps}-step loop by `{args.cost_table}`; search seeds "
           f"{args.search_seeds}; protocol {p.steps} steps, batch {p.batch_size}, constant lr {p.lr:g}, EMA {p.ema}, rungs {args.rungs}; "
           f"halving {args.initial_halving} x {args.brackets} brackets, bo {args.initial_bo} a round up to {args.trainings:g} trainings; "
-          f"quality model {model or 'none'} (bo's warm start and the knapsack pick); trainings on {args.train_device}. Picks are scored "
+          f"quality model {model or 'none'} (bo's warm start and the knapsack pick); trainings on {trained_on(args)}. Picks are scored "
           f"on training seeds 1 and 2, random subnets on 0 and 1. Reproduce: `python benchmarks/search_budget.py {' '.join(sys.argv[1:])}`.", ""]
     verdicts = {}
     for frac in args.budgets:

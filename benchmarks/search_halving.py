@@ -22,14 +22,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import multiprocessing as mp
-import os
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from common import RESULTS, git_rev, load1, machine, write
+from common import RESULTS, add_train_device, git_rev, load1, machine, write
 
 TABLE = "latency_tables/cpu-tiny.csv"
 EVAL_SEEDS = {"pick": (1, 2), "random": (0, 1)}
@@ -45,9 +42,9 @@ def signal_rows() -> list[dict]:
                 for r in csv.DictReader(f) if int(r["step"]) == SIGNAL.steps]
 
 
-def train_job(payload: tuple[dict, int, str]) -> dict:
-    choices, seed, out = payload
-    os.environ["OMP_NUM_THREADS"] = "1"
+def train_job(payload: tuple[dict, int, str, str]) -> dict:
+    """One (subnet, seed) trained to the SIGNAL protocol, in an executor's worker (its device slot)."""
+    choices, seed, out, precision = payload
     from rcai.presets import get_preset
     from rcai.space.subnet import SubnetSpec
     from rcai.train.protocol import SIGNAL, train_to
@@ -56,7 +53,7 @@ def train_job(payload: tuple[dict, int, str]) -> dict:
     run = Path(out) / "runs" / f"{spec.hash}-s{seed}"
     reused = (run / "train" / "metrics.json").exists()  # finished by an earlier run of this benchmark (train_to reads it back)
     t0 = time.process_time()
-    m = train_to(spec, seed, run, SIGNAL, samples=False)
+    m = train_to(spec, seed, run, SIGNAL, samples=False, precision=precision)
     return {"arch": spec.hash, "seed": seed, "quality": m["quality"]["gain_db"], "cpu_s": time.process_time() - t0, "reused": reused}
 
 
@@ -83,7 +80,7 @@ def plan(args, out: Path) -> tuple[list[dict], list[tuple[dict, int]]]:
             run = out / f"halving-{frac}-s{ss}"
             print(f"[{time.strftime('%H:%M:%S')}] halving search, budget {frac} x base, search seed {ss}", flush=True)
             cfg = StrategyConfig(strategy="halving", preset="tiny", cost_table=TABLE, latency_budget_ms=budget, seed=ss,
-                                 halving=HalvingOptions(jobs=args.jobs))
+                                 halving=HalvingOptions(jobs=args.jobs, train_device=args.train_device, train_precision=args.train_precision))
             _, s = run_strategy(cfg, run, resume=(run / "config.json").exists())
             steps = sum(int(r.get("steps", 0)) for r in _trained(run))
             rows.append({"budget": frac, "method": "halving", "search_seed": ss, "choices": s["choices"], "cost_trainings": steps / cfg.halving.protocol.steps})
@@ -94,7 +91,8 @@ def plan(args, out: Path) -> tuple[list[dict], list[tuple[dict, int]]]:
             run = out / f"darts-{args.darts}-{frac}"
             print(f"[{time.strftime('%H:%M:%S')}] darts ({args.darts}) search, budget {frac} x base", flush=True)
             t0 = time.process_time()
-            darts = DartsOptions(softmax=args.darts, finetune_steps=0, eval=EvalConfig(steps=2, max_images=1))  # only its choices are used
+            darts = DartsOptions(softmax=args.darts, finetune_steps=0, eval=EvalConfig(steps=2, max_images=1),
+                                 train_device=args.train_device, train_precision=args.train_precision)  # only its choices are used
             cfg = StrategyConfig(strategy="darts", preset="tiny", cost_table=TABLE, latency_budget_ms=budget, seed=0, darts=darts)
             _, s = run_strategy(cfg, run, resume=(run / "config.json").exists())
             cpu = run / "search_cpu_s.txt"  # the first (uninterrupted) run's cost; a resumed replay costs nothing
@@ -130,6 +128,7 @@ def main() -> None:
     ap.add_argument("--darts", default=None, help="also the DARTS strategy with this --softmax (e.g. temperature, the best variant of search_pareto_temperature.md)")
     ap.add_argument("--out", default="benchmarks/.cache/halving")
     ap.add_argument("--name", default="search_halving", help="results/NAME.md and .csv (another name keeps earlier budgets' files)")
+    add_train_device(ap)
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,12 +136,12 @@ def main() -> None:
     t0 = time.time()
     rows, todo = plan(args, out)
     todo = list(dict.fromkeys((json.dumps(c, sort_keys=True), s) for c, s in todo))
-    from rcai.procs import owned
+    from rcai.search.executors import make_executor
 
     results = {}
-    print(f"[{time.strftime('%H:%M:%S')}] {len(todo)} trainings on {args.jobs} processes", flush=True)
-    with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"), **owned()) as pool:
-        for k, r in enumerate(pool.map(train_job, [(json.loads(c), s, str(out)) for c, s in todo])):
+    print(f"[{time.strftime('%H:%M:%S')}] {len(todo)} trainings on {args.jobs} processes ({args.train_device})", flush=True)
+    with make_executor("local", args.jobs, train_device=args.train_device, threads=1) as pool:
+        for k, r in enumerate(pool.map(train_job, [(json.loads(c), s, str(out), args.train_precision) for c, s in todo])):
             results[(r["arch"], r["seed"])] = r
             print(f"[{time.strftime('%H:%M:%S')}] {k + 1}/{len(todo)} {r['arch']} s{r['seed']}: {r['quality']:+.3f} dB", flush=True)
     report(rows, results, started, args, time.time() - t0)

@@ -24,7 +24,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import RESULTS, git_rev, load1, machine, write
+from common import RESULTS, add_train_device, git_rev, load1, machine, write
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before rcai.evaluate imports torch
 from rcai.evaluate import JobConfig, MatchedLatency, append, eval_noise, finished, measure_loops, records, run_all, seed_pairs
@@ -303,6 +303,7 @@ def main() -> None:
     ap.add_argument("--report-only", action="store_true", help="measure and report the finished jobs, run none")
     ap.add_argument("--methods", nargs="*", default=None, help="run only the jobs of these methods")
     ap.add_argument("--no-report", action="store_true", help="run the jobs, leave measuring and reporting to a later --report-only")
+    add_train_device(ap)
     args = ap.parse_args()
     from rcai.cost.model import TableCostModel
     from rcai.cost.table import CostTable

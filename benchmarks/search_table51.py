@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from common import RESULTS, git_rev, machine, write
+from common import RESULTS, add_train_device, git_rev, machine, write
 
 from rcai.io import atomic_write_csv
 
@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--eval-images", type=int, default=8)
+    add_train_device(ap)
     args = ap.parse_args()
     preset = get_preset("tiny")
     table = TableCostModel(preset, CostTable.load(args.table))
@@ -64,13 +65,15 @@ def main() -> None:
         root = Path(args.out) / f"seed{seed}"
         base_dir = root / "base"
         if not (base_dir / "metrics.json").exists():
-            train(TrainConfig(preset="tiny", steps=args.steps + args.finetune, lr=args.lr, seed=seed, eval=ev), base_dir,
+            train(TrainConfig(preset="tiny", steps=args.steps + args.finetune, lr=args.lr, seed=seed, eval=ev,
+                              device=args.train_device, precision=args.train_precision), base_dir,
                   resume=(base_dir / "config.json").exists())
         runs[(seed, "base")] = base_dir
         for sm in VARIANTS:
             d = root / sm
             if not (d / "metrics.json").exists():
-                darts = DartsOptions(softmax=sm, steps=args.steps, warmup_steps=args.warmup, finetune_steps=args.finetune, lr_weights=args.lr, eval=ev)
+                darts = DartsOptions(softmax=sm, steps=args.steps, warmup_steps=args.warmup, finetune_steps=args.finetune, lr_weights=args.lr, eval=ev,
+                                     train_device=args.train_device, train_precision=args.train_precision)
                 cfg = StrategyConfig(strategy="darts", preset="tiny", cost_table=args.table, latency_budget_ms=budget, steps_per_sample=S, seed=seed,
                                      darts=darts)
                 run_strategy(cfg, d, resume=(d / "config.json").exists())

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import RESULTS, git_rev, load1, load_text, machine, write
+from common import RESULTS, add_train_device, git_rev, load1, load_text, machine, write
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before rcai.evaluate imports torch
 from rcai.evaluate import JobConfig, MatchedLatency, append, finished, measure_loops, records, run_job
@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/strategies-pareto")
     ap.add_argument("--name", default="strategies_pareto")
     ap.add_argument("--note", default="", help="a sentence for the report (e.g. why this estimator)")
+    add_train_device(ap)
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
