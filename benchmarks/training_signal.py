@@ -88,10 +88,14 @@ def job(payload) -> dict:
             "steps": m["train_steps"], "params": m["params"], "precision": m.get("precision", "fp32")}
 
 
-def committed(p: dict) -> list[dict]:
-    """Finished (subnet, seed) curves of results/signal.csv: a later run (another session) trains only the rest."""
-    SIGNAL = protocol()
-    path = RESULTS / f"signal{suffix()}.csv"
+def committed(p: dict, name: str | None = None) -> list[dict]:
+    """Finished (subnet, seed) curves of results/signal.csv (or of another protocol's, by its name): a
+    later run (another session) trains only the rest."""
+    from rcai.train.protocol import PROTOCOLS
+
+    name = name or PROTOCOL
+    SIGNAL = PROTOCOLS.get(name)
+    path = RESULTS / ("signal.csv" if name == "signal" else f"signal_{name}.csv")
     if not path.exists():
         return []
     curves: dict[tuple[str, int], dict] = {}
@@ -102,14 +106,16 @@ def committed(p: dict) -> list[dict]:
     return [c for (n, _), c in curves.items() if n in p and set(SIGNAL.eval_at) <= set(c["curve"])]
 
 
-def analyse(rows: list[dict], p: dict) -> list[dict]:
+def analyse(rows: list[dict], p: dict, name: str | None = None) -> list[dict]:
+    """Per eval step of the protocol (default: this run's): the agreement figures of the table."""
     import numpy as np
 
     from scipy.stats import spearmanr
 
     from rcai.stats import icc, icc_consistency, pooled_sd, seed_spearman
+    from rcai.train.protocol import PROTOCOLS
 
-    SIGNAL = protocol()
+    SIGNAL = PROTOCOLS.get(name or PROTOCOL)
 
     out = []
     for step in SIGNAL.eval_at:
@@ -192,7 +198,10 @@ def report(rows: list[dict], p: dict, stats: list[dict], started: str, args) -> 
     lines += ["", "Reading: " + (f"the goal (Spearman >= 0.8 and ICC >= 0.8) is first met at {goal[0]['step']} steps "
                                  f"({goal[0]['cpu_s']:.0f} CPU s per subnet)." if goal else
                                  f"the goal (Spearman >= 0.8 and ICC >= 0.8) is not met up to {last} steps; best: Spearman "
-                                 f"{max(s['spearman'] for s in stats):+.2f}, ICC {max(s['icc'] for s in stats):.2f}."), "", f"![curve](signal{suffix()}.png)", ""]
+                                 f"{max(s['spearman'] for s in stats):+.2f}, ICC {max(s['icc'] for s in stats):.2f}.")]
+    if suffix():
+        lines += [""] + against_signal(stats, by, p)
+    lines += ["", f"![curve](signal{suffix()}.png)", ""]
     write(f"signal{suffix()}.md", "\n".join(lines))
     import matplotlib
 
@@ -217,6 +226,32 @@ def report(rows: list[dict], p: dict, stats: list[dict], started: str, args) -> 
     fig.tight_layout()
     fig.savefig(RESULTS / f"signal{suffix()}.png", dpi=100)
     plt.close(fig)
+
+
+def against_signal(stats: list[dict], by: dict, p: dict) -> list[str]:
+    """Issue 31's goals for a faster protocol, beside the `signal` protocol (batch 8, fp32) on the same subnets."""
+    import numpy as np
+
+    base = by.get("base", {})
+    gain = float(np.mean(list(base.values()))) if base else float("nan")
+    held = [s["step"] for s in stats if s["subnets"] == len(p) and s["icc3"] >= 0.9 and s["spearman"] >= 0.85]
+    out = [f"Against issue 31's goals (all {len(p)} subnets: ICC(3,1) >= 0.9 and seed-vs-seed Spearman >= 0.85; the base's gain >= +1.2 dB): "
+           + (f"ICC and Spearman hold at {', '.join(map(str, held))} steps" if held else "ICC and Spearman do not both hold at any step")
+           + f"; the base's gain at {stats[-1]['step']} steps is {gain:+.3f} dB ({'holds' if gain >= 1.2 else f'{1.2 - gain:.3f} dB short'})."]
+    seeds = {seed for v in by.values() for seed in v}
+    old_rows = [r for r in committed(p, "signal") if r["seed"] in seeds]  # the same seeds: one pair against one pair
+    if old_rows:
+        old = {s["step"]: s for s in analyse(old_rows, p, "signal")}
+        out += ["", f"The `signal` protocol (batch 8, fp32, results/signal.md) on the same subnets and seeds {sorted(seeds)}, at the same steps "
+                "(its CPU seconds were measured on another machine, an Intel Xeon, at another load):", "",
+                "| steps | protocol | subnets | seed-vs-seed Spearman | ICC(3,1) | one subnet's seed sd (dB) | spread of means (dB) | CPU s per subnet |",
+                "|---:|---|---:|---:|---:|---:|---:|---:|"]
+        for s in stats:
+            for name, row in ((PROTOCOL, s), ("signal", old.get(s["step"]))):
+                if row:
+                    out.append(f"| {s['step']} | {name} | {row['subnets']} | {row['spearman']:+.2f} | {row['icc3']:.2f} | {row['seed_sd']:.3f} | "
+                               f"{row['spread']:.3f} | {row['cpu_s']:.0f} |")
+    return out
 
 
 def main() -> None:
