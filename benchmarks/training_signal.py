@@ -101,7 +101,8 @@ def committed(p: dict, name: str | None = None) -> list[dict]:
     curves: dict[tuple[str, int], dict] = {}
     with open(path) as f:
         for r in csv.DictReader(f):
-            c = curves.setdefault((r["subnet"], int(r["seed"])), {"name": r["subnet"], "seed": int(r["seed"]), "curve": {}, "cpu_s": float(r["cpu_s"])})
+            c = curves.setdefault((r["subnet"], int(r["seed"])), {"name": r["subnet"], "seed": int(r["seed"]), "curve": {}, "cpu_s": float(r["cpu_s"]),
+                                                                  "precision": r.get("precision") or "unrecorded"})
             c["curve"][int(r["step"])] = float(r["quality_db"])
     return [c for (n, _), c in curves.items() if n in p and set(SIGNAL.eval_at) <= set(c["curve"])]
 
@@ -156,10 +157,10 @@ def report(rows: list[dict], p: dict, stats: list[dict], started: str, args) -> 
     SIGNAL = protocol()
     with open(RESULTS / f"signal{suffix()}.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["subnet", "table_frac_of_base", "seed", "step", "quality_db", "cpu_s"])
+        w.writerow(["subnet", "table_frac_of_base", "seed", "step", "quality_db", "cpu_s", "precision"])
         for r in sorted(rows, key=lambda r: (r["name"], r["seed"])):
             for s, q in sorted(r["curve"].items()):
-                w.writerow([r["name"], f"{p[r['name']]['frac']:.3f}", r["seed"], s, f"{q:.4f}", f"{r['cpu_s']:.0f}"])
+                w.writerow([r["name"], f"{p[r['name']]['frac']:.3f}", r["seed"], s, f"{q:.4f}", f"{r['cpu_s']:.0f}", r.get("precision", "")])
     if not stats:
         return
     last = max(s["step"] for s in stats)
@@ -169,7 +170,7 @@ def report(rows: list[dict], p: dict, stats: list[dict], started: str, args) -> 
         f"Machine: {started}; load avg at the end {load1():.2f}; rcai {git_rev()}. {args.note} "
         f"{len({r['name'] for r in rows})} subnets (base, cheapest, 2 random at each of {', '.join(map(str, FRACS))} x the base's table loop) x "
         f"seeds {sorted({r['seed'] for r in rows})}, tiny preset, trained from scratch with the `{PROTOCOL}` protocol (rcai/train/protocol.py): "
-        f"{SIGNAL.to_dict()}, precision {sorted({r.get('precision', 'fp32') for r in rows})}; each (subnet, seed) is one run evaluated at every step of eval_at on the 64 held-out crops "
+        f"{SIGNAL.to_dict()}, precision {sorted({r.get('precision', 'unrecorded') for r in rows})}; each (subnet, seed) is one run evaluated at every step of eval_at on the 64 held-out crops "
         "(primary metric: posterior-mean gain over bicubic, dB). Reproduce: `python benchmarks/training_signal.py --jobs 2"
         + (f" --protocol {PROTOCOL} --subnets {' '.join(sorted(_by_name(rows)))} --seeds {' '.join(map(str, sorted({r['seed'] for r in rows})))}" if suffix() else "") + "`.",
         "",
