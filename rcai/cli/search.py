@@ -42,8 +42,9 @@ def search(
                                  "knapsack (exact, with --proxy quality-model) | halving | bo (subnets trained from scratch). Measured "
                                  "(benchmarks/results, subnets trained from scratch): darts, grid, random, evolution, area and rl never beat "
                                  "the median random subnet of their latency beyond its interval; halving and knapsack did at some budgets; "
-                                 "no strategy has yet beaten random search of equal training cost beyond its interval; bo is not measured yet "
-                                 "(a smoke run only)."),
+                                 "no strategy has yet beaten random search of equal training cost beyond its interval; bo, warm-started from the "
+                                 "quality model, lost to it at the one budget measured (0.6 x base, 3 search seeds: -0.049 [-0.099, -0.007] dB, "
+                                 "results/search_budget_cpu800.md)."),
     proxy: Optional[str] = typer.Option(None, help=f"Sample-based strategies: quality estimator (rcai/proxies; default {STRATEGY['proxy']}, "
                                         "quality-model for knapsack)."),
     quality_model: Optional[str] = typer.Option(None, "--quality-model", help="Quality model of `rcai quality fit` (default predictors/quality-PRESET.json)."),
