@@ -9,9 +9,11 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from rcai.cost.load import load_cost_model
 from rcai.cost.profile import ProfileConfig, profile_ops
+from rcai.errors import RcaiError
 from rcai.proxies import ProxyConfig
 from rcai.search.config import BOOptions, HalvingOptions
 from rcai.search.strategies import StrategyConfig
@@ -152,3 +154,16 @@ def test_surrogate_recovers_planted_effects_and_reads_learning_curves(micro):
     s.fit([(a, r, truth(a) - (0.2 if r == 2 else 0.0)) for a in archs for r in (2, 4)] + [(new, 2, truth(new) - 0.2 + 0.05)])
     mu2, sd2 = s.predict(s.features(new)[None])
     assert abs(mu2[0] - truth(new)) < 0.06
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU: the refusal is for machines without one")
+def test_bo_trains_on_its_train_device(setup, tmp_path):
+    """bo's executor takes halving's --train-device (its workers' slots): `cuda` without a GPU is refused
+    before any training. Before the fix bo built its executor without it and trained on the CPU."""
+    from dataclasses import replace
+
+    cfg = _cfg(setup)
+    cfg = replace(cfg, halving=replace(cfg.halving, train_device="cuda"))
+    with pytest.raises(RcaiError, match="--train-device cuda: no CUDA GPU here"):
+        run_strategy(cfg, tmp_path / "bo")
+    assert not list((tmp_path / "bo").glob("trainings/*"))

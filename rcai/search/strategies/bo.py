@@ -159,7 +159,7 @@ class SurrogateSearch(SuccessiveHalving):
         self.surrogate = Surrogate(problem.space, h.rungs, o, model)
         obs: list[tuple[Arch, int, float]] = []
         archs: dict[str, Arch] = {}
-        executor = make_executor(h.executor, h.jobs, h.ray_address)
+        executor = make_executor(h.executor, h.jobs, h.ray_address, train_device=h.train_device)  # workers' device slots
         try:
             for rnd in range(10 ** 6):
                 spent = sum(self.trainings.values())
