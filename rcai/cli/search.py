@@ -44,7 +44,7 @@ def search(
                                  "the median random subnet of their latency beyond its interval; halving and knapsack did at some budgets; "
                                  "no strategy has yet beaten random search of equal training cost beyond its interval; bo, warm-started from the "
                                  "quality model, lost to it at the one budget measured (0.6 x base, 3 search seeds: -0.049 [-0.099, -0.007] dB, "
-                                 "results/search_budget_cpu800.md)."),
+                                 "results/search_budget_cpu800.md) and tied it cold-started (+0.001 [-0.078, +0.052])."),
     proxy: Optional[str] = typer.Option(None, help=f"Sample-based strategies: quality estimator (rcai/proxies; default {STRATEGY['proxy']}, "
                                         "quality-model for knapsack)."),
     quality_model: Optional[str] = typer.Option(None, "--quality-model", help="Quality model of `rcai quality fit` (default predictors/quality-PRESET.json)."),
