@@ -145,41 +145,6 @@ def test_budget_enforced_by_knapsack_selection(micro_table):
         best_under_budget(eng.space, alpha_logprobs(eng.supernet), lambda sp: eng.cost.op_metric(sp, "latency_ms"), eng.cost.overhead_ms, S, 1e-6)
 
 
-def test_resume_after_interruption_equals_uninterrupted_run(micro_table, tmp_path):
-    cfg = _cfg(micro_table)
-    full = run_darts(cfg, tmp_path / "full")
-    # interrupted: same run, but stop after the first checkpoint (step 3) by shortening, then resume
-    part = _cfg(micro_table)
-    from rcai.search.strategies import darts_engine as run_mod
-
-    class Stop(Exception):
-        pass
-
-    orig = run_mod.RunDir.save_checkpoint
-
-    def stop_after_first(self, state):
-        orig(self, state)
-        if state.get("phase") == "search" and state.get("step") == 3:
-            raise Stop
-
-    run_mod.RunDir.save_checkpoint = stop_after_first
-    try:
-        with pytest.raises(Stop):
-            run_darts(part, tmp_path / "resumed")
-    finally:
-        run_mod.RunDir.save_checkpoint = orig
-    resumed = run_darts(part, tmp_path / "resumed", resume=True)
-    assert resumed["choices"] == full["choices"]
-    a = torch.load(tmp_path / "full" / "supernet.pt")
-    b = torch.load(tmp_path / "resumed" / "supernet.pt")
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
-    logs = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in logs] == sorted({r["step"] for r in logs})  # no duplicate steps
-    for name in ("config.json", "subnet.json", "subnet.pt", "metrics.json", "plots/search.png", "log.csv"):
-        assert (tmp_path / "resumed" / name).exists()
-
-
 def _stop_at_first_search_checkpoint(monkeypatch):
     from rcai.search.strategies import darts_engine as run_mod
 
@@ -195,6 +160,27 @@ def _stop_at_first_search_checkpoint(monkeypatch):
 
     monkeypatch.setattr(run_mod.RunDir, "save_checkpoint", stop)
     return Stop, lambda: monkeypatch.setattr(run_mod.RunDir, "save_checkpoint", orig)
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(micro_table, tmp_path, monkeypatch):
+    cfg = _cfg(micro_table)
+    full = run_darts(cfg, tmp_path / "full")
+    # interrupted: same run, but stop after the first checkpoint (step 3), then resume
+    part = _cfg(micro_table)
+    Stop, restore = _stop_at_first_search_checkpoint(monkeypatch)
+    with pytest.raises(Stop):
+        run_darts(part, tmp_path / "resumed")
+    restore()
+    resumed = run_darts(part, tmp_path / "resumed", resume=True)
+    assert resumed["choices"] == full["choices"]
+    a = torch.load(tmp_path / "full" / "supernet.pt")
+    b = torch.load(tmp_path / "resumed" / "supernet.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    logs = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logs] == sorted({r["step"] for r in logs})  # no duplicate steps
+    for name in ("config.json", "subnet.json", "subnet.pt", "metrics.json", "plots/search.png", "log.csv"):
+        assert (tmp_path / "resumed" / name).exists()
 
 
 def test_darts_trains_on_the_train_device_and_resumes_under_another_precision(micro_table, tmp_path, monkeypatch):
