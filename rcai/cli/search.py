@@ -12,6 +12,7 @@ from .main import app
 HALVING = defaults("search/config.py", "HalvingOptions")
 RL = defaults("search/config.py", "RLOptions")
 BO = defaults("search/config.py", "BOOptions")
+ONESHOT = defaults("search/config.py", "OneShotOptions")
 
 
 @app.command()
@@ -27,7 +28,8 @@ def search(
     lambda_flops: float = typer.Option(DARTS["lambda_flops"], help="Weight of the FLOPs term (on FLOPs / base FLOPs)."),
     search_steps: int = typer.Option(DARTS["steps"], "--search-steps", help="Bilevel search steps."),
     warmup_steps: int = typer.Option(DARTS["warmup_steps"], "--warmup-steps", help="Weight-only steps before alpha moves."),
-    finetune_steps: int = typer.Option(DARTS["finetune_steps"], help="Fine-tuning steps of the extracted subnet."),
+    finetune_steps: Optional[int] = typer.Option(None, "--finetune-steps", help=f"Fine-tuning steps of the extracted subnet (darts: default {DARTS['finetune_steps']}; "
+                                                 f"oneshot: from its inherited weights, default {ONESHOT['finetune_steps']})."),
     lr_weights: float = typer.Option(DARTS["lr_weights"], help="Adam lr of the weights (report: 3e-6 at its scale)."),
     lr_alpha: float = typer.Option(DARTS["lr_alpha"], help="Adam lr of alpha (report: 3e-5 at its scale)."),
     batch_size: int = typer.Option(DARTS["batch_size"], "--batch-size", help="Training batch size."),
@@ -39,7 +41,8 @@ def search(
     force: bool = typer.Option(False, "--force", help="Use a table measured for another preset/batch/precision."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed search from its last checkpoint."),
     strategy: str = typer.Option("darts", help="darts (bilevel supernet search) | grid | random | evolution | area | rl (sample-based) | "
-                                 "knapsack (exact, with --proxy quality-model) | halving | bo (subnets trained from scratch). Measured "
+                                 "knapsack (exact, with --proxy quality-model) | halving | bo (subnets trained from scratch) | oneshot "
+                                 "(over a one-shot supernet, --supernet). Measured "
                                  "(benchmarks/results, subnets trained from scratch): darts, grid, random, evolution, area and rl never beat "
                                  "the median random subnet of their latency beyond its interval; halving and knapsack did at some budgets; "
                                  "no strategy has yet beaten random search of equal training cost beyond its interval; bo, warm-started from the "
@@ -61,6 +64,8 @@ def search(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="halving, bo, ray: a cluster to join (auto or HOST:PORT; default: start a local one)."),
     train_device: str = TrainDeviceOpt(),
     train_precision: str = TrainPrecisionOpt(),
+    supernet: Optional[str] = typer.Option(None, "--supernet", help="oneshot: supernet.pt of `rcai supernet train` (its predictor.json beside it)."),
+    candidates: int = typer.Option(ONESHOT["candidates"], help="oneshot: subnets the predictor proposes that are judged with inherited weights."),
     json: bool = JsonOpt,
 ) -> None:
     """Train the supernet's weights and architecture parameters alternately with the target's
@@ -74,7 +79,10 @@ def search(
     halving), candidates proposed by a surrogate fitted on what has been trained (trains: minutes each).
     With --strategy bo: the same trainings and rungs, every round's candidates chosen by expected
     improvement under a Bayesian surrogate (per-op effects, pairwise interactions, the rungs' learning
-    curves), warm-started from --quality-model where that file exists, until --trainings are spent."""
+    curves), warm-started from --quality-model where that file exists, until --trainings are spent.
+    With --strategy oneshot --supernet S: no training; the supernet's quality predictor proposes
+    subnets within the budget, the best are judged with the weights they inherit from the supernet,
+    and the pick's weights (subnet.pt, optionally fine-tuned) come from it: `rcai export --run OUT`."""
     _check_options(lr_weights=lr_weights, lr_alpha=lr_alpha, lambda_latency=lambda_latency, lambda_flops=lambda_flops,
                    eval_images=eval_images, evaluations=evaluations)
     _refuse_inapplicable(strategy, {k: v for k, v in locals().items() if k in APPLIES})
@@ -83,7 +91,7 @@ def search(
     resolve_device(train_device)  # 'cuda' without a GPU: one line before anything is written
     check_precision(train_precision)
     from ..proxies import ProxyConfig
-    from ..search.config import BOOptions, DartsOptions, HalvingOptions, RLOptions
+    from ..search.config import BOOptions, DartsOptions, HalvingOptions, OneShotOptions, RLOptions
     from ..search.strategies.base import StrategyConfig
     from ..search.strategies.run import run_strategy
     from ..train.evaluate import EvalConfig
@@ -91,7 +99,7 @@ def search(
 
     darts = DartsOptions(predictor=predictor, softmax=softmax, penalty=penalty, lambda_latency=lambda_latency, lambda_flops=lambda_flops,
                          steps=search_steps, warmup_steps=warmup_steps, lr_weights=lr_weights, lr_alpha=lr_alpha, batch_size=batch_size,
-                         finetune_steps=finetune_steps, eval=EvalConfig(steps=eval_steps, max_images=eval_images),
+                         finetune_steps=DARTS["finetune_steps"] if finetune_steps is None else finetune_steps, eval=EvalConfig(steps=eval_steps, max_images=eval_images),
                          train_device=train_device, train_precision=train_precision)
     protocol = TrainProtocol(steps=max(rungs), batch_size=batch_size, lr=SIGNAL.lr, lr_schedule=SIGNAL.lr_schedule, ema=SIGNAL.ema,
                              eval_at=tuple(sorted(set(rungs))))
@@ -102,7 +110,9 @@ def search(
                          darts=darts, halving=HalvingOptions(protocol=protocol, rungs=tuple(rungs), eta=eta, initial=HALVING["initial"] if initial is None else initial,
                                                              brackets=brackets, train_seed=train_seed, jobs=jobs, executor=executor,
                                                              ray_address=ray_address, train_device=train_device, train_precision=train_precision),
-                         bo=BOOptions(trainings=trainings, initial=BO["initial"] if initial is None else initial))
+                         bo=BOOptions(trainings=trainings, initial=BO["initial"] if initial is None else initial),
+                         oneshot=OneShotOptions(supernet=supernet, candidates=candidates, finetune_steps=finetune_steps or 0,
+                                                train_device=train_device, train_precision=train_precision))
     _, summary = run_strategy(cfg, out, resume=resume, progress=not json)
     if not summary:
         return  # not rank 0
@@ -123,7 +133,7 @@ def summary_line(cfg, s: dict) -> str:
                 f"({b['loop_ms'] / t['loop_ms']:.2f}x), FLOPs {t['flops'] / 1e6:.1f}M vs {b['flops'] / 1e6:.1f}M, "
                 f"quality {s['quality']['gain_db']:+.3f} dB over bicubic, sampled PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.3f}")
     budget = f" (budget {cfg.latency_budget_ms:.1f} ms)" if cfg.latency_budget_ms else ""
-    score = "quality (dB)" if cfg.strategy in ("halving", "bo") else cfg.proxy
+    score = {"halving": "quality (dB)", "bo": "quality (dB)", "oneshot": "inherited quality (dB, validation crops)"}.get(cfg.strategy, cfg.proxy)
     return (f"subnet {s['subnet_hash']}: {score} {s['best_score']:.6g}, loop {t['loop_ms']:.1f} ms{budget}; "
             f"{s['evaluations']} evaluations in {s['wall_s']:.1f} s")
 
@@ -132,11 +142,12 @@ def summary_line(cfg, s: dict) -> str:
 _DARTS = ("darts",)
 _SAMPLED = ("grid", "random", "evolution", "area", "rl", "knapsack")
 APPLIES: dict[str, tuple[str, ...]] = {
-    **{k: _DARTS for k in ("softmax", "penalty", "lambda_latency", "lambda_flops", "search_steps", "warmup_steps", "finetune_steps",
+    **{k: _DARTS for k in ("softmax", "penalty", "lambda_latency", "lambda_flops", "search_steps", "warmup_steps",
                            "lr_weights", "lr_alpha", "predictor", "eval_steps", "eval_images")},
+    "finetune_steps": _DARTS + ("oneshot",), "supernet": ("oneshot",), "candidates": ("oneshot",),
     **{k: ("halving", "bo") for k in ("rungs", "eta", "initial", "train_seed", "jobs", "executor", "ray_address")},
     "brackets": ("halving",), "trainings": ("bo",),
-    "train_device": _DARTS + ("halving", "bo"), "train_precision": _DARTS + ("halving", "bo"),
+    "train_device": _DARTS + ("halving", "bo", "oneshot"), "train_precision": _DARTS + ("halving", "bo", "oneshot"),
     "batch_size": _DARTS + ("halving", "bo"),
     "proxy": _SAMPLED, "evaluations": _SAMPLED, "reward": ("rl",), "quality_model": _SAMPLED + ("bo",),
 }

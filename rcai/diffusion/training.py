@@ -1,6 +1,7 @@
 """SR3 training objective (report Algorithm 1 with eq. 7): continuous noise level γ, L1 (or L2) on ε (or v)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -45,6 +46,43 @@ def q_sample(hr: torch.Tensor, gamma: torch.Tensor, eps: torch.Tensor) -> torch.
     return a * hr + b * eps
 
 
+@dataclass
+class NoisyBatch:
+    """One training batch with its draws made: the network's input cat[lr_up, y_t], its noise level
+    √γ (float32 [B,1]) and the regression target (ε or v)."""
+
+    net_input: torch.Tensor
+    noise_level: torch.Tensor
+    target: torch.Tensor
+
+
+def noisy_batch(schedule: NoiseSchedule, lr_up: torch.Tensor, hr: torch.Tensor, generator: torch.Generator | None = None,
+                residual: float = 0.0, prediction: str = "eps") -> NoisyBatch:
+    """Draw (t, γ, ε) for a batch and build what the denoiser sees and what it should predict. Random
+    draws come from `generator`, on its device (without one: torch's global CPU generator); a seeded
+    generator reproduces a step on its device kind (rcai/train/device.py). Several networks fed one
+    NoisyBatch see the same draws (the one-shot supernet's paths, rcai/oneshot/train.py)."""
+    if lr_up.shape != hr.shape or hr.dim() != 4:
+        raise RcaiError(f"diffusion_loss: lr_up {tuple(lr_up.shape)} and hr {tuple(hr.shape)} must both be [B,C,H,W]")
+    b = hr.shape[0]
+    t = sample_timesteps(schedule, b, generator)
+    gamma = sample_gamma(schedule, t, generator)
+    eps = torch.randn(hr.shape, generator=generator, dtype=hr.dtype, device=_device(generator)).to(hr.device)
+    x0 = chain_x0(hr, lr_up, residual)
+    y_t = q_sample(x0, gamma, eps)
+    noise_level = gamma.sqrt().to(hr.device, torch.float32).view(b, 1)
+    return NoisyBatch(torch.cat([lr_up, y_t], dim=1), noise_level, training_target(prediction, x0, eps, gamma))
+
+
+def prediction_loss(pred: torch.Tensor, target: torch.Tensor, loss: str = "l1") -> torch.Tensor:
+    """Mean L1 (or squared error, loss="l2") of a prediction against its target (report eq. 7)."""
+    if loss not in LOSSES:
+        raise RcaiError(f"diffusion_loss: loss must be one of {tuple(LOSSES)}, got {loss!r}")
+    if pred.shape != target.shape:
+        raise RcaiError(f"diffusion_loss: denoiser returned {tuple(pred.shape)}, expected {tuple(target.shape)}")
+    return LOSSES[loss](pred, target)
+
+
 def diffusion_loss(
     denoiser: TorchDenoiserFn,
     schedule: NoiseSchedule,
@@ -59,25 +97,12 @@ def diffusion_loss(
 
     lr_up, hr: [B,3,H,W] in [-1,1]. The denoiser is fed noise_level = √γ as float32 [B,1].
     residual: if > 0, the chain models y_0 = residual * (hr - lr_up) instead of hr (SRDiff-style
-    residual, scaled towards unit variance; see `sample`).
-    Random draws (t, γ, ε) come from `generator`, on its device (without one: torch's global CPU
-    generator); a seeded generator reproduces a step on its device kind (rcai/train/device.py).
+    residual, scaled towards unit variance; see `sample`). Draws as in `noisy_batch`.
     """
-    if lr_up.shape != hr.shape or hr.dim() != 4:
-        raise RcaiError(f"diffusion_loss: lr_up {tuple(lr_up.shape)} and hr {tuple(hr.shape)} must both be [B,C,H,W]")
     if loss not in LOSSES:
         raise RcaiError(f"diffusion_loss: loss must be one of {tuple(LOSSES)}, got {loss!r}")
-    b = hr.shape[0]
-    t = sample_timesteps(schedule, b, generator)
-    gamma = sample_gamma(schedule, t, generator)
-    eps = torch.randn(hr.shape, generator=generator, dtype=hr.dtype, device=_device(generator)).to(hr.device)
-    x0 = chain_x0(hr, lr_up, residual)
-    y_t = q_sample(x0, gamma, eps)
-    noise_level = gamma.sqrt().to(hr.device, torch.float32).view(b, 1)
-    pred = denoiser(torch.cat([lr_up, y_t], dim=1), noise_level)
-    if pred.shape != eps.shape:
-        raise RcaiError(f"diffusion_loss: denoiser returned {tuple(pred.shape)}, expected {tuple(eps.shape)}")
-    return LOSSES[loss](pred, training_target(prediction, x0, eps, gamma))
+    nb = noisy_batch(schedule, lr_up, hr, generator, residual, prediction)
+    return prediction_loss(denoiser(nb.net_input, nb.noise_level), nb.target, loss)
 
 
 def preset_loss(denoiser: TorchDenoiserFn, schedule: NoiseSchedule, preset, lr_up: torch.Tensor, hr: torch.Tensor,

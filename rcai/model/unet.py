@@ -86,13 +86,14 @@ class Level(nn.Module):
 
 
 class UNet(nn.Module):
-    """The denoiser eps(concat(LR-up, y_t), sqrt(gamma)). `arch=None` builds the supernet."""
+    """The denoiser eps(concat(LR-up, y_t), sqrt(gamma)). `arch=None` builds the DARTS supernet;
+    `make` another slot factory (the one-shot supernet's, rcai/model/oneshot.py)."""
 
-    def __init__(self, preset: Preset, arch: Mapping[str, str] | None = None, softmax: str = "simple"):
+    def __init__(self, preset: Preset, arch: Mapping[str, str] | None = None, softmax: str = "simple", make: Callable[..., Slot] | None = None):
         super().__init__()
         self.preset = preset
         p, dropout = preset.network, preset.recipe.dropout  # the model reads the network part alone (and the dropout rate)
-        make = SlotMaker(arch, softmax)
+        make = make or SlotMaker(arch, softmax)
         L = p.levels
         c0, hr = p.base_channels, p.hr_size
         self.noise = build_op(OpSpec("noise_embed", c0, p.emb_dim, 1, 1))

@@ -1,4 +1,4 @@
-"""The search strategies' option groups (`StrategyConfig.darts`, `.halving`, `.evolution`, `.area`, `.rl`), saved in
+"""The search strategies' option groups (`StrategyConfig.darts`, `.halving`, `.evolution`, `.area`, `.rl`, `.oneshot`), saved in
 config.json of every search run folder, and the flat keys of earlier releases they replace."""
 from __future__ import annotations
 
@@ -155,6 +155,28 @@ class RLOptions(JsonConfig):
     gamma: float = -0.07  # soft: exponent of (Lat/τ)
     alpha: float = 0.5  # linear: weight of the accuracy term
     lr: float = 0.2  # policy learning rate
+
+
+@dataclass(frozen=True)
+class OneShotOptions(JsonConfig):
+    """What the search over a one-shot supernet reads: `StrategyConfig.oneshot` (rcai/search/strategies/oneshot.py).
+    The predictor beside the supernet file proposes; the best `candidates` by it within the budget are
+    judged with inherited weights on the validation crops; the best of them is the pick."""
+
+    supernet: str | None = None  # supernet.pt of `rcai supernet train` (its predictor.json beside it)
+    candidates: int = 12  # subnets judged with inherited weights (about a second each on tiny)
+    finetune_steps: int = 0  # steps of the pick's fine-tune from its inherited weights (the `cpu` protocol's batch, lr, EMA)
+    train_device: str = "auto"  # where the fine-tune and the evaluations run (rcai/train/device.py)
+    train_precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        from ..train.device import check_precision, check_train_device
+
+        require_counts({"candidates": self.candidates})
+        if isinstance(self.finetune_steps, bool) or not isinstance(self.finetune_steps, int) or self.finetune_steps < 0:
+            raise RcaiError(f"--finetune-steps must be a whole number >= 0, got {self.finetune_steps!r}")
+        check_train_device(self.train_device)
+        check_precision(self.train_precision)
 
 
 # Flat keys of earlier releases' stored configs -> (option group, key) today (StrategyConfig.migrate): the

@@ -23,3 +23,17 @@ def extract_subnet(supernet: UNet, arch: Arch | None = None) -> tuple[UNet, Subn
     source = supernet.state_dict()
     subnet.load_state_dict({k: source[k] for k in subnet.state_dict()})
     return subnet, spec
+
+
+def extract_path(net: UNet, arch: Arch) -> tuple[UNet, SubnetSpec]:
+    """The subnet `arch` of a one-shot supernet (rcai/model/oneshot.py) as a plain UNet, its weights
+    read off the supernet's (shared or independent) weights: it computes what the supernet computes
+    on that path."""
+    from ..model.oneshot import set_path, subnet_tensors
+
+    space = SearchSpace.of(net.preset)
+    spec = SubnetSpec(net.preset, space.validate(arch))
+    set_path(net, spec.choices)
+    subnet = UNet(net.preset, spec.choices).to(next(net.parameters()).device)
+    subnet.load_state_dict({k: v.detach().clone() for k, v in subnet_tensors(net)})
+    return subnet, spec

@@ -31,7 +31,7 @@ from ...registry import Registry
 from ...space.space import Arch, SearchSpace
 from ...config import counts_of, require_counts
 from ...train.rundir import RunDir
-from ..config import FLAT_KEYS, AreaOptions, BOOptions, DartsOptions, EvolutionOptions, HalvingOptions, RLOptions
+from ..config import FLAT_KEYS, AreaOptions, BOOptions, DartsOptions, EvolutionOptions, HalvingOptions, OneShotOptions, RLOptions
 from ..result import SearchResult
 
 JOURNAL = "evaluations.jsonl"
@@ -40,7 +40,7 @@ PROPOSALS_PER_EVALUATION = 20
 
 @dataclass(frozen=True)
 class StrategyConfig(JsonConfig):
-    strategy: str = "evolution"  # a name in STRATEGIES: darts | grid | random | evolution | area | rl | knapsack | halving | bo
+    strategy: str = "evolution"  # a name in STRATEGIES: darts | grid | random | evolution | area | rl | knapsack | halving | bo | oneshot
     preset: str = "tiny"
     cost_table: str = "latency_tables/cpu-tiny.csv"
     proxy: str = "naswot"  # the quality estimator (rcai/proxies)
@@ -57,6 +57,7 @@ class StrategyConfig(JsonConfig):
     evolution: EvolutionOptions = field(default_factory=EvolutionOptions)  # evolution, area: population and tournament
     area: AreaOptions = field(default_factory=AreaOptions)  # area: its seeding pool and proxy
     rl: RLOptions = field(default_factory=RLOptions)  # rl: reward and policy step
+    oneshot: OneShotOptions = field(default_factory=OneShotOptions)  # oneshot: the supernet, its candidates and the pick's fine-tune
 
     def __post_init__(self) -> None:
         require_counts(counts_of(self, "evaluations", "steps_per_sample"))
@@ -82,7 +83,8 @@ class StrategyConfig(JsonConfig):
         return out
 
 
-OPTION_GROUPS = {"darts": DartsOptions, "halving": HalvingOptions, "bo": BOOptions, "evolution": EvolutionOptions, "area": AreaOptions, "rl": RLOptions}
+OPTION_GROUPS = {"darts": DartsOptions, "halving": HalvingOptions, "bo": BOOptions, "evolution": EvolutionOptions, "area": AreaOptions, "rl": RLOptions,
+                 "oneshot": OneShotOptions}
 
 
 def key(arch: Mapping[str, str]) -> str:

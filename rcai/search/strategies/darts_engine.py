@@ -31,7 +31,8 @@ from ...train.setup import schedule_of, splits_of
 from ...progress import progress_bar
 from ...train.trainer import save_samples
 from ..config import DartsOptions
-from ..darts import Bilevel, rank_device, world
+from ...train.distributed import rank_device, world
+from ..darts import Bilevel
 from ..plots import plot_search
 from ..result import UNDER_BUDGET_FLAG, SearchResult
 from ..select import alpha_logprobs, arch_from, best_under_budget

@@ -40,8 +40,8 @@ def run_strategy(cfg: StrategyConfig, out: str | Path, resume: bool = False, pro
     """Every strategy's run: the problem built and checked before the run folder exists, the folder
     started (or resumed: the same config), then `search(problem, run)`; subnet.json and result.json
     (the SearchResult with the strategy's own figures) written. Under torchrun only rank 0 writes;
-    the other ranks return (None, {}); the process group is joined here (rcai.search.darts.process_group)."""
-    from ..darts import process_group, world
+    the other ranks return (None, {}); the process group is joined here (rcai.train.distributed.process_group)."""
+    from ...train.distributed import process_group, world
 
     strategy = STRATEGIES.get(cfg.strategy)(cfg, progress)
     if not strategy.distributed:
