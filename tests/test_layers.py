@@ -18,6 +18,7 @@ LAYERS: list[set[str]] = [
     {"targets"},
     {"cost", "predictor"},
     {"train"},
+    {"oneshot"},  # the one-shot supernet: trained once (a training), judged with inherited weights; searched over by a strategy
     {"proxies"},  # quality estimators: zero-cost proxies and short training, used by the search strategies
     {"search"},
     {"deploy"},

@@ -119,15 +119,9 @@ def _threads(n: int | None):
 
 
 def _fit(supernet: Path, n: int, seed: int, image_dir: str | None, train_device: str, progress: bool) -> dict:
-    from ..oneshot.inherited import PREDICTOR_FILE, collect, fit_predictor
-    from ..oneshot.net import load_supernet
-    from ..train.device import resolve_device
+    from ..oneshot.inherited import fit_beside
 
-    sn = load_supernet(supernet, device=resolve_device(train_device))
-    recs = collect(sn, supernet.parent, n, seed=seed, data_dir=image_dir, progress=progress)
-    model = fit_predictor(sn, recs, source={"supernet": str(supernet), "subnets": n, "seed": seed, "crops": "val"})
-    model.save(supernet.parent / PREDICTOR_FILE)
-    return {"predictor": str(supernet.parent / PREDICTOR_FILE), "n": model.n, "loo_spearman": model.loo_spearman, "loo_rmse": model.loo_rmse}
+    return fit_beside(supernet, n, seed, image_dir, train_device, progress)
 
 
 def _fit_line(f: dict) -> str:

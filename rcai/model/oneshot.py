@@ -81,8 +81,7 @@ class SharedGNConv(Slot):
             dw, pw = convs[top]
             self.dw_w, self.dw_b = nn.Parameter(dw.weight.detach().clone()), nn.Parameter(dw.bias.detach().clone())
             self.pw_w, self.pw_b = nn.Parameter(pw.weight.detach().clone()), nn.Parameter(pw.bias.detach().clone())
-        self._convs = {"narrow3x3": self._narrow, **{n: (lambda k=k: self._dense(k)) for n, k in dense.items()},
-                       **{n: (lambda k=k: self._dwsep(k)) for n, k in dws.items()}}
+        self._derived = {"narrow3x3": ("narrow", 3), **{n: ("dense", k) for n, k in dense.items()}, **{n: ("dwsep", k) for n, k in dws.items()}}
 
     @property
     def choices(self) -> list[str]:
@@ -103,9 +102,10 @@ class SharedGNConv(Slot):
         """The template's state_dict keys of `choice` -> the shared tensors (differentiable views)."""
         if choice in self.ops:
             return dict(self.ops[choice].state_dict(keep_vars=True))
-        if choice not in self._convs:
+        if choice not in self._derived:
             return {}  # skip: no weights
-        convs = iter(self._convs[choice]())
+        family, k = self._derived[choice]  # (no bound methods stored: a deepcopy, the EMA's, must read its own tensors)
+        convs = iter({"dense": self._dense, "narrow": lambda _: self._narrow(), "dwsep": self._dwsep}[family](k))
         out: dict[str, torch.Tensor] = {}
         for name, m in self._templates[choice].named_modules():
             if isinstance(m, nn.GroupNorm):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -71,8 +72,9 @@ def collect(sn: Supernet, folder: str | Path, n: int, seed: int = 0, split: str 
     ev = crops(sn, split, data_dir) if todo else None
     with progress_bar(progress, "inherited evaluations", len(archs), len(archs) - len(todo)) as advance:
         for a in todo:
+            t0 = time.process_time()
             q = inherited_quality(sn, a, ev)
-            rec = {"arch": a, "gain_db": q["gain_db"], "split": split}
+            rec = {"arch": a, "gain_db": q["gain_db"], "split": split, "cpu_s": time.process_time() - t0}
             append_line(path, json.dumps(rec))
             done[json.dumps(sorted(a.items()))] = rec
             advance()
@@ -81,3 +83,18 @@ def collect(sn: Supernet, folder: str | Path, n: int, seed: int = 0, split: str 
 
 def fit_predictor(sn: Supernet, records: list[dict[str, Any]], source: dict | None = None) -> SlotEffects:
     return SlotEffects.fit(SearchSpace.of(sn.preset), [(r["arch"], r["gain_db"]) for r in records], source=source)
+
+
+def fit_beside(supernet: str | Path, n: int, seed: int = 0, data_dir: str | None = None, device: str = "auto", progress: bool = False) -> dict[str, Any]:
+    """Judge `n` spread subnets of the supernet file with inherited weights (validation crops) and
+    write the predictor fitted on them beside it (predictor.json; the evaluations in inherited.jsonl)."""
+    from ..train.device import resolve_device
+    from .net import load_supernet
+
+    supernet = Path(supernet)
+    sn = load_supernet(supernet, device=resolve_device(device))
+    recs = collect(sn, supernet.parent, n, seed=seed, data_dir=data_dir, progress=progress)
+    cpu_s = sum(r.get("cpu_s", 0.0) for r in recs)  # what the evaluations cost (CPU seconds, resumes included)
+    model = fit_predictor(sn, recs, source={"supernet": str(supernet), "subnets": n, "seed": seed, "crops": "val", "cpu_s": cpu_s})
+    model.save(supernet.parent / PREDICTOR_FILE)
+    return {"predictor": str(supernet.parent / PREDICTOR_FILE), "n": model.n, "loo_spearman": model.loo_spearman, "loo_rmse": model.loo_rmse, "cpu_s": cpu_s}
