@@ -127,8 +127,8 @@ def _spec_file(preset, arch, folder: Path) -> Path:
 def test_training_logs_the_sandwich_and_saves_the_ema(trained):
     log = [json.loads(x) for x in (trained / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "largest" in r] == [3, 6]  # inherited quality of largest, base, smallest at eval_at
-    losses = [r for r in log if "loss_largest" in r]
-    assert losses and all(len(r["loss_random"]) == 2 for r in losses)  # 4 paths: largest, smallest, 2 random
+    losses = [r for r in log if "losses" in r]
+    assert losses and all(len(r["losses"]) == 4 for r in losses)  # 4 paths: largest, smallest, 2 random
     info = Supernet.load(trained / "supernet.pt").info
     assert info["steps"] == 6 and info["cpu_s"] > 0 and info["largest"] != info["smallest"]
 

@@ -26,7 +26,9 @@ def train_cmd(
     sharing: str = typer.Option(SN["sharing"], help="shared (nested ops share weights: conv3x3 = centre of conv5x5, OFA) | independent (own weights per op, SPOS)."),
     steps: int = typer.Option(SN["steps"], help="Training steps (each trains `--paths` subnets on one batch)."),
     batch_size: int = typer.Option(SN["batch_size"], "--batch-size"),
-    paths: int = typer.Option(SN["paths"], help="Subnets per step: the largest, the smallest and PATHS-2 random ones."),
+    sampling: str = typer.Option(SN["sampling"], help="Subnets a step trains: sandwich (the largest, the smallest, PATHS-2 random) | uniform (PATHS random) | "
+                                 "fair (each choice of each slot once per PATHS)."),
+    paths: int = typer.Option(SN["paths"], help="Subnets per step."),
     distill: float = typer.Option(SN["distill"], help="In-place distillation: weight of the largest's prediction in the other subnets' target (0: data only)."),
     seed: int = typer.Option(SN["seed"]),
     image_dir: Optional[str] = ImageDirOpt(),
@@ -45,7 +47,7 @@ def train_cmd(
 
     if predictor_subnets < 0:
         raise RcaiError(f"--predictor-subnets must be >= 0, got {predictor_subnets}")
-    cfg = SupernetConfig(preset=preset, cost_table=cost_table, sharing=sharing, steps=steps, batch_size=batch_size, paths=paths, distill=distill,
+    cfg = SupernetConfig(preset=preset, cost_table=cost_table, sharing=sharing, steps=steps, batch_size=batch_size, sampling=sampling, paths=paths, distill=distill,
                          seed=seed, data_dir=image_dir, eval_at=tuple(s for s in SN["eval_at"] if s < steps) + (steps,),
                          device=train_device, precision=train_precision)
     with _threads(threads):

@@ -9,6 +9,8 @@ from ..errors import RcaiError
 from ..model.oneshot import SHARING
 from ..train.device import check_precision, check_train_device
 
+SAMPLINGS = ("sandwich", "uniform", "fair")
+
 
 @dataclass(frozen=True)
 class SupernetConfig(JsonConfig):
@@ -19,8 +21,11 @@ class SupernetConfig(JsonConfig):
     sharing: str = "shared"  # shared (nested ops share weights, OFA) | independent (own weights per op, SPOS)
     steps: int = 1600
     batch_size: int = 32  # per step, the same batch and draws for every path of the step
-    paths: int = 4  # subnets trained per step: the largest, the smallest, paths - 2 random ones
-    distill: float = 1.0  # in-place distillation: weight of the largest's prediction in the other paths' target (0: the data only)
+    # Which subnets a step trains (rcai/oneshot/train.py step_paths): sandwich (the largest, the smallest, paths - 2 random:
+    # BigNAS) | uniform (paths random ones: SPOS) | fair (every choice of every slot once per `paths`: FairNAS)
+    sampling: str = "sandwich"
+    paths: int = 4  # subnets trained per step
+    distill: float = 0.0  # in-place distillation: weight of the largest's prediction in the other paths' target (0: the data only; 1 trained 5x slower here, module docstring)
     lr: float = 2e-3  # Adam, constant (as the `cpu` protocol)
     ema: float = 0.998  # the weights evaluated and saved are an EMA (rcai/train/ema.py)
     seed: int = 0
@@ -35,8 +40,12 @@ class SupernetConfig(JsonConfig):
         require_counts(counts_of(self, "steps", "batch_size", "paths", "ckpt_every", "log_every"))
         if self.sharing not in SHARING:
             raise RcaiError(f"--sharing must be one of {', '.join(SHARING)}, got {self.sharing!r}")
-        if self.paths < 2:
-            raise RcaiError(f"--paths must be >= 2 (the largest and the smallest subnet), got {self.paths}")
+        if self.sampling not in SAMPLINGS:
+            raise RcaiError(f"--sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
+        if self.sampling == "sandwich" and self.paths < 2:
+            raise RcaiError(f"--paths must be >= 2 with the sandwich rule (the largest and the smallest subnet), got {self.paths}")
+        if self.sampling != "sandwich" and self.distill:
+            raise RcaiError("--distill needs --sampling sandwich (its teacher is the largest subnet, trained first at every step)")
         if not (isinstance(self.distill, (int, float)) and 0.0 <= self.distill <= 1.0):
             raise RcaiError(f"--distill must lie in [0, 1], got {self.distill!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
