@@ -20,7 +20,7 @@ from helpers import run_cli
 from rcai.cost.profile import ProfileConfig, profile_ops
 from rcai.model.oneshot import SHARING, set_path
 from rcai.oneshot.config import SupernetConfig
-from rcai.oneshot.inherited import collect, crops, inherited_quality, spread_archs
+from rcai.oneshot.inherited import collect, crops, fit_beside, inherited_quality, spread_archs
 from rcai.oneshot.net import Supernet, build_supernet
 from rcai.oneshot.predictor import SlotEffects
 from rcai.oneshot.train import train_supernet
@@ -50,9 +50,8 @@ def trained(table, tmp_path_factory):
     out = tmp_path_factory.mktemp("sn") / "run"
     torch.set_num_threads(1)
     train_supernet(_cfg(table), out, progress=False)
-    code = subprocess.run([sys.executable, "-m", "rcai", "supernet", "fit", "--supernet", str(out / "supernet.pt"), "--subnets", "16", "--threads", "1",
-                           "--train-device", "cpu"], cwd=ROOT, capture_output=True, text=True)
-    assert code.returncode == 0, code.stderr
+    fitted = fit_beside(out / "supernet.pt", 16, device="cpu")
+    assert fitted["n"] == 16 and (out / "predictor.json").exists()
     return out
 
 
@@ -124,11 +123,11 @@ def _spec_file(preset, arch, folder: Path) -> Path:
     return SubnetSpec(preset, arch).save(folder / "subnet.json")
 
 
-def test_training_logs_the_sandwich_and_saves_the_ema(trained):
+def test_training_logs_its_paths_and_saves_the_ema(trained):
     log = [json.loads(x) for x in (trained / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "largest" in r] == [3, 6]  # inherited quality of largest, base, smallest at eval_at
     losses = [r for r in log if "losses" in r]
-    assert losses and all(len(r["losses"]) == 4 for r in losses)  # 4 paths: largest, smallest, 2 random
+    assert losses and all(len(r["losses"]) == 4 for r in losses)  # 4 paths a step
     info = Supernet.load(trained / "supernet.pt").info
     assert info["steps"] == 6 and info["cpu_s"] > 0 and info["largest"] != info["smallest"]
 
@@ -154,6 +153,22 @@ def test_supernet_training_resumes_after_sigkill_to_the_uninterrupted_result(tab
         return [{k: v for k, v in json.loads(x).items() if k != "step_s"} for x in (run / "log.jsonl").read_text().splitlines()]
 
     assert log(cut) == log(ref)  # the same lines, none twice
+
+
+def test_each_sampling_trains_the_paths_it_names(table, micro):
+    from rcai.oneshot.train import sandwich_ends, step_paths
+
+    space = SearchSpace.of(micro)
+    largest, smallest = sandwich_ends(_cfg(table))
+    sandwich = step_paths(space, largest, smallest, 4, 0, 7, "sandwich")
+    assert sandwich[:2] == [largest, smallest] and len(sandwich) == 4
+    uniform = step_paths(space, largest, smallest, 4, 0, 7, "uniform")
+    assert len(uniform) == 4 and uniform == step_paths(space, largest, smallest, 4, 0, 7, "uniform")  # drawn from (seed, step)
+    fair = step_paths(space, largest, smallest, 5, 0, 7, "fair")
+    for slot in space.slots:  # top-level slots: every path has them; each of the 5 choices once
+        assert sorted(a[slot.path] for a in fair) == sorted(slot.choices) or len(slot.choices) != 5
+    with pytest.raises(Exception, match="sandwich"):
+        _cfg(table, sampling="uniform", distill=0.5)
 
 
 def test_predictor_recovers_per_slot_effects(micro):

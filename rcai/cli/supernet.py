@@ -26,7 +26,7 @@ def train_cmd(
     sharing: str = typer.Option(SN["sharing"], help="shared (nested ops share weights: conv3x3 = centre of conv5x5, OFA) | independent (own weights per op, SPOS)."),
     steps: int = typer.Option(SN["steps"], help="Training steps (each trains `--paths` subnets on one batch)."),
     batch_size: int = typer.Option(SN["batch_size"], "--batch-size"),
-    sampling: str = typer.Option(SN["sampling"], help="Subnets a step trains: sandwich (the largest, the smallest, PATHS-2 random) | uniform (PATHS random) | "
+    sampling: str = typer.Option(SN["sampling"], help="Subnets a step trains: uniform (PATHS random; ranked best) | sandwich (the largest, the smallest, PATHS-2 random) | "
                                  "fair (each choice of each slot once per PATHS)."),
     paths: int = typer.Option(SN["paths"], help="Subnets per step."),
     distill: float = typer.Option(SN["distill"], help="In-place distillation: weight of the largest's prediction in the other subnets' target (0: data only)."),

@@ -19,18 +19,18 @@ class SupernetConfig(JsonConfig):
     # choice is the only thing the table decides: the supernet then serves every target's table).
     cost_table: str = "latency_tables/cpu-tiny.csv"
     sharing: str = "shared"  # shared (nested ops share weights, OFA) | independent (own weights per op, SPOS)
-    steps: int = 1600
+    steps: int = 2000  # x 4 uniform paths: about 4.5 trainings of the base (1600 steps), benchmarks/results/oneshot_cost.md
     batch_size: int = 32  # per step, the same batch and draws for every path of the step
     # Which subnets a step trains (rcai/oneshot/train.py step_paths): sandwich (the largest, the smallest, paths - 2 random:
     # BigNAS) | uniform (paths random ones: SPOS) | fair (every choice of every slot once per `paths`: FairNAS)
-    sampling: str = "sandwich"
+    sampling: str = "uniform"  # ranked best at 850 steps (train.py's docstring)
     paths: int = 4  # subnets trained per step
     distill: float = 0.0  # in-place distillation: weight of the largest's prediction in the other paths' target (0: the data only; 1 trained 5x slower here, module docstring)
     lr: float = 2e-3  # Adam, constant (as the `cpu` protocol)
     ema: float = 0.998  # the weights evaluated and saved are an EMA (rcai/train/ema.py)
     seed: int = 0
     data_dir: str | None = None
-    eval_at: tuple[int, ...] = (400, 800, 1200, 1600)  # inherited quality of the largest, the base and the smallest is logged here
+    eval_at: tuple[int, ...] = (400, 800, 1200, 1600, 2000)  # inherited quality of the largest, the base and the smallest is logged here
     ckpt_every: int = 25
     log_every: int = 10
     device: str = "auto"  # the training device (rcai/train/device.py), not a target

@@ -1,22 +1,25 @@
-"""Training the one-shot supernet once (`rcai supernet train`): single path, the sandwich rule and
-in-place distillation (BigNAS / OFA), on the training device, resumable, data-parallel under torchrun.
+"""Training the one-shot supernet once (`rcai supernet train`): single path, on the training device,
+resumable, data-parallel under torchrun.
 
 At every step one batch and one draw of (t, γ, ε) feed `paths` subnets in turn, each a forward and
-backward through that subnet only, their gradients summed into one Adam step:
-- the largest subnet by the cost table (`SupernetConfig.cost_table`), trained on the data;
-- the smallest, and `paths - 2` uniformly random subnets, trained on the data, or towards the
-  largest's prediction (in-place distillation, weight `distill`; 1 - distill on the data).
-In-place distillation (distill 1, BigNAS) learnt far slower at this training length: after 400
-steps of the tiny preset the largest, the base and the smallest subnet scored -0.05 / -0.11 /
--0.03 dB over bicubic with inherited weights (validation crops), against +0.45 / +0.20 / +0.54 dB
-trained on the data (distill 0, shared weights): the children's distillation gradients on the
-shared fixed parts (stem, head, down/up, FiLM) are as large as the teacher's, and pull the teacher
-towards what the smallest path can compute before it has learnt anything. Hence distill 0 by default.
-The random subnets are drawn from (seed, step), so every rank of a data-parallel run trains the same
-paths on its own batch, and a resumed run draws what the uninterrupted one drew. The weights that
-are evaluated and saved are an EMA (rcai/train/ema.py). At `eval_at` steps the inherited quality of
-the largest, the base and the smallest subnet (on the validation crops) is logged: a collapse of the
-shared weights shows there first.
+backward through that subnet only, their gradients summed into one Adam step. Which subnets
+(`sampling`, drawn from (seed, step), so every rank of a data-parallel run trains the same paths on
+its own batch, and a resumed run draws what the uninterrupted one drew):
+- uniform (SPOS, the default): `paths` uniformly random subnets;
+- sandwich (BigNAS): the largest and the smallest subnet by the cost table, then random ones; with
+  `distill` > 0 the others learn towards the largest's prediction (in-place distillation);
+- fair (FairNAS): every choice of every slot once per `paths` paths.
+Measured on the tiny preset (shared weights, 4-5 paths, Spearman of inherited quality against
+training from scratch on 12-13 subnets, after ~850 supernet steps; benchmarks/results/oneshot_rank.md):
+uniform +0.40 (vs 800 steps from scratch) / +0.59 (vs 1200), fair +0.23 / +0.33, sandwich -0.11 /
+-0.18: a subnet trained at every step (the smallest, the largest) is overrated. In-place distillation
+(distill 1) learnt ~5x slower at this length: after 400 steps the largest, the base and the smallest
+subnet scored -0.05 / -0.11 / -0.03 dB over bicubic with inherited weights (validation crops), against
++0.45 / +0.20 / +0.54 dB trained on the data (distill 0): the children's distillation gradients on
+the shared fixed parts (stem, head, down/up, FiLM) are as large as the teacher's and pull it towards
+what the smallest path can compute before it has learnt anything.
+The weights that are evaluated and saved are an EMA (rcai/train/ema.py). At `eval_at` steps the
+inherited quality of the largest, the base and the smallest subnet (validation crops) is logged.
 """
 from __future__ import annotations
 
