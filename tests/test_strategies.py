@@ -190,6 +190,16 @@ def _seam_cfg(table, budget, strategy, tmp_path):
         model = tmp_path / "q.json"
         AdditiveQuality.fit(micro, recs).save(model)
         kw.update(proxy="quality-model", proxy_config=ProxyConfig(quality_model=str(model)))
+    elif strategy == "oneshot":  # a micro supernet trained 4 steps, its predictor fitted on 8 subnets
+        from rcai.oneshot.config import SupernetConfig
+        from rcai.oneshot.inherited import fit_beside
+        from rcai.oneshot.train import train_supernet
+        from rcai.search.config import OneShotOptions
+
+        sn = tmp_path / "supernet"
+        train_supernet(SupernetConfig(preset="micro", cost_table=table, steps=4, batch_size=2, eval_at=(4,), ckpt_every=2, device="cpu"), sn, progress=False)
+        fit_beside(sn / "supernet.pt", 8, device="cpu")
+        kw["oneshot"] = OneShotOptions(supernet=str(sn / "supernet.pt"), candidates=2, train_device="cpu")
     return _cfg(table, budget, strategy, **kw)
 
 

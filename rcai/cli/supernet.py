@@ -30,6 +30,8 @@ def train_cmd(
                                  "fair (each choice of each slot once per PATHS)."),
     paths: int = typer.Option(SN["paths"], help="Subnets per step."),
     distill: float = typer.Option(SN["distill"], help="In-place distillation: weight of the largest's prediction in the other subnets' target (0: data only)."),
+    lr: float = typer.Option(SN["lr"], "--lr", help="Adam learning rate (constant)."),
+    ema: float = typer.Option(SN["ema"], "--ema", help="Decay of the weights' EMA (the evaluated and saved weights)."),
     seed: int = typer.Option(SN["seed"]),
     image_dir: Optional[str] = ImageDirOpt(),
     predictor_subnets: int = typer.Option(300, "--predictor-subnets", help="Subnets judged with inherited weights to fit the quality predictor after training (0: none)."),
@@ -47,7 +49,7 @@ def train_cmd(
 
     if predictor_subnets < 0:
         raise RcaiError(f"--predictor-subnets must be >= 0, got {predictor_subnets}")
-    cfg = SupernetConfig(preset=preset, cost_table=cost_table, sharing=sharing, steps=steps, batch_size=batch_size, sampling=sampling, paths=paths, distill=distill,
+    cfg = SupernetConfig(preset=preset, cost_table=cost_table, sharing=sharing, steps=steps, batch_size=batch_size, sampling=sampling, paths=paths, distill=distill, lr=lr, ema=ema,
                          seed=seed, data_dir=image_dir, eval_at=tuple(s for s in SN["eval_at"] if s < steps) + (steps,),
                          device=train_device, precision=train_precision)
     with _threads(threads):
