@@ -51,8 +51,19 @@ def make_sampler(sampler: str | Sampler, schedule: NoiseSchedule, steps: int | N
     return get_sampler(sampler, schedule, steps=steps, clip_x0=clip_x0, **sampler_kwargs)
 
 
+def per_step(denoiser: Denoiser | Sequence[Denoiser], steps: int) -> list[Denoiser]:
+    """One denoiser per step of a loop of `steps` calls: a single denoiser for every step, or a
+    per-step list (a step-aware schedule: rcai/space/step_schedule.py), which must have one per step."""
+    if callable(denoiser):
+        return [denoiser] * steps
+    denoisers = list(denoiser)
+    if len(denoisers) != steps:
+        raise RcaiError(f"sample: {len(denoisers)} per-step denoisers for a loop of {steps} steps")
+    return denoisers
+
+
 def sample(
-    denoiser: Denoiser,
+    denoiser: Denoiser | Sequence[Denoiser],
     lr_up: np.ndarray,
     schedule: NoiseSchedule,
     sampler: str | Sampler = "ddpm",
@@ -69,6 +80,8 @@ def sample(
     **sampler_kwargs: Any,
 ) -> SampleResult:
     """Super-resolve `lr_up` ([B,3,H,W] in [-1,1], the bicubic-upsampled LR image).
+
+    denoiser: one denoiser for every step, or a list of one per step (per_step), in calling order.
 
     sampler: a registered name ("ddpm", "ddim") built with clip_x0 / sampler_kwargs and eta (passed only
     to samplers that take it: ignored by DDPM, which is always fully stochastic), or a ready
@@ -89,6 +102,7 @@ def sample(
     smp = make_sampler(sampler, schedule, steps, eta, clip_x0, **sampler_kwargs)
     ts = [int(t) for t in smp.timesteps]
     wanted = _check_return_at(return_at, set(ts) | {0}, schedule.T)
+    denoisers = per_step(denoiser, len(ts))
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(lr_up.shape, dtype=np.float32)
@@ -102,7 +116,7 @@ def sample(
             x6 = np.concatenate([lr_up, x], axis=1)
             level = np.full((b, 1), smp.noise_level(t), dtype=np.float32)
             t0 = time.perf_counter()
-            eps = denoiser(x6, level)
+            eps = denoisers[i](x6, level)
             dt = time.perf_counter() - t0
             if step_callback is not None:
                 step_callback(i, t, dt)
