@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import numpy as np
 
 from ..diffusion import list_samplers, make_sampler, sample
-from ..config import JsonConfig
+from ..config import JsonConfig, require_counts
 from ..errors import RcaiError
 from ..metrics import psnr
 from ..presets import get_preset
@@ -28,11 +28,13 @@ from .engines import Engine, build_engine, reference_device, torch_threads
 from .estimates import estimate_vs_measured, load_estimators
 from .images import lr_input
 from .memory import PeakRss
+from .quality import deployed_loop_quality
 from .runtime import default_steps, read_deployment
 from .sidecar import sidecar_path
 
 if TYPE_CHECKING:
     from ..cost.model import CostModel
+    from ..train.loop_quality import LoopQualityConfig
 
 PSNR_MIN_FP32 = 50.0  # dB, ONNX loop vs torch loop at fp32
 
@@ -59,7 +61,9 @@ class BenchConfig(JsonConfig):
     table: str | None = None
     predictor: str | None = None
     psnr: bool = True  # also run the other way (ONNX file / torch subnet) once and compare images
-    quality: bool | None = None  # the primary metric vs the fp32 torch model (rcai/deploy/quality.py); None: for int8 models
+    quality: bool | None = None  # the primary metric vs the fp32 torch model (rcai/deploy/quality.py); None: for int8 models. True: also the loop quality
+    quality_seeds: int = 4  # loop quality (rcai/train/loop_quality.py): samples per crop
+    quality_crops: int = 16  # ... held-out crops
     force: bool = False  # use a cost table measured at another batch or precision
 
 
@@ -93,6 +97,8 @@ class BenchResult:
     psnr_reference: str = ""
     psnr_ok: bool | None = None  # fp32 only: psnr_db >= 50
     quality: dict[str, Any] | None = None  # int8: gain over bicubic of this model and of the fp32 torch model, and the loss
+    loop_quality: dict[str, Any] | None = None  # --quality: the sampled loop's output on held-out crops (rcai/train/loop_quality.py)
+    schedule: dict[str, Any] | None = None  # a step-aware schedule's folder, files and segments (rcai/deploy/schedule_bench.py)
     notes: list[str] = field(default_factory=list)
     loop_clock: str = "wall"
     loop_wall_ms: float = 0.0  # the same statistic on the wall clock
@@ -145,13 +151,14 @@ def loop_row(m: LoopMeasurement, engine: str = "") -> dict[str, Any]:
             "wall_ms": m.wall.value_ms, "cpu_ms": m.cpu.value_ms, "remeasure_pct": m.remeasure_pct, "engine": engine, "loop": m.to_dict()}
 
 
-def _check_config(cfg: BenchConfig) -> None:
+def check_config(cfg: BenchConfig) -> None:
     if cfg.sampler not in list_samplers():
         raise RcaiError(f"--sampler: unknown {cfg.sampler!r}; known: {', '.join(list_samplers())}")
     if cfg.batch < 1 or cfg.loops < 1 or cfg.rounds < 1 or cfg.warmup < 0:
         raise RcaiError("need --batch >= 1, --loops >= 1, --rounds >= 1 and warmup >= 0")
     if cfg.threads is not None and cfg.threads < 1:
         raise RcaiError("--threads must be >= 1")
+    require_counts({"quality-seeds": cfg.quality_seeds, "quality-crops": cfg.quality_crops}, "--")
     if cfg.loop not in LOOP_KINDS:
         raise RcaiError(f"--loop: unknown {cfg.loop!r}; known: {', '.join(LOOP_KINDS)}")
 
@@ -160,7 +167,7 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
                cost_models: dict[str, CostModel] | None = None) -> BenchResult:
     """Measure the whole sampling loop of the deployed model `onnx_path` as `cfg` says. The
     estimates come from cfg.table / cfg.predictor, or from `cost_models` already loaded."""
-    _check_config(cfg)
+    check_config(cfg)
     say = progress or (lambda msg: None)
     onnx_path = Path(onnx_path)
     if cfg.preset and cfg.steps is None and not sidecar_path(onnx_path).is_file():
@@ -208,21 +215,9 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
             notes.append(f"loop {kind}: the step figures are the network's calls timed alone "
                          f"({stats.count} calls), the loop figure is the whole loop")
     stats = summarize(step_ms) if step_ms else stats
-    image = result.image
-    runs = [t for r in (m.cpu_ms if m.clock == "cpu" else m.wall_ms) for t in r]
-
-    res = BenchResult(
-        model=str(onnx_path), engine=engine.kind, engine_label=engine.label, target=engine.info,
-        precision=side.precision if engine.kind == "onnx" else engine.info["precision"], sampler=cfg.sampler, steps=steps, batch=cfg.batch,
-        seed=cfg.seed, image=image_desc, has_sidecar=has_sidecar, subnet_hash=side.subnet_hash if side.choices else None,
-        step_p10_ms=stats.p10_ms, step_p50_ms=stats.median_ms, step_p90_ms=stats.p90_ms, step_mean_ms=stats.mean_ms,
-        step_count=stats.count, loop_ms=m.loop_ms, loop_runs_ms=runs, images_per_s=cfg.batch / (m.loop_ms / 1e3),
-        peak_mem_bytes=mem.delta_bytes, peak_rss_bytes=mem.peak_bytes, mem_method=mem.method, notes=notes, output=image,
-        loop_clock=m.clock, loop_wall_ms=m.wall.value_ms, loop_cpu_ms=m.cpu.value_ms, remeasure_pct=m.remeasure_pct, loop=m.to_dict(),
-    )
-    if m.cpu_share < 0.9 and m.clock == "cpu":
-        notes.append(f"the loop got {m.cpu_share:.0%} of a core (wall {m.wall.value_ms:.1f} ms, load {m.load_after}): "
-                     "the machine is oversubscribed; the CPU-time figure is the loop's own cost")
+    res = result_of(m, stats, mem, cfg, steps, notes, model=str(onnx_path), engine=engine.kind, engine_label=engine.label, target=engine.info,
+                    precision=side.precision if engine.kind == "onnx" else engine.info["precision"], image=image_desc, has_sidecar=has_sidecar,
+                    subnet_hash=side.subnet_hash if side.choices else None, output=result.image)
     if cfg.psnr:
         _compare(res, engine, cfg, onnx_path, side, lr_up, schedule, steps, say)
     if (side.precision == "int8" if cfg.quality is None else cfg.quality) and engine.kind == "onnx":
@@ -232,10 +227,36 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
         res.quality, note = quality_vs_reference(onnx_path, side, cfg.weights, cfg.threads)
         if note:
             notes.append(note)
+    if cfg.quality:
+        say("loop quality (held-out crops)")
+        res.loop_quality = deployed_loop_quality([onnx_path] * steps, preset, loop_quality_config(cfg, steps), cfg.threads)
     paths = {"table": cfg.table, "predictor": cfg.predictor}
     for name, model in cost_models.items():
         res.estimates[name] = estimate_vs_measured(model, side.choices, steps, m.loop_ms, stats.median_ms, str(paths.get(name) or ""))
     return res
+
+
+def result_of(m: LoopMeasurement, stats: Any, mem: PeakRss, cfg: BenchConfig, steps: int, notes: list[str], **fields: Any) -> BenchResult:
+    """The BenchResult of a measured loop (per-step statistics, the loop on its clock, memory); `fields`: the rest."""
+    runs = [t for r in (m.cpu_ms if m.clock == "cpu" else m.wall_ms) for t in r]
+    if m.cpu_share < 0.9 and m.clock == "cpu":
+        notes.append(f"the loop got {m.cpu_share:.0%} of a core (wall {m.wall.value_ms:.1f} ms, load {m.load_after}): "
+                     "the machine is oversubscribed; the CPU-time figure is the loop's own cost")
+    return BenchResult(
+        sampler=cfg.sampler, steps=steps, batch=cfg.batch, seed=cfg.seed,
+        step_p10_ms=stats.p10_ms, step_p50_ms=stats.median_ms, step_p90_ms=stats.p90_ms, step_mean_ms=stats.mean_ms,
+        step_count=stats.count, loop_ms=m.loop_ms, loop_runs_ms=runs, images_per_s=cfg.batch / (m.loop_ms / 1e3),
+        peak_mem_bytes=mem.delta_bytes, peak_rss_bytes=mem.peak_bytes, mem_method=mem.method, notes=notes,
+        loop_clock=m.clock, loop_wall_ms=m.wall.value_ms, loop_cpu_ms=m.cpu.value_ms, remeasure_pct=m.remeasure_pct, loop=m.to_dict(), **fields,
+    )
+
+
+def loop_quality_config(cfg: BenchConfig, steps: int) -> "LoopQualityConfig":
+    """The loop quality of the loop this bench runs (its sampler, steps, eta, clipping, seed)."""
+    from ..train.loop_quality import LoopQualityConfig
+
+    return LoopQualityConfig(seeds=cfg.quality_seeds, crops=cfg.quality_crops, sampler=cfg.sampler, steps=steps, eta=cfg.eta,
+                             clip_x0=cfg.clip_x0, seed=cfg.seed)
 
 
 def psnr_vs_reference(onnx_path: str | Path, cfg: BenchConfig) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import RcaiError
 from ..stats import error_pct
+from ..space.step_schedule import StepSchedule
 from .sidecar import DeploySidecar
 
 if TYPE_CHECKING:  # the cost models import the model code, which a deployed loop never needs
@@ -34,8 +35,21 @@ def estimate_vs_measured(model: CostModel, choices: Mapping[str, str], steps: in
     """The model's Cost of the subnet over `steps` steps, with its errors against the measurement.
     step_ms: the network call alone (the sampler's per-step term left out), against the measured call."""
     cost = model.estimate(choices, steps)
-    call = cost.latency_ms - cost.sampler_ms
-    row: dict[str, Any] = {"source": model.name, "path": path, **cost.to_dict(), "step_ms": call,
-                           "loop_error_pct": error_pct(cost.loop_ms, measured_loop_ms)}
-    row["step_error_pct"] = None if measured_step_ms is None else error_pct(call, measured_step_ms)
+    return _row(model.name, path, cost.to_dict(), cost.latency_ms - cost.sampler_ms, cost.loop_ms, measured_loop_ms, measured_step_ms)
+
+
+def schedule_estimate_vs_measured(model: CostModel, schedule: StepSchedule, measured_loop_ms: float,
+                                  measured_step_ms: float | None = None, path: str = "") -> dict[str, Any]:
+    """The same for a step-aware schedule: loop = the sum of its steps (rcai.cost.schedule); step_ms:
+    the mean network call over the steps."""
+    from ..cost.schedule import schedule_cost
+
+    cost = schedule_cost(model, schedule)
+    return _row(model.name, path, cost.to_dict(), cost.call_ms, cost.loop_ms, measured_loop_ms, measured_step_ms)
+
+
+def _row(source: str, path: str, cost: dict[str, Any], call_ms: float, loop_ms: float, measured_loop_ms: float,
+         measured_step_ms: float | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"source": source, "path": path, **cost, "step_ms": call_ms, "loop_error_pct": error_pct(loop_ms, measured_loop_ms)}
+    row["step_error_pct"] = None if measured_step_ms is None else error_pct(call_ms, measured_step_ms)
     return row

@@ -5,12 +5,15 @@ interval over crops. Used by `rcai bench` for quantized models and by benchmarks
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 
 from ..train.quality import QualityConfig, eval_set, posterior_mean
+
+if TYPE_CHECKING:
+    from ..train.loop_quality import LoopQualityConfig
 
 
 class OnnxModule(torch.nn.Module):
@@ -75,3 +78,16 @@ def quality_vs_reference(onnx_path: str | Path, side, weights: str | Path | None
         return quality_loss(OnnxModule(onnx_path, side.preset, threads), ref), ""
     finally:
         torch.set_num_threads(prev)
+
+
+def deployed_loop_quality(step_files: Sequence[str | Path], preset, cfg: "LoopQualityConfig", threads: int | None = 1) -> dict[str, Any]:
+    """The loop quality (rcai/train/loop_quality.py) of deployed ONNX files, one per step (the same file
+    at every step for one subnet; a schedule's per step), run by ONNX Runtime on this CPU with any batch;
+    the ideal reference is read off step 0's file (the subnet at pure noise)."""
+    from ..diffusion import TorchDenoiser
+    from ..train.loop_quality import ideal_psnr, loop_quality
+
+    modules = {str(p): OnnxModule(p, preset, threads) for p in dict.fromkeys(map(str, step_files))}
+    denoisers = {name: TorchDenoiser(m) for name, m in modules.items()}
+    ideal = ideal_psnr(modules[str(step_files[0])], preset, cfg)
+    return loop_quality([denoisers[str(p)] for p in step_files], preset, cfg, ideal=ideal)
