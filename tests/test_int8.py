@@ -116,8 +116,9 @@ def test_cli_bench_refuses_an_fp32_table_for_an_int8_model(exported, micro, tmp_
 
 def test_int8_loop_runs_through_the_bench_code_path(exported):
     fp32, int8 = exported
-    cfg = BenchConfig(**FAST, psnr=True, quality=True)
+    cfg = BenchConfig(**FAST, psnr=True, quality=True, quality_seeds=2, quality_crops=2)
     res = bench_loop(int8.onnx_path, cfg)
+    assert res.loop_quality["seeds"] == 2 and res.loop_quality["crops"] == 2 and res.loop_quality["ideal_psnr"] is not None  # --quality: the loop's too
     assert res.engine == "onnx" and res.precision == "int8" and "int8" in res.engine_label
     assert res.target["precision"] == "int8" and res.loop_ms > 0 and res.step_count >= 5
     assert res.psnr_db is not None and np.isfinite(res.psnr_db) and res.psnr_ok is None  # vs the torch fp32 loop
