@@ -51,7 +51,7 @@ def make_loop(kind: str, prepared: Any, denoiser: Callable[..., np.ndarray] | No
               sampler: str, steps: int, seed: int = 0, eta: float = 0.0, clip_x0: bool = True, residual: float = 0.0,
               prediction: str = "eps", on_step: Callable | None = None) -> Callable[[], Any]:
     """A no-argument callable running one whole loop of the `loop_kind` kind, returning the
-    SampleResult. host: `denoiser` (numpy) driven by rcai.diffusion.sample; device / graph: the
+    SampleResult. host: `denoiser` (numpy; or one per step: a schedule) driven by rcai.diffusion.sample; device / graph: the
     prepared target's device_runner driven by rcai.diffusion.device_loop (graph: captured once here)."""
     kind = loop_kind(kind, prepared)
     if kind == "host":

@@ -194,10 +194,7 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
     with torch_threads(cfg.threads), PeakRss() as mem:
         say(f"preparing --device {cfg.device}")
         engine = build_engine(onnx_path, side, cfg.batch, cfg.device, cfg.threads, cfg.weights, cfg.precision)
-        x6 = np.concatenate([lr_up, np.random.default_rng(cfg.seed).standard_normal(lr_up.shape, dtype=np.float32)], 1)
-        level = np.full((cfg.batch, 1), 0.5, np.float32)
-        for _ in range(cfg.warmup):
-            engine.denoiser(x6, level)
+        warm(engine, lr_up, cfg)
         say(f"{cfg.rounds} rounds x {cfg.loops} loop(s) of {steps} steps")
         lcfg = LoopConfig(rounds=cfg.rounds, loops=cfg.loops, clock=cfg.clock)
         m = measure_engines({"model": (engine, side)}, cfg, lcfg, on_step={"model": lambda i, t, s: step_ms.append(s * 1e3)})["model"]
@@ -234,6 +231,14 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
     for name, model in cost_models.items():
         res.estimates[name] = estimate_vs_measured(model, side.choices, steps, m.loop_ms, stats.median_ms, str(paths.get(name) or ""))
     return res
+
+
+def warm(engine: Engine, lr_up: np.ndarray, cfg: BenchConfig) -> None:
+    """cfg.warmup untimed denoiser calls before the measurement."""
+    x6 = np.concatenate([lr_up, np.random.default_rng(cfg.seed).standard_normal(lr_up.shape, dtype=np.float32)], 1)
+    level = np.full((cfg.batch, 1), 0.5, np.float32)
+    for _ in range(cfg.warmup):
+        engine.denoiser(x6, level)
 
 
 def result_of(m: LoopMeasurement, stats: Any, mem: PeakRss, cfg: BenchConfig, steps: int, notes: list[str], **fields: Any) -> BenchResult:
@@ -288,9 +293,14 @@ def _compare(res: BenchResult, engine: Engine, cfg: BenchConfig, onnx_path: Path
     say(f"reference loop ({ref.label})")
     with torch_threads(cfg.threads):
         ref_image = _run_loop(ref, lr_up, schedule, cfg, steps, side.preset).image
+    record_psnr(res, ref_image, ref.label, side.precision)
+
+
+def record_psnr(res: BenchResult, ref_image: np.ndarray, label: str, precision: str) -> None:
+    """res's image vs the reference loop's: the PSNR, and for an fp32 model whether it reaches PSNR_MIN_FP32."""
     res.psnr_db = psnr(res.output, ref_image)
-    res.psnr_reference = ref.label
-    if side.precision == "fp32":
+    res.psnr_reference = label
+    if precision == "fp32":
         res.psnr_ok = bool(res.psnr_db >= PSNR_MIN_FP32)
         if not res.psnr_ok:
-            res.notes.append(f"PSNR vs {ref.label} is {res.psnr_db:.1f} dB < {PSNR_MIN_FP32:.0f} dB")
+            res.notes.append(f"PSNR vs {label} is {res.psnr_db:.1f} dB < {PSNR_MIN_FP32:.0f} dB")

@@ -12,11 +12,10 @@ import numpy as np
 
 from ..cost.loops import make_loop
 from ..errors import RcaiError
-from ..metrics import psnr
 from ..space.step_schedule import StepSchedule
 from ..targets.loops import LoopConfig, measure_loops
 from ..targets.measure import summarize
-from .bench import PSNR_MIN_FP32, BenchConfig, BenchResult, check_config, loop_quality_config, on_calling_thread, result_of
+from .bench import BenchConfig, BenchResult, check_config, loop_quality_config, on_calling_thread, record_psnr, result_of, warm
 from .engines import Engine, build_engine, reference_device, torch_threads
 from .estimates import load_estimators, schedule_estimate_vs_measured
 from .images import lr_input
@@ -50,16 +49,17 @@ def bench_schedule(folder: str | Path, cfg: BenchConfig = BenchConfig(), schedul
     with torch_threads(cfg.threads), PeakRss() as mem:
         say(f"preparing {len(dep.files)} subnets on --device {cfg.device}")
         engines = _engines(dep, cfg, cfg.device)
-        _warm(engines, lr_up, cfg)
+        first = engines[dep.first]
+        for e in engines.values():
+            warm(e, lr_up, cfg)
         say(f"{cfg.rounds} rounds x {cfg.loops} loop(s) of {steps} steps")
         loop = _loop(engines, dep, lr_up, cfg, steps, on_step=lambda i, t, s: step_ms.append(s * 1e3))
         lcfg = LoopConfig(rounds=cfg.rounds, loops=cfg.loops, clock=cfg.clock)
-        timers = {"model": e.timer for e in engines.values() if e.timer is not None}
-        m = measure_loops({"model": loop}, lcfg, on_calling_thread(engines), dict(list(timers.items())[:1]))["model"]
+        timers = {"model": first.timer} if first.timer is not None else {}  # one target: every subnet's timer is alike
+        m = measure_loops({"model": loop}, lcfg, on_calling_thread(engines), timers)["model"]
         del step_ms[: steps * lcfg.warmup]  # the untimed warm-up loop's steps
         image = _loop(engines, dep, lr_up, cfg, steps)().image
     stats = summarize(step_ms)
-    first = engines[dep.first]
     res = result_of(m, stats, mem, cfg, steps, notes, model=str(dep.folder), engine=first.kind,
                     engine_label=f"{first.label}, {len(engines)} subnets", target=first.info,
                     precision=side.precision if first.kind == "onnx" else first.info["precision"], image=image_desc, has_sidecar=True,
@@ -77,15 +77,6 @@ def bench_schedule(folder: str | Path, cfg: BenchConfig = BenchConfig(), schedul
 
 def _engines(dep: ScheduledDeployment, cfg: BenchConfig, device: str) -> dict[str, Engine]:
     return {name: build_engine(path, dep.sides[name], cfg.batch, device, cfg.threads, None, cfg.precision) for name, path in dep.files.items()}
-
-
-def _warm(engines: dict[str, Engine], lr_up: np.ndarray, cfg: BenchConfig) -> None:
-    """Untimed calls of every subnet before the measurement, as bench_loop warms its one."""
-    x6 = np.concatenate([lr_up, np.random.default_rng(cfg.seed).standard_normal(lr_up.shape, dtype=np.float32)], 1)
-    level = np.full((cfg.batch, 1), 0.5, np.float32)
-    for e in engines.values():
-        for _ in range(cfg.warmup):
-            e.denoiser(x6, level)
 
 
 def _loop(engines: dict[str, Engine], dep: ScheduledDeployment, lr_up: np.ndarray, cfg: BenchConfig, steps: int,
@@ -107,8 +98,4 @@ def _compare(res: BenchResult, dep: ScheduledDeployment, cfg: BenchConfig, lr_up
     say(f"reference loop ({refs[dep.first].label})")
     with torch_threads(cfg.threads):
         ref_image = _loop(refs, dep, lr_up, cfg, steps)().image
-    res.psnr_db, res.psnr_reference = psnr(res.output, ref_image), f"{refs[dep.first].label}, {len(refs)} subnets"
-    if res.precision == "fp32":
-        res.psnr_ok = bool(res.psnr_db >= PSNR_MIN_FP32)
-        if not res.psnr_ok:
-            res.notes.append(f"PSNR vs {res.psnr_reference} is {res.psnr_db:.1f} dB < {PSNR_MIN_FP32:.0f} dB")
+    record_psnr(res, ref_image, f"{refs[dep.first].label}, {len(refs)} subnets", dep.sides[dep.first].precision)
