@@ -9,7 +9,7 @@ quality within seed noise (benchmarks/results/train_speed.md): bf16 on a CPU wit
 instructions (avx512_bf16 / amx_bf16), fp32 elsewhere and on CUDA (bf16 was slower on an H200 at
 these sizes: the tiny UNet is launch-bound there).
 
-What repeats (docs: README "Training device"):
+What repeats (docs/training.md):
 - same device kind, same settings: bit for bit on the CPU (every draw is seeded: batches from the
   CPU stream, the loss's draws from a generator seeded by (seed, step)); on CUDA to within its
   kernels' non-determinism (cuDNN picks algorithms; rcai does not force deterministic ones).
