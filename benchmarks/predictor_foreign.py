@@ -116,7 +116,7 @@ def _p10(calls) -> float:
 def cmd_measure(a) -> None:
     from rcai.cost.rounds import NET, REFERENCE, InterleaveConfig, measure_interleaved
     from rcai.progress import progress_bar
-    from rcai.targets.registry import resolve_device
+    from rcai.targets import resolve_device
     from rcai.targets.measure import pinned
     from rcai.targets.sysinfo import load_average
 

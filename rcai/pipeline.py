@@ -76,10 +76,10 @@ class PipelineConfig:
     quality_model: str | None = None  # default: predictors/quality-PRESET.json where it exists ("none": skip the pick)
 
     def __post_init__(self) -> None:  # bad settings fail before the minutes of profiling
-        from .train.device import check_precision, resolve_device
+        from .train.device import check_precision, resolve_train_device
 
         SEARCH_STAGES.get(self.strategy)
-        resolve_device(self.train_device)  # cuda without a GPU: one line, before anything is written
+        resolve_train_device(self.train_device)  # cuda without a GPU: one line, before anything is written
         check_precision(self.train_precision)
         require_counts(counts_of(self, "train_steps", "initial", "brackets", "jobs", "steps_per_sample", "rounds"))
         if not self.rungs or list(self.rungs) != sorted(set(self.rungs)) or self.rungs[0] < 1 or self.rungs[-1] != self.train_steps:

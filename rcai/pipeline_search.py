@@ -73,6 +73,13 @@ class HalvingStage(SearchStage):
 
         return replace(for_device(self.cfg.train_device), steps=self.cfg.train_steps, eval_at=tuple(sorted(set(self.cfg.rungs) | {self.cfg.train_steps})))
 
+    def protocol_name(self) -> str:
+        """The registered name of the training device's protocol (`cpu` or `gpu`)."""
+        from .train.protocol import PROTOCOLS, for_device
+
+        base = for_device(self.cfg.train_device)
+        return next(name for name, p in PROTOCOLS.items() if p == base)
+
     def train_config(self, subnet: str | None) -> TrainConfig:
         p, c = self.protocol(), self.cfg
         return TrainConfig(preset=c.preset, subnet=subnet, steps=p.steps, batch_size=p.batch_size, lr=p.lr, lr_schedule=p.lr_schedule,
@@ -91,7 +98,8 @@ class HalvingStage(SearchStage):
                               steps_per_sample=c.steps_per_sample, seed=c.seed, halving=halving)
         _, summary = run_strategy(scfg, run, resume=(run / "config.json").exists())
         return run, {"notes": summary["notes"], "selection": summary["selection"], "table_loop_ms": summary["table"]["loop_ms"],
-                     "far_under_budget": summary.get("far_under_budget", False), "strategy": "halving", "trainings": summary["trainings"]}
+                     "far_under_budget": summary.get("far_under_budget", False), "strategy": "halving", "trainings": summary["trainings"],
+                     "protocol": self.protocol_name()}
 
     def random_search(self, table_path, budget, search, out, say):
         """As many random subnets as the search's cost in full trainings (rounded), drawn as the

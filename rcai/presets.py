@@ -75,7 +75,7 @@ class RecipeConfig(JsonConfig):
 
     # If > 0 the chain models residual * (hr - bicubic(lr)) (SRDiff-style residual) instead of hr
     # (SR3, 0). Not in the report: a small model trained for minutes reaches a useful PSNR this way
-    # (see README). tiny uses 4: the residual of the built-in photos has std 0.065, so x0-clipping
+    # (see docs/search-space.md). tiny uses 4: the residual of the built-in photos has std 0.065, so x0-clipping
     # at +-1 keeps residuals within +-0.25 (~4 std) and bounds what an undertrained model can add.
     residual: float = 0.0
     # "eps" (SR3, the report) or "v" (v-prediction). v is well conditioned at every noise level and at

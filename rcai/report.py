@@ -33,7 +33,7 @@ def _bar_plots(summary: dict[str, Any], path: Path) -> None:
     ax.bar([i - 0.2 for i in x], [summary[n]["table_loop_ms"] for n in shown], 0.4, label="table estimate")
     ax.bar([i + 0.2 for i in x], [summary[n]["measured_loop_ms"] for n in shown], 0.4, label="measured")
     ax.axhline(summary["budget_ms"], ls=":", c="k", lw=1, label="budget")
-    ax.set_xticks(list(x), shown)
+    ax.set_xticks(list(x), shown, rotation=30, ha="right", fontsize=8)  # six names side by side overlap
     ax.set_ylabel("whole loop latency (ms)")
     ax.set_title("latency: estimate vs measurement")
     ax.legend(fontsize=7)
@@ -42,7 +42,7 @@ def _bar_plots(summary: dict[str, Any], path: Path) -> None:
     ax.bar(x, [r["gain_db"] for r in q], 0.5, color=[COLORS[n] for n in shown],
            yerr=[[r["gain_db"] - r["gain_lo"] for r in q], [r["gain_hi"] - r["gain_db"] for r in q]], capsize=4)
     ax.axhline(0, ls="--", c="k", lw=1, label="bicubic")
-    ax.set_xticks(list(x), shown)
+    ax.set_xticks(list(x), shown, rotation=30, ha="right", fontsize=8)  # six names side by side overlap
     ax.set_ylabel("gain over bicubic (dB)")
     ax.set_title("quality: posterior mean, held-out photos")
     ax.legend(fontsize=7)
@@ -138,12 +138,18 @@ def _random_search_lines(summary: dict[str, Any]) -> list[str]:
 
 
 HOW_TRAINED = {
-    "halving": "every model here is trained from scratch the same way (the signal protocol, rcai/train/protocol.py, stopped at the "
-               "pipeline's train_steps, one training seed); the searched subnet was chosen on trainings under another seed, so its figure "
-               "here is a fresh training, not the score that selected it",
+    "halving": "every model here is trained from scratch the same way (the {protocol} protocol, rcai/train/protocol.py, stopped at "
+               "the pipeline's train_steps, one training seed); the searched subnet was chosen on trainings under another seed, so its "
+               "figure here is a fresh training, not the score that selected it",
     "darts": "the searched subnet is inherited from the supernet and fine-tuned; the other models are trained from scratch with the same "
              "number of weight updates",
 }
+
+
+def how_trained(search: dict[str, Any]) -> str:
+    """How the report's models were trained, naming the halving search's protocol (`cpu` or `gpu`)."""
+    protocol = f"`{search['protocol']}`" if "protocol" in search else "training device's"
+    return HOW_TRAINED.get(search.get("strategy", "darts"), "").format(protocol=protocol)
 
 
 def write_report(out: Path, summary: dict[str, Any], cfg) -> Path:
@@ -180,7 +186,7 @@ def write_report(out: Path, summary: dict[str, Any], cfg) -> Path:
         f"| bicubic (= zero residual) | | | | | | +0.000 | {b['bicubic_psnr']:.2f} | +0.00 | {b['bicubic_ssim']:.3f} |",
         "",
         f"**Measured speed-up of the whole loop: {summary['speedup_measured']:.2f}x** at {summary['quality_delta']:+.3f} dB quality "
-        f"(searched subnet vs base; {HOW_TRAINED.get(search.get('strategy', 'darts'), '')}).",
+        f"(searched subnet vs base; {how_trained(search)}).",
     ]
     if "predicted" in summary:
         p = summary["predicted"]

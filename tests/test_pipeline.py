@@ -68,6 +68,7 @@ def test_pipeline_end_to_end_on_micro(tmp_path, stage):
         assert rs in [r["arch"] for r in journal[:2]] and summary["random_search"]["table_loop_ms"] <= summary["budget_ms"]
         assert json.loads((tmp_path / "run" / "random-search" / "config.json").read_text())["seed"] == 0
         assert "random search of the same training cost (2.5 trainings" in report.split("Cost table")[0]
+        assert "the `cpu` protocol" in report and "signal protocol" not in report  # the training device's protocol, by name
     else:
         assert "random_search" not in summary  # darts: its cost is not in trainings
     # the quality model's knapsack pick: within the budget, trained and timed beside the others, in the report

@@ -1,6 +1,8 @@
-"""The README is the manual: every `rcai` command line in it parses against the CLI as it is (options
-exist, values have the right types, files are not needed to parse), and its cheap lines run on the
-shipped files (the expensive ones run in their own tests: the pipeline, profile, search, training)."""
+"""The README and the manual pages under docs/ say true things: every `rcai` command line in them
+parses against the CLI as it is (options exist, values have the right types, files are not needed to
+parse), the README shows every command once with its `--help` working, it stays a short page, and its
+cheap lines run on the shipped files (the expensive ones run in their own tests: the pipeline,
+profile, search, training)."""
 import shlex
 import subprocess
 import sys
@@ -14,10 +16,13 @@ from rcai.cli.main import app
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def readme_commands() -> list[str]:
-    """`rcai ...` lines of the README's code blocks, continuation lines joined, comments dropped."""
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def readme_commands(page: Path = ROOT / "README.md") -> list[str]:
+    """`rcai ...` lines of a page's code blocks, continuation lines joined, comments dropped."""
     out, block, pending = [], False, ""
-    for line in (ROOT / "README.md").read_text().splitlines():
+    for line in page.read_text().splitlines():
         if line.startswith("```"):
             block = not block
             continue
@@ -54,15 +59,50 @@ def parse(args: list[str]):
 
 
 COMMANDS = readme_commands()
+DOC_COMMANDS = sorted({c for page in PAGES[1:] for c in readme_commands(page)} - set(COMMANDS))
 
 
-def test_the_readme_has_its_command_lines():
-    assert len(COMMANDS) >= 20 and any(c.startswith("rcai pipeline") for c in COMMANDS)
+def command_paths(group=None, path=()) -> list[tuple[str, ...]]:
+    """Every command of the CLI as its words (`("profile",)`, `("profile", "check")`); a group that
+    runs without a subcommand (`rcai profile`, `rcai space`) is a command too."""
+    group = group or typer.main.get_command(app)
+    out = []
+    for name, cmd in group.commands.items():
+        if not hasattr(cmd, "commands"):
+            out.append((*path, name))
+            continue
+        if cmd.invoke_without_command:
+            out.append((*path, name))
+        out += command_paths(cmd, (*path, name))
+    return out
 
 
-@pytest.mark.parametrize("line", COMMANDS)
+def command_of(line: str) -> tuple[str, ...]:
+    """The longest command path a line starts with."""
+    words = tuple(shlex.split(line)[1:])
+    return max((p for p in command_paths() if words[:len(p)] == p), key=len, default=())
+
+
+def test_the_readme_is_short_and_shows_every_command():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 150
+    assert (ROOT / "README.md").read_text().startswith("# rcai\n\n```bash\nmake demo")
+    shown = {command_of(c) for c in COMMANDS}
+    assert set(command_paths()) <= shown, f"commands with no README example: {sorted(set(command_paths()) - shown)}"
+    assert len(DOC_COMMANDS) >= 10 and any(c.startswith("rcai pipeline") for c in COMMANDS)
+
+
+@pytest.mark.parametrize("line", COMMANDS + DOC_COMMANDS)
 def test_every_readme_command_parses(line):
     parse(shlex.split(line)[1:])
+
+
+@pytest.mark.parametrize("path", sorted({command_of(c) for c in COMMANDS} - {()}), ids=" ".join)
+def test_the_help_of_every_readme_command(path):
+    from typer.testing import CliRunner
+
+    done = CliRunner().invoke(app, [*path, "--help"])
+    assert done.exit_code == 0, done.output
+    assert "Usage: rcai " + " ".join(path) in " ".join(done.output.split())
 
 
 def test_a_wrong_option_does_not_parse():  # the check above can fail

@@ -9,7 +9,7 @@ import torch
 from rcai.errors import RcaiError
 from rcai.search.executors import device_slots, make_executor, ray_resources
 from rcai.train import job as job_mod
-from rcai.train.device import TrainDevice, check_train_device, resolve_device, resolve_precision, to_cpu
+from rcai.train.device import TrainDevice, check_train_device, resolve_train_device, resolve_precision, to_cpu
 from rcai.train.evaluate import EvalConfig
 from rcai.train.job import TrainJob, run_job
 from rcai.train.protocol import PROTOCOLS, for_device
@@ -32,8 +32,8 @@ def test_a_bad_train_device_is_one_line(text):
 
 
 def test_auto_resolves_to_what_is_here_and_precision_per_device():
-    assert resolve_device("auto").type == ("cpu" if NO_CUDA else "cuda")
-    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_train_device("auto").type == ("cpu" if NO_CUDA else "cuda")
+    assert resolve_train_device("cpu") == torch.device("cpu")
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
     assert resolve_precision("auto", torch.device("cpu")) in ("fp32", "bf16")
     with pytest.raises(RcaiError, match="--train-precision"):
@@ -44,7 +44,7 @@ def test_auto_resolves_to_what_is_here_and_precision_per_device():
 @pytest.mark.skipif(not NO_CUDA, reason="this machine has a CUDA GPU: the refusal is for machines without one")
 def test_cuda_without_a_gpu_is_one_line_exit_2_and_writes_nothing(tmp_path):
     with pytest.raises(RcaiError, match="no CUDA GPU here"):
-        resolve_device("cuda")
+        resolve_train_device("cuda")
     out = tmp_path / "run"
     r = subprocess.run([sys.executable, "-m", "rcai", "train", "--out", str(out), "--preset", "micro", "--steps", "2", "--train-device", "cuda"],
                        capture_output=True, text=True)

@@ -59,7 +59,7 @@ def cfg_of(args, **kw):
 
 
 def run(cfg, folder: Path, resume: bool = False, final_eval: bool = True, threads: int | None = None) -> dict:
-    from rcai.train.device import torch_threads
+    from rcai.threads import torch_threads
     from rcai.train.trainer import train
 
     with torch_threads(threads):
@@ -304,10 +304,10 @@ def main() -> None:
 
     signal.signal(signal.SIGALRM, alarm)
     signal.setitimer(signal.ITIMER_REAL, max(1.0, args.budget_s - 2.0))
-    from rcai.train.device import resolve_device
+    from rcai.train.device import resolve_train_device
 
     R: dict = {"machine": machine(), "rev": git_rev()}
-    gpu = str(resolve_device(args.device))
+    gpu = str(resolve_train_device(args.device))
     work = Path(tempfile.mkdtemp(prefix="rcai-gpu-train-"))
     try:
         for part, phase in (("a", speed), ("c", resume_check), ("b", protocol_run), ("d", precision_check)):  # (b) takes what (d) does not need

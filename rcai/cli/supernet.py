@@ -114,11 +114,9 @@ def eval_cmd(
 
 
 def _threads(n: int | None):
-    from ..config import require_counts
-    from ..train.device import torch_threads
+    from ..threads import require_threads, torch_threads
 
-    if n is not None:
-        require_counts({"threads": n}, "--")
+    require_threads(n, default="torch's")
     return torch_threads(n)
 
 

@@ -10,12 +10,6 @@ from .defaults import EVAL, TRAIN
 from .main import app
 
 
-def torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
 @app.command()
 def train(
     out: str = typer.Option(..., "--out", "-o", help="Run folder, e.g. runs/base."),
@@ -37,6 +31,8 @@ def train(
 ) -> None:
     """Train a base model or a subnet: checkpoints atomically, logs the loss to log.jsonl, and
     evaluates the quality metric and sampled PSNR/SSIM on the held-out photos (writes model.pt, metrics.json, samples.png)."""
+    import torch
+
     from ..search.executors import make_executor
     from ..train.evaluate import EvalConfig
     from ..train.job import TrainJob
@@ -44,7 +40,7 @@ def train(
 
     cfg = TrainConfig(preset=preset, subnet=subnet, init=init, steps=steps, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, seed=seed, data_dir=image_dir,
                       eval=EvalConfig(steps=eval_steps, max_images=eval_images), device=train_device, precision=train_precision)
-    with make_executor("local", 1, train_device=train_device, threads=torch_threads()) as ex:  # one job, in this process
+    with make_executor("local", 1, train_device=train_device, threads=torch.get_num_threads()) as ex:  # one job, in this process
         [(_, metrics)] = list(ex.train([TrainJob(cfg, out, resume=resume, progress=not json)]))
     if json:
         print_json(metrics)

@@ -36,7 +36,7 @@ from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
 from ..progress import progress_bar
 from .profile import ProfileConfig, table_meta
-from .subnets import SAMPLINGS, export_with_weights as _export_with_weights, sample_archs  # noqa: F401 (re-exported)
+from .subnets import SAMPLINGS, export_with_weights as _export_with_weights, prepare_subnet, sample_archs  # noqa: F401 (re-exported)
 
 RAW_COLUMNS = ["model", "round", "median_ms", "p10_ms", "p90_ms", "cv", "count"]
 
@@ -127,8 +127,8 @@ def _profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: Path, prog
                 for name in names:
                     if (name, r) in done:
                         continue
-                    stats = _prepare(target, SubnetSpec.load(out / "subnets" / f"{name}.json"), Path(tmp) / f"{name}.weights.onnx",
-                                     pcfg.batch).measure(pcfg.measure, seed=r)
+                    stats = prepare_subnet(target, SubnetSpec.load(out / "subnets" / f"{name}.json"), Path(tmp) / f"{name}.weights.onnx",
+                                           pcfg.batch).measure(pcfg.measure, seed=r)
                     row = {"model": name, "round": r, **{k: getattr(stats, k) for k in RAW_COLUMNS[2:]}}
                     append_line(raw_path, ",".join(str(row[c]) for c in RAW_COLUMNS))
                     advance(f"{name} round {r}")
@@ -190,15 +190,6 @@ def export_subnet(spec: SubnetSpec, out: Path, name: str, batch: int, tmp: Path)
     model = spec.build().eval()
     export_onnx(model, denoiser_inputs(spec.preset, batch), DENOISER_INPUTS, out / "models" / f"{name}.onnx", DENOISER_OUTPUTS, export_params=False)
     spec.save(out / "subnets" / f"{name}.json")
-
-
-def _prepare(target: Any, spec: SubnetSpec, weights: Path, batch: int) -> Any:
-    """The subnet ready on the target (seed-0 weights): its ONNX export, kept at `weights` for reuse."""
-    torch.manual_seed(0)
-    return target.prepare_module(spec.build().eval(), denoiser_inputs(spec.preset, batch), DENOISER_INPUTS, weights,
-                                 DENOISER_OUTPUTS, reuse=True)
-
-
 
 
 def _dataset_row(name: str, device: str, latency: float, p10: float, p90: float, cv: float, count: int, per_round: list[float],

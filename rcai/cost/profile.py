@@ -82,8 +82,6 @@ class ProfileConfig:
         from ..targets.quantize import check_precision
 
         check_precision(self.precision)
-        if self.threads is not None and self.threads < 1:
-            raise RcaiError(f"--threads must be >= 1 (or left out for all cores), got {self.threads}")
         if self.batch < 1:
             raise RcaiError(f"--batch must be >= 1, got {self.batch}")
         if not 0 <= self.calibrate <= 10:

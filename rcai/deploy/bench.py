@@ -21,6 +21,7 @@ from ..config import JsonConfig, require_counts
 from ..errors import RcaiError
 from ..metrics import psnr
 from ..presets import get_preset
+from ..threads import require_threads
 from ..cost.loops import LOOP_KINDS, loop_kind
 from ..targets.loops import LoopConfig, LoopMeasurement, measure_loops
 from ..targets.measure import summarize
@@ -156,8 +157,7 @@ def check_config(cfg: BenchConfig) -> None:
         raise RcaiError(f"--sampler: unknown {cfg.sampler!r}; known: {', '.join(list_samplers())}")
     if cfg.batch < 1 or cfg.loops < 1 or cfg.rounds < 1 or cfg.warmup < 0:
         raise RcaiError("need --batch >= 1, --loops >= 1, --rounds >= 1 and warmup >= 0")
-    if cfg.threads is not None and cfg.threads < 1:
-        raise RcaiError("--threads must be >= 1")
+    require_threads(cfg.threads)
     require_counts({"quality-seeds": cfg.quality_seeds, "quality-crops": cfg.quality_crops}, "--")
     if cfg.loop not in LOOP_KINDS:
         raise RcaiError(f"--loop: unknown {cfg.loop!r}; known: {', '.join(LOOP_KINDS)}")

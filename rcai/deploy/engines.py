@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable
 
 from ..errors import RcaiError
-from ..targets import get_target, resolve_device
+from ..targets import resolve_device
+from ..threads import torch_threads  # noqa: F401  (bench's and compare's)
 from .runtime import DeployedModel, PreparedDenoiser
 from .sidecar import DeploySidecar
 from .weights import reference_model
@@ -51,9 +52,3 @@ def reference_device(engine: Engine) -> str:
     """The device whose loop an engine's image is checked against: the torch subnet on this CPU for
     the deployed file, the deployed file on ONNX Runtime for the torch subnet."""
     return "torch" if engine.kind == "onnx" else "cpu"
-
-
-def torch_threads(threads: int | None) -> ContextManager[None]:
-    """Run torch with `threads` intra-op threads inside the block (None: unchanged), as the torch
-    target does around each call: set once around a whole loop, its per-call setting is a no-op."""
-    return get_target("torch", threads=threads).threads_set()

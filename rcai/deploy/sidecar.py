@@ -14,12 +14,13 @@ from .. import __version__
 from ..diffusion import NoiseSchedule, ScheduleConfig
 from ..errors import RcaiError
 from ..io import atomic_write_json, read_json
+from ..precisions import precisions
 from ..presets import Preset
 from ..space.subnet import SubnetSpec
 
 FORMAT = "rcai-deploy/1"
 BATCH = "batch"  # the symbolic (dynamic) batch dimension
-PRECISIONS = ("fp32", "fp16", "int8")  # what `rcai export` writes
+PRECISIONS = precisions("export")  # what `rcai export` writes
 NOISE_LEVEL = "sqrt(alpha_bar_t)"  # what the network is fed as `noise_level` at timestep t
 
 

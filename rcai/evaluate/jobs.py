@@ -91,7 +91,7 @@ def run_job(job: dict[str, Any], cfg: JobConfig) -> dict[str, Any]:
 
 def worker(payload: tuple[dict[str, Any], JobConfig]) -> dict[str, Any]:
     """run_job for a process pool: a failure becomes an error record and the other jobs go on."""
-    from ..train.device import torch_threads
+    from ..threads import torch_threads
 
     job, cfg = payload
     try:

@@ -88,11 +88,11 @@ def fit_predictor(sn: Supernet, records: list[dict[str, Any]], source: dict | No
 def fit_beside(supernet: str | Path, n: int, seed: int = 0, data_dir: str | None = None, device: str = "auto", progress: bool = False) -> dict[str, Any]:
     """Judge `n` spread subnets of the supernet file with inherited weights (validation crops) and
     write the predictor fitted on them beside it (predictor.json; the evaluations in inherited.jsonl)."""
-    from ..train.device import resolve_device
+    from ..train.device import resolve_train_device
     from .net import load_supernet
 
     supernet = Path(supernet)
-    sn = load_supernet(supernet, device=resolve_device(device))
+    sn = load_supernet(supernet, device=resolve_train_device(device))
     recs = collect(sn, supernet.parent, n, seed=seed, data_dir=data_dir, progress=progress)
     cpu_s = sum(r.get("cpu_s", 0.0) for r in recs)  # what the evaluations cost (CPU seconds, resumes included)
     model = fit_predictor(sn, recs, source={"supernet": str(supernet), "subnets": n, "seed": seed, "crops": "val", "cpu_s": cpu_s})

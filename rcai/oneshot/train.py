@@ -44,7 +44,8 @@ from ..presets import get_preset
 from ..progress import progress_bar
 from ..space.space import Arch, SearchSpace
 from ..train.batches import BatchStream
-from ..train.device import TrainDevice, resolve_precision, step_seed, to_cpu, torch_threads
+from ..threads import torch_threads
+from ..train.device import TrainDevice, resolve_precision, step_seed, to_cpu
 from ..train.distributed import average_grads, broadcast_, process_group, rank_device, world
 from ..train.ema import WeightEMA
 from ..train.quality import eval_set, gain

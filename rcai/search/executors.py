@@ -84,10 +84,10 @@ def device_slots(train_device: str, workers: int) -> list[str | None]:
 class LocalPool(Executor):
     def __init__(self, jobs: int, address: str | None = None, train_device: str = "auto", threads: int = 1,
                  gpus_per_job: float | None = None):
-        from ..train.device import resolve_device
+        from ..train.device import resolve_train_device
 
         super().__init__(jobs, address, train_device, threads, gpus_per_job)
-        resolve_device(train_device)  # cuda without a GPU here: one line, before any worker starts
+        resolve_train_device(train_device)  # cuda without a GPU here: one line, before any worker starts
 
     def _pool(self, n: int):
         from ..train.job import claim_slot

@@ -108,7 +108,7 @@ def record(job: dict[str, Any], cfg: CollectConfig, out: Path, m: dict[str, Any]
 
 def train_one(job: dict[str, Any], cfg: CollectConfig, out: Path) -> dict[str, Any]:
     """One planned subnet trained here, on one torch thread (what a collection's worker does)."""
-    from ..train.device import torch_threads
+    from ..threads import torch_threads
 
     with torch_threads(1):
         return record(job, cfg, out, train_job(job, cfg, out).run())

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import RcaiError
+from ..threads import require_threads
 from .base import Prepared, Target, TargetInfo, onnx_path
 from .inputs import Specs, check_feeds, model_precision, normalize_specs, specs_from_onnx
 from .registry import register_target
@@ -26,8 +27,7 @@ class OnnxRuntimeTarget(Target):
         if graph_optimization_level not in OPT_LEVELS:
             raise RcaiError(f"onnxruntime: graph_optimization_level must be one of {list(OPT_LEVELS)}")
         threads = (os.cpu_count() or 1) if threads is None else int(threads)
-        if threads < 1:
-            raise RcaiError("onnxruntime: threads must be >= 1")
+        require_threads(threads, "onnxruntime: threads")
         self.threads = threads
         self.graph_optimization_level = graph_optimization_level
         self._settings = {"threads": threads, "graph_optimization_level": graph_optimization_level}

@@ -29,9 +29,10 @@ import numpy as np
 
 from ..config import JsonConfig
 from ..errors import RcaiError
+from ..precisions import precisions
 from .inputs import Specs, make_input_pool
 
-PRECISIONS = ("fp32", "int8")  # what `rcai profile --precision` and the tables know
+PRECISIONS = precisions("table")  # what `rcai profile --precision` and the tables know
 # Modules of the UNet whose convs stay fp32: the stem (its input mixes the LR image with pure noise, one
 # uint8 range for both) and the head (the predicted output itself). On the tiny base (300 steps) keeping
 # them cut the INT8 quality loss from 0.015 to 0.003 dB and the output error from 8.6% to 6.0%, for 2%

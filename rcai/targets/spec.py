@@ -18,6 +18,7 @@ from typing import Any
 
 from ..config import JsonConfig
 from ..errors import RcaiError
+from ..threads import require_threads
 from .base import Target
 from .registry import DEVICES, get_target, target_class
 
@@ -36,8 +37,7 @@ class TargetSpec(JsonConfig):
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise RcaiError(f"unknown device {self.device!r}; known: {', '.join(sorted(DEVICES))}")
-        if self.threads is not None and self.threads < 1:
-            raise RcaiError(f"--threads must be >= 1 (or left out: the target's default), got {self.threads}")
+        require_threads(self.threads)
         if self.batch < 1:
             raise RcaiError(f"--batch must be >= 1, got {self.batch}")
         given = [k for k in self.settings() if k not in self.accepts()]

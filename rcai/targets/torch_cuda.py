@@ -19,7 +19,7 @@ from ..errors import RcaiError
 from .base import Prepared, Target, TargetInfo, Timer
 from .inputs import Specs, check_feeds, normalize_specs
 from .registry import register_target
-from .torch_dtypes import PRECISIONS, torch_dtype  # noqa: F401  (re-exported)
+from .torch_dtypes import torch_dtype
 from .sysinfo import host_name
 
 WARMUP_BEFORE_CAPTURE = 3  # eager calls on a side stream before capture (cuDNN/cuBLAS pick kernels)

@@ -4,16 +4,15 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import RcaiError
-
-PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+from ..precisions import precisions, torch_dtype_name
 
 
 def torch_dtype(precision: str, who: str = "torch-cuda") -> Any:
     import torch
 
-    if precision not in PRECISIONS:
-        raise RcaiError(f"{who}: unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
-    return getattr(torch, PRECISIONS[precision])
+    if precision not in precisions("torch"):
+        raise RcaiError(f"{who}: unknown precision {precision!r}; known: {', '.join(precisions('torch'))}")
+    return getattr(torch, torch_dtype_name(precision))
 
 
 def flatten_outputs(out: Any) -> list[Any]:

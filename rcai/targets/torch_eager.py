@@ -4,14 +4,14 @@ The CUDA path (device="cuda[:i]", torch.cuda.synchronize around each timed call)
 no GPU on the development machine."""
 from __future__ import annotations
 
-import contextlib
 import copy
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, ContextManager, Mapping
 
 import numpy as np
 
 from ..errors import RcaiError
+from ..threads import require_threads, torch_threads
 from .base import MeasureConfig, Prepared, Target, TargetInfo, Timer, TimingStats
 from .inputs import Specs, check_feeds, model_precision, normalize_specs, precision_of
 from .registry import register_target
@@ -39,24 +39,13 @@ class TorchTarget(Target):
             raise RcaiError(f"torch: bad device {device!r} ({e})") from None
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RcaiError(f"torch: device {device!r} requested but CUDA is not available")
-        if threads is not None and int(threads) < 1:
-            raise RcaiError("torch: threads must be >= 1")
+        require_threads(threads, "torch: threads")
         self.threads = None if threads is None else int(threads)
         self._settings = {"threads": self.threads, "device": device, **({"precision": precision} if precision != "fp32" else {})}
         self._precision = precision
 
-    @contextlib.contextmanager
-    def threads_set(self) -> Iterator[None]:
-        import torch
-
-        old = torch.get_num_threads()
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
-        try:
-            yield
-        finally:
-            if self.threads is not None:
-                torch.set_num_threads(old)
+    def threads_set(self) -> ContextManager[None]:
+        return torch_threads(self.threads)
 
     def computes_on_calling_thread(self) -> bool:
         return self.device.type == "cpu" and self.settings().get("threads") == 1

@@ -9,7 +9,7 @@ quality within seed noise (benchmarks/results/train_speed.md): bf16 on a CPU wit
 instructions (avx512_bf16 / amx_bf16), fp32 elsewhere and on CUDA (bf16 was slower on an H200 at
 these sizes: the tiny UNet is launch-bound there).
 
-What repeats (docs: README "Training device"):
+What repeats (docs/training.md):
 - same device kind, same settings: bit for bit on the CPU (every draw is seeded: batches from the
   CPU stream, the loss's draws from a generator seeded by (seed, step)); on CUDA to within its
   kernels' non-determinism (cuDNN picks algorithms; rcai does not force deterministic ones).
@@ -26,14 +26,15 @@ import contextlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 
 from ..errors import RcaiError
+from ..precisions import precisions
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:<i>")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", *precisions("train"))
 _DEVICE = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
 
 
@@ -55,7 +56,7 @@ def cuda_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def resolve_device(text: str) -> torch.device:
+def resolve_train_device(text: str) -> torch.device:
     """auto: the first CUDA GPU if there is one, else the CPU. cuda[:i] without that GPU: RcaiError."""
     name = check_train_device(text)
     n = cuda_count()
@@ -103,7 +104,7 @@ class TrainDevice:
 
     @classmethod
     def of(cls, device: str = "auto", precision: str = "auto") -> "TrainDevice":
-        d = resolve_device(device)
+        d = resolve_train_device(device)
         return cls(d, resolve_precision(precision, d))
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -148,17 +149,3 @@ def to_cpu(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(to_cpu(v) for v in obj)
     return obj
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op threads set to `n` for the block (None: unchanged)."""
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)

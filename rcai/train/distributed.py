@@ -36,9 +36,9 @@ class process_group:
 def rank_device(train_device: str) -> torch.device:
     """This rank's training device: under torchrun, `auto` and `cuda` mean the GPU of LOCAL_RANK
     (one per rank); an explicit cuda:<i> or cpu is taken as given."""
-    from ..train.device import cuda_count, resolve_device
+    from ..train.device import cuda_count, resolve_train_device
 
-    dev = resolve_device(train_device)
+    dev = resolve_train_device(train_device)
     if dev.type == "cuda" and ":" not in train_device and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % cuda_count()}")
     return dev

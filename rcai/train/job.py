@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import RcaiError
 from ..io import read_json
-from .device import torch_threads
+from ..threads import torch_threads
 from .rundir import RunDir
 from .trainer import TrainConfig
 

@@ -52,9 +52,9 @@ GPU = PROTOCOLS.add("gpu", TrainProtocol(steps=4800, batch_size=32, eval_at=(120
 
 def for_device(train_device: str) -> TrainProtocol:
     """The protocol of a training device (`auto`: of the device it resolves to here)."""
-    from .device import resolve_device
+    from .device import resolve_train_device
 
-    return GPU if resolve_device(train_device).type == "cuda" else CPU
+    return GPU if resolve_train_device(train_device).type == "cuda" else CPU
 
 
 def train_to(spec: SubnetSpec, seed: int, run: str | Path, protocol: TrainProtocol, steps: int | None = None, data_dir: str | None = None,
