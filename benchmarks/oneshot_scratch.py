@@ -156,10 +156,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--rungs", type=int, nargs="+", default=[800, 1200])
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--names", nargs="+", default=None, help="only these subnets of the group (e.g. to split it over processes)")
     args = ap.parse_args()
     p = load_plan()
     save_plan(p)
-    names = [n for n, v in p.items() if v["group"] == args.group]
+    names = [n for n, v in p.items() if v["group"] == args.group and (args.names is None or n in args.names)]
     train([(n, s) for n in names for s in args.seeds], args.rungs, args.jobs)
 
 
