@@ -18,6 +18,7 @@ from typing import Any
 
 from ..config import JsonConfig
 from ..errors import RcaiError
+from ..io import read_json
 from ..registry import Registry
 from ..space.subnet import SubnetSpec
 from .evaluate import EvalConfig
@@ -74,14 +75,23 @@ def protocol_job(spec: SubnetSpec, seed: int, run: str | Path, protocol: TrainPr
         raise RcaiError(f"rung {stop} is not one of the protocol's eval_at steps {protocol.eval_at}")
     p = protocol.upto(stop)
     run = Path(run)
+    subnet = _subnet_file(run)
     (run / "train").mkdir(parents=True, exist_ok=True)
-    for path in (run / "subnet.json", run / "train" / "subnet.json"):
+    for path in {run / "subnet.json", subnet}:
         if not path.exists():
             spec.save(path)
-    cfg = TrainConfig(preset=spec.preset.name, subnet=str(run / "train" / "subnet.json"), steps=p.steps, batch_size=p.batch_size, lr=p.lr,
+    cfg = TrainConfig(preset=spec.preset.name, subnet=str(subnet), steps=p.steps, batch_size=p.batch_size, lr=p.lr,
                       lr_schedule=p.lr_schedule, ema=p.ema, eval_at=p.eval_at, seed=seed, data_dir=data_dir,
                       eval=EvalConfig(steps=20, max_images=4 if samples else 0, seed=0), device=device, precision=precision)
     return TrainJob(cfg, str(run / "train"))
+
+
+def _subnet_file(run: Path) -> Path:
+    """The subnet.json a training reads: its copy in run/train; for a training started before there
+    was one (its config names run/subnet.json by the old path), that one, so it resumes where it is."""
+    started = run / "train" / "config.json"
+    old = started.exists() and read_json(started, expect=dict).get("subnet") != "subnet.json"
+    return run / "subnet.json" if old else run / "train" / "subnet.json"
 
 
 def curve(run: str | Path) -> dict[int, float]:
