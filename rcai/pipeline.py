@@ -128,7 +128,8 @@ def _pipeline(cfg: PipelineConfig, out: Path, table: CostModel | None, say: Call
     load = {"start": load_average()}
     table_path = find_table(cfg, out, say, progress)
     preset = get_preset(cfg.preset)
-    table = table or load_cost_model(table_path, preset, device=cfg.device, threads=cfg.threads)
+    if table is None:  # profiled by this run
+        table = load_cost_model(table_path, preset, device=cfg.device, threads=cfg.threads)
     S = cfg.steps_per_sample
     base_est = table.estimate(table.space.base_arch(), S)
     budget = base_est.loop_ms / cfg.speedup

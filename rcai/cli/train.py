@@ -38,13 +38,11 @@ def train(
     """Train a base model or a subnet: checkpoints atomically, logs the loss to log.jsonl, and
     evaluates the quality metric and sampled PSNR/SSIM on the held-out photos (writes model.pt, metrics.json, samples.png)."""
     from ..config import require_counts
-    from ..runfolder import check_out
     from ..search.executors import make_executor
     from ..train.evaluate import EvalConfig
     from ..train.job import TrainJob
     from ..train.trainer import TrainConfig
 
-    check_out(out)
     require_counts({"eval-steps": eval_steps, "eval-images": eval_images}, "--")  # the line below prints the sampled PSNR
     cfg = TrainConfig(preset=preset, subnet=subnet, init=init, steps=steps, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, seed=seed, data_dir=image_dir,
                       eval=EvalConfig(steps=eval_steps, max_images=eval_images), device=train_device, precision=train_precision)
