@@ -11,6 +11,7 @@ import os
 import stat
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -170,7 +171,9 @@ def load_torch(path: str | os.PathLike, what: str = "torch file") -> Any:
     if not path.is_file():
         raise RcaiError(f"{path}: file not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's warnings about a pickle it then refuses: the one line below says it
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a pickle with code (UnpicklingError), a truncated file...
         raise RcaiError(f"{path}: not a readable {what} ({type(e).__name__})") from None
 

@@ -1,5 +1,5 @@
 """One writer per output: an exclusive flock on `<output>.lock` next to it (a cost table, a dataset
-folder, a run folder). A second writer is refused at once with a one-line error naming the holder
+folder, a run folder), keyed by its real path (a symlink to a held folder is the same output). A second writer is refused at once with a one-line error naming the holder
 (pid, host, command). The kernel drops the lock when its holder dies, so a kill never leaves a
 stale lock behind; the file itself is removed on a clean exit."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .io import os_errors
 
 
 def lock_path(output: str | os.PathLike) -> Path:
-    output = Path(output)
+    output = Path(os.path.realpath(output))
     return output.with_name(output.name + ".lock")
 
 

@@ -17,6 +17,7 @@
 """
 from __future__ import annotations
 
+import math
 import os
 import socket
 from dataclasses import asdict, dataclass
@@ -38,6 +39,7 @@ from .evaluate.baselines import MatchedLatency
 from .pipeline_search import SEARCH_STAGES, save_spec
 from .search.strategies.run import run_knapsack
 from .presets import get_preset
+from .runfolder import open_run
 from .space.subnet import SubnetSpec
 from .targets.sysinfo import load_average
 from .config import counts_of, require_counts
@@ -81,7 +83,9 @@ class PipelineConfig:
         SEARCH_STAGES.get(self.strategy)
         resolve_train_device(self.train_device)  # cuda without a GPU: one line, before anything is written
         check_precision(self.train_precision)
-        require_counts(counts_of(self, "train_steps", "initial", "brackets", "jobs", "steps_per_sample", "rounds"))
+        require_counts(counts_of(self, "threads", "train_steps", "initial", "brackets", "jobs", "steps_per_sample", "rounds"))
+        if isinstance(self.speedup, bool) or not isinstance(self.speedup, (int, float)) or not 0 < self.speedup < math.inf:
+            raise RcaiError(f"speedup must be a positive finite number (budget = base table latency / speedup), got {self.speedup!r}")
         if not self.rungs or list(self.rungs) != sorted(set(self.rungs)) or self.rungs[0] < 1 or self.rungs[-1] != self.train_steps:
             raise RcaiError(f"rungs {tuple(self.rungs)} must be increasing steps ending at train_steps {self.train_steps}")
 
@@ -98,8 +102,24 @@ def find_table(cfg: PipelineConfig, out: Path, say: Callable[[str], None], progr
     return path
 
 
+def given_table(cfg: PipelineConfig) -> CostModel | None:
+    """The --cost-table that exists, loaded and checked (None: it is profiled by the run), and the
+    preset and predictor the run reads: refused before the run folder exists."""
+    preset = get_preset(cfg.preset)
+    if cfg.predictor:
+        load_cost_model(cfg.predictor, preset)
+    if cfg.cost_table and Path(cfg.cost_table).exists():
+        return load_cost_model(cfg.cost_table, preset, device=cfg.device, threads=cfg.threads)
+    return None
+
+
 def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
     out = Path(out)
+    with open_run(out, lambda: given_table(cfg)) as table:  # checked, then one writer per run folder
+        return _pipeline(cfg, out, table, say, progress)
+
+
+def _pipeline(cfg: PipelineConfig, out: Path, table: CostModel | None, say: Callable[[str], None], progress: bool) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "pipeline.json", asdict(cfg))
     # torch trains with the same thread count as the target runs: on a shared 2-core machine a
@@ -108,7 +128,8 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, say: Callable[[str], None
     load = {"start": load_average()}
     table_path = find_table(cfg, out, say, progress)
     preset = get_preset(cfg.preset)
-    table = load_cost_model(table_path, preset, device=cfg.device, threads=cfg.threads)
+    if table is None:  # profiled by this run
+        table = load_cost_model(table_path, preset, device=cfg.device, threads=cfg.threads)
     S = cfg.steps_per_sample
     base_est = table.estimate(table.space.base_arch(), S)
     budget = base_est.loop_ms / cfg.speedup

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent / "rcai"
 # Lowest first; a unit may import its own layer's other units only without a cycle between them.
 LAYERS: list[set[str]] = [
     {"rcai", "errors", "io", "lock", "registry", "config", "progress", "metrics", "onnx_export", "procs", "stats", "latency_data",
-     "threads", "precisions"},
+     "threads", "precisions", "memory", "runfolder"},
     {"presets"},  # typed configs of the network, its schedule and recipe: below everything that builds them
     {"model"},
     {"space"},

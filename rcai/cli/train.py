@@ -33,11 +33,13 @@ def train(
     evaluates the quality metric and sampled PSNR/SSIM on the held-out photos (writes model.pt, metrics.json, samples.png)."""
     import torch
 
+    from ..config import require_counts
     from ..search.executors import make_executor
     from ..train.evaluate import EvalConfig
     from ..train.job import TrainJob
     from ..train.trainer import TrainConfig
 
+    require_counts({"eval-steps": eval_steps, "eval-images": eval_images}, "--")  # the line below prints the sampled PSNR
     cfg = TrainConfig(preset=preset, subnet=subnet, init=init, steps=steps, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, seed=seed, data_dir=image_dir,
                       eval=EvalConfig(steps=eval_steps, max_images=eval_images), device=train_device, precision=train_precision)
     with make_executor("local", 1, train_device=train_device, threads=torch.get_num_threads()) as ex:  # one job, in this process

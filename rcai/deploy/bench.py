@@ -28,7 +28,7 @@ from ..targets.measure import summarize
 from .engines import Engine, build_engine, reference_device, torch_threads
 from .estimates import estimate_vs_measured, load_estimators
 from .images import lr_input
-from .memory import PeakRss
+from ..memory import PeakRss
 from .quality import deployed_loop_quality
 from .runtime import default_steps, read_deployment
 from .sidecar import sidecar_path
@@ -163,6 +163,43 @@ def check_config(cfg: BenchConfig) -> None:
         raise RcaiError(f"--loop: unknown {cfg.loop!r}; known: {', '.join(LOOP_KINDS)}")
 
 
+# The static estimate (live tensors of the graph) misses ONNX Runtime's per-node workspaces and its
+# arena: measured peaks were 1.7x it (tiny) to 7.4x (micro). Within this factor of the memory
+# available, the measured peak decides.
+STATIC_MARGIN = 16
+MEASURE_BATCH = 8
+
+
+def bytes_per_image(onnx_path: Path, batch: int, hr_size: int) -> int:
+    """Memory of the loop per image of the batch: the graph's live tensors and the loop's own arrays,
+    and where `batch` of them comes near the memory available, ONNX Runtime's measured peak per image."""
+    from ..memory import available_bytes
+    from .onnxfile import load_onnx, peak_activation_bytes
+
+    static = peak_activation_bytes(load_onnx(onnx_path)) + 16 * 4 * hr_size**2  # + the loop's own arrays
+    have = available_bytes()
+    if have is None or batch * static * STATIC_MARGIN < have:
+        return static
+    return max(static, measured_bytes_per_image(onnx_path) + 16 * 4 * hr_size**2)
+
+
+def measured_bytes_per_image(onnx_path: Path, batch: int = MEASURE_BATCH) -> int:
+    """Peak resident memory of one ONNX Runtime call at `batch` (a session of its own, arena off:
+    what the call's tensors and workspaces hold), per image; the session's fixed cost spread over the
+    few images errs on the safe side."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.enable_cpu_mem_arena = 1, False
+    with PeakRss() as m:
+        session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        feeds = {i.name: np.zeros([d if isinstance(d, int) else batch for d in i.shape], np.float16 if "float16" in i.type else np.float32)
+                 for i in session.get_inputs()}
+        session.run(None, feeds)
+        del session
+    return m.delta_bytes // batch
+
+
 def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress: Callable[[str], None] | None = None,
                cost_models: dict[str, CostModel] | None = None) -> BenchResult:
     """Measure the whole sampling loop of the deployed model `onnx_path` as `cfg` says. The
@@ -174,10 +211,9 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
         raise RcaiError(f"{onnx_path}: without a sidecar --sample-steps is required (with --preset)")
     side, has_sidecar = read_deployment(onnx_path, get_preset(cfg.preset) if cfg.preset else None)
     if cfg.device in ("cpu", "torch"):  # the loop runs in this machine's memory: refuse a batch that cannot fit
-        from .memory import require_memory
-        from .onnxfile import load_onnx, peak_activation_bytes
+        from ..memory import require_memory
 
-        per_image = peak_activation_bytes(load_onnx(onnx_path)) + 16 * 4 * side.preset.hr_size**2  # + the loop's own arrays
+        per_image = bytes_per_image(onnx_path, cfg.batch, side.preset.hr_size)
         require_memory(cfg.batch * per_image, f"--batch {cfg.batch}", f"about {per_image / 2**20:.2f} MiB an image; use a smaller --batch")
     schedule = side.noise_schedule()
     steps = default_steps(cfg.sampler, schedule.T) if cfg.steps is None else cfg.steps

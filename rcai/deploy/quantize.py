@@ -110,7 +110,7 @@ def quantize_denoiser(fp32_path: str | Path, out_path: str | Path, module: torch
                       calib: CalibrationConfig = CalibrationConfig(), qcfg: QuantConfig = QuantConfig()) -> dict[str, Any]:
     """Quantize the exported fp32 denoiser `fp32_path` (exported from `module`) into `out_path`,
     calibrated on its own sampling loop. Returns {"settings": ..., "calibration": ...} for the sidecar."""
-    from .memory import require_memory
+    from ..memory import require_memory
 
     require_memory(calibration_bytes(module, preset, calib), f"int8 calibration on {calib.inputs} inputs",
                    f"use fewer (--calibration, default {DEFAULT_CALIBRATION})")

@@ -12,8 +12,13 @@ def _console():
     return Console(stderr=True)
 
 
+def _shown(enabled: bool) -> bool:
+    """Only on a terminal: elsewhere a transient bar draws nothing but a blank line, before an error too."""
+    return enabled and _console().is_terminal
+
+
 def track(items: Sequence[T], description: str, enabled: bool) -> Iterator[T]:
-    if not enabled:
+    if not _shown(enabled):
         yield from items
         return
     from rich.progress import track as rich_track
@@ -23,7 +28,7 @@ def track(items: Sequence[T], description: str, enabled: bool) -> Iterator[T]:
 
 def bar(enabled: bool):
     """A rich Progress (context manager) with a `status` field, or None when disabled."""
-    if not enabled:
+    if not _shown(enabled):
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -196,6 +196,8 @@ def check_executor(name: str, address: str | None) -> None:
     import importlib.util
 
     EXECUTORS.get(name)
+    if address and name != "ray":
+        raise RcaiError(f"--ray-address {address}: joins a Ray cluster, read only with --executor ray (not {name})")
     if name == "ray":
         if importlib.util.find_spec("ray") is None:
             raise RcaiError(NO_RAY)

@@ -24,7 +24,7 @@ from ..cost.load import load_cost_model
 from ..cost.model import OpCostModel
 from ..errors import RcaiError
 from ..io import append_line, atomic_write_json, read_json
-from ..lock import exclusive
+from ..runfolder import open_run
 from ..proxies.additive import MAX_DB
 from ..presets import get_preset
 from ..space.subnet import SubnetSpec
@@ -172,12 +172,11 @@ def collect(cfg: CollectConfig, out: str | Path, jobs: int = 1, on_done: Callabl
     check_precision(train_precision)
     executor = make_executor("local", jobs, train_device=train_device)  # a bad device: refused before anything is written
     out = Path(out)
-    with exclusive(out):
+    with open_run(out, lambda: plan(cfg)) as planned:  # the plan (its cost table, fractions) checked before the folder exists
         out.mkdir(parents=True, exist_ok=True)
         cfg_file = out / "config.json"
         if cfg_file.exists() and read_json(cfg_file, dict) != json.loads(json.dumps(cfg.to_dict())):
             raise RcaiError(f"{out} holds data of another collection config; use another --out")
-        planned = plan(cfg)
         log = out / RESULTS
         done = read_results(log, planned)  # before anything is written: a bad file changes nothing
         atomic_write_json(cfg_file, cfg.to_dict())

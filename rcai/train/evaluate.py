@@ -17,8 +17,16 @@ from .device import module_device
 class EvalConfig(JsonConfig):
     sampler: str = "ddim"
     steps: int = 20
-    max_images: int = 4
+    max_images: int = 4  # 0: no sampled evaluation
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        from ..config import require_counts
+        from ..errors import RcaiError
+
+        require_counts({"steps": self.steps}, "eval ")
+        if isinstance(self.max_images, bool) or not isinstance(self.max_images, int) or self.max_images < 0:
+            raise RcaiError(f"eval max_images must be a whole number >= 0, got {self.max_images!r}")
 
 
 def evaluate(model: torch.nn.Module, dataset, schedule: NoiseSchedule, cfg: EvalConfig = EvalConfig(), denoiser=None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..config import JsonConfig
 from ..errors import RcaiError
+from ..io import read_json
 from ..registry import Registry
 from ..space.subnet import SubnetSpec
 from .evaluate import EvalConfig
@@ -67,19 +68,30 @@ def train_to(spec: SubnetSpec, seed: int, run: str | Path, protocol: TrainProtoc
 
 def protocol_job(spec: SubnetSpec, seed: int, run: str | Path, protocol: TrainProtocol, steps: int | None = None, data_dir: str | None = None,
                  samples: bool = True, device: str = "auto", precision: str = "auto") -> TrainJob:
-    """The TrainJob of `train_to` (its folder is run/train, run/subnet.json the subnet)."""
+    """The TrainJob of `train_to` (its folder is run/train, run/subnet.json the subnet; the training
+    reads its copy in run/train, a path stored relative to its folder: a moved run resumes)."""
     stop = protocol.steps if steps is None else steps
     if stop not in protocol.eval_at:
         raise RcaiError(f"rung {stop} is not one of the protocol's eval_at steps {protocol.eval_at}")
     p = protocol.upto(stop)
     run = Path(run)
-    run.mkdir(parents=True, exist_ok=True)
-    if not (run / "subnet.json").exists():
-        spec.save(run / "subnet.json")
-    cfg = TrainConfig(preset=spec.preset.name, subnet=str(run / "subnet.json"), steps=p.steps, batch_size=p.batch_size, lr=p.lr,
+    subnet = _subnet_file(run)
+    (run / "train").mkdir(parents=True, exist_ok=True)
+    for path in {run / "subnet.json", subnet}:
+        if not path.exists():
+            spec.save(path)
+    cfg = TrainConfig(preset=spec.preset.name, subnet=str(subnet), steps=p.steps, batch_size=p.batch_size, lr=p.lr,
                       lr_schedule=p.lr_schedule, ema=p.ema, eval_at=p.eval_at, seed=seed, data_dir=data_dir,
                       eval=EvalConfig(steps=20, max_images=4 if samples else 0, seed=0), device=device, precision=precision)
     return TrainJob(cfg, str(run / "train"))
+
+
+def _subnet_file(run: Path) -> Path:
+    """The subnet.json a training reads: its copy in run/train; for a training started before there
+    was one (its config names run/subnet.json by the old path), that one, so it resumes where it is."""
+    started = run / "train" / "config.json"
+    old = started.exists() and read_json(started, expect=dict).get("subnet") != "subnet.json"
+    return run / "subnet.json" if old else run / "train" / "subnet.json"
 
 
 def curve(run: str | Path) -> dict[int, float]:

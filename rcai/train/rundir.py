@@ -30,14 +30,17 @@ class RunDir:
         return self.file("checkpoint.pt")
 
     def start(self, config: dict[str, Any], resume: bool, growable: tuple[str, ...] = (),
-              upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+              upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None, paths: tuple[str, ...] = ()) -> None:
         """A new run refuses to overwrite an existing one; --resume requires the same config, except
         that `growable` keys may grow (more steps of a run whose lr does not depend on its length):
         the stored config is then updated to the new one. `upgrade` reads a stored config as this
         version does (its config class's from_dict + to_dict: options added since take their
-        defaults), so a run started by an earlier release resumes where nothing it set differs."""
+        defaults), so a run started by an earlier release resumes where nothing it set differs.
+        `paths`: keys holding file paths; one inside the run folder is stored relative to it, so a
+        moved or copied run resumes."""
         cfg_path = self.file("config.json")
         config = json.loads(json.dumps(config))  # tuples as the stored JSON has them (lists)
+        config.update({k: self.relative(config[k]) for k in paths if config.get(k)})
         if resume:
             if not cfg_path.exists():
                 raise RcaiError(f"{self.path}: nothing to resume (no config.json)")
@@ -55,6 +58,13 @@ class RunDir:
             raise RcaiError(f"{self.path}: run folder exists; use --resume or another --out")
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_json(cfg_path, config)
+
+    def relative(self, path: str) -> str:
+        """`path` relative to the run folder where it lies inside it, else as given."""
+        try:
+            return str(Path(path).resolve().relative_to(self.path.resolve()))
+        except ValueError:
+            return path
 
     def log(self, record: dict[str, Any]) -> None:
         append_line(self.file("log.jsonl"), json.dumps(record, default=float))

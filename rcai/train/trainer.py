@@ -14,14 +14,15 @@ from ..config import JsonConfig
 from ..diffusion import preset_loss
 from ..errors import RcaiError
 from ..io import append_line, atomic_torch_save, atomic_write_json, load_torch
-from ..lock import exclusive
 from ..model.unet import UNet
 from ..progress import progress_bar
 from ..presets import Preset, get_preset
+from ..runfolder import open_run
 from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
 from .batches import BatchStream
 from .device import TrainDevice, check_precision, check_train_device, step_seed, to_cpu
+from .memory import check_train_memory
 from .ema import WeightEMA
 from .evaluate import EvalConfig, evaluate
 from .quality import eval_set, quality
@@ -89,21 +90,39 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     """Train (or continue) the run in `out`; returns its metrics (metrics.json). `final_eval=False`
     skips the evaluations at the end (a timing run): the metrics then hold the counts and timing only."""
     dev = TrainDevice.of(cfg.device, cfg.precision)  # a bad device is refused before anything is written
-    with exclusive(out):  # one writer per run folder
-        return _train(cfg, out, resume, progress, dev, final_eval)
+    with open_run(out, lambda: prepare(cfg, dev)) as ready:  # checked, then one writer per run folder
+        return _train(cfg, out, resume, progress, dev, ready, final_eval)
 
 
-def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool, dev: TrainDevice, final_eval: bool = True) -> dict[str, Any]:
-    run = RunDir(Path(out))
-    run.start(cfg.to_dict(), resume, growable=("steps", "eval_at") if cfg.extendable else ())
+@dataclass
+class Prepared:
+    """What a training builds from its config, before its folder is written."""
+    model: UNet
+    spec: SubnetSpec
+    splits: Any
+    ev: Any
+
+
+def prepare(cfg: TrainConfig, dev: TrainDevice) -> Prepared:
+    """Build and check everything a training reads (preset, subnet, weights, images, memory): a bad
+    input is refused here, before the run folder exists. The order of the seeded draws is the training's."""
     seed_everything(cfg.seed)
     model, spec = build_model(cfg)  # initialised on the CPU: the same weights on every device
+    if dev.device.type == "cpu":
+        check_train_memory(model, cfg.batch_size)
+    splits = splits_of(spec.preset, cfg.data_dir, cfg.seed, cfg.batch_size)
+    return Prepared(model, spec, splits, eval_set(spec.preset, cfg.data_dir))
+
+
+def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool, dev: TrainDevice, ready: Prepared, final_eval: bool = True) -> dict[str, Any]:
+    run = RunDir(Path(out))
+    run.start(cfg.to_dict(), resume, growable=("steps", "eval_at") if cfg.extendable else (), paths=("subnet", "init", "data_dir"))
+    model, spec, ev = ready.model, ready.spec, ready.ev
     model.to(dev.device)
     spec.save(run.file("subnet.json"))
     preset: Preset = spec.preset
     schedule = schedule_of(preset)
-    splits = splits_of(preset, cfg.data_dir, cfg.seed, cfg.batch_size)
-    stream = BatchStream(splits.train, cfg.batch_size, cfg.seed)  # on the CPU, checkpointed: the same batches everywhere
+    stream = BatchStream(ready.splits.train, cfg.batch_size, cfg.seed)  # on the CPU, checkpointed: the same batches everywhere
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     ema = WeightEMA(model, cfg.ema) if cfg.ema else None
     draws = dev.generator()  # the loss's draws, re-seeded from (seed, step) at every step
@@ -121,7 +140,6 @@ def _train(cfg: TrainConfig, out: str | Path, resume: bool, progress: bool, dev:
         run.truncate_log(step)  # lines after the checkpoint (or all, if none was reached) are redone
     append_line(run.file("devices.jsonl"), json.dumps({"step": step, **dev.describe()}))  # where each part of the run trained
     judged = ema.module if ema is not None else model  # the weights evaluated and saved
-    ev = eval_set(preset, cfg.data_dir)
 
     def checkpoint() -> None:
         extra = {"ema": ema.state_dict()} if ema is not None else {}

@@ -14,6 +14,7 @@ Sample-based strategies run inside a `Session`, which
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 import time
@@ -159,7 +160,7 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
         except (json.JSONDecodeError, UnicodeDecodeError):
             break
         if not (isinstance(rec, dict) and rec.get("i") == len(good) and isinstance(rec.get("kind"), str) and isinstance(rec.get("arch"), dict)
-                and isinstance(rec.get("wall_s"), (int, float)) and (rec.get("score") is None or isinstance(rec["score"], (int, float)))):
+                and isinstance(rec.get("wall_s"), (int, float)) and (rec.get("score") is None or _finite(rec["score"]))):
             break
         good.append(rec)
     dropped = len(lines) - 1 - len(good) + (lines[-1] != b"")
@@ -168,6 +169,11 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
         print(f"warning: {path}: line {len(good) + 1} is not a journal record (cut by a kill or corrupted): it and the "
               f"{dropped - 1} line(s) after it are dropped and redone", file=sys.stderr)
     return good
+
+
+def _finite(score: Any) -> bool:
+    """A score a journal may hold: a finite number (a NaN replayed would change the pick)."""
+    return isinstance(score, (int, float)) and not isinstance(score, bool) and math.isfinite(score)
 
 
 class Session:

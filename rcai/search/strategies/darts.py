@@ -11,7 +11,7 @@ from ...space.subnet import SubnetSpec
 from ...train.rundir import RunDir
 from ..result import SearchResult
 from .base import STRATEGIES, Problem, SearchStrategy
-from .darts_engine import check_budget_feasible, search_in
+from .darts_engine import check_budget_feasible, load_predictor, search_in
 
 
 @STRATEGIES.register("darts")
@@ -24,6 +24,7 @@ class Darts(SearchStrategy):
         if not isinstance(problem.cost, OpCostModel):
             raise RcaiError(f"{self.cfg.cost_table}: the bilevel search needs a per-op cost model (a cost table), got a {problem.cost.name}")
         check_budget_feasible(problem.cost, self.cfg)
+        load_predictor(self.cfg)  # a bad --predictor file: refused before the run folder exists
 
     def search(self, problem: Problem, run: RunDir | None = None) -> SearchResult | None:
         if run is None:

@@ -17,9 +17,9 @@ from typing import Any
 from ...cost.load import load_cost_model
 from ...errors import RcaiError
 from ...io import atomic_write_json
-from ...lock import exclusive
 from ...proxies import make_estimator
 from ...presets import get_preset
+from ...runfolder import open_run
 from ...space.space import SearchSpace
 from ...train.rundir import RunDir
 from ..result import SearchResult
@@ -53,9 +53,13 @@ def run_strategy(cfg: StrategyConfig, out: str | Path, resume: bool = False, pro
 
 
 def _run(strategy, cfg: StrategyConfig, out: str | Path, resume: bool, writer: bool) -> tuple[SearchResult | None, dict[str, Any]]:
-    with exclusive(out) if writer else contextlib.nullcontext():  # one writer per run folder
+    def prepare() -> Problem:
         problem = build_problem(cfg, strategy)
         strategy.check(problem)
+        return problem
+
+    # everything checked before the run folder exists, then one writer per run folder
+    with open_run(out, prepare) if writer else contextlib.nullcontext(prepare()) as problem:
         run = RunDir(Path(out))
         if writer:
             run.start(cfg.to_dict(), resume, upgrade=lambda d: StrategyConfig.from_dict(StrategyConfig.migrate(d), f"{out}/config.json").to_dict())

@@ -14,13 +14,7 @@ _STATUS = Path("/proc/self/status")
 
 
 def _status_kb(key: str) -> int | None:
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    return _read_kb(_STATUS, key)
 
 
 def _reset_hwm() -> bool:
@@ -61,13 +55,17 @@ class PeakRss:
 
 
 def available_bytes() -> int | None:
-    """Memory the system can give without swapping (MemAvailable of /proc/meminfo; psutil elsewhere; None if unknown)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    """Memory this process can still get without swapping: the least of the system's MemAvailable
+    (psutil elsewhere), what its address-space limit (ulimit -v) leaves, and what its cgroup's
+    memory.max leaves; None if none is known."""
+    left = [x for x in (_system_available(), _rlimit_left(), _cgroup_left()) if x is not None]
+    return min(left) if left else None
+
+
+def _system_available() -> int | None:
+    kb = _read_kb(Path("/proc/meminfo"), "MemAvailable")
+    if kb is not None:
+        return kb * 1024
     try:
         import psutil
     except ImportError:
@@ -75,9 +73,40 @@ def available_bytes() -> int | None:
     return int(psutil.virtual_memory().available)
 
 
+def _read_kb(path: Path, key: str) -> int | None:
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _rlimit_left() -> int | None:
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    size = _status_kb("VmSize")
+    if limit == resource.RLIM_INFINITY or size is None:
+        return None
+    return max(limit - size * 1024, 0)
+
+
+def _cgroup_left() -> int | None:
+    """cgroup v2: memory.max less memory.current of this process's cgroup."""
+    try:
+        [rel] = [line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::")]
+        folder = Path("/sys/fs/cgroup") / rel.lstrip("/")
+        limit = (folder / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return max(int(limit) - int((folder / "memory.current").read_text()), 0)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def require_memory(need: float, what: str, hint: str) -> None:
     """Refuse up front, in one line, work estimated to need more memory than is available."""
-    from ..errors import RcaiError
+    from .errors import RcaiError
 
     have = available_bytes()
     if have is not None and need > have:
