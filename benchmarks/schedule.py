@@ -15,7 +15,7 @@ val_psnr, q_s0..) and results/schedule.md. Searches are cached under benchmarks/
 (their journals: a rerun judges nothing twice).
 
 Usage: python benchmarks/schedule.py --supernet benchmarks/.cache/oneshot/supernets/shared-uniform4-s0/supernet.pt \
-           --cost-table latency_tables/cpu-tiny.csv [--budgets 0.5 0.7 0.85] [--measure]
+           --cost-table latency_tables/cpu-tiny.csv [--budgets 0.6 0.85] [--measure]
 """
 from __future__ import annotations
 
@@ -60,12 +60,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--supernet", required=True, help="supernet.pt (predictor.json beside it)")
     ap.add_argument("--cost-table", default="latency_tables/cpu-tiny.csv")
-    ap.add_argument("--budgets", type=float, nargs="+", default=[0.5, 0.7, 0.85], help="fractions of the base's table loop")
+    ap.add_argument("--budgets", type=float, nargs="+", default=[0.6, 0.85], help="fractions of the base's table loop")
     ap.add_argument("--steps", type=int, default=10, help="T: ddim denoiser calls of the loop")
     ap.add_argument("--segments", type=int, default=2)
-    ap.add_argument("--evaluations", type=int, default=16, help="loop-metric evaluations per search")
+    ap.add_argument("--evaluations", type=int, default=8, help="loop-metric evaluations per search")
+    ap.add_argument("--levels", type=int, default=4, help="per-step budgets a pool subnet is proposed at")
     ap.add_argument("--search-seeds", type=int, default=2)
-    ap.add_argument("--search-crops", type=int, default=8)
+    ap.add_argument("--search-crops", type=int, default=4)
     ap.add_argument("--seeds", type=int, default=3, help="sampler seeds of the held-out judgement")
     ap.add_argument("--crops", type=int, default=8, help="held-out crops")
     ap.add_argument("--measure", action="store_true", help="export and time every loop (only on a quiet machine)")
@@ -95,7 +96,7 @@ def main() -> None:
     base_ms = schedule_cost(cost, base).loop_ms
     rows = [{"method": "base", "budget_ms": "", "sched": base, "table_loop_ms": base_ms, "val_psnr": "", "pool": {"base": base_ms / args.steps}}]
     for f in args.budgets:
-        cfg = ScheduleSearchConfig(latency_budget_ms=f * base_ms, segments=args.segments, steps=args.steps, evaluations=args.evaluations,
+        cfg = ScheduleSearchConfig(latency_budget_ms=f * base_ms, segments=args.segments, steps=args.steps, evaluations=args.evaluations, levels=args.levels,
                                    seeds=args.search_seeds, crops=args.search_crops)
         res = search_schedule(args.supernet, args.cost_table, cfg, CACHE / f"b{round(100 * f)}", progress=print)
         pool = {p["name"]: p["step_ms"] for p in res["pool"]}
@@ -137,7 +138,7 @@ def report(args, rows, base_ms, load0, load1, wall_s, mach) -> str:
         f"`python benchmarks/schedule.py {' '.join(sys.argv[1:])}`, rcai {git_rev()}, {mach}; load average before {load_text(load0)}, after {load_text(load1)}; "
         f"{wall_s / 60:.1f} min.", "",
         f"Loop: ddim, T = {args.steps} steps, {args.segments} segments (boundaries searched). Search: `search_schedule`, "
-        f"{args.evaluations} loop-metric evaluations per budget on {args.search_crops} validation crops x {args.search_seeds} sampler seeds "
+        f"a pool of subnets proposed by the predictor at {args.levels} per-step budgets, {args.evaluations} loop-metric evaluations per budget on {args.search_crops} validation crops x {args.search_seeds} sampler seeds "
         "(every single-subnet schedule of its pool among them). Judgement: single-sample PSNR (dB) on "
         f"{args.crops} held-out crops, per sampler seed (q_s0..q_s{args.seeds - 1}): one set of inherited weights, so the seeds are the "
         "sampler's noise, not training seeds. Mean ± sd over those seeds.", "",
