@@ -48,6 +48,14 @@ def LatencyDataOpt(help: str = "Latency dataset CSV (model, latency_ms[, device]
     return typer.Option(..., "--latency-data", help=help)
 
 
+def threads_of(n: int | None):
+    """A context running torch on `--threads n` (None: unchanged), the count checked first."""
+    from ..threads import require_threads, torch_threads
+
+    require_threads(n, default="torch's")
+    return torch_threads(n)
+
+
 def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True, default=float))
 

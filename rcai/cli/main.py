@@ -34,7 +34,7 @@ def _root(
 
 
 # Each module adds its commands to `app` at import (see e.g. rcai/cli/space.py).
-COMMAND_MODULES = ["space", "train", "sample", "profile", "tables", "search", "supernet", "quality", "predictor", "deploy", "pipeline"]
+COMMAND_MODULES = ["space", "train", "sample", "profile", "tables", "search", "supernet", "schedule", "quality", "predictor", "deploy", "pipeline"]
 
 for _name in COMMAND_MODULES:
     try:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .common import CostTableOpt, ImageDirOpt, JsonOpt, PresetOpt, TrainDeviceOpt, TrainPrecisionOpt, out as stdout, print_json
+from .common import CostTableOpt, ImageDirOpt, JsonOpt, PresetOpt, TrainDeviceOpt, TrainPrecisionOpt, out as stdout, print_json, threads_of
 from .defaults import defaults
 from .main import app
 
@@ -52,7 +52,7 @@ def train_cmd(
     cfg = SupernetConfig(preset=preset, cost_table=cost_table, sharing=sharing, steps=steps, batch_size=batch_size, sampling=sampling, paths=paths, distill=distill, lr=lr, ema=ema,
                          seed=seed, data_dir=image_dir, eval_at=tuple(s for s in SN["eval_at"] if s < steps) + (steps,),
                          device=train_device, precision=train_precision)
-    with _threads(threads):
+    with threads_of(threads):
         m = train_supernet(cfg, out, resume=resume, progress=not json)
         if not m:
             return  # not rank 0
@@ -82,7 +82,7 @@ def fit_cmd(
 
     if subnets < 3:
         raise RcaiError(f"--subnets must be >= 3, got {subnets}")
-    with _threads(threads):
+    with threads_of(threads):
         fitted = _fit(supernet, subnets, seed, image_dir, train_device, progress=not json)
     print_json(fitted) if json else stdout.print(_fit_line(fitted))
 
@@ -111,13 +111,6 @@ def eval_cmd(
         return
     stdout.print(f"subnet {spec.hash} with inherited weights: {q['gain_db']:+.3f} dB [{q['gain_lo']:+.3f}, {q['gain_hi']:+.3f}] over bicubic "
                  f"on {q['crops']} {split} crops")
-
-
-def _threads(n: int | None):
-    from ..threads import require_threads, torch_threads
-
-    require_threads(n, default="torch's")
-    return torch_threads(n)
 
 
 def _fit(supernet: Path, n: int, seed: int, image_dir: str | None, train_device: str, progress: bool) -> dict:
