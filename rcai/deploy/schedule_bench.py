@@ -19,7 +19,7 @@ from .bench import BenchConfig, BenchResult, check_config, loop_quality_config, 
 from .engines import Engine, build_engine, reference_device, torch_threads
 from .estimates import load_estimators, schedule_estimate_vs_measured
 from .images import lr_input
-from .memory import PeakRss
+from ..memory import PeakRss
 from .quality import deployed_loop_quality
 from .scheduled import ScheduledDeployment
 
