@@ -140,17 +140,6 @@ def test_onnx_loop_equals_torch_loop(exported, micro, sampler, steps):
     assert psnr(a.image, c.image) < 40.0
 
 
-@pytest.fixture(scope="module")
-def micro_table(micro, tmp_path_factory):
-    from rcai.cost.profile import ProfileConfig, profile_ops
-    from rcai.targets import MeasureConfig
-
-    path = tmp_path_factory.mktemp("tab") / "cpu-micro.csv"
-    cfg = MeasureConfig(warmup=1, min_repeats=3, max_repeats=3, chunk=3, max_seconds=0.5)
-    profile_ops(ProfileConfig(preset=micro.name, threads=1, measure=cfg), path, progress=False)
-    return path
-
-
 def test_bench_result_fields(exported, micro_table):
     out, _, _ = exported
     with pytest.raises(RcaiError, match="measured at batch 1, the estimates are for batch 2"):

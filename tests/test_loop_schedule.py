@@ -56,17 +56,6 @@ def files(micro, tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="module")
-def micro_table(micro, tmp_path_factory):
-    from rcai.cost.profile import ProfileConfig, profile_ops
-    from rcai.targets import MeasureConfig
-
-    path = tmp_path_factory.mktemp("tab") / "cpu-micro.csv"
-    cfg = MeasureConfig(warmup=1, min_repeats=3, max_repeats=3, chunk=3, max_seconds=0.5)
-    profile_ops(ProfileConfig(preset=micro.name, threads=1, measure=cfg), path, progress=False)
-    return path
-
-
 def test_the_loop_calls_each_step_its_own_denoiser(micro):
     schedule = NoiseSchedule(micro.schedule)
     calls: list[str] = []
