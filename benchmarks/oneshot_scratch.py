@@ -137,7 +137,7 @@ def train(items: list[tuple[str, int]], rungs: list[int], jobs: int) -> None:
     todo = [(n, p[n]["choices"], s) for n, s in dict.fromkeys(items) if (n, s) not in have]
     if not todo:
         return
-    with make_executor("local", jobs, train_device="cpu", threads=1) as pool:
+    with make_executor("local", jobs, threads=1) as pool:
         for rung in rungs:
             left = [t + (rung,) for t in todo]
             print(f"[{time.strftime('%H:%M:%S')}] rung {rung}: {len(left)} trainings on {jobs} processes", flush=True)

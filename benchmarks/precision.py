@@ -92,7 +92,8 @@ def pick_subnets(args, preset, work: Path) -> tuple[dict[str, dict[str, str]], d
 
 def train_all(args, preset, subnets: dict[str, dict[str, str]], work: Path) -> dict[str, Path]:
     from rcai.train.evaluate import EvalConfig
-    from rcai.train.trainer import TrainConfig, train
+    from rcai.train.job import train_job
+    from rcai.train.protocol import TrainProtocol
 
     runs = {}
     for name, arch in subnets.items():
@@ -103,9 +104,9 @@ def train_all(args, preset, subnets: dict[str, dict[str, str]], work: Path) -> d
         run.mkdir(parents=True, exist_ok=True)
         SubnetSpec(preset, arch).save(run.parent / f"{name}.subnet.json")
         t0 = time.time()
-        cfg = TrainConfig(preset=preset.name, subnet=str(run.parent / f"{name}.subnet.json"), steps=args.train_steps, seed=0,
-                          eval=EvalConfig(steps=5, max_images=1), device=args.train_device, precision=args.train_precision)
-        m = train(cfg, run, resume=(run / "config.json").exists(), progress=False)
+        protocol = TrainProtocol(steps=args.train_steps, batch_size=8, lr=2e-3, lr_schedule="cosine", ema=0.0, eval_at=())
+        m = train_job(protocol, run, preset=preset.name, subnet=run.parent / f"{name}.subnet.json", seed=0, eval=EvalConfig(steps=5, max_images=1),
+                      device=args.train_device, precision=args.train_precision).run()
         say(f"trained {name}: {m['quality']['gain_db']:+.3f} dB in {time.time() - t0:.0f} s (load {load1()})")
     return runs
 

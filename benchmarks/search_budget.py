@@ -68,9 +68,9 @@ def resolve_protocol(args) -> None:
     args.rungs = args.rungs or [args.steps // 2, args.steps]
 
 
-def train_job(payload: tuple[str, dict, int, str, dict, str]) -> dict:
-    """One (subnet, seed) trained to the whole protocol, in an executor's worker (its device slot)."""
-    preset, choices, seed, out, proto, precision = payload
+def train_job(payload: tuple[str, dict, int, str, dict, str, str]) -> dict:
+    """One (subnet, seed) trained to the whole protocol, in an executor's worker, on the device the executor placed it."""
+    preset, choices, seed, out, proto, device, precision = payload
     from rcai.presets import get_preset
     from rcai.space.subnet import SubnetSpec
     from rcai.train.protocol import TrainProtocol, train_to
@@ -78,7 +78,7 @@ def train_job(payload: tuple[str, dict, int, str, dict, str]) -> dict:
     spec = SubnetSpec(get_preset(preset), choices)
     run = Path(out) / "runs" / f"{spec.hash}-s{seed}"
     reused = (run / "train" / "metrics.json").exists()
-    m = train_to(spec, seed, run, TrainProtocol.from_dict(proto), samples=False, precision=precision)
+    m = train_to(spec, seed, run, TrainProtocol.from_dict(proto), samples=False, device=device, precision=precision)
     return {"arch": spec.hash, "seed": seed, "quality": m["quality"]["gain_db"], "reused": reused}
 
 
@@ -100,8 +100,10 @@ class Trainer:
         if not todo:
             return
         print(f"[{time.strftime('%H:%M:%S')}] {len(todo)} trainings on {self.args.jobs} processes ({self.args.train_device})", flush=True)
-        with make_executor("local", self.args.jobs, train_device=self.args.train_device, threads=1) as pool:
-            for r in pool.map(train_job, [(self.args.preset, c, s, str(self.out), self.proto, self.args.train_precision) for c, s in todo]):
+        with make_executor("local", self.args.jobs, threads=1) as pool:
+            payloads = [(self.args.preset, c, s, str(self.out), self.proto, pool.place(self.args.train_device, i), self.args.train_precision)
+                        for i, (c, s) in enumerate(todo)]
+            for r in pool.map(train_job, payloads):
                 self.done[(r["arch"], r["seed"])] = r
                 print(f"[{time.strftime('%H:%M:%S')}] {r['arch']} s{r['seed']}: {r['quality']:+.4f} dB", flush=True)
 

@@ -42,9 +42,9 @@ def signal_rows() -> list[dict]:
                 for r in csv.DictReader(f) if int(r["step"]) == SIGNAL.steps]
 
 
-def train_job(payload: tuple[dict, int, str, str]) -> dict:
-    """One (subnet, seed) trained to the SIGNAL protocol, in an executor's worker (its device slot)."""
-    choices, seed, out, precision = payload
+def train_job(payload: tuple[dict, int, str, str, str]) -> dict:
+    """One (subnet, seed) trained to the SIGNAL protocol, in an executor's worker, on the device the executor placed it."""
+    choices, seed, out, device, precision = payload
     from rcai.presets import get_preset
     from rcai.space.subnet import SubnetSpec
     from rcai.train.protocol import SIGNAL, train_to
@@ -53,7 +53,7 @@ def train_job(payload: tuple[dict, int, str, str]) -> dict:
     run = Path(out) / "runs" / f"{spec.hash}-s{seed}"
     reused = (run / "train" / "metrics.json").exists()  # finished by an earlier run of this benchmark (train_to reads it back)
     t0 = time.process_time()
-    m = train_to(spec, seed, run, SIGNAL, samples=False, precision=precision)
+    m = train_to(spec, seed, run, SIGNAL, samples=False, device=device, precision=precision)
     return {"arch": spec.hash, "seed": seed, "quality": m["quality"]["gain_db"], "cpu_s": time.process_time() - t0, "reused": reused}
 
 
@@ -140,8 +140,9 @@ def main() -> None:
 
     results = {}
     print(f"[{time.strftime('%H:%M:%S')}] {len(todo)} trainings on {args.jobs} processes ({args.train_device})", flush=True)
-    with make_executor("local", args.jobs, train_device=args.train_device, threads=1) as pool:
-        for k, r in enumerate(pool.map(train_job, [(json.loads(c), s, str(out), args.train_precision) for c, s in todo])):
+    with make_executor("local", args.jobs, threads=1) as pool:
+        payloads = [(json.loads(c), s, str(out), pool.place(args.train_device, i), args.train_precision) for i, (c, s) in enumerate(todo)]
+        for k, r in enumerate(pool.map(train_job, payloads)):
             results[(r["arch"], r["seed"])] = r
             print(f"[{time.strftime('%H:%M:%S')}] {k + 1}/{len(todo)} {r['arch']} s{r['seed']}: {r['quality']:+.3f} dB", flush=True)
     report(rows, results, started, args, time.time() - t0)

@@ -33,7 +33,8 @@ from rcai.presets import get_preset
 from rcai.space.subnet import SubnetSpec
 from rcai.cost.summary import space_summary
 from rcai.train.evaluate import EvalConfig
-from rcai.train.trainer import TrainConfig, train
+from rcai.train.job import train_job
+from rcai.train.protocol import TrainProtocol
 
 VARIANTS = ("simple", "temperature", "gumbel")
 
@@ -65,9 +66,9 @@ def main() -> None:
         root = Path(args.out) / f"seed{seed}"
         base_dir = root / "base"
         if not (base_dir / "metrics.json").exists():
-            train(TrainConfig(preset="tiny", steps=args.steps + args.finetune, lr=args.lr, seed=seed, eval=ev,
-                              device=args.train_device, precision=args.train_precision), base_dir,
-                  resume=(base_dir / "config.json").exists())
+            protocol = TrainProtocol(steps=args.steps + args.finetune, batch_size=8, lr=args.lr, lr_schedule="cosine", ema=0.0, eval_at=())
+            train_job(protocol, base_dir, preset="tiny", seed=seed, eval=ev, device=args.train_device, precision=args.train_precision,
+                      progress=True).run()
         runs[(seed, "base")] = base_dir
         for sm in VARIANTS:
             d = root / sm

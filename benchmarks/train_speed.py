@@ -25,11 +25,12 @@ SETTINGS = [("fp32", 8), ("bf16", 8), ("fp32", 32), ("bf16", 32)]
 
 def run(prec: str, batch: int, steps: int, folder: Path, seed: int = 0, final_eval: bool = False) -> dict:
     from rcai.train.evaluate import EvalConfig
-    from rcai.train.trainer import TrainConfig, train
+    from rcai.train.job import train_job
+    from rcai.train.protocol import TrainProtocol
 
-    cfg = TrainConfig(preset="tiny", steps=steps, batch_size=batch, lr_schedule="constant", ema=0.998, seed=seed, device="cpu", precision=prec,
-                      ckpt_every=10**6, log_every=10**6, eval_at=(steps,) if final_eval else (), eval=EvalConfig(max_images=0))
-    return train(cfg, folder, progress=False, final_eval=final_eval)
+    protocol = TrainProtocol(steps=steps, batch_size=batch, lr=2e-3, lr_schedule="constant", ema=0.998, eval_at=(steps,) if final_eval else ())
+    return train_job(protocol, folder, preset="tiny", seed=seed, device="cpu", precision=prec, eval=EvalConfig(max_images=0), resume=False,
+                     final_eval=final_eval, ckpt_every=10**6, log_every=10**6).run()
 
 
 def main() -> None:

@@ -283,7 +283,7 @@ def main() -> None:
     from rcai.search.executors import make_executor
 
     have = {(r["name"], r["seed"]) for r in rows}
-    pool = make_executor("local", args.jobs, train_device="cpu", threads=1)
+    pool = make_executor("local", args.jobs, threads=1)
     try:
         if args.protocol == "signal":  # the original order: whole trainings, seed-major (a partial run already pairs seeds)
             todo = [(n, p[n]["choices"], s, str(out), PROTOCOL, None) for s in args.seeds for n in p if (n, s) not in have]

@@ -20,7 +20,8 @@ from typing import Any, Callable
 from .registry import Registry
 from .space.subnet import SubnetSpec
 from .train.evaluate import EvalConfig
-from .train.trainer import TrainConfig
+from .train.job import TrainJob, train_job
+from .train.protocol import TrainProtocol
 
 SEARCH_STAGES: Registry[type["SearchStage"]] = Registry("pipeline search stage")
 
@@ -32,8 +33,15 @@ class SearchStage:
         self.cfg = cfg
         self.ev = EvalConfig(steps=20, max_images=cfg.eval_images, seed=cfg.seed)
 
-    def train_config(self, subnet: str | None) -> TrainConfig:
+    def train_protocol(self) -> TrainProtocol:
+        """How every model of the report is trained from scratch."""
         raise NotImplementedError
+
+    def job(self, subnet: str | None, run: Path) -> TrainJob:
+        """The training of `subnet` (None: the base model) into `run`, on the pipeline's device."""
+        c = self.cfg
+        return train_job(self.train_protocol(), run, preset=c.preset, subnet=subnet, seed=c.seed, eval=self.ev,
+                         device=c.train_device, precision=c.train_precision)
 
     def search(self, table_path: Path, budget: float, out: Path, say: Callable[[str], None], progress: bool) -> tuple[Path, dict[str, Any]]:
         """The searched subnet: (a folder holding its subnet.json, {notes, selection, table_loop_ms, ...})."""
@@ -51,16 +59,15 @@ class SearchStage:
     def train_all(self, runs: dict[str, tuple[Path, str | None]], say: Callable[[str], None]) -> None:
         """Train every (run folder, subnet.json | None = base) not trained yet, `jobs` at a time."""
         from .search.executors import make_executor
-        from .train.job import TrainJob
 
         todo = [(name, run, sub) for name, (run, sub) in runs.items() if not (run / "metrics.json").exists()]
         if not todo:
             return
         c = self.cfg
-        say(f"training {', '.join(n for n, _, _ in todo)} from scratch ({self.train_config(None).steps} steps each, {c.jobs} at a time, "
+        say(f"training {', '.join(n for n, _, _ in todo)} from scratch ({self.train_protocol().steps} steps each, {c.jobs} at a time, "
             f"train device {c.train_device})")
-        with make_executor("local", min(c.jobs, len(todo)), train_device=c.train_device, threads=c.threads) as pool:
-            list(pool.train([TrainJob(self.train_config(sub), str(run)) for _, run, sub in todo]))
+        with make_executor("local", min(c.jobs, len(todo)), threads=c.threads) as pool:
+            list(pool.train([self.job(sub, run) for _, run, sub in todo]))
 
 
 @SEARCH_STAGES.register("halving")
@@ -80,10 +87,12 @@ class HalvingStage(SearchStage):
         base = for_device(self.cfg.train_device)
         return next(name for name, p in PROTOCOLS.items() if p == base)
 
-    def train_config(self, subnet: str | None) -> TrainConfig:
-        p, c = self.protocol(), self.cfg
-        return TrainConfig(preset=c.preset, subnet=subnet, steps=p.steps, batch_size=p.batch_size, lr=p.lr, lr_schedule=p.lr_schedule,
-                           ema=p.ema, eval_at=(p.steps,), seed=c.seed, eval=self.ev, device=c.train_device, precision=c.train_precision)
+    def train_protocol(self) -> TrainProtocol:
+        """The search's protocol to train_steps, its curve the last step only."""
+        from dataclasses import replace
+
+        p = self.protocol()
+        return replace(p, eval_at=(p.steps,))
 
     def search(self, table_path, budget, out, say, progress):
         from .search.config import HalvingOptions
@@ -113,7 +122,7 @@ class HalvingStage(SearchStage):
         from .search.config import HalvingOptions
         from .search.executors import make_executor
         from .search.select import sample_at_latency
-        from .search.strategies.halving import train_rung
+        from .train.protocol import rung_qualities
 
         c, tol, pick = self.cfg, HalvingOptions().fill_tol, out / "random-search.json"
         if pick.exists():
@@ -128,11 +137,9 @@ class HalvingStage(SearchStage):
             return None  # a budget near the cheapest subnet: no random search to compare with
         say(f"random search of the search's cost: the best of {len(archs)} random subnets near the budget trained to {c.train_steps} steps "
             f"(training seed {c.seed + 1})")
-        proto = self.protocol().to_dict()
-        payloads = [(c.preset, a, c.seed + 1, str(out / "search" / "trainings" / SubnetSpec(preset, a).hash), proto, c.train_steps,
-                     c.train_precision) for a in archs]
-        with make_executor("local", max(1, min(c.jobs, len(archs))), train_device=c.train_device, threads=c.threads) as pool:
-            scores = list(pool.map(train_rung, payloads))
+        runs = [(spec, out / "search" / "trainings" / spec.hash) for spec in (SubnetSpec(preset, a) for a in archs)]
+        with make_executor("local", max(1, min(c.jobs, len(archs))), threads=c.threads) as pool:
+            scores = rung_qualities(pool, runs, self.protocol(), c.train_steps, c.seed + 1, c.train_device, c.train_precision)
         return save_spec(preset, archs[max(range(len(archs)), key=lambda i: scores[i])], pick)
 
 
@@ -140,10 +147,10 @@ class HalvingStage(SearchStage):
 class DartsStage(SearchStage):
     weights = "subnet"  # the darts strategy writes subnet.pt
 
-    def train_config(self, subnet: str | None) -> TrainConfig:
+    def train_protocol(self) -> TrainProtocol:
+        """From scratch with as many weight updates as the search and its fine-tune (cosine lr, batch 8, no EMA)."""
         c = self.cfg
-        return TrainConfig(preset=c.preset, subnet=subnet, steps=c.search_steps + c.finetune_steps, lr=c.lr, seed=c.seed, eval=self.ev,
-                           device=c.train_device, precision=c.train_precision)
+        return TrainProtocol(steps=c.search_steps + c.finetune_steps, batch_size=8, lr=c.lr, lr_schedule="cosine", ema=0.0, eval_at=())
 
     def search(self, table_path, budget, out, say, progress):
         from .io import read_json

@@ -162,17 +162,20 @@ def test_a_kill_inside_the_rung_transition_resumes(micro, tmp_path):
     config.json (steps 4) but logged nothing of rung 4, and metrics.json is rung 2's. Before the fix
     train_to() took the folder for finished at rung 4 and train_rung raised KeyError: 4 on every resume."""
     from rcai.space.space import SearchSpace
-    from rcai.search.strategies.halving import train_rung
+    from rcai.search.executors import make_executor
+    from rcai.space.subnet import SubnetSpec
+    from rcai.train.protocol import rung_qualities
     from rcai.io import atomic_write_json, read_json
 
-    arch = dict(SearchSpace(micro).base_arch())
-    payload = lambda run, rung: ("micro", arch, 0, str(run), PROTOCOL.to_dict(), rung, "auto")  # noqa: E731
+    spec = SubnetSpec(micro, dict(SearchSpace(micro).base_arch()))
     killed, whole = tmp_path / "killed", tmp_path / "whole"
-    train_rung(payload(killed, 2))
-    cfg_path = killed / "train" / "config.json"
-    atomic_write_json(cfg_path, {**read_json(cfg_path, expect=dict), "steps": 4, "eval_at": [2, 4]})  # what start() writes first
-    q = train_rung(payload(killed, 4))
-    assert q == train_rung(payload(whole, 4))  # the resumed extension is the uninterrupted run
+    with make_executor("local", 1) as ex:
+        train_rung = lambda run, rung: rung_qualities(ex, [(spec, run)], PROTOCOL, rung, seed=0)[0]  # noqa: E731
+        train_rung(killed, 2)
+        cfg_path = killed / "train" / "config.json"
+        atomic_write_json(cfg_path, {**read_json(cfg_path, expect=dict), "steps": 4, "eval_at": [2, 4]})  # what start() writes first
+        q = train_rung(killed, 4)
+        assert q == train_rung(whole, 4)  # the resumed extension is the uninterrupted run
     assert read_json(killed / "train" / "metrics.json", expect=dict)["train_steps"] == 4
 
 

@@ -90,13 +90,14 @@ import json, os, signal, sys
 import rcai.search.strategies.bo as bo
 from rcai.search.strategies import StrategyConfig
 from rcai.search.strategies.run import run_strategy
-calls, real = [0], bo.train_rung
-def train_rung(payload):  # the fixed kill point: the start of the 5th training (round 1, its second candidate)
+from rcai.train.job import TrainJob
+calls, real = [0], TrainJob.run
+def run(job):  # the fixed kill point: the start of the 5th training (round 1, its second candidate)
     calls[0] += 1
     if calls[0] == 5:
         os.kill(os.getpid(), signal.SIGKILL)
-    return real(payload)
-bo.train_rung = train_rung
+    return real(job)
+TrainJob.run = run
 cfg = StrategyConfig.from_dict(json.load(open(sys.argv[1])))
 run_strategy(cfg, sys.argv[2])
 """

@@ -59,11 +59,9 @@ def cfg_of(args, **kw):
 
 
 def run(cfg, folder: Path, resume: bool = False, final_eval: bool = True, threads: int | None = None) -> dict:
-    from rcai.threads import torch_threads
-    from rcai.train.trainer import train
+    from rcai.train.job import TrainJob
 
-    with torch_threads(threads):
-        return train(cfg, folder, resume=resume, progress=False, final_eval=final_eval)
+    return TrainJob(cfg, str(folder), resume=resume, threads=threads, final_eval=final_eval).run()
 
 
 def speed(args, R: dict, work: Path, clock: Clock, gpu: str) -> None:

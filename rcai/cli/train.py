@@ -36,14 +36,15 @@ def train(
     from ..config import require_counts
     from ..search.executors import make_executor
     from ..train.evaluate import EvalConfig
-    from ..train.job import TrainJob
-    from ..train.trainer import TrainConfig
+    from ..train.job import train_job
+    from ..train.protocol import TrainProtocol
 
     require_counts({"eval-steps": eval_steps, "eval-images": eval_images}, "--")  # the line below prints the sampled PSNR
-    cfg = TrainConfig(preset=preset, subnet=subnet, init=init, steps=steps, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, seed=seed, data_dir=image_dir,
-                      eval=EvalConfig(steps=eval_steps, max_images=eval_images), device=train_device, precision=train_precision)
-    with make_executor("local", 1, train_device=train_device, threads=torch.get_num_threads()) as ex:  # one job, in this process
-        [(_, metrics)] = list(ex.train([TrainJob(cfg, out, resume=resume, progress=not json)]))
+    protocol = TrainProtocol(steps=steps, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, ema=0.0, eval_at=())
+    job = train_job(protocol, out, preset=preset, subnet=subnet, init=init, seed=seed, data_dir=image_dir, device=train_device,
+                    precision=train_precision, eval=EvalConfig(steps=eval_steps, max_images=eval_images), resume=resume, progress=not json)
+    with make_executor("local", 1, threads=torch.get_num_threads()) as ex:  # one job, in this process
+        [(_, metrics)] = list(ex.train([job]))
     if json:
         print_json(metrics)
     else:

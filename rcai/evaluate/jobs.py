@@ -47,14 +47,15 @@ class JobConfig(JsonConfig):
 
 def run_job(job: dict[str, Any], cfg: JobConfig) -> dict[str, Any]:
     """Search (where the job asks for one), then train the architecture from scratch (a TrainJob on
-    this worker's slot); resumes a killed search or training from its folder."""
+    the job's training device, placed by the executor: `run_all`); resumes a killed search or
+    training from its folder."""
     from ..presets import get_preset
     from ..search.config import DartsOptions
     from ..search.strategies.base import StrategyConfig
     from ..search.strategies.run import run_knapsack, run_strategy
     from ..space.subnet import SubnetSpec
-    from ..train.job import TrainJob, slot_device
-    from ..train.trainer import TrainConfig
+    from ..train.job import train_job
+    from ..train.protocol import TrainProtocol
 
     out = Path(cfg.out) / job["id"]
     ev = cfg.eval
@@ -62,7 +63,7 @@ def run_job(job: dict[str, Any], cfg: JobConfig) -> dict[str, Any]:
     rec = {k: v for k, v in job.items() if k != "arch"}
     if job["method"] in SEARCHED:
         darts = DartsOptions(eval=ev, softmax=job.get("softmax", cfg.softmax), penalty=job.get("penalty", cfg.penalty),
-                             train_device=slot_device(cfg.train_device), train_precision=cfg.train_precision)
+                             train_device=cfg.train_device, train_precision=cfg.train_precision)
         scfg = StrategyConfig(strategy="darts", preset=cfg.preset, cost_table=cfg.table, latency_budget_ms=job["budget_ms"], seed=job["seed"], darts=darts)
         m = run_strategy(scfg, out / "search", resume=(out / "search" / "config.json").exists())[1]
         rec["inherited_quality"] = m["quality"]["gain_db"]
@@ -80,9 +81,9 @@ def run_job(job: dict[str, Any], cfg: JobConfig) -> dict[str, Any]:
     if earlier is not None:  # the search found the very subnet the earlier run trained: its training is reused
         rec.update(arch=spec.hash, choices=arch, **earlier)
         return rec
-    tcfg = TrainConfig(preset=cfg.preset, subnet=str(out / "subnet.json"), steps=cfg.train_steps, batch_size=cfg.batch, lr=cfg.lr,
-                       lr_schedule=cfg.lr_schedule, seed=job["seed"], eval=ev, device=cfg.train_device, precision=cfg.train_precision)
-    m = TrainJob(tcfg, str(out / "train")).run()
+    protocol = TrainProtocol(steps=cfg.train_steps, batch_size=cfg.batch, lr=cfg.lr, lr_schedule=cfg.lr_schedule, ema=0.0, eval_at=())
+    m = train_job(protocol, out / "train", preset=cfg.preset, subnet=out / "subnet.json", seed=job["seed"], eval=ev,
+                  device=cfg.train_device, precision=cfg.train_precision).run()
     q = m["quality"]
     rec.update(arch=spec.hash, choices=arch, quality=q["gain_db"], quality_lo=q["gain_lo"], quality_hi=q["gain_hi"],
                denoise_mse=q["denoise_mse"], psnr_gain_db=m["psnr_gain_db"], params=m["params"], seconds=time.perf_counter() - t0)
@@ -103,13 +104,16 @@ def worker(payload: tuple[dict[str, Any], JobConfig]) -> dict[str, Any]:
 
 def run_all(jobs: list[dict[str, Any]], cfg: JobConfig, log: str | Path, processes: int, done: dict[str, dict],
             say: Callable[[str], None] = lambda m: None) -> None:
-    """The jobs in `processes` workers of the local executor (one torch thread each, or on the GPUs;
-    they die with this process), each record appended to the journal `log` as it arrives; the
-    finished ones also go into `done`."""
+    """The jobs in `processes` workers of the local executor (one torch thread each; job i on the
+    device the executor places it, a GPU each where there are GPUs; they die with this process),
+    each record appended to the journal `log` as it arrives; the finished ones also go into `done`."""
+    from dataclasses import replace
+
     from ..search.executors import make_executor
 
-    with make_executor("local", processes, train_device=cfg.train_device, threads=1) as pool:
-        for rec in pool.imap_unordered(worker, [(j, cfg) for j in jobs]):
+    with make_executor("local", processes, threads=1) as pool:
+        payloads = [(j, replace(cfg, train_device=pool.place(cfg.train_device, i))) for i, j in enumerate(jobs)]
+        for rec in pool.imap_unordered(worker, payloads):
             append(log, rec)
             say(f"{rec['id']}: {rec.get('quality', rec.get('error'))}")
             if "error" not in rec:

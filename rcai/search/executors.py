@@ -1,13 +1,14 @@
 """Where the expensive evaluations of a search run: trainings of subnets from scratch, side by side.
 
 One seam, `Executor.map(fn, payloads) -> results in order` (and `imap_unordered`, results as they
-finish), registered by name. Every training job (rcai/train/job.py) is dispatched through it; the
-executor gives each of its workers a slot, a training device and a number of torch threads:
+finish), registered by name. Every training job (rcai/train/job.py) is dispatched through
+`Executor.train`, which places each job from the device the job carries (`place`) and gives it the
+executor's torch threads; no worker holds a device of its own:
 - `local`: a spawn process pool on this machine whose workers die with their parent
   (rcai/procs.py), so a killed search leaves no training running and holding its folder's lock.
-  On the CPU each worker trains with `threads` torch threads; with a CUDA training device the
-  workers are spread over every GPU of the machine (worker i on cuda:i mod GPUs), several
-  trainings per GPU when there are more workers than GPUs;
+  On the CPU each job trains with `threads` torch threads; jobs whose device is `auto` or `cuda`
+  are spread over every GPU of the machine (job i on cuda:i mod GPUs), several trainings per GPU
+  when there are more jobs than GPUs;
 - `ray`: tasks on a Ray cluster (`pip install 'rcai[distributed]'`, imported only here; `ray_address`
   None starts a local one, whose processes a watchdog (rcai/procs.py `reaper`) ends if the search is
   killed; "auto" or "HOST:PORT" joins one, checked to answer within seconds before anything is
@@ -29,30 +30,34 @@ from ..config import require_counts
 
 
 class Executor(ABC):
-    def __init__(self, jobs: int, address: str | None = None, train_device: str = "auto", threads: int = 1,
-                 gpus_per_job: float | None = None):
-        from ..train.device import check_train_device
-
+    def __init__(self, jobs: int, address: str | None = None, threads: int = 1, gpus_per_job: float | None = None):
         require_counts({"jobs": jobs, "threads": threads})
         self.jobs, self.address, self.threads = jobs, address, threads
-        self.train_device = check_train_device(train_device)
         if gpus_per_job is not None and not 0 < gpus_per_job <= 1:
             raise RcaiError(f"gpus_per_job must lie in (0, 1], got {gpus_per_job!r}")
         self.gpus_per_job = gpus_per_job
 
     @abstractmethod
-    def map(self, fn: Callable[[Any], Any], payloads: Sequence[Any]) -> list[Any]: ...
+    def map(self, fn: Callable[[Any], Any], payloads: Sequence[Any], gpu: bool = False) -> list[Any]:
+        """fn over payloads, results in order (`gpu`: each task needs a GPU, where the executor asks for one)."""
 
-    def imap_unordered(self, fn: Callable[[Any], Any], payloads: Sequence[Any]) -> Iterator[Any]:
+    def imap_unordered(self, fn: Callable[[Any], Any], payloads: Sequence[Any], gpu: bool = False) -> Iterator[Any]:
         """Results as they finish (default: in order, once all are done)."""
-        yield from self.map(fn, payloads)
+        yield from self.map(fn, payloads, gpu)
+
+    def place(self, device: str, i: int) -> str:
+        """Where the i-th of a batch of jobs runs whose training device is `device` (a job's own)."""
+        return spread(device, i)
 
     def train(self, jobs: Sequence[Any], ordered: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Run training jobs (rcai.train.job.TrainJob): (index into `jobs`, metrics), in order or as they finish."""
+        """Run training jobs (rcai.train.job.TrainJob), each placed by the executor (its device
+        spread over the GPUs, its torch threads the executor's): (index into `jobs`, metrics), in
+        order or as they finish."""
         from ..train.job import run_indexed
 
-        items = list(enumerate(jobs))
-        yield from (self.map(run_indexed, items) if ordered else self.imap_unordered(run_indexed, items))
+        items = [(i, job.placed(self.place(job.device, i), self.threads)) for i, job in enumerate(jobs)]
+        gpu = any(wants_gpu(job.device) for _, job in items)
+        yield from (self.map(run_indexed, items, gpu) if ordered else self.imap_unordered(run_indexed, items, gpu))
 
     def close(self) -> None:
         pass
@@ -68,56 +73,49 @@ EXECUTORS: Registry[type] = Registry("executor")
 NO_RAY = "--executor ray needs Ray: pip install 'rcai[distributed]'"
 
 
-def device_slots(train_device: str, workers: int) -> list[str | None]:
-    """The training device of each local worker: a GPU each, round robin over this machine's GPUs,
-    where the device is `auto` or `cuda` without an index (None: the job's own device)."""
+def spread(device: str, i: int) -> str:
+    """The i-th job's device on this machine: `auto` or `cuda` without an index take a GPU each,
+    round robin over this machine's GPUs (several jobs per GPU when there are more jobs than GPUs);
+    any other device (cpu, cuda:<i>, auto without a GPU) is the job's own, resolved where it runs."""
     from ..train.device import check_train_device, cuda_count
 
-    name = check_train_device(train_device)
-    gpus = cuda_count()
-    if name in ("auto", "cuda") and gpus:
-        return [f"cuda:{i % gpus}" for i in range(workers)]
-    return [None if name == "auto" else name] * workers
+    name = check_train_device(device)
+    gpus = cuda_count() if name in ("auto", "cuda") else 0
+    return f"cuda:{i % gpus}" if gpus else name
+
+
+def wants_gpu(device: str) -> bool:
+    """A job of this device needs a GPU from a cluster: cuda[:i], or auto where this machine has one
+    (a local cluster)."""
+    from ..train.device import cuda_count
+
+    return device.startswith("cuda") or (device == "auto" and cuda_count() > 0)
 
 
 @EXECUTORS.register("local")
 class LocalPool(Executor):
-    def __init__(self, jobs: int, address: str | None = None, train_device: str = "auto", threads: int = 1,
-                 gpus_per_job: float | None = None):
-        from ..train.device import resolve_train_device
-
-        super().__init__(jobs, address, train_device, threads, gpus_per_job)
-        resolve_train_device(train_device)  # cuda without a GPU here: one line, before any worker starts
-
     def _pool(self, n: int):
-        from ..train.job import claim_slot
+        return owned_pool(n, _worker_threads, self.threads)
 
-        return owned_pool(n, claim_slot, device_slots(self.train_device, n), self.threads)
-
-    def _here(self, fn, payloads):
-        """In this process (one worker): its slot is the first GPU or the CPU, for the call only."""
-        from ..train import job as train_job
-
-        old = dict(train_job._SLOT)
-        train_job.set_slot(device_slots(self.train_device, 1)[0], self.threads)
-        try:
-            for p in payloads:
-                yield fn(p)
-        finally:
-            train_job.set_slot(old["device"], old["threads"])
-
-    def map(self, fn, payloads):
+    def map(self, fn, payloads, gpu=False):
         if len(payloads) <= 1 or self.jobs == 1:
-            return list(self._here(fn, payloads))
+            return [fn(p) for p in payloads]
         with self._pool(min(self.jobs, len(payloads))) as pool:
             return pool.map(fn, payloads, chunksize=1)
 
-    def imap_unordered(self, fn, payloads):
+    def imap_unordered(self, fn, payloads, gpu=False):
         if len(payloads) <= 1 or self.jobs == 1:
-            yield from self._here(fn, payloads)
+            yield from (fn(p) for p in payloads)
             return
         with self._pool(min(self.jobs, len(payloads))) as pool:
             yield from pool.imap_unordered(fn, payloads)
+
+
+def _worker_threads(threads: int) -> None:
+    """Pool initializer: a worker's torch runs with `threads` threads (a training job sets its own too)."""
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def ray_resources(threads: int, cuda: bool, jobs: int, gpus_per_job: float | None = None) -> dict[str, float]:
@@ -130,29 +128,23 @@ def ray_resources(threads: int, cuda: bool, jobs: int, gpus_per_job: float | Non
 
 
 def _ray_task(payload):
-    """A Ray task: the job runs with the task's threads; Ray's CUDA_VISIBLE_DEVICES makes its GPU cuda:0."""
-    fn, item, threads, cuda = payload
-    from ..train.job import set_slot
+    """A Ray task: fn on one payload with the task's threads."""
+    from ..threads import torch_threads
 
-    set_slot("cuda:0" if cuda else None, threads)
-    return fn(item)
+    fn, item, threads = payload
+    with torch_threads(threads):
+        return fn(item)
 
 
 @EXECUTORS.register("ray")
 class RayCluster(Executor):
-    def __init__(self, jobs: int, address: str | None = None, train_device: str = "auto", threads: int = 1,
-                 gpus_per_job: float | None = None):
-        super().__init__(jobs, address, train_device, threads, gpus_per_job)
+    def __init__(self, jobs: int, address: str | None = None, threads: int = 1, gpus_per_job: float | None = None):
+        super().__init__(jobs, address, threads, gpus_per_job)
         try:
             import ray
         except ImportError:
             raise RcaiError(NO_RAY) from None
         self._ray, self._reaper = ray, None
-        # On a cluster the GPUs are the workers', not this machine's: cuda asks Ray for them; auto
-        # means cuda where this machine has a GPU (a local cluster), else the CPU.
-        from ..train.device import cuda_count
-
-        self.cuda = self.train_device.startswith("cuda") or (self.train_device == "auto" and cuda_count() > 0)
         if not ray.is_initialized():
             check_address(address)
             if address is None:  # a local cluster: its processes end with this one, however it ends
@@ -164,9 +156,14 @@ class RayCluster(Executor):
                     self._reaper.fire()  # what it had started
                 raise RcaiError(f"ray: cannot {'join ' + address if address else 'start a local cluster'} ({str(e).splitlines()[0][:200]})") from None
 
-    def map(self, fn, payloads):
-        task = self._ray.remote(**ray_resources(self.threads, self.cuda, self.jobs, self.gpus_per_job))(_ray_task)
-        return self._ray.get([task.remote((fn, p, self.threads, self.cuda)) for p in payloads])
+    def place(self, device: str, i: int) -> str:
+        """On a cluster the GPUs are the workers': a task that asked Ray for one sees it as cuda:0
+        (Ray sets CUDA_VISIBLE_DEVICES); the CPU stays the job's own device."""
+        return "cuda:0" if wants_gpu(device) else device
+
+    def map(self, fn, payloads, gpu=False):
+        task = self._ray.remote(**ray_resources(self.threads, gpu, self.jobs, self.gpus_per_job))(_ray_task)
+        return self._ray.get([task.remote((fn, p, self.threads)) for p in payloads])
 
     def close(self) -> None:
         self._ray.shutdown()
@@ -204,6 +201,5 @@ def check_executor(name: str, address: str | None) -> None:
         check_address(address)
 
 
-def make_executor(name: str, jobs: int, address: str | None = None, train_device: str = "auto", threads: int = 1,
-                  gpus_per_job: float | None = None) -> Executor:
-    return EXECUTORS.get(name)(jobs, address, train_device, threads, gpus_per_job)
+def make_executor(name: str, jobs: int, address: str | None = None, threads: int = 1, gpus_per_job: float | None = None) -> Executor:
+    return EXECUTORS.get(name)(jobs, address, threads, gpus_per_job)

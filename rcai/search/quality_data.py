@@ -81,18 +81,18 @@ def plan(cfg: CollectConfig) -> list[dict[str, Any]]:
     return jobs
 
 
-def train_job(job: dict[str, Any], cfg: CollectConfig, out: Path, device: str = "auto", precision: str = "auto"):
+def subnet_job(job: dict[str, Any], cfg: CollectConfig, out: Path, device: str = "auto", precision: str = "auto"):
     """The TrainJob of a planned subnet (writes its subnet.json)."""
-    from ..train.job import TrainJob
-    from ..train.trainer import TrainConfig
+    from ..train.job import train_job
+    from ..train.protocol import TrainProtocol
 
     run = out / job["id"]
     spec = SubnetSpec(get_preset(cfg.preset), job["choices"])
     run.mkdir(parents=True, exist_ok=True)
     spec.save(run / "subnet.json")
-    tcfg = TrainConfig(preset=cfg.preset, subnet=str(run / "subnet.json"), steps=cfg.train_steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                       lr_schedule=cfg.lr_schedule, seed=job["seed"], eval=EvalConfig(steps=20, max_images=8, seed=0), device=device, precision=precision)
-    return TrainJob(tcfg, str(run / "train"))
+    protocol = TrainProtocol(steps=cfg.train_steps, batch_size=cfg.batch_size, lr=cfg.lr, lr_schedule=cfg.lr_schedule, ema=0.0, eval_at=())
+    return train_job(protocol, run / "train", preset=cfg.preset, subnet=run / "subnet.json", seed=job["seed"],
+                     eval=EvalConfig(steps=20, max_images=8, seed=0), device=device, precision=precision)
 
 
 def record(job: dict[str, Any], cfg: CollectConfig, out: Path, m: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +111,7 @@ def train_one(job: dict[str, Any], cfg: CollectConfig, out: Path) -> dict[str, A
     from ..threads import torch_threads
 
     with torch_threads(1):
-        return record(job, cfg, out, train_job(job, cfg, out).run())
+        return record(job, cfg, out, subnet_job(job, cfg, out).run())
 
 
 def read_results(path: Path, plan_jobs: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
@@ -166,11 +166,12 @@ def collect(cfg: CollectConfig, out: str | Path, jobs: int = 1, on_done: Callabl
     """Train every planned subnet not yet in <out>/results.jsonl; return all finished records.
     on_start(planned, already done) is called once the inputs are checked, before any training."""
     from ..search.executors import make_executor
-    from ..train.device import check_precision
+    from ..train.device import check_precision, resolve_train_device
 
     require_counts({"jobs": jobs}, "--")
     check_precision(train_precision)
-    executor = make_executor("local", jobs, train_device=train_device)  # a bad device: refused before anything is written
+    resolve_train_device(train_device)  # cuda without a GPU: refused before anything is written
+    executor = make_executor("local", jobs)
     out = Path(out)
     with open_run(out, lambda: plan(cfg)) as planned:  # the plan (its cost table, fractions) checked before the folder exists
         out.mkdir(parents=True, exist_ok=True)
@@ -184,7 +185,7 @@ def collect(cfg: CollectConfig, out: str | Path, jobs: int = 1, on_done: Callabl
         if on_start:
             on_start(len(planned), len(done))
         with executor:
-            for i, m in executor.train([train_job(j, cfg, out, train_device, train_precision) for j in todo], ordered=False):
+            for i, m in executor.train([subnet_job(j, cfg, out, train_device, train_precision) for j in todo], ordered=False):
                 rec = record(todo[i], cfg, out, m)
                 append_line(log, json.dumps(rec))
                 done[rec["id"]] = rec

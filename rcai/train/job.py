@@ -1,64 +1,49 @@
 """The one training job: "train this subnet from scratch in this folder". Every stage that trains
-(`rcai train`, `rcai quality collect`, halving's rungs, the pipeline's references, the evaluation
-and benchmark jobs) builds a `TrainJob` and hands it to an executor (rcai/search/executors.py),
-which decides where it runs: a worker process of the local pool, a GPU slot, a Ray task.
+(`rcai train`, `rcai quality collect`, halving's and bo's rungs, the pipeline's references, the
+evaluation and benchmark jobs, the one-shot pick's fine-tune) builds it with `train_job` from a
+protocol (rcai/train/protocol.py: steps, batch, lr, EMA, curve), a training device and a precision,
+and hands it to an executor (rcai/search/executors.py), which places it (`TrainJob.placed`: a GPU
+of its machine for a job whose device is `auto`, the torch threads it runs with) and runs it in a
+worker process, in its own process or as a Ray task.
 
 `run()` resumes from its folder: a finished training of these steps is read back, a killed or
-shorter one (constant lr: extendable) continues from its last checkpoint. The worker's slot (set by
-the executor: a device and a number of torch threads) fills in what the job left open: a job whose
-device is `auto` runs on its worker's GPU.
+shorter one (constant lr: extendable) continues from its last checkpoint. The device travels in the
+job (`config.device`) and is resolved once, where the job runs (rcai/train/trainer.py `train`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import RcaiError
 from ..io import read_json
 from ..threads import torch_threads
+from .evaluate import EvalConfig
 from .rundir import RunDir
 from .trainer import TrainConfig
 
-_SLOT: dict[str, Any] = {"device": None, "threads": None}  # this worker's, set by set_slot
-
-
-def set_slot(device: str | None, threads: int | None) -> None:
-    """Where this process's jobs run (an executor's worker initializer): a device for jobs whose
-    device is `auto` (None: resolve it here) and torch's threads per job (None: unchanged)."""
-    _SLOT.update(device=device, threads=threads)
-
-
-def slot_device(device: str) -> str:
-    """A job's device in this worker: its own, unless it is `auto` and the worker holds a slot."""
-    return _SLOT["device"] if device == "auto" and _SLOT["device"] else device
-
-
-def claim_slot(slots: list[str | None], threads: int | None) -> None:
-    """Pool initializer: the worker's device slot by its number in the pool (workers are numbered
-    1, 2, ... as the pool starts them; a replaced worker takes the next number), round robin over
-    `slots`; the worker's torch runs with the slot's threads. (No shared queue: its semaphores
-    would outlive a killed command in the resource tracker.)"""
-    import multiprocessing as mp
-
-    number = (mp.current_process()._identity or (1,))[0]
-    set_slot(slots[(number - 1) % len(slots)] if slots else None, threads)
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+if TYPE_CHECKING:
+    from .protocol import TrainProtocol
 
 
 @dataclass(frozen=True)
 class TrainJob:
-    config: TrainConfig
+    config: TrainConfig  # what and how it trains; config.device is where (auto: resolved where it runs)
     out: str  # the run folder (config.json, checkpoint.pt, log.jsonl, metrics.json)
     resume: bool | None = None  # None: continue what the folder holds; False: a new run (an existing one is refused); True: must resume
     progress: bool = False  # a progress bar (a job run in the command's own process)
+    threads: int | None = None  # torch threads while it runs (None: the process's; the executor sets its own)
+    final_eval: bool = True  # False: no evaluation at the end (a timing run)
 
+    @property
     def device(self) -> str:
-        """The job's own device unless it is `auto` and its worker holds a slot."""
-        return slot_device(self.config.device)
+        return self.config.device
+
+    def placed(self, device: str, threads: int | None) -> "TrainJob":
+        """This job on an executor's slot: `device` (the slot's, for a job whose device the executor
+        spreads) and `threads`, where the job named none."""
+        return replace(self, config=replace(self.config, device=device), threads=self.threads if self.threads is not None else threads)
 
     def finished(self) -> dict[str, Any] | None:
         """The metrics of a finished training of exactly these steps, else None. A config.json that
@@ -78,9 +63,23 @@ class TrainJob:
             if done is not None:
                 return done
         resume = (Path(self.out) / "config.json").exists() if self.resume is None else self.resume
-        cfg = replace(self.config, device=self.device())
-        with torch_threads(_SLOT["threads"]):
-            return train(cfg, self.out, resume=resume, progress=self.progress)
+        with torch_threads(self.threads):
+            return train(self.config, self.out, resume=resume, progress=self.progress, final_eval=self.final_eval)
+
+
+def train_job(protocol: "TrainProtocol", out: str | Path, *, preset: str, seed: int = 0, device: str = "auto", precision: str = "auto",
+              eval: EvalConfig | None = None, subnet: str | Path | None = None, init: str | Path | None = None,
+              data_dir: str | None = None, resume: bool | None = None, progress: bool = False, final_eval: bool = True,
+              **every: int) -> TrainJob:
+    """The one way a TrainJob is built: `protocol`'s steps, batch, lr, schedule, EMA and curve
+    (eval_at) for the subnet.json `subnet` (None: the base model) of `preset`, from scratch or from
+    the weights `init`, on `device` in `precision`, into the run folder `out`. `every`: ckpt_every,
+    log_every (how often it checkpoints and logs; TrainConfig's defaults)."""
+    cfg = TrainConfig(preset=preset, subnet=None if subnet is None else str(subnet), init=None if init is None else str(init),
+                      steps=protocol.steps, batch_size=protocol.batch_size, lr=protocol.lr, lr_schedule=protocol.lr_schedule,
+                      ema=protocol.ema, eval_at=protocol.eval_at, seed=seed, data_dir=data_dir,
+                      eval=eval if eval is not None else EvalConfig(), device=device, precision=precision, **every)
+    return TrainJob(cfg, str(out), resume=resume, progress=progress, final_eval=final_eval)
 
 
 def run_job(job: TrainJob) -> dict[str, Any]:

@@ -22,9 +22,8 @@ from ..io import read_json
 from ..registry import Registry
 from ..space.subnet import SubnetSpec
 from .evaluate import EvalConfig
-from .job import TrainJob
+from .job import TrainJob, train_job
 from .rundir import RunDir
-from .trainer import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -34,10 +33,10 @@ class TrainProtocol(JsonConfig):
     lr: float = 2e-3
     lr_schedule: str = "constant"
     ema: float = 0.998
-    eval_at: tuple[int, ...] = (200, 400, 800, 1200, 1600)  # learning curve / rungs
+    eval_at: tuple[int, ...] = (200, 400, 800, 1200, 1600)  # learning curve / rungs (empty: no curve)
 
     def __post_init__(self) -> None:
-        if self.steps not in self.eval_at:
+        if self.eval_at and self.steps not in self.eval_at:
             raise RcaiError(f"the protocol's last step {self.steps} must be one of its eval_at {self.eval_at}")
 
     def upto(self, steps: int) -> "TrainProtocol":
@@ -80,10 +79,19 @@ def protocol_job(spec: SubnetSpec, seed: int, run: str | Path, protocol: TrainPr
     for path in {run / "subnet.json", subnet}:
         if not path.exists():
             spec.save(path)
-    cfg = TrainConfig(preset=spec.preset.name, subnet=str(subnet), steps=p.steps, batch_size=p.batch_size, lr=p.lr,
-                      lr_schedule=p.lr_schedule, ema=p.ema, eval_at=p.eval_at, seed=seed, data_dir=data_dir,
-                      eval=EvalConfig(steps=20, max_images=4 if samples else 0, seed=0), device=device, precision=precision)
-    return TrainJob(cfg, str(run / "train"))
+    return train_job(p, run / "train", preset=spec.preset.name, subnet=subnet, seed=seed, data_dir=data_dir, device=device, precision=precision,
+                     eval=EvalConfig(steps=20, max_images=4 if samples else 0, seed=0))
+
+
+def rung_qualities(executor: Any, runs: list[tuple[SubnetSpec, str | Path]], protocol: TrainProtocol, rung: int, seed: int,
+                   device: str = "auto", precision: str = "auto") -> list[float]:
+    """Quality (dB) of each (subnet, run folder) trained with `protocol` up to `rung` steps (primary
+    metric only): the runs whose curve lacks the rung are trained on (or from scratch) at once on
+    `executor` (rcai/search/executors.py), each resuming its folder; the rest are read back."""
+    todo = [(spec, run) for spec, run in runs if rung not in curve(run)]
+    jobs = [protocol_job(spec, seed, run, protocol, rung, samples=False, device=device, precision=precision) for spec, run in todo]
+    list(executor.train(jobs))
+    return [curve(run)[rung] for _, run in runs]
 
 
 def _subnet_file(run: Path) -> Path:

@@ -39,7 +39,7 @@ from ...errors import RcaiError
 from ...space.space import Arch
 from ..executors import make_executor
 from .base import STRATEGIES, Problem, Session, key
-from .halving import SuccessiveHalving, _distinct, train_rung
+from .halving import SuccessiveHalving, _distinct
 
 
 class Surrogate:
@@ -159,7 +159,7 @@ class SurrogateSearch(SuccessiveHalving):
         self.surrogate = Surrogate(problem.space, h.rungs, o, model)
         obs: list[tuple[Arch, int, float]] = []
         archs: dict[str, Arch] = {}
-        executor = make_executor(h.executor, h.jobs, h.ray_address, train_device=h.train_device)  # workers' device slots
+        executor = make_executor(h.executor, h.jobs, h.ray_address)
         try:
             for rnd in range(10 ** 6):
                 spent = sum(self.trainings.values())
@@ -173,7 +173,7 @@ class SurrogateSearch(SuccessiveHalving):
                     return
                 for i, rung in enumerate(h.rungs):
                     todo = [a for a in alive if (key(a), rung) not in scores]
-                    for a, q in zip(todo, executor.map(train_rung, [self._payload(a, rung) for a in todo])):
+                    for a, q in zip(todo, self.train_rung(executor, todo, rung)):
                         scores[(key(a), rung)] = q
                         self.trainings[key(a)] = max(self.trainings.get(key(a), 0), rung)
                     for a in alive:  # journalled in the round's order; the replayed score is the one used

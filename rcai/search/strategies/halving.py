@@ -10,7 +10,7 @@ first-rung result so far and take its exact optimum under the budget (knapsack) 
 near-budget subnets not yet trained. The pick is the best subnet at the last rung: only what the
 rungs measured best gets there. Every training uses `train_seed`, so candidates are compared on the
 same data order and noise draws (a paired comparison). Trainings of a rung run at once on the
-executor (rcai/search/executors.py); every rung result is a journal line, and each training resumes
+executor (rcai/search/executors.py) as training jobs (rcai/train/job.py); every rung result is a journal line, and each training resumes
 from its own folder, so a killed search continues where it stopped and ends as the uninterrupted one.
 """
 from __future__ import annotations
@@ -24,25 +24,11 @@ from ...config import require_counts
 from ...errors import RcaiError
 from ...space.space import Arch
 from ...space.subnet import SubnetSpec
-from ...train.protocol import TrainProtocol
+from ...train.device import resolve_train_device
+from ...train.protocol import rung_qualities
 from ...train.rundir import RunDir
 from ..executors import check_executor, make_executor
 from .base import STRATEGIES, Problem, SampledStrategy, Session, key
-
-
-def train_rung(payload: tuple[str, dict, int, str, dict, int, str]) -> float:
-    """Quality (dB) of a subnet trained with `protocol` up to `rung` steps (a picklable task; its
-    device is the executor's worker slot, its precision the payload's)."""
-    preset, choices, seed, run, protocol, rung, precision = payload
-    from ...presets import get_preset
-    from ...train.protocol import curve, train_to
-
-    done = curve(run)  # {} for a run folder not started yet
-    if rung not in done:
-        train_to(SubnetSpec(get_preset(preset), choices), seed, run, TrainProtocol.from_dict(protocol), steps=rung, samples=False,
-                 precision=precision)
-        done = curve(run)
-    return done[rung]
 
 
 @STRATEGIES.register("halving")
@@ -59,6 +45,7 @@ class SuccessiveHalving(SampledStrategy):
         if h.eta < 2:
             raise RcaiError(f"eta {h.eta} keeps every candidate at every rung (no halving): eta must be 2 or more")
         check_executor(h.executor, h.ray_address)  # all of it before the run folder exists
+        resolve_train_device(h.train_device)  # cuda without a GPU: refused here, not in the first training
         if not h.rungs or any(r not in p.eval_at for r in h.rungs) or list(h.rungs) != sorted(set(h.rungs)):
             raise RcaiError(f"rungs {h.rungs} must be increasing steps among the protocol's eval_at {p.eval_at}")
         if p.lr_schedule != "constant":
@@ -73,14 +60,14 @@ class SuccessiveHalving(SampledStrategy):
         last = self.h.rungs[-1]
         problem.estimate = lambda a: scores[(key(a), last)]
         problem.estimators.update({f"rung{r}": (lambda r: lambda a: scores[(key(a), r)])(r) for r in self.h.rungs[:-1]})
-        executor = make_executor(self.h.executor, self.h.jobs, self.h.ray_address, train_device=self.h.train_device)
+        executor = make_executor(self.h.executor, self.h.jobs, self.h.ray_address)
         first: list[dict[str, Any]] = []  # first-rung results: the surrogate's data
         try:
             for bracket in range(self.h.brackets):
                 alive = self.propose(problem, rng, bracket, first)
                 for i, rung in enumerate(self.h.rungs):
                     todo = [a for a in alive if (key(a), rung) not in scores]
-                    for a, q in zip(todo, executor.map(train_rung, [self._payload(a, rung) for a in todo])):
+                    for a, q in zip(todo, self.train_rung(executor, todo, rung)):
                         scores[(key(a), rung)] = q
                         self.trainings[key(a)] = max(self.trainings.get(key(a), 0), rung)
                     ranked = sorted(alive, key=lambda a: -session.evaluate(a, "quality" if rung == last else f"rung{rung}"))
@@ -90,9 +77,12 @@ class SuccessiveHalving(SampledStrategy):
         finally:
             executor.close()
 
-    def _payload(self, arch: Arch, rung: int) -> tuple:
-        spec = SubnetSpec(self.preset, arch)
-        return (spec.preset.name, dict(arch), self.h.train_seed, str(self.runs / spec.hash), self.h.protocol.to_dict(), rung, self.h.train_precision)
+    def train_rung(self, executor, archs: list[Arch], rung: int) -> list[float]:
+        """Quality (dB) of each subnet trained with the protocol up to `rung` steps in its folder
+        (runs/<subnet hash>), the trainings at once on `executor`, on the options' device."""
+        specs = [SubnetSpec(self.preset, a) for a in archs]
+        return rung_qualities(executor, [(s, self.runs / s.hash) for s in specs], self.h.protocol, rung, self.h.train_seed,
+                              self.h.train_device, self.h.train_precision)
 
     def propose(self, problem: Problem, rng: random.Random, bracket: int, first: list[dict[str, Any]]) -> list[Arch]:
         """`initial` distinct within-budget subnets not yet trained (see the module docstring)."""

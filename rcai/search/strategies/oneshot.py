@@ -119,15 +119,15 @@ class OneShot(SearchStrategy):
 
     def _finetune(self, run: RunDir, o) -> dict:
         """The pick trained on from its inherited weights (constant lr, EMA: the `cpu` protocol's) into run/finetune; its weights become subnet.pt."""
+        from dataclasses import replace
+
         from ...train.evaluate import EvalConfig
-        from ...train.job import TrainJob
+        from ...train.job import train_job
         from ...train.protocol import CPU
-        from ...train.trainer import TrainConfig
 
         n = o.finetune_steps
-        cfg = TrainConfig(preset=self.cfg.preset, subnet=str(run.file("subnet.json")), init=str(run.file("inherited.pt")), steps=n, batch_size=CPU.batch_size,
-                          lr=CPU.lr, lr_schedule=CPU.lr_schedule, ema=CPU.ema, eval_at=(n,), seed=self.cfg.seed, data_dir=self.cfg.proxy_config.data_dir,
-                          eval=EvalConfig(steps=20, max_images=0), device=o.train_device, precision=o.train_precision)
-        m = TrainJob(cfg, str(run.file("finetune")), progress=self.progress).run()
+        m = train_job(replace(CPU, steps=n, eval_at=(n,)), run.file("finetune"), preset=self.cfg.preset, subnet=run.file("subnet.json"),
+                      init=run.file("inherited.pt"), seed=self.cfg.seed, data_dir=self.cfg.proxy_config.data_dir,
+                      eval=EvalConfig(steps=20, max_images=0), device=o.train_device, precision=o.train_precision, progress=self.progress).run()
         shutil.copyfile(run.file("finetune") / "model.pt", run.file("subnet.pt"))
         return {k: m[k] for k in ("quality", "train_steps", "train_s") if k in m}
