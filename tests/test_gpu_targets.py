@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rcai.errors import RcaiError
-from rcai.targets import MeasureConfig, get_target, resolve_device
+from rcai.targets import MeasureConfig, TargetSpec, get_target, resolve_device
 from rcai.targets.registry import DEVICES
 
 HAS_CUDA = torch.cuda.is_available()
@@ -59,7 +59,7 @@ def test_torch_cuda_without_a_gpu_is_a_one_line_error():
     with pytest.raises(RcaiError, match="no CUDA GPU here"):
         get_target("torch-cuda")
     with pytest.raises(RcaiError, match="no CUDA GPU here"):
-        resolve_device("gpu") if not HAS_TRT else get_target("torch-cuda")
+        resolve_device(TargetSpec(device="gpu")) if not HAS_TRT else get_target("torch-cuda")
 
 
 def test_torch_cuda_bad_settings_fail_before_touching_a_gpu():
@@ -96,7 +96,7 @@ def test_profile_torch_device_table_and_archs(tmp_path):
     rows = list(csv.DictReader((ds / "dataset.csv" if ds.is_dir() else ds).open()))
     assert len(rows) == 2 and all(float(r["latency_ms"]) > 0 for r in rows)
     with pytest.raises(RcaiError, match="--device torch runs torch modules on this machine"):
-        resolve_device("torch", host="pi@10.0.0.5")
+        resolve_device(TargetSpec(device="torch", host="pi@10.0.0.5"))
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="a GPU is present")
@@ -269,7 +269,7 @@ def test_cuda_graph_replays_one_graph_for_the_whole_loop(micro):
     lr_up = np.random.default_rng(0).uniform(-1, 1, (1, 3, micro.hr_size, micro.hr_size)).astype(np.float32)
     schedule = schedule_of(micro)
     h = micro.hr_size
-    prepared = resolve_device("torch-cuda").prepare(model, {"x": ((1, 6, h, h), "float32"), "noise_level": ((1, 1), "float32")})
+    prepared = resolve_device(TargetSpec(device="torch-cuda")).prepare(model, {"x": ((1, 6, h, h), "float32"), "noise_level": ((1, 1), "float32")})
     den, calls = PreparedDenoiser(prepared), []
     captured = prepared.graph
     a = sample(lambda x6, level: calls.append(1) or den(x6, level), lr_up, schedule, sampler="ddim", steps=10, seed=0).image

@@ -161,7 +161,9 @@ def loop_check(table: CostTable, archs: dict[str, dict[str, str]], workdir: str 
         nets["base (again)"] = nets["base"]
     cal_archs = {f"cal{i}": m["arch"] for i, m in enumerate((table.meta.get("calibration") or {}).get("measured", []))}
     nets.update({name: SubnetSpec(preset, arch) for name, arch in cal_archs.items()})  # the table's calibration subnets, again
-    target = cfg.target_spec().target()
+    from ..targets import resolve_device
+
+    target = resolve_device(cfg.target_spec())
     res = measure_model_loops(target, nets, preset, LoopConfig(rounds=cfg.rounds, loops=1, clock="wall" if clock == "wall" else "auto"),
                               cfg.steps, cfg.batch, workdir=workdir)
     models = {"table": TableCostModel(preset, table), "uncalibrated": TableCostModel(preset, table, calibrated=False)}

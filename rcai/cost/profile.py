@@ -96,7 +96,9 @@ class ProfileConfig:
         return TargetSpec(device=self.device, host=self.host, threads=self.threads, batch=self.batch)
 
     def target(self) -> Target:
-        return self.target_spec().target()
+        from ..targets import resolve_device
+
+        return resolve_device(self.target_spec())
 
 
 def cost_model_of(cfg: ProfileConfig, target: Target) -> str:

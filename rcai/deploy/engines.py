@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import RcaiError
-from ..targets import resolve_device
+from ..targets import TargetSpec, resolve_device
 from ..threads import torch_threads  # noqa: F401  (bench's and compare's)
 from .runtime import DeployedModel, PreparedDenoiser
 from .sidecar import DeploySidecar
@@ -31,7 +31,7 @@ class Engine:
 def build_engine(onnx_path: Path, side: DeploySidecar, batch: int, device: str = "cpu", threads: int | None = None,
                  weights: str | Path | None = None, precision: str | None = None) -> Engine:
     """The denoiser of the deployed model `onnx_path` on the target of `device` (precision: torch targets' setting)."""
-    target = resolve_device(device, threads=threads, **({"precision": precision} if precision else {}))
+    target = resolve_device(TargetSpec(device=device, threads=threads or None, precision=precision or None))
     if target.takes_onnx:
         dm = DeployedModel.load(onnx_path, target=target, batch=batch, deployment=(side, True))
         info = dm.prepared.info().to_dict()
