@@ -229,6 +229,7 @@ def bench(args, ctx, work: Path) -> dict:
 
     from rcai.deploy.bench import BenchConfig, bench_loop, loop_fn
     from rcai.deploy.engines import build_engine
+    from rcai.targets import TargetSpec
     from rcai.deploy.sidecar import DeploySidecar
     from rcai.targets.loops import LoopConfig, measure_loops
 
@@ -242,7 +243,7 @@ def bench(args, ctx, work: Path) -> dict:
                          "estimates": {k: {"loop_ms": v["loop_ms"], "loop_error_pct": v["loop_error_pct"]} for k, v in res.estimates.items()},
                          "notes": res.notes}
     side = DeploySidecar.for_onnx(path)
-    engine = build_engine(path, side, 1, args.device, 1 if args.smoke else None)
+    engine = build_engine(path, side, TargetSpec(device=args.device, threads=1 if args.smoke else None))
     kinds = ["device", "host"] + ([] if args.smoke else ["graph"])
     fns = {k: loop_fn(engine, side, replace(cfg, loop=k)) for k in kinds}
     images = {k: f().image for k, f in fns.items()}
@@ -263,6 +264,7 @@ def precision(args, ctx) -> dict:
 
     from rcai.deploy.bench import BenchConfig, loop_fn
     from rcai.deploy.engines import build_engine
+    from rcai.targets import TargetSpec
     from rcai.deploy.sidecar import DeploySidecar
     from rcai.metrics import psnr
     from rcai.targets.loops import LoopConfig, measure_loops
@@ -273,7 +275,7 @@ def precision(args, ctx) -> dict:
     fns, images, errors, timer = {}, {}, {}, None
     for prec in ("fp32", "fp16", "bf16"):
         try:
-            engine = build_engine(path, side, 1, args.device, 1 if args.smoke else None, precision=prec)
+            engine = build_engine(path, side, TargetSpec(device=args.device, threads=1 if args.smoke else None, precision=prec))
             fns[prec] = loop_fn(engine, side, replace(cfg, loop="auto"))
             images[prec] = fns[prec]().image
             timer = timer or engine.timer

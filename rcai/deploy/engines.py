@@ -28,10 +28,9 @@ class Engine:
     prepared: Any = None  # the target's prepared model (its device_runner drives a loop on the device)
 
 
-def build_engine(onnx_path: Path, side: DeploySidecar, batch: int, device: str = "cpu", threads: int | None = None,
-                 weights: str | Path | None = None, precision: str | None = None) -> Engine:
-    """The denoiser of the deployed model `onnx_path` on the target of `device` (precision: torch targets' setting)."""
-    target = resolve_device(TargetSpec(device=device, threads=threads or None, precision=precision or None))
+def build_engine(onnx_path: Path, side: DeploySidecar, spec: TargetSpec, weights: str | Path | None = None) -> Engine:
+    """The denoiser of the deployed model `onnx_path` on the target of `spec` (its batch: the loop's)."""
+    target, batch, device = resolve_device(spec), spec.batch, spec.device
     if target.takes_onnx:
         dm = DeployedModel.load(onnx_path, target=target, batch=batch, deployment=(side, True))
         info = dm.prepared.info().to_dict()
