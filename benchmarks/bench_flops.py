@@ -33,7 +33,7 @@ from rcai.io import atomic_write_csv, atomic_write_text
 from rcai.presets import get_preset
 from rcai.space.space import SearchSpace
 from rcai.space.subnet import SubnetSpec
-from rcai.targets import MeasureConfig, get_target, interleaved_rounds
+from rcai.targets import MeasureConfig, TargetSpec, get_target, interleaved_rounds
 
 from rcai.targets.sysinfo import cpu_model
 
@@ -97,7 +97,7 @@ def run(args) -> tuple[list[dict], float, float]:
             flops_step = counter.estimate(arch).flops
             for b in args.batches:
                 cfg = BenchConfig(threads=args.threads, sampler="ddim", steps=args.steps, batch=b, image="random")
-                eng = build_engine(path, side, b, "cpu", args.threads)
+                eng = build_engine(path, side, TargetSpec(device="cpu", threads=args.threads or None, batch=b))
                 key = f"{name} ORT loop, batch {b}"
                 cands[key] = (loop_fn(eng, side, cfg), flops_step * b * args.steps)
                 meta[key] = {"kind": "loop", "batch": b, "flops": flops_step * b * args.steps}

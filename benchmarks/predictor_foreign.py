@@ -116,13 +116,13 @@ def _p10(calls) -> float:
 def cmd_measure(a) -> None:
     from rcai.cost.rounds import NET, REFERENCE, InterleaveConfig, measure_interleaved
     from rcai.progress import progress_bar
-    from rcai.targets import resolve_device
+    from rcai.targets import TargetSpec, resolve_device
     from rcai.targets.measure import pinned
     from rcai.targets.sysinfo import load_average
 
     work = Path(a.work)
     configs = json.loads((work / "configs.json").read_text())
-    target = resolve_device("cpu", threads=1)
+    target = resolve_device(TargetSpec(device="cpu", threads=1))
     icfg = InterleaveConfig(rounds=a.rounds, net_burst=a.burst, burst=8, seed=a.seed)
     models = {NET + n: work / "models" / f"{n}.onnx" for n in configs}
     load_before = load_average()

@@ -18,6 +18,7 @@ from common import RESULTS, git_rev, machine, scatter_vs_measured, write
 
 from rcai.cost.check import check_table
 from rcai.cost.profile import OP_MEASURE, ProfileConfig, profile_ops
+from rcai.targets import TargetSpec
 from rcai.cost.table import CostTable
 
 
@@ -28,7 +29,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--preset", default="tiny")
     args = ap.parse_args()
-    cfg = ProfileConfig(preset=args.preset, threads=args.threads, measure=OP_MEASURE)
+    cfg = ProfileConfig(preset=args.preset, target=TargetSpec(threads=args.threads), measure=OP_MEASURE)
     runs, secs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(2):

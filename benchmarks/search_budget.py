@@ -121,11 +121,12 @@ def ensure_table(args) -> None:
     if path.exists():
         return
     from rcai.cost.profile import ProfileConfig, profile_ops
+    from rcai.targets import TargetSpec
     from rcai.targets import MeasureConfig
 
     print(f"[{time.strftime('%H:%M:%S')}] profiling {args.preset} into {path}", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    profile_ops(ProfileConfig(preset=args.preset, threads=1, measure=MeasureConfig(warmup=1, min_repeats=3, max_repeats=5, chunk=3,
+    profile_ops(ProfileConfig(preset=args.preset, target=TargetSpec(threads=1), measure=MeasureConfig(warmup=1, min_repeats=3, max_repeats=5, chunk=3,
                                                                                     max_seconds=0.5)), path, progress=False)
 
 

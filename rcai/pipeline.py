@@ -21,6 +21,7 @@ import math
 import os
 import socket
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,6 +42,7 @@ from .search.strategies.run import run_knapsack
 from .presets import get_preset
 from .runfolder import open_run
 from .space.subnet import SubnetSpec
+from .targets import TargetSpec
 from .targets.sysinfo import load_average
 from .config import counts_of, require_counts
 
@@ -89,6 +91,11 @@ class PipelineConfig:
         if not self.rungs or list(self.rungs) != sorted(set(self.rungs)) or self.rungs[0] < 1 or self.rungs[-1] != self.train_steps:
             raise RcaiError(f"rungs {tuple(self.rungs)} must be increasing steps ending at train_steps {self.train_steps}")
 
+    @cached_property
+    def target(self) -> TargetSpec:
+        """The deployment target of device and threads, parsed once (pipeline.json keeps the flat fields)."""
+        return TargetSpec(device=self.device, threads=self.threads)
+
 
 def find_table(cfg: PipelineConfig, out: Path, say: Callable[[str], None], progress: bool = False) -> Path:
     """The cost table of this run: the one the user named if it exists, else profiled on this
@@ -98,7 +105,7 @@ def find_table(cfg: PipelineConfig, out: Path, say: Callable[[str], None], progr
         say(f"using the given cost table {path}")
         return path
     say(f"profiling {cfg.preset}'s ops on {cfg.device} on this machine ({cfg.threads} thread(s)) -> {path}")
-    profile_ops(ProfileConfig(preset=cfg.preset, device=cfg.device, threads=cfg.threads, measure=OP_MEASURE, calibrate=cfg.calibrate), path, progress=progress)
+    profile_ops(ProfileConfig(preset=cfg.preset, target=cfg.target, measure=OP_MEASURE, calibrate=cfg.calibrate), path, progress=progress)
     return path
 
 

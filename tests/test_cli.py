@@ -135,9 +135,10 @@ def test_cli_defaults_are_the_config_dataclasses_defaults():
     from rcai.cost.profile import ProfileConfig
     from rcai.cost.rounds import InterleaveConfig
     from rcai.search.strategies.base import StrategyConfig
+    from rcai.targets import TargetSpec
 
     for read, cls in ((d.TRAIN, TrainConfig), (d.EVAL, EvalConfig), (d.DARTS, DartsOptions), (d.BENCH, BenchConfig), (d.PIPELINE, PipelineConfig),
-                      (p.PROFILE, ProfileConfig), (p.INTERLEAVE, InterleaveConfig), (p.ARCHS, ArchDatasetConfig), (p.CHECK, FidelityConfig),
+                      (p.PROFILE, ProfileConfig), (p.INTERLEAVE, InterleaveConfig), (p.ARCHS, ArchDatasetConfig), (p.CHECK, FidelityConfig), (p.TARGET, TargetSpec),
                       (d.STRATEGY, StrategyConfig)):
         real = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
         assert read == {k: v for k, v in real.items() if k not in NAMED_DEFAULTS}, cls.__name__

@@ -306,8 +306,8 @@ def device_contract(out, device: str, build=None) -> None:
     side = DeploySidecar.for_onnx(out)
     cfg = BenchConfig(**{**FAST, "steps": 3})
     spec = TargetSpec(device=device).with_threads(1)
-    engine = build(out, side, 1, device, spec.threads)
-    reference = build_engine(out, side, 1, "cpu", 1)
+    engine = build(out, side, spec)
+    reference = build_engine(out, side, TargetSpec(device="cpu", threads=1))
     assert engine.kind == ("onnx" if spec.takes_onnx else "torch") and engine.label and engine.info["backend"] and isinstance(engine.on_calling_thread, bool)
     a, b = loop_fn(engine, side, cfg)(), loop_fn(reference, side, cfg)()
     assert a.image.shape == b.image.shape and psnr(a.image, b.image) >= 50.0

@@ -17,6 +17,7 @@ from rcai.cost.expected import expected_cost
 from rcai.cost.model import TableCostModel
 from rcai.cost.loop_calibration import kind_sums
 from rcai.cost.profile import ProfileConfig, profile_ops
+from rcai.targets import TargetSpec
 from rcai.cost.rounds import InterleaveConfig, read_rounds
 from rcai.cost.table import CostTable
 from rcai.errors import RcaiError
@@ -120,7 +121,7 @@ def test_calibration_on_a_handful_of_subnets_extrapolates_to_the_uniform_ones():
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory, micro):
     path = tmp_path_factory.mktemp("cal") / "t.csv"
-    return profile_ops(ProfileConfig(preset="micro", threads=1, interleave=QUICK, calibrate=3), path, progress=False)
+    return profile_ops(ProfileConfig(preset="micro", target=TargetSpec(threads=1), interleave=QUICK, calibrate=3), path, progress=False)
 
 
 def test_real_interleaved_profile_with_calibration_on_micro(calibrated, micro):
@@ -138,7 +139,7 @@ def test_real_interleaved_profile_with_calibration_on_micro(calibrated, micro):
     assert all(x["measured_ms"] > 0 for x in cal.measured) and cal.factors
     raw = read_rounds(calibrated.path.with_name("t.rounds.csv"), sorted(read_rounds_items(calibrated)))
     assert len(raw) == QUICK.rounds  # every round was kept
-    again = profile_ops(ProfileConfig(preset="micro", threads=1, interleave=QUICK, calibrate=3), calibrated.path, progress=False)
+    again = profile_ops(ProfileConfig(preset="micro", target=TargetSpec(threads=1), interleave=QUICK, calibrate=3), calibrated.path, progress=False)
     assert again.meta["calibration"] == m["calibration"]  # a complete table is not measured again
     assert compare_tables(table, again)["within_10"] == 1.0
 
@@ -177,8 +178,9 @@ SCRIPT = textwrap.dedent(
     """
     import sys
     from rcai.cost.profile import ProfileConfig, profile_ops
+    from rcai.targets import TargetSpec
     from rcai.cost.rounds import InterleaveConfig
-    cfg = ProfileConfig(preset="micro", threads=1, interleave=InterleaveConfig(rounds=int(sys.argv[2]), burst=10, warmup=1))
+    cfg = ProfileConfig(preset="micro", target=TargetSpec(threads=1), interleave=InterleaveConfig(rounds=int(sys.argv[2]), burst=10, warmup=1))
     profile_ops(cfg, sys.argv[1], progress=False)
     """
 )
@@ -210,7 +212,7 @@ def test_interleaved_subnet_dataset_in_groups_resumes_a_cut_round(tmp_path, micr
     from rcai.cost.archs import ArchDatasetConfig, profile_archs
     from rcai.cost.check import read_dataset_rows
 
-    cfg = ProfileConfig(preset="micro", threads=1, interleave=QUICK)
+    cfg = ProfileConfig(preset="micro", target=TargetSpec(threads=1), interleave=QUICK)
     acfg = ArchDatasetConfig(archs=3, rounds=4, group=2)  # two groups: 2 + 1 subnets
     dataset = profile_archs(cfg, acfg, tmp_path / "d", progress=False)
     rows = read_dataset_rows(dataset)

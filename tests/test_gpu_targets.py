@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rcai.errors import RcaiError
-from rcai.targets import MeasureConfig, get_target, resolve_device
+from rcai.targets import MeasureConfig, TargetSpec, get_target, resolve_device
 from rcai.targets.registry import DEVICES
 
 HAS_CUDA = torch.cuda.is_available()
@@ -59,7 +59,7 @@ def test_torch_cuda_without_a_gpu_is_a_one_line_error():
     with pytest.raises(RcaiError, match="no CUDA GPU here"):
         get_target("torch-cuda")
     with pytest.raises(RcaiError, match="no CUDA GPU here"):
-        resolve_device("gpu") if not HAS_TRT else get_target("torch-cuda")
+        resolve_device(TargetSpec(device="gpu")) if not HAS_TRT else get_target("torch-cuda")
 
 
 def test_torch_cuda_bad_settings_fail_before_touching_a_gpu():
@@ -87,7 +87,7 @@ def test_profile_torch_device_table_and_archs(tmp_path):
     from rcai.cost.archs import ArchDatasetConfig, profile_archs
     from rcai.cost.profile import ProfileConfig, profile_ops
 
-    cfg = ProfileConfig(preset="micro", device="torch", threads=1, measure=FAST)
+    cfg = ProfileConfig(preset="micro", target=TargetSpec(device="torch", threads=1), measure=FAST)
     table = profile_ops(cfg, tmp_path / "torch-micro.csv", progress=False)
     assert table.meta["backend"] == "torch" and table.meta["threads"] == 1 and len(table.rows) > 0
     ds = profile_archs(cfg, ArchDatasetConfig(archs=2, rounds=1), tmp_path / "archs", progress=False)
@@ -96,7 +96,7 @@ def test_profile_torch_device_table_and_archs(tmp_path):
     rows = list(csv.DictReader((ds / "dataset.csv" if ds.is_dir() else ds).open()))
     assert len(rows) == 2 and all(float(r["latency_ms"]) > 0 for r in rows)
     with pytest.raises(RcaiError, match="--device torch runs torch modules on this machine"):
-        resolve_device("torch", host="pi@10.0.0.5")
+        resolve_device(TargetSpec(device="torch", host="pi@10.0.0.5"))
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="a GPU is present")
@@ -125,11 +125,11 @@ def test_a_setting_the_target_does_not_take_is_refused_before_any_work(tmp_path,
     from rcai.cost.check import FidelityConfig
     from rcai.targets.spec import TargetSpec
 
-    assert FidelityConfig(device="torch-cuda").target_spec().threads is None  # no GPU needed to parse it
-    assert FidelityConfig(device="cpu").target_spec().threads == 1 and FidelityConfig(device="torch").target_spec().threads == 1
+    assert FidelityConfig(target=TargetSpec(device="torch-cuda")).target.threads is None  # no GPU needed to parse it
+    assert FidelityConfig(target=TargetSpec(device="cpu")).target.threads == 1 and FidelityConfig(target=TargetSpec(device="torch")).target.threads == 1
     assert not TargetSpec(device="torch").takes_onnx and TargetSpec(device="cpu").takes_onnx
     with pytest.raises(RcaiError, match=r"--device torch-cuda \(torch-cuda\) takes no --threads"):
-        FidelityConfig(device="torch-cuda", threads=1)
+        FidelityConfig(target=TargetSpec(device="torch-cuda", threads=1))
     with pytest.raises(RcaiError, match="takes no --precision"):
         TargetSpec(device="cpu", precision="bf16")
     code, _, err = run_cli(monkeypatch, capsys, "profile", "check", "--device", "torch-cuda", "--threads", "2", "--preset", "micro",
@@ -143,7 +143,7 @@ def test_profile_check_and_calibration_on_the_torch_target(tmp_path):
     the table is now calibrated on whole torch loops and checked against them."""
     from rcai.cost.check import FidelityConfig, fidelity_check
 
-    cfg = FidelityConfig(preset="micro", device="torch", subnets=2, calibrate=2, rounds=2, steps=2)
+    cfg = FidelityConfig(preset="micro", target=TargetSpec(device="torch"), subnets=2, calibrate=2, rounds=2, steps=2)
     res = fidelity_check(cfg, "auto", tmp_path, progress=False)
     assert res["calibration"] and res["sampler_ms_per_step"]["ddim"] > 0
     assert res["loops"] == 4 and res["table"]["n"] == 4 and np.isfinite(res["table"]["median_abs_err"])
@@ -210,7 +210,7 @@ def test_the_launch_bound_cost_model_runs_on_the_torch_target(tmp_path):
     from rcai.cost.table import CostTable
     from rcai.presets import get_preset
 
-    cfg = FidelityConfig(preset="micro", device="torch", subnets=2, calibrate=3, rounds=2, steps=2, cost_model="launch")
+    cfg = FidelityConfig(preset="micro", target=TargetSpec(device="torch"), subnets=2, calibrate=3, rounds=2, steps=2, cost_model="launch")
     res = fidelity_check(cfg, "auto", tmp_path, progress=False)
     assert res["cost_model"] == "launch" and res["calibration"]["kernel_ms"] >= 0 and "same_rounds_kinds" in res
     table = CostTable.load(tmp_path / "table.csv")
@@ -221,7 +221,7 @@ def test_the_launch_bound_cost_model_runs_on_the_torch_target(tmp_path):
     by_hand = cal.overhead_ms + model.sampler_ms + sum(cal.scale * table.latency(s) + cal.kernel_ms * table.meta["kernels"][s.key]
                                                         for s in model.space.arch_specs(arch))
     assert model.estimate(arch).latency_ms == pytest.approx(by_hand)
-    assert cost_model_of(ProfileConfig(preset="micro", device="torch"), get_target("torch")) == "kinds"
+    assert cost_model_of(ProfileConfig(preset="micro", target=TargetSpec(device="torch")), get_target("torch")) == "kinds"
 
 
 # --- on a GPU ---------------------------------------------------------------------------------
@@ -269,7 +269,7 @@ def test_cuda_graph_replays_one_graph_for_the_whole_loop(micro):
     lr_up = np.random.default_rng(0).uniform(-1, 1, (1, 3, micro.hr_size, micro.hr_size)).astype(np.float32)
     schedule = schedule_of(micro)
     h = micro.hr_size
-    prepared = resolve_device("torch-cuda").prepare(model, {"x": ((1, 6, h, h), "float32"), "noise_level": ((1, 1), "float32")})
+    prepared = resolve_device(TargetSpec(device="torch-cuda")).prepare(model, {"x": ((1, 6, h, h), "float32"), "noise_level": ((1, 1), "float32")})
     den, calls = PreparedDenoiser(prepared), []
     captured = prepared.graph
     a = sample(lambda x6, level: calls.append(1) or den(x6, level), lr_up, schedule, sampler="ddim", steps=10, seed=0).image
@@ -283,7 +283,7 @@ def test_cuda_graph_replays_one_graph_for_the_whole_loop(micro):
 def test_profile_micro_on_gpu_records_the_backend(tmp_path):
     from rcai.cost.profile import ProfileConfig, profile_ops
 
-    table = profile_ops(ProfileConfig(preset="micro", device="gpu", measure=FAST), tmp_path / "gpu.csv", progress=False)
+    table = profile_ops(ProfileConfig(preset="micro", target=TargetSpec(device="gpu"), measure=FAST), tmp_path / "gpu.csv", progress=False)
     assert table.meta["backend"] == "torch-cuda-graphs" and table.meta["target_settings"]["graphs"] is True
     assert len(table.rows) > 0 and all(r["median_ms"] > 0 for r in table.rows.values())
 
@@ -362,7 +362,7 @@ def test_cuda_kernels_are_counted_from_the_profiler_trace(micro):
 def test_profile_check_on_the_gpu_fits_the_launch_bound_model(tmp_path):
     from rcai.cost.check import FidelityConfig, fidelity_check
 
-    res = fidelity_check(FidelityConfig(preset="micro", device="gpu", subnets=2, calibrate=2, rounds=2, steps=3), "auto", tmp_path)
+    res = fidelity_check(FidelityConfig(preset="micro", target=TargetSpec(device="gpu"), subnets=2, calibrate=2, rounds=2, steps=3), "auto", tmp_path)
     assert res["cost_model"] == "launch" and res["calibration"]["kernel_ms"] >= 0 and res["loops"] == 4
     assert np.isfinite(res["table"]["median_abs_err"]) and "same_rounds_kinds" in res
 

@@ -13,6 +13,7 @@ import pytest
 from rcai.cost.loops import SAMPLER, measure_model_loops, sampler_steps, sampler_terms
 from rcai.cost.model import TableCostModel
 from rcai.cost.profile import ProfileConfig, profile_ops
+from rcai.targets import TargetSpec
 from rcai.cost.rounds import InterleaveConfig
 from rcai.cost.subnets import export_with_weights
 from rcai.cost.table import CostTable
@@ -68,7 +69,7 @@ def test_the_same_loop_measured_twice_agrees_on_a_micro_model(micro, tmp_path):
 @pytest.fixture(scope="module")
 def loop_table(micro, tmp_path_factory):
     path = tmp_path_factory.mktemp("loops") / "cpu-micro.csv"
-    cfg = ProfileConfig(preset=micro.name, threads=1, calibrate=3, interleave=InterleaveConfig(rounds=3, burst=3, net_burst=2, warmup=1),
+    cfg = ProfileConfig(preset=micro.name, target=TargetSpec(threads=1), calibrate=3, interleave=InterleaveConfig(rounds=3, burst=3, net_burst=2, warmup=1),
                         calibrate_loops=LoopConfig(rounds=2), loop_steps=8)
     return profile_ops(cfg, path, progress=False)
 

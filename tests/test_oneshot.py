@@ -18,6 +18,7 @@ import torch
 
 from helpers import run_cli
 from rcai.cost.profile import ProfileConfig, profile_ops
+from rcai.targets import TargetSpec
 from rcai.model.oneshot import SHARING, set_path
 from rcai.oneshot.config import SupernetConfig
 from rcai.oneshot.inherited import collect, crops, fit_beside, inherited_quality, spread_archs
@@ -36,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
     path = tmp_path_factory.mktemp("table") / "cpu-micro.csv"
-    profile_ops(ProfileConfig(preset="micro", threads=1, measure=FAST), path, progress=False)
+    profile_ops(ProfileConfig(preset="micro", target=TargetSpec(threads=1), measure=FAST), path, progress=False)
     return str(path)
 
 

@@ -10,6 +10,7 @@ import torch
 from rcai.cost.archs import ArchDatasetConfig, profile_archs
 from rcai.cost.check import check_table
 from rcai.cost.profile import ProfileConfig, profile_ops
+from rcai.targets import TargetSpec
 from rcai.cost.table import CostTable
 from rcai.model.mixed import MixedOp
 from rcai.model.unet import UNet
@@ -37,7 +38,7 @@ def test_op_enumeration_covers_every_op_of_the_supernet(name):
 
 
 def test_profile_table_is_real_and_complete(tmp_path, micro):
-    table = profile_ops(ProfileConfig(preset="micro", threads=1, measure=FAST), tmp_path / "t.csv", progress=False)
+    table = profile_ops(ProfileConfig(preset="micro", target=TargetSpec(threads=1), measure=FAST), tmp_path / "t.csv", progress=False)
     loaded = CostTable.load(tmp_path / "t.csv")
     assert set(loaded.rows) == {s.key for s in SearchSpace(micro).all_specs()}
     assert loaded.meta["backend"] == "onnxruntime" and loaded.meta["preset_hash"] == micro.hash
@@ -52,7 +53,7 @@ SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
     import rcai.cost.profile as P
-    from rcai.targets import MeasureConfig
+    from rcai.targets import MeasureConfig, TargetSpec
     if len(sys.argv) > 2:  # SIGKILL this process right after its Nth row reached the file: a kill at a known point, no polling
         append, n = P.CostTable.append, int(sys.argv[2])
         def append_then_die(self, row):
@@ -61,7 +62,7 @@ SCRIPT = textwrap.dedent(
                 os.kill(os.getpid(), signal.SIGKILL)
         P.CostTable.append = append_then_die
     quick = MeasureConfig(warmup=1, min_repeats=5, max_repeats=10, chunk=5, max_seconds=0.5)
-    P.profile_ops(P.ProfileConfig(preset="micro", threads=1, measure=quick, method="sequential"), sys.argv[1], progress=False)
+    P.profile_ops(P.ProfileConfig(preset="micro", target=TargetSpec(threads=1), measure=quick, method="sequential"), sys.argv[1], progress=False)
     """
 )
 
@@ -94,7 +95,7 @@ def _micro():
 
 
 def test_arch_dataset_and_table_check(tmp_path, micro):
-    cfg = ProfileConfig(preset="micro", threads=1, measure=FAST)
+    cfg = ProfileConfig(preset="micro", target=TargetSpec(threads=1), measure=FAST)
     table = profile_ops(cfg, tmp_path / "t.csv", progress=False)
     dataset = profile_archs(cfg, ArchDatasetConfig(archs=4, rounds=2), tmp_path / "archs", progress=False)
     with open(dataset) as f:

@@ -16,6 +16,7 @@ import torch
 from rcai.cost.archs import ArchDatasetConfig, profile_archs
 from rcai.cost.check import check_table
 from rcai.cost.profile import ProfileConfig, profile_ops
+from rcai.targets import TargetSpec
 from rcai.cost.table import CostTable, meta_path
 from rcai.errors import RcaiError
 from rcai.io import append_line, atomic_torch_save, atomic_write_json, atomic_write_text
@@ -29,7 +30,7 @@ from rcai.train.trainer import TrainConfig, train
 from helpers import darts_config, run_cli, run_darts  # noqa: E402
 
 FAST = MeasureConfig(warmup=1, min_repeats=3, max_repeats=5, chunk=3, max_seconds=0.5)
-PCFG = ProfileConfig(preset="micro", threads=1, measure=FAST)
+PCFG = ProfileConfig(preset="micro", target=TargetSpec(threads=1), measure=FAST)
 
 
 @pytest.fixture(scope="module")

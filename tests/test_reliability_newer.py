@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from rcai.cost.profile import ProfileConfig, profile_ops
+from rcai.targets import TargetSpec
 from rcai.errors import RcaiError
 from rcai.io import atomic_write_json
 from rcai.procs import descendants, start_time
@@ -30,7 +31,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
     path = tmp_path_factory.mktemp("table") / "cpu-micro.csv"
-    profile_ops(ProfileConfig(preset="micro", threads=1, measure=FAST), path, progress=False)
+    profile_ops(ProfileConfig(preset="micro", target=TargetSpec(threads=1), measure=FAST), path, progress=False)
     return str(path)
 
 

@@ -8,6 +8,7 @@ import torch
 import torch.multiprocessing as mp
 
 from rcai.cost.profile import ProfileConfig, profile_ops
+from rcai.targets import TargetSpec
 from rcai.errors import RcaiError
 from rcai.model.mixed import list_softmax
 from rcai.search.darts import Bilevel
@@ -25,7 +26,7 @@ FAST = MeasureConfig(warmup=1, min_repeats=3, max_repeats=5, chunk=3, max_second
 @pytest.fixture(scope="module")
 def micro_table(tmp_path_factory):
     path = tmp_path_factory.mktemp("table") / "cpu-micro.csv"
-    profile_ops(ProfileConfig(preset="micro", threads=1, measure=FAST), path, progress=False)
+    profile_ops(ProfileConfig(preset="micro", target=TargetSpec(threads=1), measure=FAST), path, progress=False)
     return str(path)
 
 

@@ -239,7 +239,7 @@ def test_killed_remote_worker_is_reconnected_and_killed_profile_resumes(sshd, en
 
 
 def test_hostile_host_and_path_run_nothing(sshd, env, tmp_path, monkeypatch):
-    from rcai.targets import resolve_device
+    from rcai.targets import TargetSpec, resolve_device
 
     for k in ("RCAI_SSH_CONFIG", "RCAI_REMOTE_PYTHON", "RCAI_REMOTE_DIR"):
         monkeypatch.setenv(k, env[k])
@@ -247,14 +247,14 @@ def test_hostile_host_and_path_run_nothing(sshd, env, tmp_path, monkeypatch):
     for host in (f"127.0.0.1 -oProxyCommand=touch${{IFS}}PWNED", "-oProxyCommand=touch PWNED",
                  f"{sshd.user}@-oProxyCommand=touch PWNED", "'127.0.0.1'\"$(touch PWNED)\"", "127.0.0.1\ntouch PWNED"):
         with pytest.raises(RcaiError) as e:
-            resolve_device("cpu", host=host, threads=1).info()
+            resolve_device(TargetSpec(device="cpu", host=host, threads=1)).info()
         assert "\n" not in str(e.value)
     p = _profile(["--host", f"{sshd.user}@127.0.0.1; touch PWNED", "--out", str(tmp_path / "x.csv")], env, tmp_path)
     _, stderr = p.communicate(timeout=120)
     assert p.returncode == 2 and len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr, stderr
     # a hostile remote dir reaches the host as one quoted argument: the worker runs in that very folder
     odd = tmp_path / "a b'\"; touch PWNED; $(touch PWNED)"
-    target = resolve_device("cpu", host=sshd.host, threads=1, remote_dir=str(odd))
+    target = resolve_device(TargetSpec(device="cpu", host=sshd.host, threads=1), remote_dir=str(odd))
     assert target.info().threads == 1
     target.close()
     assert list(odd.glob("rcai-worker-*.zip"))

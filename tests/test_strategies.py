@@ -9,6 +9,7 @@ import pytest
 
 from rcai.cost.load import load_cost_model
 from rcai.cost.profile import ProfileConfig, profile_ops
+from rcai.targets import TargetSpec
 from rcai.errors import RcaiError
 from rcai.proxies import ProxyConfig
 from rcai.search.config import AreaOptions, EvolutionOptions, RLOptions
@@ -24,7 +25,7 @@ SAMPLED = ("grid", "random", "evolution", "area", "rl")
 @pytest.fixture(scope="module")
 def micro_table(tmp_path_factory):
     path = tmp_path_factory.mktemp("table") / "cpu-micro.csv"
-    profile_ops(ProfileConfig(preset="micro", threads=1, measure=FAST), path, progress=False)
+    profile_ops(ProfileConfig(preset="micro", target=TargetSpec(threads=1), measure=FAST), path, progress=False)
     return str(path)
 
 

@@ -13,6 +13,7 @@ import torch
 
 from rcai.cost.load import load_cost_model
 from rcai.cost.profile import ProfileConfig, profile_ops
+from rcai.targets import TargetSpec
 from rcai.errors import RcaiError
 from rcai.proxies import ProxyConfig
 from rcai.search.config import BOOptions, HalvingOptions
@@ -30,7 +31,7 @@ PROTOCOL = TrainProtocol(steps=4, batch_size=2, lr=SIGNAL.lr, ema=SIGNAL.ema, ev
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, micro):
     path = tmp_path_factory.mktemp("table") / "cpu-micro.csv"
-    profile_ops(ProfileConfig(preset="micro", threads=1, measure=FAST), path, progress=False)
+    profile_ops(ProfileConfig(preset="micro", target=TargetSpec(threads=1), measure=FAST), path, progress=False)
     table = load_cost_model(str(path), micro)
     cheapest, _ = table.space.extreme_arch(lambda sp: table.op_metric(sp, "latency_ms"), largest=False)
     lo, hi = table.estimate(cheapest, 10).loop_ms, table.estimate(table.space.base_arch(), 10).loop_ms

@@ -13,7 +13,7 @@ from torch import nn
 from rcai.errors import RcaiError
 from rcai.targets import (
     MeasureConfig, Prepared, TargetInfo, TimingStats, get_target, interleaved_rounds, list_targets,
-    measure_call_overhead, measure_loop, prepare_probe, resolve_device, specs_from_onnx,
+    TargetSpec, measure_call_overhead, measure_loop, prepare_probe, resolve_device, specs_from_onnx,
 )
 from rcai.targets.measure import repeatability
 from rcai.targets.onnxruntime import OnnxRuntimeTarget
@@ -77,21 +77,21 @@ def test_unknown_target_and_setting_are_user_errors():
 
 
 def test_resolve_device_cpu_is_onnxruntime_with_settings():
-    target = resolve_device("cpu", threads=1)
+    target = resolve_device(TargetSpec(device="cpu", threads=1))
     assert isinstance(target, OnnxRuntimeTarget) and target.info().threads == 1
 
 
 def test_unknown_device_lists_known_ones():
     with pytest.raises(RcaiError, match="cpu, gpu, jetson, torch"):
-        resolve_device("tpu")
+        resolve_device(TargetSpec(device="tpu"))
 
 
 def test_jetson_needs_a_host_and_maps_to_remote_tensorrt(monkeypatch):
     monkeypatch.delenv("RCAI_JETSON_HOST", raising=False)
     with pytest.raises(RcaiError, match="RCAI_JETSON_HOST"):
-        resolve_device("jetson")
+        resolve_device(TargetSpec(device="jetson"))
     monkeypatch.setenv("RCAI_JETSON_HOST", "orin.local")
-    target = resolve_device("jetson", user="nvidia", fp16=True)  # constructing does not connect
+    target = resolve_device(TargetSpec(device="jetson"), user="nvidia", fp16=True)  # constructing does not connect
     assert isinstance(target, RemoteTarget)
     assert target.inner == "tensorrt" and target.inner_settings == {"fp16": True}
     assert target.transport.describe() == "nvidia@orin.local"

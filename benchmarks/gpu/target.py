@@ -156,11 +156,11 @@ def _importable(name: str) -> bool:
 
 def profile(args, ctx, work: Path) -> dict:
     from rcai.cost.profile import OP_MEASURE, ProfileConfig, profile_ops
-    from rcai.targets import MeasureConfig
+    from rcai.targets import MeasureConfig, TargetSpec
     from rcai.targets.loops import LoopConfig
 
     measure = MeasureConfig(warmup=5, min_repeats=20, max_repeats=200, chunk=10, rel_tol=0.02, max_seconds=0.5) if args.smoke else OP_MEASURE
-    cfg = ProfileConfig(preset=args.preset, device=args.device, threads=args.threads, measure=measure, calibrate=args.calibrate, loop_steps=args.steps,
+    cfg = ProfileConfig(preset=args.preset, target=TargetSpec(device=args.device, threads=args.threads), measure=measure, calibrate=args.calibrate, loop_steps=args.steps,
                         calibrate_loops=LoopConfig(rounds=args.rounds), cost_model=args.cost_model)
     t = time.perf_counter()
     table = profile_ops(cfg, work / "gpu-table.csv", progress=False)
@@ -186,9 +186,10 @@ def _kernels_of(table, preset_name: str):
 
 def check(args, ctx, work: Path) -> dict:
     from rcai.cost.check import FidelityConfig, check_archs, loop_check
+    from rcai.targets import TargetSpec
 
     table = ctx["table"]
-    cfg = FidelityConfig(preset=args.preset, device=args.device, subnets=args.subnets, calibrate=args.calibrate, rounds=args.rounds,
+    cfg = FidelityConfig(preset=args.preset, target=TargetSpec(device=args.device), subnets=args.subnets, calibrate=args.calibrate, rounds=args.rounds,
                          steps=args.steps)
     archs = check_archs(args.preset, args.subnets, cfg.seed, table)
     res = loop_check(table, archs, work / "loops", cfg)
@@ -228,6 +229,7 @@ def bench(args, ctx, work: Path) -> dict:
 
     from rcai.deploy.bench import BenchConfig, bench_loop, loop_fn
     from rcai.deploy.engines import build_engine
+    from rcai.targets import TargetSpec
     from rcai.deploy.sidecar import DeploySidecar
     from rcai.targets.loops import LoopConfig, measure_loops
 
@@ -241,7 +243,7 @@ def bench(args, ctx, work: Path) -> dict:
                          "estimates": {k: {"loop_ms": v["loop_ms"], "loop_error_pct": v["loop_error_pct"]} for k, v in res.estimates.items()},
                          "notes": res.notes}
     side = DeploySidecar.for_onnx(path)
-    engine = build_engine(path, side, 1, args.device, 1 if args.smoke else None)
+    engine = build_engine(path, side, TargetSpec(device=args.device, threads=1 if args.smoke else None))
     kinds = ["device", "host"] + ([] if args.smoke else ["graph"])
     fns = {k: loop_fn(engine, side, replace(cfg, loop=k)) for k in kinds}
     images = {k: f().image for k, f in fns.items()}
@@ -262,6 +264,7 @@ def precision(args, ctx) -> dict:
 
     from rcai.deploy.bench import BenchConfig, loop_fn
     from rcai.deploy.engines import build_engine
+    from rcai.targets import TargetSpec
     from rcai.deploy.sidecar import DeploySidecar
     from rcai.metrics import psnr
     from rcai.targets.loops import LoopConfig, measure_loops
@@ -272,7 +275,7 @@ def precision(args, ctx) -> dict:
     fns, images, errors, timer = {}, {}, {}, None
     for prec in ("fp32", "fp16", "bf16"):
         try:
-            engine = build_engine(path, side, 1, args.device, 1 if args.smoke else None, precision=prec)
+            engine = build_engine(path, side, TargetSpec(device=args.device, threads=1 if args.smoke else None, precision=prec))
             fns[prec] = loop_fn(engine, side, replace(cfg, loop="auto"))
             images[prec] = fns[prec]().image
             timer = timer or engine.timer
@@ -292,6 +295,7 @@ def cross_target(args, ctx, work: Path) -> dict:
     from rcai.cost.archs import sample_archs
     from rcai.cost.model import TableCostModel
     from rcai.cost.profile import ProfileConfig, profile_ops
+    from rcai.targets import TargetSpec
     from rcai.cost.rounds import InterleaveConfig
     from rcai.cost.table import CostTable
     from rcai.deploy.bench import BenchConfig
@@ -305,7 +309,7 @@ def cross_target(args, ctx, work: Path) -> dict:
     if shipped.is_file():
         cpu_table, cpu_note = CostTable.load(shipped), f"{shipped.name} (profiled on the development VM's CPU, ONNX Runtime 1 thread)"
     else:
-        cpu_table = profile_ops(ProfileConfig(preset=args.preset, device="cpu", threads=1, interleave=InterleaveConfig(rounds=4, burst=10, warmup=1)),
+        cpu_table = profile_ops(ProfileConfig(preset=args.preset, target=TargetSpec(device="cpu", threads=1), interleave=InterleaveConfig(rounds=4, burst=10, warmup=1)),
                                 work / "cpu-table.csv", progress=False)
         cpu_note = "profiled here (ONNX Runtime 1 thread, 4 rounds)"
     models = {"gpu": TableCostModel(preset, ctx["table"]), "cpu": TableCostModel(preset, cpu_table)}
@@ -350,9 +354,10 @@ def predictor(args, ctx, work: Path) -> dict:
     from rcai.cost.archs import ArchDatasetConfig, profile_archs
     from rcai.cost.check import rescore_predictor
     from rcai.cost.profile import NET_MEASURE, ProfileConfig
+    from rcai.targets import TargetSpec
     from rcai.predictor.predictor import train_predictor
 
-    cfg = ProfileConfig(preset=args.preset, device=args.device, threads=args.threads, measure=NET_MEASURE)
+    cfg = ProfileConfig(preset=args.preset, target=TargetSpec(device=args.device, threads=args.threads), measure=NET_MEASURE)
     t = time.perf_counter()
     ds = profile_archs(cfg, ArchDatasetConfig(archs=args.archs, rounds=2), work / "archs", progress=False)
     t_data = time.perf_counter() - t
@@ -372,13 +377,14 @@ def throughput(args, ctx, work: Path) -> dict:
     """Batch as a dimension: the same profile + calibration + a short check at a throughput batch."""
     from rcai.cost.check import FidelityConfig, check_archs, loop_check
     from rcai.cost.profile import OP_MEASURE, ProfileConfig, profile_ops
+    from rcai.targets import TargetSpec
     from rcai.targets.loops import LoopConfig
 
     b = args.throughput_batch
-    cfg = ProfileConfig(preset=args.preset, device=args.device, threads=args.threads, batch=b, measure=OP_MEASURE, calibrate=args.calibrate, loop_steps=args.steps,
+    cfg = ProfileConfig(preset=args.preset, target=TargetSpec(device=args.device, threads=args.threads, batch=b), measure=OP_MEASURE, calibrate=args.calibrate, loop_steps=args.steps,
                         calibrate_loops=LoopConfig(rounds=max(2, args.rounds // 2)), cost_model=args.cost_model)
     table = profile_ops(cfg, work / f"gpu-table-b{b}.csv", progress=False)
-    fcfg = FidelityConfig(preset=args.preset, device=args.device, batch=b, subnets=min(args.subnets, 12), calibrate=args.calibrate,
+    fcfg = FidelityConfig(preset=args.preset, target=TargetSpec(device=args.device, batch=b), subnets=min(args.subnets, 12), calibrate=args.calibrate,
                           rounds=max(2, args.rounds // 2), steps=args.steps)
     res = loop_check(table, check_archs(args.preset, fcfg.subnets, fcfg.seed, table), work / f"loops-b{b}", fcfg)
     cal = table.meta.get("calibration") or {}

@@ -44,9 +44,9 @@ def pipeline(
     from ..pipeline import PipelineConfig, run_pipeline
 
     if device in ("gpu", "torch-cuda"):  # no GPU here: refused now, not after the minutes of search, training and export
-        from ..targets import resolve_device
+        from ..targets import TargetSpec, resolve_device
 
-        resolve_device(device)
+        resolve_device(TargetSpec(device=device))
     cfg = PipelineConfig(preset=preset, device=device, threads=threads, speedup=speedup, steps_per_sample=sample_steps, strategy=strategy,
                          train_steps=train_steps, rungs=tuple(rungs), initial=initial, brackets=brackets, jobs=jobs, search_steps=search_steps, finetune_steps=finetune_steps, warmup_steps=warmup_steps, rounds=rounds,
                          predictor=predictor, cost_table=cost_table, quality_model=quality_model, seed=seed,

@@ -19,6 +19,7 @@ PROFILE = defaults("cost/profile.py", "ProfileConfig")
 INTERLEAVE = defaults("cost/rounds.py", "InterleaveConfig")
 ARCHS = defaults("cost/archs.py", "ArchDatasetConfig")
 CHECK = defaults("cost/check.py", "FidelityConfig")
+TARGET = defaults("targets/spec.py", "TargetSpec")  # --device, --threads, --batch (one spec, parsed once per command)
 
 
 profile_app = typer.Typer(invoke_without_command=True, help="Profile a target (or check a table against whole loops: `rcai profile check`).")
@@ -28,11 +29,11 @@ app.add_typer(profile_app, name="profile")
 @profile_app.callback()
 def profile(
     ctx: typer.Context,
-    device: str = typer.Option(PROFILE["device"], "--device", "-d", help="Target: cpu (ONNX Runtime), torch (torch eager on this CPU), gpu (TensorRT if installed, else torch-cuda with CUDA graphs), jetson (TensorRT over ssh, unverified)."),
+    device: str = typer.Option(TARGET["device"], "--device", "-d", help="Target: cpu (ONNX Runtime), torch (torch eager on this CPU), gpu (TensorRT if installed, else torch-cuda with CUDA graphs), jetson (TensorRT over ssh, unverified)."),
     preset: str = PresetOpt,
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Table CSV (default latency_tables/<device>-<preset>.csv)."),
     threads: Optional[int] = typer.Option(None, help="Backend threads (default: all cores)."),
-    batch: int = typer.Option(PROFILE["batch"], help="Batch size of every measurement."),
+    batch: int = typer.Option(TARGET["batch"], help="Batch size of every measurement."),
     precision: str = typer.Option(PROFILE["precision"], "--precision", help="fp32 | int8 (cpu: each op and calibration subnet quantized with ONNX Runtime static quantization as in a whole INT8 network; default table latency_tables/<device>-<preset>-int8.csv)."),
     archs: int = typer.Option(0, help="Also measure N random whole subnets end to end (the predictor's dataset)."),
     archs_out: Optional[str] = typer.Option(None, help="Dataset folder (default: <table without .csv>-archs/)."),
@@ -58,6 +59,7 @@ def profile(
     from ..cost.profile import NET_MEASURE, OP_MEASURE, ProfileConfig, default_table_path, profile_ops
     from ..cost.rounds import InterleaveConfig
     from ..errors import RcaiError
+    from ..targets import TargetSpec
 
     if ctx.invoked_subcommand is not None:
         return
@@ -67,11 +69,12 @@ def profile(
         raise RcaiError(f"--archs must be >= 0 (0: no subnets) and --rounds >= 1, got {archs} and {rounds}")
     acfg = ArchDatasetConfig(archs=archs, rounds=rounds, seed=seed, sampling=sampling, method=method) if archs else None
     icfg = InterleaveConfig(rounds=op_rounds, estimator=estimator, clock=clock, correct_drift=correct_drift, pin=pin)
+    target = TargetSpec(device=device, host=host, threads=threads, batch=batch)  # a setting the target does not take: refused here
     table_path = Path(out) if out else default_table_path(device, preset, precision)
     result: dict = {}
     if not skip_ops:
-        cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=OP_MEASURE, method=method,
-                            interleave=icfg, calibrate=calibrate, host=host, precision=precision, cost_model=cost_model)
+        cfg = ProfileConfig(preset=preset, target=target, measure=OP_MEASURE, method=method,
+                            interleave=icfg, calibrate=calibrate, precision=precision, cost_model=cost_model)
         table = profile_ops(cfg, table_path, progress=not json)
         result["table"] = {"path": str(table.path), "ops": len(table.rows), "overhead_ms": table.overhead_ms, "drift": table.meta.get("drift"),
                            "half_split": table.meta.get("half_split_summary"), "calibration": table.meta.get("calibration")}
@@ -92,8 +95,7 @@ def profile(
                               f"fit error on them {cal.fit['mape']:.1%} (max {cal.fit['max_err']:.1%})")
     if archs:
         folder = Path(archs_out) if archs_out else table_path.with_name(table_path.name.removesuffix(".csv") + "-archs")
-        cfg = ProfileConfig(preset=preset, device=device, threads=threads, batch=batch, measure=NET_MEASURE,
-                            interleave=replace(icfg, rounds=rounds), host=host)
+        cfg = ProfileConfig(preset=preset, target=target, measure=NET_MEASURE, interleave=replace(icfg, rounds=rounds))
         dataset = profile_archs(cfg, acfg, folder, progress=not json)
         result["dataset"] = str(dataset)
         if not json:
@@ -104,10 +106,10 @@ def profile(
 
 @profile_app.command("check")
 def check(
-    device: str = typer.Option(CHECK["device"], "--device", "-d", help="Target: cpu (ONNX Runtime), torch (torch eager on this CPU), gpu, jetson (see `rcai profile`)."),
+    device: str = typer.Option(TARGET["device"], "--device", "-d", help="Target: cpu (ONNX Runtime), torch (torch eager on this CPU), gpu, jetson (see `rcai profile`)."),
     preset: str = PresetOpt,
-    threads: Optional[int] = typer.Option(CHECK["threads"], help="Backend threads (default 1 on targets with threads; refused on those without)."),
-    batch: int = typer.Option(CHECK["batch"], help="Batch size of every measurement."),
+    threads: Optional[int] = typer.Option(TARGET["threads"], help="Backend threads (default 1 on targets with threads; refused on those without)."),
+    batch: int = typer.Option(TARGET["batch"], help="Batch size of every measurement."),
     calibrate: int = typer.Option(CHECK["calibrate"], help="Whole subnets (<= 10) whose loops calibrate the table profiled here."),
     subnets: int = typer.Option(CHECK["subnets"], help="Random subnets whose whole loops are measured besides the base (twice) and the cheapest."),
     seed: int = typer.Option(CHECK["seed"], help="Seed of the measured subnets."),
@@ -121,15 +123,14 @@ def check(
     where it exists) vs the loops beside their own re-measurement, with the CPU model and the load."""
     import tempfile
 
-    from ..config import require_counts
     from ..cost.check import FidelityConfig, fidelity_check
     from ..errors import RcaiError
+    from ..targets import TargetSpec
 
     if subnets < 0:
         raise RcaiError(f"--subnets must be >= 0 (random subnets besides the base and the cheapest), got {subnets}")
-    require_counts({"batch": batch, **({"threads": threads} if threads is not None else {})}, "--")
-    cfg = FidelityConfig(preset=preset, device=device, threads=threads, batch=batch, subnets=subnets, calibrate=calibrate, seed=seed,
-                         cost_model=cost_model)
+    cfg = FidelityConfig(preset=preset, target=TargetSpec(device=device, threads=threads, batch=batch), subnets=subnets, calibrate=calibrate,
+                         seed=seed, cost_model=cost_model)
     names = [m.strip() for m in methods.split(",") if m.strip()]
     if not names:
         raise RcaiError("--methods: name at least one method")

@@ -35,6 +35,7 @@ from ..presets import get_preset
 from ..space.space import SearchSpace
 from ..space.subnet import SubnetSpec
 from ..progress import progress_bar
+from ..targets import resolve_device
 from .profile import ProfileConfig, table_meta
 from .subnets import SAMPLINGS, export_with_weights as _export_with_weights, prepare_subnet, sample_archs  # noqa: F401 (re-exported)
 
@@ -79,11 +80,11 @@ def profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: str | Path,
 def _profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: Path, progress: bool) -> Path:
     preset = get_preset(pcfg.preset)
     space = SearchSpace.of(preset)
-    target = pcfg.target()
+    target = resolve_device(pcfg.target)
     out = Path(out)
     if acfg.method not in ("interleaved", "sequential"):
         raise RcaiError(f"unknown measurement method {acfg.method!r}; known: interleaved, sequential")
-    if acfg.method == "interleaved" and (pcfg.host or not target.takes_onnx):
+    if acfg.method == "interleaved" and (pcfg.target.host or not target.takes_onnx):
         acfg = replace(acfg, method="sequential")  # a remote call or a torch module: interleaved rounds time ONNX models locally
     meta = {**table_meta(pcfg, preset, target), "archs": acfg.archs, "rounds": acfg.rounds, "seed": acfg.seed, "sampling": acfg.sampling,
             "method": acfg.method}
@@ -121,14 +122,14 @@ def _profile_archs(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: Path, prog
                 if not _entry_complete(out, name):
                     stored = out / "subnets" / f"{name}.json"
                     spec = SubnetSpec.load(stored) if stored.exists() else SubnetSpec(preset, arch)
-                    export_subnet(spec, out, name, pcfg.batch, Path(tmp))
+                    export_subnet(spec, out, name, pcfg.target.batch, Path(tmp))
                     advance(name)
             for r in range(acfg.rounds):  # measurement passes, interleaved over all subnets
                 for name in names:
                     if (name, r) in done:
                         continue
                     stats = prepare_subnet(target, SubnetSpec.load(out / "subnets" / f"{name}.json"), Path(tmp) / f"{name}.weights.onnx",
-                                           pcfg.batch).measure(pcfg.measure, seed=r)
+                                           pcfg.target.batch).measure(pcfg.measure, seed=r)
                     row = {"model": name, "round": r, **{k: getattr(stats, k) for k in RAW_COLUMNS[2:]}}
                     append_line(raw_path, ",".join(str(row[c]) for c in RAW_COLUMNS))
                     advance(f"{name} round {r}")
@@ -149,12 +150,12 @@ def _measure_interleaved(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: Path
     from ..targets.measure import pinned
     from .rounds import NET, REFERENCE, measure_interleaved, read_rounds
 
-    target = pcfg.target()
+    target = resolve_device(pcfg.target)
     icfg = pcfg.interleave
     groups = [names[i : i + max(acfg.group, 1)] for i in range(0, len(names), max(acfg.group, 1))]
     with tempfile.TemporaryDirectory(prefix="rcai-archs-") as tmp, pinned(target.settings().get("threads"), icfg.pin):
         with progress_bar(progress, "subnets (interleaved rounds)", len(names) + len(groups) * icfg.rounds, transient=False) as advance:
-            _export_all(out, preset, archs, names, pcfg.batch, advance)
+            _export_all(out, preset, archs, names, pcfg.target.batch, advance)
             for g, group in enumerate(groups):
                 raw = out / "rounds" / f"g{g:03d}.csv"
                 if raw.exists() and len(read_rounds(raw, [NET + n for n in group] + [REFERENCE])) >= acfg.rounds:
@@ -162,7 +163,7 @@ def _measure_interleaved(pcfg: ProfileConfig, acfg: ArchDatasetConfig, out: Path
                 models = {}
                 for name in group:
                     weights = Path(tmp) / f"{name}.weights.onnx"
-                    _export_with_weights(SubnetSpec.load(out / "subnets" / f"{name}.json"), weights, pcfg.batch)
+                    _export_with_weights(SubnetSpec.load(out / "subnets" / f"{name}.json"), weights, pcfg.target.batch)
                     models[NET + name] = weights
                 raw.parent.mkdir(parents=True, exist_ok=True)
                 measure_interleaved(target, models, replace(icfg, rounds=acfg.rounds, seed=icfg.seed + g), raw, advance)
@@ -176,7 +177,7 @@ def measure_sampler_terms(target: Any, preset, pcfg: ProfileConfig, out: Path, m
     meta.json: a predictor trained on the dataset adds it to each step (its file carries it)."""
     from .loops import measure_model_loops, sampler_terms
 
-    res = measure_model_loops(target, {}, preset, pcfg.calibrate_loops, pcfg.loop_steps, pcfg.batch)
+    res = measure_model_loops(target, {}, preset, pcfg.calibrate_loops, pcfg.loop_steps, pcfg.target.batch)
     first = next(iter(res.values()))
     meta = {**meta, "sampler_ms": sampler_terms(res, preset, pcfg.loop_steps),
             "loop": {"steps": pcfg.loop_steps, "clock": first.clock, "statistic": first.statistic, "load_after": first.load_after}}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import RcaiError
 from ..latency_data import positive_ms, read_rows
 from ..stats import accuracy as evaluate
+from ..targets import TargetSpec, resolve_device
 from ..space.subnet import SubnetSpec
 from .model import TableCostModel
 from .table import CostTable
@@ -115,9 +116,7 @@ def compare_tables(a: CostTable, b: CostTable) -> dict[str, Any]:
 @dataclass(frozen=True)
 class FidelityConfig:
     preset: str = "tiny"
-    device: str = "cpu"
-    threads: int | None = None  # None: 1 where the target has threads (the CPU check), else none
-    batch: int = 1
+    target: TargetSpec = field(default_factory=TargetSpec)  # parsed once where the target is named; threads None: 1 where the target has threads (the CPU check)
     subnets: int = 30  # random subnets whose whole loops are measured (besides the base, twice, and the cheapest)
     calibrate: int = 8  # whole subnets whose loops calibrate the table (<= 10)
     seed: int = 1  # of the measured subnets (calibration subnets come from their own seed)
@@ -126,12 +125,7 @@ class FidelityConfig:
     cost_model: str = "auto"  # the table's calibration: kinds | launch | auto (rcai.cost.profile.cost_model_of)
 
     def __post_init__(self) -> None:
-        self.target_spec()  # a setting the target does not take: refused here, before any work
-
-    def target_spec(self):
-        from ..targets.spec import TargetSpec
-
-        return TargetSpec(device=self.device, threads=self.threads, batch=self.batch).with_threads(1)
+        object.__setattr__(self, "target", self.target.with_threads(1))  # the check's thread default, set once
 
 
 CHECK_METHODS = ("auto", "wall")  # op and loop clocks: auto (thread / process CPU for one CPU thread) | wall
@@ -161,9 +155,9 @@ def loop_check(table: CostTable, archs: dict[str, dict[str, str]], workdir: str 
         nets["base (again)"] = nets["base"]
     cal_archs = {f"cal{i}": m["arch"] for i, m in enumerate((table.meta.get("calibration") or {}).get("measured", []))}
     nets.update({name: SubnetSpec(preset, arch) for name, arch in cal_archs.items()})  # the table's calibration subnets, again
-    target = cfg.target_spec().target()
+    target = resolve_device(cfg.target)
     res = measure_model_loops(target, nets, preset, LoopConfig(rounds=cfg.rounds, loops=1, clock="wall" if clock == "wall" else "auto"),
-                              cfg.steps, cfg.batch, workdir=workdir)
+                              cfg.steps, cfg.target.batch, workdir=workdir)
     models = {"table": TableCostModel(preset, table), "uncalibrated": TableCostModel(preset, table, calibrated=False)}
     if cal_archs:
         own = table.calibration.model if table.calibration else "kinds"
@@ -174,7 +168,7 @@ def loop_check(table: CostTable, archs: dict[str, dict[str, str]], workdir: str 
     if predictor:
         from .predictor_model import PredictorCostModel
 
-        models["predictor"] = PredictorCostModel(preset, predictor, batch=cfg.batch)
+        models["predictor"] = PredictorCostModel(preset, predictor, batch=cfg.target.batch)
     names = [n for n in archs]
     rows = []
     for n in names:
@@ -277,7 +271,7 @@ def fidelity_check(cfg: FidelityConfig, method: str, workdir: str | Path, progre
         raise RcaiError(f"unknown check method {method!r}; known: {', '.join(CHECK_METHODS)}")
     workdir = Path(workdir)
     clock = method
-    pcfg = ProfileConfig(preset=cfg.preset, device=cfg.device, threads=cfg.target_spec().threads, batch=cfg.batch, interleave=InterleaveConfig(clock=clock),
+    pcfg = ProfileConfig(preset=cfg.preset, target=cfg.target, interleave=InterleaveConfig(clock=clock),
                          calibrate=cfg.calibrate, loop_steps=cfg.steps, cost_model=cfg.cost_model)
     if clock == "wall":
         from ..targets.loops import LoopConfig

@@ -96,13 +96,13 @@ def foreign_table(table: CostTable, device: str | None = None, threads: int | No
     default) on this machine, and how to re-profile; None when they match, or when the target is not
     on this machine (a remote one) or cannot be created here. device None: the table's own device
     and threads (only the machine and library versions are compared)."""
-    from ..targets import resolve_device
+    from ..targets import TargetSpec, resolve_device
 
     meta = table.meta
     if device is None:  # a command without a target of its own (search): the table's, on this machine
         device, threads = meta.get("device_name") or "cpu", meta.get("threads")
     try:
-        target = resolve_device(device, threads=threads)
+        target = resolve_device(TargetSpec(device=device, threads=threads or None))
         if not target.local:
             return None
         here = target.info().to_dict()

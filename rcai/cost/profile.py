@@ -39,7 +39,7 @@ from ..onnx_export import export_onnx
 from ..progress import progress_bar
 from ..presets import Preset, get_preset
 from ..space.space import SearchSpace
-from ..targets import MeasureConfig, Target
+from ..targets import MeasureConfig, Target, TargetSpec, resolve_device
 from ..targets.measure import pinned, resolve_clock
 from ..targets.overhead import export_probe, measure_call_overhead
 from ..targets.loops import LoopConfig
@@ -64,9 +64,7 @@ LATENCY_COLUMN = {"p10": "p10_ms", "median": "median_ms"}  # table estimators an
 @dataclass(frozen=True)
 class ProfileConfig:
     preset: str = "tiny"
-    device: str = "cpu"
-    threads: int | None = None
-    batch: int = 1
+    target: TargetSpec = field(default_factory=TargetSpec)  # device, host, threads, batch: parsed once where the target is named
     measure: MeasureConfig = field(default_factory=MeasureConfig)  # the sequential method's loop
     method: str = "interleaved"  # see PROFILE_METHODS
     interleave: InterleaveConfig = field(default_factory=InterleaveConfig)
@@ -74,7 +72,6 @@ class ProfileConfig:
     calibrate_seed: int = 1000
     calibrate_loops: LoopConfig = field(default_factory=LoopConfig)  # how their loops (and the sampler's) are measured
     loop_steps: int = LOOP_STEPS  # DDIM steps of the calibration loops
-    host: str | None = None  # [user@]addr[:port]: measure there over ssh (sequential method)
     precision: str = "fp32"  # fp32 | int8 (each op and calibration subnet quantized as in a whole INT8 network: targets/quantize.py)
     cost_model: str = "auto"  # how --calibrate fits the loops: kinds | launch (kernels per op, a per-kernel floor) | auto (launch on a CUDA target)
 
@@ -82,21 +79,10 @@ class ProfileConfig:
         from ..targets.quantize import check_precision
 
         check_precision(self.precision)
-        if self.batch < 1:
-            raise RcaiError(f"--batch must be >= 1, got {self.batch}")
         if not 0 <= self.calibrate <= 10:
             raise RcaiError(f"--calibrate takes 0 to 10 subnets (got {self.calibrate})")
         if self.cost_model not in ("auto",) + CALIBRATION_MODELS:
             raise RcaiError(f"--cost-model: unknown {self.cost_model!r}; known: auto, {', '.join(CALIBRATION_MODELS)}")
-        self.target_spec()  # a setting the target does not take: refused before any work
-
-    def target_spec(self):
-        from ..targets.spec import TargetSpec
-
-        return TargetSpec(device=self.device, host=self.host, threads=self.threads, batch=self.batch)
-
-    def target(self) -> Target:
-        return self.target_spec().target()
 
 
 def cost_model_of(cfg: ProfileConfig, target: Target) -> str:
@@ -118,10 +104,10 @@ def calibrate_on_loops(cfg: ProfileConfig, table: CostTable, target: Target, wor
     if model == "launch" and "kernels" not in table.meta:
         from .kernels import op_kernels
 
-        kernels, counter = op_kernels(space.all_specs(), cfg.batch, getattr(target, "device", None) or "cpu", getattr(target, "dtype", None))
+        kernels, counter = op_kernels(space.all_specs(), cfg.target.batch, getattr(target, "device", None) or "cpu", getattr(target, "dtype", None))
         table.update_meta(kernels=kernels, kernel_counter=counter)
     if loops is None:
-        loops = calibration_loops(target, preset, archs, workdir, cfg.calibrate_loops, cfg.loop_steps, cfg.batch, cfg.precision)
+        loops = calibration_loops(target, preset, archs, workdir, cfg.calibrate_loops, cfg.loop_steps, cfg.target.batch, cfg.precision)
     fit_loop_calibration(table, space, archs, loops, cfg.loop_steps, model)
 
 
@@ -133,8 +119,8 @@ def table_meta(cfg: ProfileConfig, preset: Preset, target: Target) -> dict[str, 
     info = target.info().to_dict()
     return {
         **info,
-        "device_name": cfg.device,
-        "batch": cfg.batch,
+        "device_name": cfg.target.device,
+        "batch": cfg.target.batch,
         "precision": info.get("precision", "fp32") if cfg.precision == "fp32" else cfg.precision,
         "host": socket.gethostname(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -172,7 +158,7 @@ def profile_ops_sequential(cfg: ProfileConfig, out: str | Path, progress: bool =
     if cfg.precision != "fp32":
         raise RcaiError(f"--precision {cfg.precision}: only the interleaved method on the cpu (onnxruntime) target, not sequential/remote/torch")
     preset = get_preset(cfg.preset)
-    target = cfg.target()
+    target = resolve_device(cfg.target)
     specs = SearchSpace.of(preset).all_specs()
     table = CostTable.create(out, table_meta(cfg, preset, target))
     with tempfile.TemporaryDirectory(prefix="rcai-profile-") as tmp:
@@ -182,7 +168,7 @@ def profile_ops_sequential(cfg: ProfileConfig, out: str | Path, progress: bool =
         todo = [s for s in specs if s.key not in table.rows]
         with progress_bar(progress, "profiling ops", len(specs), len(specs) - len(todo), transient=False) as advance:
             for spec in todo:
-                table.append(profile_op(spec, target, cfg.batch, cfg.measure, workdir))
+                table.append(profile_op(spec, target, cfg.target.batch, cfg.measure, workdir))
                 advance(spec.key)
         if cfg.calibrate and "calibration" not in table.meta:  # the same fit to whole loops as the interleaved method's
             calibrate_on_loops(cfg, table, target, workdir)
@@ -195,8 +181,8 @@ def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool 
     if icfg.estimator not in LATENCY_COLUMN:
         raise RcaiError(f"a table's estimator must be one of {', '.join(LATENCY_COLUMN)} (got {icfg.estimator!r})")
     preset = get_preset(cfg.preset)
-    target = cfg.target()
-    if cfg.host or not target.takes_onnx:  # a remote call or a torch module: timed one op after the other
+    target = resolve_device(cfg.target)
+    if cfg.target.host or not target.takes_onnx:  # a remote call or a torch module: timed one op after the other
         return profile_ops_sequential(replace(cfg, method="sequential"), out, progress)
     space = SearchSpace.of(preset)
     specs = space.all_specs()
@@ -219,7 +205,7 @@ def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="rcai-profile-") as tmp, pinned(target.settings().get("threads"), icfg.pin) as pin:
         workdir = Path(tmp)
-        models = {s.key: export_op(s, cfg.batch, workdir) for s in specs}
+        models = {s.key: export_op(s, cfg.target.batch, workdir) for s in specs}
         if cfg.precision == "int8":  # every op as it runs in a whole INT8 network (Conv quantized but stem/head, the rest fp32)
             from ..targets.quantize import QuantConfig, quantize_for_timing
 
@@ -227,7 +213,7 @@ def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool 
         models[OVERHEAD] = export_probe(workdir / "overhead.onnx")
         with progress_bar(progress, "profiling ops (interleaved rounds)", icfg.rounds, transient=False) as advance:
             calls = measure_interleaved(target, models, icfg, raw_path, advance)
-        loops = calibration_loops(target, preset, archs, workdir, cfg.calibrate_loops, cfg.loop_steps, cfg.batch, cfg.precision) if archs else {}
+        loops = calibration_loops(target, preset, archs, workdir, cfg.calibrate_loops, cfg.loop_steps, cfg.target.batch, cfg.precision) if archs else {}
     calls, factors = corrected(calls, icfg)
     stats = {n: call_stats(c, icfg.estimator) for n, c in calls.items()}
     overhead = stats[OVERHEAD]["value_ms"]
@@ -236,7 +222,7 @@ def profile_ops_interleaved(cfg: ProfileConfig, out: str | Path, progress: bool 
         if spec.key not in table.rows:
             st = stats[spec.key]
             table.append({**spec_columns(spec), **{k: st[k] for k in ("median_ms", "p10_ms", "p90_ms", "cv", "count")},
-                          **op_count_columns(spec, cfg.batch)})
+                          **op_count_columns(spec, cfg.target.batch)})
     splits = sorted(stats[s.key]["half_split"] for s in specs)
     table.update_meta(
         drift=drift_summary(factors), drift_corrected=icfg.correct_drift, pinned_cpus=pin.cpus, load_average=load_average(),

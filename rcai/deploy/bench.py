@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -21,6 +22,7 @@ from ..config import JsonConfig, require_counts
 from ..errors import RcaiError
 from ..metrics import psnr
 from ..presets import get_preset
+from ..targets import TargetSpec
 from ..threads import require_threads
 from ..cost.loops import LOOP_KINDS, loop_kind
 from ..targets.loops import LoopConfig, LoopMeasurement, measure_loops
@@ -66,6 +68,11 @@ class BenchConfig(JsonConfig):
     quality_seeds: int = 4  # loop quality (rcai/train/loop_quality.py): samples per crop
     quality_crops: int = 16  # ... held-out crops
     force: bool = False  # use a cost table measured at another batch or precision
+
+    @cached_property
+    def target(self) -> TargetSpec:
+        """The target of device, threads, precision and batch, parsed once (the stored and sent config keeps the flat fields)."""
+        return TargetSpec(device=self.device, threads=self.threads, precision=self.precision, batch=self.batch)
 
 
 @dataclass
@@ -229,7 +236,7 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
 
     with torch_threads(cfg.threads), PeakRss() as mem:
         say(f"preparing --device {cfg.device}")
-        engine = build_engine(onnx_path, side, cfg.batch, cfg.device, cfg.threads, cfg.weights, cfg.precision)
+        engine = build_engine(onnx_path, side, cfg.target, cfg.weights)
         warm(engine, lr_up, cfg)
         say(f"{cfg.rounds} rounds x {cfg.loops} loop(s) of {steps} steps")
         lcfg = LoopConfig(rounds=cfg.rounds, loops=cfg.loops, clock=cfg.clock)
@@ -308,7 +315,7 @@ def psnr_vs_reference(onnx_path: str | Path, cfg: BenchConfig) -> dict[str, Any]
     steps = default_steps(cfg.sampler, side.schedule.T) if cfg.steps is None else cfg.steps
     lr_up, _ = lr_input(cfg.image, side.preset.lr_size, side.preset.hr_size, cfg.batch, cfg.seed)
     with torch_threads(cfg.threads):
-        engine = build_engine(onnx_path, side, cfg.batch, cfg.device, cfg.threads, cfg.weights, cfg.precision)
+        engine = build_engine(onnx_path, side, cfg.target, cfg.weights)
         image = _run_loop(engine, lr_up, side.noise_schedule(), cfg, steps, side.preset).image
     res = BenchResult(model=str(onnx_path), engine=engine.kind, engine_label=engine.label, target=engine.info, precision=side.precision,
                       sampler=cfg.sampler, steps=steps, batch=cfg.batch, seed=cfg.seed, image="", has_sidecar=True, subnet_hash=None,
@@ -322,7 +329,7 @@ def _compare(res: BenchResult, engine: Engine, cfg: BenchConfig, onnx_path: Path
     """PSNR of this engine's image vs the loop run the other way on this CPU (engines.reference_device)."""
     other = reference_device(engine)
     try:
-        ref = build_engine(onnx_path, side, cfg.batch, other, cfg.threads, cfg.weights)
+        ref = build_engine(onnx_path, side, TargetSpec(device=other, threads=cfg.threads, batch=cfg.batch), cfg.weights)
     except RcaiError as e:
         res.notes.append(f"no PSNR check: {e}")
         return

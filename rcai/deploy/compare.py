@@ -6,19 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..targets import TargetSpec
 from ..targets.loops import LoopConfig
 from .bench import BenchConfig, loop_fn, loop_row, measure_engines  # noqa: F401  (loop_fn: re-exported)
 from .engines import Engine, build_engine, torch_threads
 from .runtime import read_deployment
 
 LOOPS = LoopConfig(rounds=6, loops=1)  # the comparison's default
-
-
-def threads_of(device: str, threads: int | None) -> int | None:
-    """`threads` where the target of `device` takes threads, else None (one comparison, several kinds of target)."""
-    from ..targets.spec import TargetSpec
-
-    return threads if threads and "threads" in TargetSpec(device=device).accepts() else None
 
 
 def compare_loops(
@@ -28,13 +22,14 @@ def compare_loops(
     (bench.loop_row): median_ms (the loop figure to quote), repeatability (|second half of the
     rounds - first half| / figure), per_round_medians, both clocks, the engine label and the whole
     LoopMeasurement ("loop"). torch runs with cfg.threads; each target gets cfg.threads where it has
-    threads (a GPU target among CPU ones gets none: threads_of). loops: the measurement (default LOOPS
+    threads (a GPU target among CPU ones gets none: TargetSpec.with_threads). loops: the measurement (default LOOPS
     with `rounds` rounds, cfg.clock)."""
     loops = loops or LoopConfig(rounds=rounds, loops=LOOPS.loops, clock=cfg.clock)
     sides = {name: read_deployment(path, None)[0] for name, (path, _) in candidates.items()}  # each file read once
     with torch_threads(cfg.threads):
         engines = {
-            name: eng if isinstance(eng, Engine) else build_engine(Path(path), sides[name], cfg.batch, eng, threads_of(eng, cfg.threads), cfg.weights)
+            name: eng if isinstance(eng, Engine) else build_engine(Path(path), sides[name], TargetSpec(device=eng, batch=cfg.batch).with_threads(cfg.threads),
+                                                                   cfg.weights)
             for name, (path, eng) in candidates.items()
         }
         res = measure_engines({n: (engines[n], sides[n]) for n in candidates}, cfg, loops)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import RcaiError
-from ..targets import resolve_device
+from ..targets import TargetSpec, resolve_device
 from ..threads import torch_threads  # noqa: F401  (bench's and compare's)
 from .runtime import DeployedModel, PreparedDenoiser
 from .sidecar import DeploySidecar
@@ -28,10 +28,9 @@ class Engine:
     prepared: Any = None  # the target's prepared model (its device_runner drives a loop on the device)
 
 
-def build_engine(onnx_path: Path, side: DeploySidecar, batch: int, device: str = "cpu", threads: int | None = None,
-                 weights: str | Path | None = None, precision: str | None = None) -> Engine:
-    """The denoiser of the deployed model `onnx_path` on the target of `device` (precision: torch targets' setting)."""
-    target = resolve_device(device, threads=threads, **({"precision": precision} if precision else {}))
+def build_engine(onnx_path: Path, side: DeploySidecar, spec: TargetSpec, weights: str | Path | None = None) -> Engine:
+    """The denoiser of the deployed model `onnx_path` on the target of `spec` (its batch: the loop's)."""
+    target, batch, device = resolve_device(spec), spec.batch, spec.device
     if target.takes_onnx:
         dm = DeployedModel.load(onnx_path, target=target, batch=batch, deployment=(side, True))
         info = dm.prepared.info().to_dict()

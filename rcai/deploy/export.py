@@ -17,9 +17,10 @@ from ..errors import RcaiError
 from ..io import atomic_write_pair, json_text, refuse_special
 from ..lock import exclusive
 from ..onnx_export import DENOISER_INPUTS, DENOISER_OUTPUTS, OPSET, denoiser_inputs, export_onnx
+from ..precisions import precisions
 from ..space.subnet import SubnetSpec
 from .fp16 import to_fp16
-from .sidecar import PRECISIONS, DeploySidecar, denoiser_specs, sidecar_path
+from .sidecar import DeploySidecar, denoiser_specs, sidecar_path
 from .weights import build_model, weights_ref
 
 if TYPE_CHECKING:
@@ -128,8 +129,8 @@ def export_subnet_onnx(
     loop inputs is reported, warned above INT8_TOLERANCE and refused (RcaiError) above INT8_REFUSE."""
     t0 = time.perf_counter()
     precision = precision or ("fp16" if fp16 else "fp32")
-    if precision not in PRECISIONS or (fp16 and precision != "fp16"):
-        raise RcaiError(f"export: --precision must be one of {', '.join(PRECISIONS)} (and --fp16 only with fp16), got {precision!r}")
+    if precision not in precisions("export") or (fp16 and precision != "fp16"):
+        raise RcaiError(f"export: --precision must be one of {', '.join(precisions('export'))} (and --fp16 only with fp16), got {precision!r}")
     out_path = Path(out_path)
     if out_path.suffix != ".onnx":
         raise RcaiError(f"{out_path}: the output file must end in .onnx")

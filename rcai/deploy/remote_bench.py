@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RcaiError
-from ..targets import resolve_device
+from ..targets import TargetSpec, resolve_device
 from ..targets.worker import Worker, main as worker_main, serve as worker_serve
 from .bench import BenchConfig, BenchResult, bench_loop
 from .estimates import estimate_vs_measured, load_estimators
@@ -41,7 +41,7 @@ def bench_on_host(onnx_path: str | Path, cfg: BenchConfig, host: str) -> BenchRe
     if cfg.image not in (None, "random"):
         raise RcaiError("--image FILE is not sent to the host; use the built-in image or --image random")
     # every --device rule with a --host gives the remote target (or refuses in one line)
-    target = resolve_device(cfg.device, host=host, threads=cfg.threads)
+    target = resolve_device(TargetSpec(device=cfg.device, host=host or None, threads=cfg.threads or None))
     target.worker_entry = __name__
     # On the host, --device names its own CPU or GPU; estimates and the PSNR reference stay here.
     remote_cfg = dataclasses.replace(cfg, device="cpu" if cfg.device == "cpu" else "gpu", table=None, predictor=None,

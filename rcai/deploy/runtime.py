@@ -12,7 +12,7 @@ from ..diffusion import NoiseSchedule, SampleResult, sample
 from ..diffusion.sampling import StepCallback
 from ..errors import RcaiError
 from ..presets import Preset
-from ..targets import Prepared, Target, resolve_device
+from ..targets import Prepared, Target, TargetSpec, resolve_device
 from .onnxfile import check_io, load_onnx
 from .sidecar import DeploySidecar, sidecar_from_preset, sidecar_path
 
@@ -78,7 +78,7 @@ class DeployedModel:
             raise RcaiError(f"batch must be >= 1, got {batch}")
         side, has = deployment or read_deployment(onnx_path, preset)
         if target is None:
-            target = resolve_device("cpu", threads=threads)
+            target = resolve_device(TargetSpec(device="cpu", threads=threads or None))
         specs = {t.name: (t.concrete(batch), t.dtype) for t in side.inputs}
         prepared = target.prepare(str(onnx_path), specs)
         return cls(Path(onnx_path), side, has, target, prepared, make_denoiser(prepared), batch)

@@ -5,6 +5,7 @@ one denoiser per step; rounds, both clocks, memory), with the cost models' estim
 run the other way (the torch subnets for ONNX targets) and, with --quality, the loop quality."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable
 
@@ -13,6 +14,7 @@ import numpy as np
 from ..cost.loops import make_loop
 from ..errors import RcaiError
 from ..space.step_schedule import StepSchedule
+from ..targets import TargetSpec
 from ..targets.loops import LoopConfig, measure_loops
 from ..targets.measure import summarize
 from .bench import BenchConfig, BenchResult, check_config, loop_quality_config, on_calling_thread, record_psnr, result_of, warm
@@ -48,7 +50,7 @@ def bench_schedule(folder: str | Path, cfg: BenchConfig = BenchConfig(), schedul
     notes: list[str] = []
     with torch_threads(cfg.threads), PeakRss() as mem:
         say(f"preparing {len(dep.files)} subnets on --device {cfg.device}")
-        engines = _engines(dep, cfg, cfg.device)
+        engines = _engines(dep, cfg.target)
         first = engines[dep.first]
         for e in engines.values():
             warm(e, lr_up, cfg)
@@ -75,8 +77,8 @@ def bench_schedule(folder: str | Path, cfg: BenchConfig = BenchConfig(), schedul
     return res
 
 
-def _engines(dep: ScheduledDeployment, cfg: BenchConfig, device: str) -> dict[str, Engine]:
-    return {name: build_engine(path, dep.sides[name], cfg.batch, device, cfg.threads, None, cfg.precision) for name, path in dep.files.items()}
+def _engines(dep: ScheduledDeployment, spec: TargetSpec) -> dict[str, Engine]:
+    return {name: build_engine(path, dep.sides[name], spec) for name, path in dep.files.items()}
 
 
 def _loop(engines: dict[str, Engine], dep: ScheduledDeployment, lr_up: np.ndarray, cfg: BenchConfig, steps: int,
@@ -91,7 +93,7 @@ def _loop(engines: dict[str, Engine], dep: ScheduledDeployment, lr_up: np.ndarra
 def _compare(res: BenchResult, dep: ScheduledDeployment, cfg: BenchConfig, lr_up: np.ndarray, steps: int, other: str, say) -> None:
     """PSNR of the scheduled loop's image vs the same schedule run the other way (engines.reference_device)."""
     try:
-        refs = _engines(dep, cfg, other)
+        refs = _engines(dep, dataclasses.replace(cfg.target, device=other))
     except RcaiError as e:
         res.notes.append(f"no PSNR check: {e}")
         return

@@ -20,7 +20,6 @@ from ..space.subnet import SubnetSpec
 
 FORMAT = "rcai-deploy/1"
 BATCH = "batch"  # the symbolic (dynamic) batch dimension
-PRECISIONS = precisions("export")  # what `rcai export` writes
 NOISE_LEVEL = "sqrt(alpha_bar_t)"  # what the network is fed as `noise_level` at timestep t
 
 
@@ -156,8 +155,8 @@ class DeploySidecar:
         got = betas_sha256(side.noise_schedule())
         if got != want_hash:
             raise RcaiError(f"{source}: this rcai computes other betas for {schedule} (hash {got[:12]} != {want_hash[:12]})")
-        if side.precision not in PRECISIONS:
-            raise RcaiError(f"{source}: precision {side.precision!r} is not one rcai exports ({', '.join(PRECISIONS)})")
+        if side.precision not in precisions("export"):
+            raise RcaiError(f"{source}: precision {side.precision!r} is not one rcai exports ({', '.join(precisions('export'))})")
         if side.precision == "int8" and not side.quantization.get("settings"):
             raise RcaiError(f"{source}: precision int8 but no quantization settings (export it with rcai export --precision int8)")
         names = [t.name for t in side.inputs]

@@ -32,7 +32,6 @@ from ..errors import RcaiError
 from ..precisions import precisions
 from .inputs import Specs, make_input_pool
 
-PRECISIONS = precisions("table")  # what `rcai profile --precision` and the tables know
 # Modules of the UNet whose convs stay fp32: the stem (its input mixes the LR image with pure noise, one
 # uint8 range for both) and the head (the predicted output itself). On the tiny base (300 steps) keeping
 # them cut the INT8 quality loss from 0.015 to 0.003 dB and the output error from 8.6% to 6.0%, for 2%
@@ -45,8 +44,9 @@ _FORMATS = {"qdq": "QDQ", "qoperator": "QOperator"}
 
 
 def check_precision(precision: str, where: str = "--precision") -> str:
-    if precision not in PRECISIONS:
-        raise RcaiError(f"{where}: unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    """A precision `rcai profile --precision` and the tables know (rcai/precisions.py: "table")."""
+    if precision not in precisions("table"):
+        raise RcaiError(f"{where}: unknown precision {precision!r}; known: {', '.join(precisions('table'))}")
     return precision
 
 

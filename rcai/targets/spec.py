@@ -3,7 +3,9 @@
     spec = TargetSpec(device="gpu", threads=1)      # -> RcaiError before any work: torch-cuda takes no threads
     spec = TargetSpec(device="torch", precision="bf16")
     spec.takes_onnx                                   # the target's capability: ONNX file or torch module
-    target = spec.target()
+    target = resolve_device(spec)                     # the one way from a spec to a Target
+
+The spec is parsed once where the target is named (a CLI command, a run's config) and passed down whole.
 
 Each target declares the settings it takes (its __init__ arguments; a remote target: its inner
 target's); a setting given for a target that does not take it is refused in one line here, before
@@ -72,18 +74,12 @@ class TargetSpec(JsonConfig):
         """`default` threads where none were given and the target has threads; else unchanged."""
         return replace(self, threads=default) if self.threads is None and default and "threads" in self.accepts() else self
 
-    def target(self) -> Target:
-        name, settings = self.resolved()
-        return get_target(name, **settings)
 
-
-def resolve_device(device: str, host: str | None = None, threads: int | None = None, **settings: Any) -> Target:
-    """The target behind the CLI's `--device cpu|gpu|jetson [--host user@addr[:port]] [--threads N]`
-    (see DEVICES, parsed by spec.TargetSpec); threads None (or 0): the target's default. A setting the
-    target does not take is refused in one line."""
-    extra = {k: v for k, v in settings.items() if k not in SETTINGS}
-    spec = TargetSpec(device=device, host=host or None, threads=threads or None, **{k: v for k, v in settings.items() if k in SETTINGS})
-    if not extra:
-        return spec.target()
-    name, resolved = DEVICES[device]({**spec.settings(), **extra}, host or None)  # a target's own settings (fp16, user...)
-    return get_target(name, **resolved)
+def resolve_device(spec: TargetSpec, **extra: Any) -> Target:
+    """The target of `spec` by the --device rule (registry.DEVICES). `extra`: a target's own settings
+    beyond the spec's (jetson's user or fp16, a host's remote_dir), handed to the rule with them."""
+    clash = sorted(set(extra) & set(SETTINGS))
+    if clash:
+        raise RcaiError(f"resolve_device: {', '.join(clash)} belong in the TargetSpec, not among a target's own settings")
+    name, settings = DEVICES[spec.device]({**spec.settings(), **extra}, spec.host)
+    return get_target(name, **settings)

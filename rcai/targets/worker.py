@@ -52,13 +52,17 @@ class Worker:
 
     def target(self, request: dict[str, Any]) -> Any:
         from .registry import get_target
-        from .spec import resolve_device  # the package (imported first) registered every target
+        from .spec import SETTINGS, TargetSpec, resolve_device  # the package (imported first) registered every target
 
         settings = request.get("settings") or {}
         key = json.dumps([request.get("device"), request.get("target"), settings], sort_keys=True)
         if key not in self.targets:
             dev = request.get("device")
-            self.targets[key] = resolve_device(dev, **settings) if dev else get_target(request["target"], **settings)
+            if dev:  # the spec's fields among the settings; the rest are the target's own
+                spec = TargetSpec(device=dev, **{k: v for k, v in settings.items() if k in SETTINGS})
+                self.targets[key] = resolve_device(spec, **{k: v for k, v in settings.items() if k not in SETTINGS})
+            else:
+                self.targets[key] = get_target(request["target"], **settings)
         return self.targets[key]
 
     def prepare(self, target: Any, job: dict[str, Any]) -> Any:
