@@ -33,7 +33,8 @@ def run(payload) -> dict:
     torch.set_num_threads(1)
     from rcai.search.config import DartsOptions
     from rcai.search.strategies.base import StrategyConfig
-    from rcai.search.strategies.darts_engine import build_bilevel, load_cost_models
+    from rcai.search.strategies.darts.engine import build_bilevel
+    from rcai.search.strategies.darts.runner import load_cost_models
     from rcai.search.select import alpha_logprobs
 
     cfg = StrategyConfig(strategy="darts", preset="tiny", cost_table=table, seed=seed,

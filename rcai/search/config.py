@@ -15,7 +15,7 @@ from ..train.protocol import TrainProtocol
 @dataclass(frozen=True)
 class DartsOptions(JsonConfig):
     """What only the bilevel (DARTS-style) strategy reads: `StrategyConfig.darts`. Its engine
-    (rcai/search/strategies/darts_engine.py) takes the whole StrategyConfig: these options plus the
+    (rcai/search/strategies/darts/) takes the whole StrategyConfig: these options plus the
     fields every strategy shares (preset, cost table, budget, sampling steps, seed, data folder)."""
 
     predictor: str | None = None  # GNN predictor: ranks candidates and checks the budget

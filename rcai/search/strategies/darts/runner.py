@@ -1,5 +1,6 @@
-"""The bilevel (DARTS-style) engine of `rcai search --strategy darts` (strategies/darts.py), on its
-StrategyConfig (`cfg.darts`: its own options): search -> choose subnet under the budget -> fine-tune -> evaluate.
+"""The run folder of a DARTS search (`rcai search --strategy darts`, strategy.py), on its StrategyConfig
+(`cfg.darts`: its own options): bilevel search (engine.py) -> subnet under the budget (choose.py) ->
+fine-tune -> evaluate.
 
 Run folder: config.json, log.jsonl (+ log.csv), checkpoint.pt, supernet.pt, subnet.json,
 subnet.pt, metrics.json, plots/. A resumed run continues from the last checkpoint of either phase.
@@ -12,31 +13,27 @@ from typing import Any, Callable
 
 import torch
 
-from ...cost.load import load_cost_model
-from ...cost.model import CostModel, OpCostModel
-from ...diffusion import preset_loss
-from ...errors import RcaiError
-from ...io import atomic_torch_save, atomic_write_csv, atomic_write_json
-from ...space.extract import extract_subnet
-from ...model.unet import UNet
-from ...presets import get_preset
-from ...space.subnet import SubnetSpec
-from ...train.batches import BatchStream
-from ...train.device import TrainDevice, resolve_precision, to_cpu
-from ...train.evaluate import evaluate
-from ...train.lr import set_lr
-from ...train.quality import eval_set, quality
-from ...train.rundir import RunDir, seed_everything, set_rng_state
-from ...train.setup import schedule_of, splits_of
-from ...progress import progress_bar
-from ...train.trainer import save_samples
-from ..config import DartsOptions
-from ...train.distributed import rank_device, world
-from ..darts import Bilevel
-from ..plots import plot_search
-from ..result import UNDER_BUDGET_FLAG, SearchResult
-from ..select import alpha_logprobs, arch_from, best_under_budget
-from .base import StrategyConfig
+from ....cost.load import load_cost_model
+from ....cost.model import CostModel, OpCostModel
+from ....diffusion import preset_loss
+from ....errors import RcaiError
+from ....io import atomic_torch_save, atomic_write_csv, atomic_write_json
+from ....space.extract import extract_subnet
+from ....model.unet import UNet
+from ....presets import get_preset
+from ....train.device import to_cpu
+from ....train.evaluate import evaluate
+from ....train.lr import set_lr
+from ....train.quality import eval_set, quality
+from ....train.rundir import RunDir, set_rng_state
+from ....progress import progress_bar
+from ....train.trainer import save_samples
+from ...config import DartsOptions
+from ....train.distributed import world
+from ...plots import plot_search
+from ..base import StrategyConfig
+from .choose import choose_subnet, load_predictor
+from .engine import Bilevel, build_bilevel
 
 
 def load_cost_models(cfg: StrategyConfig) -> tuple[OpCostModel, CostModel | None]:
@@ -45,11 +42,6 @@ def load_cost_models(cfg: StrategyConfig) -> tuple[OpCostModel, CostModel | None
     if not isinstance(table, OpCostModel):
         raise RcaiError(f"{cfg.cost_table}: the search needs a per-op cost model (a cost table), got a {table.name}")
     return table, load_predictor(cfg)
-
-
-def load_predictor(cfg: StrategyConfig) -> CostModel | None:
-    """The GNN predictor that ranks candidates and checks the budget, where the config names one."""
-    return load_cost_model(cfg.darts.predictor, get_preset(cfg.preset)) if cfg.darts.predictor else None
 
 
 def check_budget_feasible(table: OpCostModel, cfg: StrategyConfig) -> None:
@@ -61,53 +53,6 @@ def check_budget_feasible(table: OpCostModel, cfg: StrategyConfig) -> None:
     if cheapest > cfg.latency_budget_ms:
         raise RcaiError(f"latency budget {cfg.latency_budget_ms:.4g} ms is below the cheapest subnet's loop "
                         f"({cheapest:.4g} ms by {table.name}, {cfg.steps_per_sample} steps): no subnet can meet it")
-
-
-def build_bilevel(cfg: StrategyConfig, table: OpCostModel) -> Bilevel:
-    rank, _ = world()
-    preset, o = get_preset(cfg.preset), cfg.darts
-    seed_everything(cfg.seed)  # identical init on every rank (and broadcast from rank 0 anyway)
-    supernet = UNet(preset, softmax=o.softmax)
-    splits = splits_of(preset, cfg.proxy_config.data_dir, cfg.seed, o.batch_size)
-    val = splits.val
-    val.random = val.augment = True  # the architecture engine sees random crops of the val images
-    base = table.estimate(table.space.base_arch(), cfg.steps_per_sample)
-    device = rank_device(o.train_device)
-    dev = TrainDevice(device, resolve_precision(o.train_precision, device))
-    torch.manual_seed(cfg.seed + 1000 * rank)  # ranks differ in data and Gumbel noise only
-    return Bilevel(
-        o, supernet, table, schedule_of(preset),
-        BatchStream(splits.train, o.batch_size, cfg.seed + 1000 * rank),
-        BatchStream(val, o.batch_size, cfg.seed + 1 + 1000 * rank),
-        base_loop_ms=base.loop_ms, base_flops=base.flops, budget_ms=cfg.latency_budget_ms, steps_per_sample=cfg.steps_per_sample, dev=dev,
-    )
-
-
-def choose_subnet(engine: Bilevel, predictor: CostModel | None) -> SearchResult:
-    """Without a budget: the argmax subnet. With one: the subnet of highest alpha log-probability
-    whose table loop latency is within the budget (exact knapsack, rcai/search/select.py); with a
-    predictor, the budget is tightened until the predictor agrees too (at most 4 tries)."""
-    space, S = engine.space, engine.steps_per_sample
-    logp = alpha_logprobs(engine.supernet)
-    judge = predictor or engine.cost
-    if not engine.budget_ms:
-        argmax = arch_from(space, logp)
-        return SearchResult(SubnetSpec(space.preset, argmax), judge.estimate(argmax, S), "argmax")
-    budget, limit, notes = engine.budget_ms, engine.budget_ms, []
-    for _ in range(4):
-        sel = best_under_budget(space, logp, lambda sp: engine.cost.op_metric(sp, "latency_ms"), engine.cost.overhead_ms, S, limit)
-        est = judge.estimate(sel.arch, S)
-        if est.loop_ms <= budget:
-            break
-        notes.append(f"{judge.name} puts the table's choice at {est.loop_ms:.1f} ms > budget {budget:.1f} ms; tightening")
-        limit *= budget / est.loop_ms * 0.995
-    selection = "argmax" if sel.arch == arch_from(space, logp) else "budget"
-    notes.append(f"knapsack over {sel.front_size} Pareto-optimal subnets: loop {sel.loop_ms:.1f} ms by the table "
-                 f"({sel.loop_ms / budget:.0%} of the {budget:.1f} ms budget)")
-    result = SearchResult(SubnetSpec(space.preset, sel.arch), est, selection, notes=notes, budget_ms=budget, table_loop_ms=sel.loop_ms)
-    if result.far_under_budget:
-        notes.append(f"FLAG: the subnet uses only {result.budget_use:.0%} of the budget (more than {UNDER_BUDGET_FLAG:.0%} under)")
-    return result
 
 
 def search_in(cfg: StrategyConfig, run: RunDir, table: OpCostModel, progress: bool = True) -> dict[str, Any]:

@@ -1,24 +1,25 @@
-"""DARTS as one strategy among the others: the bilevel supernet search of darts_engine.py, whose
+"""DARTS as one strategy among the others: the bilevel supernet search (engine.py, run by runner.py), whose
 quality estimate is the supernet itself (its alphas) and whose budget step is the exact knapsack.
 Its own options are `StrategyConfig.darts`; the engine runs on the StrategyConfig itself. The run folder
 also holds the supernet, the fine-tuned subnet's weights (subnet.pt) and its evaluation (metrics.json),
 whose figures are the result's info."""
 from __future__ import annotations
 
-from ...cost.model import Cost, OpCostModel
-from ...errors import RcaiError
-from ...space.subnet import SubnetSpec
-from ...train.rundir import RunDir
-from ..result import SearchResult
-from .base import STRATEGIES, Problem, SearchStrategy
-from .darts_engine import check_budget_feasible, load_predictor, search_in
+from ....cost.model import Cost, OpCostModel
+from ....errors import RcaiError
+from ....space.subnet import SubnetSpec
+from ....train.rundir import RunDir
+from ...result import SearchResult
+from ..base import STRATEGIES, Problem, SearchStrategy
+from .choose import load_predictor
+from .runner import check_budget_feasible, search_in
 
 
 @STRATEGIES.register("darts")
 class Darts(SearchStrategy):
     name = "darts"
     trains = True  # the supernet is its estimator: no proxy is built
-    distributed = True  # data-parallel supernet training (gradients averaged, rcai/search/darts.py)
+    distributed = True  # data-parallel supernet training (gradients averaged, engine.py)
 
     def check(self, problem: Problem) -> None:
         if not isinstance(problem.cost, OpCostModel):

@@ -19,18 +19,22 @@ from typing import Any
 
 import torch
 
-from ..cost.expected import expected_cost
-from ..cost.model import OpCostModel
-from ..diffusion import NoiseSchedule, preset_loss
-from ..space.extract import argmax_arch
-from ..model.mixed import TanhTemperature, get_softmax
-from ..model.unet import UNet
-from ..space.space import SearchSpace
-from ..train.batches import BatchStream
-from ..train.device import TrainDevice
-from ..train.distributed import average_grads, broadcast_, world
-from .config import DartsOptions
-from .penalty import DUAL, SIGNED_MU, get_penalty
+from ....cost.expected import expected_cost
+from ....cost.model import OpCostModel
+from ....diffusion import NoiseSchedule, preset_loss
+from ....space.extract import argmax_arch
+from ....model.mixed import TanhTemperature, get_softmax
+from ....model.unet import UNet
+from ....presets import get_preset
+from ....space.space import SearchSpace
+from ....train.batches import BatchStream
+from ....train.device import TrainDevice, resolve_precision
+from ....train.distributed import average_grads, broadcast_, rank_device, world
+from ....train.rundir import seed_everything
+from ....train.setup import schedule_of, splits_of
+from ...config import DartsOptions
+from ...penalty import DUAL, SIGNED_MU, get_penalty
+from ..base import StrategyConfig
 
 
 def _requires_grad(params: list[torch.nn.Parameter], flag: bool) -> None:
@@ -217,3 +221,23 @@ class Bilevel:
         self.train_stream.load_state_dict(s["train_stream"])
         self.val_stream.load_state_dict(s["val_stream"])
         self.data_ref, self.mu, self.kappa = (float(s["scales"][k]) for k in ("data_ref", "mu", "kappa"))
+
+
+def build_bilevel(cfg: StrategyConfig, table: OpCostModel) -> Bilevel:
+    rank, _ = world()
+    preset, o = get_preset(cfg.preset), cfg.darts
+    seed_everything(cfg.seed)  # identical init on every rank (and broadcast from rank 0 anyway)
+    supernet = UNet(preset, softmax=o.softmax)
+    splits = splits_of(preset, cfg.proxy_config.data_dir, cfg.seed, o.batch_size)
+    val = splits.val
+    val.random = val.augment = True  # the architecture engine sees random crops of the val images
+    base = table.estimate(table.space.base_arch(), cfg.steps_per_sample)
+    device = rank_device(o.train_device)
+    dev = TrainDevice(device, resolve_precision(o.train_precision, device))
+    torch.manual_seed(cfg.seed + 1000 * rank)  # ranks differ in data and Gumbel noise only
+    return Bilevel(
+        o, supernet, table, schedule_of(preset),
+        BatchStream(splits.train, o.batch_size, cfg.seed + 1000 * rank),
+        BatchStream(val, o.batch_size, cfg.seed + 1 + 1000 * rank),
+        base_loop_ms=base.loop_ms, base_flops=base.flops, budget_ms=cfg.latency_budget_ms, steps_per_sample=cfg.steps_per_sample, dev=dev,
+    )
