@@ -13,7 +13,7 @@ from rcai.model.mixed import list_softmax
 from rcai.search.strategies.darts.engine import Bilevel, build_bilevel
 from rcai.search.strategies.base import StrategyConfig
 from rcai.search.strategies.darts.choose import choose_subnet
-from rcai.search.strategies.darts.runner import load_cost_models
+from rcai.search.strategies.run import build_problem
 from rcai.search.select import alpha_logprobs, best_under_budget
 from rcai.targets import MeasureConfig
 from rcai.train.evaluate import EvalConfig
@@ -37,8 +37,7 @@ def _cfg(table, **kw):
 
 
 def _engine(cfg) -> Bilevel:
-    table, _ = load_cost_models(cfg)
-    return build_bilevel(cfg, table)
+    return build_bilevel(cfg, build_problem(cfg))
 
 
 def _snapshot(params):

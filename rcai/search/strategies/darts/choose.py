@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from ....cost.load import load_cost_model
 from ....cost.model import CostModel
-from ....presets import get_preset
+from ....presets import Preset
 from ....space.subnet import SubnetSpec
+from ...config import DartsOptions
 from ...result import UNDER_BUDGET_FLAG, SearchResult
 from ...select import alpha_logprobs, arch_from, best_under_budget
-from ..base import StrategyConfig
 from .engine import Bilevel
 
 
-def load_predictor(cfg: StrategyConfig) -> CostModel | None:
-    """The GNN predictor that ranks candidates and checks the budget, where the config names one."""
-    return load_cost_model(cfg.darts.predictor, get_preset(cfg.preset)) if cfg.darts.predictor else None
+def load_predictor(o: DartsOptions, preset: Preset) -> CostModel | None:
+    """The GNN predictor that ranks candidates and checks the budget, where the options name one."""
+    return load_cost_model(o.predictor, preset) if o.predictor else None
 
 
 def choose_subnet(engine: Bilevel, predictor: CostModel | None) -> SearchResult:

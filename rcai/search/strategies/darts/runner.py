@@ -1,6 +1,6 @@
-"""The run folder of a DARTS search (`rcai search --strategy darts`, strategy.py), on its StrategyConfig
-(`cfg.darts`: its own options): bilevel search (engine.py) -> subnet under the budget (choose.py) ->
-fine-tune -> evaluate.
+"""The run folder of a DARTS search (`rcai search --strategy darts`, strategy.py) of a Problem (its cost
+table, budget and sampling steps), with the StrategyConfig's seed, data folder and own options (`cfg.darts`):
+bilevel search (engine.py) -> subnet under the budget (choose.py) -> fine-tune -> evaluate.
 
 Run folder: config.json, log.jsonl (+ log.csv), checkpoint.pt, supernet.pt, subnet.json,
 subnet.pt, metrics.json, plots/. A resumed run continues from the last checkpoint of either phase.
@@ -13,14 +13,10 @@ from typing import Any, Callable
 
 import torch
 
-from ....cost.load import load_cost_model
-from ....cost.model import CostModel, OpCostModel
 from ....diffusion import preset_loss
-from ....errors import RcaiError
 from ....io import atomic_torch_save, atomic_write_csv, atomic_write_json
 from ....space.extract import extract_subnet
 from ....model.unet import UNet
-from ....presets import get_preset
 from ....train.device import to_cpu
 from ....train.evaluate import evaluate
 from ....train.lr import set_lr
@@ -31,38 +27,19 @@ from ....train.trainer import save_samples
 from ...config import DartsOptions
 from ....train.distributed import world
 from ...plots import plot_search
-from ..base import StrategyConfig
+from ..base import Problem, StrategyConfig
 from .choose import choose_subnet, load_predictor
 from .engine import Bilevel, build_bilevel
 
 
-def load_cost_models(cfg: StrategyConfig) -> tuple[OpCostModel, CostModel | None]:
-    preset = get_preset(cfg.preset)
-    table = load_cost_model(cfg.cost_table, preset, force=cfg.force)
-    if not isinstance(table, OpCostModel):
-        raise RcaiError(f"{cfg.cost_table}: the search needs a per-op cost model (a cost table), got a {table.name}")
-    return table, load_predictor(cfg)
-
-
-def check_budget_feasible(table: OpCostModel, cfg: StrategyConfig) -> None:
-    """Before any training: a budget below the cheapest subnet's loop latency cannot be met."""
-    if cfg.latency_budget_ms is None:
-        return
-    arch, _ = table.space.extreme_arch(lambda spec: table.op_metric(spec, "latency_ms"), largest=False)
-    cheapest = table.estimate(arch, cfg.steps_per_sample).loop_ms
-    if cheapest > cfg.latency_budget_ms:
-        raise RcaiError(f"latency budget {cfg.latency_budget_ms:.4g} ms is below the cheapest subnet's loop "
-                        f"({cheapest:.4g} ms by {table.name}, {cfg.steps_per_sample} steps): no subnet can meet it")
-
-
-def search_in(cfg: StrategyConfig, run: RunDir, table: OpCostModel, progress: bool = True) -> dict[str, Any]:
-    """The bilevel search in a run folder that `run_strategy` has started (and locked), on the cost
-    table its problem loaded and the strategy checked (Darts.check: a per-op table, a feasible budget):
-    continues from its last checkpoint where there is one. Returns the metrics (rank 0; {} on the other ranks)."""
+def search_in(cfg: StrategyConfig, run: RunDir, problem: Problem, progress: bool = True) -> dict[str, Any]:
+    """The bilevel search of `problem` in a run folder that `run_strategy` has started (and locked), the
+    problem the strategy checked (Darts.check: a per-op cost table, a reachable budget): continues from
+    its last checkpoint where there is one. Returns the metrics (rank 0; {} on the other ranks)."""
     rank, _ = world()
-    o = cfg.darts
-    predictor = load_predictor(cfg)
-    engine = build_bilevel(cfg, table)
+    o, table, S = cfg.darts, problem.cost, problem.steps
+    predictor = load_predictor(o, problem.space.preset)
+    engine = build_bilevel(cfg, problem)
     state = run.load_checkpoint()
     step, phase = 0, "search"
     if state is not None:
@@ -105,10 +82,10 @@ def search_in(cfg: StrategyConfig, run: RunDir, table: OpCostModel, progress: bo
     metrics = evaluate(subnet, ev, engine.schedule, o.eval)
     metrics["quality"] = quality(subnet, ev, engine.schedule)
     save_samples(run.file("samples.png"), metrics.pop("_arrays"))
-    base = table.estimate(table.space.base_arch(), cfg.steps_per_sample)
+    base = table.estimate(table.space.base_arch(), S)
     metrics.update(
         search=result.to_dict(),
-        table=table.estimate(result.subnet.choices, cfg.steps_per_sample).to_dict(),
+        table=table.estimate(result.subnet.choices, S).to_dict(),
         base_table=base.to_dict(),
         params=sum(p.numel() for p in subnet.parameters()),
         choices=result.subnet.choices,
