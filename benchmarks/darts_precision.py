@@ -20,12 +20,12 @@ def engine(precision: str, table: str):
     from rcai.proxies import ProxyConfig
     from rcai.search.config import DartsOptions
     from rcai.search.strategies.base import StrategyConfig
-    from rcai.search.strategies.darts_engine import build_bilevel, load_cost_models
+    from rcai.search.strategies.darts.engine import build_bilevel
+    from rcai.search.strategies.run import build_problem
 
     cfg = StrategyConfig(strategy="darts", preset="tiny", cost_table=table, latency_budget_ms=150.0, proxy_config=ProxyConfig(),
                          darts=DartsOptions(warmup_steps=0, batch_size=8, train_device="cpu", train_precision=precision))
-    cost, _ = load_cost_models(cfg)
-    return build_bilevel(cfg, cost)
+    return build_bilevel(cfg, build_problem(cfg))
 
 
 def main() -> None:

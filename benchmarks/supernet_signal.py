@@ -33,12 +33,13 @@ def run(payload) -> dict:
     torch.set_num_threads(1)
     from rcai.search.config import DartsOptions
     from rcai.search.strategies.base import StrategyConfig
-    from rcai.search.strategies.darts_engine import build_bilevel, load_cost_models
+    from rcai.search.strategies.darts.engine import build_bilevel
+    from rcai.search.strategies.run import build_problem
     from rcai.search.select import alpha_logprobs
 
     cfg = StrategyConfig(strategy="darts", preset="tiny", cost_table=table, seed=seed,
                          darts=DartsOptions(softmax=softmax, penalty="expected", lambda_latency=0.0))
-    engine = build_bilevel(cfg, load_cost_models(cfg)[0])
+    engine = build_bilevel(cfg, build_problem(cfg))
     t0 = time.perf_counter()
     for step in range(cfg.darts.steps):
         engine.step(step)

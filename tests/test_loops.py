@@ -84,7 +84,7 @@ def test_the_sampler_term_is_measured_and_in_every_estimate(micro, loop_table):
     e, p = ddim.estimate(arch, 10), ddpm.estimate(arch, 10)
     assert e.sampler_ms == pytest.approx(meta["sampler_ms"]["ddim"]) and p.sampler_ms == pytest.approx(meta["sampler_ms"]["ddpm"])
     assert p.loop_ms - e.loop_ms == pytest.approx(10 * (p.sampler_ms - e.sampler_ms))
-    # the term is part of the per-step overhead the search's expected cost and knapsack add (rcai/search/darts.py, select.py)
+    # the term is part of the per-step overhead the search's expected cost and knapsack add (rcai/search/strategies/darts/engine.py, select.py)
     assert ddim.overhead_ms == pytest.approx(loop_table.calibration.overhead_ms + e.sampler_ms)
     bare = TableCostModel(micro, loop_table, calibrated=False)
     assert bare.overhead_ms == pytest.approx(loop_table.overhead_ms + e.sampler_ms)

@@ -11,9 +11,10 @@ from rcai.cost.profile import ProfileConfig, profile_ops
 from rcai.targets import TargetSpec
 from rcai.errors import RcaiError
 from rcai.model.mixed import list_softmax
-from rcai.search.darts import Bilevel
+from rcai.search.strategies.darts.engine import Bilevel, build_bilevel
 from rcai.search.strategies.base import StrategyConfig
-from rcai.search.strategies.darts_engine import build_bilevel, choose_subnet, load_cost_models
+from rcai.search.strategies.darts.choose import choose_subnet
+from rcai.search.strategies.run import build_problem
 from rcai.search.select import alpha_logprobs, best_under_budget
 from rcai.targets import MeasureConfig
 from rcai.train.evaluate import EvalConfig
@@ -37,8 +38,7 @@ def _cfg(table, **kw):
 
 
 def _engine(cfg) -> Bilevel:
-    table, _ = load_cost_models(cfg)
-    return build_bilevel(cfg, table)
+    return build_bilevel(cfg, build_problem(cfg))
 
 
 def _snapshot(params):
@@ -147,7 +147,7 @@ def test_budget_enforced_by_knapsack_selection(micro_table):
 
 
 def _stop_at_first_search_checkpoint(monkeypatch):
-    from rcai.search.strategies import darts_engine as run_mod
+    from rcai.search.strategies.darts import runner as run_mod
 
     class Stop(Exception):
         pass

@@ -53,7 +53,7 @@ gdas_softmax.single_path = True  # type: ignore[attr-defined]
 def paired_sample(alpha: torch.Tensor, tau: float) -> torch.Tensor:
     """Single path sampled from softmax(alpha), without a gradient: the search scores paths by
     their loss instead (leave-one-out REINFORCE over two paths on the same batch and noise, see
-    rcai/search/darts.py). Unlike GDAS's straight-through gradient, which tells whether scaling the
+    rcai/search/strategies/darts/engine.py). Unlike GDAS's straight-through gradient, which tells whether scaling the
     sampled op's output up would help, the paired difference compares ops with each other."""
     n = alpha.shape[-1]
     k = torch.multinomial(torch.softmax(alpha.detach(), dim=-1).reshape(-1, n), 1).reshape(alpha.shape[:-1])

@@ -14,9 +14,9 @@ from ..train.protocol import TrainProtocol
 
 @dataclass(frozen=True)
 class DartsOptions(JsonConfig):
-    """What only the bilevel (DARTS-style) strategy reads: `StrategyConfig.darts`. Its engine
-    (rcai/search/strategies/darts_engine.py) takes the whole StrategyConfig: these options plus the
-    fields every strategy shares (preset, cost table, budget, sampling steps, seed, data folder)."""
+    """What only the bilevel (DARTS-style) strategy reads: `StrategyConfig.darts`. Like every strategy
+    (rcai/search/strategies/darts/) it searches the Problem built from the shared fields (preset, cost
+    table, budget, sampling steps) and reads the seed and data folder from the StrategyConfig."""
 
     predictor: str | None = None  # GNN predictor: ranks candidates and checks the budget
     softmax: str = "gdas"  # gdas (single path: a supernet step costs a subnet step) | simple | temperature | gumbel

@@ -9,7 +9,7 @@ loop latency (for scale) and the budget. Default: "budget" when a budget is give
             multiplier of either sign, so a search that drifts under the budget is pushed back up to it
 - mul-log   (ProxylessNAS `mul#log`): loss * (log E[lat] / log B) ** beta, beta = lambda * 0.6
 
-`budget` and `target` are weighted by the search's dual variable mu (rcai/search/darts.py); SIGNED_MU
+`budget` and `target` are weighted by the search's dual variable mu (rcai/search/strategies/darts/engine.py); SIGNED_MU
 names the penalties whose mu may go negative.
 """
 from __future__ import annotations

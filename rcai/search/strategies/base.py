@@ -113,6 +113,17 @@ class Problem:
             self._loop[k] = self.cost.estimate(arch, self.steps).loop_ms
         return self._loop[k]
 
+    def check_reachable(self) -> None:
+        """Refuse a budget below the cheapest subnet's loop, in one line before any search (a per-op
+        cost model's `op_metric` gives the cheapest subnet exactly: the slots are independent)."""
+        if self.budget_ms is None:
+            return
+        cheapest, _ = self.space.extreme_arch(lambda sp: self.cost.op_metric(sp, "latency_ms"), largest=False)
+        low = self.loop_ms(cheapest)
+        if low > self.budget_ms:
+            raise RcaiError(f"latency budget {self.budget_ms:.4g} ms is below the cheapest subnet's loop ({low:.4g} ms by {self.cost.name}, "
+                            f"{self.steps} steps): no subnet can meet it")
+
     def feasible(self, arch: Mapping[str, str]) -> bool:
         return self.budget_ms is None or self.loop_ms(arch) <= self.budget_ms * (1 + 1e-12)
 

@@ -75,13 +75,8 @@ class OneShot(SearchStrategy):
             raise RcaiError(f"{self.cfg.cost_table}: --strategy oneshot needs a per-op cost model (a cost table), got a {problem.cost.name}")
         if problem.budget_ms is None:
             raise RcaiError("--strategy oneshot needs --latency-budget-ms")
-        space, cost = problem.space, problem.cost
-        cheapest, _ = space.extreme_arch(lambda sp: cost.op_metric(sp, "latency_ms"), largest=False)
-        low = problem.loop_ms(cheapest)
-        if low > problem.budget_ms:
-            raise RcaiError(f"latency budget {problem.budget_ms:.4g} ms is below the cheapest subnet's loop ({low:.4g} ms by {cost.name}, "
-                            f"{problem.steps} steps): no subnet can meet it")
-        load_supernet_and_predictor(self.cfg.oneshot.supernet, space.preset)
+        problem.check_reachable()
+        load_supernet_and_predictor(self.cfg.oneshot.supernet, problem.space.preset)
 
     def search(self, problem: Problem, run: RunDir | None = None) -> SearchResult:
         import time

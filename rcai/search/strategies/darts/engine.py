@@ -19,18 +19,21 @@ from typing import Any
 
 import torch
 
-from ..cost.expected import expected_cost
-from ..cost.model import OpCostModel
-from ..diffusion import NoiseSchedule, preset_loss
-from ..space.extract import argmax_arch
-from ..model.mixed import TanhTemperature, get_softmax
-from ..model.unet import UNet
-from ..space.space import SearchSpace
-from ..train.batches import BatchStream
-from ..train.device import TrainDevice
-from ..train.distributed import average_grads, broadcast_, world
-from .config import DartsOptions
-from .penalty import DUAL, SIGNED_MU, get_penalty
+from ....cost.expected import expected_cost
+from ....cost.model import OpCostModel
+from ....diffusion import NoiseSchedule, preset_loss
+from ....space.extract import argmax_arch
+from ....model.mixed import TanhTemperature, get_softmax
+from ....model.unet import UNet
+from ....space.space import SearchSpace
+from ....train.batches import BatchStream
+from ....train.device import TrainDevice, resolve_precision
+from ....train.distributed import average_grads, broadcast_, rank_device, world
+from ....train.rundir import seed_everything
+from ....train.setup import schedule_of, splits_of
+from ...config import DartsOptions
+from ...penalty import DUAL, SIGNED_MU, get_penalty
+from ..base import Problem, StrategyConfig
 
 
 def _requires_grad(params: list[torch.nn.Parameter], flag: bool) -> None:
@@ -50,7 +53,7 @@ class Bilevel:
     val_stream: BatchStream
     base_loop_ms: float
     base_flops: float
-    budget_ms: float | None  # StrategyConfig.latency_budget_ms
+    budget_ms: float | None  # Problem.budget_ms
     steps_per_sample: int
     dev: TrainDevice = field(default_factory=lambda: TrainDevice(torch.device("cpu"), "fp32"))
 
@@ -217,3 +220,25 @@ class Bilevel:
         self.train_stream.load_state_dict(s["train_stream"])
         self.val_stream.load_state_dict(s["val_stream"])
         self.data_ref, self.mu, self.kappa = (float(s["scales"][k]) for k in ("data_ref", "mu", "kappa"))
+
+
+def build_bilevel(cfg: StrategyConfig, problem: Problem) -> Bilevel:
+    """The engine of a search of `problem` (its space's preset, per-op cost table, budget and sampling
+    steps), with the config's seed, data folder and own options (`cfg.darts`)."""
+    rank, _ = world()
+    preset, o, table, S = problem.space.preset, cfg.darts, problem.cost, problem.steps
+    seed_everything(cfg.seed)  # identical init on every rank (and broadcast from rank 0 anyway)
+    supernet = UNet(preset, softmax=o.softmax)
+    splits = splits_of(preset, cfg.proxy_config.data_dir, cfg.seed, o.batch_size)
+    val = splits.val
+    val.random = val.augment = True  # the architecture engine sees random crops of the val images
+    base = table.estimate(table.space.base_arch(), S)
+    device = rank_device(o.train_device)
+    dev = TrainDevice(device, resolve_precision(o.train_precision, device))
+    torch.manual_seed(cfg.seed + 1000 * rank)  # ranks differ in data and Gumbel noise only
+    return Bilevel(
+        o, supernet, table, schedule_of(preset),
+        BatchStream(splits.train, o.batch_size, cfg.seed + 1000 * rank),
+        BatchStream(val, o.batch_size, cfg.seed + 1 + 1000 * rank),
+        base_loop_ms=base.loop_ms, base_flops=base.flops, budget_ms=problem.budget_ms, steps_per_sample=S, dev=dev,
+    )
