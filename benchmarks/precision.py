@@ -92,8 +92,7 @@ def pick_subnets(args, preset, work: Path) -> tuple[dict[str, dict[str, str]], d
 
 def train_all(args, preset, subnets: dict[str, dict[str, str]], work: Path) -> dict[str, Path]:
     from rcai.train.evaluate import EvalConfig
-    from rcai.train.job import train_job
-    from rcai.train.protocol import TrainProtocol
+    from rcai.train.protocol import TrainProtocol, train_job
 
     runs = {}
     for name, arch in subnets.items():

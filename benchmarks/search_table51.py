@@ -33,8 +33,7 @@ from rcai.presets import get_preset
 from rcai.space.subnet import SubnetSpec
 from rcai.cost.summary import space_summary
 from rcai.train.evaluate import EvalConfig
-from rcai.train.job import train_job
-from rcai.train.protocol import TrainProtocol
+from rcai.train.protocol import TrainProtocol, train_job
 
 VARIANTS = ("simple", "temperature", "gumbel")
 

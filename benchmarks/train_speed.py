@@ -25,8 +25,7 @@ SETTINGS = [("fp32", 8), ("bf16", 8), ("fp32", 32), ("bf16", 32)]
 
 def run(prec: str, batch: int, steps: int, folder: Path, seed: int = 0, final_eval: bool = False) -> dict:
     from rcai.train.evaluate import EvalConfig
-    from rcai.train.job import train_job
-    from rcai.train.protocol import TrainProtocol
+    from rcai.train.protocol import TrainProtocol, train_job
 
     protocol = TrainProtocol(steps=steps, batch_size=batch, lr=2e-3, lr_schedule="constant", ema=0.998, eval_at=(steps,) if final_eval else ())
     return train_job(protocol, folder, preset="tiny", seed=seed, device="cpu", precision=prec, eval=EvalConfig(max_images=0), resume=False,

@@ -20,8 +20,8 @@ from typing import Any, Callable
 from .registry import Registry
 from .space.subnet import SubnetSpec
 from .train.evaluate import EvalConfig
-from .train.job import TrainJob, train_job
-from .train.protocol import TrainProtocol
+from .train.job import TrainJob
+from .train.protocol import TrainProtocol, train_job
 
 SEARCH_STAGES: Registry[type["SearchStage"]] = Registry("pipeline search stage")
 

@@ -36,8 +36,7 @@ def train(
     from ..config import require_counts
     from ..search.executors import make_executor
     from ..train.evaluate import EvalConfig
-    from ..train.job import train_job
-    from ..train.protocol import TrainProtocol
+    from ..train.protocol import TrainProtocol, train_job
 
     require_counts({"eval-steps": eval_steps, "eval-images": eval_images}, "--")  # the line below prints the sampled PSNR
     protocol = TrainProtocol(steps=steps, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, ema=0.0, eval_at=())

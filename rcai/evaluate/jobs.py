@@ -54,8 +54,7 @@ def run_job(job: dict[str, Any], cfg: JobConfig) -> dict[str, Any]:
     from ..search.strategies.base import StrategyConfig
     from ..search.strategies.run import run_knapsack, run_strategy
     from ..space.subnet import SubnetSpec
-    from ..train.job import train_job
-    from ..train.protocol import TrainProtocol
+    from ..train.protocol import TrainProtocol, train_job
 
     out = Path(cfg.out) / job["id"]
     ev = cfg.eval

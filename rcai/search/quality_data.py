@@ -83,8 +83,7 @@ def plan(cfg: CollectConfig) -> list[dict[str, Any]]:
 
 def subnet_job(job: dict[str, Any], cfg: CollectConfig, out: Path, device: str = "auto", precision: str = "auto"):
     """The TrainJob of a planned subnet (writes its subnet.json)."""
-    from ..train.job import train_job
-    from ..train.protocol import TrainProtocol
+    from ..train.protocol import TrainProtocol, train_job
 
     run = out / job["id"]
     spec = SubnetSpec(get_preset(cfg.preset), job["choices"])

@@ -1,7 +1,7 @@
 """The one training job: "train this subnet from scratch in this folder". Every stage that trains
 (`rcai train`, `rcai quality collect`, halving's and bo's rungs, the pipeline's references, the
-evaluation and benchmark jobs, the one-shot pick's fine-tune) builds it with `train_job` from a
-protocol (rcai/train/protocol.py: steps, batch, lr, EMA, curve), a training device and a precision,
+evaluation and benchmark jobs, the one-shot pick's fine-tune) builds it with the one factory,
+rcai/train/protocol.py `train_job` (a protocol: steps, batch, lr, EMA, curve; a device; a precision),
 and hands it to an executor (rcai/search/executors.py), which places it (`TrainJob.placed`: a GPU
 of its machine for a job whose device is `auto`, the torch threads it runs with) and runs it in a
 worker process, in its own process or as a Ray task.
@@ -14,17 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import RcaiError
 from ..io import read_json
 from ..threads import torch_threads
-from .evaluate import EvalConfig
 from .rundir import RunDir
 from .trainer import TrainConfig
-
-if TYPE_CHECKING:
-    from .protocol import TrainProtocol
 
 
 @dataclass(frozen=True)
@@ -65,21 +61,6 @@ class TrainJob:
         resume = (Path(self.out) / "config.json").exists() if self.resume is None else self.resume
         with torch_threads(self.threads):
             return train(self.config, self.out, resume=resume, progress=self.progress, final_eval=self.final_eval)
-
-
-def train_job(protocol: "TrainProtocol", out: str | Path, *, preset: str, seed: int = 0, device: str = "auto", precision: str = "auto",
-              eval: EvalConfig | None = None, subnet: str | Path | None = None, init: str | Path | None = None,
-              data_dir: str | None = None, resume: bool | None = None, progress: bool = False, final_eval: bool = True,
-              **every: int) -> TrainJob:
-    """The one way a TrainJob is built: `protocol`'s steps, batch, lr, schedule, EMA and curve
-    (eval_at) for the subnet.json `subnet` (None: the base model) of `preset`, from scratch or from
-    the weights `init`, on `device` in `precision`, into the run folder `out`. `every`: ckpt_every,
-    log_every (how often it checkpoints and logs; TrainConfig's defaults)."""
-    cfg = TrainConfig(preset=preset, subnet=None if subnet is None else str(subnet), init=None if init is None else str(init),
-                      steps=protocol.steps, batch_size=protocol.batch_size, lr=protocol.lr, lr_schedule=protocol.lr_schedule,
-                      ema=protocol.ema, eval_at=protocol.eval_at, seed=seed, data_dir=data_dir,
-                      eval=eval if eval is not None else EvalConfig(), device=device, precision=precision, **every)
-    return TrainJob(cfg, str(out), resume=resume, progress=progress, final_eval=final_eval)
 
 
 def run_job(job: TrainJob) -> dict[str, Any]:

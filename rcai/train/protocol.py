@@ -22,8 +22,9 @@ from ..io import read_json
 from ..registry import Registry
 from ..space.subnet import SubnetSpec
 from .evaluate import EvalConfig
-from .job import TrainJob, train_job
+from .job import TrainJob
 from .rundir import RunDir
+from .trainer import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,21 @@ PROTOCOLS: Registry[TrainProtocol] = Registry("training protocol")
 SIGNAL = PROTOCOLS.add("signal", TrainProtocol())
 CPU = PROTOCOLS.add("cpu", TrainProtocol(steps=1600, batch_size=32, eval_at=(400, 800, 1200, 1600)))
 GPU = PROTOCOLS.add("gpu", TrainProtocol(steps=4800, batch_size=32, eval_at=(1200, 2400, 3600, 4800)))
+
+
+def train_job(protocol: TrainProtocol, out: str | Path, *, preset: str, seed: int = 0, device: str = "auto", precision: str = "auto",
+              eval: EvalConfig | None = None, subnet: str | Path | None = None, init: str | Path | None = None,
+              data_dir: str | None = None, resume: bool | None = None, progress: bool = False, final_eval: bool = True,
+              **every: int) -> TrainJob:
+    """The one way a TrainJob is built: `protocol`'s steps, batch, lr, schedule, EMA and curve
+    (eval_at) for the subnet.json `subnet` (None: the base model) of `preset`, from scratch or from
+    the weights `init`, on `device` in `precision`, into the run folder `out`. `every`: ckpt_every,
+    log_every (how often it checkpoints and logs; TrainConfig's defaults)."""
+    cfg = TrainConfig(preset=preset, subnet=None if subnet is None else str(subnet), init=None if init is None else str(init),
+                      steps=protocol.steps, batch_size=protocol.batch_size, lr=protocol.lr, lr_schedule=protocol.lr_schedule,
+                      ema=protocol.ema, eval_at=protocol.eval_at, seed=seed, data_dir=data_dir,
+                      eval=eval if eval is not None else EvalConfig(), device=device, precision=precision, **every)
+    return TrainJob(cfg, str(out), resume=resume, progress=progress, final_eval=final_eval)
 
 
 def for_device(train_device: str) -> TrainProtocol:

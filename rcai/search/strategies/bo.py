@@ -1,5 +1,5 @@
 """Surrogate-driven multi-fidelity search (`--strategy bo`): Bayesian optimisation over subnets trained
-from scratch, on halving's rungs and trainings (halving.py: `train_rung`, its protocol, training seed,
+from scratch, on halving's rungs and trainings (halving.py: `SuccessiveHalving.train_rung`, its protocol, training seed,
 executor and run folders), with its own proposals and promotions. Options: `StrategyConfig.bo`.
 
 The surrogate is a Bayesian linear model of a subnet's quality at the last rung:

@@ -117,8 +117,7 @@ class OneShot(SearchStrategy):
         from dataclasses import replace
 
         from ...train.evaluate import EvalConfig
-        from ...train.job import train_job
-        from ...train.protocol import CPU
+        from ...train.protocol import CPU, train_job
 
         n = o.finetune_steps
         m = train_job(replace(CPU, steps=n, eval_at=(n,)), run.file("finetune"), preset=self.cfg.preset, subnet=run.file("subnet.json"),
