@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
@@ -38,6 +38,7 @@ from .errors import RcaiError
 from .io import atomic_write_json, read_json
 from .evaluate.baselines import MatchedLatency
 from .pipeline_search import SEARCH_STAGES, save_spec
+from .search.config import DartsOptions, HalvingOptions
 from .search.strategies.run import run_knapsack
 from .presets import get_preset
 from .runfolder import open_run
@@ -56,21 +57,16 @@ class PipelineConfig:
     steps_per_sample: int = 50  # DDIM steps of the deployed loop
     strategy: str = "halving"  # halving | darts (rcai/pipeline_search.py)
     # halving: every model of the report trained from scratch with the training device's protocol
-    # (`cpu`: batch 32, bf16 where the CPU has it) stopped at train_steps; the search compares
-    # candidates at `rungs` (benchmarks/results/search_halving.md)
-    train_steps: int = 400
-    rungs: tuple[int, ...] = (200, 400)
-    initial: int = 4
-    brackets: int = 1
+    # (`cpu`: batch 32, bf16 where the CPU has it) stopped at the last rung; the search compares
+    # candidates at `rungs` (benchmarks/results/search_halving.md). Its protocol, training seed,
+    # jobs and device are the pipeline's (rcai/pipeline_search.py fills them in)
+    halving: HalvingOptions = field(default_factory=lambda: HalvingOptions(rungs=(200, 400), initial=4, brackets=1))
     jobs: int = 2  # trainings at once (`threads` torch threads each, or on the GPUs)
     train_device: str = "auto"  # where every training runs (rcai/train/device.py); --device is the deployment target
     train_precision: str = "auto"
-    # darts: the bilevel search, its subnet fine-tuned; the references get as many weight updates
-    search_steps: int = 240
-    warmup_steps: int = 120  # alpha moves after the weights have learnt (see DartsOptions)
-    finetune_steps: int = 160
-    lr: float = 2e-3
-    softmax: str = "gdas"
+    # darts: the bilevel search, its subnet fine-tuned; the references get as many weight updates.
+    # Its predictor, evaluation and device are the pipeline's
+    darts: DartsOptions = field(default_factory=lambda: DartsOptions(steps=240, warmup_steps=120, finetune_steps=160))
     seed: int = 0
     rounds: int = 8  # rounds of the loop measurement (every model's loop once a round, in a new random order)
     calibrate: int = 8  # whole subnets that calibrate the profiled table to in-graph latency (rcai profile --calibrate)
@@ -85,11 +81,17 @@ class PipelineConfig:
         SEARCH_STAGES.get(self.strategy)
         resolve_train_device(self.train_device)  # cuda without a GPU: one line, before anything is written
         check_precision(self.train_precision)
-        require_counts(counts_of(self, "threads", "train_steps", "initial", "brackets", "jobs", "steps_per_sample", "rounds"))
+        require_counts(counts_of(self, "threads", "jobs", "steps_per_sample", "rounds"))
         if isinstance(self.speedup, bool) or not isinstance(self.speedup, (int, float)) or not 0 < self.speedup < math.inf:
             raise RcaiError(f"speedup must be a positive finite number (budget = base table latency / speedup), got {self.speedup!r}")
-        if not self.rungs or list(self.rungs) != sorted(set(self.rungs)) or self.rungs[0] < 1 or self.rungs[-1] != self.train_steps:
-            raise RcaiError(f"rungs {tuple(self.rungs)} must be increasing steps ending at train_steps {self.train_steps}")
+        rungs = self.halving.rungs
+        if not rungs or list(rungs) != sorted(set(rungs)) or rungs[0] < 1:
+            raise RcaiError(f"rungs {tuple(rungs)} must be increasing steps >= 1 (the last: every training's steps)")
+
+    @property
+    def train_steps(self) -> int:
+        """halving: the steps of every from-scratch training of the report (the last rung)."""
+        return self.halving.rungs[-1]
 
     @cached_property
     def target(self) -> TargetSpec:

@@ -78,7 +78,7 @@ class HalvingStage(SearchStage):
 
         from .train.protocol import for_device
 
-        return replace(for_device(self.cfg.train_device), steps=self.cfg.train_steps, eval_at=tuple(sorted(set(self.cfg.rungs) | {self.cfg.train_steps})))
+        return replace(for_device(self.cfg.train_device), steps=self.cfg.train_steps, eval_at=tuple(self.cfg.halving.rungs))
 
     def protocol_name(self) -> str:
         """The registered name of the training device's protocol (`cpu` or `gpu`)."""
@@ -95,14 +95,14 @@ class HalvingStage(SearchStage):
         return replace(p, eval_at=(p.steps,))
 
     def search(self, table_path, budget, out, say, progress):
-        from .search.config import HalvingOptions
+        from dataclasses import replace
+
         from .search.strategies.base import StrategyConfig
         from .search.strategies.run import run_strategy
 
-        c, run = self.cfg, out / "search"
-        say(f"halving search: {c.initial} x {c.brackets} candidates trained from scratch, compared at {c.rungs} steps (training seed {c.seed + 1}, {c.jobs} at a time)")
-        halving = HalvingOptions(protocol=self.protocol(), rungs=tuple(c.rungs), initial=c.initial, brackets=c.brackets, train_seed=c.seed + 1,
-                                 jobs=c.jobs, train_device=c.train_device, train_precision=c.train_precision)
+        c, h, run = self.cfg, self.cfg.halving, out / "search"
+        say(f"halving search: {h.initial} x {h.brackets} candidates trained from scratch, compared at {h.rungs} steps (training seed {c.seed + 1}, {c.jobs} at a time)")
+        halving = replace(h, protocol=self.protocol(), train_seed=c.seed + 1, jobs=c.jobs, train_device=c.train_device, train_precision=c.train_precision)
         scfg = StrategyConfig(strategy="halving", preset=c.preset, cost_table=str(table_path), latency_budget_ms=budget,
                               steps_per_sample=c.steps_per_sample, seed=c.seed, halving=halving)
         _, summary = run_strategy(scfg, run, resume=(run / "config.json").exists())
@@ -119,12 +119,12 @@ class HalvingStage(SearchStage):
         from .cost.load import load_cost_model
         from .errors import RcaiError
         from .presets import get_preset
-        from .search.config import HalvingOptions
         from .search.executors import make_executor
         from .search.select import sample_at_latency
         from .train.protocol import rung_qualities
 
-        c, tol, pick = self.cfg, HalvingOptions().fill_tol, out / "random-search.json"
+        c, pick = self.cfg, out / "random-search.json"
+        tol = c.halving.fill_tol
         if pick.exists():
             return str(pick)
         preset = get_preset(c.preset)
@@ -149,23 +149,22 @@ class DartsStage(SearchStage):
 
     def train_protocol(self) -> TrainProtocol:
         """From scratch with as many weight updates as the search and its fine-tune (cosine lr, batch 8, no EMA)."""
-        c = self.cfg
-        return TrainProtocol(steps=c.search_steps + c.finetune_steps, batch_size=8, lr=c.lr, lr_schedule="cosine", ema=0.0, eval_at=())
+        d = self.cfg.darts
+        return TrainProtocol(steps=d.steps + d.finetune_steps, batch_size=d.batch_size, lr=d.lr_weights, lr_schedule="cosine", ema=0.0, eval_at=())
 
     def search(self, table_path, budget, out, say, progress):
+        from dataclasses import replace
+
         from .io import read_json
-        from .search.config import DartsOptions
         from .search.strategies.base import StrategyConfig
         from .search.strategies.run import run_strategy
 
-        c, run = self.cfg, out / "search"
-        say(f"bilevel ({c.softmax}) search: {c.search_steps} steps, fine-tune {c.finetune_steps}")
+        c, d, run = self.cfg, self.cfg.darts, out / "search"
+        say(f"bilevel ({d.softmax}) search: {d.steps} steps, fine-tune {d.finetune_steps}")
         if (run / "result.json").exists():  # done: its fine-tune and evaluation are not redone
             summary = read_json(run / "result.json")
         else:
-            darts = DartsOptions(predictor=c.predictor, softmax=c.softmax, steps=c.search_steps, warmup_steps=c.warmup_steps,
-                                 finetune_steps=c.finetune_steps, lr_weights=c.lr, eval=self.ev,
-                                 train_device=c.train_device, train_precision=c.train_precision)
+            darts = replace(d, predictor=c.predictor, eval=self.ev, train_device=c.train_device, train_precision=c.train_precision)
             scfg = StrategyConfig(strategy="darts", preset=c.preset, cost_table=str(table_path), latency_budget_ms=budget,
                                   steps_per_sample=c.steps_per_sample, seed=c.seed, darts=darts)
             _, summary = run_strategy(scfg, run, resume=(run / "config.json").exists(), progress=progress)

@@ -142,6 +142,9 @@ def test_cli_defaults_are_the_config_dataclasses_defaults():
                       (d.STRATEGY, StrategyConfig)):
         real = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
         assert read == {k: v for k, v in real.items() if k not in NAMED_DEFAULTS}, cls.__name__
+    for read, group in ((d.PIPELINE_HALVING, PipelineConfig().halving), (d.PIPELINE_DARTS, PipelineConfig().darts)):  # the pipeline's own groups
+        real = {f.name: getattr(group, f.name) for f in dataclasses.fields(group) if f.default is not dataclasses.MISSING}
+        assert read == real, type(group).__name__
 
 
 NAMED_DEFAULTS = {"loop_steps"}  # defaults given by a constant's name (not read statically; no CLI option takes them)

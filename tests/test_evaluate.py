@@ -11,6 +11,7 @@ from rcai.cost.load import load_cost_model
 from rcai.evaluate import JobConfig, MatchedLatency, append, finished, measure_loops, records, run_all, run_job, seed_pairs, uniform_arch, worker
 from rcai.evaluate.journal import todo
 from rcai.evaluate.reuse import earlier_training, reuse_rows
+from rcai.search.config import DartsOptions
 from rcai.space.subnet import SubnetSpec
 from rcai.stats import beyond_noise_sd, ci95, expected_max_normal, seed_noise_sd
 from rcai.train.evaluate import EvalConfig
@@ -99,9 +100,10 @@ def test_a_pool_of_jobs_journals_each_and_a_rerun_does_only_the_failed(tmp_path,
 def test_job_config_takes_the_benchmarks_options():
     import argparse
 
-    cfg = JobConfig.from_args(argparse.Namespace(out="o", train_steps=3, lr=1e-3, estimator="zen"))
+    cfg = JobConfig.from_args(argparse.Namespace(out="o", train_steps=3, lr=1e-3, estimator="zen", softmax="simple", penalty="budget"))
     assert (cfg.out, cfg.train_steps, cfg.lr, cfg.batch, cfg.reuse) == ("o", 3, 1e-3, 8, None)
-    assert JobConfig.from_dict(cfg.to_dict() | {"eval": cfg.eval}) == cfg
+    assert (cfg.darts.softmax, cfg.darts.penalty, cfg.darts.steps) == ("simple", "budget", DartsOptions().steps)  # into the searches' group
+    assert JobConfig.from_dict(cfg.to_dict()) == cfg and JobConfig.from_dict({}) == JobConfig()
 
 
 # -- timing -----------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from rcai.pipeline import PipelineConfig, run_pipeline
+from rcai.search.config import DartsOptions, HalvingOptions
 
 
 def _micro_quality_model(path):
@@ -22,8 +23,8 @@ def _micro_quality_model(path):
     return str(path)
 
 
-MICRO = {"halving": dict(strategy="halving", train_steps=4, rungs=(2, 4), initial=3, brackets=1),
-         "darts": dict(strategy="darts", search_steps=4, warmup_steps=1, finetune_steps=2)}
+MICRO = {"halving": dict(strategy="halving", halving=HalvingOptions(rungs=(2, 4), initial=3, brackets=1)),
+         "darts": dict(strategy="darts", darts=DartsOptions(steps=4, warmup_steps=1, finetune_steps=2))}
 
 
 @pytest.mark.parametrize("stage", sorted(MICRO))

@@ -154,8 +154,9 @@ def test_every_training_entry_point_builds_train_jobs_run_by_an_executor(tmp_pat
 
     from rcai.pipeline import PipelineConfig
     from rcai.pipeline_search import SEARCH_STAGES
+    from rcai.search.config import HalvingOptions
 
-    stage = SEARCH_STAGES.get("halving")(PipelineConfig(preset="micro", train_steps=2, rungs=(2,), jobs=1, eval_images=1, train_device="cpu"))
+    stage = SEARCH_STAGES.get("halving")(PipelineConfig(preset="micro", halving=HalvingOptions(rungs=(2,)), jobs=1, eval_images=1, train_device="cpu"))
     stage.train_all({"base": (tmp_path / "base", None)}, say=lambda m: None)
     assert seen["run"][-1] == str(tmp_path / "base") and seen["executor"] == 2
     assert json.loads((tmp_path / "base" / "metrics.json").read_text())["train_steps"] == 2

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import JsonConfig
+from ..search.config import DartsOptions
 from ..train.evaluate import EvalConfig
 from .journal import append
 from .reuse import earlier_training
@@ -21,7 +22,7 @@ SEARCHED = ("searched", "variant")  # the bilevel search (DARTS) picks the archi
 @dataclass(frozen=True)
 class JobConfig(JsonConfig):
     """The protocol every job of one evaluation shares. Field names are the benchmarks' option
-    names (`from_args`)."""
+    names (`from_args`); their --softmax and --penalty go into the searches' option group `darts`."""
 
     out: str = "runs/pareto"  # job folders: <out>/<job id>/{search,train,subnet.json}
     preset: str = "tiny"
@@ -30,19 +31,27 @@ class JobConfig(JsonConfig):
     batch: int = 8
     lr: float = 2e-3
     lr_schedule: str = "cosine"
-    softmax: str = "gdas"  # the search's, unless the job names one
-    penalty: str = "auto"
     steps_per_sample: int = 50
     quality_model: str | None = None  # for `predicted` jobs: knapsack on this quality model
     reuse: str | None = None  # CSV=LABEL: a searched job that reproduces the earlier run's subnet takes its figures (rcai/evaluate/reuse.py)
     train_device: str = "auto"  # where the from-scratch trainings run (rcai/train/device.py), the bilevel searches too
     train_precision: str = "auto"
     eval: EvalConfig = field(default_factory=lambda: EvalConfig(steps=20, max_images=8, seed=0))
+    darts: DartsOptions = field(default_factory=DartsOptions)  # the bilevel searches' (softmax, penalty: unless the job names one)
 
     @classmethod
     def from_args(cls, args: Any, **over: Any) -> "JobConfig":
-        """The config from an argparse namespace: every field it has, the defaults for the rest."""
-        return cls(**{**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}, **over})
+        """The config from an argparse namespace: every field it has, its DARTS_ARGS in `darts`, the defaults for the rest."""
+        darts = DartsOptions(**{k: getattr(args, k) for k in DARTS_ARGS if hasattr(args, k)})
+        return cls(**{**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}, "darts": darts, **over})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str | None = None):
+        groups = {k: c.from_dict(d[k], k) for k, c in (("eval", EvalConfig), ("darts", DartsOptions)) if isinstance(d.get(k), dict)}
+        return super().from_dict({**d, **groups}, where)
+
+
+DARTS_ARGS = ("softmax", "penalty")  # the benchmarks' options that are the searches' (JobConfig.darts)
 
 
 def run_job(job: dict[str, Any], cfg: JobConfig) -> dict[str, Any]:
@@ -50,7 +59,8 @@ def run_job(job: dict[str, Any], cfg: JobConfig) -> dict[str, Any]:
     the job's training device, placed by the executor: `run_all`); resumes a killed search or
     training from its folder."""
     from ..presets import get_preset
-    from ..search.config import DartsOptions
+    from dataclasses import replace
+
     from ..search.strategies.base import StrategyConfig
     from ..search.strategies.run import run_knapsack, run_strategy
     from ..space.subnet import SubnetSpec
@@ -61,8 +71,7 @@ def run_job(job: dict[str, Any], cfg: JobConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     rec = {k: v for k, v in job.items() if k != "arch"}
     if job["method"] in SEARCHED:
-        darts = DartsOptions(eval=ev, softmax=job.get("softmax", cfg.softmax), penalty=job.get("penalty", cfg.penalty),
-                             train_device=cfg.train_device, train_precision=cfg.train_precision)
+        darts = replace(cfg.darts, eval=ev, train_device=cfg.train_device, train_precision=cfg.train_precision, **{k: job[k] for k in DARTS_ARGS if k in job})
         scfg = StrategyConfig(strategy="darts", preset=cfg.preset, cost_table=cfg.table, latency_budget_ms=job["budget_ms"], seed=job["seed"], darts=darts)
         m = run_strategy(scfg, out / "search", resume=(out / "search" / "config.json").exists())[1]
         rec["inherited_quality"] = m["quality"]["gain_db"]
