@@ -52,6 +52,18 @@ def test_cuda_without_a_gpu_is_one_line_exit_2_and_writes_nothing(tmp_path):
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.skipif(not NO_CUDA, reason="this machine has a CUDA GPU: the refusal is for machines without one")
+@pytest.mark.parametrize("strategy", ["halving", "bo", "darts"])
+def test_a_search_on_cuda_without_a_gpu_is_refused_before_its_folder(micro_table, tmp_path, strategy):
+    """The training strategies' device is checked once, by run_strategy before the run folder exists
+    (the trainings resolve it where they run): the CLI, the pipeline and the API get the same line."""
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "rcai", "search", "--strategy", strategy, "--preset", "micro", "--cost-table", str(micro_table),
+                        "--out", str(out), "--train-device", "cuda"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--train-device cuda: no CUDA GPU here" in r.stderr, r.stderr
+    assert not out.exists()
+
+
 def test_checkpoints_hold_cpu_tensors_and_resume_under_another_precision(tmp_path):
     """Stopped at step 2 in fp32, resumed in bf16 (another device setting): the run continues from
     the checkpoint (the log says where each part ran), and what it saved loads anywhere."""

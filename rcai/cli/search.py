@@ -86,9 +86,8 @@ def search(
     _check_options(lr_weights=lr_weights, lr_alpha=lr_alpha, lambda_latency=lambda_latency, lambda_flops=lambda_flops,
                    eval_images=eval_images, evaluations=evaluations)
     _refuse_inapplicable(strategy, {k: v for k, v in locals().items() if k in APPLIES})
-    from ..train.device import check_precision, resolve_train_device
+    from ..train.device import check_precision
 
-    resolve_train_device(train_device)  # 'cuda' without a GPU: one line before anything is written
     check_precision(train_precision)
     from ..proxies import ProxyConfig
     from ..search.config import BOOptions, DartsOptions, HalvingOptions, OneShotOptions, RLOptions

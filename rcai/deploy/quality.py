@@ -72,12 +72,10 @@ def quality_vs_reference(onnx_path: str | Path, side, weights: str | Path | None
     ref, note = reference_model(side, onnx_path, weights)
     if ref is None:
         return None, f"no quality check: {note}"
-    prev = torch.get_num_threads()
-    torch.set_num_threads(threads or prev)
-    try:
+    from ..threads import torch_threads
+
+    with torch_threads(threads or None):
         return quality_loss(OnnxModule(onnx_path, side.preset, threads), ref), ""
-    finally:
-        torch.set_num_threads(prev)
 
 
 def deployed_loop_quality(step_files: Sequence[str | Path], preset, cfg: "LoopQualityConfig", threads: int | None = 1) -> dict[str, Any]:

@@ -34,7 +34,6 @@ from ..errors import RcaiError
 from ..precisions import precisions
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:<i>")
-PRECISIONS = ("auto", *precisions("train"))
 _DEVICE = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
 
 
@@ -47,8 +46,9 @@ def check_train_device(text: str) -> str:
 
 
 def check_precision(text: str) -> str:
-    if text not in PRECISIONS:
-        raise RcaiError(f"--train-precision must be one of {', '.join(PRECISIONS)}, got {text!r}")
+    allowed = ("auto", *precisions("train"))  # rcai/precisions.py: the one table
+    if text not in allowed:
+        raise RcaiError(f"--train-precision must be one of {', '.join(allowed)}, got {text!r}")
     return text
 
 

@@ -273,6 +273,11 @@ class SearchStrategy(ABC):
         """Estimators besides the quality one the strategy scores with (Problem.estimators: AREA's seeding proxy)."""
         return ()
 
+    def train_device(self) -> str | None:
+        """The training device of the strategy's option group (None: it trains nothing); run_strategy
+        checks it is on this machine before the run folder exists."""
+        return None
+
     def check(self, problem: Problem) -> None:
         """Refuse, in one line and before the run folder exists, a problem this strategy cannot search
         (by default: a budget that no subnet meets)."""

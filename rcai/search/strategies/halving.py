@@ -24,7 +24,6 @@ from ...config import require_counts
 from ...errors import RcaiError
 from ...space.space import Arch
 from ...space.subnet import SubnetSpec
-from ...train.device import resolve_train_device
 from ...train.protocol import rung_qualities
 from ...train.rundir import RunDir
 from ..executors import check_executor, make_executor
@@ -45,11 +44,13 @@ class SuccessiveHalving(SampledStrategy):
         if h.eta < 2:
             raise RcaiError(f"eta {h.eta} keeps every candidate at every rung (no halving): eta must be 2 or more")
         check_executor(h.executor, h.ray_address)  # all of it before the run folder exists
-        resolve_train_device(h.train_device)  # cuda without a GPU: refused here, not in the first training
         if not h.rungs or any(r not in p.eval_at for r in h.rungs) or list(h.rungs) != sorted(set(h.rungs)):
             raise RcaiError(f"rungs {h.rungs} must be increasing steps among the protocol's eval_at {p.eval_at}")
         if p.lr_schedule != "constant":
             raise RcaiError("halving extends trainings from rung to rung: the protocol's lr_schedule must be constant")
+
+    def train_device(self) -> str:
+        return self.h.train_device
 
     def run(self, problem: Problem, session: Session, rng: random.Random) -> None:
         cfg = self.cfg

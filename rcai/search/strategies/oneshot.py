@@ -70,6 +70,9 @@ class OneShot(SearchStrategy):
     name = "oneshot"
     trains = True  # its estimator is the supernet (no proxy is built)
 
+    def train_device(self) -> str:
+        return self.cfg.oneshot.train_device
+
     def check(self, problem: Problem) -> None:
         if not isinstance(problem.cost, OpCostModel):
             raise RcaiError(f"{self.cfg.cost_table}: --strategy oneshot needs a per-op cost model (a cost table), got a {problem.cost.name}")

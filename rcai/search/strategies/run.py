@@ -54,6 +54,10 @@ def run_strategy(cfg: StrategyConfig, out: str | Path, resume: bool = False, pro
 
 def _run(strategy, cfg: StrategyConfig, out: str | Path, resume: bool, writer: bool) -> tuple[SearchResult | None, dict[str, Any]]:
     def prepare() -> Problem:
+        from ...train.device import resolve_train_device
+
+        if strategy.train_device() is not None:
+            resolve_train_device(strategy.train_device())  # cuda without a GPU: one line (the trainings resolve it where they run)
         problem = build_problem(cfg, strategy)
         strategy.check(problem)
         return problem

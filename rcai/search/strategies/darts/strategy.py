@@ -22,6 +22,9 @@ class Darts(SearchStrategy):
     trains = True  # the supernet is its estimator: no proxy is built
     distributed = True  # data-parallel supernet training (gradients averaged, engine.py)
 
+    def train_device(self) -> str:
+        return self.cfg.darts.train_device
+
     def check(self, problem: Problem) -> None:
         if not isinstance(problem.cost, OpCostModel):
             raise RcaiError(f"{self.cfg.cost_table}: the bilevel search needs a per-op cost model (a cost table), got a {problem.cost.name}")
