@@ -12,7 +12,10 @@
   4. export them to ONNX; measure every model's whole sampling loop once, together, with the one
      loop measurement (rcai.targets.loops: interleaved rounds, both clocks, the load beside), the
      base a second time among them (the same model measured twice in one report); the table (and
-     predictor) estimates against those figures; the torch loop's image against the ONNX loop's
+     predictor) estimates against those figures; the torch loop's image against the ONNX loop's;
+     every deployed loop's output scored on held-out crops under K noise seeds (the loop metric,
+     rcai/train/loop_quality.py: single samples, their mean, consistency, beside bicubic and the
+     ideal sampler)
   5. runs/NAME/report.md with plots
 """
 from __future__ import annotations
@@ -187,6 +190,7 @@ def _pipeline(cfg: PipelineConfig, out: Path, table: CostModel | None, say: Call
     models = {"table": table, **({"predictor": load_cost_model(predictor, preset)} if predictor else {})}  # loaded once
     psnr = psnr_vs_reference(onnx["subnet"], bcfg)
     load["end"] = load_average()
+    loops = deployed_loops(onnx, preset, S, cfg.threads, say)
     summary = {
         "budget_ms": budget,
         "steps": S,
@@ -205,6 +209,9 @@ def _pipeline(cfg: PipelineConfig, out: Path, table: CostModel | None, say: Call
     summary["speedup_measured"] = summary["base"]["measured_loop_ms"] / summary["subnet"]["measured_loop_ms"]
     summary["psnr_delta"] = summary["subnet"]["psnr"] - summary["base"]["psnr"]
     summary["quality_delta"] = summary["subnet"]["quality"]["gain_db"] - summary["base"]["quality"]["gain_db"]
+    for k, row in loops.items():
+        summary[k]["loop"] = row
+    summary["loop_delta"] = paired_delta(loops["subnet"], loops["base"])
     atomic_write_json(out / "summary.json", summary)
     from .report import write_report
 
@@ -223,6 +230,32 @@ def quality_model_file(cfg: PipelineConfig) -> Path | None:
 
 
 AGAIN = "base (again)"  # the base measured a second time in the same rounds
+
+
+def deployed_loops(onnx: dict[str, Path], preset, steps: int, threads: int, say: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """The loop metric of every exported model: its ONNX file at every one of the deployed loop's
+    `steps`, on the held-out crops under the metric's noise seeds (the same seeds for every model:
+    differences are paired)."""
+    from .deploy.quality import deployed_loop_quality
+    from .train.loop_quality import LoopQualityConfig
+
+    lq = LoopQualityConfig(steps=steps)
+    say(f"scoring the deployed loops' output ({lq.seeds} noise seeds x {lq.crops} held-out crops, {steps} DDIM steps, ONNX Runtime)")
+    out = {}
+    for k, path in onnx.items():
+        r = deployed_loop_quality([path] * steps, preset, lq, threads=threads)
+        out[k] = {**{key: v for key, v in r.items() if key not in ("per_seed", "eval_files")}, "seed_psnr": r["per_seed"]["psnr"]}
+    return out
+
+
+def paired_delta(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:
+    """a - b on single-sample PSNR, paired over the noise seeds (mean and sd of the per-seed
+    differences), and on the PSNR of the mean of the samples."""
+    import statistics
+
+    d = [x - y for x, y in zip(a["seed_psnr"], b["seed_psnr"])]
+    return {"sample_psnr": statistics.fmean(d), "sample_psnr_sd": statistics.stdev(d) if len(d) > 1 else 0.0,
+            "mean_psnr": a["mean_psnr"] - b["mean_psnr"], "seeds": len(d)}
 
 
 def _row(run: Path, table: CostModel, S: int, timing: dict[str, Any], models: dict[str, CostModel], psnr: dict[str, Any] | None) -> dict[str, Any]:

@@ -54,6 +54,13 @@ def test_pipeline_end_to_end_on_micro(tmp_path, stage):
     for name in ("base", "subnet", "cheapest", "predicted", "random"):
         q = summary[name]["quality"]
         assert q["gain_lo"] <= q["gain_db"] <= q["gain_hi"]
+    # the deployed loop's output, scored for every model under the same noise seeds (its 4 steps), the pick vs the base paired
+    for name in ("base", "subnet", "cheapest", "predicted", "random"):
+        lp = summary[name]["loop"]
+        assert (lp["steps"], lp["seeds"], len(lp["seed_psnr"])) == (4, 4, 4) and lp["ideal_psnr"] is not None
+        assert min(lp["seed_psnr"]) <= lp["sample_psnr"] <= max(lp["seed_psnr"])
+    assert summary["loop_delta"]["sample_psnr"] == pytest.approx(summary["subnet"]["loop"]["sample_psnr"] - summary["base"]["loop"]["sample_psnr"])
+    assert "The deployed loop's output" in report and "paired over 4 noise seeds" in report
     # every from-scratch model of a halving report: the same training, seed 0; the search trained its candidates under seed 1
     if stage == "halving":
         for name in ("base", "subnet", "cheapest", "random", "predicted"):
