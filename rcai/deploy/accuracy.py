@@ -57,7 +57,7 @@ def estimate_errors(
     for name, path in paths.items():
         side = DeploySidecar.for_onnx(path)
         if models is None:  # loaded once: every subnet is of the same preset
-            models = load_estimators({"table": cfg.table, "predictor": cfg.predictor}, side, cfg.batch, cfg.device, cfg.threads)
+            models = load_estimators({"table": cfg.table, "predictor": cfg.predictor}, side, cfg.target)
         steps = default_steps(cfg.sampler, side.schedule.T) if cfg.steps is None else cfg.steps
         m = measured[name]
         row: dict[str, Any] = {"subnet": name, "hash": side.subnet_hash, "steps": steps, "batch": cfg.batch,

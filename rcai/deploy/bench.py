@@ -228,7 +228,7 @@ def bench_loop(onnx_path: str | Path, cfg: BenchConfig = BenchConfig(), progress
     lr_up, image_desc = lr_input(cfg.image, preset.lr_size, preset.hr_size, cfg.batch, cfg.seed)
     notes: list[str] = []
     if cost_models is None:
-        cost_models = load_estimators({"table": cfg.table, "predictor": cfg.predictor}, side, cfg.batch, cfg.device, cfg.threads, force=cfg.force,
+        cost_models = load_estimators({"table": cfg.table, "predictor": cfg.predictor}, side, cfg.target, force=cfg.force,
                                       sampler=cfg.sampler)
 
     step_ms: list[float] = []

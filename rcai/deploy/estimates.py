@@ -8,24 +8,25 @@ from typing import TYPE_CHECKING, Any, Mapping
 from ..errors import RcaiError
 from ..stats import error_pct
 from ..space.step_schedule import StepSchedule
+from ..targets.spec import TargetSpec
 from .sidecar import DeploySidecar
 
 if TYPE_CHECKING:  # the cost models import the model code, which a deployed loop never needs
     from ..cost.model import CostModel
 
 
-def load_estimators(
-    paths: Mapping[str, str | None], side: DeploySidecar, batch: int = 1, device: str | None = None,
-    threads: int | None = None, force: bool = False, sampler: str = "ddim",
-) -> dict[str, CostModel]:
+def load_estimators(paths: Mapping[str, str | None], side: DeploySidecar, target: TargetSpec | None = None, force: bool = False,
+                    sampler: str = "ddim") -> dict[str, CostModel]:
     """{name: cost model} for each given path (name: "table", "predictor"...), loaded once by the
-    factory; a table measured on another target warns once, one of another precision than the
-    deployed model's (an fp32 table for an int8 model, or the reverse) is refused in one line."""
+    factory; a table measured on another target than `target` (its device, threads, batch) warns
+    once, one of another precision than the deployed model's (an fp32 table for an int8 model, or
+    the reverse) is refused in one line."""
     from ..cost.load import load_cost_model
 
     paths = {k: p for k, p in paths.items() if p}
     if paths and not side.choices:
         raise RcaiError(f"--{'/--'.join(paths)}: estimates need the subnet's choices, which only the sidecar has (no sidecar here)")
+    batch, device, threads = (target.batch, target.device, target.threads) if target else (1, None, None)
     return {k: load_cost_model(p, side.preset, batch=batch, device=device, threads=threads, force=force, sampler=sampler,
                             precision=side.precision) for k, p in paths.items()}
 

@@ -41,7 +41,8 @@ def bench_on_host(onnx_path: str | Path, cfg: BenchConfig, host: str) -> BenchRe
     if cfg.image not in (None, "random"):
         raise RcaiError("--image FILE is not sent to the host; use the built-in image or --image random")
     # every --device rule with a --host gives the remote target (or refuses in one line)
-    target = resolve_device(TargetSpec(device=cfg.device, host=host or None, threads=cfg.threads or None))
+    spec = TargetSpec(device=cfg.device, host=host or None, threads=cfg.threads or None)
+    target = resolve_device(spec)
     target.worker_entry = __name__
     # On the host, --device names its own CPU or GPU; estimates and the PSNR reference stay here.
     remote_cfg = dataclasses.replace(cfg, device="cpu" if cfg.device == "cpu" else "gpu", table=None, predictor=None,
@@ -61,7 +62,7 @@ def bench_on_host(onnx_path: str | Path, cfg: BenchConfig, host: str) -> BenchRe
     target.close()
     side, _ = read_deployment(onnx_path)
     paths = {"table": cfg.table, "predictor": cfg.predictor}
-    for name, model in load_estimators(paths, side, cfg.batch, cfg.device, cfg.threads).items():
+    for name, model in load_estimators(paths, side, dataclasses.replace(spec, batch=cfg.batch)).items():
         res.estimates[name] = estimate_vs_measured(model, side.choices, res.steps, res.loop_ms, res.step_p50_ms, str(paths[name]))
     return res
 

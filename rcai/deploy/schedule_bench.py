@@ -42,7 +42,7 @@ def bench_schedule(folder: str | Path, cfg: BenchConfig = BenchConfig(), schedul
     side = dep.sides[dep.first]
     preset = side.preset
     lr_up, image_desc = lr_input(cfg.image, preset.lr_size, preset.hr_size, cfg.batch, cfg.seed)
-    cost_models = load_estimators({"table": cfg.table, "predictor": cfg.predictor}, side, cfg.batch, cfg.device, cfg.threads,
+    cost_models = load_estimators({"table": cfg.table, "predictor": cfg.predictor}, side, cfg.target,
                                   force=cfg.force, sampler=cfg.sampler)
     import onnxruntime  # noqa: F401  loaded before the memory window, as bench_loop does
 
