@@ -249,13 +249,14 @@ def deployed_loops(onnx: dict[str, Path], preset, steps: int, threads: int, say:
 
 
 def paired_delta(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:
-    """a - b on single-sample PSNR, paired over the noise seeds (mean and sd of the per-seed
-    differences), and on the PSNR of the mean of the samples."""
-    import statistics
+    """a - b on single-sample PSNR, paired over the noise seeds (rcai/stats.py `paired_diff`: the
+    mean difference and its 95% bootstrap interval over the seeds), and on the PSNR of the mean of
+    the samples."""
+    from .stats import paired_diff
 
-    d = [x - y for x, y in zip(a["seed_psnr"], b["seed_psnr"])]
-    return {"sample_psnr": statistics.fmean(d), "sample_psnr_sd": statistics.stdev(d) if len(d) > 1 else 0.0,
-            "mean_psnr": a["mean_psnr"] - b["mean_psnr"], "seeds": len(d)}
+    d = paired_diff(dict(enumerate(a["seed_psnr"])), dict(enumerate(b["seed_psnr"])))
+    return {"sample_psnr": d["diff"], "sample_psnr_lo": d["lo"], "sample_psnr_hi": d["hi"], "mean_psnr": a["mean_psnr"] - b["mean_psnr"],
+            "seeds": d["n"]}
 
 
 def _row(run: Path, table: CostModel, S: int, timing: dict[str, Any], models: dict[str, CostModel], psnr: dict[str, Any] | None) -> dict[str, Any]:

@@ -266,7 +266,7 @@ def _deployed_loop_lines(summary: dict[str, Any]) -> list[str]:
         f"| bicubic | {b['bicubic_psnr']:.2f} | +0.00 | | | {b['bicubic_consistency_psnr']:.2f} |",
         "",
         f"Searched subnet vs base on the deployed loop: {d['sample_psnr']:+.3f} dB single-sample PSNR (paired over {d['seeds']} noise seeds, "
-        f"sd {d['sample_psnr_sd']:.3f}), {d['mean_psnr']:+.3f} dB on the mean of the samples; one training seed, so a training "
+        f"95% interval [{d['sample_psnr_lo']:+.3f}, {d['sample_psnr_hi']:+.3f}]), {d['mean_psnr']:+.3f} dB on the mean of the samples; one training seed, so a training "
         "seed's spread (benchmarks/results/loop_metric.md) is not in these figures.",
     ]
     return lines
