@@ -56,8 +56,9 @@ def _run(strategy, cfg: StrategyConfig, out: str | Path, resume: bool, writer: b
     def prepare() -> Problem:
         from ...train.device import resolve_train_device
 
-        if strategy.train_device() is not None:
-            resolve_train_device(strategy.train_device())  # cuda without a GPU: one line (the trainings resolve it where they run)
+        device = strategy.train_device()
+        if device is not None:
+            resolve_train_device(device)  # cuda without a GPU: one line (the trainings resolve it where they run)
         problem = build_problem(cfg, strategy)
         strategy.check(problem)
         return problem
