@@ -28,7 +28,7 @@ from onnx import TensorProto, helper
 from rcai.cost.model import CounterCostModel
 from rcai.deploy import BenchConfig, DeploySidecar, build_engine, export_subnet_onnx
 from rcai.deploy.bench import loop_fn
-from rcai.deploy.engines import torch_threads
+from rcai.threads import torch_threads
 from rcai.io import atomic_write_csv, atomic_write_text
 from rcai.presets import get_preset
 from rcai.space.space import SearchSpace

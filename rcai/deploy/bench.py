@@ -23,11 +23,11 @@ from ..errors import RcaiError
 from ..metrics import psnr
 from ..presets import get_preset
 from ..targets import TargetSpec
-from ..threads import require_threads
+from ..threads import require_threads, torch_threads
 from ..cost.loops import LOOP_KINDS, loop_kind
 from ..targets.loops import LoopConfig, LoopMeasurement, measure_loops
 from ..targets.measure import summarize
-from .engines import Engine, build_engine, reference_device, torch_threads
+from .engines import Engine, build_engine, reference_device
 from .estimates import estimate_vs_measured, load_estimators
 from .images import lr_input
 from ..memory import PeakRss

@@ -9,7 +9,8 @@ from typing import Any, Mapping
 from ..targets import TargetSpec
 from ..targets.loops import LoopConfig
 from .bench import BenchConfig, loop_fn, loop_row, measure_engines  # noqa: F401  (loop_fn: re-exported)
-from .engines import Engine, build_engine, torch_threads
+from ..threads import torch_threads
+from .engines import Engine, build_engine
 from .runtime import read_deployment
 
 LOOPS = LoopConfig(rounds=6, loops=1)  # the comparison's default

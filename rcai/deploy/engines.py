@@ -11,7 +11,6 @@ from typing import Any, Callable
 
 from ..errors import RcaiError
 from ..targets import TargetSpec, resolve_device
-from ..threads import torch_threads  # noqa: F401  (bench's and compare's)
 from .runtime import DeployedModel, PreparedDenoiser
 from .sidecar import DeploySidecar
 from .weights import reference_model

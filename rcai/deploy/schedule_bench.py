@@ -18,7 +18,8 @@ from ..targets import TargetSpec
 from ..targets.loops import LoopConfig, measure_loops
 from ..targets.measure import summarize
 from .bench import BenchConfig, BenchResult, check_config, loop_quality_config, on_calling_thread, record_psnr, result_of, warm
-from .engines import Engine, build_engine, reference_device, torch_threads
+from ..threads import torch_threads
+from .engines import Engine, build_engine, reference_device
 from .estimates import load_estimators, schedule_estimate_vs_measured
 from .images import lr_input
 from ..memory import PeakRss
